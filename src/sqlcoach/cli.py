@@ -1,0 +1,62 @@
+"""`sqlcoach <verb>`: the command line.
+
+Each verb lives in ``sqlcoach.commands.<module>`` with two functions: ``register(subparsers)``
+adds its parser, ``run(args) -> int`` does the work. Command modules import nothing heavy at
+module level: torch, transformers and TRL are imported inside ``run`` of the verbs that train or
+generate, so that ``sqlcoach evaluate`` starts fast and works on a scoring-only install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from sqlcoach.errors import SqlcoachError
+
+# verb -> module under sqlcoach.commands. Order is the order shown in --help.
+VERBS: dict[str, str] = {
+    "evaluate": "evaluate",
+    "data": "data",
+    "world": "world",
+    "model": "model",
+    "train": "train",
+    "predict": "predict",
+    "export": "export",
+    "demo": "demo",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sqlcoach",
+        description="Train and evaluate language models that write SQL.",
+    )
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+    for verb, module in VERBS.items():
+        try:
+            mod = importlib.import_module(f"sqlcoach.commands.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"sqlcoach.commands.{module}":
+                raise
+            continue  # verb not built yet in this checkout
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except SqlcoachError as exc:
+        print(f"sqlcoach {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
