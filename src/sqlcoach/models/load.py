@@ -1,0 +1,167 @@
+"""Load any Hugging Face causal LM (local folder or hub id), optionally quantised or with a LoRA.
+
+``load_model(path, ...)`` returns ``(model, tokenizer)``. Hub ids only work where the user has
+network; nothing here forces a download (``HF_HUB_OFFLINE=1`` is honoured by transformers).
+4-bit/8-bit quantisation goes through bitsandbytes and needs CUDA: on a machine without it the
+error says so before anything is loaded. A folder holding a LoRA adapter (``adapter_config.json``)
+is loaded on top of its base model, and can be merged and exported (``export_merged``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlcoach.errors import ConfigError
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+QUANTIZATIONS = (None, "4bit", "8bit")
+
+
+def resolve_dtype(name: str, device: str) -> Any:
+    """The torch dtype for ``name``; ``auto`` is bfloat16 on a GPU that supports it, else float32."""
+    import torch
+
+    if name not in DTYPES:
+        raise ConfigError(f"dtype must be one of {DTYPES}, got {name!r}")
+    if name == "auto":
+        if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return getattr(torch, name)
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; anything else is returned unchanged."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device")
+    return device
+
+
+def quantization_config(quantization: str | None, compute_dtype: Any = None) -> Any:
+    """A ``BitsAndBytesConfig`` for ``4bit`` (NF4, double quantisation: the QLoRA recipe) or
+    ``8bit``; ``None`` for no quantisation. Raises ``ConfigError`` with the reason when CUDA or
+    bitsandbytes is missing, so that a QLoRA run fails at once instead of deep inside a kernel."""
+    if quantization is None:
+        return None
+    if quantization not in QUANTIZATIONS:
+        raise ConfigError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            f"{quantization} quantisation (QLoRA) needs a CUDA GPU: bitsandbytes kernels do not run on "
+            "this machine (torch sees no CUDA device). Use full or LoRA training here, or run on a GPU."
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(
+            f"{quantization} quantisation needs bitsandbytes: pip install 'sqlcoach[quant]'"
+        ) from exc
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype or torch.bfloat16,
+    )
+
+
+def is_adapter(path: str | Path) -> bool:
+    """True when ``path`` is a local folder holding a peft adapter (and no full model)."""
+    return (Path(path) / "adapter_config.json").is_file()
+
+
+def load_tokenizer(path: str | Path, *, padding_side: str = "left") -> Any:
+    """The tokenizer of a model folder/hub id (or of an adapter's base when the adapter has none).
+
+    Guarantees a pad token (eos when the checkpoint defines none) and the requested padding side:
+    left for batched generation, so that every row's last token is its last prompt token."""
+    from transformers import AutoTokenizer
+
+    src = str(path)
+    if is_adapter(path) and not (Path(path) / "tokenizer_config.json").is_file():
+        src = _adapter_base(path)
+    tok = AutoTokenizer.from_pretrained(src)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = padding_side
+    return tok
+
+
+def _adapter_base(path: str | Path) -> str:
+    cfg = json.loads((Path(path) / "adapter_config.json").read_text())
+    base = cfg.get("base_model_name_or_path")
+    if not base:
+        raise ConfigError(f"{path}/adapter_config.json names no base_model_name_or_path")
+    return str(base)
+
+
+def load_model(
+    path: str | Path,
+    *,
+    dtype: str = "auto",
+    device: str = "auto",
+    quantization: str | None = None,
+    adapter: str | Path | None = None,
+    merge: bool = False,
+    padding_side: str = "left",
+) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer; returns ``(model, tokenizer)`` with the model in eval mode.
+
+    ``path`` is a model folder, a hub id, or an adapter folder (its base is read from
+    ``adapter_config.json``). ``adapter`` adds a LoRA on top of ``path``; ``merge=True`` folds it
+    into the base weights (not possible on a quantised base: a ``ConfigError`` says so).
+    """
+    from transformers import AutoModelForCausalLM
+
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    if is_adapter(path) and adapter is None:
+        adapter, path = path, _adapter_base(path)
+    if merge and quantization is not None:
+        raise ConfigError("cannot merge a LoRA into a quantised base: load it unquantised to merge")
+    qconf = quantization_config(quantization, torch_dtype)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    if qconf is not None:
+        kwargs["quantization_config"] = qconf
+        kwargs["device_map"] = {"": 0 if dev == "cuda" else dev}
+    model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    tok = load_tokenizer(adapter if adapter is not None and (Path(adapter) / "tokenizer_config.json").is_file() else path, padding_side=padding_side)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+        if merge:
+            model = model.merge_and_unload()
+    if qconf is None:
+        model = model.to(dev)
+    if model.generation_config is not None and model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tok.pad_token_id
+    model.eval()
+    return model, tok
+
+
+def export_merged(adapter: str | Path, out: str | Path, *, base: str | Path | None = None, dtype: str = "float32") -> Path:
+    """Merge a LoRA adapter into its base model and save a plain HF checkpoint (+ tokenizer) in ``out``.
+
+    The result loads with ``AutoModelForCausalLM`` alone (no peft). ``base`` overrides the base
+    named in the adapter's config (e.g. when the base was moved)."""
+    if not is_adapter(adapter):
+        raise ConfigError(f"{adapter} is not a LoRA adapter folder (no adapter_config.json)")
+    base_path = str(base) if base is not None else _adapter_base(adapter)
+    model, tok = load_model(base_path, adapter=adapter, merge=True, dtype=dtype, device="cpu")
+    out_p = Path(out)
+    out_p.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_p)
+    tok.save_pretrained(out_p)
+    return out_p

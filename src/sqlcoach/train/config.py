@@ -1,0 +1,106 @@
+"""Typed, validated configuration of an SFT run (``sqlcoach train sft --config FILE [key=value ...]``).
+
+Every key of a YAML file must be a field of ``SFTRunConfig``; each rule in ``__post_init__`` says
+in its message what it protects. Tested with TRL 1.16 (``pyproject.toml`` pins ``trl>=1.0,<1.17``):
+TRL renamed ``gradient_checkpointing`` to ``activation_checkpointing`` and removed
+``max_prompt_length``, so this config names the former and has no such key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sqlcoach.errors import ConfigError
+
+METHODS = ("full", "lora", "qlora")
+REPORT_TO = ("none", "tensorboard", "wandb")
+
+
+@dataclass
+class SFTRunConfig:
+    """One SFT run. Paths are relative to the current directory."""
+
+    # what to train
+    model: str = ""  # local HF checkpoint folder or hub id
+    method: Literal["full", "lora", "qlora"] = "full"
+    # data: sqlcoach.data.load_examples(data_kind, data_path, split)
+    data_kind: str = "spider"
+    data_path: str = ""
+    split: str = "train"
+    max_examples: int | None = None  # use the first N examples (None: all)
+    template: str = "sql_terminal"
+    schema_style: str = "compact"
+    # where
+    output_dir: str = "runs/sft"
+    # optimisation
+    learning_rate: float = 2e-4
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    num_train_epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides num_train_epochs
+    per_device_train_batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    max_length: int = 2048
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    # LoRA / QLoRA
+    lora_r: int = 64
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    # precision and memory
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    activation_checkpointing: bool = False
+    use_cpu: bool = False
+    # bookkeeping
+    logging_steps: int = 10
+    save_steps: int = 100
+    save_total_limit: int | None = 2
+    report_to: Literal["none", "tensorboard", "wandb"] = "none"
+    max_seconds: float | None = None  # stop (and checkpoint) after this much wall clock
+    disable_tqdm: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ConfigError("model is required: a local Hugging Face checkpoint folder or a hub id")
+        if not self.data_path:
+            raise ConfigError("data_path is required: the dataset folder or file to train on")
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be > 0 (got {self.learning_rate}): a zero rate trains nothing")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1): it is a fraction of the total steps (got {self.warmup_ratio})")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError(f"max_steps must be -1 (use num_train_epochs) or > 0, got {self.max_steps}")
+        if self.max_steps == -1 and self.num_train_epochs <= 0:
+            raise ConfigError("num_train_epochs must be > 0 when max_steps is -1, or nothing would be trained")
+        if self.per_device_train_batch_size < 1 or self.gradient_accumulation_steps < 1:
+            raise ConfigError("per_device_train_batch_size and gradient_accumulation_steps must be >= 1")
+        if self.max_length < 16:
+            raise ConfigError(f"max_length must be >= 16 tokens (got {self.max_length}): prompts would be cut to nothing")
+        if self.max_examples is not None and self.max_examples < 1:
+            raise ConfigError("max_examples must be >= 1 or null (all examples)")
+        if self.method in ("lora", "qlora"):
+            if self.lora_r < 1:
+                raise ConfigError(f"lora_r must be >= 1 for method={self.method} (got {self.lora_r})")
+            if self.lora_alpha < 1:
+                raise ConfigError(f"lora_alpha must be >= 1 (got {self.lora_alpha})")
+            if not 0 <= self.lora_dropout < 1:
+                raise ConfigError(f"lora_dropout must be in [0, 1) (got {self.lora_dropout})")
+            if not self.lora_target_modules:
+                raise ConfigError("lora_target_modules must name at least one module (e.g. q_proj, v_proj)")
+        if self.method == "qlora" and self.use_cpu:
+            raise ConfigError("method=qlora needs a CUDA GPU (bitsandbytes 4-bit); it cannot run with use_cpu=true")
+        if self.dtype == "float16" and self.method != "qlora" and self.use_cpu:
+            raise ConfigError("dtype=float16 is not supported for training on CPU; use float32 or bfloat16")
+        if self.logging_steps < 1 or self.save_steps < 1:
+            raise ConfigError("logging_steps and save_steps must be >= 1")
+        if self.save_total_limit is not None and self.save_total_limit < 1:
+            raise ConfigError("save_total_limit must be >= 1 or null (keep all): 0 would delete the checkpoint needed by --resume")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ConfigError("max_seconds must be > 0 or null")
+        if self.report_to not in REPORT_TO:
+            raise ConfigError(f"report_to must be one of {REPORT_TO}")
