@@ -1,0 +1,279 @@
+"""Predict SQL for a list of examples: prompts -> batched generation -> SQL -> (votes) -> files.
+
+``predict(model, tokenizer, examples, out_path, ...)`` writes two files:
+
+* ``out_path`` (Spider format): one SQL per example, in example order, newlines inside SQL
+  collapsed to spaces, an empty line when no SQL came out;
+* ``out_path.with_suffix(".jsonl")``: one record per example (index, id, db_id, raw outputs,
+  extracted SQL of every sample, votes, chosen sample), appended and flushed chunk by chunk.
+
+After a crash, running the same command again skips the examples already in the JSONL (a torn
+last line is reported with file and line, and that example is predicted again). With ``n > 1``
+every sample is executed in the sandboxed pool and the answer is chosen by result-set vote
+(``sqlcoach.generate.vote``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlcoach.generate.vote import vote
+from sqlcoach.types import Example
+
+
+@dataclass
+class PredictSummary:
+    examples: int
+    predicted_now: int
+    resumed: int
+    seconds: float
+    generated_tokens: int
+    prompt_tokens: int
+    examples_per_s: float
+    tokens_per_s: float
+    sql_path: str
+    jsonl_path: str
+    bad_lines: list[str]
+
+    def line(self) -> str:
+        return (
+            f"predicted {self.predicted_now} examples ({self.resumed} resumed from the JSONL) in "
+            f"{self.seconds:.1f}s: {self.examples_per_s:.2f} examples/s, {self.tokens_per_s:.1f} generated tokens/s"
+        )
+
+
+def one_line(sql: str) -> str:
+    """SQL on one line: every run of whitespace containing a newline/tab becomes one space."""
+    return " ".join(sql.split())
+
+
+def build_prompts(
+    examples: Sequence[Example], tokenizer: Any, *, template: str, schema_style: str
+) -> list[str]:
+    """Chat-formatted prompt text of each example (schema text computed once per database).
+
+    An example whose database cannot be read still gets a prompt (with an empty schema), so that
+    one broken database never stops a prediction run; its SQL will be scored as whatever comes out."""
+    from sqlcoach.prompts.chat import to_text
+    from sqlcoach.prompts.templates import render_prompt
+    from sqlcoach.schema.introspect import introspect
+    from sqlcoach.schema.serialize import serialize
+
+    cache: dict[str, str] = {}
+    out = []
+    for ex in examples:
+        key = ex.db_path or ""
+        if key not in cache:
+            try:
+                cache[key] = serialize(introspect(ex.db_path), schema_style) if ex.db_path else ""
+            except Exception as exc:  # report and go on: hostile or broken data must not crash the run
+                print(f"warning: cannot read schema of {ex.db_id} ({ex.db_path}): {exc}", file=sys.stderr)
+                cache[key] = ""
+        out.append(to_text(render_prompt(ex, cache[key], template), tokenizer))
+    return out
+
+
+def read_done(jsonl_path: Path) -> tuple[dict[int, dict[str, Any]], list[str]]:
+    """Records already written (by ``index``), and ``path:line: reason`` for each bad line."""
+    done: dict[int, dict[str, Any]] = {}
+    bad: list[str] = []
+    if not jsonl_path.exists():
+        return done, bad
+    with jsonl_path.open(encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                idx = int(rec["index"])
+                rec["sql"] = str(rec["sql"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                bad.append(f"{jsonl_path}:{lineno}: unreadable record ({exc.__class__.__name__}); predicting it again")
+                continue
+            done[idx] = rec
+    return done, bad
+
+
+def _execute_all(jobs: list[tuple[str, str]], workers: int | None, timeout: float) -> list[Any]:
+    from sqlcoach.execution.pool import ExecutorPool
+    from sqlcoach.execution.sandbox import Limits
+
+    if not jobs:
+        return []
+    pool = ExecutorPool(workers, Limits(timeout=timeout))
+    try:
+        return list(pool.run(jobs=jobs))
+    finally:
+        close = getattr(pool, "close", None)
+        if callable(close):
+            close()
+
+
+def predict(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    out_path: str | Path,
+    *,
+    n: int = 1,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    batch_size: int = 8,
+    max_new_tokens: int = 256,
+    template: str = "sql_terminal",
+    schema_style: str = "compact",
+    workers: int | None = None,
+    timeout: float = 10.0,
+    chunk_size: int | None = None,
+    seed: int = 0,
+    extract: Callable[[str], str | None] | None = None,
+    progress: bool = True,
+    generate_fn: Callable[..., Any] | None = None,
+) -> PredictSummary:
+    """Predict every example; see the module docstring for the files and the resume rule.
+
+    ``generate_fn`` replaces HF generation (same signature as ``generate.hf.generate_texts``; the
+    vLLM backend plugs in here). ``extract`` turns raw text into SQL (default
+    ``sqlcoach.sql.extract.extract_sql``; ``None`` from it means "no SQL")."""
+    from sqlcoach.generate.hf import generate_texts
+
+    if extract is None:
+        from sqlcoach.sql.extract import extract_sql as extract
+    gen = generate_fn or generate_texts
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    jsonl = out.with_suffix(".jsonl") if out.suffix != ".jsonl" else out.with_suffix(".records.jsonl")
+    done, bad = read_done(jsonl)
+    for b in bad:
+        print(f"warning: {b}", file=sys.stderr)
+    done = {i: r for i, r in done.items() if 0 <= i < len(examples)}
+    todo = [i for i in range(len(examples)) if i not in done]
+    resumed = len(done)
+    if bad:
+        # Rewrite the JSONL without its torn lines so that the file stays valid JSONL.
+        _rewrite(jsonl, [done[i] for i in sorted(done)])
+    chunk = chunk_size or max(batch_size * 4, 16)
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"predict (n={n})", unit="ex", file=sys.stderr)
+    t0 = time.monotonic()
+    gen_tokens = prompt_tokens = 0
+    try:
+        for start in range(0, len(todo), chunk):
+            ids = todo[start : start + chunk]
+            exs = [examples[i] for i in ids]
+            prompts = build_prompts(exs, tokenizer, template=template, schema_style=schema_style)
+            g = gen(
+                model,
+                tokenizer,
+                prompts,
+                n=n,
+                temperature=temperature,
+                top_p=top_p,
+                max_new_tokens=max_new_tokens,
+                batch_size=batch_size,
+                seed=seed + start,
+                on_batch=(lambda k: bar.update(k)) if bar is not None else None,
+            )
+            gen_tokens += g.generated_tokens
+            prompt_tokens += g.prompt_tokens
+            records = _choose(ids, exs, g.texts, extract, n, workers, timeout)
+            with jsonl.open("a", encoding="utf-8") as fh:
+                for rec in records:
+                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            for rec in records:
+                done[rec["index"]] = rec
+    finally:
+        if bar is not None:
+            bar.close()
+    secs = time.monotonic() - t0
+    lines = [one_line(done[i]["sql"]) if i in done else "" for i in range(len(examples))]
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    os.replace(tmp, out)
+    return PredictSummary(
+        examples=len(examples),
+        predicted_now=len(todo),
+        resumed=resumed,
+        seconds=round(secs, 3),
+        generated_tokens=gen_tokens,
+        prompt_tokens=prompt_tokens,
+        examples_per_s=round(len(todo) / secs, 3) if secs > 0 else 0.0,
+        tokens_per_s=round(gen_tokens / secs, 2) if secs > 0 else 0.0,
+        sql_path=str(out),
+        jsonl_path=str(jsonl),
+        bad_lines=bad,
+    )
+
+
+def _choose(
+    ids: list[int],
+    exs: list[Example],
+    texts: list[list[str]],
+    extract: Callable[[str], str | None],
+    n: int,
+    workers: int | None,
+    timeout: float,
+) -> list[dict[str, Any]]:
+    """One JSONL record per example; with n > 1 runs every distinct (db, SQL) once and votes."""
+    sqls = [[(extract(t) or "").strip() for t in outs] for outs in texts]
+    results: dict[tuple[str, str], Any] = {}
+    if n > 1:
+        jobs = sorted({(ex.db_path, s) for ex, ss in zip(exs, sqls) if ex.db_path for s in ss if s})
+        for job, res in zip(jobs, _execute_all(list(jobs), workers, timeout)):
+            results[job] = res
+    records = []
+    for i, ex, outs, ss in zip(ids, exs, texts, sqls):
+        rec: dict[str, Any] = {"index": i, "id": ex.id, "db_id": ex.db_id}
+        if n == 1:
+            rec.update(raw=outs[0], sql=ss[0])
+        else:
+            res = [results.get((ex.db_path, s)) if ex.db_path and s else None for s in ss]
+            v = vote(ss, res)
+            rec.update(
+                raw=outs[v.chosen] if v.chosen >= 0 else outs[0],
+                sql=v.sql,
+                samples=ss,
+                raw_samples=outs,
+                sample_errors=[getattr(r, "error", "not_run") if r is not None else "not_run" for r in res],
+                votes=[v.sizes[g] if g >= 0 else 0 for g in v.group_of],
+                chosen=v.chosen,
+                fallback=v.fallback,
+            )
+        records.append(rec)
+    return records
+
+
+def _rewrite(path: Path, records: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_predictions(jsonl_path: str | Path) -> list[Any]:
+    """The JSONL as ``sqlcoach.types.Prediction`` records (sorted by index)."""
+    from sqlcoach.types import Prediction
+
+    done, _ = read_done(Path(jsonl_path))
+    return [
+        Prediction(
+            index=i,
+            db_id=str(r.get("db_id", "")),
+            raw=str(r.get("raw", "")),
+            sql=r["sql"],
+            samples=tuple(r.get("samples", ())),
+            votes=tuple(r.get("votes", ())),
+        )
+        for i, r in sorted(done.items())
+    ]
