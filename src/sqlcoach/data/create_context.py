@@ -21,7 +21,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from sqlcoach.data.jsonl import LoadReport, iter_records, optional_str, require_str
+from sqlcoach.data.jsonl import LoadReport, default_permissions, iter_records, optional_str, require_str
 from sqlcoach.types import Example
 
 _CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\b", re.IGNORECASE)
@@ -76,6 +76,7 @@ def materialise_context(context: str, cache_dir: str | Path) -> str:
             raise ValueError(f"context rejected by SQLite: {exc}") from None
         finally:
             con.close()
+        default_permissions(tmp)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sqlcoach.data.jsonl import LoadReport, iter_records, require_str
+from sqlcoach.data.jsonl import LoadReport, default_permissions, iter_records, require_str
 from sqlcoach.errors import DataError
 from sqlcoach.types import Example
 
@@ -145,6 +145,7 @@ def materialise_table(table: dict, cache_dir: str | Path) -> str:
             con.commit()
         finally:
             con.close()
+        default_permissions(tmp)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -137,11 +137,11 @@ def _sql_terminal_user(ex: Example, schema: str) -> str:
 
 
 def _omnisql_user(ex: Example, schema: str) -> str:
-    return OMNISQL_USER.format(schema=schema, question=history_block(ex.turns) + question_block(ex))
+    return OMNISQL_USER.format(schema=schema.rstrip(), question=history_block(ex.turns) + question_block(ex))
 
 
 def _reasoning_user(ex: Example, schema: str) -> str:
-    return REASONING_USER.format(schema=schema, question=history_block(ex.turns) + question_block(ex))
+    return REASONING_USER.format(schema=schema.rstrip(), question=history_block(ex.turns) + question_block(ex))
 
 
 def _sql_block(sql: str) -> str:

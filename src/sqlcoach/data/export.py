@@ -1,0 +1,244 @@
+"""Examples -> training files: TRL chat JSONL, DB-GPT-Hub JSON, LLaMA-Factory alpaca, RL prompts.
+
+Formats (``FORMATS``):
+
+``chat``
+    JSONL, TRL's conversational prompt/completion: ``{"prompt": [messages], "completion":
+    [{"role": "assistant", "content": ...}], "id", "db_id", "db_path", "gold_sql", "hardness",
+    "difficulty"}``.
+``rl``
+    JSONL, prompt only (what TRL's GRPOTrainer reads; the extra columns reach reward functions):
+    ``{"prompt": [messages], "id", "db_id", "db_path", "gold_sql", "hardness", "difficulty"}``.
+``dbgpt``
+    JSON list in DB-GPT-Hub's layout: ``{"db_id", "instruction", "input", "output", "history"}``,
+    ``history`` = ``[[earlier input, earlier SQL], ...]`` for multi-turn data.
+``llamafactory``
+    Alpaca JSON list (``instruction``, ``input``, ``output``, ``history``, and ``system`` when the
+    template has one) plus an entry in ``dataset_info.json`` beside it, named after the file stem.
+
+For ``dbgpt``/``llamafactory`` with the ``sql_terminal`` template, instruction and input are
+DB-GPT-Hub's two halves (schema / question); with other templates, instruction is the whole user
+message and input is empty. History turns go in ``history`` there (not in the message);
+``chat``/``rl`` carry them inside the user message.
+
+Examples without gold SQL (every format needs it: SFT targets need the answer, ``rl`` rewards
+compare with it) or without any schema source are reported as problems and skipped. Files are written atomically
+(temporary file + rename); a ``<out>.problems.txt`` summary is written next to the output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from sqlcoach.data.jsonl import LoadReport, Problem, default_permissions
+from sqlcoach.errors import DataError
+from sqlcoach.prompts.templates import (
+    SQL_TERMINAL_INPUT,
+    SQL_TERMINAL_INSTRUCTION,
+    get_template,
+    history_block,
+    question_block,
+    render_completion,
+    render_prompt,
+)
+from sqlcoach.schema.introspect import introspect, schema_from_tables_json
+from sqlcoach.schema.serialize import serialize
+from sqlcoach.schema.values import retrieve_values
+from sqlcoach.types import Example, Schema
+
+FORMATS: tuple[str, ...] = ("chat", "rl", "dbgpt", "llamafactory")
+
+
+@dataclass
+class SchemaSource:
+    """Where schemas come from: the SQLite file when present, else a tables.json entry.
+
+    ``tables`` maps db_id to a tables.json entry (Spider-style data without databases).
+    """
+
+    tables: dict[str, dict] = field(default_factory=dict)
+    sample_values: int = 3
+
+    def schema(self, example: Example) -> Schema:
+        """The example's Schema; DataError when neither a database nor a tables entry exists."""
+        if example.db_path and Path(example.db_path).exists():
+            return introspect(example.db_path, sample_values=self.sample_values)
+        entry = self.tables.get(example.db_id)
+        if entry is not None:
+            return schema_from_tables_json(entry)
+        raise DataError(f"no schema for db_id {example.db_id!r} (no database file, no tables.json entry)")
+
+
+def schema_text(
+    example: Example,
+    style: str = "ddl",
+    *,
+    source: SchemaSource | None = None,
+    values: bool = True,
+    budget_tokens: int | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+) -> str:
+    """The serialised schema shown to the model for ``example`` (values retrieved from its database
+    when ``values`` and the database exists). DataError when no schema is available."""
+    source = source or SchemaSource()
+    schema = source.schema(example)
+    vals = []
+    if values and example.db_path and Path(example.db_path).exists():
+        vals = retrieve_values(example.db_path, example.question)
+    return serialize(
+        schema, style, values=vals, question=example.question, budget_tokens=budget_tokens, count_tokens=count_tokens
+    )
+
+
+def _columns(ex: Example) -> dict[str, Any]:
+    return {
+        "id": ex.id,
+        "db_id": ex.db_id,
+        "db_path": ex.db_path,
+        "gold_sql": ex.gold_sql,
+        "hardness": ex.hardness,
+        "difficulty": ex.difficulty,
+    }
+
+
+def _alpaca(ex: Example, schema: str, template: str) -> dict[str, Any]:
+    t = get_template(template)
+    if template == "sql_terminal":
+        instruction = SQL_TERMINAL_INSTRUCTION.format(schema=schema)
+        inp = SQL_TERMINAL_INPUT.format(question=question_block(ex))
+        history = [[SQL_TERMINAL_INPUT.format(question=turn.question), turn.sql or ""] for turn in ex.turns]
+    else:
+        instruction = t.user(replace(ex, turns=()), schema)
+        inp = ""
+        history = [
+            [t.user(replace(ex, question=turn.question, evidence=None, turns=()), schema),
+             render_completion(turn.sql or "", template)]
+            for turn in ex.turns
+        ]
+    rec = {"instruction": instruction, "input": inp, "output": render_completion(ex.gold_sql or "", template), "history": history}
+    if t.system:
+        rec["system"] = t.system
+    return rec
+
+
+def build_record(ex: Example, fmt: str, schema: str, template: str) -> dict[str, Any]:
+    """One output record of format ``fmt`` for ``ex`` with the given schema text."""
+    if fmt == "chat":
+        return {
+            "prompt": render_prompt(ex, schema, template),
+            "completion": [{"role": "assistant", "content": render_completion(ex.gold_sql or "", template)}],
+            **_columns(ex),
+        }
+    if fmt == "rl":
+        return {"prompt": render_prompt(ex, schema, template), **_columns(ex)}
+    if fmt == "dbgpt":
+        rec = _alpaca(ex, schema, template)
+        rec.pop("system", None)
+        return {"db_id": ex.db_id, **rec}
+    if fmt == "llamafactory":
+        return _alpaca(ex, schema, template)
+    raise ValueError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        default_permissions(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@dataclass
+class ExportSummary:
+    """What an export wrote."""
+
+    out: str
+    records: int
+    problems: list[Problem]
+    extra_files: list[str] = field(default_factory=list)
+
+
+def export_examples(
+    examples: Iterable[Example],
+    out: str | Path,
+    fmt: str = "chat",
+    *,
+    template: str = "omnisql",
+    schema_style: str = "ddl",
+    values: bool = True,
+    budget_tokens: int | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+    source: SchemaSource | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    problems: list[Problem] | None = None,
+) -> ExportSummary:
+    """Write ``examples`` to ``out`` in format ``fmt`` (see module docstring) and return a summary.
+
+    ``problems`` (e.g. from loading) are included in the problems summary. Per-example failures
+    (no gold SQL, no schema) are added to it and the example skipped. Raises ValueError for an
+    unknown format or template before writing anything.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
+    get_template(template)
+    outp = Path(out)
+    report = LoadReport(list(problems or []))
+    source = source or SchemaSource()
+    exs = list(examples)[: limit if limit is not None else None]
+    records: list[dict[str, Any]] = []
+    from tqdm import tqdm  # light; imported here so that `import sqlcoach.data` stays minimal
+
+    for ex in tqdm(exs, desc=f"export {fmt}", disable=not progress or len(exs) < 200, file=sys.stderr):
+        where = str(ex.meta.get("file", ex.id))
+        line = ex.meta.get("line")
+        if not ex.gold_sql:
+            report.add(where, line, f"{ex.id}: no gold SQL, skipped")
+            continue
+        try:
+            text = schema_text(ex, schema_style, source=source, values=values,
+                               budget_tokens=budget_tokens, count_tokens=count_tokens)
+        except DataError as exc:
+            report.add(where, line, f"{ex.id}: {exc}")
+            continue
+        records.append(build_record(ex, fmt, text, template))
+    extra: list[str] = []
+    if fmt in ("chat", "rl"):
+        atomic_write(outp, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    else:
+        atomic_write(outp, json.dumps(records, ensure_ascii=False, indent=1) + "\n")
+    if fmt == "llamafactory":
+        info_path = outp.parent / "dataset_info.json"
+        info: dict[str, Any] = {}
+        if info_path.is_file():
+            try:
+                info = json.loads(info_path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"existing dataset_info.json is not valid JSON: {exc.msg}", str(info_path)) from exc
+        columns = {"prompt": "instruction", "query": "input", "response": "output", "history": "history"}
+        if get_template(template).system:
+            columns["system"] = "system"
+        info[outp.stem] = {"file_name": outp.name, "columns": columns}
+        atomic_write(info_path, json.dumps(info, ensure_ascii=False, indent=2) + "\n")
+        extra.append(str(info_path))
+    summary_path = outp.with_name(outp.name + ".problems.txt")
+    lines = [f"{len(records)} records written to {outp.name}; {len(report.problems)} problems"]
+    lines += [str(p) for p in report.problems]
+    atomic_write(summary_path, "\n".join(lines) + "\n")
+    extra.append(str(summary_path))
+    return ExportSummary(str(outp), len(records), report.problems, extra)
+
+
+__all__ = ["FORMATS", "ExportSummary", "SchemaSource", "atomic_write", "build_record", "export_examples", "schema_text"]
