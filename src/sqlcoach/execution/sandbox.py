@@ -28,9 +28,9 @@ What IS guaranteed (for ``execute``):
 
 What is NOT guaranteed:
 
-* CPU time inside a single long C call that runs no VM instructions (for example one huge
-  sort step, or a pathological ``LIKE``/``GLOB`` on a very long string inside one row) can
-  overrun the deadline. The hard wall-clock limit belongs to ``ExecutorPool``, which kills the
+* CPU time inside a single long C call that runs no VM instructions can overrun the deadline.
+  A real example: ``SELECT printf('%.*c', 2000000000, 'x')`` spends ~20 s in printf's padding
+  loop (the result is refused at the end as too big); one huge sort step is another. The hard wall-clock limit belongs to ``ExecutorPool``, which kills the
   worker process.
 * Memory: the address-space cap (``RLIMIT_AS``) and SQLite's ``hard_heap_limit`` are
   process-wide, so they are applied only in the pool's worker processes
@@ -39,6 +39,7 @@ What is NOT guaranteed:
 * Protection against a maliciously crafted database file (we trust the benchmark's files).
 * Temporary files: SQLite may spill big sorts to its temp directory (not the database file).
 * Timing isolation: ``seconds`` is wall-clock time and depends on the machine's load.
+* A symlink to a database that is re-pointed while the process runs: real paths are memoised.
 
 ``execute_on_copy`` runs one ``INSERT``/``UPDATE``/``DELETE`` on a throw-away copy of the
 database (for rewards that score data-modifying SQL); the original file is only ever opened
@@ -251,7 +252,8 @@ def _open_read_only(path: str) -> sqlite3.Connection:
         conn.execute("PRAGMA query_only=ON")  # before the authorizer, which would refuse it
         if hasattr(conn, "enable_load_extension"):
             conn.enable_load_extension(False)
-        conn.text_factory = _decode_text
+        # text_factory stays str (C speed); a connection switches to _decode_text the first time
+        # its database yields invalid UTF-8 (see _run_statement).
         conn.set_authorizer(_read_only_authorizer)
     except BaseException:
         conn.close()
@@ -261,6 +263,21 @@ def _open_read_only(path: str) -> sqlite3.Connection:
         _, (_, old) = _CONNS.popitem(last=False)
         old.close()
     return conn
+
+
+_REALPATHS: dict[str, str] = {}
+
+
+def _realpath(db_path: str | Path) -> str:
+    # os.path.realpath costs ~40 us (one lstat per path component), more than a typical query;
+    # memoised per spelling. A symlink retargeted during a run is not noticed (documented).
+    key = os.fspath(db_path)
+    real = _REALPATHS.get(key)
+    if real is None:
+        if len(_REALPATHS) > 4 * MAX_OPEN_CONNECTIONS:
+            _REALPATHS.clear()
+        real = _REALPATHS[key] = os.path.realpath(key)
+    return real
 
 
 def close_connections() -> None:
@@ -311,12 +328,15 @@ def _fetch_capped(cur: sqlite3.Cursor, limits: Limits, deadline: float) -> list[
             for v in row:
                 nbytes += len(v) if isinstance(v, (str, bytes)) else 8
         rows.extend(chunk)
+        done = len(chunk) < FETCH_CHUNK  # a short chunk means the cursor is exhausted
         if len(rows) > limits.max_rows:
             raise _TooLarge(f"more than {limits.max_rows} rows")
         if nbytes > limits.max_bytes:
             raise _TooLarge(f"result larger than {limits.max_bytes} bytes")
         if time.monotonic() > deadline:
             raise _Deadline()
+        if done:
+            return rows
 
 
 def _run_statement(
@@ -340,8 +360,18 @@ def _run_statement(
     conn.set_progress_handler(progress, PROGRESS_STEPS)
     cur = None
     try:
-        cur = conn.execute(sql)
-        return finish(conn, cur, limits, deadline)
+        try:
+            cur = conn.execute(sql)
+            return finish(conn, cur, limits, deadline)
+        except sqlite3.OperationalError as exc:
+            if "could not decode to utf-8" not in str(exc).lower() or conn.text_factory is _decode_text:
+                raise
+            # Invalid UTF-8 in the data: decode with replacement from now on and run it again.
+            if cur is not None:
+                cur.close()
+            conn.text_factory = _decode_text
+            cur = conn.execute(sql)
+            return finish(conn, cur, limits, deadline)
     except Exception as exc:  # noqa: BLE001 - untrusted SQL: every failure is data
         err, msg = _classify(exc, hit[0])
         return ExecResult(rows=None, error=err, message=msg, seconds=time.monotonic() - t0)
@@ -383,7 +413,7 @@ def execute(db_path: str | Path, sql: str, limits: Limits = Limits()) -> ExecRes
         return ExecResult(rows=None, error="exec_error",
                           message=f"refused: {keyword.upper()} is not a read-only query")  # fmt: skip
     try:
-        conn = _open_read_only(os.path.realpath(os.fspath(db_path)))
+        conn = _open_read_only(_realpath(db_path))
     except (OSError, sqlite3.Error, ValueError) as exc:
         return ExecResult(rows=None, error="exec_error", message=f"cannot open database: {_short(exc)}",
                           seconds=time.monotonic() - t0)  # fmt: skip
