@@ -210,9 +210,11 @@ _DOMAINS: dict[str, tuple[_TableSpec, ...]] = {
         _t("session", None, [("minutes!", (10, 600)), ("level", ("easy", "medium", "hard"))], ("trainer", "client"), _CHILD),
     ),
     "election": (
-        _t("party", _PLACE, [("founded!", (1850, 2020)), ("ideology", ("left", "right", "center", "green"))], rows=(10, 24)),
-        _t("candidate", _PERSON, [("city", _CITY), ("age", (21, 90)), ("votes!", (10, 90000))], ("party",), (40, 100)),
-        _t("rally", None, [("crowd!", (50, 90000)), ("year", (2008, 2024))], ("candidate",), _CHILD),
+        # Tables are named for regular plurals ("faction", not "party") because the question says
+        # "factions" and a model must map that back to the table name it sees in the schema.
+        _t("faction", _PLACE, [("founded!", (1850, 2020)), ("ideology", ("left", "right", "center", "green"))], rows=(10, 24)),
+        _t("candidate", _PERSON, [("city", _CITY), ("age", (21, 90)), ("votes!", (10, 90000))], ("faction",), (40, 100)),
+        _t("event", None, [("crowd!", (50, 90000)), ("year", (2008, 2024))], ("candidate",), _CHILD),
     ),
 }
 
@@ -356,6 +358,10 @@ def _write_sqlite(db: _Db, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(path)
     try:
+        # The file is written into a temporary folder that is discarded on any failure, so there is
+        # nothing for a journal or fsync to protect; skipping them makes the build several times faster.
+        con.execute("PRAGMA journal_mode = OFF")
+        con.execute("PRAGMA synchronous = OFF")
         for t in db.tables:
             defs = []
             for c in t.columns:
@@ -823,9 +829,9 @@ def _t_join_by_name(rng, db):
     p, c, fk = link
     col = _pick(rng, [x for x in c.columns if x.kind in ("label", "cat", "num")])
     name = _pick(rng, sorted(set(p.values(p.label)) & {p.values(p.label)[p.values(p.pk).index(i)] for i in c.values(fk)}))
-    q = _pick(rng, ("What is the {col} of the {cp} of the {ps} named {name}?",
+    q = _pick(rng, ("What is the {col} of the {cp} of the {ps} whose {n} is {name}?",
                     "List the {col} of all {cp} whose {ps} has {n} {name}.",
-                    "Show the {col} of the {cp} that belong to the {ps} {name}."))
+                    "Show the {col} of the {cp} that belong to the {ps} with {n} {name}."))
     return _Draft(q.format(col=col.name, cp=c.plural, ps=p.name, name=name, n=p.label),
                   f"SELECT T2.{col.name} {_join(p, c, fk)} WHERE T1.{p.label} = {_q(name)}")
 
