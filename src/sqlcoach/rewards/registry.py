@@ -82,7 +82,21 @@ def _specs(preset_or_list: str | Iterable[Any]) -> list[tuple[str, dict[str, Any
 
 
 def _accepts(cls: type, key: str) -> bool:
-    return key in inspect.signature(cls.__init__).parameters
+    return key in _options_of(cls)
+
+
+def _options_of(cls: type) -> set[str]:
+    # Constructor parameters, following **kwargs up the class hierarchy (a subclass that only
+    # changes the default weight forwards everything else to its base).
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in klass.__dict__ or klass is object:
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        names.update(p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self")
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names
 
 
 def build_rewards(preset_or_list: str | Iterable[Any], *, pool: Any = None, **options: Any) -> list[RewardFn]:
