@@ -59,6 +59,7 @@ _COMPARE: dict[type, str] = {
     exp.NEQ: "!=",
     exp.Like: "like",
     exp.Is: "is",
+    exp.Glob: "glob",
 }
 _SET_OPS: dict[type, str] = {exp.Intersect: "intersect", exp.Union: "union", exp.Except: "except"}
 
@@ -74,7 +75,9 @@ def normalize_sql(sql: str) -> str:
 
 
 def parse_sql(sql: str) -> tuple[exp.Expression | None, str | None]:
-    """(tree, None) when ``sql`` parses as exactly one SQLite statement, else (None, message).
+    """(tree, None) when ``sql`` parses as exactly one statement, else (None, message).
+
+    A bare expression (``selec``, ``1 + 1``) is refused: sqlglot accepts it, SQLite would not.
 
     Never raises. Trees are cached by text and shared: do not mutate them (``tree.copy()`` first).
     """
@@ -91,7 +94,11 @@ def _parse_cached(text: str) -> tuple[exp.Expression | None, str | None]:
         return None, f"{type(err).__name__}: {err}".splitlines()[0][:500]
     if len(trees) != 1:
         return None, f"expected one statement, found {len(trees)}"
-    return trees[0], None
+    tree = trees[0]
+    if isinstance(tree, exp.Condition) and not isinstance(tree, exp.Query):
+        # sqlglot accepts a bare expression ("selec", "1 + 1"); SQLite would not run it.
+        return None, f"not a statement: a bare {type(tree).__name__.lower()} expression"
+    return tree, None
 
 
 def unwrap(node: exp.Expression | None) -> exp.Expression | None:
@@ -150,7 +157,8 @@ def spider_struct(sql: str, db: SpiderDbSchema | None = None) -> dict[str, Any] 
 
     With ``db``, column ids are resolved as the official parser does (alias -> table, an
     unqualified column -> the first FROM table that has it); without it, a column is qualified only
-    when its query reads a single table. Cached per (sql, db): treat the result as read-only.
+    when its query reads a single table. Never raises. Cached per (sql, db): treat the result as
+    read-only.
     """
     return _struct_cached(normalize_sql(sql), db)
 
@@ -164,6 +172,8 @@ def _struct_cached(text: str, db: SpiderDbSchema | None) -> dict[str, Any] | Non
         ctx = _Ctx(db, _alias_map(tree, db))
         return _query(tree, ctx)
     except _Unsupported:
+        return None
+    except Exception:  # hostile SQL (absurd nesting -> RecursionError, odd trees) has no structure
         return None
 
 
@@ -361,6 +371,8 @@ def _cond_unit(node: exp.Expression, ctx: _Ctx, tables: tuple[str, ...]) -> tupl
     if isinstance(node, exp.Not):
         not_op = True
         node = _strip_paren(node.this)
+    if node.args.get("negate"):  # sqlglot writes NOT LIKE as Like(negate=True)
+        not_op = not not_op
     if isinstance(node, exp.Between):
         return (
             not_op,
