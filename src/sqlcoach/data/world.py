@@ -162,7 +162,7 @@ _DOMAINS: dict[str, tuple[_TableSpec, ...]] = {
     "museum": (
         _t("museum", _PLACE, [("city", _CITY), ("founded!", (1750, 2015))], rows=(12, 30)),
         _t("artist", _PERSON, [("country", _COUNTRY), ("born!", (1800, 1990))]),
-        _t("artwork", _TITLE, [("style", ("modern", "baroque", "cubist", "abstract", "classic")), ("year", (1850, 2020)), ("value!", (1, 5000))], ("museum", "artist"), _CHILD),
+        _t("artwork", _TITLE, [("style", ("modern", "baroque", "cubist", "abstract", "classic")), ("year", (1850, 2020)), ("price!", (1, 5000))], ("museum", "artist"), _CHILD),
     ),
     "restaurant": (
         _t("restaurant", _PLACE, [("city", _CITY), ("cuisine", ("italian", "french", "thai", "mexican", "indian")), ("rating!", (10, 100))], rows=(12, 30)),
@@ -1217,7 +1217,7 @@ def _safe_hardness(fn: Callable[[str], str] | None, sql: str) -> str | None:
 
 
 def _answer_kind(sql: str, rows: list[tuple]) -> str:
-    if " ORDER BY " in sql and " LIMIT 1" not in sql:
+    if " ORDER BY " in sql and not sql.endswith(" LIMIT 1"):
         return "ordered"
     if len(rows) == 1 and len(rows[0]) == 1 and isinstance(rows[0][0], (int, float)):
         return "number"
@@ -1326,10 +1326,14 @@ def build_world(out_dir: str | os.PathLike, seed: int = 0, *, n_train: int | Non
                 finally:
                     con.close()
                 records[split].extend(qs)
+                if len(qs) < quota:
+                    # Only when the templates run out of distinct questions for this database.
+                    print(f"world: warning: {db_id}: {len(qs)} of {quota} questions", file=sys.stderr)
                 if progress:
                     print(f"world: {split:5s} {db_id:12s} {len(db.tables)} tables "
                           f"{sum(len(t.rows) for t in db.tables):4d} rows {len(qs):4d} questions", file=sys.stderr)
         stats = _stats(seed, records, n_tables, n_rows, hardness is not None)
+        stats["requested"] = {"train": n_train, "dev": n_dev}
         _dump(tmp / "tables.json", tables_json)
         for split in ("train", "dev"):
             _dump(tmp / f"{split}.json", records[split])

@@ -60,6 +60,7 @@ def test_same_seed_gives_identical_files_and_tables(tmp_path):
     assert dbs == sorted(p.relative_to(b) for p in b.glob("database/*/*.sqlite"))
     for rel in dbs:
         assert _table_dump(a / rel) == _table_dump(b / rel), rel
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel  # same SQLite library: same bytes
     sa.pop("seconds"), sb.pop("seconds")
     assert sa == sb
 
