@@ -353,6 +353,16 @@ class ExecutorPool:
                 if bar is not None:
                     bar.update(1)
             return
+        try:
+            yield from self._execute_in_workers(todo, bar)
+        finally:
+            # Interrupted (Ctrl-C, an exception in the caller): workers still busy with a chunk
+            # would later answer a question nobody asked; kill them, fresh ones start on demand.
+            for w in [w for w in self._procs if w.chunk is not None]:
+                w.kill()
+                self._procs.remove(w)
+
+    def _execute_in_workers(self, todo: list[tuple[int, Any, str, int]], bar: Any):
         n_workers = self.workers
         size = max(1, min(MAX_CHUNK, -(-len(todo) // (n_workers * 4))))
         pending: deque[list[tuple[int, Any, str, int]]] = deque(

@@ -180,3 +180,33 @@ def test_memory_cap_applies_in_workers_only(db):
         assert res.error == "too_large", res
         assert pool.run_one(db, "SELECT 1").rows == ((1,),)
     assert not sandbox._WORKER_CONFIGURED  # the test process itself was not capped
+
+
+def test_forkserver_workers(db):
+    # The start method used when torch (or any thread) is loaded in the parent: workers must
+    # start from scratch and still work (limits, pipe and shared state are picklable).
+    import multiprocessing as mp
+
+    if "forkserver" not in mp.get_all_start_methods():
+        pytest.skip("no forkserver start method on this platform")
+    with ExecutorPool(workers=1, limits=Limits(timeout=0.2), hard_timeout_factor=1.0) as pool:
+        pool._ctx = mp.get_context("forkserver")
+        results = pool.run([(str(db), "SELECT count(*) FROM singer"), (_SLEEP, "10"), (str(db), "SELECT 2")])
+        assert [r.error for r in results] == [None, "timeout", None]
+        assert results[0].rows == ((6,),)
+
+
+def test_pool_is_usable_after_an_interrupted_run(db):
+    import _thread
+    import threading
+
+    with ExecutorPool(workers=1) as pool:
+        pool.run_one(db, "SELECT 1")
+        (pid,) = pool.worker_pids()
+        threading.Timer(0.3, _thread.interrupt_main).start()  # Ctrl-C while the worker is busy
+        with pytest.raises(KeyboardInterrupt):
+            pool.run([(_SLEEP, "30"), (str(db), "SELECT 1")])
+        assert not _pid_alive(pid)  # the busy worker was killed, not left to answer later
+        t0 = time.monotonic()
+        assert pool.run_one(db, "SELECT 7").rows == ((7,),)
+        assert time.monotonic() - t0 < 5
