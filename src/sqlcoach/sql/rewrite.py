@@ -8,7 +8,11 @@
   i.e. anywhere in the text, subqueries and string values included; reproduced (with whitespace
   collapsed first, so ``ORDER  BY`` counts too).
 * ``plug_values``: the ``--plug_value`` option: every way of putting the gold's literal values into
-  the prediction's value slots.
+  the prediction's value slots. Differences from the official (which re-tokenises both queries with
+  sqlparse): slots and values are the literals of the sqlglot parse (number and string literals,
+  LIMIT counts included, Spider's double-quoted strings where a value is expected), so the
+  official's quirk of rewriting the substring "value" inside identifiers is not reproduced; the
+  candidates are capped (``MAX_PLUG_CANDIDATES``) where the official enumerates all of them.
 * ``literal_values`` and ``statement_type`` for rewards and reports.
 
 All functions take hostile input: they never raise on bad SQL and never execute anything.
