@@ -97,6 +97,7 @@ def _unpack(t: tuple[Any, ...]) -> ExecResult:
 def _worker_main(conn: Any, state: Any, limits: Limits) -> None:
     """Worker loop: receive a chunk [(index, db, sql, kind)], send back [packed result]."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with_parent()
     sandbox.configure_worker_process(limits)
     while True:
         try:
@@ -115,6 +116,23 @@ def _worker_main(conn: Any, state: Any, limits: Limits) -> None:
             conn.send(out)
         except (EOFError, OSError):
             return
+
+
+def _die_with_parent() -> None:
+    # Linux: SIGKILL this worker when its parent dies, even mid-query (a SIGKILLed evaluation must
+    # not leave a worker burning CPU). Elsewhere the worker exits at its next read from the pipe.
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        parent = os.getppid()
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
 
 
 def _choose_context() -> Any:

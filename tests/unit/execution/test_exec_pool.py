@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from exec_testdb import SINGERS, make_db, sha256
@@ -210,3 +212,40 @@ def test_pool_is_usable_after_an_interrupted_run(db):
         t0 = time.monotonic()
         assert pool.run_one(db, "SELECT 7").rows == ((7,),)
         assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux-only")
+def test_workers_die_when_the_parent_is_killed(db, tmp_path):
+    import subprocess
+
+    src = Path(__file__).resolve().parents[3] / "src"
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(src)!r})\n"
+        "from sqlcoach.execution.pool import ExecutorPool, _SLEEP\n"
+        "pool = ExecutorPool(workers=2)\n"
+        f"pool.run([({str(db)!r}, 'SELECT 1')] * 4)\n"
+        "print(' '.join(map(str, pool.worker_pids())), flush=True)\n"
+        "pool.run([(_SLEEP, '60')] * 2)\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2
+        time.sleep(0.3)  # the workers are now inside their 60 s sleep
+    finally:
+        proc.kill()
+        proc.wait()
+
+    def running(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                return "zombie" not in fh.read()
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 5
+    while any(running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(running(p) for p in pids)
