@@ -39,8 +39,8 @@ from sqlglot import exp
 if TYPE_CHECKING:
     from sqlcoach.sql.tables import SpiderDbSchema
 
-_SPLIT_OPS = re.compile(r"([!<>])\s+=")
-_WS = re.compile(r"\s+")
+# A quoted region (kept as written), a split operator such as "> =", or a run of whitespace.
+_LEXEME = re.compile(r"""('(?:[^']|'')*'?|"(?:[^"]|"")*"?|`[^`]*`?|\[[^\]]*\]?)|([!<>])\s+=|(\s+)""")
 
 AGGREGATES: dict[type, str] = {
     exp.Max: "max",
@@ -66,9 +66,18 @@ _SET_OPS: dict[type, str] = {exp.Intersect: "intersect", exp.Union: "union", exp
 
 def normalize_sql(sql: str) -> str:
     """Whitespace collapsed, ``! =``/``> =``/``< =`` joined (as the official postprocess does),
-    trailing semicolons and surrounding space removed. Idempotent; never raises."""
-    text = _WS.sub(" ", sql or "").strip()
-    text = _SPLIT_OPS.sub(r"\1=", text)
+    trailing semicolons and surrounding space removed; text inside quotes ('...', "...", `...`,
+    [...]) is left exactly as written, so string values keep their spaces. Idempotent; never
+    raises."""
+
+    def repl(match: re.Match) -> str:
+        if match.group(1) is not None:
+            return match.group(1)
+        if match.group(2) is not None:
+            return match.group(2) + "="
+        return " "
+
+    text = _LEXEME.sub(repl, sql or "").strip()
     while text.endswith(";"):
         text = text[:-1].rstrip()
     return text

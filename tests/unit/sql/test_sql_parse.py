@@ -20,6 +20,12 @@ def test_normalize_joins_split_operators_and_strips_semicolons():
     assert normalize_sql("") == ""
 
 
+def test_normalize_leaves_quoted_text_alone():
+    sql = "SELECT  a FROM t WHERE b = 'x  > = y'  AND c = \"p   q\" ;"
+    assert normalize_sql(sql) == "SELECT a FROM t WHERE b = 'x  > = y' AND c = \"p   q\""
+    assert normalize_sql("SELECT 'it''s  ok'") == "SELECT 'it''s  ok'"
+
+
 @pytest.mark.parametrize(
     "junk",
     ["", "   ", ";", "SELECT FROM WHERE", "SELECT ((((", "'unterminated", "SELECT 1; SELECT 2", "\x00\xff", "(" * 3000],

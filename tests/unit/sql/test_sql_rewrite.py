@@ -97,6 +97,12 @@ def test_plug_values_runs_on_sqlite_and_finds_the_gold_denotation():
     assert any(con.execute(c).fetchall() == target for c in candidates)
 
 
+def test_plug_values_keeps_values_exactly_as_written():
+    got = plug_values("SELECT a FROM t WHERE b = 'x'", "SELECT a FROM t WHERE b = 'two  spaces'")
+    assert got == ["SELECT a FROM t WHERE b = 'two  spaces'"]
+    assert literal_values("SELECT a FROM t WHERE b = \"it's  here\"") == ["it's  here"]
+
+
 def test_plug_values_is_bounded_and_skips_the_unchanged_prediction():
     pred = "SELECT a FROM t WHERE " + " AND ".join(f"c{i} = {i}" for i in range(12))
     gold = "SELECT a FROM t WHERE b = 'x' AND c > 4 AND d = 5"
