@@ -391,7 +391,11 @@ def exact_match(
     components: tuple[tuple[str, Component], ...] = COMPONENTS,
 ) -> bool:
     """True when ``pred`` exactly set-matches ``gold`` (official Spider EM rules; see module
-    docstring). False when either does not parse. Never raises on bad SQL."""
+    docstring). False when either does not parse. Never raises on bad SQL.
+
+    ``normalizers`` and ``components`` replace the default pipelines; ``components`` apply to the
+    top-level query, while set-operation operands (inside ``iuen_match``) use ``COMPONENTS``.
+    """
     g = normalized_struct(gold, db, normalizers)
     p = normalized_struct(pred, db, normalizers)
     if g is None or p is None:
