@@ -55,7 +55,7 @@ def one_line(sql: str) -> str:
 
 
 def build_prompts(
-    examples: Sequence[Example], tokenizer: Any, *, template: str, schema_style: str
+    examples: Sequence[Example], tokenizer: Any, *, template: str, schema_style: str, sample_values: int = 3
 ) -> list[str]:
     """Chat-formatted prompt text of each example (schema text computed once per database).
 
@@ -72,7 +72,9 @@ def build_prompts(
         key = ex.db_path or ""
         if key not in cache:
             try:
-                cache[key] = serialize(introspect(ex.db_path), schema_style) if ex.db_path else ""
+                cache[key] = (
+                    serialize(introspect(ex.db_path, sample_values=sample_values), schema_style) if ex.db_path else ""
+                )
             except Exception as exc:  # report and go on: hostile or broken data must not crash the run
                 print(f"warning: cannot read schema of {ex.db_id} ({ex.db_path}): {exc}", file=sys.stderr)
                 cache[key] = ""
@@ -129,6 +131,7 @@ def predict(
     max_new_tokens: int = 256,
     template: str = "sql_terminal",
     schema_style: str = "compact",
+    schema_sample_values: int = 3,
     workers: int | None = None,
     timeout: float = 10.0,
     chunk_size: int | None = None,
@@ -171,7 +174,9 @@ def predict(
         for start in range(0, len(todo), chunk):
             ids = todo[start : start + chunk]
             exs = [examples[i] for i in ids]
-            prompts = build_prompts(exs, tokenizer, template=template, schema_style=schema_style)
+            prompts = build_prompts(
+                exs, tokenizer, template=template, schema_style=schema_style, sample_values=schema_sample_values
+            )
             g = gen(
                 model,
                 tokenizer,

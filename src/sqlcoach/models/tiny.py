@@ -71,8 +71,8 @@ class TinySize:
 #: tiny: ~1M parameters (tests, seconds per step); small: ~6M (the demo: learns the world's SQL
 #: in a few minutes on 2 CPU cores).
 SIZES: dict[str, TinySize] = {
-    "tiny": TinySize(2048, 128, 384, 2, 4, 2),
-    "small": TinySize(3072, 256, 768, 6, 8, 4),
+    "tiny": TinySize(2048, 128, 512, 4, 4, 2),
+    "small": TinySize(3072, 256, 768, 4, 8, 4),
 }
 
 

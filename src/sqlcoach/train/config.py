@@ -31,6 +31,7 @@ class SFTRunConfig:
     max_examples: int | None = None  # use the first N examples (None: all)
     template: str = "sql_terminal"
     schema_style: str = "compact"
+    schema_sample_values: int = 3  # example values per column in the schema text (0: none)
     # where
     output_dir: str = "runs/sft"
     # optimisation
@@ -81,6 +82,8 @@ class SFTRunConfig:
             raise ConfigError("per_device_train_batch_size and gradient_accumulation_steps must be >= 1")
         if self.max_length < 16:
             raise ConfigError(f"max_length must be >= 16 tokens (got {self.max_length}): prompts would be cut to nothing")
+        if self.schema_sample_values < 0:
+            raise ConfigError("schema_sample_values must be >= 0 (0 shows no example values)")
         if self.max_examples is not None and self.max_examples < 1:
             raise ConfigError("max_examples must be >= 1 or null (all examples)")
         if self.method in ("lora", "qlora"):

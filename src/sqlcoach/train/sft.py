@@ -26,12 +26,14 @@ from sqlcoach.train.config import SFTRunConfig
 from sqlcoach.train.plots import plot_loss
 
 
-def build_rows(examples: list[Any], *, template: str, schema_style: str) -> tuple[list[dict[str, Any]], list[str]]:
+def build_rows(
+    examples: list[Any], *, template: str, schema_style: str, sample_values: int = 3
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Examples -> TRL conversational prompt/completion rows.
 
     Returns ``(rows, skipped)``: an example without gold SQL or without a readable database is
     skipped, and ``skipped`` says which and why (the rest is still used). Schema text is computed
-    once per database."""
+    once per database, with ``sample_values`` example values per column (0: none, shorter prompts)."""
     from sqlcoach.prompts.templates import render_completion, render_prompt
     from sqlcoach.schema.introspect import introspect
     from sqlcoach.schema.serialize import serialize
@@ -48,7 +50,7 @@ def build_rows(examples: list[Any], *, template: str, schema_style: str) -> tupl
             continue
         if ex.db_path not in schema_text:
             try:
-                schema_text[ex.db_path] = serialize(introspect(ex.db_path), schema_style)
+                schema_text[ex.db_path] = serialize(introspect(ex.db_path, sample_values=sample_values), schema_style)
             except Exception as exc:  # a broken database must not stop the run: report it
                 schema_text[ex.db_path] = None
                 skipped.append(f"{ex.id}: cannot read schema of {ex.db_path}: {exc}")
@@ -192,7 +194,9 @@ def run_sft(
             examples = load_examples(cfg.data_kind, cfg.data_path, cfg.split)
         if cfg.max_examples is not None:
             examples = examples[: cfg.max_examples]
-        rows, skipped = build_rows(examples, template=cfg.template, schema_style=cfg.schema_style)
+        rows, skipped = build_rows(
+            examples, template=cfg.template, schema_style=cfg.schema_style, sample_values=cfg.schema_sample_values
+        )
     elif cfg.max_examples is not None:
         rows = rows[: cfg.max_examples]
     for s in skipped[:10]:
