@@ -12,8 +12,14 @@ in job order. Design, and why:
   two-slot array. The parent kills (SIGKILL) a worker whose query has run past
   ``limits.timeout * hard_timeout_factor + HARD_GRACE`` seconds; that query gets ``timeout``, the
   unfinished queries of its chunk are re-run on a fresh worker, nothing is lost. A worker that
-  dies by itself (segfault, out-of-memory kill) gives its current query ``too_large`` (killed by a
-  signal, e.g. the OOM killer) or ``exec_error`` and the rest continue.
+  dies by itself gives its current query ``too_large`` when it was SIGKILLed from outside (the
+  kernel's out-of-memory killer) or ``exec_error`` otherwise (segfault, ...), and the rest
+  continue. Results made up this way are never cached.
+* No orphans: ``close()`` (or leaving the ``with`` block) stops every worker before returning;
+  a pool that is garbage-collected or still open at interpreter exit is stopped by a
+  ``weakref.finalize``; on Linux a worker gets SIGKILL when its parent dies (even if the parent
+  was SIGKILLed); a run interrupted by Ctrl-C kills the workers that were busy, so the pool stays
+  usable. Workers ignore SIGINT themselves: interruption is the parent's business.
 * Start method: ``fork`` when the parent is single-threaded and has not imported torch (cheapest:
   a few ms per worker); otherwise ``forkserver`` (or ``spawn`` where that is missing), because
   forking a multi-threaded process (torch, tokenizers) can deadlock the child.
@@ -421,8 +427,10 @@ class ExecutorPool:
                     # EOF or process exit without a reply: the worker died by itself.
                     w.proc.join(timeout=1)
                     code = w.proc.exitcode
-                    if code is not None and code < 0:
-                        err, why = "too_large", f"worker killed by signal {-code} (likely out of memory)"
+                    if code == -signal.SIGKILL:
+                        err, why = "too_large", "worker killed by signal 9 (likely the out-of-memory killer)"
+                    elif code is not None and code < 0:
+                        err, why = "exec_error", f"worker killed by signal {-code}"
                     else:
                         err, why = "exec_error", f"worker died (exit code {code})"
                     done = yield from self._lose_worker(w, busy, pending, err, why, bar)

@@ -13,7 +13,8 @@ What IS guaranteed (for ``execute``):
   is refused). Statements
   that do not go through the authorizer in every SQLite version (``REINDEX`` with no argument,
   ``VACUUM``, ``BEGIN``...) are refused by their leading keyword before SQLite sees them.
-  No ``-journal``/``-wal`` file is created next to the database.
+  No ``-journal``/``-wal`` file is created next to a database in rollback-journal mode (Spider's
+  and BIRD's files; a WAL-mode database may get its ``-shm`` index file, which holds no data).
 * No ``ATTACH`` (authorizer, and ``SQLITE_LIMIT_ATTACHED`` is 0), no extension loading
   (``load_extension`` denied, and disabled on the connection where Python exposes the switch),
   no ``readfile``/``writefile``/``fts3_tokenizer``/``edit``.
@@ -40,6 +41,8 @@ What is NOT guaranteed:
 * Temporary files: SQLite may spill big sorts to its temp directory (not the database file).
 * Timing isolation: ``seconds`` is wall-clock time and depends on the machine's load.
 * A symlink to a database that is re-pointed while the process runs: real paths are memoised.
+* Parallelism within one process: ``execute`` is thread-safe but serialises threads (use the
+  pool's worker processes for parallel execution).
 
 ``execute_on_copy`` runs one ``INSERT``/``UPDATE``/``DELETE`` on a throw-away copy of the
 database (for rewards that score data-modifying SQL); the original file is only ever opened
@@ -52,6 +55,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections import OrderedDict
@@ -137,6 +141,9 @@ class _Deadline(Exception):
 # the schema costs ~100 us, more than a typical Spider query.
 _CONNS: OrderedDict[str, tuple[tuple[int, int], sqlite3.Connection]] = OrderedDict()
 _WORKER_CONFIGURED = False
+# Serialises execute() across threads of one process: the cached connections and each one's
+# progress handler (which holds the current deadline) are shared state.
+_LOCK = threading.Lock()
 
 
 def _forget_connections_after_fork() -> None:
@@ -282,9 +289,10 @@ def _realpath(db_path: str | Path) -> str:
 
 def close_connections() -> None:
     """Close every cached connection of this process (the next query reopens as needed)."""
-    while _CONNS:
-        _, (_, conn) = _CONNS.popitem()
-        conn.close()
+    with _LOCK:
+        while _CONNS:
+            _, (_, conn) = _CONNS.popitem()
+            conn.close()
 
 
 def _classify(exc: BaseException, deadline_hit: bool) -> tuple[str, str]:
@@ -412,12 +420,13 @@ def execute(db_path: str | Path, sql: str, limits: Limits = Limits()) -> ExecRes
     if keyword in _REFUSED_KEYWORDS:
         return ExecResult(rows=None, error="exec_error",
                           message=f"refused: {keyword.upper()} is not a read-only query")  # fmt: skip
-    try:
-        conn = _open_read_only(_realpath(db_path))
-    except (OSError, sqlite3.Error, ValueError) as exc:
-        return ExecResult(rows=None, error="exec_error", message=f"cannot open database: {_short(exc)}",
-                          seconds=time.monotonic() - t0)  # fmt: skip
-    return _run_statement(conn, sql, limits, t0, _finish_query)
+    with _LOCK:  # the connection cache and a connection's progress handler are per process
+        try:
+            conn = _open_read_only(_realpath(db_path))
+        except (OSError, sqlite3.Error, ValueError) as exc:
+            return ExecResult(rows=None, error="exec_error", message=f"cannot open database: {_short(exc)}",
+                              seconds=time.monotonic() - t0)  # fmt: skip
+        return _run_statement(conn, sql, limits, t0, _finish_query)
 
 
 def _dml_authorizer(seen: list[bool]) -> Callable[..., int]:

@@ -249,3 +249,15 @@ def test_workers_die_when_the_parent_is_killed(db, tmp_path):
     while any(running(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(running(p) for p in pids)
+
+
+def test_worker_crash_is_exec_error(db):
+    with ExecutorPool(workers=1, limits=Limits(timeout=5.0)) as pool:
+        pool.run_one(db, "SELECT 1")
+        (pid,) = pool.worker_pids()
+        import threading
+
+        threading.Timer(0.4, os.kill, (pid, signal.SIGSEGV)).start()
+        results = pool.run([(_SLEEP, "5"), (str(db), "SELECT 2")])
+        assert results[0].error == "exec_error" and f"signal {int(signal.SIGSEGV)}" in results[0].message
+        assert results[1].rows == ((2,),)

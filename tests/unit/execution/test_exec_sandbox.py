@@ -177,3 +177,15 @@ def test_execute_on_copy_deadline_and_cleanup(db, tmp_path, monkeypatch):
     assert list((tmp_path / "tmp").iterdir()) == []  # the copy is deleted
     assert execute_on_copy(db, "", Limits()).error == "no_sql"
     assert execute_on_copy(tmp_path / "missing.sqlite", "DELETE FROM t").error == "exec_error"
+
+
+def test_concurrent_threads_get_their_own_results(db):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(k: int) -> list:
+        return [execute(db, f"SELECT {k} * 1000 + {i}").rows for i in range(50)]
+
+    with ThreadPoolExecutor(4) as ex:
+        outs = list(ex.map(work, range(4)))
+    for k, rows in enumerate(outs):
+        assert rows == [((k * 1000 + i,),) for i in range(50)]
