@@ -204,6 +204,26 @@ _DOMAINS: dict[str, tuple[_TableSpec, ...]] = {
         _t("album", _TITLE, [("genre", ("pop", "rock", "jazz", "metal", "blues")), ("year", (1965, 2023)), ("sales!", (1000, 990000))], ("band",), (30, 70)),
         _t("song", _TITLE, [("length!", (60, 900)), ("rating", (1, 10))], ("album",), _CHILD),
     ),
+    "shipping": (
+        _t("port", _PLACE, [("country", _COUNTRY), ("depth!", (5, 60))], rows=(12, 30)),
+        _t("ship", _TITLE, [("flag", _COUNTRY), ("tonnage!", (500, 200000)), ("built", (1970, 2023))], ("port",), (30, 70)),
+        _t("voyage", None, [("days!", (1, 400)), ("cargo", ("grain", "oil", "coal", "cars", "steel"))], ("ship", "port"), _CHILD),
+    ),
+    "theater": (
+        _t("theater", _PLACE, [("city", _CITY), ("seats!", (80, 3000))], rows=(12, 30)),
+        _t("play", _TITLE, [("genre", ("comedy", "tragedy", "musical", "opera")), ("year", (1990, 2023)), ("length!", (45, 240))], ("theater",), (30, 70)),
+        _t("ticket", None, [("price!", (5, 500)), ("section", ("stalls", "circle", "balcony"))], ("play",), _CHILD),
+    ),
+    "space": (
+        _t("planet", _TITLE, [("moons", (0, 9)), ("mass!", (1, 999))], rows=(12, 30)),
+        _t("astronaut", _PERSON, [("country", _COUNTRY), ("age!", (25, 65))]),
+        _t("mission", _TITLE, [("year", (1990, 2030)), ("budget!", (10, 9000)), ("outcome", ("success", "failure", "partial"))], ("planet", "astronaut"), (40, 100)),
+    ),
+    "garden": (
+        _t("garden", _PLACE, [("city", _CITY), ("area!", (1, 900))], rows=(12, 30)),
+        _t("gardener", _PERSON, [("age!", (16, 80)), ("country", _COUNTRY)], ("garden",), (20, 50)),
+        _t("plant", _TITLE, [("kind", ("rose", "tulip", "fern", "cactus", "orchid")), ("height!", (1, 900)), ("age", (1, 30))], ("garden",), _CHILD),
+    ),
     "gym": (
         _t("trainer", _PERSON, [("age!", (20, 65)), ("sport", ("yoga", "boxing", "running", "cycling"))]),
         _t("client", _PERSON, [("city", _CITY), ("age!", (16, 90))], rows=(25, 60)),

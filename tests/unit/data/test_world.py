@@ -16,7 +16,7 @@ from sqlcoach.errors import DataError
 
 SMALL = {"n_train": 150, "n_dev": 60, "progress": False}
 #: The shared world: big enough that every template and level shows up, small enough to be fast.
-N_TRAIN, N_DEV = 1600, 400
+N_TRAIN, N_DEV = 1200, 300
 FILES = ("train.json", "dev.json", "tables.json", "train_gold.sql", "dev_gold.sql", "world.json")
 
 
@@ -283,7 +283,8 @@ def test_cli_world_build_prints_the_table(tmp_path, capsys):
     out = tmp_path / "w"
     assert main(["world", "build", str(out), "--seed", "4", "--n-train", "60", "--n-dev", "20", "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert re.search(r"^train\s+14\s+60\b", text, re.M) and re.search(r"^dev\s+5\s+20\b", text, re.M)
+    assert re.search(rf"^train\s+{len(TRAIN_DB_IDS)}\s+60\b", text, re.M)
+    assert re.search(rf"^dev\s+{len(DEV_DB_IDS)}\s+20\b", text, re.M)
     assert json.loads((out / "world.json").read_text())["seed"] == 4
 
     (tmp_path / "x").mkdir()
