@@ -1,5 +1,7 @@
 """`sqlcoach world build OUT --seed N`: generate the offline demo world (see sqlcoach.data.world).
 
+`sqlcoach world show OUT` prints the statistics of a world already built.
+
 Writes Spider's layout into OUT (train.json, dev.json, tables.json, database/, *_gold.sql,
 world.json) and prints the statistics table: databases and questions per split, and questions per
 Spider hardness level as scored by sqlcoach.sql.hardness. An existing world in OUT is replaced
@@ -36,11 +38,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--quiet", action="store_true", help="no per-database progress lines")
     build.add_argument("--json", action="store_true", help="print the statistics as JSON instead of a table")
     build.set_defaults(func=run)
+    show = sub.add_parser("show", help="print the statistics of the world in OUT (from OUT/world.json)")
+    show.add_argument("out", metavar="OUT", help="a folder written by `sqlcoach world build`")
+    show.add_argument("--json", action="store_true", help="print the statistics as JSON instead of a table")
+    show.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from sqlcoach.data.world import build_world, format_stats
+    from sqlcoach.data.world import build_world, format_stats, read_world
 
+    if args.world_action == "show":
+        stats = read_world(args.out)
+        print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
+        return 0
     stats = build_world(args.out, seed=args.seed, n_train=args.n_train, n_dev=args.n_dev,
                         progress=not args.quiet, force=args.force)
     if args.json:

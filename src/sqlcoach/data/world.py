@@ -33,8 +33,10 @@ What the world guarantees
   (``number``: one numeric cell; ``ordered``: the gold has ORDER BY; ``list``: anything else).
 
 Re-running into an existing folder: a folder that holds a world (``world.json``) or is empty is
-replaced atomically (the new world is built beside it and renamed into place); any other non-empty
-folder is refused unless ``force=True``, so that a typo cannot wipe a user's directory.
+replaced; the new world is built complete in a hidden folder beside it and only then renamed into
+place (the old one is renamed away first and deleted after), so a failed or interrupted build never
+leaves a half-written world under OUT. Any other non-empty folder is refused unless ``force=True``,
+so that a typo cannot wipe a user's directory.
 """
 
 from __future__ import annotations
@@ -1400,6 +1402,25 @@ def _stats(seed: int, records: dict[str, list[dict[str, Any]]], n_tables: int, n
 
 def _dump(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_world(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """The statistics stored in ``OUT/world.json`` by ``build_world``.
+
+    Raises DataError when the file is missing, is not JSON, or lacks the keys ``build_world``
+    writes (so a caller can tell "no world here" from "an older world": compare ``version``).
+    """
+    path = Path(out_dir) / "world.json"
+    if not path.is_file():
+        raise DataError("no world here (world.json missing); run `sqlcoach world build`", str(path))
+    try:
+        stats = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"not valid JSON: {exc}", str(path)) from exc
+    need = ("version", "seed", "databases", "questions", "hardness", "tables", "rows")
+    if not isinstance(stats, dict) or any(k not in stats for k in need):
+        raise DataError(f"not a world.json (expected keys: {', '.join(need)})", str(path))
+    return stats
 
 
 def format_stats(stats: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sqlcoach.data import world as W
-from sqlcoach.data.world import DEV_DB_IDS, TRAIN_DB_IDS, build_world, format_stats
+from sqlcoach.data.world import DEV_DB_IDS, TRAIN_DB_IDS, build_world, format_stats, read_world
 from sqlcoach.errors import DataError
 
 SMALL = {"n_train": 150, "n_dev": 60, "progress": False}
@@ -287,6 +287,11 @@ def test_cli_world_build_prints_the_table(tmp_path, capsys):
     assert re.search(rf"^dev\s+{len(DEV_DB_IDS)}\s+20\b", text, re.M)
     assert json.loads((out / "world.json").read_text())["seed"] == 4
 
+    assert main(["world", "show", str(out)]) == 0
+    assert re.search(r"^dev\s+\d+\s+20\b", capsys.readouterr().out, re.M)
+    assert main(["world", "show", str(tmp_path)]) == 2
+    assert "world.json missing" in capsys.readouterr().err
+
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "f").write_text("")
     assert main(["world", "build", str(tmp_path / "x"), "--quiet"]) == 2
@@ -310,3 +315,16 @@ def test_loads_with_the_spider_loader(full):
     dev = spider.load_spider(out, "dev")
     assert len(dev) == N_DEV and all(ex.db_path for ex in dev)
     assert {ex.db_id for ex in dev} == set(DEV_DB_IDS)
+
+
+def test_read_world_rejects_what_is_not_a_world(tmp_path, full):
+    out, stats = full
+    assert read_world(out) == {k: v for k, v in stats.items() if k != "seconds"}
+    with pytest.raises(DataError, match="world.json missing"):
+        read_world(tmp_path)
+    (tmp_path / "world.json").write_text("{not json")
+    with pytest.raises(DataError, match="not valid JSON"):
+        read_world(tmp_path)
+    (tmp_path / "world.json").write_text('{"seed": 0}')
+    with pytest.raises(DataError, match="not a world.json"):
+        read_world(tmp_path)
