@@ -1,14 +1,17 @@
 """Completions per second of the ``execution`` reward, with the gold results cached.
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/reward_throughput.py [--data ../shared/data] [--repeats 5]
-[--batch 256] [--workers 2] [--generated]``
+[--batch 256] [--workers 2] [--generated] [--unique]``
 
 Workload (Spider dev, when ``--data`` holds it): the 972 runnable dev questions, each with 6
 "completions": the lines of the six ``spider-reference/*.sql`` prediction files (gold, DISTINCT
 removed, LIMIT n+1, ASC/DESC flipped, ORDER BY dropped, columns reversed), i.e. 5,832 completions,
 grouped by question as GRPO groups generations, and scored ``--batch`` completions per call (the
-reward's TRL contract: lists aligned with the completions). Without the data (or with
-``--generated``) a generated Spider-like database and query set is used instead.
+reward's TRL contract: lists aligned with the completions). Most reference predictions equal the
+gold (a file changes only the queries its edit applies to), and the reward runs identical
+completions of a batch once; ``--unique`` appends a distinct ``/* k */`` comment to every
+completion so that all of them are extracted, parsed and executed (the worst case). Without the
+data (or with ``--generated``) a generated Spider-like database and query set is used instead.
 
 What is timed: ``ExecutionReward.__call__`` over all batches. Before the timed runs one untimed
 pass fills the executor pool's gold cache (this is "gold cached": in training, the G generations
@@ -109,7 +112,7 @@ def generated_workload(folder: Path, questions: int = 500, seed: int = 0) -> lis
 
 def clear_text_caches() -> None:
     """Forget extraction, statement types and parse trees: every completion costs as a new one."""
-    for fn in (execution_module._extract_sql, execution_module._statement_type):
+    for fn in (execution_module._extract_sql, execution_module._statement_type, execution_module._statement):
         fn.cache_clear()
     from sqlcoach.sql import parse
 
@@ -140,6 +143,9 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=256, help="completions per reward call")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--generated", action="store_true", help="use a generated database even if Spider is present")
+    ap.add_argument("--unique", action="store_true",
+                    help="make every completion a distinct string (a trailing /* k */ comment), so that no "
+                         "duplicate is de-duplicated: the worst case for a diverse model")  # fmt: skip
     args = ap.parse_args()
 
     tmp = None
@@ -148,6 +154,8 @@ def main() -> int:
     else:
         tmp = tempfile.TemporaryDirectory()
         work, source = generated_workload(Path(tmp.name)), "generated world database"
+    if args.unique:
+        work = [(f"{c} /* {k} */", g, d) for k, (c, g, d) in enumerate(work)]
     distinct = len({(c, g, d) for c, g, d in work})
     print(f"workload: {source}: {len(work)} completions ({distinct} distinct), batch {args.batch}, "
           f"workers {args.workers}")  # fmt: skip

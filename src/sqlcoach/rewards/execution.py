@@ -67,6 +67,25 @@ def _extract_sql(text: str) -> str:
     return extract_sql(text) or clean_sql(text)
 
 
+# The first word after whitespace, comments and opening parentheses.
+_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$)|\()*([A-Za-z_]+)", re.S)
+_QUICK_KINDS = {"select": "select", "insert": "insert", "update": "update", "delete": "delete"}
+
+
+@lru_cache(maxsize=1 << 16)
+def _statement(sql: str) -> str:
+    """``statement_type(sql)``, with a shortcut for texts that start with SELECT/INSERT/UPDATE/DELETE.
+
+    A full sqlglot parse costs more than running a Spider query, and routing only needs to know
+    read / write / other. A text whose first word is one of those four cannot be another kind
+    of statement; a text sqlglot cannot parse would go to the read-only executor anyway, where
+    SQLite's own parser decides. Anything else (WITH, VALUES, junk) is parsed.
+    """
+    match = _LEADING.match(sql)
+    quick = _QUICK_KINDS.get(match.group(1).lower()) if match else None
+    return quick or _statement_type(sql)
+
+
 def _kind(stmt: str) -> str:
     if stmt in _WRITES:
         return _WRITE
@@ -262,8 +281,8 @@ class ExecutionScorer:
                 outcomes[i] = Outcome(sql=sql, statement="", gold_ok=False, error="gold_error",
                                       message="no gold SQL or database")  # fmt: skip
                 continue
-            gold_kind = _kind(_statement_type(gold))
-            stmt = _statement_type(sql) if sql.strip() else ""
+            gold_kind = _kind(_statement(gold))
+            stmt = _statement(sql) if sql.strip() else ""
             if gold_kind == _WRITE:
                 any_write_gold = True
                 if sql.strip() and _kind(stmt) == _WRITE:
@@ -328,7 +347,7 @@ class ExecutionScorer:
         # Write golds prove the example is scorable by running on a copy; memoised like the
         # pool's read cache (bounded, so a long run does not grow it without limit).
         gold_keys = {(str(db), str(gold)) for gold, db in zip(golds, dbs)
-                     if gold and db and _kind(_statement_type(str(gold))) == _WRITE}  # fmt: skip
+                     if gold and db and _kind(_statement(str(gold))) == _WRITE}  # fmt: skip
         new = [k for k in gold_keys if k not in self._write_golds]
         if len(self._write_golds) + len(new) > 4096:
             self._write_golds.clear()
@@ -339,7 +358,7 @@ class ExecutionScorer:
         results = dict(zip(jobs, self._writes(jobs)))
         for i in range(len(sqls)):
             gold, db = golds[i], dbs[i]
-            if not gold or not db or _kind(_statement_type(str(gold))) != _WRITE:
+            if not gold or not db or _kind(_statement(str(gold))) != _WRITE:
                 continue
             gold_res = self._write_golds[(str(db), str(gold))]
             if not gold_res.ok:
@@ -348,7 +367,7 @@ class ExecutionScorer:
             if outcomes[i] is not None:  # no_sql / wrong_statement, gold fine
                 continue
             res = results[(str(db), sqls[i])]
-            stmt = _statement_type(sqls[i])
+            stmt = _statement(sqls[i])
             if res.ok:
                 outcomes[i] = Outcome(sql=sqls[i], statement=stmt, gold_ok=True, type_match=True, executed=True)
             else:
@@ -356,21 +375,22 @@ class ExecutionScorer:
                                       error=classify(res), message=res.message)  # fmt: skip
 
     def _judge_read(self, sql: str, ex: ExOutcome) -> Outcome:
-        stmt = _statement_type(sql) if sql.strip() else ""
-        # Type credit needs sqlglot to read it as a SELECT (an SQLite-only text does not count).
-        type_match = stmt == "select"
+        stmt = _statement(sql) if sql.strip() else ""
         if ex.error == "gold_error":
             return _gold_failed(sql, ex.message)
         if ex.error == "no_sql":
             return Outcome(sql=sql, statement=stmt, gold_ok=True, error="no_sql", message=ex.message)
         if ex.ex:
-            return Outcome(sql=sql, statement=stmt, gold_ok=True, type_match=type_match, executed=True,
+            return Outcome(sql=sql, statement=stmt, gold_ok=True, type_match=True, executed=True,
                            equal=True, jaccard=1.0)  # fmt: skip
         pres, gres = ex.pred_result, ex.gold_result
         if ex.error == "wrong_result" and pres is not None and pres.ok and gres is not None and gres.ok:
             jaccard = result_jaccard(pres.rows or (), pres.columns, gres.rows or (), gres.columns)
-            return Outcome(sql=sql, statement=stmt, gold_ok=True, type_match=type_match, executed=True,
+            return Outcome(sql=sql, statement=stmt, gold_ok=True, type_match=True, executed=True,
                            jaccard=jaccard, message=ex.message)  # fmt: skip
+        # Type credit needs sqlglot to read it as a SELECT (a text only SQLite reads does not
+        # count): parsed here, for failures only.
+        type_match = _statement_type(sql) == "select"
         failed = pres if pres is not None and not pres.ok else ExecResult(rows=None, error=ex.error, message=ex.message)
         return Outcome(sql=sql, statement=stmt, gold_ok=True, type_match=type_match, error=classify(failed),
                        message=failed.message)  # fmt: skip

@@ -217,3 +217,29 @@ def test_jaccard_without_names_pairs_by_position():
 def test_jaccard_empty_results():
     assert result_jaccard([], ("a",), [], ("a",)) == 1.0
     assert result_jaccard([], ("a",), [(1,)], ("a",)) == 0.0
+
+
+def test_statement_routing_shortcut_agrees_with_the_parser():
+    from sqlcoach.rewards.execution import _kind, _statement
+    from sqlcoach.sql.rewrite import statement_type
+
+    texts = [
+        "SELECT 1",
+        "  -- note\n/* x */ (SELECT name FROM singer)",
+        "select * from t union select * from u",
+        "INSERT INTO singer VALUES (1, 'a', 'b', 2)",
+        "update singer set age = 1",
+        "DELETE FROM singer",
+        "WITH x AS (SELECT 1) DELETE FROM singer WHERE singer_id IN (SELECT * FROM x)",
+        "WITH x AS (SELECT 1) SELECT * FROM x",
+        "VALUES (1)",
+        "DROP TABLE singer",
+        "PRAGMA table_info(singer)",
+    ]
+    for text in texts:
+        parsed = statement_type(text)
+        assert _kind(_statement(text)) == _kind(parsed), text
+        if parsed != "unparsable":
+            assert _statement(text) == parsed, text
+    # a SELECT that sqlglot cannot parse still routes as a read (SQLite's parser decides)
+    assert _statement("SELECT a FROM t WHERE (((") == "select"
