@@ -1,0 +1,90 @@
+"""`sqlcoach evaluate`: score a prediction file the way the official scorers do, safely and fast.
+
+    sqlcoach evaluate --gold dev_gold.sql --pred pred.sql --db database/ --table tables.json \\
+        --etype all [--keep-distinct] [--plug-value] [--mode spider|bird] [--timeout 30] \\
+        [--workers N] [--per-example rows.jsonl] [--out summary.json]
+
+The flags of the official test-suite scorer are accepted under their own spelling too
+(``--keep_distinct``, ``--plug_value``, ``--progress_bar_for_each_datapoint``), so switching is a
+one-word change of the command. Imports nothing heavy: no torch, no transformers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sqlcoach.errors import SqlcoachError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="score predictions: EX, EM, test-suite, BIRD VES/Soft-F1",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("--gold", required=True, help="gold file: one 'SQL<TAB>db_id' per line")
+    p.add_argument(
+        "--pred", required=True,
+        help="predictions: one SQL per line, same order (blank line = empty prediction); "
+        "or BIRD's predict_dev.json",
+    )
+    p.add_argument("--db", help="database folder: <db>/<db_id>/*.sqlite (Spider layout)")
+    p.add_argument("--table", help="tables.json (Spider): lets EM merge foreign-key columns")
+    p.add_argument("--etype", default="all", choices=["all", "exec", "match"])
+    p.add_argument("--mode", default="spider", choices=["spider", "bird"],
+                   help="spider: test-suite semantics; bird: set of rows, column order matters")
+    p.add_argument("--keep-distinct", "--keep_distinct", dest="keep_distinct", action="store_true",
+                   help="spider mode: do not strip DISTINCT before executing")
+    p.add_argument("--plug-value", "--plug_value", dest="plug_value", action="store_true",
+                   help="spider mode: also try the gold's literals in the prediction's value slots")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per query (default 30)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+    p.add_argument("--difficulty", help="BIRD dev.json (or one label per line) for a difficulty breakdown")
+    p.add_argument("--ves-iterations", type=int, default=None,
+                   help="bird mode: timing runs per query for VES/R-VES (default 10; 0 = off)")
+    p.add_argument("--per-example", dest="per_example", help="write one JSON row per example here")
+    p.add_argument("--out", help="write the summary JSON here")
+    p.add_argument("--progress", dest="progress", action="store_true", default=None,
+                   help="force the progress bar on (default: on for long runs on a terminal)")
+    p.add_argument("--progress_bar_for_each_datapoint", dest="progress", action="store_true",
+                   help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true", help="print only the EX/EM line")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sqlcoach.metrics import evaluate_files
+
+    if args.etype != "match" and not args.db:
+        raise SqlcoachError("--db is required for --etype exec/all")
+    if args.timeout <= 0:
+        raise SqlcoachError("--timeout must be positive (seconds per query)")
+    if args.workers is not None and args.workers < 0:
+        raise SqlcoachError("--workers must be >= 0 (0 runs queries in this process)")
+    progress = args.progress
+    if progress is None:
+        progress = sys.stderr.isatty()
+    report = evaluate_files(
+        args.gold, args.pred, db_dir=args.db, tables_path=args.table, etype=args.etype,
+        mode=args.mode, keep_distinct=args.keep_distinct, plug_value=args.plug_value,
+        timeout=args.timeout, workers=args.workers, progress=progress,
+        difficulty_path=args.difficulty, ves_iterations=args.ves_iterations,
+    )
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if args.per_example:
+        report.write_per_example(args.per_example)
+    if args.out:
+        report.write_summary(args.out)
+    s = report.summary["all"]
+    if args.quiet:
+        parts = [f"count {s['count']}"]
+        if s["ex"] is not None:
+            parts.append(f"EX {s['ex']:.4f}")
+        if s["em"] is not None:
+            parts.append(f"EM {s['em']:.4f}")
+        print("  ".join(parts))
+    else:
+        print(report.table())
+    return 0

@@ -1,0 +1,281 @@
+"""The scorer's Python API: what ``sqlcoach evaluate`` does, for in-process use.
+
+    from sqlcoach.metrics import evaluate_pairs
+    report = evaluate_pairs(preds, [(gold_sql, db_id), ...], db_dir="spider/database",
+                            tables_path="spider/tables.json", etype="all")
+    print(report.table()); report.summary["all"]["ex"]
+
+``etype``: ``exec`` (EX only), ``match`` (EM only), ``all`` (both). Hardness is always computed
+from the gold. This module imports no torch/transformers: scoring stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from sqlcoach.errors import SqlcoachError
+from sqlcoach.execution.pool import ExecutorPool
+from sqlcoach.execution.sandbox import Limits
+from sqlcoach.metrics import bird as bird_metrics
+from sqlcoach.metrics.em import em_and_hardness
+from sqlcoach.metrics.ex import EX_MODES, ExItem, database_files, score_execution
+from sqlcoach.metrics.files import read_difficulties, read_gold, read_pred
+from sqlcoach.metrics.report import format_table, summarize
+from sqlcoach.types import Example, Verdict
+
+ETYPES = ("all", "exec", "match")
+
+
+@dataclass
+class EvalReport:
+    verdicts: list[Verdict]
+    summary: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    preds: list[str] = field(default_factory=list)
+    golds: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        return format_table(self.summary)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Per-example records (what ``--per-example`` writes)."""
+        out = []
+        for v, p, g in zip(self.verdicts, self.preds, self.golds):
+            row = {
+                "index": v.index,
+                "db_id": v.db_id,
+                "hardness": v.hardness,
+                "difficulty": v.difficulty,
+                "ex": v.ex,
+                "em": v.em,
+                "error": v.error,
+                "message": v.message,
+                "seconds": round(v.seconds, 6),
+                "pred": p,
+                "gold": g,
+            }
+            row.update(v.extra)
+            out.append(row)
+        return out
+
+    def write_per_example(self, path: str | Path) -> None:
+        _atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.rows()))
+
+    def write_summary(self, path: str | Path) -> None:
+        _atomic_write(path, json.dumps(self.summary, indent=2, ensure_ascii=False) + "\n")
+
+
+def _atomic_write(path: str | Path, text: str) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, p)
+
+
+def _check_options(etype: str, mode: str) -> None:
+    if etype not in ETYPES:
+        raise SqlcoachError(f"unknown etype {etype!r}; choose one of {', '.join(ETYPES)}")
+    if mode not in EX_MODES:
+        raise SqlcoachError(f"unknown mode {mode!r}; choose one of {', '.join(EX_MODES)}")
+
+
+def evaluate_pairs(
+    preds: Sequence[str],
+    golds: Sequence[tuple[str, str]],
+    *,
+    db_dir: str | Path | None = None,
+    db_files: Sequence[Sequence[str]] | None = None,
+    tables_path: str | Path | None = None,
+    etype: str = "all",
+    mode: str = "spider",
+    keep_distinct: bool = False,
+    plug_value: bool = False,
+    timeout: float = 30.0,
+    workers: int | None = None,
+    pool: ExecutorPool | None = None,
+    progress: bool = False,
+    difficulties: Sequence[str | None] | None = None,
+    interactions: Sequence[int] | None = None,
+    ves_iterations: int | None = None,
+) -> EvalReport:
+    """Score ``preds[i]`` against ``golds[i] = (gold_sql, db_id)``.
+
+    Databases come from ``db_dir/<db_id>/`` (Spider layout) or, per example, from ``db_files``.
+    ``pool``: reuse a caller's executor pool (its gold cache then spans calls); otherwise one is
+    started for this call and closed after it. ``ves_iterations``: BIRD VES timing runs per query
+    (default 10 in ``bird`` mode, off in ``spider`` mode; 0 turns it off).
+    Never raises because of a prediction; raises ``SqlcoachError`` for bad options or lengths.
+    """
+    _check_options(etype, mode)
+    if len(preds) != len(golds):
+        raise SqlcoachError(f"{len(preds)} predictions for {len(golds)} gold queries")
+    t0 = time.perf_counter()
+    n = len(golds)
+    gold_sqls = [g for g, _ in golds]
+    db_ids = [d for _, d in golds]
+    if db_files is None:
+        files_cache: dict[str, tuple[str, ...]] = {}
+        files = []
+        for d in db_ids:
+            if d not in files_cache:
+                files_cache[d] = database_files(db_dir, d, mode=mode)
+            files.append(files_cache[d])
+    else:
+        files = [tuple(f) for f in db_files]
+    warnings: list[str] = []
+    missing = sorted({d for d, f in zip(db_ids, files) if not f})
+    if missing and etype != "match":
+        warnings.append(
+            f"{len(missing)} database(s) not found ({', '.join(missing[:5])}"
+            f"{', ...' if len(missing) > 5 else ''}): their examples are gold_error and not scored"
+        )
+
+    # EM and hardness (pure Python parsing) run before execution starts its workers
+    want_em = etype in ("all", "match")
+    em_hard = em_and_hardness(
+        preds, gold_sqls, db_ids, tables_path=str(tables_path) if tables_path else None,
+        want_em=want_em, workers=workers,
+    )
+    if want_em and not tables_path:
+        warnings.append("no tables.json given: EM does not merge columns linked by foreign keys")
+
+    outcomes = None
+    bird_extra: dict[str, Any] = {}
+    if etype in ("all", "exec"):
+        own_pool = pool is None
+        if own_pool:
+            pool = ExecutorPool(workers=workers, limits=Limits(timeout=timeout))
+        try:
+            items = [ExItem(p or "", g, f) for p, g, f in zip(preds, gold_sqls, files)]
+            outcomes = score_execution(
+                items, pool=pool, mode=mode, keep_distinct=keep_distinct,
+                plug_value=plug_value, progress=progress,
+            )
+            if mode == "bird":
+                bird_extra = _bird_extras(outcomes, files, pool, ves_iterations)
+        finally:
+            if own_pool:
+                pool.close()
+
+    verdicts: list[Verdict] = []
+    for i in range(n):
+        em, hard = em_hard[i]
+        diff = difficulties[i] if difficulties else None
+        if outcomes is None:
+            # EM only: the gold is not executed, so gold_error cannot be known
+            error = "no_sql" if not (preds[i] or "").strip() else None
+            verdicts.append(Verdict(i, db_ids[i], False, em, hard, diff, error))
+            continue
+        o = outcomes[i]
+        extra = {}
+        if mode == "bird" and "soft_f1_each" in bird_extra:
+            extra["soft_f1"] = round(bird_extra["soft_f1_each"][i], 6)
+            if "ratios" in bird_extra:
+                extra["time_ratio"] = round(bird_extra["ratios"][i], 6)
+        verdicts.append(
+            Verdict(i, db_ids[i], o.ex, em, hard, diff, o.error, o.message, o.seconds, extra)
+        )
+    extra_summary: dict[str, Any] = {
+        "config": {
+            "etype": etype, "mode": mode, "keep_distinct": keep_distinct,
+            "plug_value": plug_value, "timeout": timeout,
+        },
+    }
+    if outcomes is None:
+        extra_summary["note"] = "etype=match: EX not computed"
+    if bird_extra:
+        extra_summary["bird"] = {k: v for k, v in bird_extra.items() if k not in ("soft_f1_each", "ratios")}
+    summary = summarize(verdicts, interactions=interactions, extra=extra_summary)
+    if outcomes is None:
+        for block in [summary["all"], *summary["by_hardness"].values(), *summary.get("by_difficulty", {}).values()]:
+            block["ex"] = None
+        summary["executes"] = None
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
+    return EvalReport(verdicts, summary, warnings, list(preds), gold_sqls)
+
+
+def _bird_extras(outcomes, files, pool: ExecutorPool, ves_iterations: int | None) -> dict[str, Any]:
+    scored = [i for i, o in enumerate(outcomes) if o.error != "gold_error"]
+    f1 = [0.0] * len(outcomes)
+    for i in scored:
+        o = outcomes[i]
+        pres = o.pred_result.rows if (o.pred_result is not None and o.pred_result.ok) else None
+        gres = o.gold_result.rows if o.gold_result is not None else None
+        f1[i] = bird_metrics.soft_f1(pres, gres) if pres is not None else 0.0
+    out: dict[str, Any] = {
+        "soft_f1": 100.0 * sum(f1[i] for i in scored) / len(scored) if scored else 0.0,
+        "soft_f1_each": f1,
+    }
+    iters = 10 if ves_iterations is None else ves_iterations
+    if iters > 0:
+        # only correct predictions are timed (an incorrect one scores 0 in VES)
+        jobs = [
+            (files[i][0], o.pred_sql, o.gold_sql) if (o.ex and o.error != "gold_error") else None
+            for i, o in enumerate(outcomes)
+        ]
+        ratios = bird_metrics.time_ratios(jobs, pool=pool, iterations=iters)
+        scored_ratios = [ratios[i] for i in scored]
+        out.update(
+            ves=bird_metrics.ves(scored_ratios), r_ves=bird_metrics.r_ves(scored_ratios),
+            iterations=iters, ratios=ratios,
+        )
+    return out
+
+
+def _files_for_example(ex: Example, mode: str) -> tuple[str, ...]:
+    """Database files of one example: its folder's ``*.sqlite`` files (test-suite accuracy) when
+    the folder is named after the database, as in Spider's layout; otherwise the file alone, so a
+    folder of unrelated databases (e.g. materialised WikiSQL tables) is never mixed in."""
+    if not ex.db_path:
+        return ()
+    p = Path(ex.db_path)
+    if p.is_dir():
+        return database_files(p.parent, p.name, mode=mode)
+    if not p.is_file():
+        return ()
+    if p.parent.name == ex.db_id:
+        return database_files(p.parent.parent, ex.db_id, mode=mode) or (str(p),)
+    return (str(p),)
+
+
+def evaluate_examples(
+    examples: Sequence[Example], pred_sqls: Sequence[str], **kwargs: Any
+) -> EvalReport:
+    """Score predictions against loaded examples (``Example.gold_sql`` and ``Example.db_path``).
+
+    Keyword arguments are those of ``evaluate_pairs`` (``db_dir``/``db_files`` are derived).
+    Example difficulties (BIRD) are carried into the summary.
+    """
+    mode = kwargs.get("mode", "spider")
+    files = [_files_for_example(ex, mode) for ex in examples]
+    golds = [(ex.gold_sql or "", ex.db_id) for ex in examples]
+    diffs = [ex.difficulty for ex in examples]
+    if "difficulties" not in kwargs and any(diffs):
+        kwargs["difficulties"] = diffs
+    return evaluate_pairs(pred_sqls, golds, db_files=files, **kwargs)
+
+
+def evaluate_files(
+    gold_path: str | Path,
+    pred_path: str | Path,
+    *,
+    db_dir: str | Path | None,
+    difficulty_path: str | Path | None = None,
+    **kwargs: Any,
+) -> EvalReport:
+    """What the CLI calls: read the official-format files, then ``evaluate_pairs``."""
+    gold, multi = read_gold(gold_path)
+    preds, warnings = read_pred(pred_path, gold, multi)
+    diffs = read_difficulties(difficulty_path, len(gold)) if difficulty_path else None
+    report = evaluate_pairs(
+        preds, [(g.sql, g.db_id) for g in gold], db_dir=db_dir, difficulties=diffs,
+        interactions=[g.interaction for g in gold] if multi else None, **kwargs,
+    )
+    report.warnings[:0] = warnings
+    return report
