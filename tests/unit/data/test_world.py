@@ -115,6 +115,13 @@ def test_records_carry_spider_fields_and_no_duplicate_questions(full):
         assert kinds["number"] > 0 and kinds["list"] > 0 and kinds["ordered"] > 0
 
 
+def test_every_template_is_used(full):
+    out, stats = full
+    names = {f.__name__.removeprefix("_t_") for f, _level, _w in W._TEMPLATES}
+    assert set(stats["templates"]) == names
+    assert sum(stats["templates"].values()) == N_TRAIN + N_DEV
+
+
 def test_all_four_hardness_levels(full):
     if not _has_hardness():
         pytest.skip("sqlcoach.sql.hardness is not installed in this checkout")
