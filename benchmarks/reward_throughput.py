@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from sqlcoach.execution.pool import ExecutorPool  # noqa: E402
 from sqlcoach.execution.sandbox import Limits  # noqa: E402
+from sqlcoach.rewards import common  # noqa: E402
 from sqlcoach.rewards import execution as execution_module  # noqa: E402
 from sqlcoach.rewards.execution import ExecutionReward  # noqa: E402
 
@@ -112,7 +113,7 @@ def generated_workload(folder: Path, questions: int = 500, seed: int = 0) -> lis
 
 def clear_text_caches() -> None:
     """Forget extraction, statement types and parse trees: every completion costs as a new one."""
-    for fn in (execution_module._extract_sql, execution_module._statement_type, execution_module._statement):
+    for fn in (common.text_sql, execution_module._statement_type, execution_module._statement):
         fn.cache_clear()
     from sqlcoach.sql import parse
 

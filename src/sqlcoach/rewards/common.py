@@ -9,9 +9,11 @@ and ``[{"role": "assistant", "content": ...}]`` lists for conversational ones.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Sequence
 
 from sqlcoach.errors import ConfigError
+from sqlcoach.sql.extract import clean_sql, extract_sql
 
 
 def completion_text(completion: Any) -> str:
@@ -45,6 +47,26 @@ def completion_text(completion: Any) -> str:
                     part.get("text", "") for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
                 )
     return ""
+
+
+@lru_cache(maxsize=4096)
+def text_sql(text: str) -> str:
+    """The SQL of a completion's text: ``extract_sql``, else the whole text when it is itself one
+    statement (``clean_sql``); ``""`` when neither finds SQL. Memoised: a GRPO group often repeats
+    a completion, and the complexity and execution rewards read the same completions."""
+    sql = extract_sql(text)
+    if sql:
+        return sql
+    # extract_sql finds bare SELECT/WITH text but not a bare INSERT/UPDATE/DELETE.
+    try:
+        return clean_sql(text[:200_000].replace("\x00", ""))
+    except Exception:  # noqa: BLE001 - hostile text must never crash a run: no SQL found
+        return ""
+
+
+def completion_sql(completion: Any) -> str:
+    """``text_sql(completion_text(completion))``: the SQL of a standard or conversational completion."""
+    return text_sql(completion_text(completion))
 
 
 def column(columns: dict[str, Any], name: str, n: int, *, reward: str, required: bool = True) -> list[Any]:

@@ -41,8 +41,7 @@ from typing import Any, Sequence
 from sqlglot import exp
 
 from sqlcoach.errors import ConfigError
-from sqlcoach.rewards.common import column, completion_text
-from sqlcoach.sql.extract import extract_sql
+from sqlcoach.rewards.common import column, completion_sql
 from sqlcoach.sql.parse import parse_sql
 
 #: (node class, weight); a node counts once, with the weight of the first class it is an instance of.
@@ -130,7 +129,7 @@ class ComplexityReward:
                 if gold_c is None:
                     out.append(None)
                     continue
-            pred_c = sql_complexity(extract_sql(completion_text(completion)) or "")
+            pred_c = sql_complexity(completion_sql(completion))
             if pred_c is None:
                 out.append(0.0)
                 continue

@@ -45,9 +45,8 @@ from typing import Any, Callable, Sequence
 from sqlcoach.errors import ConfigError
 from sqlcoach.execution.sandbox import Limits, execute_on_copy
 from sqlcoach.metrics.ex import EX_MODES, ExItem, ExOutcome, database_files, prepare, score_execution
-from sqlcoach.rewards.common import column, completion_text
+from sqlcoach.rewards.common import column, completion_sql
 from sqlcoach.rewards.errors import classify, error_credit
-from sqlcoach.sql.extract import clean_sql, extract_sql
 from sqlcoach.sql.rewrite import statement_type
 from sqlcoach.types import ExecResult
 
@@ -58,13 +57,6 @@ _READ, _WRITE, _OTHER = "read", "write", "other"
 # Parsing with sqlglot costs far more than running a Spider query; the G completions of a prompt
 # share one gold and often repeat one another, so these pure functions are memoised.
 _statement_type = lru_cache(maxsize=1 << 16)(statement_type)
-
-
-@lru_cache(maxsize=1 << 16)
-def _extract_sql(text: str) -> str:
-    # extract_sql finds bare SELECT/WITH text but not a bare INSERT/UPDATE/DELETE; a completion
-    # that is itself one statement (the golden file's form, and DML answers) is cleaned as such.
-    return extract_sql(text) or clean_sql(text)
 
 
 # The first word after whitespace, comments and opening parentheses.
@@ -440,7 +432,7 @@ class _ExecutionBase:
         n = len(completions)
         golds = column(columns, self.gold_column, n, reward=self.__name__)
         dbs = column(columns, self.db_column, n, reward=self.__name__)
-        sqls = [_extract_sql(completion_text(c)) or "" for c in completions]
+        sqls = [completion_sql(c) for c in completions]
         outcomes = self.scorer.score(sqls, golds, dbs)
         self.last_outcomes = outcomes
         rewards = [self.value(o) for o in outcomes]

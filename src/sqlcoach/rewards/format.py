@@ -1,16 +1,23 @@
 """``format``: does the completion have the shape the prompt template asked for?
 
-A completion earns ``weight`` (default 1.0) when the whole text (leading/trailing whitespace
-ignored) matches the template's pattern AND every captured part is non-empty after stripping;
-otherwise 0. Binary on purpose: partial credit for half a tag invites tag spam.
+A completion earns ``weight`` (default 1.0) when the template's pattern matches the WHOLE text
+(``fullmatch``) and every part the pattern captures, if any, is non-blank; otherwise 0. Binary
+on purpose: partial credit for half a tag invites tag spam.
 
-Templates (``FORMAT_TEMPLATES``; choose one with ``template=`` or, per example, with a dataset
-column named by ``template_column``, default ``format_template``; or give your own ``pattern=``):
+The shapes are the prompt templates' own (``sqlcoach.prompts.templates.expected_format``), so
+the reward checks exactly what the prompt asked for; one extra shape is defined here:
 
-* ``reasoning``: ``<reasoning>...</reasoning>`` then ``<sql>...</sql>`` (SQL-R1 / seed style)
-* ``think``: ``<think>...</think>`` then ``<answer>...</answer>`` (DeepSeek-R1 / Arctic style)
-* ``markdown``: free reasoning, then one final fenced ```` ```sql ... ``` ```` block (OmniSQL style)
-* ``sql``: SQL alone, starting with SELECT or WITH, no markup (completion-only prompts)
+* ``sql_terminal``: the bare SQL (SELECT/WITH ..., no fences) (DB-GPT-Hub)
+* ``omnisql``: optional reasoning, then one final fenced ```` ```sql ``` ```` block (OmniSQL)
+* ``reasoning``: ``<think>...</think>`` then ``<answer>```sql ...```</answer>`` (R1 style,
+  SQL-R1 / Arctic-Text2SQL-R1)
+* ``reasoning_tags``: ``<reasoning>...</reasoning>`` then ``<sql>...</sql>``
+* ``think`` (here): ``<think>...</think>`` then ``<answer>...</answer>`` with anything non-blank
+  inside the answer (no fence required)
+
+Choose one with ``template=``, per example with a dataset column named by ``template_column``
+(default ``format_template``), or give your own regular expression with ``pattern=`` (matched
+against the whole text, DOTALL and case-insensitive).
 """
 
 from __future__ import annotations
@@ -19,24 +26,32 @@ import re
 from typing import Any, Sequence
 
 from sqlcoach.errors import ConfigError
+from sqlcoach.prompts.templates import TEMPLATES as PROMPT_TEMPLATES
 from sqlcoach.rewards.common import column, completion_text
 
-FORMAT_TEMPLATES: dict[str, str] = {
-    "reasoning": r"<reasoning>(.*?)</reasoning>\s*<sql>(.*?)</sql>",
-    "think": r"<think>(.*?)</think>\s*<answer>(.*?)</answer>",
-    "markdown": r"(?:(?!```).)*?```sql[ \t]*\n?((?:(?!```).)*?)```",
-    "sql": r"((?:select|with)\b(?:(?!```|</?\w+>).)*)",
+_EXTRA: dict[str, re.Pattern[str]] = {
+    "think": re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL | re.IGNORECASE),
+}
+
+#: Template name -> the pattern a well-formed completion fullmatches.
+FORMAT_TEMPLATES: dict[str, re.Pattern[str]] = {
+    **{name: t.pattern for name, t in PROMPT_TEMPLATES.items()},
+    **_EXTRA,
 }
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
     try:
-        return re.compile(r"\s*" + pattern + r"\s*", re.DOTALL | re.IGNORECASE)
+        return re.compile(pattern, re.DOTALL | re.IGNORECASE)
     except re.error as exc:
         raise ConfigError(f"format reward: pattern {pattern!r} is not a valid regular expression: {exc}") from exc
 
 
-_COMPILED = {name: _compile(p) for name, p in FORMAT_TEMPLATES.items()}
+def _template(name: str, where: str) -> re.Pattern[str]:
+    try:
+        return FORMAT_TEMPLATES[name]
+    except KeyError:
+        raise ConfigError(f"format reward: {where} names unknown template {name!r}; known: {sorted(FORMAT_TEMPLATES)}") from None
 
 
 def format_ok(text: str, pattern: re.Pattern[str]) -> bool:
@@ -54,18 +69,16 @@ class FormatReward:
         self,
         weight: float = 1.0,
         *,
-        template: str = "reasoning",
+        template: str = "reasoning_tags",
         pattern: str | None = None,
         template_column: str = "format_template",
         name: str = "format",
     ):
         if weight < 0:
             raise ConfigError(f"reward weight must be >= 0, got {weight}")
-        if pattern is None and template not in FORMAT_TEMPLATES:
-            raise ConfigError(f"format reward: unknown template {template!r}; known: {sorted(FORMAT_TEMPLATES)}")
         self.weight = float(weight)
         self.template = template
-        self.pattern = _compile(pattern) if pattern is not None else _COMPILED[template]
+        self.pattern = _compile(pattern) if pattern is not None else _template(template, "template=")
         self.template_column = template_column
         self.__name__ = name
 
@@ -83,11 +96,6 @@ class FormatReward:
         for completion, tmpl in zip(completions, templates):
             pattern = self.pattern
             if tmpl:
-                if tmpl not in _COMPILED:
-                    raise ConfigError(
-                        f"format reward: column {self.template_column!r} names unknown template {tmpl!r}; "
-                        f"known: {sorted(FORMAT_TEMPLATES)}"
-                    )
-                pattern = _COMPILED[tmpl]
+                pattern = _template(str(tmpl), f"column {self.template_column!r}")
             out.append(self.weight if format_ok(completion_text(completion), pattern) else 0.0)
         return out

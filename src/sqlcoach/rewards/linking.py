@@ -23,8 +23,7 @@ from typing import Any, Sequence
 from sqlglot import exp
 
 from sqlcoach.errors import ConfigError
-from sqlcoach.rewards.common import column, completion_text
-from sqlcoach.sql.extract import extract_sql
+from sqlcoach.rewards.common import column, completion_sql
 from sqlcoach.sql.parse import parse_sql
 
 
@@ -104,7 +103,7 @@ class _GoldSimilarity:
             if gold is None or not str(gold).strip():
                 out.append(None)
                 continue
-            sim = self.similarity(extract_sql(completion_text(completion)) or "", str(gold))
+            sim = self.similarity(completion_sql(completion), str(gold))
             out.append(None if sim is None else self.weight * sim)
         return out
 

@@ -55,12 +55,19 @@ def reasoning_text(text: str) -> str:
 
 @lru_cache(maxsize=1024)
 def schema_names(db_path: str) -> frozenset[str]:
-    """Lower-cased table and column names of the SQLite database at ``db_path`` (empty on any failure).
+    """Lower-cased table and column names of the SQLite database at ``db_path`` (a file, or a
+    test-suite folder: its main file), empty on any failure.
 
     Opened read-only through a ``mode=ro`` URI; only ``sqlite_master`` and ``pragma_table_info``
     are read (trusted queries, no model SQL), so this needs no sandbox.
     """
     path = Path(db_path)
+    if path.is_dir():  # a test-suite folder: its main file <folder>/<folder>.sqlite, else the first
+        main = path / f"{path.name}.sqlite"
+        files = [main] if main.is_file() else sorted(path.glob("*.sqlite"))
+        if not files:
+            return frozenset()
+        path = files[0]
     if not path.is_file():
         return frozenset()
     names: set[str] = set()

@@ -4,7 +4,7 @@
 ``(reward name, options)`` pairs. Adding a reward or a preset is adding an entry: nothing here
 branches on dataset or reward names.
 
-    rewards = build_rewards("seed-multi", format={"template": "think"})
+    rewards = build_rewards("seed-multi", format={"template": "omnisql"})
     trainer = GRPOTrainer(..., reward_funcs=rewards)   # TRL logs each by rewards[i].__name__
 """
 
@@ -36,14 +36,14 @@ PRESETS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
     # Execution, format, reasoning and complexity with the weights of the issue (sum 3.5).
     "seed-multi": (
         ("execution", {"weight": 1.2}),
-        ("format", {"weight": 1.0, "template": "reasoning"}),
+        ("format", {"weight": 1.0, "template": "reasoning_tags"}),
         ("reasoning_quality", {"weight": 0.7}),
         ("complexity", {"weight": 0.6}),
     ),
     # Arctic-Text2SQL-R1: the binary execution reward, plus a small format term.
     "arctic": (
         ("execution_binary", {"weight": 1.0}),
-        ("format", {"weight": 0.1, "template": "think"}),
+        ("format", {"weight": 0.1, "template": "reasoning"}),
     ),
 }
 

@@ -16,7 +16,8 @@ def test_presets_build_named_callables(pool):
     assert [r.weight for r in rewards] == [1.2, 1.0, 0.7, 0.6]
     arctic = build_rewards("arctic", pool=pool)
     assert [r.__name__ for r in arctic] == ["execution_binary", "format"]
-    assert arctic[1].weight == 0.1 and arctic[1].template == "think"
+    assert arctic[1].weight == 0.1 and arctic[1].template == "reasoning"
+    assert rewards[1].template == "reasoning_tags"
     # the execution rewards of one build share one pool handle
     both = build_rewards(["execution", "execution_binary"])
     assert both[0].scorer.handle is both[1].scorer.handle
@@ -33,10 +34,10 @@ def test_every_registered_reward_follows_the_trl_signature():
 
 
 def test_options_routing(pool):
-    rewards = build_rewards("seed-multi", pool=pool, format={"template": "markdown"}, mode="bird",
+    rewards = build_rewards("seed-multi", pool=pool, format={"template": "omnisql"}, mode="bird",
                             gold_column="query")  # fmt: skip
     execution, fmt, _, complexity = rewards
-    assert fmt.template == "markdown"
+    assert fmt.template == "omnisql"
     assert execution.scorer.mode == "bird" and execution.gold_column == "query"
     assert complexity.gold_column == "query"
     custom = build_rewards(["format", ("ngram", {"weight": 0.2}), {"name": "schema_linking", "weight": 0.3}], pool=pool)

@@ -79,18 +79,29 @@ def test_error_table_is_complete_and_bounded():
 
 
 def test_format_templates():
-    reward = FormatReward()
+    reward = FormatReward()  # reasoning_tags
     good = "<reasoning>Find names.</reasoning>\n<sql>SELECT name FROM singer</sql>"
-    assert reward(None, [good, f"  {good}\n", "<sql>SELECT 1</sql>", "<reasoning> </reasoning><sql>SELECT 1</sql>",
+    assert reward(None, [good, f"  {good}\n", "<sql>SELECT 1</sql>", "<reasoning></reasoning><sql>SELECT 1</sql>",
                          good + " trailing"]) == [1.0, 1.0, 0.0, 0.0, 0.0]  # fmt: skip
-    think = FormatReward(template="think", weight=0.1)
-    assert think(None, ["<think>a</think><answer>SELECT 1</answer>", good]) == pytest.approx([0.1, 0.0])
-    md = FormatReward(template="markdown")
+    r1 = FormatReward(template="reasoning", weight=0.1)
+    assert r1(None, ["<think>a</think>\n<answer>\n```sql\nSELECT 1\n```\n</answer>",
+                     "<think>a</think><answer>SELECT 1</answer>", good]) == pytest.approx([0.1, 0.0, 0.0])  # fmt: skip
+    think = FormatReward(template="think")
+    assert think(None, ["<think>a</think><answer>SELECT 1</answer>", "<think>a</think><answer> </answer>"]) == [1.0, 0.0]
+    md = FormatReward(template="omnisql")
     assert md(None, ["We count.\n```sql\nSELECT 1\n```", "```sql\nSELECT 1\n```\nmore", "```sql\n```"]) == [1.0, 0.0, 0.0]
-    bare = FormatReward(template="sql")
-    assert bare(None, ["SELECT 1", "with x as (select 1) select * from x", "Sure: SELECT 1", "SELECT 1 <sql>"]) == [
+    bare = FormatReward(template="sql_terminal")
+    assert bare(None, ["SELECT 1", "WITH x AS (SELECT 1) SELECT * FROM x", "Sure: SELECT 1", "SELECT 1 ```"]) == [
         1.0, 1.0, 0.0, 0.0,
     ]  # fmt: skip
+
+
+def test_format_uses_the_prompt_templates_shapes():
+    from sqlcoach.prompts.templates import TEMPLATES, render_completion
+
+    for name in TEMPLATES:
+        target = render_completion("SELECT name FROM singer", name, "Look at the singer table.")
+        assert FormatReward(template=name)(None, [target]) == [1.0], name
 
 
 def test_format_conversational_custom_pattern_and_column():
@@ -189,6 +200,11 @@ def test_reasoning_small_thresholds():
     assert reasoning_parts("First do x.")["steps"] == 0.0
     assert reasoning_parts("1. pick\n2. sort")["steps"] == 0.15
     assert schema_names("/nonexistent/x.sqlite") == frozenset()
+
+
+def test_schema_names_of_a_test_suite_folder(concert_db):
+    # concert_db lives in a tmp folder: a folder without <name>.sqlite uses its first *.sqlite
+    assert "singer" in schema_names(str(concert_db.parent))
 
 
 def test_reasoning_is_capped_at_weight(concert_db):
