@@ -442,8 +442,10 @@ class ExecutorPool:
                     start_failures = 0
             if start_failures >= _MAX_START_FAILURES:
                 raise SqlcoachError(
-                    f"executor workers keep dying before running any query ({start_failures} in a row); "
-                    f"is Limits.max_memory_mb={self.limits.max_memory_mb} too small for Python?"
+                    f"executor workers keep dying before running any query ({start_failures} in a row). "
+                    "With the forkserver/spawn start method (used once torch or threads are loaded) the "
+                    "main script must be import-safe (`if __name__ == '__main__':`); also check that "
+                    f"Limits.max_memory_mb={self.limits.max_memory_mb} leaves room for Python itself."
                 )
 
     def _past_hard_deadline(self, w: _Worker, now: float) -> bool:

@@ -235,6 +235,10 @@ def _set_limits(conn: sqlite3.Connection, limits: Limits) -> None:
         conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, limits.max_bytes)
         conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, min(limits.max_bytes, 1_000_000))
+        # SQLite's compiled-in defaults, set explicitly so that a build with larger ones does not
+        # let deeply nested model output exhaust the C stack.
+        conn.setlimit(sqlite3.SQLITE_LIMIT_EXPR_DEPTH, 1000)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT, 500)
 
 
 def _decode_text(raw: bytes) -> str:
