@@ -499,6 +499,14 @@ def _cmp(rng: random.Random) -> tuple[str, str]:
     return op, word
 
 
+#: Integer columns that hold a year: their max/min make sense, their sum or average does not.
+_YEAR_LIKE = frozenset({"year", "born", "founded", "formed", "built"})
+
+
+def _agg(rng: random.Random, col: _Col) -> str:
+    return _pick(rng, ("max", "min") if col.name in _YEAR_LIKE else ("avg", "max", "min", "sum"))
+
+
 def _value(rng: random.Random, t: _Table, col: str) -> Any:
     return _pick(rng, t.values(col))
 
@@ -574,7 +582,7 @@ def _t_agg(rng, db):
     if t is None:
         return None
     c = _pick(rng, _num_cols(t))
-    f = _pick(rng, ("avg", "max", "min", "sum"))
+    f = _agg(rng, c)
     q = _pick(rng, ("What is the {a} {c} of all {p}?", "Find the {a} {c} of the {p}.", "Give the {a} {c} over all {p}."))
     return _Draft(q.format(a=_pick(rng, _AGG_WORDS[f]), c=c.name, p=t.plural), f"SELECT {f}({c.name}) FROM {t.name}")
 
@@ -588,7 +596,7 @@ def _t_agg_filter(rng, db):
     if fc is None:
         return None
     v = _value(rng, t, fc.name)
-    f = _pick(rng, ("avg", "max", "min", "sum"))
+    f = _agg(rng, c)
     q = _pick(rng, ("What is the {a} {c} of {p} whose {fc} is {v}?", "Find the {a} {c} of the {p} with {fc} {v}.",
                     "For {p} with {fc} {v}, what is the {a} {c}?"))
     return _Draft(q.format(a=_pick(rng, _AGG_WORDS[f]), c=c.name, p=t.plural, fc=fc.name, v=v),
@@ -691,7 +699,7 @@ def _t_group_agg(rng, db):
         return None
     c = _pick(rng, t.col("cat"))
     x = _pick(rng, _num_cols(t))
-    f = _pick(rng, ("avg", "max", "min", "sum"))
+    f = _agg(rng, x)
     q = _pick(rng, ("What is the {a} {x} of {p} for each {c}?", "For each {c}, find the {a} {x} of the {p}.",
                     "Show each {c} together with the {a} {x} of its {p}."))
     return _Draft(q.format(a=_pick(rng, _AGG_WORDS[f]), x=x.name, p=t.plural, c=c.name),
@@ -836,7 +844,7 @@ def _t_join_agg_filter(rng, db):
     fc = _pick(rng, _filter_cols(p))
     v = _value(rng, p, fc.name)
     x = _pick(rng, _num_cols(c))
-    f = _pick(rng, ("avg", "max", "min", "sum"))
+    f = _agg(rng, x)
     q = _pick(rng, ("What is the {a} {x} of {cp} whose {ps} has {fc} {v}?",
                     "Find the {a} {x} of the {cp} of {pp} with {fc} {v}.",
                     "For {cp} of a {ps} whose {fc} is {v}, what is the {a} {x}?"))
@@ -1048,11 +1056,11 @@ def _t_join_group_top(rng, db):
 
 
 def _t_join_sum_top(rng, db):
-    link = _link(rng, db, lambda p, c: _has_label(p) and _num_cols(c))
+    link = _link(rng, db, lambda p, c: _has_label(p) and [x for x in _num_cols(c) if x.name not in _YEAR_LIKE])
     if link is None:
         return None
     p, c, fk = link
-    x = _pick(rng, _num_cols(c))
+    x = _pick(rng, [x for x in _num_cols(c) if x.name not in _YEAR_LIKE])
     q = _pick(rng, ("Which {ps} has the highest total {x} over its {cp}? Give its {n}.",
                     "What is the {n} of the {ps} whose {cp} have the largest total {x}?",
                     "Find the {n} of the {ps} with the greatest sum of {x} of its {cp}."))
@@ -1238,6 +1246,47 @@ def _safe_hardness(fn: Callable[[str], str] | None, sql: str) -> str | None:
     return level if isinstance(level, str) else None
 
 
+_SHAPE_WORDS = frozenset(
+    "select from where join as on and or not in like between group by having order limit desc asc "
+    "distinct intersect union except count avg max min sum".split()
+)
+
+
+def _shape(sql: str) -> str:
+    """The SQL with names and literals blanked: ``SELECT c FROM c WHERE c = 'v' LIMIT 1``.
+
+    Spider's hardness counts clauses, joins, conditions, aggregates and nesting, none of which
+    depends on which table, column or value is named; two golds with one shape share one level.
+    """
+    out = []
+    for tok in _query_toks(sql):
+        if tok.startswith("'"):
+            out.append("'v'")
+        elif tok[0].isdigit():
+            out.append("1")
+        elif tok[0].isalpha() or tok[0] == "_":
+            out.append(tok.upper() if tok.lower() in _SHAPE_WORDS else "c")
+        else:
+            out.append(tok)
+    return " ".join(out)
+
+
+class _CachedHardness:
+    """``hardness(sql)`` computed once per SQL shape: parsing every gold with sqlglot was most of
+    the build time, and the world has a few hundred shapes for thousands of golds. A unit test
+    checks that every record's level equals the uncached function's."""
+
+    def __init__(self, fn: Callable[[str], str] | None):
+        self.fn = fn
+        self.cache: dict[str, str | None] = {}
+
+    def __call__(self, sql: str) -> str | None:
+        key = _shape(sql)
+        if key not in self.cache:
+            self.cache[key] = _safe_hardness(self.fn, sql)
+        return self.cache[key]
+
+
 def _answer_kind(sql: str, rows: list[tuple]) -> str:
     if " ORDER BY " in sql and not sql.endswith(" LIMIT 1"):
         return "ordered"
@@ -1252,7 +1301,7 @@ def _answer_kind(sql: str, rows: list[tuple]) -> str:
 
 
 def _questions_for(db: _Db, con: sqlite3.Connection, n: int, seed: int, max_same_sql: int,
-                   hardness: Callable[[str], str] | None) -> list[dict[str, Any]]:
+                   hardness: Callable[[str], str | None]) -> list[dict[str, Any]]:
     """``n`` distinct questions over ``db`` (fewer only when the templates run out of slots)."""
     rng = random.Random(f"sqlcoach-world-q:{seed}:{db.db_id}")
     levels = list(_LEVEL_SHARE)
@@ -1274,7 +1323,7 @@ def _questions_for(db: _Db, con: sqlite3.Connection, n: int, seed: int, max_same
             continue
         seen_q.add(d.question)
         sql_uses[d.sql] = sql_uses.get(d.sql, 0) + 1
-        level_found = _safe_hardness(hardness, d.sql)
+        level_found = hardness(d.sql)
         out.append({
             "db_id": db.db_id,
             "question": d.question,
@@ -1329,7 +1378,8 @@ def build_world(out_dir: str | os.PathLike, seed: int = 0, *, n_train: int | Non
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    hardness = _hardness_fn()
+    hardness_fn = _hardness_fn()
+    hardness = _CachedHardness(hardness_fn)
     try:
         tables_json: list[dict[str, Any]] = []
         records: dict[str, list[dict[str, Any]]] = {"train": [], "dev": []}
@@ -1354,7 +1404,7 @@ def build_world(out_dir: str | os.PathLike, seed: int = 0, *, n_train: int | Non
                 if progress:
                     print(f"world: {split:5s} {db_id:12s} {len(db.tables)} tables "
                           f"{sum(len(t.rows) for t in db.tables):4d} rows {len(qs):4d} questions", file=sys.stderr)
-        stats = _stats(seed, records, n_tables, n_rows, hardness is not None)
+        stats = _stats(seed, records, n_tables, n_rows, hardness_fn is not None)
         stats["requested"] = {"train": n_train, "dev": n_dev}
         _dump(tmp / "tables.json", tables_json)
         for split in ("train", "dev"):

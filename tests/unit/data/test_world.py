@@ -134,6 +134,19 @@ def test_all_four_hardness_levels(full):
         assert stats["hardness"][split] == {k: levels.get(k, 0) for k in stats["hardness"][split]}
 
 
+def test_hardness_cached_by_shape_equals_the_real_function(full):
+    if not _has_hardness():
+        pytest.skip("sqlcoach.sql.hardness is not installed in this checkout")
+    from sqlcoach.sql.hardness import hardness
+
+    out, _ = full
+    for recs in _records(out).values():
+        for r in recs[::3]:
+            assert r["hardness"] == hardness(r["query"]), r["query"]
+    assert W._shape("SELECT T1.name FROM a AS T1 WHERE T1.x = 'Oslo' LIMIT 3") == \
+        "SELECT c FROM c AS c WHERE c = 'v' LIMIT 1"
+
+
 # --- golds -------------------------------------------------------------------------------------
 
 
