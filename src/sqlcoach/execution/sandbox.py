@@ -10,9 +10,11 @@ What IS guaranteed (for ``execute``):
   opened with ``mode=ro`` (SQLite's pager refuses every write), ``PRAGMA query_only=ON`` is set by
   us before anything else runs, and an authorizer allows only reads (``SELECT``, column reads,
   functions and recursive CTEs; every PRAGMA, including the table-valued ``pragma_*()`` forms,
-  is refused). Statements
-  that do not go through the authorizer in every SQLite version (``REINDEX`` with no argument,
-  ``VACUUM``, ``BEGIN``...) are refused by their leading keyword before SQLite sees them.
+  is refused). Statements that do not go through the authorizer in every SQLite version
+  (``REINDEX`` with no argument, ``VACUUM``, ``BEGIN``...) are refused by their leading keyword
+  before SQLite sees them. We open with ``mode=ro``, not ``immutable=1``: immutable skips locking
+  and change detection, which is safe only if nobody ever writes the file (a user rebuilding a
+  database during an evaluation would get corrupt reads).
   No ``-journal``/``-wal`` file is created next to a database in rollback-journal mode (Spider's
   and BIRD's files; a WAL-mode database may get its ``-shm`` index file, which holds no data).
 * No ``ATTACH`` (authorizer, and ``SQLITE_LIMIT_ATTACHED`` is 0), no extension loading
@@ -26,13 +28,15 @@ What IS guaranteed (for ``execute``):
 * Caps on result size: at most ``max_rows`` rows and about ``max_bytes`` bytes (strings and
   blobs by length, 8 bytes per number); a single value larger than ``max_bytes`` is refused by
   SQLite itself (``SQLITE_LIMIT_LENGTH``). Exceeding a cap gives ``too_large``.
+* Text that is not valid UTF-8 is returned decoded with U+FFFD replacement, never an error.
 
 What is NOT guaranteed:
 
 * CPU time inside a single long C call that runs no VM instructions can overrun the deadline.
   A real example: ``SELECT printf('%.*c', 2000000000, 'x')`` spends ~20 s in printf's padding
-  loop (the result is refused at the end as too big); one huge sort step is another. The hard wall-clock limit belongs to ``ExecutorPool``, which kills the
-  worker process.
+  loop (the result is refused at the end as too big); one huge sort step is another. The
+  hard wall-clock limit belongs to ``ExecutorPool``, which kills the worker process
+  (tests/unit/execution/test_hostile.py runs exactly this query).
 * Memory: the address-space cap (``RLIMIT_AS``) and SQLite's ``hard_heap_limit`` are
   process-wide, so they are applied only in the pool's worker processes
   (``configure_worker_process``), never in the caller's process, and ``RLIMIT_AS`` is skipped on
