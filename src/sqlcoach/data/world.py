@@ -1359,14 +1359,18 @@ def build_world(out_dir: str | os.PathLike, seed: int = 0, *, n_train: int | Non
     Guarantees (see the module docstring): deterministic in (seed, n_train, n_dev); dev
     databases (``DEV_DB_IDS``) disjoint from train ones; every gold runs and returns a non-empty,
     tie-free result. ``n_train``/``n_dev`` default to 4000/600 questions, spread evenly over the
-    split's databases. ``out_dir`` is replaced atomically when it is absent, empty or an earlier
-    world; another non-empty directory raises ``DataError`` unless ``force``.
+    split's databases. ``out_dir`` may be absent, empty or an earlier world: the new world is
+    built complete beside it and then renamed into place. Another non-empty directory raises
+    ``DataError`` unless ``force``.
 
     Returns ``{"version", "seed", "databases": {split: [db_id]}, "questions": {split: n},
-    "hardness": {split: {level: n}}, "tables": n, "rows": n, "seconds": s}`` (also written to
-    ``OUT/world.json`` without ``seconds``, so that the file is reproducible).
+    "requested": {split: n}, "hardness": {split: {level: n}}, "hardness_scored": bool,
+    "templates": {name: n}, "tables": n, "rows": n, "seconds": s}``, also written to
+    ``OUT/world.json`` without ``seconds`` so that the file is reproducible. Levels are counted
+    as ``unscored`` when ``sqlcoach.sql.hardness`` is missing or cannot score a gold.
     """
     start = time.perf_counter()
+    seed = int(seed)
     n_train = DEFAULT_N_TRAIN if n_train is None else int(n_train)
     n_dev = DEFAULT_N_DEV if n_dev is None else int(n_dev)
     if n_train < 0 or n_dev < 0:
@@ -1416,7 +1420,11 @@ def build_world(out_dir: str | os.PathLike, seed: int = 0, *, n_train: int | Non
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}"
             out.rename(old)
-            tmp.rename(out)
+            try:
+                tmp.rename(out)
+            except OSError:
+                old.rename(out)  # put the previous world back rather than leave nothing
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(out)
