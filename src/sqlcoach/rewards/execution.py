@@ -60,7 +60,8 @@ _statement_type = lru_cache(maxsize=1 << 16)(statement_type)
 
 
 # The first word after whitespace, comments and opening parentheses.
-_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$)|\()*([A-Za-z_]+)", re.S)
+# One character per whitespace step: ``(?:\s+)*`` would backtrack exponentially on hostile text.
+_LEADING = re.compile(r"(?:\s|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$)|\()*([A-Za-z_]+)", re.S)
 _QUICK_KINDS = {"select": "select", "insert": "insert", "update": "update", "delete": "delete"}
 
 

@@ -243,3 +243,14 @@ def test_statement_routing_shortcut_agrees_with_the_parser():
             assert _statement(text) == parsed, text
     # a SELECT that sqlglot cannot parse still routes as a read (SQLite's parser decides)
     assert _statement("SELECT a FROM t WHERE (((") == "select"
+
+
+def test_statement_routing_is_linear_on_hostile_text():
+    import time
+
+    from sqlcoach.rewards.execution import _statement
+
+    t0 = time.perf_counter()
+    for text in (" " * 5000 + "1", "(" * 5000 + "1", "/*" + " " * 5000, "-- x\n" * 2000 + "?"):
+        _statement(text)
+    assert time.perf_counter() - t0 < 5.0
