@@ -7,7 +7,8 @@ in job order. Design, and why:
   process costs more than a whole Spider evaluation's queries. Each keeps one read-only
   connection per database file (``sandbox``'s cache).
 * Jobs travel in chunks (one pickle per chunk each way, results as plain tuples), so the
-  per-query overhead is a few microseconds. Chunks are small enough that two workers stay busy.
+  per-query overhead is a few microseconds. Chunks are small enough that two workers stay busy,
+  and each worker has two in flight, so it never waits for the parent to read a reply.
 * Each worker publishes the index and start time of the query it is running in a shared
   two-slot array. The parent kills (SIGKILL) a worker whose query has run past
   ``limits.timeout * hard_timeout_factor + HARD_GRACE`` seconds; that query gets ``timeout``, the
@@ -57,6 +58,8 @@ from sqlcoach.types import ExecResult
 HARD_GRACE = 0.5
 #: Most jobs in one chunk sent to a worker.
 MAX_CHUNK = 64
+#: Chunks sent to a worker before its first reply is read.
+IN_FLIGHT = 2
 # How often the parent wakes to check hard deadlines while waiting for results.
 _POLL = 0.05
 # A worker that dies this many times in a row without finishing a query means the environment
@@ -153,7 +156,7 @@ def _choose_context() -> Any:
 
 
 class _Worker:
-    __slots__ = ("proc", "conn", "state", "chunk")
+    __slots__ = ("proc", "conn", "state", "chunks")
 
     def __init__(self, ctx: Any, limits: Limits):
         self.state = ctx.RawArray("d", 2)
@@ -163,7 +166,7 @@ class _Worker:
         self.proc.start()
         child_end.close()  # so that the parent sees EOF when the worker dies
         self.conn = parent_end
-        self.chunk: list[tuple[int, Any, str, int]] | None = None
+        self.chunks: deque[list[tuple[int, Any, str, int]]] = deque()  # sent, reply not yet read
 
     def kill(self) -> None:
         if self.proc.is_alive():
@@ -382,7 +385,7 @@ class ExecutorPool:
         finally:
             # Interrupted (Ctrl-C, an exception in the caller): workers still busy with a chunk
             # would later answer a question nobody asked; kill them, fresh ones start on demand.
-            for w in [w for w in self._procs if w.chunk is not None]:
+            for w in [w for w in self._procs if w.chunks]:
                 w.kill()
                 self._procs.remove(w)
 
@@ -393,30 +396,21 @@ class ExecutorPool:
             todo[k : k + size] for k in range(0, len(todo), size)
         )
         start_failures = 0
-        busy: list[_Worker] = []
-        while pending or busy:
-            # hand chunks to idle (or new) workers
-            idle = [w for w in self._procs if w.chunk is None]
-            while pending and (idle or len(self._procs) < n_workers):
-                w = idle.pop() if idle else self._spawn()
-                w.chunk = pending.popleft()
-                try:
-                    w.conn.send(w.chunk)
-                except (OSError, ValueError):
-                    pass  # died while idle: noticed below through its sentinel/EOF
-                busy.append(w)
+        while True:
+            self._hand_out(pending, n_workers)
+            busy = [w for w in self._procs if w.chunks]
+            if not busy:
+                return
             ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=_POLL)
             now = time.monotonic()
-            for w in list(busy):
+            for w in busy:
                 if w.conn in ready:
                     try:
                         packed = w.conn.recv()
                     except (EOFError, OSError):
                         packed = None
                     if packed is not None:
-                        chunk = w.chunk
-                        w.chunk = None
-                        busy.remove(w)
+                        chunk = w.chunks.popleft()  # replies come in the order chunks were sent
                         start_failures = 0
                         for (index, *_), t in zip(chunk, packed):
                             yield index, _unpack(t), True
@@ -433,12 +427,11 @@ class ExecutorPool:
                         err, why = "exec_error", f"worker killed by signal {-code}"
                     else:
                         err, why = "exec_error", f"worker died (exit code {code})"
-                    done = yield from self._lose_worker(w, busy, pending, err, why, bar)
+                    done = yield from self._lose_worker(w, pending, err, why, bar)
                     start_failures = 0 if done else start_failures + 1
                 elif self._past_hard_deadline(w, now):
-                    yield from self._lose_worker(
-                        w, busy, pending, "timeout", f"killed after {self.hard_timeout:.1f}s hard limit (worker)", bar
-                    )
+                    why = f"killed after {self.hard_timeout:.1f}s hard limit (worker)"
+                    yield from self._lose_worker(w, pending, "timeout", why, bar)
                     start_failures = 0
             if start_failures >= _MAX_START_FAILURES:
                 raise SqlcoachError(
@@ -448,6 +441,27 @@ class ExecutorPool:
                     f"Limits.max_memory_mb={self.limits.max_memory_mb} leaves room for Python itself."
                 )
 
+    def _hand_out(self, pending: deque, n_workers: int) -> None:
+        """Give every worker up to IN_FLIGHT chunks, round-robin, starting workers as needed.
+
+        Two chunks in flight per worker: the worker starts its next chunk while the parent is
+        still reading the previous reply, instead of waiting for the parent to be scheduled.
+        """
+        while pending and len(self._procs) < n_workers:
+            self._send(self._spawn(), pending.popleft())
+        for depth in range(1, IN_FLIGHT + 1):
+            for w in self._procs:
+                if pending and len(w.chunks) < depth:
+                    self._send(w, pending.popleft())
+
+    @staticmethod
+    def _send(w: _Worker, chunk: list[tuple[int, Any, str, int]]) -> None:
+        w.chunks.append(chunk)
+        try:
+            w.conn.send(chunk)
+        except (OSError, ValueError):
+            pass  # the worker died: noticed through its sentinel/EOF, and the chunk re-queued
+
     def _past_hard_deadline(self, w: _Worker, now: float) -> bool:
         # Read index, start, index: if the index changed in between, the pair is torn; skip.
         i1 = w.state[0]
@@ -455,18 +469,19 @@ class ExecutorPool:
         i2 = w.state[0]
         return i1 >= 0 and i1 == i2 and now - start > self.hard_timeout
 
-    def _lose_worker(self, w: _Worker, busy: list[_Worker], pending: deque, err: str, why: str, bar: Any):
-        """Kill ``w``, fail its current query with ``err``, re-queue the rest of its chunk.
+    def _lose_worker(self, w: _Worker, pending: deque, err: str, why: str, bar: Any):
+        """Kill ``w``, fail its current query with ``err``, re-queue the rest of its chunks.
 
         Returns True when a query was blamed (the worker had started one), False otherwise.
         """
         current = int(w.state[0])
         w.kill()
-        busy.remove(w)
         self._procs.remove(w)
-        chunk = w.chunk or []
-        rest = [job for job in chunk if job[0] != current]
-        blamed = len(rest) < len(chunk)
+        jobs = [job for chunk in w.chunks for job in chunk]
+        w.chunks.clear()
+        # Jobs of these chunks that had finished are run again: their reply was never sent.
+        rest = [job for job in jobs if job[0] != current]
+        blamed = len(rest) < len(jobs)
         if blamed:
             secs = self.hard_timeout if err == "timeout" else 0.0
             yield current, ExecResult(rows=None, error=err, message=why, seconds=secs), False
