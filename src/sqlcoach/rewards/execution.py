@@ -437,11 +437,13 @@ class _ExecutionBase:
         outcomes = self.scorer.score(sqls, golds, dbs)
         self.last_outcomes = outcomes
         rewards = [self.value(o) for o in outcomes]
-        _log(columns, self.__name__, outcomes, rewards)
+        _log(columns, self.__name__, outcomes)
         return rewards
 
 
-def _log(columns: dict[str, Any], name: str, outcomes: list[Outcome], rewards: list[float | None]) -> None:
+def _log(columns: dict[str, Any], name: str, outcomes: list[Outcome]) -> None:
+    # The trainer's log_extra/log_metric: the SQL and outcome of every completion in the
+    # completions table (reward hacking shows there first), and the batch's EX and run rates.
     log_extra: Callable[[str, list], None] | None = columns.get("log_extra")
     log_metric: Callable[[str, float], None] | None = columns.get("log_metric")
     if callable(log_extra):
