@@ -153,8 +153,9 @@ def test_hardness_cached_by_shape_equals_the_real_function(full):
 def _reversed_copy(src: Path, dst: Path) -> None:
     """The same database with every table's rows inserted in reverse order.
 
-    A gold whose answer depends on the scan order (a tie under ORDER BY ... LIMIT, or rows picked
-    arbitrarily) gives a different answer on this copy.
+    A gold whose answer depends on the scan order (rows picked arbitrarily, a float sum whose
+    rounding depends on order) gives a different answer on this copy. Ties after GROUP BY are not
+    caught this way (SQLite groups in key order): test_ordered_golds_have_no_ties... covers them.
     """
     s, d = sqlite3.connect(src), sqlite3.connect(dst)
     try:
@@ -192,6 +193,41 @@ def test_every_gold_runs_non_empty_and_does_not_depend_on_row_order(full, tmp_pa
     finally:
         for a, b in cons.values():
             a.close(), b.close()
+
+
+def _order_keys_sql(sql: str) -> tuple[str, int | None]:
+    """For ``SELECT list FROM ... ORDER BY key [DESC] [LIMIT k]``: the query returning the ordering
+    keys of the rows (``SELECT key FROM ... ORDER BY key ... LIMIT k+1``), and k."""
+    m = re.fullmatch(r"SELECT (?:DISTINCT )?.+? (FROM .+ ORDER BY (.+?)(?: DESC)?)(?: LIMIT (\d+))?", sql)
+    assert m and " UNION " not in sql and " INTERSECT " not in sql and " EXCEPT " not in sql, sql
+    rest, key, limit = m.group(1), m.group(2), m.group(3)
+    if limit is None:
+        return f"SELECT {key} {rest}", None
+    k = int(limit)
+    return f"SELECT {key} {rest} LIMIT {k + 1}", k
+
+
+def test_ordered_golds_have_no_ties_where_they_matter(full):
+    """A tie among the rows that ORDER BY ... LIMIT k keeps (or anywhere, without LIMIT) would make
+    the gold's answer depend on SQLite's scan or grouping order; no gold may have one."""
+    out, _ = full
+    cons: dict[str, sqlite3.Connection] = {}
+    checked = 0
+    try:
+        for recs in _records(out).values():
+            for r in recs:
+                if " ORDER BY " not in r["query"]:
+                    continue
+                db_id = r["db_id"]
+                con = cons.setdefault(db_id, sqlite3.connect(out / "database" / db_id / f"{db_id}.sqlite"))
+                key_sql, k = _order_keys_sql(r["query"])
+                keys = [row[0] for row in con.execute(key_sql)]
+                assert len(set(keys)) == len(keys), (r["query"], keys[:6])
+                checked += 1
+    finally:
+        for con in cons.values():
+            con.close()
+    assert checked > 100
 
 
 def test_questions_state_what_the_sql_copies(full):
