@@ -117,7 +117,7 @@ def _worker_main(conn: Any, state: Any, limits: Limits) -> None:
             return
         out = []
         for index, db, sql, kind in msg:
-            state[1] = time.monotonic()  # start time first, then index: see _check_deadlines
+            state[1] = time.monotonic()  # start time first, then index: see _past_hard_deadline
             state[0] = index
             out.append(_pack(_run_job(db, sql, limits, kind)))
         state[0] = -1.0
