@@ -65,6 +65,21 @@ def test_same_seed_gives_identical_files_and_tables(tmp_path):
     assert sa == sb
 
 
+def test_same_seed_is_identical_across_processes_with_other_hash_seeds(tmp_path):
+    """String hashing is randomised per process; nothing in the world may depend on it."""
+    import subprocess
+    import sys
+
+    src = str(Path(W.__file__).resolve().parents[2])
+    code = ("import sys; from sqlcoach.data.world import build_world; "
+            "build_world(sys.argv[1], seed=11, n_train=80, n_dev=30, progress=False)")
+    for h in ("1", "2"):
+        env = {"PYTHONHASHSEED": h, "PYTHONPATH": src, "PATH": "/usr/bin:/bin"}
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / h)], check=True, env=env)
+    for name in FILES:
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
+
+
 def test_other_seed_gives_other_world(tmp_path):
     build_world(tmp_path / "a", seed=1, **SMALL)
     build_world(tmp_path / "b", seed=2, **SMALL)
