@@ -39,8 +39,11 @@ from sqlglot import exp
 if TYPE_CHECKING:
     from sqlcoach.sql.tables import SpiderDbSchema
 
-# A quoted region (kept as written), a split operator such as "> =", or a run of whitespace.
-_LEXEME = re.compile(r"""('(?:[^']|'')*'?|"(?:[^"]|"")*"?|`[^`]*`?|\[[^\]]*\]?)|([!<>])\s+=|(\s+)""")
+# A quoted region (kept as written), a comment (dropped: once newlines are collapsed a "--"
+# comment would swallow the rest of the query), a split operator such as "> =", or whitespace.
+_LEXEME = re.compile(
+    r"""('(?:[^']|'')*'?|"(?:[^"]|"")*"?|`[^`]*`?|\[[^\]]*\]?)|(--[^\n]*|/\*[\s\S]*?(?:\*/|$))|([!<>])\s+=|(\s+)"""
+)
 
 AGGREGATES: dict[type, str] = {
     exp.Max: "max",
@@ -66,7 +69,7 @@ _SET_OPS: dict[type, str] = {exp.Intersect: "intersect", exp.Union: "union", exp
 
 def normalize_sql(sql: str) -> str:
     """Whitespace collapsed, ``! =``/``> =``/``< =`` joined (as the official postprocess does),
-    trailing semicolons and surrounding space removed; text inside quotes ('...', "...", `...`,
+    ``--`` and ``/* */`` comments removed, trailing semicolons and surrounding space removed; text inside quotes ('...', "...", `...`,
     [...]) is left exactly as written, so string values keep their spaces. Idempotent; never
     raises."""
 
@@ -74,10 +77,16 @@ def normalize_sql(sql: str) -> str:
         if match.group(1) is not None:
             return match.group(1)
         if match.group(2) is not None:
-            return match.group(2) + "="
+            return " "
+        if match.group(3) is not None:
+            return match.group(3) + "="
         return " "
 
-    text = _LEXEME.sub(repl, sql or "").strip()
+    text = _LEXEME.sub(repl, sql or "")
+    if "--" in text or "/*" in text or "  " in text:
+        # a removed comment leaves whitespace on both sides: one more pass collapses it
+        text = _LEXEME.sub(repl, text)
+    text = text.strip()
     while text.endswith(";"):
         text = text[:-1].rstrip()
     return text

@@ -99,3 +99,13 @@ def test_struct_order_direction_is_the_last_explicit_one():
 @pytest.mark.parametrize("sql", ["INSERT INTO t VALUES (1)", "DROP TABLE t", "SELECT FROM", "(" * 3000 + "1"])
 def test_struct_is_none_for_non_queries(sql):
     assert spider_struct(sql) is None
+
+
+def test_comments_are_dropped_not_allowed_to_swallow_the_query():
+    from sqlcoach.sql.parse import normalize_sql, parse_sql
+
+    assert normalize_sql("-- note\nSELECT a, '-- kept' FROM t /* c */ WHERE b > = 1;") == (
+        "SELECT a, '-- kept' FROM t WHERE b >= 1"
+    )
+    tree, err = parse_sql("-- note\nSELECT 1")
+    assert tree is not None and err is None
