@@ -119,124 +119,277 @@ _CHILD = (60, 150)
 
 _DOMAINS: dict[str, tuple[_TableSpec, ...]] = {
     "concert": (
-        _t("singer", _PERSON, [("country", _COUNTRY), ("genre", ("pop", "rock", "jazz", "folk", "soul")), ("age!", (18, 80))]),
+        _t("singer", _PERSON, [
+            ("country", _COUNTRY),
+            ("genre", ("pop", "rock", "jazz", "folk", "soul")),
+            ("age!", (18, 80)),
+        ]),
         _t("stadium", _PLACE, [("city", _CITY), ("capacity!", (2000, 90000))], rows=(12, 30)),
-        _t("concert", _TITLE, [("year", (2010, 2023)), ("tickets!", (100, 50000))], ("singer", "stadium"), _CHILD),
+        _t("concert", _TITLE, [
+            ("year", (2010, 2023)),
+            ("tickets!", (100, 50000)),
+        ], ("singer", "stadium"), _CHILD),
     ),
     "library": (
         _t("author", _PERSON, [("country", _COUNTRY), ("born!", (1900, 2000))]),
-        _t("book", _TITLE, [("genre", ("novel", "poetry", "history", "science", "drama")), ("pages!", (80, 900)), ("year", (1950, 2020))], ("author",), _CHILD),
+        _t("book", _TITLE, [
+            ("genre", ("novel", "poetry", "history", "science", "drama")),
+            ("pages!", (80, 900)),
+            ("year", (1950, 2020)),
+        ], ("author",), _CHILD),
         _t("member", _PERSON, [("city", _CITY), ("age!", (16, 90))], rows=(20, 50)),
-        _t("loan", None, [("days!", (1, 400)), ("status", ("open", "closed", "late"))], ("book", "member"), _CHILD),
+        _t("loan", None, [
+            ("days!", (1, 400)),
+            ("status", ("open", "closed", "late")),
+        ], ("book", "member"), _CHILD),
     ),
     "school": (
-        _t("teacher", _PERSON, [("subject", ("math", "physics", "art", "music", "biology")), ("salary!", (30000, 90000))]),
-        _t("student", _PERSON, [("city", _CITY), ("grade", (1, 12)), ("age!", (6, 99))], rows=(30, 60)),
+        _t("teacher", _PERSON, [
+            ("subject", ("math", "physics", "art", "music", "biology")),
+            ("salary!", (30000, 90000)),
+        ]),
+        _t("student", _PERSON, [
+            ("city", _CITY),
+            ("grade", (1, 12)),
+            ("age!", (6, 99)),
+        ], rows=(30, 60)),
         _t("course", _TITLE, [("credits", (1, 6)), ("room!", (100, 599))], ("teacher",), (20, 40)),
-        _t("enrollment", None, [("score!", (0, 1000)), ("term", ("spring", "summer", "fall"))], ("student", "course"), _CHILD),
+        _t("enrollment", None, [
+            ("score!", (0, 1000)),
+            ("term", ("spring", "summer", "fall")),
+        ], ("student", "course"), _CHILD),
     ),
     "shop": (
         _t("customer", _PERSON, [("city", _CITY), ("age!", (18, 90))], rows=(25, 50)),
-        _t("product", _TITLE, [("category", ("food", "toys", "books", "tools", "garden")), ("price!", (1, 999)), ("stock", (0, 300))], rows=(25, 50)),
-        _t("purchase", None, [("quantity", (1, 20)), ("total!", (5, 20000))], ("customer", "product"), _CHILD),
+        _t("product", _TITLE, [
+            ("category", ("food", "toys", "books", "tools", "garden")),
+            ("price!", (1, 999)),
+            ("stock", (0, 300)),
+        ], rows=(25, 50)),
+        _t("purchase", None, [
+            ("quantity", (1, 20)),
+            ("total!", (5, 20000)),
+        ], ("customer", "product"), _CHILD),
     ),
     "hospital": (
-        _t("doctor", _PERSON, [("specialty", ("surgery", "cardiology", "pediatrics", "neurology", "oncology")), ("experience!", (1, 45))]),
-        _t("patient", _PERSON, [("city", _CITY), ("gender", ("female", "male")), ("age!", (1, 99))], rows=(30, 60)),
-        _t("visit", None, [("cost!", (20, 5000)), ("year", (2015, 2023))], ("doctor", "patient"), _CHILD),
+        _t("doctor", _PERSON, [
+            ("specialty", ("surgery", "cardiology", "pediatrics", "neurology", "oncology")),
+            ("experience!", (1, 45)),
+        ]),
+        _t("patient", _PERSON, [
+            ("city", _CITY),
+            ("gender", ("female", "male")),
+            ("age!", (1, 99)),
+        ], rows=(30, 60)),
+        _t("visit", None, [
+            ("cost!", (20, 5000)),
+            ("year", (2015, 2023)),
+        ], ("doctor", "patient"), _CHILD),
     ),
     "airline": (
         _t("pilot", _PERSON, [("country", _COUNTRY), ("age!", (25, 65))]),
-        _t("airplane", _PLACE, [("maker", ("Airbus", "Boeing", "Embraer", "Bombardier")), ("seats!", (50, 600))], rows=(12, 30)),
-        _t("flight", None, [("distance!", (100, 15000)), ("price", (50, 2000)), ("origin", _CITY)], ("pilot", "airplane"), _CHILD),
+        _t("airplane", _PLACE, [
+            ("maker", ("Airbus", "Boeing", "Embraer", "Bombardier")),
+            ("seats!", (50, 600)),
+        ], rows=(12, 30)),
+        _t("flight", None, [
+            ("distance!", (100, 15000)),
+            ("price", (50, 2000)),
+            ("origin", _CITY),
+        ], ("pilot", "airplane"), _CHILD),
     ),
     "football": (
         _t("team", _PLACE, [("city", _CITY), ("founded!", (1880, 2010))], rows=(12, 30)),
-        _t("player", _PERSON, [("position", ("goalkeeper", "defender", "midfielder", "forward")), ("age", (16, 45)), ("goals!", (0, 900))], ("team",), (40, 120)),
-        _t("game", None, [("year", (2015, 2023)), ("attendance!", (500, 90000))], ("team",), _CHILD),
+        _t("player", _PERSON, [
+            ("position", ("goalkeeper", "defender", "midfielder", "forward")),
+            ("age", (16, 45)),
+            ("goals!", (0, 900)),
+        ], ("team",), (40, 120)),
+        _t("game", None, [
+            ("year", (2015, 2023)),
+            ("attendance!", (500, 90000)),
+        ], ("team",), _CHILD),
     ),
     "cinema": (
         _t("director", _PERSON, [("country", _COUNTRY), ("born!", (1930, 1995))]),
-        _t("movie", _TITLE, [("genre", ("comedy", "drama", "horror", "action", "romance")), ("year", (1980, 2023)), ("budget!", (1, 400))], ("director",), _CHILD),
+        _t("movie", _TITLE, [
+            ("genre", ("comedy", "drama", "horror", "action", "romance")),
+            ("year", (1980, 2023)),
+            ("budget!", (1, 400)),
+        ], ("director",), _CHILD),
         _t("actor", _PERSON, [("country", _COUNTRY), ("age!", (18, 90))], rows=(25, 50)),
-        _t("role", None, [("fee!", (1000, 900000)), ("lead", ("yes", "no"))], ("movie", "actor"), _CHILD),
+        _t("role", None, [
+            ("fee!", (1000, 900000)),
+            ("lead", ("yes", "no")),
+        ], ("movie", "actor"), _CHILD),
     ),
     "museum": (
         _t("museum", _PLACE, [("city", _CITY), ("founded!", (1750, 2015))], rows=(12, 30)),
         _t("artist", _PERSON, [("country", _COUNTRY), ("born!", (1800, 1990))]),
-        _t("artwork", _TITLE, [("style", ("modern", "baroque", "cubist", "abstract", "classic")), ("year", (1850, 2020)), ("price!", (1, 5000))], ("museum", "artist"), _CHILD),
+        _t("artwork", _TITLE, [
+            ("style", ("modern", "baroque", "cubist", "abstract", "classic")),
+            ("year", (1850, 2020)),
+            ("price!", (1, 5000)),
+        ], ("museum", "artist"), _CHILD),
     ),
     "restaurant": (
-        _t("restaurant", _PLACE, [("city", _CITY), ("cuisine", ("italian", "french", "thai", "mexican", "indian")), ("rating!", (10, 100))], rows=(12, 30)),
-        _t("chef", _PERSON, [("country", _COUNTRY), ("salary!", (20000, 120000))], ("restaurant",), (25, 60)),
-        _t("dish", _TITLE, [("price!", (3, 300)), ("calories", (50, 1500)), ("course", ("starter", "main", "dessert"))], ("restaurant",), _CHILD),
+        _t("restaurant", _PLACE, [
+            ("city", _CITY),
+            ("cuisine", ("italian", "french", "thai", "mexican", "indian")),
+            ("rating!", (10, 100)),
+        ], rows=(12, 30)),
+        _t("chef", _PERSON, [
+            ("country", _COUNTRY),
+            ("salary!", (20000, 120000)),
+        ], ("restaurant",), (25, 60)),
+        _t("dish", _TITLE, [
+            ("price!", (3, 300)),
+            ("calories", (50, 1500)),
+            ("course", ("starter", "main", "dessert")),
+        ], ("restaurant",), _CHILD),
     ),
     "zoo": (
         _t("zoo", _PLACE, [("city", _CITY), ("area!", (5, 900))], rows=(12, 30)),
-        _t("keeper", _PERSON, [("age!", (18, 70)), ("shift", ("day", "night"))], ("zoo",), (20, 45)),
-        _t("animal", _PERSON, [("species", ("lion", "tiger", "zebra", "panda", "eagle", "wolf")), ("weight!", (1, 3000)), ("age", (1, 40))], ("zoo", "keeper"), _CHILD),
+        _t("keeper", _PERSON, [
+            ("age!", (18, 70)),
+            ("shift", ("day", "night")),
+        ], ("zoo",), (20, 45)),
+        _t("animal", _PERSON, [
+            ("species", ("lion", "tiger", "zebra", "panda", "eagle", "wolf")),
+            ("weight!", (1, 3000)),
+            ("age", (1, 40)),
+        ], ("zoo", "keeper"), _CHILD),
     ),
     "company": (
         _t("department", _PLACE, [("floor", (1, 9)), ("budget!", (10000, 990000))], rows=(10, 24)),
-        _t("employee", _PERSON, [("city", _CITY), ("age", (18, 70)), ("salary!", (20000, 150000))], ("department",), (40, 120)),
-        _t("project", _TITLE, [("status", ("planned", "active", "done")), ("cost!", (1000, 500000))], ("department",), (20, 60)),
+        _t("employee", _PERSON, [
+            ("city", _CITY),
+            ("age", (18, 70)),
+            ("salary!", (20000, 150000)),
+        ], ("department",), (40, 120)),
+        _t("project", _TITLE, [
+            ("status", ("planned", "active", "done")),
+            ("cost!", (1000, 500000)),
+        ], ("department",), (20, 60)),
     ),
     "cars": (
         _t("maker", _PLACE, [("country", _COUNTRY), ("founded!", (1880, 2015))], rows=(12, 30)),
         _t("dealer", _PERSON, [("city", _CITY), ("rating!", (1, 100))]),
-        _t("car", _TITLE, [("color", ("black", "white", "red", "blue", "silver")), ("price!", (5000, 150000)), ("year", (2005, 2023))], ("maker", "dealer"), _CHILD),
+        _t("car", _TITLE, [
+            ("color", ("black", "white", "red", "blue", "silver")),
+            ("price!", (5000, 150000)),
+            ("year", (2005, 2023)),
+        ], ("maker", "dealer"), _CHILD),
     ),
     "farm": (
-        _t("farm", _PLACE, [("region", ("north", "south", "east", "west")), ("area!", (10, 5000))], rows=(12, 30)),
+        _t("farm", _PLACE, [
+            ("region", ("north", "south", "east", "west")),
+            ("area!", (10, 5000)),
+        ], rows=(12, 30)),
         _t("farmer", _PERSON, [("age!", (18, 90)), ("country", _COUNTRY)], ("farm",), (25, 60)),
-        _t("crop", _TITLE, [("kind", ("wheat", "corn", "rice", "barley", "soy")), ("yield!", (100, 9999))], ("farm",), _CHILD),
+        _t("crop", _TITLE, [
+            ("kind", ("wheat", "corn", "rice", "barley", "soy")),
+            ("yield!", (100, 9999)),
+        ], ("farm",), _CHILD),
     ),
     "hotel": (
-        _t("hotel", _PLACE, [("city", _CITY), ("stars", (1, 5)), ("rooms!", (10, 900))], rows=(12, 30)),
+        _t("hotel", _PLACE, [
+            ("city", _CITY),
+            ("stars", (1, 5)),
+            ("rooms!", (10, 900)),
+        ], rows=(12, 30)),
         _t("guest", _PERSON, [("country", _COUNTRY), ("age!", (18, 95))], rows=(25, 60)),
-        _t("booking", None, [("nights", (1, 21)), ("price!", (40, 9000))], ("hotel", "guest"), _CHILD),
+        _t("booking", None, [
+            ("nights", (1, 21)),
+            ("price!", (40, 9000)),
+        ], ("hotel", "guest"), _CHILD),
     ),
     "bank": (
         _t("branch", _PLACE, [("city", _CITY), ("staff!", (3, 300))], rows=(12, 30)),
         _t("client", _PERSON, [("city", _CITY), ("age!", (18, 99))], rows=(25, 60)),
-        _t("account", None, [("kind", ("saving", "checking", "business")), ("balance!", (0, 999999))], ("branch", "client"), _CHILD),
+        _t("account", None, [
+            ("kind", ("saving", "checking", "business")),
+            ("balance!", (0, 999999)),
+        ], ("branch", "client"), _CHILD),
     ),
     "music": (
         _t("band", _PLACE, [("country", _COUNTRY), ("formed!", (1960, 2020))], rows=(12, 30)),
-        _t("album", _TITLE, [("genre", ("pop", "rock", "jazz", "metal", "blues")), ("year", (1965, 2023)), ("sales!", (1000, 990000))], ("band",), (30, 70)),
+        _t("album", _TITLE, [
+            ("genre", ("pop", "rock", "jazz", "metal", "blues")),
+            ("year", (1965, 2023)),
+            ("sales!", (1000, 990000)),
+        ], ("band",), (30, 70)),
         _t("song", _TITLE, [("length!", (60, 900)), ("rating", (1, 10))], ("album",), _CHILD),
     ),
     "shipping": (
         _t("port", _PLACE, [("country", _COUNTRY), ("depth!", (5, 60))], rows=(12, 30)),
-        _t("ship", _TITLE, [("flag", _COUNTRY), ("tonnage!", (500, 200000)), ("built", (1970, 2023))], ("port",), (30, 70)),
-        _t("voyage", None, [("days!", (1, 400)), ("cargo", ("grain", "oil", "coal", "cars", "steel"))], ("ship", "port"), _CHILD),
+        _t("ship", _TITLE, [
+            ("flag", _COUNTRY),
+            ("tonnage!", (500, 200000)),
+            ("built", (1970, 2023)),
+        ], ("port",), (30, 70)),
+        _t("voyage", None, [
+            ("days!", (1, 400)),
+            ("cargo", ("grain", "oil", "coal", "cars", "steel")),
+        ], ("ship", "port"), _CHILD),
     ),
     "theater": (
         _t("theater", _PLACE, [("city", _CITY), ("seats!", (80, 3000))], rows=(12, 30)),
-        _t("play", _TITLE, [("genre", ("comedy", "tragedy", "musical", "opera")), ("year", (1990, 2023)), ("length!", (45, 240))], ("theater",), (30, 70)),
-        _t("ticket", None, [("price!", (5, 500)), ("section", ("stalls", "circle", "balcony"))], ("play",), _CHILD),
+        _t("play", _TITLE, [
+            ("genre", ("comedy", "tragedy", "musical", "opera")),
+            ("year", (1990, 2023)),
+            ("length!", (45, 240)),
+        ], ("theater",), (30, 70)),
+        _t("ticket", None, [
+            ("price!", (5, 500)),
+            ("section", ("stalls", "circle", "balcony")),
+        ], ("play",), _CHILD),
     ),
     "space": (
         _t("planet", _TITLE, [("moons", (0, 9)), ("mass!", (1, 999))], rows=(12, 30)),
         _t("astronaut", _PERSON, [("country", _COUNTRY), ("age!", (25, 65))]),
-        _t("mission", _TITLE, [("year", (1990, 2030)), ("budget!", (10, 9000)), ("outcome", ("success", "failure", "partial"))], ("planet", "astronaut"), (40, 100)),
+        _t("mission", _TITLE, [
+            ("year", (1990, 2030)),
+            ("budget!", (10, 9000)),
+            ("outcome", ("success", "failure", "partial")),
+        ], ("planet", "astronaut"), (40, 100)),
     ),
     "garden": (
         _t("garden", _PLACE, [("city", _CITY), ("area!", (1, 900))], rows=(12, 30)),
         _t("gardener", _PERSON, [("age!", (16, 80)), ("country", _COUNTRY)], ("garden",), (20, 50)),
-        _t("plant", _TITLE, [("kind", ("rose", "tulip", "fern", "cactus", "orchid")), ("height!", (1, 900)), ("age", (1, 30))], ("garden",), _CHILD),
+        _t("plant", _TITLE, [
+            ("kind", ("rose", "tulip", "fern", "cactus", "orchid")),
+            ("height!", (1, 900)),
+            ("age", (1, 30)),
+        ], ("garden",), _CHILD),
     ),
     "gym": (
-        _t("trainer", _PERSON, [("age!", (20, 65)), ("sport", ("yoga", "boxing", "running", "cycling"))]),
+        _t("trainer", _PERSON, [
+            ("age!", (20, 65)),
+            ("sport", ("yoga", "boxing", "running", "cycling")),
+        ]),
         _t("client", _PERSON, [("city", _CITY), ("age!", (16, 90))], rows=(25, 60)),
-        _t("session", None, [("minutes!", (10, 600)), ("level", ("easy", "medium", "hard"))], ("trainer", "client"), _CHILD),
+        _t("session", None, [
+            ("minutes!", (10, 600)),
+            ("level", ("easy", "medium", "hard")),
+        ], ("trainer", "client"), _CHILD),
     ),
     "election": (
         # Tables are named for regular plurals ("faction", not "party") because the question says
         # "factions" and a model must map that back to the table name it sees in the schema.
-        _t("faction", _PLACE, [("founded!", (1850, 2020)), ("ideology", ("left", "right", "center", "green"))], rows=(10, 24)),
-        _t("candidate", _PERSON, [("city", _CITY), ("age", (21, 90)), ("votes!", (10, 90000))], ("faction",), (40, 100)),
-        _t("event", None, [("crowd!", (50, 90000)), ("year", (2008, 2024))], ("candidate",), _CHILD),
+        _t("faction", _PLACE, [
+            ("founded!", (1850, 2020)),
+            ("ideology", ("left", "right", "center", "green")),
+        ], rows=(10, 24)),
+        _t("candidate", _PERSON, [
+            ("city", _CITY),
+            ("age", (21, 90)),
+            ("votes!", (10, 90000)),
+        ], ("faction",), (40, 100)),
+        _t("event", None, [
+            ("crowd!", (50, 90000)),
+            ("year", (2008, 2024)),
+        ], ("candidate",), _CHILD),
     ),
 }
 
@@ -528,16 +681,25 @@ def _has_label(t: _Table) -> bool:
 
 def _t_count_all(rng, db):
     t = _pick(rng, db.tables)
-    q = _pick(rng, ("How many {p} are there?", "Count the number of {p}.", "What is the total number of {p}?",
-                    "How many {p} do we have?", "Find the number of {p}."))
+    q = _pick(rng, (
+        "How many {p} are there?",
+        "Count the number of {p}.",
+        "What is the total number of {p}?",
+        "How many {p} do we have?",
+        "Find the number of {p}.",
+    ))
     return _Draft(q.format(p=t.plural), f"SELECT count(*) FROM {t.name}")
 
 
 def _t_list_col(rng, db):
     t = _pick(rng, db.tables)
     c = _pick(rng, [c for c in t.columns if c.kind in ("label", "cat", "num")])
-    q = _pick(rng, ("List the {c} of all {p}.", "What is the {c} of each {s}?", "Show the {c} of every {s}.",
-                    "Give the {c} of all {p}."))
+    q = _pick(rng, (
+        "List the {c} of all {p}.",
+        "What is the {c} of each {s}?",
+        "Show the {c} of every {s}.",
+        "Give the {c} of all {p}.",
+    ))
     return _Draft(q.format(c=c.name, p=t.plural, s=t.name), f"SELECT {c.name} FROM {t.name}")
 
 
@@ -547,9 +709,13 @@ def _t_filter_eq(rng, db):
         return None
     c = _pick(rng, _filter_cols(t))
     v = _value(rng, t, c.name)
-    q = _pick(rng, ("What are the {n}s of {p} whose {c} is {v}?", "List the {n} of the {p} with {c} {v}.",
-                    "Which {p} have {c} {v}? Give their {n}.", "Show the {n} of all {p} where {c} is {v}.",
-                    "Find the {n} of {p} whose {c} equals {v}."))
+    q = _pick(rng, (
+        "What are the {n}s of {p} whose {c} is {v}?",
+        "List the {n} of the {p} with {c} {v}.",
+        "Which {p} have {c} {v}? Give their {n}.",
+        "Show the {n} of all {p} where {c} is {v}.",
+        "Find the {n} of {p} whose {c} equals {v}.",
+    ))
     return _Draft(q.format(n=t.label, p=t.plural, c=c.name, v=v), f"SELECT {t.label} FROM {t.name} WHERE {c.name} = {_q(v)}")
 
 
@@ -559,8 +725,12 @@ def _t_count_eq(rng, db):
         return None
     c = _pick(rng, _filter_cols(t))
     v = _value(rng, t, c.name)
-    q = _pick(rng, ("How many {p} have {c} {v}?", "Count the {p} whose {c} is {v}.",
-                    "What is the number of {p} with {c} {v}?", "How many {p} are there with {c} equal to {v}?"))
+    q = _pick(rng, (
+        "How many {p} have {c} {v}?",
+        "Count the {p} whose {c} is {v}.",
+        "What is the number of {p} with {c} {v}?",
+        "How many {p} are there with {c} equal to {v}?",
+    ))
     return _Draft(q.format(p=t.plural, c=c.name, v=v), f"SELECT count(*) FROM {t.name} WHERE {c.name} = {_q(v)}")
 
 
@@ -571,8 +741,12 @@ def _t_filter_cmp(rng, db):
     c = _pick(rng, _num_cols(t))
     k = _threshold(rng, t, c.name)
     op, word = _cmp(rng)
-    q = _pick(rng, ("Which {p} have {c} {w} {k}? Give their {n}.", "List the {n} of {p} whose {c} is {w} {k}.",
-                    "Find the {n} of all {p} with {c} {w} {k}.", "What are the {n}s of the {p} with {c} {w} {k}?"))
+    q = _pick(rng, (
+        "Which {p} have {c} {w} {k}? Give their {n}.",
+        "List the {n} of {p} whose {c} is {w} {k}.",
+        "Find the {n} of all {p} with {c} {w} {k}.",
+        "What are the {n}s of the {p} with {c} {w} {k}?",
+    ))
     return _Draft(q.format(p=t.plural, c=c.name, w=word, k=k, n=t.label),
                   f"SELECT {t.label} FROM {t.name} WHERE {c.name} {op} {k}")
 
@@ -583,7 +757,11 @@ def _t_agg(rng, db):
         return None
     c = _pick(rng, _num_cols(t))
     f = _agg(rng, c)
-    q = _pick(rng, ("What is the {a} {c} of all {p}?", "Find the {a} {c} of the {p}.", "Give the {a} {c} over all {p}."))
+    q = _pick(rng, (
+        "What is the {a} {c} of all {p}?",
+        "Find the {a} {c} of the {p}.",
+        "Give the {a} {c} over all {p}.",
+    ))
     return _Draft(q.format(a=_pick(rng, _AGG_WORDS[f]), c=c.name, p=t.plural), f"SELECT {f}({c.name}) FROM {t.name}")
 
 
@@ -597,8 +775,11 @@ def _t_agg_filter(rng, db):
         return None
     v = _value(rng, t, fc.name)
     f = _agg(rng, c)
-    q = _pick(rng, ("What is the {a} {c} of {p} whose {fc} is {v}?", "Find the {a} {c} of the {p} with {fc} {v}.",
-                    "For {p} with {fc} {v}, what is the {a} {c}?"))
+    q = _pick(rng, (
+        "What is the {a} {c} of {p} whose {fc} is {v}?",
+        "Find the {a} {c} of the {p} with {fc} {v}.",
+        "For {p} with {fc} {v}, what is the {a} {c}?",
+    ))
     return _Draft(q.format(a=_pick(rng, _AGG_WORDS[f]), c=c.name, p=t.plural, fc=fc.name, v=v),
                   f"SELECT {f}({c.name}) FROM {t.name} WHERE {fc.name} = {_q(v)}")
 
@@ -608,8 +789,12 @@ def _t_distinct(rng, db):
     if t is None:
         return None
     c = _pick(rng, t.col("cat"))
-    q = _pick(rng, ("What are the distinct {c} values of {p}?", "List the different {c} of the {p}.",
-                    "Show all distinct {c} of {p}.", "Which {c} values appear among the {p}?"))
+    q = _pick(rng, (
+        "What are the distinct {c} values of {p}?",
+        "List the different {c} of the {p}.",
+        "Show all distinct {c} of {p}.",
+        "Which {c} values appear among the {p}?",
+    ))
     return _Draft(q.format(c=c.name, p=t.plural), f"SELECT DISTINCT {c.name} FROM {t.name}")
 
 
@@ -618,8 +803,11 @@ def _t_count_distinct(rng, db):
     if t is None:
         return None
     c = _pick(rng, t.col("cat"))
-    q = _pick(rng, ("How many different {c} values do the {p} have?", "Count the distinct {c} of {p}.",
-                    "How many distinct {c} are there among the {p}?"))
+    q = _pick(rng, (
+        "How many different {c} values do the {p} have?",
+        "Count the distinct {c} of {p}.",
+        "How many distinct {c} are there among the {p}?",
+    ))
     return _Draft(q.format(c=c.name, p=t.plural), f"SELECT count(DISTINCT {c.name}) FROM {t.name}")
 
 
@@ -630,11 +818,17 @@ def _t_order_all(rng, db):
     c = _pick(rng, _num_cols(t, True))
     desc = rng.random() < 0.5
     if desc:
-        q = _pick(rng, ("List the {n} of all {p} in descending order of {c}.", "Show the {n} of the {p}, ordered by {c} from highest to lowest.",
-                        "Sort the {p} by {c} in descending order and give their {n}."))
+        q = _pick(rng, (
+            "List the {n} of all {p} in descending order of {c}.",
+            "Show the {n} of the {p}, ordered by {c} from highest to lowest.",
+            "Sort the {p} by {c} in descending order and give their {n}.",
+        ))
     else:
-        q = _pick(rng, ("List the {n} of all {p} in ascending order of {c}.", "Show the {n} of the {p}, ordered by {c}.",
-                        "Sort the {p} by {c} from lowest to highest and give their {n}."))
+        q = _pick(rng, (
+            "List the {n} of all {p} in ascending order of {c}.",
+            "Show the {n} of the {p}, ordered by {c}.",
+            "Sort the {p} by {c} from lowest to highest and give their {n}.",
+        ))
     return _Draft(q.format(n=t.label, p=t.plural, c=c.name),
                   f"SELECT {t.label} FROM {t.name} ORDER BY {c.name}" + (" DESC" if desc else ""))
 
@@ -645,8 +839,11 @@ def _t_between(rng, db):
         return None
     c = _pick(rng, _num_cols(t))
     a, b = sorted((_threshold(rng, t, c.name), _threshold(rng, t, c.name)))
-    q = _pick(rng, ("Which {p} have {c} between {a} and {b}? Give their {n}.", "List the {n} of {p} whose {c} is between {a} and {b}.",
-                    "Find the {n} of {p} with {c} from {a} to {b}."))
+    q = _pick(rng, (
+        "Which {p} have {c} between {a} and {b}? Give their {n}.",
+        "List the {n} of {p} whose {c} is between {a} and {b}.",
+        "Find the {n} of {p} with {c} from {a} to {b}.",
+    ))
     return _Draft(q.format(p=t.plural, c=c.name, a=a, b=b, n=t.label),
                   f"SELECT {t.label} FROM {t.name} WHERE {c.name} BETWEEN {a} AND {b}")
 
@@ -660,8 +857,11 @@ def _t_having_count(rng, db):
     k = _pick(rng, counts[:-1]) if len(counts) > 1 else None
     if k is None:
         return None
-    q = _pick(rng, ("Which {c} values have more than {k} {p}?", "List the {c} values shared by more than {k} {p}.",
-                    "Find each {c} with more than {k} {p}."))
+    q = _pick(rng, (
+        "Which {c} values have more than {k} {p}?",
+        "List the {c} values shared by more than {k} {p}.",
+        "Find each {c} with more than {k} {p}.",
+    ))
     return _Draft(q.format(c=c.name, k=k, p=t.plural), f"SELECT {c.name} FROM {t.name} GROUP BY {c.name} HAVING count(*) > {k}")
 
 
@@ -677,8 +877,11 @@ def _t_two_cols_filter(rng, db):
     if fc is None:
         return None
     v = _value(rng, t, fc.name)
-    q = _pick(rng, ("What are the {n} and {x} of {p} whose {fc} is {v}?", "Show the {n} and {x} of the {p} with {fc} {v}.",
-                    "For {p} with {fc} {v}, list their {n} and {x}."))
+    q = _pick(rng, (
+        "What are the {n} and {x} of {p} whose {fc} is {v}?",
+        "Show the {n} and {x} of the {p} with {fc} {v}.",
+        "For {p} with {fc} {v}, list their {n} and {x}.",
+    ))
     return _Draft(q.format(n=t.label, x=x.name, p=t.plural, fc=fc.name, v=v),
                   f"SELECT {t.label}, {x.name} FROM {t.name} WHERE {fc.name} = {_q(v)}")
 
@@ -688,8 +891,12 @@ def _t_group_count(rng, db):
     if t is None:
         return None
     c = _pick(rng, t.col("cat"))
-    q = _pick(rng, ("How many {p} are there for each {c}?", "Count the {p} for each {c}.",
-                    "Show each {c} and the number of {p} with it.", "For each {c}, how many {p} are there?"))
+    q = _pick(rng, (
+        "How many {p} are there for each {c}?",
+        "Count the {p} for each {c}.",
+        "Show each {c} and the number of {p} with it.",
+        "For each {c}, how many {p} are there?",
+    ))
     return _Draft(q.format(p=t.plural, c=c.name), f"SELECT {c.name}, count(*) FROM {t.name} GROUP BY {c.name}")
 
 
@@ -700,8 +907,11 @@ def _t_group_agg(rng, db):
     c = _pick(rng, t.col("cat"))
     x = _pick(rng, _num_cols(t))
     f = _agg(rng, x)
-    q = _pick(rng, ("What is the {a} {x} of {p} for each {c}?", "For each {c}, find the {a} {x} of the {p}.",
-                    "Show each {c} together with the {a} {x} of its {p}."))
+    q = _pick(rng, (
+        "What is the {a} {x} of {p} for each {c}?",
+        "For each {c}, find the {a} {x} of the {p}.",
+        "Show each {c} together with the {a} {x} of its {p}.",
+    ))
     return _Draft(q.format(a=_pick(rng, _AGG_WORDS[f]), x=x.name, p=t.plural, c=c.name),
                   f"SELECT {c.name}, {f}({x.name}) FROM {t.name} GROUP BY {c.name}")
 
@@ -715,11 +925,17 @@ def _t_top(rng, db):
     sup = _pick(rng, _HIGH if desc else _LOW)
     k = _pick(rng, (1, 1, 1, 3, 5))
     if k == 1:
-        q = _pick(rng, ("Which {s} has the {sup} {c}? Give its {n}.", "What is the {n} of the {s} with the {sup} {c}?",
-                        "Find the {n} of the {s} whose {c} is the {sup}."))
+        q = _pick(rng, (
+            "Which {s} has the {sup} {c}? Give its {n}.",
+            "What is the {n} of the {s} with the {sup} {c}?",
+            "Find the {n} of the {s} whose {c} is the {sup}.",
+        ))
     else:
-        q = _pick(rng, ("List the {n} of the {k} {p} with the {sup} {c}.", "What are the {n}s of the top {k} {p} by {sup} {c}?",
-                        "Show the {n} of the {k} {p} that have the {sup} {c}."))
+        q = _pick(rng, (
+            "List the {n} of the {k} {p} with the {sup} {c}.",
+            "What are the {n}s of the top {k} {p} by {sup} {c}?",
+            "Show the {n} of the {k} {p} that have the {sup} {c}.",
+        ))
     return _Draft(q.format(s=t.name, sup=sup, c=c.name, n=t.label, k=k, p=t.plural),
                   f"SELECT {t.label} FROM {t.name} ORDER BY {c.name}" + (" DESC" if desc else "") + f" LIMIT {k}")
 
@@ -735,9 +951,11 @@ def _t_and_filter(rng, db):
     v = _value(rng, t, fc.name)
     k = _threshold(rng, t, x.name)
     op, word = _cmp(rng)
-    q = _pick(rng, ("Which {p} have {fc} {v} and {x} {w} {k}? Give their {n}.",
-                    "List the {n} of {p} whose {fc} is {v} and whose {x} is {w} {k}.",
-                    "Find the {n} of the {p} with {fc} {v} and {x} {w} {k}."))
+    q = _pick(rng, (
+        "Which {p} have {fc} {v} and {x} {w} {k}? Give their {n}.",
+        "List the {n} of {p} whose {fc} is {v} and whose {x} is {w} {k}.",
+        "Find the {n} of the {p} with {fc} {v} and {x} {w} {k}.",
+    ))
     return _Draft(q.format(p=t.plural, fc=fc.name, v=v, x=x.name, w=word, k=k, n=t.label),
                   f"SELECT {t.label} FROM {t.name} WHERE {fc.name} = {_q(v)} AND {x.name} {op} {k}")
 
@@ -751,8 +969,11 @@ def _t_or_filter(rng, db):
     if len(vals) < 2:
         return None
     v1, v2 = rng.sample(vals, 2)
-    q = _pick(rng, ("Which {p} have {c} {a} or {b}? Give their {n}.", "List the {n} of {p} whose {c} is {a} or {b}.",
-                    "Find the {n} of the {p} with {c} either {a} or {b}."))
+    q = _pick(rng, (
+        "Which {p} have {c} {a} or {b}? Give their {n}.",
+        "List the {n} of {p} whose {c} is {a} or {b}.",
+        "Find the {n} of the {p} with {c} either {a} or {b}.",
+    ))
     return _Draft(q.format(p=t.plural, c=c.name, a=v1, b=v2, n=t.label),
                   f"SELECT {t.label} FROM {t.name} WHERE {c.name} = {_q(v1)} OR {c.name} = {_q(v2)}")
 
@@ -762,8 +983,11 @@ def _t_like(rng, db):
     if t is None:
         return None
     word = _pick(rng, _value(rng, t, t.label).split())
-    q = _pick(rng, ("Which {p} have {w} in their {n}?", "List the {n} of {p} whose {n} contains {w}.",
-                    "Find all {p} with {w} in the {n}. Give the {n}."))
+    q = _pick(rng, (
+        "Which {p} have {w} in their {n}?",
+        "List the {n} of {p} whose {n} contains {w}.",
+        "Find all {p} with {w} in the {n}. Give the {n}.",
+    ))
     return _Draft(q.format(p=t.plural, w=word, n=t.label), f"SELECT {t.label} FROM {t.name} WHERE {t.label} LIKE '%{word}%'")
 
 
@@ -772,8 +996,11 @@ def _t_maxmin(rng, db):
     if t is None:
         return None
     c = _pick(rng, _num_cols(t))
-    q = _pick(rng, ("What are the maximum and minimum {c} of all {p}?", "Find the highest and the lowest {c} of the {p}.",
-                    "Show the largest and smallest {c} among {p}."))
+    q = _pick(rng, (
+        "What are the maximum and minimum {c} of all {p}?",
+        "Find the highest and the lowest {c} of the {p}.",
+        "Show the largest and smallest {c} among {p}.",
+    ))
     return _Draft(q.format(c=c.name, p=t.plural), f"SELECT max({c.name}), min({c.name}) FROM {t.name}")
 
 
@@ -788,9 +1015,11 @@ def _t_join_filter(rng, db):
     p, c, fk = link
     fc = _pick(rng, _filter_cols(c))
     v = _value(rng, c, fc.name)
-    q = _pick(rng, ("Which {pp} have a {cs} with {fc} {v}? Give their {n}.",
-                    "List the distinct {n} of {pp} that have {cp} whose {fc} is {v}.",
-                    "Find the {n} of the {pp} with at least one {cs} with {fc} {v}."))
+    q = _pick(rng, (
+        "Which {pp} have a {cs} with {fc} {v}? Give their {n}.",
+        "List the distinct {n} of {pp} that have {cp} whose {fc} is {v}.",
+        "Find the {n} of the {pp} with at least one {cs} with {fc} {v}.",
+    ))
     return _Draft(q.format(pp=p.plural, cs=c.name, cp=c.plural, fc=fc.name, v=v, n=p.label),
                   f"SELECT DISTINCT T1.{p.label} {_join(p, c, fk)} WHERE T2.{fc.name} = {_q(v)}")
 
@@ -801,9 +1030,11 @@ def _t_join_pair(rng, db):
         return None
     p, c, fk = link
     cc = c.label or _pick(rng, _num_cols(c)).name
-    q = _pick(rng, ("Show the {cc} of each {cs} together with the {n} of its {ps}.",
-                    "For every {cs}, list its {cc} and the {n} of the {ps}.",
-                    "List the {cc} of all {cp} and the {n} of their {ps}."))
+    q = _pick(rng, (
+        "Show the {cc} of each {cs} together with the {n} of its {ps}.",
+        "For every {cs}, list its {cc} and the {n} of the {ps}.",
+        "List the {cc} of all {cp} and the {n} of their {ps}.",
+    ))
     return _Draft(q.format(cc=cc, cs=c.name, cp=c.plural, n=p.label, ps=p.name),
                   f"SELECT T2.{cc}, T1.{p.label} {_join(p, c, fk)}")
 
@@ -813,9 +1044,11 @@ def _t_join_group_count(rng, db):
     if link is None:
         return None
     p, c, fk = link
-    q = _pick(rng, ("How many {cp} does each {ps} have? Show the {n} and the count.",
-                    "For each {ps}, give its {n} and the number of {cp}.",
-                    "List the {n} of every {ps} with at least one {cs}, and how many {cp} it has."))
+    q = _pick(rng, (
+        "How many {cp} does each {ps} have? Show the {n} and the count.",
+        "For each {ps}, give its {n} and the number of {cp}.",
+        "List the {n} of every {ps} with at least one {cs}, and how many {cp} it has.",
+    ))
     return _Draft(q.format(cp=c.plural, cs=c.name, ps=p.name, n=p.label),
                   f"SELECT T1.{p.label}, count(*) {_join(p, c, fk)} GROUP BY T1.{p.pk}")
 
@@ -830,8 +1063,11 @@ def _t_join_having(rng, db):
     k = _pick(rng, counts[1:]) if len(counts) > 1 else None
     if k is None:
         return None
-    q = _pick(rng, ("Which {pp} have at least {k} {cp}? Give their {n}.", "List the {n} of {pp} with {k} or more {cp}.",
-                    "Find the {n} of every {ps} that has at least {k} {cp}."))
+    q = _pick(rng, (
+        "Which {pp} have at least {k} {cp}? Give their {n}.",
+        "List the {n} of {pp} with {k} or more {cp}.",
+        "Find the {n} of every {ps} that has at least {k} {cp}.",
+    ))
     return _Draft(q.format(pp=p.plural, ps=p.name, k=k, cp=c.plural, n=p.label),
                   f"SELECT T1.{p.label} {_join(p, c, fk)} GROUP BY T1.{p.pk} HAVING count(*) >= {k}")
 
@@ -845,9 +1081,11 @@ def _t_join_agg_filter(rng, db):
     v = _value(rng, p, fc.name)
     x = _pick(rng, _num_cols(c))
     f = _agg(rng, x)
-    q = _pick(rng, ("What is the {a} {x} of {cp} whose {ps} has {fc} {v}?",
-                    "Find the {a} {x} of the {cp} of {pp} with {fc} {v}.",
-                    "For {cp} of a {ps} whose {fc} is {v}, what is the {a} {x}?"))
+    q = _pick(rng, (
+        "What is the {a} {x} of {cp} whose {ps} has {fc} {v}?",
+        "Find the {a} {x} of the {cp} of {pp} with {fc} {v}.",
+        "For {cp} of a {ps} whose {fc} is {v}, what is the {a} {x}?",
+    ))
     return _Draft(q.format(a=_pick(rng, _AGG_WORDS[f]), x=x.name, cp=c.plural, ps=p.name, pp=p.plural, fc=fc.name, v=v),
                   f"SELECT {f}(T2.{x.name}) {_join(p, c, fk)} WHERE T1.{fc.name} = {_q(v)}")
 
@@ -859,9 +1097,11 @@ def _t_join_by_name(rng, db):
     p, c, fk = link
     col = _pick(rng, [x for x in c.columns if x.kind in ("label", "cat", "num")])
     name = _pick(rng, sorted(set(p.values(p.label)) & {p.values(p.label)[p.values(p.pk).index(i)] for i in c.values(fk)}))
-    q = _pick(rng, ("What is the {col} of the {cp} of the {ps} whose {n} is {name}?",
-                    "List the {col} of all {cp} whose {ps} has {n} {name}.",
-                    "Show the {col} of the {cp} that belong to the {ps} with {n} {name}."))
+    q = _pick(rng, (
+        "What is the {col} of the {cp} of the {ps} whose {n} is {name}?",
+        "List the {col} of all {cp} whose {ps} has {n} {name}.",
+        "Show the {col} of the {cp} that belong to the {ps} with {n} {name}.",
+    ))
     return _Draft(q.format(col=col.name, cp=c.plural, ps=p.name, name=name, n=p.label),
                   f"SELECT T2.{col.name} {_join(p, c, fk)} WHERE T1.{p.label} = {_q(name)}")
 
@@ -875,8 +1115,11 @@ def _t_filter_order(rng, db):
     v = _value(rng, t, fc.name)
     desc = rng.random() < 0.5
     order = "in descending order of" if desc else "in ascending order of"
-    q = _pick(rng, ("List the {n} of {p} whose {fc} is {v}, {o} {x}.", "Show the {n} of the {p} with {fc} {v} sorted {o} {x}."))
-    return _Draft(q.format(n=t.label, p=t.plural, fc=fc.name, v=v, o=order, x=x.name).replace("sorted in", "in"),
+    q = _pick(rng, (
+        "List the {n} of {p} whose {fc} is {v}, {o} {x}.",
+        "Show the {n} of the {p} with {fc} {v} {o} {x}.",
+    ))
+    return _Draft(q.format(n=t.label, p=t.plural, fc=fc.name, v=v, o=order, x=x.name),
                   f"SELECT {t.label} FROM {t.name} WHERE {fc.name} = {_q(v)} ORDER BY {x.name}" + (" DESC" if desc else ""))
 
 
@@ -890,9 +1133,11 @@ def _t_above_avg(rng, db):
     x = _pick(rng, _num_cols(t))
     above = rng.random() < 0.6
     word = _pick(rng, ("above", "greater than", "higher than") if above else ("below", "less than", "lower than"))
-    q = _pick(rng, ("Which {p} have {x} {w} the average {x}? Give their {n}.",
-                    "List the {n} of {p} whose {x} is {w} the average {x} of all {p}.",
-                    "Find the {n} of the {p} with {x} {w} average."))
+    q = _pick(rng, (
+        "Which {p} have {x} {w} the average {x}? Give their {n}.",
+        "List the {n} of {p} whose {x} is {w} the average {x} of all {p}.",
+        "Find the {n} of the {p} with {x} {w} average.",
+    ))
     return _Draft(q.format(p=t.plural, x=x.name, w=word, n=t.label),
                   f"SELECT {t.label} FROM {t.name} WHERE {x.name} {'>' if above else '<'} (SELECT avg({x.name}) FROM {t.name})")
 
@@ -902,8 +1147,11 @@ def _t_not_in(rng, db):
     if link is None:
         return None
     p, c, fk = link
-    q = _pick(rng, ("Which {pp} have no {cp}? Give their {n}.", "List the {n} of {pp} that do not have any {cs}.",
-                    "Find the {n} of every {ps} without {cp}."))
+    q = _pick(rng, (
+        "Which {pp} have no {cp}? Give their {n}.",
+        "List the {n} of {pp} that do not have any {cs}.",
+        "Find the {n} of every {ps} without {cp}.",
+    ))
     return _Draft(q.format(pp=p.plural, ps=p.name, cp=c.plural, cs=c.name, n=p.label),
                   f"SELECT {p.label} FROM {p.name} WHERE {p.pk} NOT IN (SELECT {fk} FROM {c.name})")
 
@@ -913,8 +1161,11 @@ def _t_count_not_in(rng, db):
     if link is None:
         return None
     p, c, fk = link
-    q = _pick(rng, ("How many {pp} have no {cp}?", "Count the {pp} that do not have any {cs}.",
-                    "What is the number of {pp} without {cp}?"))
+    q = _pick(rng, (
+        "How many {pp} have no {cp}?",
+        "Count the {pp} that do not have any {cs}.",
+        "What is the number of {pp} without {cp}?",
+    ))
     return _Draft(q.format(pp=p.plural, cp=c.plural, cs=c.name),
                   f"SELECT count(*) FROM {p.name} WHERE {p.pk} NOT IN (SELECT {fk} FROM {c.name})")
 
@@ -927,9 +1178,11 @@ def _t_in_sub(rng, db):
     x = _pick(rng, _num_cols(c))
     k = _threshold(rng, c, x.name)
     op, word = _cmp(rng)
-    q = _pick(rng, ("Which {pp} have some {cs} with {x} {w} {k}? Give their {n}.",
-                    "List the {n} of {pp} that have a {cs} whose {x} is {w} {k}.",
-                    "Find the {n} of every {ps} with at least one {cs} with {x} {w} {k}."))
+    q = _pick(rng, (
+        "Which {pp} have some {cs} with {x} {w} {k}? Give their {n}.",
+        "List the {n} of {pp} that have a {cs} whose {x} is {w} {k}.",
+        "Find the {n} of every {ps} with at least one {cs} with {x} {w} {k}.",
+    ))
     return _Draft(q.format(pp=p.plural, ps=p.name, cs=c.name, x=x.name, w=word, k=k, n=p.label),
                   f"SELECT {p.label} FROM {p.name} WHERE {p.pk} IN (SELECT {fk} FROM {c.name} WHERE {x.name} {op} {k})")
 
@@ -941,9 +1194,11 @@ def _t_intersect_cat(rng, db):
     c = _pick(rng, t.col("cat"))
     x = _pick(rng, _num_cols(t))
     k1, k2 = _threshold(rng, t, x.name), _threshold(rng, t, x.name)
-    q = _pick(rng, ("Which {c} values have both {p} with {x} above {a} and {p} with {x} below {b}?",
-                    "Find the {c} that has some {s} with {x} greater than {a} and also some {s} with {x} less than {b}.",
-                    "List each {c} shared by {p} whose {x} is above {a} and {p} whose {x} is below {b}."))
+    q = _pick(rng, (
+        "Which {c} values have both {p} with {x} above {a} and {p} with {x} below {b}?",
+        "Find the {c} that has some {s} with {x} greater than {a} and also some {s} with {x} less than {b}.",
+        "List each {c} shared by {p} whose {x} is above {a} and {p} whose {x} is below {b}.",
+    ))
     return _Draft(q.format(c=c.name, p=t.plural, s=t.name, x=x.name, a=k1, b=k2),
                   f"SELECT {c.name} FROM {t.name} WHERE {x.name} > {k1} INTERSECT SELECT {c.name} FROM {t.name} WHERE {x.name} < {k2}")
 
@@ -958,9 +1213,11 @@ def _t_union(rng, db):
         return None
     v = _value(rng, t, fc.name)
     k = _threshold(rng, t, x.name)
-    q = _pick(rng, ("List the {n} of {p} whose {fc} is {v}, together with the {n} of {p} whose {x} is above {k}.",
-                    "Find the {n} of all {p} that either have {fc} {v} or have {x} greater than {k}. Use a union.",
-                    "Show the union of the {n} of {p} with {fc} {v} and the {n} of {p} with {x} above {k}."))
+    q = _pick(rng, (
+        "List the {n} of {p} whose {fc} is {v}, together with the {n} of {p} whose {x} is above {k}.",
+        "Find the {n} of all {p} that either have {fc} {v} or have {x} greater than {k}. Use a union.",
+        "Show the union of the {n} of {p} with {fc} {v} and the {n} of {p} with {x} above {k}.",
+    ))
     return _Draft(q.format(n=t.label, p=t.plural, fc=fc.name, v=v, x=x.name, k=k),
                   f"SELECT {t.label} FROM {t.name} WHERE {fc.name} = {_q(v)} UNION SELECT {t.label} FROM {t.name} WHERE {x.name} > {k}")
 
@@ -972,9 +1229,11 @@ def _t_except_cat(rng, db):
     c = _pick(rng, t.col("cat"))
     x = _pick(rng, _num_cols(t))
     k = _threshold(rng, t, x.name)
-    q = _pick(rng, ("Which {c} values have no {p} with {x} above {k}?",
-                    "List the {c} values of {p}, except those that have some {s} with {x} greater than {k}.",
-                    "Find each {c} for which no {s} has {x} above {k}."))
+    q = _pick(rng, (
+        "Which {c} values have no {p} with {x} above {k}?",
+        "List the {c} values of {p}, except those that have some {s} with {x} greater than {k}.",
+        "Find each {c} for which no {s} has {x} above {k}.",
+    ))
     return _Draft(q.format(c=c.name, p=t.plural, s=t.name, x=x.name, k=k),
                   f"SELECT {c.name} FROM {t.name} EXCEPT SELECT {c.name} FROM {t.name} WHERE {x.name} > {k}")
 
@@ -987,7 +1246,11 @@ def _t_group_top(rng, db):
     most = rng.random() < 0.7
     word = _pick(rng, ("the most", "the largest number of") if most else ("the fewest", "the smallest number of"))
     d = " DESC" if most else ""
-    q = _pick(rng, ("Which {c} has {w} {p}?", "Find the {c} with {w} {p}.", "What is the {c} shared by {w} {p}?"))
+    q = _pick(rng, (
+        "Which {c} has {w} {p}?",
+        "Find the {c} with {w} {p}.",
+        "What is the {c} shared by {w} {p}?",
+    ))
     return _Draft(q.format(c=c.name, w=word, p=t.plural),
                   f"SELECT {c.name} FROM {t.name} GROUP BY {c.name} ORDER BY count(*){d} LIMIT 1",
                   key_sql=f"SELECT count(*) FROM {t.name} GROUP BY {c.name} ORDER BY count(*){d} LIMIT 2", key_rows=2)
@@ -1004,8 +1267,10 @@ def _t_join_filter_order(rng, db):
     x = _pick(rng, _num_cols(c, True))
     desc = rng.random() < 0.5
     order = "in descending order of" if desc else "in ascending order of"
-    q = _pick(rng, ("List the {show} of {cp} whose {ps} has {fc} {v}, {o} {x}.",
-                    "Show the {show} of all {cp} of {pp} with {fc} {v}, {o} {x}."))
+    q = _pick(rng, (
+        "List the {show} of {cp} whose {ps} has {fc} {v}, {o} {x}.",
+        "Show the {show} of all {cp} of {pp} with {fc} {v}, {o} {x}.",
+    ))
     return _Draft(q.format(show=show, cp=c.plural, ps=p.name, pp=p.plural, fc=fc.name, v=v, o=order, x=x.name),
                   f"SELECT T2.{show} {_join(p, c, fk)} WHERE T1.{fc.name} = {_q(v)} ORDER BY T2.{x.name}" + (" DESC" if desc else ""))
 
@@ -1017,9 +1282,11 @@ def _t_except_join(rng, db):
     p, c, fk = link
     fc = _pick(rng, _filter_cols(c))
     v = _value(rng, c, fc.name)
-    q = _pick(rng, ("Which {pp} have no {cs} with {fc} {v}? Give their {n}.",
-                    "List the {n} of {pp} except those that have a {cs} whose {fc} is {v}.",
-                    "Find the {n} of {pp} that do not have any {cp} with {fc} {v}."))
+    q = _pick(rng, (
+        "Which {pp} have no {cs} with {fc} {v}? Give their {n}.",
+        "List the {n} of {pp} except those that have a {cs} whose {fc} is {v}.",
+        "Find the {n} of {pp} that do not have any {cp} with {fc} {v}.",
+    ))
     return _Draft(q.format(pp=p.plural, cs=c.name, cp=c.plural, fc=fc.name, v=v, n=p.label),
                   f"SELECT {p.label} FROM {p.name} EXCEPT SELECT T1.{p.label} {_join(p, c, fk)} WHERE T2.{fc.name} = {_q(v)}")
 
@@ -1033,9 +1300,11 @@ def _t_top_filter(rng, db):
     v = _value(rng, t, fc.name)
     desc = rng.random() < 0.6
     sup = _pick(rng, _HIGH if desc else _LOW)
-    q = _pick(rng, ("Among {p} with {fc} {v}, which one has the {sup} {x}? Give its {n}.",
-                    "What is the {n} of the {s} with the {sup} {x} among those whose {fc} is {v}?",
-                    "Find the {n} of the {s} whose {fc} is {v} and whose {x} is the {sup}."))
+    q = _pick(rng, (
+        "Among {p} with {fc} {v}, which one has the {sup} {x}? Give its {n}.",
+        "What is the {n} of the {s} with the {sup} {x} among those whose {fc} is {v}?",
+        "Find the {n} of the {s} whose {fc} is {v} and whose {x} is the {sup}.",
+    ))
     return _Draft(q.format(p=t.plural, s=t.name, fc=fc.name, v=v, sup=sup, x=x.name, n=t.label),
                   f"SELECT {t.label} FROM {t.name} WHERE {fc.name} = {_q(v)} ORDER BY {x.name}" + (" DESC" if desc else "") + " LIMIT 1")
 
@@ -1048,8 +1317,11 @@ def _t_join_group_top(rng, db):
     if link is None:
         return None
     p, c, fk = link
-    q = _pick(rng, ("Which {ps} has the most {cp}? Give its {n}.", "What is the {n} of the {ps} with the largest number of {cp}?",
-                    "Find the {n} of the {ps} that has the most {cp}."))
+    q = _pick(rng, (
+        "Which {ps} has the most {cp}? Give its {n}.",
+        "What is the {n} of the {ps} with the largest number of {cp}?",
+        "Find the {n} of the {ps} that has the most {cp}.",
+    ))
     return _Draft(q.format(ps=p.name, cp=c.plural, n=p.label),
                   f"SELECT T1.{p.label} {_join(p, c, fk)} GROUP BY T1.{p.pk} ORDER BY count(*) DESC LIMIT 1",
                   key_sql=f"SELECT count(*) {_join(p, c, fk)} GROUP BY T1.{p.pk} ORDER BY count(*) DESC LIMIT 2", key_rows=2)
@@ -1061,9 +1333,11 @@ def _t_join_sum_top(rng, db):
         return None
     p, c, fk = link
     x = _pick(rng, [x for x in _num_cols(c) if x.name not in _YEAR_LIKE])
-    q = _pick(rng, ("Which {ps} has the highest total {x} over its {cp}? Give its {n}.",
-                    "What is the {n} of the {ps} whose {cp} have the largest total {x}?",
-                    "Find the {n} of the {ps} with the greatest sum of {x} of its {cp}."))
+    q = _pick(rng, (
+        "Which {ps} has the highest total {x} over its {cp}? Give its {n}.",
+        "What is the {n} of the {ps} whose {cp} have the largest total {x}?",
+        "Find the {n} of the {ps} with the greatest sum of {x} of its {cp}.",
+    ))
     return _Draft(q.format(ps=p.name, cp=c.plural, x=x.name, n=p.label),
                   f"SELECT T1.{p.label} {_join(p, c, fk)} GROUP BY T1.{p.pk} ORDER BY sum(T2.{x.name}) DESC LIMIT 1",
                   key_sql=f"SELECT sum(T2.{x.name}) {_join(p, c, fk)} GROUP BY T1.{p.pk} ORDER BY sum(T2.{x.name}) DESC LIMIT 2",
@@ -1080,9 +1354,11 @@ def _t_intersect_join(rng, db):
     if len(vals) < 2:
         return None
     v1, v2 = rng.sample(vals, 2)
-    q = _pick(rng, ("Which {pp} have both a {cs} with {fc} {a} and a {cs} with {fc} {b}? Give their {n}.",
-                    "List the {n} of {pp} that have {cp} with {fc} {a} and also {cp} with {fc} {b}.",
-                    "Find the {n} of every {ps} with some {cs} whose {fc} is {a} and some whose {fc} is {b}."))
+    q = _pick(rng, (
+        "Which {pp} have both a {cs} with {fc} {a} and a {cs} with {fc} {b}? Give their {n}.",
+        "List the {n} of {pp} that have {cp} with {fc} {a} and also {cp} with {fc} {b}.",
+        "Find the {n} of every {ps} with some {cs} whose {fc} is {a} and some whose {fc} is {b}.",
+    ))
     sub = f"SELECT T1.{p.label} {_join(p, c, fk)} WHERE T2.{fc.name} = "
     return _Draft(q.format(pp=p.plural, ps=p.name, cs=c.name, cp=c.plural, fc=fc.name, a=v1, b=v2, n=p.label),
                   f"{sub}{_q(v1)} INTERSECT {sub}{_q(v2)}")
@@ -1094,8 +1370,10 @@ def _t_above_avg_order(rng, db):
         return None
     x = _pick(rng, _num_cols(t, True))
     desc = rng.random() < 0.5
-    q = _pick(rng, ("List the {n} of {p} whose {x} is above the average {x}, {o} {x}.",
-                    "Which {p} have {x} greater than the average? Give their {n} {o} {x}."))
+    q = _pick(rng, (
+        "List the {n} of {p} whose {x} is above the average {x}, {o} {x}.",
+        "Which {p} have {x} greater than the average? Give their {n} {o} {x}.",
+    ))
     return _Draft(q.format(n=t.label, p=t.plural, x=x.name, o="in descending order of" if desc else "in ascending order of"),
                   f"SELECT {t.label} FROM {t.name} WHERE {x.name} > (SELECT avg({x.name}) FROM {t.name}) ORDER BY {x.name}"
                   + (" DESC" if desc else ""))
@@ -1110,8 +1388,10 @@ def _t_eq_above_avg(rng, db):
     if x is None:
         return None
     v = _value(rng, t, fc.name)
-    q = _pick(rng, ("Which {p} have {fc} {v} and {x} above the average {x} of all {p}? Give their {n}.",
-                    "List the {n} of {p} whose {fc} is {v} and whose {x} is greater than the average {x}."))
+    q = _pick(rng, (
+        "Which {p} have {fc} {v} and {x} above the average {x} of all {p}? Give their {n}.",
+        "List the {n} of {p} whose {fc} is {v} and whose {x} is greater than the average {x}.",
+    ))
     return _Draft(q.format(p=t.plural, fc=fc.name, v=v, x=x.name, n=t.label),
                   f"SELECT {t.label} FROM {t.name} WHERE {fc.name} = {_q(v)} AND {x.name} > (SELECT avg({x.name}) FROM {t.name})")
 
@@ -1123,8 +1403,10 @@ def _t_not_in_filter(rng, db):
     p, c, fk = link
     fc = _pick(rng, _filter_cols(p))
     v = _value(rng, p, fc.name)
-    q = _pick(rng, ("Which {pp} with {fc} {v} have no {cp}? Give their {n}.",
-                    "List the {n} of {pp} whose {fc} is {v} and that do not have any {cs}."))
+    q = _pick(rng, (
+        "Which {pp} with {fc} {v} have no {cp}? Give their {n}.",
+        "List the {n} of {pp} whose {fc} is {v} and that do not have any {cs}.",
+    ))
     return _Draft(q.format(pp=p.plural, fc=fc.name, v=v, cp=c.plural, cs=c.name, n=p.label),
                   f"SELECT {p.label} FROM {p.name} WHERE {fc.name} = {_q(v)} AND {p.pk} NOT IN (SELECT {fk} FROM {c.name})")
 
@@ -1136,8 +1418,10 @@ def _t_join_where_group_top(rng, db):
     p, c, fk = link
     fc = _pick(rng, _filter_cols(c))
     v = _value(rng, c, fc.name)
-    q = _pick(rng, ("Which {ps} has the most {cp} with {fc} {v}? Give its {n}.",
-                    "Find the {n} of the {ps} with the largest number of {cp} whose {fc} is {v}."))
+    q = _pick(rng, (
+        "Which {ps} has the most {cp} with {fc} {v}? Give its {n}.",
+        "Find the {n} of the {ps} with the largest number of {cp} whose {fc} is {v}.",
+    ))
     body = f"{_join(p, c, fk)} WHERE T2.{fc.name} = {_q(v)} GROUP BY T1.{p.pk} ORDER BY count(*) DESC"
     return _Draft(q.format(ps=p.name, cp=c.plural, fc=fc.name, v=v, n=p.label),
                   f"SELECT T1.{p.label} {body} LIMIT 1", key_sql=f"SELECT count(*) {body} LIMIT 2", key_rows=2)
@@ -1152,8 +1436,10 @@ def _t_group_having_order(rng, db):
     k = _pick(rng, counts[:-1]) if len(counts) > 1 else None
     if k is None:
         return None
-    q = _pick(rng, ("For each {c} with more than {k} {p}, show the {c} and the number of {p}, from the most to the fewest.",
-                    "List the {c} values that have more than {k} {p} with their counts, in descending order of the count."))
+    q = _pick(rng, (
+        "For each {c} with more than {k} {p}, show the {c} and the number of {p}, from the most to the fewest.",
+        "List the {c} values that have more than {k} {p} with their counts, in descending order of the count.",
+    ))
     body = f"FROM {t.name} GROUP BY {c.name} HAVING count(*) > {k} ORDER BY count(*) DESC"
     return _Draft(q.format(c=c.name, k=k, p=t.plural), f"SELECT {c.name}, count(*) {body}",
                   key_sql=f"SELECT count(*) {body}", key_rows=0)
@@ -1162,20 +1448,55 @@ def _t_group_having_order(rng, db):
 #: (template, intended Spider level, weight). The level only steers sampling; the hardness written
 #: to the records is the one sqlcoach.sql.hardness computes.
 _TEMPLATES: tuple[tuple[Callable[[random.Random, _Db], _Draft | None], str, float], ...] = (
-    (_t_count_all, "easy", 0.6), (_t_list_col, "easy", 0.5), (_t_filter_eq, "easy", 1.2), (_t_count_eq, "easy", 1.0),
-    (_t_filter_cmp, "easy", 1.2), (_t_agg, "easy", 1.0), (_t_agg_filter, "easy", 0.8), (_t_distinct, "easy", 0.5),
-    (_t_count_distinct, "easy", 0.4), (_t_order_all, "easy", 0.8), (_t_between, "easy", 0.6), (_t_having_count, "easy", 0.6),
-    (_t_two_cols_filter, "medium", 1.0), (_t_group_count, "medium", 1.0), (_t_group_agg, "medium", 0.8), (_t_top, "medium", 1.2),
-    (_t_and_filter, "medium", 1.0), (_t_or_filter, "medium", 0.7), (_t_like, "medium", 0.7), (_t_maxmin, "medium", 0.5),
-    (_t_join_filter, "medium", 1.2), (_t_join_pair, "medium", 0.8), (_t_join_group_count, "medium", 0.8),
-    (_t_join_having, "medium", 0.8), (_t_join_agg_filter, "medium", 0.8), (_t_join_by_name, "medium", 0.8),
+    (_t_count_all, "easy", 0.6),
+    (_t_list_col, "easy", 0.5),
+    (_t_filter_eq, "easy", 1.2),
+    (_t_count_eq, "easy", 1.0),
+    (_t_filter_cmp, "easy", 1.2),
+    (_t_agg, "easy", 1.0),
+    (_t_agg_filter, "easy", 0.8),
+    (_t_distinct, "easy", 0.5),
+    (_t_count_distinct, "easy", 0.4),
+    (_t_order_all, "easy", 0.8),
+    (_t_between, "easy", 0.6),
+    (_t_having_count, "easy", 0.6),
+
+    (_t_two_cols_filter, "medium", 1.0),
+    (_t_group_count, "medium", 1.0),
+    (_t_group_agg, "medium", 0.8),
+    (_t_top, "medium", 1.2),
+    (_t_and_filter, "medium", 1.0),
+    (_t_or_filter, "medium", 0.7),
+    (_t_like, "medium", 0.7),
+    (_t_maxmin, "medium", 0.5),
+    (_t_join_filter, "medium", 1.2),
+    (_t_join_pair, "medium", 0.8),
+    (_t_join_group_count, "medium", 0.8),
+    (_t_join_having, "medium", 0.8),
+    (_t_join_agg_filter, "medium", 0.8),
+    (_t_join_by_name, "medium", 0.8),
     (_t_filter_order, "medium", 0.8),
-    (_t_above_avg, "hard", 1.0), (_t_not_in, "hard", 1.0), (_t_count_not_in, "hard", 0.6), (_t_in_sub, "hard", 0.8),
-    (_t_intersect_cat, "hard", 0.6), (_t_union, "hard", 0.6), (_t_except_cat, "hard", 0.6), (_t_group_top, "hard", 0.8),
-    (_t_join_filter_order, "hard", 0.8), (_t_except_join, "hard", 0.7), (_t_top_filter, "hard", 0.8),
-    (_t_join_group_top, "extra", 1.0), (_t_join_sum_top, "extra", 0.7), (_t_intersect_join, "extra", 0.8),
-    (_t_above_avg_order, "extra", 0.7), (_t_eq_above_avg, "extra", 0.8), (_t_not_in_filter, "extra", 0.8),
-    (_t_join_where_group_top, "extra", 0.8), (_t_group_having_order, "extra", 0.5),
+
+    (_t_above_avg, "hard", 1.0),
+    (_t_not_in, "hard", 1.0),
+    (_t_count_not_in, "hard", 0.6),
+    (_t_in_sub, "hard", 0.8),
+    (_t_intersect_cat, "hard", 0.6),
+    (_t_union, "hard", 0.6),
+    (_t_except_cat, "hard", 0.6),
+    (_t_group_top, "hard", 0.8),
+    (_t_join_filter_order, "hard", 0.8),
+    (_t_except_join, "hard", 0.7),
+    (_t_top_filter, "hard", 0.8),
+
+    (_t_join_group_top, "extra", 1.0),
+    (_t_join_sum_top, "extra", 0.7),
+    (_t_intersect_join, "extra", 0.8),
+    (_t_above_avg_order, "extra", 0.7),
+    (_t_eq_above_avg, "extra", 0.8),
+    (_t_not_in_filter, "extra", 0.8),
+    (_t_join_where_group_top, "extra", 0.8),
+    (_t_group_having_order, "extra", 0.5),
 )
 #: Share of questions drawn per intended level (close to Spider dev's 24/43/17/17 %).
 _LEVEL_SHARE = {"easy": 0.25, "medium": 0.40, "hard": 0.18, "extra": 0.17}
