@@ -12,6 +12,8 @@ import pytest
 
 from sqlcoach.data import world as W
 from sqlcoach.data.world import DEV_DB_IDS, TRAIN_DB_IDS, build_world, format_stats, read_world
+from sqlcoach.data.world.subjects import SUBJECTS, plural
+from sqlcoach.data.world.templates import TEMPLATES
 from sqlcoach.errors import DataError
 
 SMALL = {"n_train": 150, "n_dev": 60, "progress": False}
@@ -70,7 +72,7 @@ def test_same_seed_is_identical_across_processes_with_other_hash_seeds(tmp_path)
     import subprocess
     import sys
 
-    src = str(Path(W.__file__).resolve().parents[2])
+    src = str(Path(W.__file__).resolve().parents[3])  # .../src/sqlcoach/data/world/__init__.py
     code = ("import sys; from sqlcoach.data.world import build_world; "
             "build_world(sys.argv[1], seed=11, n_train=80, n_dev=30, progress=False)")
     for h in ("1", "2"):
@@ -132,7 +134,7 @@ def test_records_carry_spider_fields_and_no_duplicate_questions(full):
 
 def test_every_template_is_used(full):
     out, stats = full
-    names = {f.__name__.removeprefix("_t_") for f, _level, _w in W._TEMPLATES}
+    names = {f.__name__.removeprefix("_t_") for f, _level, _w in TEMPLATES}
     assert set(stats["templates"]) == names
     assert sum(stats["templates"].values()) == N_TRAIN + N_DEV
 
@@ -312,11 +314,11 @@ def test_tables_json_matches_the_sqlite_schemas(full):
 
 
 def test_every_spec_can_fill_its_unique_columns():
-    for db_id, specs in W._DOMAINS.items():
+    for db_id, specs in SUBJECTS.items():
         names = [s.name for s in specs]
         assert len(names) == len(set(names)), db_id
         # The question says the plural; the table name must be a prefix of it (no "party/parties").
-        assert all(W._plural(n).startswith(n) for n in names), db_id
+        assert all(plural(n).startswith(n) for n in names), db_id
         for i, s in enumerate(specs):
             assert all(p in names[:i] for p in s.parents), (db_id, s.name)
             for raw, kind in s.columns:
@@ -421,7 +423,7 @@ def _masked(record: dict, entry: dict) -> tuple[str, str]:
         found += [(m.start(), num, "D")] if m else []
     names = set(entry["table_names_original"]) | {c for _, c in entry["column_names_original"][1:]}
     for name in sorted(names):
-        for form in (W._plural(name), name):
+        for form in (plural(name), name):
             m = re.search(rf"\b{re.escape(form)}\b", q)
             if m:
                 found.append((m.start(), name, "N"))
@@ -431,7 +433,7 @@ def _masked(record: dict, entry: dict) -> tuple[str, str]:
         slots.setdefault(word, f"<{kind}{len(slots)}>")
     for word, slot in sorted(slots.items(), key=lambda kv: -len(kv[0])):
         if slot[1] == "N":
-            q = re.sub(rf"\b{re.escape(W._plural(word))}\b", slot + "s", q)
+            q = re.sub(rf"\b{re.escape(plural(word))}\b", slot + "s", q)
             sql = re.sub(rf"(?<!\w){re.escape(word)}_id(?!\w)", slot + "_id", sql)
         q = re.sub(rf"\b{re.escape(word)}\b", slot, q)
         sql = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", slot, sql)
