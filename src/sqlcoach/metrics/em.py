@@ -10,18 +10,19 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
+import threading
 from typing import Sequence
 
-from sqlcoach.sql.exact_match import exact_match
-from sqlcoach.sql.hardness import hardness
-from sqlcoach.sql.tables import load_tables
 
 # Below this many examples a process pool costs more to start than it saves.
 _PARALLEL_MIN = 400
 
 
 def _chunk(args: tuple[list[tuple[str, str, str]], str | None, bool]) -> list[tuple[bool | None, str | None]]:
+    # imported here, not at module level: in the forked children the parser loads while the
+    # parent is already executing queries
+    from sqlcoach.sql.tables import load_tables
+
     rows, tables_path, want_em = args
     tables = load_tables(tables_path) if (tables_path and want_em) else {}
     out: list[tuple[bool | None, str | None]] = []
@@ -35,6 +36,8 @@ def _chunk(args: tuple[list[tuple[str, str, str]], str | None, bool]) -> list[tu
 
 
 def _safe_hardness(sql: str) -> str | None:
+    from sqlcoach.sql.hardness import hardness
+
     try:
         return hardness(sql)
     except Exception:  # a gold the parser cannot read has no hardness, it must not stop the run
@@ -42,12 +45,83 @@ def _safe_hardness(sql: str) -> str | None:
 
 
 def _safe_em(pred: str, gold: str, db) -> bool:
+    from sqlcoach.sql.exact_match import exact_match
+
     if not (pred or "").strip():
         return False
     try:
         return bool(exact_match(pred, gold, db))
     except Exception:  # junk predictions are expected; they are simply not an exact match
         return False
+
+
+class PendingEM:
+    """EM and hardness being computed in forked processes; ``result()`` collects them.
+
+    Started before execution so that parsing (one core) overlaps with the executor's workers.
+    Plain ``fork`` processes with a pipe each, no executor thread: the parent stays
+    single-threaded, so the executor pool may still fork its own workers cheaply afterwards.
+    """
+
+    def __init__(self, chunks: list[tuple[list[tuple[str, str, str]], str | None, bool]]):
+        self._chunks = chunks
+        self._procs: list[tuple[object, object] | None] = []
+        can_fork = (
+            "fork" in multiprocessing.get_all_start_methods()
+            and threading.active_count() == 1
+            and "torch" not in sys.modules  # forking after torch started its threads can deadlock
+        )
+        ctx = multiprocessing.get_context("fork") if can_fork else None
+        for chunk in chunks:
+            if ctx is None or len(chunks) == 1:
+                self._procs.append(None)
+                continue
+            parent, child = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_child, args=(child, chunk), daemon=True)
+            proc.start()
+            child.close()
+            self._procs.append((proc, parent))
+
+    def result(self) -> list[tuple[bool | None, str | None]]:
+        out: list[tuple[bool | None, str | None]] = []
+        for chunk, handle in zip(self._chunks, self._procs):
+            part = None
+            if handle is not None:
+                proc, conn = handle
+                try:
+                    part = conn.recv()
+                except (EOFError, OSError):
+                    part = None  # the child died: compute its share here instead
+                finally:
+                    conn.close()
+                    proc.join(timeout=5)
+            out.extend(part if part is not None else _chunk(chunk))
+        return out
+
+
+def _child(conn, chunk) -> None:
+    try:
+        conn.send(_chunk(chunk))
+    finally:
+        conn.close()
+
+
+def start_em_and_hardness(
+    preds: Sequence[str],
+    golds: Sequence[str],
+    db_ids: Sequence[str],
+    *,
+    tables_path: str | None,
+    want_em: bool = True,
+    workers: int | None = None,
+) -> PendingEM:
+    """Start computing ``(em, hardness)`` per example; see ``em_and_hardness``."""
+    rows = list(zip(preds, golds, db_ids))
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers <= 1 or len(rows) < _PARALLEL_MIN:
+        return PendingEM([(rows, tables_path, want_em)])
+    size = (len(rows) + workers - 1) // workers
+    return PendingEM([(rows[i : i + size], tables_path, want_em) for i in range(0, len(rows), size)])
 
 
 def em_and_hardness(
@@ -64,14 +138,6 @@ def em_and_hardness(
     Hardness is always computed from the gold (Spider's convention). EM merges columns linked by
     foreign keys when ``tables_path`` (Spider's tables.json) is given, and not otherwise.
     """
-    rows = list(zip(preds, golds, db_ids))
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    if workers <= 1 or len(rows) < _PARALLEL_MIN:
-        return _chunk((rows, tables_path, want_em))
-    size = (len(rows) + workers - 1) // workers
-    chunks = [(rows[i : i + size], tables_path, want_em) for i in range(0, len(rows), size)]
-    # fork is cheapest (sqlglot is already imported), but not once torch has started its threads
-    ctx = multiprocessing.get_context("spawn" if "torch" in sys.modules else "fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as ex:
-        parts = list(ex.map(_chunk, chunks))
-    return [r for part in parts for r in part]
+    return start_em_and_hardness(
+        preds, golds, db_ids, tables_path=tables_path, want_em=want_em, workers=workers
+    ).result()

@@ -22,7 +22,7 @@ from sqlcoach.errors import SqlcoachError
 from sqlcoach.execution.pool import ExecutorPool
 from sqlcoach.execution.sandbox import Limits
 from sqlcoach.metrics import bird as bird_metrics
-from sqlcoach.metrics.em import em_and_hardness
+from sqlcoach.metrics.em import start_em_and_hardness
 from sqlcoach.metrics.ex import EX_MODES, ExItem, database_files, score_execution
 from sqlcoach.metrics.files import read_difficulties, read_gold, read_pred
 from sqlcoach.metrics.report import format_table, summarize
@@ -136,9 +136,10 @@ def evaluate_pairs(
             f"{', ...' if len(missing) > 5 else ''}): their examples are gold_error and not scored"
         )
 
-    # EM and hardness (pure Python parsing) run before execution starts its workers
+    # EM and hardness (pure-Python parsing) start first, in forked processes, so that they overlap
+    # with execution instead of adding to it
     want_em = etype in ("all", "match")
-    em_hard = em_and_hardness(
+    pending = start_em_and_hardness(
         preds, gold_sqls, db_ids, tables_path=str(tables_path) if tables_path else None,
         want_em=want_em, workers=workers,
     )
@@ -162,6 +163,7 @@ def evaluate_pairs(
         finally:
             if own_pool:
                 pool.close()
+    em_hard = pending.result()
 
     verdicts: list[Verdict] = []
     for i in range(n):

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 from sqlcoach.execution.compare import same_result
 from sqlcoach.execution.pool import ExecutorPool
-from sqlcoach.sql.rewrite import has_order_by, plug_values, postprocess, strip_distinct
+from sqlcoach.sql.lexical import has_order_by, postprocess, strip_distinct
 from sqlcoach.types import ExecResult
 
 EX_MODES = ("spider", "bird")
@@ -127,6 +127,8 @@ def score_execution(
             continue
         cands[i] = [p]
         if plug_value and mode == "spider":
+            from sqlcoach.sql.rewrite import plug_values  # needs the parser; only for this option
+
             cands[i] += [c for c in plug_values(p, g) if c != p]
         out[i] = ExOutcome(False, pred_sql=p, gold_sql=g, candidates_tried=len(cands[i]))
 

@@ -25,44 +25,14 @@ import re
 
 from sqlglot import exp
 
+from sqlcoach.sql.lexical import has_order_by, postprocess, strip_distinct  # noqa: F401  (re-exported)
 from sqlcoach.sql.parse import is_string_like, normalize_sql, parse_sql, unwrap
-
-# A quoted region ('...', "...", `...`, [...]) or a bare DISTINCT word; only the latter is removed.
-_DISTINCT = re.compile(
-    r"""('(?:[^']|'')*'?|"(?:[^"]|"")*"?|`[^`]*`?|\[[^\]]*\]?)|(?<![\w.$])(distinct)(?![\w$])""",
-    re.IGNORECASE,
-)
-_WS = re.compile(r"\s+")
 
 #: Upper bound on the candidates ``plug_values`` returns (the product grows as values ** slots).
 MAX_PLUG_CANDIDATES = 1000
 
 # Predicates whose non-left operands are value positions (where "abc" means the string abc).
 _VALUE_PARENTS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like, exp.Glob, exp.In, exp.Between, exp.Is)
-
-
-def postprocess(sql: str) -> str:
-    """The official post-processing: ``> =``, ``< =`` and ``! =`` joined. Nothing else changes."""
-    return sql.replace("> =", ">=").replace("< =", "<=").replace("! =", "!=")
-
-
-def strip_distinct(sql: str) -> str:
-    """``sql`` with every DISTINCT keyword removed (outside quotes), the rest of the text kept.
-
-    ``SELECT DISTINCT a`` -> ``SELECT  a``; ``count(DISTINCT a)`` -> ``count( a)``. A DISTINCT inside
-    a string, a quoted name, or as part of a longer name (``distinct_id``) is kept.
-    """
-
-    def repl(match: re.Match) -> str:
-        return match.group(1) if match.group(1) is not None else ""
-
-    return _DISTINCT.sub(repl, sql)
-
-
-def has_order_by(sql: str) -> bool:
-    """True when "order by" occurs anywhere in ``sql`` (case and whitespace insensitive), as the
-    official decides whether row order matters."""
-    return "order by" in _WS.sub(" ", sql.lower())
 
 
 def statement_type(sql: str) -> str:
