@@ -22,7 +22,10 @@ VERBS: dict[str, str] = {
     "model": "model",
     "train": "train",
     "predict": "predict",
+    "pairs": "pairs",
+    "rm": "rm",
     "export": "export",
+    "compare": "compare",
     "demo": "demo",
 }
 
