@@ -13,6 +13,8 @@ import sys
 import threading
 from typing import Sequence
 
+from sqlcoach.metrics.cache import get_hardness, put_hardness
+
 
 # Below this many examples a process pool costs more to start than it saves.
 _PARALLEL_MIN = 400
@@ -63,9 +65,19 @@ class PendingEM:
     single-threaded, so the executor pool may still fork its own workers cheaply afterwards.
     """
 
-    def __init__(self, chunks: list[tuple[list[tuple[str, str, str]], str | None, bool]]):
+    def __init__(
+        self,
+        chunks: list[tuple[list[tuple[str, str, str]], str | None, bool]],
+        *,
+        done: list[tuple[bool | None, str | None]] | None = None,
+        cache_golds: Sequence[str] | None = None,
+    ):
         self._chunks = chunks
+        self._done = done
+        self._cache_golds = cache_golds
         self._procs: list[tuple[object, object] | None] = []
+        if done is not None:
+            return
         can_fork = (
             "fork" in multiprocessing.get_all_start_methods()
             and threading.active_count() == 1
@@ -83,6 +95,8 @@ class PendingEM:
             self._procs.append((proc, parent))
 
     def result(self) -> list[tuple[bool | None, str | None]]:
+        if self._done is not None:
+            return self._done
         out: list[tuple[bool | None, str | None]] = []
         for chunk, handle in zip(self._chunks, self._procs):
             part = None
@@ -96,6 +110,9 @@ class PendingEM:
                     conn.close()
                     proc.join(timeout=5)
             out.extend(part if part is not None else _chunk(chunk))
+        if self._cache_golds is not None:
+            put_hardness(self._cache_golds, [h for _, h in out])
+        self._done = out
         return out
 
 
@@ -115,13 +132,24 @@ def start_em_and_hardness(
     want_em: bool = True,
     workers: int | None = None,
 ) -> PendingEM:
-    """Start computing ``(em, hardness)`` per example; see ``em_and_hardness``."""
+    """Start computing ``(em, hardness)`` per example; see ``em_and_hardness``.
+
+    Without EM, hardness labels come from the on-disk cache when this exact gold list was seen
+    before (``sqlcoach.metrics.cache``), and are stored there after a miss.
+    """
     rows = list(zip(preds, golds, db_ids))
+    cache_golds = None
+    if not want_em:
+        hit = get_hardness(golds)
+        if hit is not None:
+            return PendingEM([], done=[(None, h) for h in hit])
+        cache_golds = list(golds)
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers <= 1 or len(rows) < _PARALLEL_MIN:
-        return PendingEM([(rows, tables_path, want_em)])
+        return PendingEM([(rows, tables_path, want_em)], cache_golds=cache_golds)
     size = (len(rows) + workers - 1) // workers
-    return PendingEM([(rows[i : i + size], tables_path, want_em) for i in range(0, len(rows), size)])
+    chunks = [(rows[i : i + size], tables_path, want_em) for i in range(0, len(rows), size)]
+    return PendingEM(chunks, cache_golds=cache_golds)
 
 
 def em_and_hardness(
