@@ -24,13 +24,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     init.add_argument("--corpus", required=True, help="a Spider-layout folder (train.json, database/)")
     init.add_argument("--vocab-size", type=int, default=None, help="BPE vocabulary size (default: per size)")
     init.add_argument("--seed", type=int, default=0)
+    init.add_argument("--template", default="sql_terminal",
+                      help="also train the tokenizer on the train prompts rendered with this template ('' = no)")
+    init.add_argument("--schema-style", default="compact")
+    init.add_argument("--schema-samples", type=int, default=0)
     init.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from sqlcoach.models.tiny import init_tiny_model, world_corpus
+    from sqlcoach.models.tiny import init_tiny_model, training_corpus, world_corpus
 
-    texts = world_corpus(args.corpus)
+    if args.template:
+        texts = training_corpus(args.corpus, template=args.template, schema_style=args.schema_style,
+                                sample_values=args.schema_samples)
+    else:
+        texts = world_corpus(args.corpus)
     info = init_tiny_model(args.out, args.size, texts, vocab_size=args.vocab_size, seed=args.seed)
     print(f"wrote {info['path']}: {info['size']} Qwen2, {info['parameters']:,} parameters, "
           f"vocabulary {info['vocab_size']} (tokenizer trained on {len(texts)} texts)")

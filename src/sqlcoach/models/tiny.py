@@ -209,11 +209,13 @@ def _mark_qwen2(out: Path) -> None:
 
 
 def world_corpus(world_dir: str | Path) -> list[str]:
-    """Texts of a Spider-layout folder: questions and SQL of train.json (never dev), and the schema
-    text (CREATE statements) of every database under ``database/``.
+    """Texts of a Spider-layout folder's *train split*: questions and SQL of train.json and the
+    schema text (CREATE statements) of the databases train.json uses.
 
-    Dev questions are left out on purpose: the tokenizer is part of the model, and the model must
-    never have seen the dev set.
+    Dev questions and dev-only databases are left out on purpose: the tokenizer is part of the
+    model, and the model must never have seen the dev set. This also matters for learning: a word
+    seen only in dev schemas would get its own token whose embedding is never trained, which a
+    small model cannot learn to copy; left out, it splits into pieces that training did see.
     """
     root = Path(world_dir)
     texts: list[str] = []
@@ -224,13 +226,17 @@ def world_corpus(world_dir: str | Path) -> list[str]:
         rows = json.loads(train.read_text())
     except json.JSONDecodeError as exc:
         raise DataError(f"not valid JSON: {exc.msg}", path=str(train), line=exc.lineno) from exc
+    train_dbs: set[str] = set()
     for row in rows:
         if isinstance(row, dict):
             texts.append(str(row.get("question", "")))
             texts.append(str(row.get("query", row.get("SQL", ""))))
+            train_dbs.add(str(row.get("db_id", "")))
     import sqlite3
 
     for db in sorted((root / "database").glob("*/*.sqlite")):
+        if db.parent.name not in train_dbs:
+            continue
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
             for (sql,) in con.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL"):
@@ -238,3 +244,19 @@ def world_corpus(world_dir: str | Path) -> list[str]:
         finally:
             con.close()
     return texts
+
+
+def training_corpus(
+    world_dir: str | Path, *, template: str = "sql_terminal", schema_style: str = "compact", sample_values: int = 0
+) -> list[str]:
+    """``world_corpus`` plus the rendered training prompts and completions of the folder's train
+    split, so that the tokenizer merges exactly the text the model will be trained on.
+    Returns ``(texts)``; the dev split is never read."""
+    from sqlcoach.data import load_examples
+    from sqlcoach.train.sft import build_rows
+
+    rows, _ = build_rows(
+        load_examples("spider", world_dir, "train"), template=template, schema_style=schema_style,
+        sample_values=sample_values,
+    )
+    return world_corpus(world_dir) + [m["content"] for r in rows for m in r["prompt"] + r["completion"]]

@@ -145,25 +145,94 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
 
 
-class WallClockStop:
-    """A ``transformers.TrainerCallback`` factory that stops training after ``seconds`` of wall clock.
+CLOCK_FILE = "sqlcoach_clock.json"
 
-    Used by the demo to bound its run time on a slow machine; the stop happens at a step boundary
-    and a final checkpoint is saved, so ``--resume`` can continue from it."""
 
-    def __new__(cls, seconds: float) -> Any:  # returns a TrainerCallback instance
-        from transformers import TrainerCallback
+def read_clock(checkpoint: str | Path | None) -> float:
+    """Training seconds already spent before ``checkpoint`` was saved (0 when unknown)."""
+    if checkpoint is None:
+        return 0.0
+    import json
 
-        class _Stop(TrainerCallback):
-            def __init__(self) -> None:
-                self.start = time.monotonic()
-                self.stopped_at: int | None = None
+    p = Path(checkpoint) / CLOCK_FILE
+    try:
+        return float(json.loads(p.read_text())["train_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
 
-            def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
-                if time.monotonic() - self.start >= seconds:
-                    control.should_training_stop = True
-                    control.should_save = True
-                    self.stopped_at = state.global_step
+
+def clock_callback(
+    seconds: float | None,
+    *,
+    already: float = 0.0,
+    anneal: bool = False,
+    warmup_ratio: float = 0.0,
+    min_lr_ratio: float = 0.0,
+) -> Any:
+    """A ``TrainerCallback`` that budgets training by wall clock.
+
+    * Stops at a step boundary once ``already`` + elapsed seconds reach ``seconds`` (and asks for
+      a checkpoint, so ``--resume`` can continue).
+    * With ``anneal=True`` it also sets the learning rate from the *fraction of the time budget*
+      spent (linear warmup over ``warmup_ratio`` of it, then cosine down to ``min_lr_ratio``),
+      overriding the step-based scheduler: on a machine whose speed is unknown (shared CPUs) a
+      run cut by the clock still ends at a low learning rate instead of mid-schedule.
+    * Writes the seconds spent into every checkpoint (``sqlcoach_clock.json``), so that a resumed
+      run continues the same budget and schedule (``already`` = ``read_clock(checkpoint)``).
+    """
+    import json
+    import math
+
+    from transformers import TrainerCallback
+
+    class _Clock(TrainerCallback):
+        def __init__(self) -> None:
+            self.start = time.monotonic()
+            self.stopped_at: int | None = None
+            self.base_lrs: list[float] | None = None
+            # transformers 5 hands callbacks the optimizer given to Trainer(...) (None when the
+            # Trainer builds its own); the recipe sets this to ``lambda: trainer.optimizer``.
+            self.get_optimizer: Any = lambda: None
+            self.current_lr: float | None = None
+
+        def spent(self) -> float:
+            return already + time.monotonic() - self.start
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kw: Any) -> Any:
+            optimizer = optimizer or self.get_optimizer()
+            if not anneal or seconds is None or optimizer is None:
                 return control
+            if self.base_lrs is None:
+                self.base_lrs = [args.learning_rate for _ in optimizer.param_groups]
+            frac = min(1.0, self.spent() / seconds)
+            if warmup_ratio > 0 and frac < warmup_ratio:
+                factor = max(frac / warmup_ratio, 0.01)
+            else:
+                prog = (frac - warmup_ratio) / max(1e-9, 1.0 - warmup_ratio)
+                factor = min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * prog))
+            for g, base in zip(optimizer.param_groups, self.base_lrs):
+                g["lr"] = base * factor
+            self.current_lr = self.base_lrs[0] * factor
+            return control
 
-        return _Stop()
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+            if seconds is not None and self.spent() >= seconds:
+                control.should_training_stop = True
+                control.should_save = True
+                self.stopped_at = state.global_step
+            return control
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> Any:
+            # Trainer logs the step scheduler's value (which it re-applies after each optimizer
+            # step, before this override runs again); record the rate actually used.
+            if self.current_lr is not None and state.log_history and "loss" in state.log_history[-1]:
+                state.log_history[-1]["learning_rate"] = self.current_lr
+            return control
+
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if ckpt.is_dir():
+                (ckpt / CLOCK_FILE).write_text(json.dumps({"train_seconds": round(self.spent(), 3)}) + "\n")
+            return control
+
+    return _Clock()

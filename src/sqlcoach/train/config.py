@@ -61,6 +61,7 @@ class SFTRunConfig:
     save_total_limit: int | None = 2
     report_to: Literal["none", "tensorboard", "wandb"] = "none"
     max_seconds: float | None = None  # stop (and checkpoint) after this much wall clock
+    anneal_by_clock: bool = False  # with max_seconds: learning rate follows the time budget, not steps
     disable_tqdm: bool = False
 
     def __post_init__(self) -> None:
@@ -105,5 +106,7 @@ class SFTRunConfig:
             raise ConfigError("save_total_limit must be >= 1 or null (keep all): 0 would delete the checkpoint needed by --resume")
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ConfigError("max_seconds must be > 0 or null")
+        if self.anneal_by_clock and self.max_seconds is None:
+            raise ConfigError("anneal_by_clock needs max_seconds: the schedule is a fraction of that time budget")
         if self.report_to not in REPORT_TO:
             raise ConfigError(f"report_to must be one of {REPORT_TO}")

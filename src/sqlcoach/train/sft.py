@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlcoach.errors import ConfigError, DataError
-from sqlcoach.train.common import WallClockStop, config_to_dict
+from sqlcoach.train.common import clock_callback, config_to_dict, read_clock
 from sqlcoach.train.config import SFTRunConfig
 from sqlcoach.train.plots import plot_loss
 
@@ -213,10 +213,13 @@ def run_sft(
     param_dtype = next(model.parameters()).dtype
     args = _sft_args(cfg, param_dtype == torch.bfloat16, param_dtype == torch.float16)
     callbacks = list(callbacks or [])
-    stopper = None
-    if cfg.max_seconds is not None:
-        stopper = WallClockStop(cfg.max_seconds)
-        callbacks.append(stopper)
+    ckpt = last_checkpoint(cfg.output_dir) if resume else None
+    # Always present: it records the training seconds in each checkpoint; with max_seconds it
+    # also stops the run (and, with anneal_by_clock, drives the learning rate by time).
+    clock = clock_callback(
+        cfg.max_seconds, already=read_clock(ckpt), anneal=cfg.anneal_by_clock, warmup_ratio=cfg.warmup_ratio
+    )
+    callbacks.append(clock)
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -225,7 +228,16 @@ def run_sft(
         peft_config=peft_config,
         callbacks=callbacks,
     )
-    ckpt = last_checkpoint(cfg.output_dir) if resume else None
+    clock.get_optimizer = lambda: trainer.optimizer
+    kept = len(trainer.train_dataset)
+    if kept == 0:
+        raise ConfigError(
+            f"all {len(rows)} training examples lost their completion: prompts are longer than "
+            f"max_length={cfg.max_length} tokens (raise max_length, or shorten prompts: schema_style, "
+            "schema_sample_values=0)"
+        )
+    if kept < len(rows):
+        log(f"{len(rows) - kept} of {len(rows)} examples dropped: their completion lies beyond max_length={cfg.max_length}")
     if resume and ckpt is None:
         log(f"--resume: no checkpoint in {cfg.output_dir}; starting from step 0")
     elif ckpt is not None:
@@ -246,8 +258,8 @@ def run_sft(
         "max_steps": int(trainer.state.max_steps),
         "train_loss": float(result.training_loss),
         "resumed_from": str(ckpt) if ckpt else None,
-        "stopped_by_clock": bool(stopper is not None and stopper.stopped_at is not None),
-        "examples": len(rows),
+        "stopped_by_clock": clock.stopped_at is not None,
+        "examples": kept,
         "skipped": len(skipped),
         "trainable_parameters": int(n_trainable),
         "seconds": round(time.monotonic() - t0, 2),

@@ -117,7 +117,7 @@ def test_unknown_size_is_an_error(tmp_path):
         init_tiny_model(tmp_path, "huge", CORPUS)
 
 
-def test_world_corpus_reads_train_and_schemas_not_dev(tmp_path):
+def test_world_corpus_reads_the_train_split_only(tmp_path):
     import sqlite3
 
     (tmp_path / "train.json").write_text(json.dumps([{"question": "Q train?", "query": "SELECT 1", "db_id": "a"}]))
@@ -130,5 +130,5 @@ def test_world_corpus_reads_train_and_schemas_not_dev(tmp_path):
         con.close()
     texts = world_corpus(tmp_path)
     assert "Q train?" in texts and "SELECT 1" in texts
-    assert any("t_a" in t for t in texts) and any("t_b" in t for t in texts)
-    assert not any("SECRET" in t for t in texts)
+    assert any("t_a" in t for t in texts)
+    assert not any("SECRET" in t or "t_b" in t for t in texts)  # nothing of the dev split

@@ -1,0 +1,83 @@
+"""End to end through the CLI on a tiny world: `model init`, `train sft`, `predict` (greedy and
+self-consistency, then resume), `export`; each step on a tiny model for a few steps."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("trl")
+
+from sqlcoach.cli import main  # noqa: E402
+
+pytestmark = pytest.mark.integration
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from sqlcoach.data.world import build_world
+
+    out = tmp_path_factory.mktemp("w") / "world"
+    build_world(out, seed=0, n_train=60, n_dev=10, progress=False)
+    return out
+
+
+def test_cli_init_train_predict_export(world, tmp_path, capsys):
+    model = tmp_path / "model"
+    assert main(["model", "init", str(model), "--size", "tiny", "--corpus", str(world), "--vocab-size", "600"]) == 0
+    assert "parameters" in capsys.readouterr().out
+    cfg = tmp_path / "sft.yaml"
+    cfg.write_text("# sqlcoach train sft --config sft.yaml\nmethod: lora\nschema_sample_values: 0\n")
+    sft_out = tmp_path / "sft"
+    rc = main(["train", "sft", "--config", str(cfg), f"model={model}", f"data_path={world}",
+               f"output_dir={sft_out}", "max_steps=2", "per_device_train_batch_size=4", "use_cpu=true",
+               "dtype=float32", "lora_r=4", "lora_alpha=8", "save_steps=1", "logging_steps=1",
+               "max_length=1024", "disable_tqdm=true", "learning_rate=1e-3"])
+    assert rc == 0
+    summary = json.loads((sft_out / "sqlcoach_sft.json").read_text())["summary"]
+    assert summary["global_step"] == 2 and summary["examples"] == 60
+
+    adapter = sft_out / "final"
+    pred = tmp_path / "pred" / "dev.sql"
+    common = ["--data", str(world), "--split", "dev", "--max-new-tokens", "12", "--batch-size", "4",
+              "--schema-samples", "0", "--workers", "0"]
+    assert main(["predict", "--model", str(adapter), "--out", str(pred), *common]) == 0
+    out = capsys.readouterr().out
+    assert "examples/s" in out and "tokens/s" in out
+    assert len(pred.read_text().split("\n")) == 11  # 10 lines + final newline
+    sc = tmp_path / "pred" / "sc.sql"
+    assert main(["predict", "--model", str(adapter), "--out", str(sc), "--n", "3", *common]) == 0
+    recs = [json.loads(x) for x in sc.with_suffix(".jsonl").read_text().splitlines()]
+    assert len(recs) == 10 and all(len(r["samples"]) == 3 and len(r["votes"]) == 3 for r in recs)
+    # running again resumes: nothing left to predict
+    assert main(["predict", "--model", str(adapter), "--out", str(sc), "--n", "3", *common]) == 0
+    assert "predicted 0 examples (10 resumed" in capsys.readouterr().out
+
+    merged = tmp_path / "merged"
+    assert main(["export", "--adapter", str(adapter), "--out", str(merged)]) == 0
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(merged).config.model_type == "qwen2"
+
+
+def test_hf_generation_is_batched_and_ordered(world, tmp_path):
+    """Left padding + length sorting must not change answers: batch 1 and batch 4 agree (greedy)."""
+    from sqlcoach.generate.hf import generate_texts
+    from sqlcoach.models.load import load_model
+    from sqlcoach.models.tiny import init_tiny_model, world_corpus
+
+    init_tiny_model(tmp_path / "m", "tiny", world_corpus(world), vocab_size=600)
+    model, tok = load_model(tmp_path / "m", device="cpu", dtype="float32")
+    prompts = ["<|im_start|>user\nHow many singers?<|im_end|>\n<|im_start|>assistant\n",
+               "<|im_start|>user\nList the names of all the zoos in Berlin ordered by name.<|im_end|>\n<|im_start|>assistant\n",
+               "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"]
+    one = generate_texts(model, tok, prompts, max_new_tokens=8, batch_size=1)
+    many = generate_texts(model, tok, prompts, max_new_tokens=8, batch_size=4)
+    assert one.texts == many.texts and all(len(t) == 1 for t in many.texts)
+    assert 0 < many.generated_tokens <= 3 * 8
+    sampled = generate_texts(model, tok, prompts, n=3, temperature=1.0, max_new_tokens=8, batch_size=2)
+    assert all(len(t) == 3 for t in sampled.texts)

@@ -1,0 +1,115 @@
+"""The prediction driver with a fake generator: file formats, voting through the real executor,
+resume after a crash (torn JSONL line reported with file and line)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+import sqlcoach.generate.predict as P
+from sqlcoach.generate.hf import Generations
+from sqlcoach.types import Example
+
+
+@pytest.fixture()
+def db(tmp_path):
+    path = tmp_path / "shop.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT, price INTEGER)")
+    con.executemany("INSERT INTO item VALUES (?, ?, ?)", [(1, "pen", 3), (2, "cup", 7), (3, "hat", 12)])
+    con.commit()
+    con.close()
+    return str(path)
+
+
+def _examples(db, n=5):
+    return [Example(id=f"e{i}", db_id="shop", question=f"q{i}", gold_sql="SELECT 1", db_path=db) for i in range(n)]
+
+
+class FakeGen:
+    """Answers depend on the prompt text; records which prompts it was asked about."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.seen: list[str] = []
+
+    def __call__(self, model, tokenizer, prompts, *, n, on_batch=None, **kw):
+        self.seen.extend(prompts)
+        texts = [list(self.answers(p, n)) for p in prompts]
+        if on_batch:
+            on_batch(len(prompts))
+        return Generations(texts, prompt_tokens=10 * len(prompts), generated_tokens=5 * n * len(prompts), seconds=0.01)
+
+
+@pytest.fixture(autouse=True)
+def plain_prompts(monkeypatch):
+    # The prompt text is the question: the driver's logic is under test here, not the templates.
+    monkeypatch.setattr(P, "build_prompts", lambda exs, tok, **kw: [e.question for e in exs])
+
+
+def test_greedy_files(tmp_path, db):
+    gen = FakeGen(lambda p, n: ["SELECT name\nFROM item\n  WHERE id = 1"] if p != "q3" else ["I cannot answer"])
+    out = tmp_path / "pred.sql"
+    s = P.predict(None, None, _examples(db), out, generate_fn=gen, extract=lambda t: t if t.startswith("SELECT") else "",
+                  progress=False, chunk_size=2)
+    lines = out.read_text().split("\n")
+    assert lines[:5] == ["SELECT name FROM item WHERE id = 1"] * 3 + [""] + ["SELECT name FROM item WHERE id = 1"]
+    assert len(out.read_text().splitlines()) == 5
+    recs = [json.loads(x) for x in (tmp_path / "pred.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in recs] == [0, 1, 2, 3, 4]
+    assert recs[3]["raw"] == "I cannot answer" and recs[3]["sql"] == ""
+    assert s.predicted_now == 5 and s.resumed == 0 and s.generated_tokens == 25
+
+
+def test_self_consistency_votes_by_result(tmp_path, db):
+    samples = ["SELECT name FROM item WHERE price > 100",  # runs, empty result: a group of 1
+               "SELECT nme FROM item",                      # fails
+               "SELECT name FROM item WHERE price > 5",     # cup, hat
+               "SELECT name FROM item WHERE id >= 2",       # cup, hat (same rows, other SQL)
+               ""]
+    gen = FakeGen(lambda p, n: samples[:n])
+    out = tmp_path / "sc.sql"
+    P.predict(None, None, _examples(db, 2), out, n=5, generate_fn=gen, extract=lambda t: t, progress=False, workers=0)
+    rec = json.loads((tmp_path / "sc.jsonl").read_text().splitlines()[0])
+    assert rec["sql"] == samples[2] and rec["chosen"] == 2
+    assert rec["votes"] == [1, 0, 2, 2, 0]
+    assert rec["sample_errors"][1] == "exec_error" and rec["sample_errors"][4] == "not_run"
+    assert out.read_text().splitlines() == [samples[2]] * 2
+
+
+def test_resume_skips_done_examples_and_reports_torn_line(tmp_path, db, capsys):
+    out = tmp_path / "pred.sql"
+    jsonl = tmp_path / "pred.jsonl"
+    jsonl.write_text(
+        json.dumps({"index": 0, "id": "e0", "db_id": "shop", "raw": "r", "sql": "SELECT 42"}) + "\n"
+        + json.dumps({"index": 2, "id": "e2", "db_id": "shop", "raw": "r", "sql": "SELECT 43"}) + "\n"
+        + '{"index": 3, "sql": "SELEC'  # the process died while writing this line
+    )
+    gen = FakeGen(lambda p, n: ["SELECT 7"])
+    s = P.predict(None, None, _examples(db), out, generate_fn=gen, extract=lambda t: t, progress=False)
+    assert sorted(gen.seen) == ["q1", "q3", "q4"]
+    assert s.resumed == 2 and s.predicted_now == 3
+    assert s.bad_lines and s.bad_lines[0].startswith(f"{jsonl}:3:")
+    assert "pred.jsonl:3" in capsys.readouterr().err
+    assert out.read_text().splitlines() == ["SELECT 42", "SELECT 7", "SELECT 43", "SELECT 7", "SELECT 7"]
+    # every line of the rewritten JSONL is valid, one record per example
+    recs = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    assert sorted(r["index"] for r in recs) == [0, 1, 2, 3, 4]
+    # a second run has nothing left to do
+    gen2 = FakeGen(lambda p, n: ["SELECT 8"])
+    s2 = P.predict(None, None, _examples(db), out, generate_fn=gen2, extract=lambda t: t, progress=False)
+    assert gen2.seen == [] and s2.predicted_now == 0 and s2.resumed == 5
+
+
+def test_one_line():
+    assert P.one_line("SELECT a,\n  b\r\nFROM t\t WHERE x = 1") == "SELECT a, b FROM t WHERE x = 1"
+
+
+def test_read_predictions(tmp_path, db):
+    gen = FakeGen(lambda p, n: ["SELECT 1", "SELECT 1"][:n])
+    P.predict(None, None, _examples(db, 2), tmp_path / "p.sql", n=2, generate_fn=gen, extract=lambda t: t,
+              progress=False, workers=0)
+    preds = P.read_predictions(tmp_path / "p.jsonl")
+    assert [p.index for p in preds] == [0, 1] and preds[0].votes == (2, 2) and preds[0].samples == ("SELECT 1", "SELECT 1")
