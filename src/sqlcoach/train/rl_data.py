@@ -1,0 +1,253 @@
+"""Prompts for reinforcement learning (GRPO, PPO): rows, gold curation, pass-rate filtering.
+
+Shared by ``sqlcoach.train.grpo`` and ``sqlcoach.train.ppo``. Three steps, each optional after
+the first:
+
+1. ``build_rl_rows(examples, template=..., schema_style=...)``: one row per usable example, with
+   ``prompt`` (conversational messages, what TRL's ``GRPOTrainer`` reads) and the columns the
+   rewards read (``db_path``, ``gold_sql``, ``format_template``) plus ``id``, ``db_id``,
+   ``question``, ``hardness`` for logs. The prompt is built by the SFT recipe's own
+   ``sqlcoach.train.sft.build_rows`` (same schema text, same template), so the policy sees in RL
+   exactly what it saw in SFT.
+2. ``curate_gold(rows, pool=...)``: drop rows whose gold SQL fails or returns nothing (an empty or
+   all-NULL result): their execution reward is ``None`` or trivially matched by any empty answer.
+3. ``pass_rate_filter(rows, model=..., tokenizer=..., k=8)``: sample ``k`` completions per prompt
+   with the starting policy, score each with the EX comparer (the execution reward's own
+   ``ExecutionScorer``), and drop prompts solved by all ``k`` (``drop_always``) or by none
+   (``drop_never``). A GRPO group whose rewards are all equal has zero advantage everywhere: it
+   costs a generation and teaches nothing. With a graded reward a never-solved prompt can still
+   have variance (errors vs. wrong results), hence the two separate switches.
+
+Everything is deterministic given the inputs and ``seed`` (generation seeds torch once per call).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlcoach.errors import DataError
+
+#: Columns every RL row carries besides ``prompt``.
+RL_COLUMNS: tuple[str, ...] = ("id", "db_id", "db_path", "gold_sql", "hardness", "question", "format_template")
+
+
+def build_rl_rows(
+    examples: list[Any],
+    *,
+    template: str,
+    schema_style: str,
+    schema_sample_values: int = 0,
+    tokenizer: Any = None,
+    log: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Examples -> RL prompt rows (see the module docstring for the columns).
+
+    Examples without gold SQL, without a database, or whose database schema cannot be read are
+    skipped (``log`` receives one line per skipped example when given). With a ``tokenizer`` each
+    row also gets ``prompt_tokens``: the length of the chat-formatted prompt, so that callers can
+    drop prompts that would not fit. Raises ``DataError`` when no example is usable."""
+    from sqlcoach.prompts.chat import to_text
+    from sqlcoach.train.sft import build_rows
+
+    usable: list[Any] = []
+    skipped: list[str] = []
+    for ex in examples:
+        if not ex.gold_sql:
+            skipped.append(f"{ex.id}: no gold SQL")
+        elif not ex.db_path:
+            skipped.append(f"{ex.id}: no database")
+        else:
+            usable.append(ex)
+    # build_rows caches the schema text per database; grouping by database keeps that cache and
+    # makes its output 1:1 with the group (a group is either all kept or all skipped, since the
+    # per-example reasons were filtered out above).
+    groups: dict[str, list[int]] = {}
+    for i, ex in enumerate(usable):
+        groups.setdefault(ex.db_path, []).append(i)
+    prompts: list[Any] = [None] * len(usable)
+    for db_path, idx in groups.items():
+        rows, why = build_rows(
+            [usable[i] for i in idx], template=template, schema_style=schema_style, sample_values=schema_sample_values
+        )
+        if len(rows) == len(idx):
+            for i, row in zip(idx, rows):
+                prompts[i] = row["prompt"]
+        else:  # the database is unreadable: build_rows skipped the whole group
+            skipped.extend(why or [f"{usable[i].id}: unreadable database {db_path}" for i in idx])
+    out: list[dict[str, Any]] = []
+    for ex, prompt in zip(usable, prompts):
+        if prompt is None:
+            continue
+        row = {
+            "prompt": prompt,
+            "id": str(ex.id),
+            "db_id": ex.db_id,
+            "db_path": str(ex.db_path),
+            "gold_sql": ex.gold_sql,
+            "hardness": ex.hardness or "",
+            "question": ex.question,
+            "format_template": template,
+        }
+        if tokenizer is not None:
+            row["prompt_tokens"] = len(tokenizer(to_text(prompt, tokenizer), add_special_tokens=False)["input_ids"])
+        out.append(row)
+    if log is not None:
+        for s in skipped[:10]:
+            log(f"skipped example {s}")
+        if len(skipped) > 10:
+            log(f"... and {len(skipped) - 10} more skipped examples")
+    if not out:
+        raise DataError(f"no usable RL prompt ({len(skipped)} examples skipped)")
+    return out
+
+
+def _gold_files(db_path: str) -> tuple[str, ...]:
+    # A file is itself; a folder holds test-suite databases (every *.sqlite in it, sorted).
+    p = Path(db_path)
+    if p.is_dir():
+        return tuple(sorted(str(f) for f in p.glob("*.sqlite")))
+    return (db_path,)
+
+
+def _empty(rows: Any) -> bool:
+    """No rows, or only rows of NULLs: any answer that also returns nothing would 'match'."""
+    return not rows or all(all(v is None for v in r) for r in rows)
+
+
+def curate_gold(rows: list[dict[str, Any]], *, pool: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Keep the rows whose gold SQL runs and returns something, on every database file it is scored on.
+
+    ``pool`` is an ``ExecutorPool`` (gold results are cached there, so the execution reward that
+    later scores against the same gold does not run it again). Returns ``(kept, report)``;
+    ``report`` = ``{"in", "kept", "dropped": {"gold_error": n, "gold_empty": n, "no_database": n},
+    "examples": [{"id", "reason", "message"}, ...] (first 20)}``. Row order is preserved."""
+    jobs: list[tuple[str, str]] = []
+    spans: list[tuple[int, int]] = []
+    for row in rows:
+        files = _gold_files(row["db_path"])
+        start = len(jobs)
+        jobs.extend((f, row["gold_sql"]) for f in files)
+        spans.append((start, len(jobs)))
+    results = pool.run(jobs, cache=True) if jobs else []
+    kept: list[dict[str, Any]] = []
+    reasons: Counter[str] = Counter()
+    examples: list[dict[str, str]] = []
+    for row, (a, b) in zip(rows, spans):
+        reason, message = None, ""
+        if a == b:
+            reason = "no_database"
+            message = f"no *.sqlite file in {row['db_path']}"
+        for res in results[a:b]:
+            if res.error is not None:
+                reason, message = "gold_error", f"{res.error}: {res.message}"[:300]
+                break
+            if _empty(res.rows):
+                reason, message = "gold_empty", "the gold returns no rows (or only NULLs)"
+                break
+        if reason is None:
+            kept.append(row)
+        else:
+            reasons[reason] += 1
+            if len(examples) < 20:
+                examples.append({"id": str(row.get("id", "")), "reason": reason, "message": message})
+    report = {
+        "in": len(rows),
+        "kept": len(kept),
+        "dropped": {k: reasons.get(k, 0) for k in ("gold_error", "gold_empty", "no_database")},
+        "examples": examples,
+    }
+    return kept, report
+
+
+def pass_rate_filter(
+    rows: list[dict[str, Any]],
+    *,
+    model: Any,
+    tokenizer: Any,
+    k: int = 8,
+    drop_always: bool = True,
+    drop_never: bool = True,
+    temperature: float = 1.0,
+    max_new_tokens: int = 128,
+    batch_size: int = 8,
+    seed: int = 0,
+    pool: Any = None,
+    mode: str = "spider",
+    generate: Callable[..., Any] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Drop prompts the starting policy solves always (``drop_always``) or never (``drop_never``).
+
+    Samples ``k`` completions per prompt at ``temperature`` with
+    ``sqlcoach.generate.hf.generate_texts`` (batched, ``batch_size`` prompts at a time; pass
+    ``generate`` with the same signature to replace it, e.g. in tests), scores each with the EX
+    comparer (``ExecutionScorer``, on ``pool``: an ``ExecutorPool``, a ``PoolHandle``, or ``None``
+    for a fresh in-process one), and keeps the rest in their original order. Rows whose gold
+    cannot be scored are dropped too (counted as ``unscorable``; run ``curate_gold`` first).
+
+    Returns ``(kept, stats)``; ``stats`` = ``{"in", "kept", "k", "dropped_always", "dropped_never",
+    "unscorable", "mean_pass_rate", "pass_rate_histogram": {"0/k": n, ...}, "pass_rates": [per
+    input row], "generated_tokens", "seconds"}``."""
+    from sqlcoach.prompts.chat import to_text
+    from sqlcoach.rewards.common import completion_sql
+    from sqlcoach.rewards.execution import ExecutionScorer, PoolHandle
+
+    if k < 1:
+        raise ValueError(f"k must be >= 1 (completions sampled per prompt), got {k}")
+    t0 = time.monotonic()
+    if generate is None:
+        from sqlcoach.generate.hf import generate_texts as generate
+    texts = [to_text(row["prompt"], tokenizer) for row in rows]
+    gens = generate(
+        model, tokenizer, texts, n=k, temperature=temperature, max_new_tokens=max_new_tokens,
+        batch_size=batch_size, seed=seed,
+    )
+    samples: list[list[str]] = gens.texts  # [N][k]
+    if len(samples) != len(rows) or any(len(s) != k for s in samples):
+        raise ValueError(f"generate returned {[len(s) for s in samples][:5]}... completions; expected {k} for each of {len(rows)} prompts")
+    handle = pool if isinstance(pool, PoolHandle) else PoolHandle(pool, workers=0 if pool is None else None)
+    scorer = ExecutionScorer(handle, mode=mode)
+    sqls = [completion_sql(t) for group in samples for t in group]  # [N*k]
+    golds = [row["gold_sql"] for row in rows for _ in range(k)]
+    dbs = [row["db_path"] for row in rows for _ in range(k)]
+    try:
+        outcomes = scorer.score(sqls, golds, dbs)
+    finally:
+        if pool is None:
+            handle.close()
+    kept: list[dict[str, Any]] = []
+    rates: list[float | None] = []
+    hist: Counter[int] = Counter()
+    always = never = unscorable = 0
+    for i, row in enumerate(rows):
+        group = outcomes[i * k : (i + 1) * k]  # the k outcomes of prompt i
+        if not all(o.gold_ok for o in group):
+            unscorable += 1
+            rates.append(None)
+            continue
+        solved = sum(o.equal for o in group)
+        hist[solved] += 1
+        rates.append(solved / k)
+        if solved == k and drop_always:
+            always += 1
+        elif solved == 0 and drop_never:
+            never += 1
+        else:
+            kept.append(row)
+    scored = [r for r in rates if r is not None]
+    stats = {
+        "in": len(rows),
+        "kept": len(kept),
+        "k": k,
+        "dropped_always": always,
+        "dropped_never": never,
+        "unscorable": unscorable,
+        "mean_pass_rate": round(sum(scored) / len(scored), 4) if scored else None,
+        "pass_rate_histogram": {f"{s}/{k}": hist.get(s, 0) for s in range(k + 1)},
+        "pass_rates": rates,
+        "generated_tokens": int(getattr(gens, "generated_tokens", 0)),
+        "seconds": round(time.monotonic() - t0, 2),
+    }
+    return kept, stats
