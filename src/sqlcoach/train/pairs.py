@@ -1,0 +1,397 @@
+"""Preference pairs mined by execution: no human labels, the database is the judge.
+
+Run it: ``sqlcoach pairs mine --model M --data D --k 8 --out pairs.jsonl [--holdout 0.1]``.
+
+For every question the policy samples ``k`` answers; each answer's SQL (``extract_sql``) is scored
+by THE execution-accuracy scorer (``sqlcoach.metrics.ex.score_execution``: the reward is the
+metric, no second comparer). Each sample then has one class: correct, or an error class from
+``types.ERROR_CLASSES`` (``wrong_result``, ``exec_error``, ``parse_error``, ``timeout``,
+``too_large``, ``no_sql``). A pair is (chosen, rejected):
+
+* **chosen** (``chosen=``): ``"correct_or_gold"`` (default) takes a correct sample, else the gold
+  SQL rendered as the template's completion (``render_completion``); ``"correct"`` keeps only
+  questions with a correct sample (on-policy pairs only); ``"gold"`` always uses the gold.
+  Among correct samples the *most common* SQL text (after whitespace collapsing) comes first:
+  it is what the policy already believes most, so DPO sharpens the mode instead of chasing a
+  rare lucky sample; further pairs of the same question take the next distinct correct samples.
+* **rejected**: distinct wrong samples ranked by ``rejected_order`` (default: a wrong result
+  first, since it is the "near miss" that teaches most, then an execution error, then a parse
+  error, ...). Kinds not in ``rejected_order`` are never used, so
+  ``rejected_order=("wrong_result",)`` restricts rejected answers to wrong results.
+* ``pairs_per_question`` (default 1) keeps up to that many pairs per question, each with a
+  different rejected sample.
+
+Questions whose gold fails (``gold_error``) give no pair; they are counted in the stats.
+
+Rows are TRL's conversational preference format: ``prompt`` (messages), ``chosen`` and
+``rejected`` (one assistant message each), plus ``id``, ``db_id``, ``db_path``, ``gold_sql``,
+``question``, ``chosen_kind`` (``sample``/``gold``), ``rejected_kind`` (the error class),
+``chosen_sql``, ``rejected_sql``. ``DPOTrainer`` and ``RewardTrainer`` read the first three.
+
+Departures from the papers that mine execution-verified pairs (e.g. the DPO stages of
+SENSE/ExCoT-style pipelines): one sampling round per question (no iterative re-mining), and the
+gold fallback makes a question with no correct sample still useful (off-policy chosen text).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlcoach.errors import ConfigError, DataError
+from sqlcoach.types import Example
+
+CHOSEN_MODES = ("correct_or_gold", "correct", "gold")
+#: Default preference among wrong samples: a wrong result teaches most, a missing SQL least.
+REJECTED_ORDER: tuple[str, ...] = ("wrong_result", "exec_error", "parse_error", "timeout", "too_large", "no_sql")
+#: Columns written for every pair, in this order.
+PAIR_COLUMNS = (
+    "prompt", "chosen", "rejected", "id", "db_id", "db_path", "gold_sql", "question",
+    "chosen_kind", "rejected_kind", "chosen_sql", "rejected_sql",
+)
+
+
+@dataclass
+class MineStats:
+    """What mining found. ``share_correct`` is over all scored samples (gold errors excluded)."""
+
+    questions: int = 0
+    questions_with_pairs: int = 0
+    pairs: int = 0
+    gold_errors: int = 0
+    samples: int = 0
+    samples_correct: int = 0
+    questions_any_correct: int = 0
+    questions_all_correct: int = 0  # every sample correct: no rejected answer to pair with
+    chosen_sample: int = 0
+    chosen_gold: int = 0
+    by_rejected_kind: dict[str, int] = field(default_factory=dict)
+    by_sample_class: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def share_correct(self) -> float:
+        return self.samples_correct / self.samples if self.samples else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["share_correct"] = round(self.share_correct, 4)
+        return d
+
+    def table(self) -> str:
+        """Plain-text table of the stats (what the CLI prints)."""
+        rows = [
+            ("questions", self.questions),
+            ("questions with pairs", f"{self.questions_with_pairs} ({_pct(self.questions_with_pairs, self.questions)})"),
+            ("pairs", self.pairs),
+            ("  chosen = correct sample", self.chosen_sample),
+            ("  chosen = gold", self.chosen_gold),
+        ]
+        rows += [(f"  rejected = {k}", v) for k, v in sorted(self.by_rejected_kind.items(), key=lambda kv: -kv[1])]
+        rows += [
+            ("samples", self.samples),
+            ("samples correct", f"{self.samples_correct} ({_pct(self.samples_correct, self.samples)})"),
+        ]
+        rows += [(f"  samples {k}", v) for k, v in sorted(self.by_sample_class.items(), key=lambda kv: -kv[1])]
+        rows += [
+            ("questions with a correct sample", self.questions_any_correct),
+            ("questions all correct (no pair)", self.questions_all_correct),
+            ("questions with gold error", self.gold_errors),
+            ("seconds", round(self.seconds, 1)),
+        ]
+        width = max(len(str(k)) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _pct(a: int, b: int) -> str:
+    return f"{100.0 * a / b:.1f}%" if b else "n/a"
+
+
+def _norm(sql: str) -> str:
+    return " ".join(sql.split())
+
+
+def build_pairs_for_question(
+    texts: Sequence[str],
+    sqls: Sequence[str],
+    classes: Sequence[str | None],
+    *,
+    gold_completion: str,
+    chosen: str = "correct_or_gold",
+    rejected_order: Sequence[str] = REJECTED_ORDER,
+    pairs_per_question: int = 1,
+) -> list[dict[str, str]]:
+    """The pairs of one question from its samples (pure: no model, no database).
+
+    ``texts[i]`` is sample i's raw completion, ``sqls[i]`` its extracted SQL and ``classes[i]``
+    ``None`` when correct, else its error class. Returns dicts with ``chosen``, ``rejected`` (raw
+    texts), ``chosen_kind``, ``rejected_kind``, ``chosen_sql``, ``rejected_sql``."""
+    if chosen not in CHOSEN_MODES:
+        raise ConfigError(f"chosen must be one of {CHOSEN_MODES}, got {chosen!r}")
+    rank = {k: i for i, k in enumerate(rejected_order)}
+    # correct samples: distinct SQL, most common first (ties: first seen)
+    counts: Counter[str] = Counter()
+    first: dict[str, int] = {}
+    for i, c in enumerate(classes):
+        if c is None:
+            key = _norm(sqls[i])
+            counts[key] += 1
+            first.setdefault(key, i)
+    correct = [first[k] for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], first[kv[0]]))]
+    if chosen == "gold" or (chosen == "correct_or_gold" and not correct):
+        chosen_list = [(gold_completion, "gold", "")]
+    elif correct:
+        chosen_list = [(texts[i], "sample", sqls[i]) for i in correct]
+    else:
+        return []
+    # rejected samples: distinct raw text, by kind rank then sample order
+    seen: set[str] = set()
+    wrong: list[int] = []
+    for i in sorted((i for i, c in enumerate(classes) if c is not None and c in rank), key=lambda i: (rank[classes[i]], i)):
+        key = texts[i].strip()
+        if key in seen or not key and classes[i] != "no_sql":
+            continue
+        seen.add(key)
+        wrong.append(i)
+    out = []
+    for j, i in enumerate(wrong[:pairs_per_question]):
+        ctext, ckind, csql = chosen_list[j % len(chosen_list)]
+        if ctext.strip() == texts[i].strip():
+            continue  # a gold completion identical to a wrong sample cannot happen unless the gold fails
+        out.append(
+            {"chosen": ctext, "rejected": texts[i], "chosen_kind": ckind, "rejected_kind": str(classes[i]),
+             "chosen_sql": csql, "rejected_sql": sqls[i]}
+        )
+    return out
+
+
+def _schema_texts(examples: Sequence[Example], schema_style: str, sample_values: int) -> dict[str, str]:
+    from sqlcoach.schema.introspect import introspect
+    from sqlcoach.schema.serialize import serialize
+
+    cache: dict[str, str] = {}
+    for ex in examples:
+        key = ex.db_path or ""
+        if key in cache:
+            continue
+        try:
+            cache[key] = serialize(introspect(ex.db_path, sample_values=sample_values), schema_style) if ex.db_path else ""
+        except Exception as exc:  # a broken database: its gold will fail too and the question is skipped
+            print(f"warning: cannot read schema of {ex.db_id} ({ex.db_path}): {exc}", file=sys.stderr)
+            cache[key] = ""
+    return cache
+
+
+def mine_pairs(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    *,
+    k: int = 8,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 256,
+    template: str = "sql_terminal",
+    schema_style: str = "compact",
+    schema_sample_values: int = 3,
+    pool: Any = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    chunk_size: int = 64,
+    chosen: str = "correct_or_gold",
+    rejected_order: Sequence[str] = REJECTED_ORDER,
+    pairs_per_question: int = 1,
+    mode: str = "spider",
+    progress: bool = True,
+    show: int = 3,
+    log: Callable[[str], None] = print,
+    generate_fn: Callable[..., Any] | None = None,
+) -> tuple[list[dict[str, Any]], MineStats]:
+    """Sample ``k`` answers per example, execute them, and pair a correct one with a wrong one.
+
+    Returns ``(pairs, stats)``; see the module docstring for the rules. ``pool`` is an
+    ``ExecutorPool`` (one is created and closed here when ``None``); ``generate_fn`` replaces HF
+    generation (same signature as ``sqlcoach.generate.hf.generate_texts``; tests pass a fake).
+    Work goes in chunks of ``chunk_size`` questions (generate, then execute). ``show`` pairs are
+    logged (question, chosen SQL, rejected SQL and kind) so that a reader sees what DPO learns."""
+    import time
+
+    from sqlcoach.metrics.evaluate import _files_for_example
+    from sqlcoach.metrics.ex import ExItem, score_execution
+    from sqlcoach.prompts.chat import to_text
+    from sqlcoach.prompts.templates import get_template, render_completion, render_prompt
+    from sqlcoach.sql.extract import extract_sql
+
+    if k < 1:
+        raise ConfigError(f"k must be >= 1 (samples per question), got {k}")
+    if chosen not in CHOSEN_MODES:
+        raise ConfigError(f"chosen must be one of {CHOSEN_MODES}, got {chosen!r}")
+    if pairs_per_question < 1:
+        raise ConfigError(f"pairs_per_question must be >= 1, got {pairs_per_question}")
+    from sqlcoach.types import ERROR_CLASSES
+
+    bad = [r for r in rejected_order if r not in ERROR_CLASSES or r == "gold_error"]
+    if bad or not rejected_order:
+        raise ConfigError(
+            f"rejected_order must list error classes from {[c for c in ERROR_CLASSES if c != 'gold_error']}, got {list(rejected_order)}"
+        )
+    if chosen != "gold" and k == 1 and temperature <= 0:
+        log("warning: k=1 at temperature 0 gives one greedy answer per question: few pairs")
+    get_template(template)  # unknown template: a clear error before any generation
+    if generate_fn is None:
+        from sqlcoach.generate.hf import generate_texts as generate_fn
+    own_pool = pool is None
+    if own_pool:
+        from sqlcoach.execution.pool import ExecutorPool
+
+        pool = ExecutorPool(min(2, os.cpu_count() or 1))
+    t0 = time.monotonic()
+    schema = _schema_texts(examples, schema_style, schema_sample_values)
+    stats = MineStats()
+    pairs: list[dict[str, Any]] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(examples), desc=f"mine pairs (k={k})", unit="q", file=sys.stderr)
+    try:
+        for start in range(0, len(examples), chunk_size):
+            exs = list(examples[start : start + chunk_size])
+            messages = [render_prompt(ex, schema[ex.db_path or ""], template) for ex in exs]
+            texts = [to_text(m, tokenizer) for m in messages]
+            gen = generate_fn(
+                model, tokenizer, texts, n=k, temperature=temperature, top_p=top_p,
+                max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed + start,
+            )
+            outs: list[list[str]] = gen.texts  # [Q][k]
+            sqls = [[(extract_sql(t) or "").strip() for t in row] for row in outs]  # [Q][k]
+            items = [
+                ExItem(pred=s, gold=ex.gold_sql or "", files=_files_for_example(ex, mode))
+                for ex, row in zip(exs, sqls) for s in row
+            ]  # [Q*k], question-major
+            outcomes = score_execution(items, pool=pool, mode=mode)
+            for q, (ex, msgs) in enumerate(zip(exs, messages)):
+                stats.questions += 1
+                res = outcomes[q * k : (q + 1) * k]
+                if any(o.error == "gold_error" for o in res) or not ex.gold_sql:
+                    stats.gold_errors += 1
+                    continue
+                classes = [None if o.ex else (o.error or "wrong_result") for o in res]
+                stats.samples += k
+                n_ok = sum(c is None for c in classes)
+                stats.samples_correct += n_ok
+                stats.questions_any_correct += n_ok > 0
+                stats.questions_all_correct += n_ok == k
+                for c in classes:
+                    key = "correct" if c is None else c
+                    stats.by_sample_class[key] = stats.by_sample_class.get(key, 0) + 1
+                found = build_pairs_for_question(
+                    outs[q], sqls[q], classes,
+                    gold_completion=render_completion(ex.gold_sql, template),
+                    chosen=chosen, rejected_order=rejected_order, pairs_per_question=pairs_per_question,
+                )
+                if found:
+                    stats.questions_with_pairs += 1
+                for p in found:
+                    row = {
+                        "prompt": msgs,
+                        "chosen": [{"role": "assistant", "content": p["chosen"]}],
+                        "rejected": [{"role": "assistant", "content": p["rejected"]}],
+                        "id": ex.id, "db_id": ex.db_id, "db_path": ex.db_path or "", "gold_sql": ex.gold_sql,
+                        "question": ex.question, "chosen_kind": p["chosen_kind"], "rejected_kind": p["rejected_kind"],
+                        "chosen_sql": p["chosen_sql"] or ex.gold_sql, "rejected_sql": p["rejected_sql"],
+                    }
+                    pairs.append(row)
+                    stats.pairs += 1
+                    stats.by_rejected_kind[p["rejected_kind"]] = stats.by_rejected_kind.get(p["rejected_kind"], 0) + 1
+                    if p["chosen_kind"] == "gold":
+                        stats.chosen_gold += 1
+                    else:
+                        stats.chosen_sample += 1
+                    if len(pairs) <= show:
+                        log(
+                            f"[pair {len(pairs)}] {ex.db_id}: {ex.question}\n"
+                            f"  chosen ({p['chosen_kind']}): {_norm(row['chosen_sql'])[:200]}\n"
+                            f"  rejected ({p['rejected_kind']}): {_norm(p['rejected_sql'])[:200] or '(no SQL)'}"
+                        )
+            if bar is not None:
+                bar.update(len(exs))
+    finally:
+        if bar is not None:
+            bar.close()
+        if own_pool:
+            pool.close()
+    stats.seconds = time.monotonic() - t0
+    return pairs, stats
+
+
+def split_holdout(
+    pairs: Sequence[dict[str, Any]], fraction: float, *, by: str = "question", seed: int = 0
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(train, held_out)``: a deterministic split that never puts one question's pairs (``by=
+    "question"``) or one database's pairs (``by="database"``) on both sides.
+
+    Groups are ordered by a hash of (seed, group key) and the first ``round(fraction * groups)``
+    are held out (at least one when ``fraction > 0`` and there are two or more groups), so the
+    split depends on the keys only, not on the order of the rows or on Python's hash seed."""
+    if not 0 <= fraction < 1:
+        raise ConfigError(f"holdout fraction must be in [0, 1), got {fraction}")
+    if by not in ("question", "database"):
+        raise ConfigError(f"holdout split must be by 'question' or 'database', got {by!r}")
+    if fraction == 0 or not pairs:
+        return list(pairs), []
+
+    def key(p: dict[str, Any]) -> str:
+        return str(p.get("db_id", "")) if by == "database" else f"{p.get('db_id', '')}\x1f{p.get('id', '')}\x1f{p.get('question', '')}"
+
+    groups = sorted({key(p) for p in pairs}, key=lambda g: hashlib.sha256(f"{seed}\x1e{g}".encode()).hexdigest())
+    n_out = round(fraction * len(groups))
+    if n_out == 0 and len(groups) > 1:
+        n_out = 1
+    n_out = min(n_out, len(groups) - 1)
+    held = set(groups[:n_out])
+    train = [p for p in pairs if key(p) not in held]
+    evals = [p for p in pairs if key(p) in held]
+    return train, evals
+
+
+def write_pairs(path: str | Path, pairs: Sequence[dict[str, Any]]) -> Path:
+    """Write JSONL atomically (temporary file + rename); returns the path."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for row in pairs:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, p)
+    return p
+
+
+def read_pairs(path: str | Path) -> list[dict[str, Any]]:
+    """Read preference rows; every row needs ``prompt``, ``chosen`` and ``rejected``.
+
+    Raises ``DataError`` naming the file and line of the first bad row."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError("preference pairs file not found", path=str(p))
+    rows = []
+    with p.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"line {lineno}: not JSON ({exc.msg})", path=str(p)) from None
+            missing = [c for c in ("prompt", "chosen", "rejected") if c not in row]
+            if not isinstance(row, dict) or missing:
+                raise DataError(f"line {lineno}: a preference row needs prompt, chosen and rejected (missing {missing})", path=str(p))
+            rows.append(row)
+    return rows
