@@ -12,7 +12,7 @@ Tried in order, the first that yields SQL wins:
 5. the first line that starts with ``SELECT`` or ``WITH``, up to a blank line.
 
 The SQL found is cleaned: whole-line ``--`` comments dropped, only the first statement kept
-(``;`` inside string literals respected), trailing ``;`` and surrounding whitespace removed. It
+(``;`` inside literals and comments respected), trailing ``;`` and surrounding whitespace removed. It
 must contain a SQL keyword (SELECT, WITH, INSERT, ...) or the result is "". Write statements are
 *returned* (extraction does not judge); the executor refuses them.
 """
@@ -20,40 +20,66 @@ must contain a SQL keyword (SELECT, WITH, INSERT, ...) or the result is "". Writ
 from __future__ import annotations
 
 import re
-import sqlite3
 
 _SQL_START = re.compile(
-    r"^\s*\(?\s*(SELECT|WITH|INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|PRAGMA|VALUES|EXPLAIN)\b",
+    r"^\s*(?:\(\s*)?(SELECT|WITH|INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|PRAGMA|VALUES|EXPLAIN)\b",
     re.IGNORECASE,
 )
-_SELECT_LINE = re.compile(r"^[ \t]*\(?[ \t]*(SELECT|WITH)\b", re.IGNORECASE | re.MULTILINE)
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
-_OPEN_SQL_FENCE = re.compile(r"```[ \t]*(?:sql|sqlite)[^\n]*\n(.*)\Z", re.DOTALL | re.IGNORECASE)
+_SELECT_LINE = re.compile(r"^[ \t]*(?:\([ \t]*)?(SELECT|WITH)\b", re.IGNORECASE | re.MULTILINE)
+_FENCE_LANG = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)")
 _SQL_PREFIX = re.compile(r"^[ \t]*(?:final[ \t]+)?(?:SQL(?:[ \t]+query)?|SQLite|Query)[ \t]*:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
 _PROSE_LINE = re.compile(
     r"^\s*(?:This|The|Note|Explanation|Here|It|I|We|In|That|These|Answer|Output|Result)\b[^;]*$",
     re.IGNORECASE,
 )
-_MAX_INPUT = 200_000  # longer raw text is cut: extraction must stay fast on runaway generations
+_MAX_INPUT = 200_000
+_MAX_PREFIX_TRIES = 20  # longer raw text is cut: extraction must stay fast on runaway generations
 
 
 def _last_tag(text: str, tag: str) -> str | None:
-    matches = re.findall(rf"<{tag}>(.*?)</{tag}>", text, re.DOTALL | re.IGNORECASE)
-    if matches:
-        return matches[-1]
-    # an opened, never closed tag (generation cut off): take the rest
-    m = re.search(rf"<{tag}>(?!.*<{tag}>)(.*)\Z", text, re.DOTALL | re.IGNORECASE)
-    return m.group(1) if m else None
+    """Inside of the last ``<tag>...</tag>``; else, for an opened and never closed tag (generation
+    cut off), the rest after the last ``<tag>``; else None. Linear time (str.rfind, no regex
+    backtracking: runaway generations repeat tags thousands of times)."""
+    low = text.lower()
+    open_t, close_t = f"<{tag}>", f"</{tag}>"
+    end = low.rfind(close_t)
+    if end >= 0:
+        start = low.rfind(open_t, 0, end)
+        if start >= 0:
+            return text[start + len(open_t) : end]
+    start = low.rfind(open_t)
+    if start >= 0 and start > end:
+        return text[start + len(open_t) :]
+    return None
 
 
 def first_statement(sql: str) -> str:
-    """The first complete statement of ``sql`` (semicolons in literals kept), without ``;``."""
-    acc = ""
-    for piece in sql.split(";"):
-        acc = f"{acc};{piece}" if acc else piece
-        if sqlite3.complete_statement(acc + ";"):
-            return acc.strip()
-    return acc.strip()
+    """The first statement of ``sql`` without its ``;``: a linear scan that skips semicolons inside
+    quotes (', ", `, [...]) and comments (-- and /* */)."""
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"`":
+            j = sql.find(ch, i + 1)
+            while j != -1 and j + 1 < n and sql[j + 1] == ch:  # doubled quote = escaped quote
+                j = sql.find(ch, j + 2)
+            if j == -1:
+                break  # unterminated literal: the rest belongs to it
+            i = j + 1
+        elif ch == "[":
+            j = sql.find("]", i + 1)
+            i = n if j == -1 else j + 1
+        elif sql.startswith("--", i):
+            j = sql.find("\n", i)
+            i = n if j == -1 else j + 1
+        elif sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            i = n if j == -1 else j + 2
+        elif ch == ";":
+            return sql[:i].strip()
+        else:
+            i += 1
+    return sql.strip()
 
 
 def clean_sql(sql: str) -> str:
@@ -64,26 +90,55 @@ def clean_sql(sql: str) -> str:
 
 
 def _until_blank(text: str) -> str:
+    """Lines from the start of ``text`` up to a blank line or a prose line (not the first)."""
     out = []
-    for i, line in enumerate(text.split("\n")):
+    pos = 0
+    n = len(text)
+    while pos <= n:
+        nl = text.find("\n", pos)
+        line = text[pos:] if nl == -1 else text[pos:nl]
         if not line.strip():
             break
-        if i > 0 and _PROSE_LINE.match(line):
+        if out and _PROSE_LINE.match(line):
             break
         out.append(line)
+        if nl == -1:
+            break
+        pos = nl + 1
     return "\n".join(out)
 
 
+def fenced_blocks(text: str) -> tuple[list[tuple[str, str]], tuple[str, str] | None]:
+    """``([(lang, body), ...], open_tail)``: the closed fenced blocks in order, and the block a
+    final unclosed fence opens (``None`` when there is none). A fence whose line has no newline
+    after it opens nothing. Linear time: str.find, no regex backtracking."""
+    blocks: list[tuple[str, str]] = []
+    pos = 0
+    while True:
+        p = text.find("```", pos)
+        if p < 0:
+            return blocks, None
+        nl = text.find("\n", p + 3)
+        if nl < 0:
+            return blocks, None
+        m = _FENCE_LANG.match(text, p + 3, nl)
+        lang = m.group(1) if m else ""
+        q = text.find("```", nl + 1)
+        if q < 0:
+            return blocks, (lang, text[nl + 1 :])
+        blocks.append((lang, text[nl + 1 : q]))
+        pos = q + 3
+
+
 def _from_fences(text: str) -> str:
-    blocks = _FENCE.findall(text)
+    blocks, tail = fenced_blocks(text)
     for lang, body in reversed(blocks):
         if lang.lower() in ("sql", "sqlite"):
             sql = clean_sql(body)
             if sql:
                 return sql
-    m = _OPEN_SQL_FENCE.search(text)
-    if m and "```" not in m.group(1):
-        sql = clean_sql(m.group(1))
+    if tail is not None and tail[0].lower() in ("sql", "sqlite"):
+        sql = clean_sql(tail[1])
         if sql:
             return sql
     for _lang, body in reversed(blocks):
@@ -95,9 +150,10 @@ def _from_fences(text: str) -> str:
 
 def _plain(text: str) -> str:
     matches = list(_SQL_PREFIX.finditer(text))
-    for m in reversed(matches):
+    # the last few prefixed lines only: a runaway "SQL: ..." repetition must stay linear
+    for m in reversed(matches[-_MAX_PREFIX_TRIES:]):
         rest = m.group(1) + text[m.end() :]
-        sql = clean_sql(_until_blank(rest.strip("\n")))
+        sql = clean_sql(_until_blank(rest.lstrip("\n")))
         if sql:
             return sql
     m = _SELECT_LINE.search(text)

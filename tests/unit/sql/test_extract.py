@@ -83,10 +83,37 @@ def test_fuzz_never_raises() -> None:
         assert out == out.strip()
 
 
-def test_huge_input_is_fast() -> None:
+PATHOLOGICAL = {
+    "open_answer_tags": "<answer>" * 25000,
+    "open_sql_tags": "<sql>x" * 30000,
+    "fences_without_newline": "```a" * 50000,
+    "unclosed_fences": "```\n" + "```x" * 50000,
+    "open_sql_fences": "```sql\n" * 28000,
+    "sql_prefix_lines": "SQL: x\n" * 28000,
+    "response_cues": "###Response:" * 16000,
+    "unterminated_quote": "SELECT '" + ";a" * 95000,
+    "spaces": " " * 200000,
+    "backticks": "`" * 200000,
+    "repeated_select": "SELECT " * 50000 + "```sql\n" + "x" * 100000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PATHOLOGICAL))
+def test_runaway_generations_stay_linear(name: str) -> None:
+    # Each of these took from 10 s to minutes with backtracking regexes; now milliseconds.
     import time
 
-    text = ("SELECT " * 50_000) + "```sql\n" + "x" * 100_000
     t0 = time.perf_counter()
-    assert isinstance(extract_sql(text), str)
-    assert time.perf_counter() - t0 < 5.0
+    assert isinstance(extract_sql(PATHOLOGICAL[name]), str)
+    assert time.perf_counter() - t0 < 3.0
+
+
+def test_first_statement_respects_quotes_and_comments() -> None:
+    from sqlcoach.sql.extract import first_statement
+
+    assert first_statement("SELECT ';' AS a; SELECT 2") == "SELECT ';' AS a"
+    assert first_statement("SELECT 'it''s;' FROM t;") == "SELECT 'it''s;' FROM t"
+    assert first_statement('SELECT "a;b", `c;d`, [e;f] FROM t; x') == 'SELECT "a;b", `c;d`, [e;f] FROM t'
+    assert first_statement("SELECT 1 -- no; really\n; SELECT 2") == "SELECT 1 -- no; really"
+    assert first_statement("SELECT /* ; */ 1; 2") == "SELECT /* ; */ 1"
+    assert first_statement("SELECT 'open;") == "SELECT 'open;"
