@@ -244,15 +244,21 @@ def drop_table(schema: Schema, name: str) -> Schema:
 
 
 def truncate(text: str, budget: int, count: Callable[[str], int]) -> str:
-    """The longest prefix of whole lines within ``budget`` tokens (a cut line when none fits)."""
+    """The longest prefix of whole lines within ``budget`` tokens (a cut line when none fits).
+
+    Binary search over the number of lines (a prefix never has more tokens than a longer one),
+    so a long schema costs O(log lines) calls of ``count``, which may be a real tokenizer.
+    """
     lines = text.split("\n")
-    kept: list[str] = []
-    for line in lines:
-        if count("\n".join(kept + [line])) > budget:
-            break
-        kept.append(line)
-    if kept:
-        return "\n".join(kept)
+    lo, hi = 0, len(lines)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count("\n".join(lines[:mid])) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo:
+        return "\n".join(lines[:lo])
     lo, hi = 0, len(lines[0])  # binary search on characters of the first line
     while lo < hi:
         mid = (lo + hi + 1) // 2

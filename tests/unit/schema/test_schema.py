@@ -208,3 +208,14 @@ def test_retrieve_values_matches_question_words(music: Path) -> None:
     assert len(retrieve_values(music, "bob marley exodus jamaica ireland", k=2)) == 2
     # numbers are not indexed as text values
     assert not [v for v in retrieve_values(music, "1977 1971") if v[2].isdigit()]
+
+
+def test_truncate_keeps_whole_lines_then_cuts_one() -> None:
+    from sqlcoach.schema.serialize import truncate
+
+    text = "a b c\nd e\nf g h i"
+    assert truncate(text, 5, approx_tokens) == "a b c\nd e"
+    assert truncate(text, 4, approx_tokens) == "a b c"
+    assert truncate(text, 2, approx_tokens) == "a b"
+    assert truncate(text, 0, approx_tokens) == ""
+    assert truncate(text, 100, approx_tokens) == text
