@@ -266,7 +266,7 @@ def truncate(text: str, budget: int, count: Callable[[str], int]) -> str:
             lo = mid
         else:
             hi = mid - 1
-    return lines[0][:lo]
+    return lines[0][:lo].rstrip()
 
 
 def serialize(
