@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pred", required=True,
         help="predictions: one SQL per line, same order (blank line = empty prediction); "
-        "or BIRD's predict_dev.json",
+        "or BIRD's predict_dev.json; - reads standard input",
     )
     p.add_argument("--db", help="database folder: <db>/<db_id>/*.sqlite (Spider layout)")
     p.add_argument("--table", help="tables.json (Spider): lets EM merge foreign-key columns")

@@ -18,6 +18,7 @@ file and line; they are not silently skipped, because every later line would be 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,12 +39,16 @@ class GoldItem:
 
 
 def _read_lines(path: str | Path) -> list[str]:
-    p = Path(path)
-    if not p.is_file():
-        raise DataError("file not found", str(p))
-    # newline="" keeps a stray "\r" inside a line from being taken as a line break; then strip it.
-    with open(p, encoding="utf-8", errors="replace", newline="") as f:
-        text = f.read()
+    """Lines of a file, ``-`` for standard input; pipes and process substitutions work too."""
+    if str(path) == "-":
+        text = sys.stdin.read()
+    else:
+        p = Path(path)
+        if not p.exists() or p.is_dir():
+            raise DataError("file not found", str(p))
+        # newline="" keeps a stray "\r" inside a line from being taken as a line break; then strip it.
+        with open(p, encoding="utf-8", errors="replace", newline="") as f:
+            text = f.read()
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the final newline ends the last line, it does not start a new one

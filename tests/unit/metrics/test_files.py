@@ -66,3 +66,13 @@ def test_difficulties_from_bird_json(tmp_path):
     assert read_difficulties(p, 2) == ["simple", "challenging"]
     with pytest.raises(DataError):
         read_difficulties(p, 3)
+
+
+def test_predictions_from_stdin(tmp_path, monkeypatch):
+    import io
+
+    gold = write(tmp_path / "gold.sql", "SELECT 1\tdb\nSELECT 2\tdb\n")
+    items, multi = read_gold(gold)
+    monkeypatch.setattr("sys.stdin", io.StringIO("SELECT 1\nSELECT 2\n"))
+    preds, _ = read_pred("-", items, multi)
+    assert preds == ["SELECT 1", "SELECT 2"]
