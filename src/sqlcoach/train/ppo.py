@@ -268,6 +268,7 @@ def run_ppo(
                 P = enc["input_ids"].shape[1]  # padded prompt length (left padding)
                 with torch.no_grad():
                     seqs = unwrapped.policy.generate(**enc, **gen_kwargs)  # [B, P + R]
+                t_gen = time.monotonic() - ts
                 response = seqs[:, P:]  # [B, R]
                 resp_mask = core.completion_mask(response, eos_ids)  # [B, R]
                 has_eos = core.ends_with_eos(response, eos_ids)  # [B]
@@ -280,9 +281,10 @@ def run_ppo(
                 raw_scores, per_reward = score_completions(reward_fns, batch_rows, texts, ids_list)
                 valid = torch.tensor([s is not None for s in raw_scores], device=accelerator.device)  # [B]
                 scores = torch.tensor([0.0 if s is None else s for s in raw_scores], device=accelerator.device)
-                scores = scores - cfg.missing_eos_penalty * (~has_eos).float()
+                scores = core.apply_eos_penalty(scores, has_eos, cfg.missing_eos_penalty)  # [B]
                 mask = resp_mask * valid.long().unsqueeze(1)  # [B, R] tokens that train
 
+                t_score = time.monotonic() - ts - t_gen
                 # old log-probs, values and reference log-probs, in micro-batches
                 with torch.no_grad():
                     old_logp, old_v, ref_logp = [], [], []
@@ -305,6 +307,7 @@ def run_ppo(
                     if cfg.whiten_advantages:
                         adv = core.masked_whiten(adv, mask)
 
+                t_update_start = time.monotonic()
                 # PPO epochs over shuffled mini-batches; each mini-batch is one optimizer step
                 stats: dict[str, list[float]] = {k: [] for k in ("pg_loss", "vf_loss", "entropy", "clipfrac", "approxkl", "vf_clipfrac")}
                 for _epoch in range(cfg.ppo_epochs):
@@ -356,6 +359,9 @@ def run_ppo(
                     "response_tokens": new_tokens / g_valid.numel(),
                     **{k: round(v, 4) for k, v in per_reward.items()},
                     "step_seconds": round(step_seconds[-1], 3),
+                    "generate_seconds": round(t_gen, 3),
+                    "reward_seconds": round(t_score, 3),
+                    "update_seconds": round(time.monotonic() - t_update_start, 3),
                 }
                 reward_curve.append(record)
                 if main and (step % cfg.logging_steps == 0 or step == cfg.max_steps):

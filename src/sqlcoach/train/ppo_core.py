@@ -2,8 +2,9 @@
 
 Pure tensor functions (each tested on a hand-made case in ``tests/unit/train/test_ppo_core.py``):
 
-* ``completion_mask``: 1 for the generated tokens up to and including the first EOS, 0 after it
-  (padding); the prompt is never part of a response tensor (responses are sliced after it).
+* ``completion_mask``, ``ends_with_eos``, ``apply_eos_penalty``: 1 for the generated tokens up to and including the first EOS, 0 after it
+  (padding); the prompt is never part of a response tensor (responses are sliced after it);
+  a completion cut by the length cap loses ``missing_eos_penalty`` from its score.
 * ``logprobs_from_logits``, ``entropy_from_logits``: per-token, over the full softmax.
 * ``masked_mean``, ``masked_var``, ``masked_whiten``: statistics over valid tokens only.
 * ``per_token_kl``: ``log pi(a) - log pi_ref(a)`` (the k1 estimator used for the penalty), 0 on padding.
@@ -45,6 +46,11 @@ def ends_with_eos(response_ids: torch.Tensor, eos_ids: Iterable[int]) -> torch.T
     """``[B]`` bool: the row produced an EOS token (it ended on its own, not by the length cap)."""
     eos = torch.tensor(sorted(set(int(e) for e in eos_ids)), device=response_ids.device)
     return torch.isin(response_ids, eos).any(dim=1)
+
+
+def apply_eos_penalty(scores: torch.Tensor, has_eos: torch.Tensor, penalty: float) -> torch.Tensor:
+    """``[B]`` scores with ``penalty`` subtracted where the completion never produced EOS."""
+    return scores - penalty * (~has_eos.bool()).to(scores.dtype)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
