@@ -1,0 +1,127 @@
+"""Figures of a comparison as PNG bytes (matplotlib, Agg backend: no display, no network).
+
+Each function takes the report's method rows (``report["methods"]``) and returns PNG bytes, or
+``None`` when there is nothing to draw (e.g. no method logged a reward). ``data_uri`` turns the
+bytes into ``data:image/png;base64,...`` for a self-contained HTML page.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+from sqlcoach.types import HARDNESS_LEVELS
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless: never try to open a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100)
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _ok(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r.get("status") == "ok"]
+
+
+def curves(rows: list[dict[str, Any]], key: str, *, ylabel: str, title: str) -> bytes | None:
+    """One line per method of ``row["train"][key]`` (``[[step, value], ...]``)."""
+    series = [(r["name"], (r.get("train") or {}).get(key) or []) for r in _ok(rows)]
+    series = [(n, c) for n, c in series if c]
+    if not series:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for name, c in series:
+        ax.plot([p[0] for p in c], [p[1] for p in c], marker="." if len(c) < 30 else None, lw=1.5, label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def ex_by_hardness(rows: list[dict[str, Any]]) -> bytes | None:
+    """Grouped bars: EX per hardness level (and overall), one bar per method."""
+    evald = [r for r in _ok(rows) if r.get("eval")]
+    if not evald:
+        return None
+    levels = [lv for lv in HARDNESS_LEVELS if any(lv in r["eval"]["summary"].get("by_hardness", {}) for r in evald)]
+    groups = levels + ["all"]
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    width = 0.8 / len(evald)
+    for i, r in enumerate(evald):
+        s = r["eval"]["summary"]
+        vals = [100 * ((s.get("by_hardness", {}).get(g) or {}).get("ex") or 0.0) for g in levels]
+        vals.append(100 * (s["all"].get("ex") or 0.0))
+        xs = [j + i * width - 0.4 + width / 2 for j in range(len(groups))]
+        ax.bar(xs, vals, width=width, label=r["name"])
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups)
+    ax.set_ylabel("EX (%)")
+    ax.set_title("Execution accuracy by hardness")
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def bars(rows: list[dict[str, Any]], values: dict[str, float | None], *, ylabel: str, title: str) -> bytes | None:
+    """One bar per method name in ``values`` (methods without a value are left out)."""
+    items = [(n, v) for n, v in values.items() if isinstance(v, (int, float))]
+    if not items:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    ax.bar([n for n, _ in items], [v for _, v in items], color="#4c72b0")
+    for i, (_, v) in enumerate(items):
+        ax.annotate(f"{v:.3g}", (i, v), ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def all_figures(rows: list[dict[str, Any]]) -> list[tuple[str, bytes]]:
+    """(caption, PNG) of every figure the report shows, in order; empty figures are skipped."""
+    trained = [r for r in _ok(rows) if r.get("train")]
+    figs = [
+        ("Training loss per step", curves(rows, "loss_curve", ylabel="loss", title="Training loss")),
+        ("Reward per step (RL methods; DPO: reward margin)",
+         curves(rows, "reward_curve", ylabel="reward", title="Reward")),
+        ("EX per hardness per method", ex_by_hardness(rows)),
+        ("Median seconds per optimizer step",
+         bars(rows, {r["name"]: r["train"].get("median_step_seconds") for r in trained},
+              ylabel="s / step", title="Time per step (median)")),
+        ("Training wall time (s)",
+         bars(rows, {r["name"]: r["train"].get("seconds") for r in trained}, ylabel="s", title="Training time")),
+        ("Peak memory of the training process (MiB)",
+         bars(rows, {r["name"]: peak_memory(r)[0] for r in trained}, ylabel="MiB", title="Peak memory")),
+    ]
+    return [(c, png) for c, png in figs if png is not None]
+
+
+def peak_memory(row: dict[str, Any]) -> tuple[float | None, str]:
+    """(value in MiB, what it is): CUDA max allocated when measured, else process peak RSS."""
+    t = row.get("train") or {}
+    if isinstance(t.get("peak_cuda_mb"), (int, float)):
+        return float(t["peak_cuda_mb"]), "CUDA max allocated"
+    v = t.get("peak_process_rss_mb")
+    return (float(v) if isinstance(v, (int, float)) else None), "process peak RSS"

@@ -1,0 +1,178 @@
+"""A comparison's report: ``report.json``, a Markdown table, and a self-contained ``report.html``.
+
+``markdown_table(report)`` is the table articles print, measured: one row per method with steps,
+median seconds per step, training time, generated and trained tokens per second, peak memory,
+EX and EM overall, EX per hardness, the share of predictions that execute, and the last reward.
+``html_page(report)`` holds the same tables and the figures of ``sqlcoach.bench.plots`` as inline
+PNG data URIs, with inline CSS and no script: the file opens from disk with no server and no
+network. ``write_reports(report, out)`` writes all three files.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlcoach.bench import plots
+from sqlcoach.types import HARDNESS_LEVELS
+
+COLUMNS = (
+    "method", "status", "steps", "s/step (median)", "train s", "gen tok/s", "trained tok/s", "peak MiB",
+    "EX", "EM", *(f"EX {lv}" for lv in HARDNESS_LEVELS), "executes", "last reward",
+)
+
+
+def _pct(x: Any) -> str:
+    return "-" if not isinstance(x, (int, float)) else f"{100 * x:.1f}"
+
+
+def _num(x: Any, fmt: str = "{:.3g}") -> str:
+    return "-" if not isinstance(x, (int, float)) else fmt.format(x)
+
+
+def method_cells(row: dict[str, Any]) -> list[str]:
+    """The table cells of one method row (``report["methods"][i]``), in ``COLUMNS`` order."""
+    t = row.get("train") or {}
+    ev = row.get("eval") or {}
+    s = ev.get("summary") or {}
+    status = row.get("status") or "?"
+    mem, _ = plots.peak_memory(row)
+    rc = t.get("reward_curve") or []
+    by_h = s.get("by_hardness", {})
+    return [
+        row.get("name", "?") + ("" if row.get("method") in (None, row.get("name")) else f" ({row['method']})"),
+        status,
+        _num(t.get("global_step"), "{:d}") if isinstance(t.get("global_step"), int) else "-",
+        _num(t.get("median_step_seconds"), "{:.3f}"),
+        _num(t.get("seconds"), "{:.0f}"),
+        _num(t.get("generated_tokens_per_s"), "{:.0f}"),
+        _num(t.get("trained_tokens_per_s"), "{:.0f}"),
+        _num(mem, "{:.0f}"),
+        _pct((s.get("all") or {}).get("ex")),
+        _pct((s.get("all") or {}).get("em")),
+        *(_pct((by_h.get(lv) or {}).get("ex")) for lv in HARDNESS_LEVELS),
+        _pct(s.get("executes")),
+        _num(rc[-1][1], "{:.3f}") if rc else "-",
+    ]
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """The comparison as a GitHub-flavoured Markdown table (EX/EM/executes in %)."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+    for row in report["methods"]:
+        cells = [c.replace("|", "\\|") for c in method_cells(row)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _questions(report: dict[str, Any]) -> int | None:
+    for r in report["methods"]:
+        if r.get("eval"):
+            return r["eval"].get("questions")
+    return None
+
+
+def caption(report: dict[str, Any]) -> str:
+    """One paragraph: budget, evaluation set, machine, what the memory column means."""
+    cfg = report.get("config", {})
+    m = report.get("machine", {})
+    n = _questions(report)
+    budget = cfg.get("budget_value")
+    bud = f"{budget:g} {cfg.get('budget')}" if isinstance(budget, (int, float)) else str(budget)
+    return (
+        f"Budget per method: {bud}, from the start checkpoint {report.get('start', {}).get('path')}. "
+        f"Evaluation: greedy, {n if n is not None else '?'} {cfg.get('eval_split')} questions, EX/EM/executes in %. "
+        f"Machine: {m.get('cpu_count')} CPU(s), {m.get('threads_per_method')} thread(s) per method; torch "
+        f"{m.get('torch', '?')}, transformers {m.get('transformers', '?')}, trl {m.get('trl', '?')}. "
+        "peak MiB: CUDA max allocated on a GPU, else the training process's peak RSS (model load included). "
+        "tok/s: per second of training time."
+    )
+
+
+def markdown(report: dict[str, Any]) -> str:
+    parts = ["# sqlcoach compare", ""]
+    if report.get("command"):
+        parts += ["```", report["command"], "```", ""]
+    parts += [markdown_table(report), "", caption(report), ""]
+    return "\n".join(parts)
+
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1200px;margin:1.5em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}"
+    "th{background:#e8e8e8}td.l,th.l{text-align:left}td.code{text-align:left;font-family:monospace;font-size:85%}"
+    "figure{display:inline-block;margin:0.5em}figcaption{font-size:90%;color:#555}"
+    "pre{background:#f4f4f4;padding:0.8em;overflow:auto;font-size:85%}.bad{color:#a00}"
+)
+
+
+def html_page(report: dict[str, Any]) -> str:
+    """The whole report as one HTML string: tables, inline PNG figures, samples, the config."""
+    esc = html.escape
+    p = ["<!doctype html>", "<html><head><meta charset='utf-8'><title>sqlcoach compare</title>",
+         f"<style>{_CSS}</style></head><body>", "<h1>sqlcoach compare</h1>"]
+    if report.get("command"):
+        p.append(f"<pre>{esc(report['command'])}</pre>")
+    p.append(f"<p>{esc(caption(report))}</p>")
+    p.append("<h2>Methods</h2><table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in COLUMNS) + "</tr>")
+    for row in report["methods"]:
+        cells = method_cells(row)
+        ok = row.get("status") == "ok"
+        p.append("<tr>" + "".join(
+            f"<td class='l{'' if ok or i != 1 else ' bad'}'>{esc(c)}</td>" if i < 2 else f"<td>{esc(c)}</td>"
+            for i, c in enumerate(cells)) + "</tr>")
+    p.append("</table>")
+    # EM per hardness and error classes: the second table
+    p.append("<h2>EM per hardness and error classes</h2>")
+    errs: list[str] = []
+    for r in report["methods"]:
+        errs += [k for k in ((r.get("eval") or {}).get("summary") or {}).get("errors", {}) if k not in errs]
+    head = ["method", *(f"EM {lv}" for lv in HARDNESS_LEVELS), *errs]
+    p.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>")
+    for r in report["methods"]:
+        s = (r.get("eval") or {}).get("summary") or {}
+        cells = [r.get("name", "?")] + [_pct(((s.get("by_hardness") or {}).get(lv) or {}).get("em")) for lv in HARDNESS_LEVELS]
+        cells += [str((s.get("errors") or {}).get(e, "-")) for e in errs]
+        p.append("<tr>" + "".join(f"<td class='l'>{esc(c)}</td>" if i == 0 else f"<td>{esc(c)}</td>"
+                                  for i, c in enumerate(cells)) + "</tr>")
+    p.append("</table>")
+    figs = plots.all_figures(report["methods"])
+    if figs:
+        p.append("<h2>Figures</h2>")
+        for cap, png in figs:
+            p.append(f"<figure><img alt='{esc(cap)}' src='{plots.data_uri(png)}'><figcaption>{esc(cap)}</figcaption></figure>")
+    p.append("<h2>Samples (first dev questions)</h2>")
+    for r in report["methods"]:
+        samples = (r.get("eval") or {}).get("samples") or []
+        if not samples:
+            continue
+        p.append(f"<h3>{esc(r['name'])}</h3><table><tr><th class='l'>question</th><th class='l'>prediction</th>"
+                 "<th class='l'>gold</th><th>EX</th></tr>")
+        for s in samples:
+            verdict = "yes" if s.get("ex") else (s.get("error") or "no")
+            p.append(f"<tr><td class='l'>{esc(str(s.get('question')))}</td><td class='code'>{esc(str(s.get('pred')))}</td>"
+                     f"<td class='code'>{esc(str(s.get('gold')))}</td><td>{esc(verdict)}</td></tr>")
+        p.append("</table>")
+    p.append("<h2>Configuration</h2><pre>" + esc(json.dumps(report.get("config"), indent=2, default=str)) + "</pre>")
+    p.append("</body></html>")
+    return "\n".join(p) + "\n"
+
+
+def write_reports(report: dict[str, Any], out: str | Path) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and ``report.html`` into ``out``; returns their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "report.html"}
+    texts = {
+        "json": json.dumps(report, indent=2, default=str) + "\n",
+        "md": markdown(report),
+        "html": html_page(report),
+    }
+    for k, path in paths.items():
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(texts[k], encoding="utf-8")
+        os.replace(tmp, path)
+    return paths

@@ -1,0 +1,36 @@
+"""A fake training method for the compare tests: no torch, writes what a recipe writes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class FakeRunConfig:
+    model: str = ""
+    data_path: str = ""
+    output_dir: str = "runs/fake"
+    max_steps: int = 3
+    max_seconds: float | None = None
+    per_device_train_batch_size: int = 4
+    gradient_accumulation_steps: int = 2
+    seed: int = 0
+    template: str = "sql_terminal"
+    fail: bool = False
+
+
+def run_fake(cfg: FakeRunConfig, log=print) -> dict:
+    if cfg.fail:
+        raise RuntimeError("the fake recipe was asked to fail")
+    out = Path(cfg.output_dir)
+    final = out / "final"
+    final.mkdir(parents=True, exist_ok=True)
+    (final / "config.json").write_text(json.dumps({"copied_from": cfg.model}))
+    history = [{"step": s, "loss": 1.0 / s, "num_tokens": 100 * s} for s in range(1, cfg.max_steps + 1)]
+    (out / "log_history.json").write_text(json.dumps(history))
+    log(f"fake: {cfg.max_steps} steps")
+    return {"final_dir": str(final), "global_step": cfg.max_steps, "seconds": 2.0, "median_step_seconds": 0.5,
+            "tokens_generated": 400, "reward_curve": [0.1 * s for s in range(cfg.max_steps)]}

@@ -1,0 +1,230 @@
+"""sqlcoach.bench.compare: config validation, budgets, hashing, curves, resume, unavailable and
+failing methods, and one real child process running a fake recipe (no torch)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from sqlcoach.bench import compare as C
+from sqlcoach.errors import ConfigError
+
+HERE = Path(__file__).parent
+FAKE = C.Recipe("compare_fake_recipe", "run_fake", ("compare_fake_recipe",), ("FakeRunConfig",))
+
+
+def _cfg(tmp_path: Path, **kw) -> C.CompareConfig:
+    start = tmp_path / "start"
+    start.mkdir(exist_ok=True)
+    (start / "config.json").write_text("{}")
+    world = tmp_path / "world"
+    world.mkdir(exist_ok=True)
+    values = dict(start=str(start), world=str(world), budget="steps", budget_value=3, eval_limit=5,
+                  methods=[{"name": "sft", "method": "sft"}, {"name": "grpo", "method": "grpo"}])
+    values.update(kw)
+    return C.build_config(C.CompareConfig, values)
+
+
+def test_unknown_keys_are_errors_at_both_levels(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key.*budgett"):
+        _cfg(tmp_path, budgett="steps")
+    with pytest.raises(ConfigError, match=r"methods\[0\].*unknown key.*lr"):
+        _cfg(tmp_path, methods=[{"name": "a", "method": "sft", "lr": 1}])
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(methods=[]), "at least one method"),
+    (dict(methods=[{"name": "a", "method": "sft"}, {"name": "a", "method": "dpo"}]), "unique"),
+    (dict(methods=[{"name": "start", "method": "sft"}]), "reserved"),
+    (dict(methods=[{"name": "a b", "method": "sft"}]), "folder name"),
+    (dict(methods=[{"name": "a", "method": "rlhf"}]), "must be one of"),
+    (dict(budget_value=0), "budget_value must be > 0"),
+    (dict(budget="steps", budget_value=2.5), "whole number"),
+    (dict(budget="minutes"), "must be one of"),
+    (dict(eval_limit=0), "eval_limit"),
+    (dict(methods=[{"name": "a", "method": "sft", "overrides": [1]}]), "overrides must be a mapping"),
+])
+def test_bad_configs_say_which_rule(tmp_path, kw, message):
+    with pytest.raises(ConfigError, match=message):
+        _cfg(tmp_path, **kw)
+
+
+def test_every_shipped_compare_config_loads_and_names_its_command():
+    root = Path(__file__).resolve().parents[3]
+    files = sorted((root / "configs" / "compare").glob("*.yaml"))
+    assert files, "configs/compare/ holds at least the demo"
+    for f in files:
+        assert f.read_text().startswith("# sqlcoach compare --config"), f
+        cfg = C.load_compare_config(f)
+        assert cfg.methods and {m.method for m in cfg.methods} <= set(C.METHOD_KINDS)
+        for m in cfg.methods:
+            if m.config:
+                assert (root / m.config).is_file(), f"{f.name}: {m.name} names a missing recipe config {m.config}"
+
+
+def test_start_must_exist_when_named(tmp_path):
+    cfg = _cfg(tmp_path, start=str(tmp_path / "nope"))
+    with pytest.raises(ConfigError, match="not a model folder"):
+        C.resolve_start(cfg, tmp_path / "out")
+    built = _cfg(tmp_path, start="", world="")
+    start, world, must = C.resolve_start(built, tmp_path / "out")
+    assert must and start == tmp_path / "out" / "start" / "sft" / "final" and world == tmp_path / "out" / "start" / "world"
+
+
+def _job(tmp_path, **kw):
+    job = dict(name="x", start="S", world="W", data_kind="spider", output_dir=str(tmp_path / "o"), seed=7,
+               template="sql_terminal", schema_style="compact", schema_sample_values=0, device="cpu",
+               budget="steps", budget_value=5, config="", overrides={})
+    job.update(kw)
+    return job
+
+
+def test_budget_sets_the_recipe_keys(tmp_path):
+    from compare_fake_recipe import FakeRunConfig
+
+    v = C.recipe_values("fake", FakeRunConfig, _job(tmp_path, overrides={"max_steps": 99, "seed": 1}))
+    assert v["max_steps"] == 5 and v["max_seconds"] is None  # the comparison's budget wins
+    assert v["model"] == "S" and v["data_path"] == "W" and v["seed"] == 7
+    assert "use_cpu" not in v and "schema_style" not in v  # only keys the recipe has
+    v = C.recipe_values("fake", FakeRunConfig, _job(tmp_path, budget="seconds", budget_value=30))
+    assert v["max_seconds"] == 30.0 and "max_steps" not in v
+    # samples -> steps through batch 4 x accumulation 2 = 8 rows per step
+    v = C.recipe_values("fake", FakeRunConfig, _job(tmp_path, budget="samples", budget_value=20))
+    assert v["max_steps"] == 3
+
+
+def test_recipe_yaml_is_read_and_missing_one_is_an_error(tmp_path):
+    from compare_fake_recipe import FakeRunConfig
+
+    y = tmp_path / "r.yaml"
+    y.write_text("per_device_train_batch_size: 10\n")
+    v = C.recipe_values("fake", FakeRunConfig, _job(tmp_path, config=str(y), budget="samples", budget_value=100))
+    assert v["per_device_train_batch_size"] == 10 and v["max_steps"] == 5
+    with pytest.raises(ConfigError, match="not found"):
+        C.recipe_values("fake", FakeRunConfig, _job(tmp_path, config=str(tmp_path / "missing.yaml")))
+
+
+def test_hash_follows_what_decides_the_outcome(tmp_path):
+    cfg = _cfg(tmp_path)
+    a, b = cfg.methods
+    h = C.method_hash(cfg, a)
+    assert h == C.method_hash(_cfg(tmp_path), _cfg(tmp_path).methods[0])
+    assert h != C.method_hash(cfg, b)
+    assert h != C.method_hash(_cfg(tmp_path, budget_value=4), a)
+    assert h == C.method_hash(_cfg(tmp_path, threads=2), a)  # threads change speed, not the result
+    y = tmp_path / "r.yaml"
+    y.write_text("learning_rate: 1\n")
+    spec = C.MethodSpec(name="a", method="sft", config=str(y))
+    h1 = C.method_hash(cfg, spec)
+    y.write_text("learning_rate: 2\n")
+    assert C.method_hash(cfg, spec) != h1  # editing the recipe YAML re-runs the method
+
+
+def test_reward_curve_shapes():
+    assert C.reward_curve({"reward_curve": [0.5, 0.7]}, [])[0] == [[1.0, 0.5], [2.0, 0.7]]
+    assert C.reward_curve({"reward_curve": [{"step": 3, "reward": 0.2, "kl": 1}]}, [])[0] == [[3.0, 0.2]]
+    assert C.reward_curve({"reward_curve": [[4, 0.1]]}, [])[0] == [[4.0, 0.1]]
+    hist = [{"step": 1, "rewards/margins": 0.3}, {"step": 2, "loss": 1.0}]
+    assert C.reward_curve({}, hist) == ([[1.0, 0.3]], "rewards/margins")
+    assert C.reward_curve({}, [{"step": 1, "loss": 1.0}]) == ([], None)
+    assert C.curve([{"step": 1, "loss": float("nan")}, {"step": 2, "loss": 0.5}], "loss") == [[2.0, 0.5]]
+
+
+def test_fill_placeholders():
+    base = {"start": "S", "world": "W", "seed": 3}
+    got = C.fill_placeholders({"pairs_path": "{dir}/p.jsonl", "lr": 1e-3, "x": "{seed}"}, base, Path("/m"))
+    assert got == {"pairs_path": "/m/p.jsonl", "lr": 1e-3, "x": "3"}
+
+
+class _FakeChildren:
+    """Stands in for ``run_child``: canned results, and a record of what ran."""
+
+    def __init__(self, fail: set[str] = frozenset()):
+        self.calls: list[tuple[str, str]] = []
+        self.fail = fail
+
+    def __call__(self, mode, job, job_dir, *, log=print, threads=1):
+        name = job.get("name", "start")
+        self.calls.append((mode, name))
+        if mode == "train":
+            if name in self.fail:
+                return {"status": "failed: RuntimeError: boom"}
+            final = Path(job["output_dir"]) / "final"
+            final.mkdir(parents=True, exist_ok=True)
+            return {"status": "ok", "final_dir": str(final), "global_step": 3, "seconds": 1.5,
+                    "median_step_seconds": 0.5, "peak_process_rss_mb": 100.0, "loss_curve": [[1, 2.0], [2, 1.0]],
+                    "reward_curve": [[1, 0.1]], "trained_tokens_per_s": 10.0}
+        return {"status": "ok", "questions": 5, "peak_process_rss_mb": 50.0,
+                "summary": {"all": {"count": 5, "scored": 5, "ex": 0.4, "em": 0.2},
+                            "by_hardness": {"easy": {"count": 5, "scored": 5, "ex": 0.4, "em": 0.2}},
+                            "errors": {"exec_error": 1}, "executes": 0.8},
+                "samples": [{"question": "q <b>", "pred": "SELECT 1", "gold": "SELECT 2", "ex": False, "error": "wrong_result"}]}
+
+
+def test_resume_skips_finished_methods_and_reruns_changed_ones(tmp_path, monkeypatch):
+    fake = _FakeChildren()
+    monkeypatch.setattr(C, "run_child", fake)
+    out = tmp_path / "out"
+    rep = C.run_compare(_cfg(tmp_path), out, log=lambda m: None)
+    assert [r["status"] for r in rep["methods"]] == ["ok", "ok", "ok"]
+    assert fake.calls == [("eval", "start"), ("train", "sft"), ("eval", "sft"), ("train", "grpo"), ("eval", "grpo")]
+    for f in ("report.json", "report.md", "report.html"):
+        assert (out / f).stat().st_size > 0
+    fake.calls.clear()
+    C.run_compare(_cfg(tmp_path), out, log=lambda m: None)
+    assert fake.calls == []  # everything done with the same hashes
+    # a changed method entry re-runs that method only
+    methods = [{"name": "sft", "method": "sft"}, {"name": "grpo", "method": "grpo", "overrides": {"beta": 0.1}}]
+    C.run_compare(_cfg(tmp_path, methods=methods), out, log=lambda m: None)
+    assert fake.calls == [("train", "grpo"), ("eval", "grpo")]
+
+
+def test_interrupted_evaluation_does_not_retrain(tmp_path, monkeypatch):
+    fake = _FakeChildren()
+    monkeypatch.setattr(C, "run_child", fake)
+    out = tmp_path / "out"
+    C.run_compare(_cfg(tmp_path, eval_start=False), out, log=lambda m: None)
+    (out / "methods" / "sft" / "result.json").unlink()  # as if killed during sft's evaluation
+    fake.calls.clear()
+    C.run_compare(_cfg(tmp_path, eval_start=False), out, log=lambda m: None)
+    assert fake.calls == [("eval", "sft")]
+
+
+def test_unavailable_and_failing_methods_are_reported_not_raised(tmp_path, monkeypatch):
+    fake = _FakeChildren(fail={"grpo"})
+    monkeypatch.setattr(C, "run_child", fake)
+    monkeypatch.setitem(C.RECIPES, "ppo", C.Recipe("sqlcoach.train.no_such_recipe", "run_ppo", ("x",), ("X",)))
+    methods = [{"name": "ppo", "method": "ppo"}, {"name": "grpo", "method": "grpo"}, {"name": "sft", "method": "sft"}]
+    rep = C.run_compare(_cfg(tmp_path, methods=methods, eval_start=False), tmp_path / "out", log=lambda m: None)
+    st = {r["name"]: r["status"] for r in rep["methods"]}
+    assert st["ppo"] == "not available: sqlcoach.train.no_such_recipe is not in this checkout"
+    assert st["grpo"].startswith("failed: RuntimeError: boom")
+    assert st["sft"] == "ok"
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "not available" in md and "failed" in md
+    # a failed method is not "done": the next run tries it again
+    fake.calls.clear()
+    C.run_compare(_cfg(tmp_path, methods=methods, eval_start=False), tmp_path / "out", log=lambda m: None)
+    assert ("train", "grpo") in fake.calls and ("train", "sft") not in fake.calls
+
+
+def test_a_real_child_process_runs_a_fake_recipe(tmp_path, monkeypatch):
+    """The train child end to end: subprocess, recipe config, summary keys, peak RSS via wait4."""
+    monkeypatch.setenv("PYTHONPATH", str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setitem(C.RECIPES, "fake", FAKE)
+    job = _job(tmp_path, method="fake", budget_value=4)
+    res = C.run_child("train", job, tmp_path / "m", log=lambda m: None)
+    assert res["status"] == "ok", res
+    assert res["global_step"] == 4 and res["median_step_seconds"] == 0.5 and res["step_time_source"] == "summary"
+    assert res["loss_curve"] == [[1.0, 1.0], [2.0, 0.5], [3.0, 1 / 3], [4.0, 0.25]]
+    assert res["reward_curve"][-1] == [4.0, pytest.approx(0.3)]
+    assert res["trained_tokens"] == 400 and res["trained_tokens_per_s"] == 200.0
+    assert res["generated_tokens_per_s"] == 200.0
+    assert res["peak_process_rss_mb"] > 1 and res["process_seconds"] > 0
+    assert json.loads((Path(res["final_dir"]) / "config.json").read_text()) == {"copied_from": "S"}
+    # a recipe that raises: the child still writes a result naming the error
+    res = C.run_child("train", _job(tmp_path, method="fake", overrides={"fail": True}), tmp_path / "m2", log=lambda m: None)
+    assert res["status"] == "failed: RuntimeError: the fake recipe was asked to fail"
