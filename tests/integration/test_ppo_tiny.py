@@ -106,3 +106,14 @@ def test_resume_continues_step_count(world, tmp_path):
     assert second["global_step"] == 3 and [r["step"] for r in second["reward_curve"]] == [1, 2, 3]
     assert any("resuming from" in m for m in msgs)
     assert last_checkpoint(tmp_path).name == "checkpoint-3"
+
+
+def test_resumed_run_matches_uninterrupted_run(world, tmp_path):
+    model, rows = world
+    straight = run_ppo(_cfg(model, tmp_path / "a", max_steps=2), rows=rows, log=lambda m: None)
+    run_ppo(_cfg(model, tmp_path / "b", max_steps=1), rows=rows, log=lambda m: None)
+    resumed = run_ppo(_cfg(model, tmp_path / "b", max_steps=2), rows=rows, resume=True, log=lambda m: None)
+    assert [r["reward"] for r in resumed["reward_curve"]] == [r["reward"] for r in straight["reward_curve"]]
+    a = _weights(tmp_path / "a" / "final" / "adapter_model.safetensors")
+    b = _weights(tmp_path / "b" / "final" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

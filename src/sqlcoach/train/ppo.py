@@ -121,17 +121,6 @@ def score_completions(
     return scores, means
 
 
-def _weighted(fn: Callable[..., Any], weight: float) -> Callable[..., Any]:
-    if weight == 1.0:
-        return fn
-
-    def scaled(*args: Any, **kwargs: Any) -> list[float | None]:
-        return [None if v is None else weight * float(v) for v in fn(*args, **kwargs)]
-
-    scaled.__name__ = getattr(fn, "__name__", "reward_model")
-    return scaled
-
-
 def run_ppo(
     cfg: PPORunConfig,
     *,
@@ -430,13 +419,9 @@ def _build_reward_fns(cfg: PPORunConfig, pool: Any) -> list[Callable[..., Any]]:
         spec: Any = cfg.rewards[0] if len(cfg.rewards) == 1 else list(cfg.rewards)
         fns.extend(build_rewards(spec, pool=pool))
     if cfg.reward_model:
-        try:
-            from sqlcoach.rewards.reward_model import RewardModelReward
-        except ImportError as exc:
-            raise ConfigError(
-                "reward_model is set but sqlcoach.rewards.reward_model is not available in this checkout"
-            ) from exc
-        fns.append(_weighted(RewardModelReward(cfg.reward_model), cfg.reward_model_weight))
+        from sqlcoach.rewards.reward_model import RewardModelReward
+
+        fns.append(RewardModelReward(cfg.reward_model, weight=cfg.reward_model_weight, device="cpu" if cfg.use_cpu else "auto"))
     return fns
 
 
