@@ -8,7 +8,7 @@ hardness, and writes ``DIR/report.json`` (stage -> metrics, timings, peak memory
 
 The SFT settings are ``DEMO_SFT`` below (``configs/sft/demo.yaml`` holds the same values and a
 test keeps them equal); ``key=value`` arguments override them. Self-consistency runs on the first
-``--sc-limit`` dev questions (all by default) because it costs n times the generation.
+``--sc-limit`` dev questions (100 by default; 0 = all) because it costs n times the generation.
 The dev databases are never seen in training (the world's split is by database).
 """
 
@@ -30,11 +30,15 @@ DEMO_SFT: dict[str, Any] = {
     "template": "sql_terminal",
     "schema_style": "compact",
     "schema_sample_values": 0,
-    "learning_rate": 2e-3,
-    "lr_scheduler_type": "cosine",
+    "learning_rate": 3e-3,
+    # The clock decides when to stop (max_seconds) and drives the learning rate (anneal_by_clock):
+    # how many steps fit in the budget depends on the machine and on what else runs on it.
+    "lr_scheduler_type": "constant",
+    "anneal_by_clock": True,
+    "max_seconds": 300.0,
+    "max_steps": 5000,
     "warmup_ratio": 0.05,
     "weight_decay": 0.0,
-    "max_steps": 600,
     "per_device_train_batch_size": 16,
     "gradient_accumulation_steps": 1,
     "max_length": 384,
@@ -45,7 +49,6 @@ DEMO_SFT: dict[str, Any] = {
     "save_steps": 100,
     "save_total_limit": 1,
     "report_to": "none",
-    "max_seconds": 330.0,
     "seed": 0,
 }
 
@@ -56,13 +59,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="build a world, train a tiny model, predict, score (offline, CPU)",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--size", default="small", help="model size for `model init` (tiny, small)")
+    p.add_argument("--size", default="tiny", help="model size for `model init` (tiny, small)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n", type=int, default=8, help="self-consistency samples (0 = skip that stage)")
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature for self-consistency")
     p.add_argument("--dev-limit", type=int, default=None, help="use only the first N dev questions")
-    p.add_argument("--sc-limit", type=int, default=None, help="self-consistency on the first N dev questions")
-    p.add_argument("--untrained-limit", type=int, default=100,
+    p.add_argument("--sc-limit", type=int, default=100,
+                   help="self-consistency on the first N dev questions (0 = all; it costs n times greedy)")
+    p.add_argument("--untrained-limit", type=int, default=50,
                    help="score the untrained model on the first N dev questions (it writes noise up to "
                         "--max-new-tokens, so this bounds its cost; 0 = skip)")
     p.add_argument("--batch-size", type=int, default=32, help="prompts per generate() call")
