@@ -19,6 +19,7 @@ from sqlcoach.rewards.execution import ExecutionBinaryReward, ExecutionReward, P
 from sqlcoach.rewards.format import FormatReward
 from sqlcoach.rewards.linking import NgramReward, SchemaLinkingReward
 from sqlcoach.rewards.reasoning import ReasoningQualityReward
+from sqlcoach.rewards.reward_model import RewardModelReward
 
 RewardFn = Callable[..., "list[float | None]"]
 
@@ -30,6 +31,7 @@ REWARDS: dict[str, type] = {
     "reasoning_quality": ReasoningQualityReward,
     "schema_linking": SchemaLinkingReward,
     "ngram": NgramReward,
+    "reward_model": RewardModelReward,  # a trained RM (`sqlcoach train rm`): needs model_dir
 }
 
 PRESETS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {

@@ -1,0 +1,211 @@
+"""Preference pairs mined by execution: a FAKE generate function on a generated SQLite database
+(no model), so the pairing rules, stats, gold fallback and held-out split are checked in seconds."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+import pytest
+
+from sqlcoach.errors import ConfigError, DataError
+from sqlcoach.execution.pool import ExecutorPool
+from sqlcoach.train.pairs import (
+    build_pairs_for_question,
+    mine_pairs,
+    read_pairs,
+    split_holdout,
+    write_pairs,
+)
+from sqlcoach.types import Example
+
+GOOD = "SELECT name FROM singer WHERE age > 30"
+WRONG = "SELECT name FROM singer WHERE age > 40"
+ERROR = "SELECT nope FROM singer"
+PARSE = "SELECT name FROM WHERE"
+
+
+# ------------------------------------------------------------------ pure pairing rules
+
+
+def test_wrong_result_preferred_over_errors_and_most_common_correct_chosen():
+    texts = [PARSE, ERROR, "SELECT name FROM singer WHERE 30 < age", WRONG, GOOD, GOOD]
+    classes = ["parse_error", "exec_error", None, "wrong_result", None, None]
+    (pair,) = build_pairs_for_question(texts, texts, classes, gold_completion="GOLD")
+    assert pair["rejected"] == WRONG and pair["rejected_kind"] == "wrong_result"
+    assert pair["chosen"] == GOOD and pair["chosen_kind"] == "sample"  # 2 votes beat 1
+
+
+def test_error_is_used_when_no_wrong_result_and_order_is_configurable():
+    texts = [PARSE, ERROR, GOOD]
+    classes = ["parse_error", "exec_error", None]
+    (pair,) = build_pairs_for_question(texts, texts, classes, gold_completion="GOLD")
+    assert pair["rejected_kind"] == "exec_error"
+    (pair,) = build_pairs_for_question(texts, texts, classes, gold_completion="GOLD",
+                                       rejected_order=("parse_error", "exec_error"))
+    assert pair["rejected_kind"] == "parse_error"
+    # restricted to wrong results only: no pair here
+    assert build_pairs_for_question(texts, texts, classes, gold_completion="GOLD", rejected_order=("wrong_result",)) == []
+
+
+def test_gold_fallback_and_chosen_modes():
+    texts, classes = [WRONG, ERROR], ["wrong_result", "exec_error"]
+    (pair,) = build_pairs_for_question(texts, texts, classes, gold_completion="GOLD SQL")
+    assert pair["chosen"] == "GOLD SQL" and pair["chosen_kind"] == "gold"
+    assert build_pairs_for_question(texts, texts, classes, gold_completion="G", chosen="correct") == []
+    (pair,) = build_pairs_for_question([GOOD, WRONG], [GOOD, WRONG], [None, "wrong_result"],
+                                       gold_completion="G", chosen="gold")
+    assert pair["chosen_kind"] == "gold"
+    with pytest.raises(ConfigError, match="chosen must be one of"):
+        build_pairs_for_question(texts, texts, classes, gold_completion="G", chosen="best")
+
+
+def test_several_pairs_per_question_use_distinct_rejected_and_no_pair_when_all_correct():
+    texts = [WRONG, WRONG, ERROR, PARSE, GOOD]
+    classes = ["wrong_result", "wrong_result", "exec_error", "parse_error", None]
+    pairs = build_pairs_for_question(texts, texts, classes, gold_completion="G", pairs_per_question=5)
+    assert [p["rejected_kind"] for p in pairs] == ["wrong_result", "exec_error", "parse_error"]
+    assert build_pairs_for_question([GOOD, GOOD], [GOOD, GOOD], [None, None], gold_completion="G") == []
+
+
+# ------------------------------------------------------------------ mining with a fake model
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pairs-db")
+    dbs = {}
+    for db_id in ("music", "shop"):
+        folder = root / db_id
+        folder.mkdir()
+        path = folder / f"{db_id}.sqlite"
+        con = sqlite3.connect(path)
+        con.execute("CREATE TABLE singer (id INTEGER PRIMARY KEY, name TEXT, age INTEGER)")
+        con.executemany("INSERT INTO singer VALUES (?, ?, ?)", [(1, "Ann", 25), (2, "Bo", 35), (3, "Cy", 45)])
+        con.commit()
+        con.close()
+        dbs[db_id] = str(path)
+    return dbs
+
+
+@dataclass
+class _Gen:
+    texts: list
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    seconds: float = 0.0
+
+
+class FakeGenerate:
+    """Answers by the question's tag: [good], [wrongonly], [erroronly], [allgood]; records calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, model, tokenizer, prompts, *, n, **kw):
+        self.calls.append((len(prompts), n, kw))
+        out = []
+        for p in prompts:
+            if "[allgood]" in p:
+                row = [GOOD] * n
+            elif "[wrongonly]" in p:
+                row = [WRONG, ERROR] * n
+            elif "[erroronly]" in p:
+                row = [ERROR, PARSE, ""] * n
+            else:
+                row = [PARSE, GOOD, WRONG, ERROR] * n
+            out.append(row[:n])
+        return _Gen(out)
+
+
+def _examples(world):
+    qs = [("q0", "music", "Who is over 30? [good]"), ("q1", "music", "Who is over 30? [wrongonly]"),
+          ("q2", "shop", "Who is over 30? [erroronly]"), ("q3", "shop", "Who is over 30? [allgood]"),
+          ("q4", "shop", "Who is over 30? [good] again")]
+    exs = [Example(id=i, db_id=db, question=q, gold_sql=GOOD, db_path=world[db]) for i, db, q in qs]
+    exs.append(Example(id="q5", db_id="music", question="broken gold [good]", gold_sql="SELECT x FROM missing", db_path=world["music"]))
+    return exs
+
+
+def test_mine_pairs_kinds_fallback_and_stats(world):
+    gen = FakeGenerate()
+    logs = []
+    with ExecutorPool(0) as pool:
+        pairs, stats = mine_pairs(None, None, _examples(world), k=4, pool=pool, generate_fn=gen, progress=False,
+                                  chunk_size=4, log=logs.append, schema_sample_values=0)
+    assert [c[0] for c in gen.calls] == [4, 2] and all(c[1] == 4 for c in gen.calls)  # chunks of questions, k each
+    by_id = {p["id"]: p for p in pairs}
+    assert set(by_id) == {"q0", "q1", "q2", "q4"}  # q3 all correct, q5 gold fails
+    assert by_id["q0"]["chosen_kind"] == "sample" and by_id["q0"]["rejected_kind"] == "wrong_result"
+    assert by_id["q1"]["chosen_kind"] == "gold" and by_id["q1"]["rejected_kind"] == "wrong_result"
+    assert by_id["q2"]["chosen_kind"] == "gold" and by_id["q2"]["rejected_kind"] == "exec_error"
+    q0 = by_id["q0"]
+    assert q0["prompt"][-1]["role"] == "user" and "Who is over 30?" in q0["prompt"][-1]["content"]
+    assert q0["chosen"] == [{"role": "assistant", "content": GOOD}]
+    assert q0["rejected"] == [{"role": "assistant", "content": WRONG}]
+    assert q0["db_path"] == world["music"] and q0["gold_sql"] == GOOD
+    assert stats.questions == 6 and stats.gold_errors == 1
+    assert stats.questions_with_pairs == 4 and stats.pairs == 4
+    assert stats.questions_all_correct == 1 and stats.questions_any_correct == 3
+    assert stats.samples == 20 and stats.samples_correct == 4 + 1 + 1  # q3: 4, q0 and q4: 1 each
+    assert stats.by_rejected_kind == {"wrong_result": 3, "exec_error": 1}
+    assert stats.chosen_gold == 2 and stats.chosen_sample == 2
+    assert stats.by_sample_class["parse_error"] >= 2 and stats.by_sample_class["no_sql"] == 1
+    assert abs(stats.share_correct - 6 / 20) < 1e-9
+    assert "questions with pairs" in stats.table() and "4 (66.7%)" in stats.table()
+    assert any("[pair 1]" in line and "rejected (wrong_result)" in line for line in logs)  # samples are shown
+
+
+def test_mine_pairs_only_wrong_results_and_validation(world):
+    with ExecutorPool(0) as pool:
+        pairs, stats = mine_pairs(None, None, _examples(world), k=4, pool=pool, generate_fn=FakeGenerate(),
+                                  progress=False, rejected_order=("wrong_result",), log=lambda m: None)
+        assert {p["rejected_kind"] for p in pairs} == {"wrong_result"} and stats.pairs == 3
+        with pytest.raises(ConfigError, match="rejected_order"):
+            mine_pairs(None, None, [], pool=pool, generate_fn=FakeGenerate(), rejected_order=("gold_error",))
+        with pytest.raises(ConfigError, match="k must be"):
+            mine_pairs(None, None, [], k=0, pool=pool, generate_fn=FakeGenerate())
+
+
+# ------------------------------------------------------------------ held-out split and files
+
+
+def _rows(n_db=4, per_db=10, pairs_per_q=2):
+    return [{"prompt": [{"role": "user", "content": f"{d}-{q}"}], "chosen": "a", "rejected": "b",
+             "db_id": f"db{d}", "id": f"db{d}-q{q}", "question": f"question {q}"}
+            for d in range(n_db) for q in range(per_db) for _ in range(pairs_per_q)]
+
+
+def test_holdout_by_question_is_deterministic_and_never_splits_a_question():
+    rows = _rows()
+    train, held = split_holdout(rows, 0.1)
+    assert len({r["id"] for r in held}) == 4  # 10 % of 40 questions, both pairs of each
+    assert not {r["id"] for r in train} & {r["id"] for r in held}
+    assert len(train) + len(held) == len(rows)
+    again_train, again_held = split_holdout(list(reversed(rows)), 0.1)
+    assert {r["id"] for r in again_held} == {r["id"] for r in held}  # order of rows does not matter
+    assert {r["id"] for r in split_holdout(rows, 0.1, seed=1)[1]} != {r["id"] for r in held}
+
+
+def test_holdout_by_database_and_edges():
+    train, held = split_holdout(_rows(), 0.25, by="database")
+    assert len({r["db_id"] for r in held}) == 1 and not {r["db_id"] for r in train} & {r["db_id"] for r in held}
+    assert split_holdout(_rows(), 0.0) == (_rows(), [])
+    _, held = split_holdout(_rows(n_db=1, per_db=3, pairs_per_q=1), 0.01)
+    assert len(held) == 1  # a positive fraction holds out at least one group
+    with pytest.raises(ConfigError, match=r"\[0, 1\)"):
+        split_holdout(_rows(), 1.0)
+    with pytest.raises(ConfigError, match="by"):
+        split_holdout(_rows(), 0.1, by="table")
+
+
+def test_write_and_read_pairs(tmp_path):
+    rows = _rows(1, 2, 1)
+    path = write_pairs(tmp_path / "sub" / "pairs.jsonl", rows)
+    assert read_pairs(path) == rows
+    path.write_text(path.read_text() + json.dumps({"prompt": "p", "chosen": "c"}) + "\n")
+    with pytest.raises(DataError, match="line 3.*rejected"):
+        read_pairs(path)
+    with pytest.raises(DataError, match="not found"):
+        read_pairs(tmp_path / "missing.jsonl")
