@@ -420,6 +420,8 @@ def recipe_values(kind: str, cls: type, job: dict[str, Any]) -> dict[str, Any]:
         values["max_steps"] = int(value)
         if "max_seconds" in fields:
             values["max_seconds"] = None
+        if "anneal_by_clock" in fields:
+            values["anneal_by_clock"] = False
     elif budget == "seconds":
         if "max_seconds" not in fields:
             raise ConfigError(f"{cls.__name__} has no max_seconds: budget=seconds is not possible for {kind}")
@@ -434,6 +436,8 @@ def recipe_values(kind: str, cls: type, job: dict[str, Any]) -> dict[str, Any]:
         values["max_steps"] = max(1, math.ceil(int(value) / per_step))
         if "max_seconds" in fields:
             values["max_seconds"] = None
+        if "anneal_by_clock" in fields:
+            values["anneal_by_clock"] = False
     return values
 
 

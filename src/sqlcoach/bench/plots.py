@@ -121,6 +121,8 @@ def all_figures(rows: list[dict[str, Any]]) -> list[tuple[str, bytes]]:
 def peak_memory(row: dict[str, Any]) -> tuple[float | None, str]:
     """(value in MiB, what it is): CUDA max allocated when measured, else process peak RSS."""
     t = row.get("train") or {}
+    if t.get("status", "ok") != "ok":
+        return None, "process peak RSS"
     if isinstance(t.get("peak_cuda_mb"), (int, float)):
         return float(t["peak_cuda_mb"]), "CUDA max allocated"
     v = t.get("peak_process_rss_mb")

@@ -36,6 +36,8 @@ def _num(x: Any, fmt: str = "{:.3g}") -> str:
 def method_cells(row: dict[str, Any]) -> list[str]:
     """The table cells of one method row (``report["methods"][i]``), in ``COLUMNS`` order."""
     t = row.get("train") or {}
+    if t.get("status", "ok") != "ok":  # a failed training has no figures worth a cell
+        t = {}
     ev = row.get("eval") or {}
     s = ev.get("summary") or {}
     status = row.get("status") or "?"

@@ -1,0 +1,61 @@
+"""sqlcoach.bench.report / plots: the Markdown table and the self-contained HTML page."""
+
+from __future__ import annotations
+
+import re
+
+from report_fixture import sample_report
+
+from sqlcoach.bench import plots
+from sqlcoach.bench.report import COLUMNS, html_page, markdown, markdown_table, write_reports
+
+
+def test_markdown_table_one_row_per_method_with_measured_cells():
+    table = markdown_table(sample_report())
+    lines = table.splitlines()
+    assert len(lines) == 2 + 4
+    assert all(line.count("|") == len(COLUMNS) + 1 for line in lines[:2])
+    grpo = lines[4]
+    cells = [c.strip() for c in grpo.strip("|").split("|")]
+    row = dict(zip(COLUMNS, cells))
+    assert row["method"] == "grpo" and row["steps"] == "12" and row["s/step (median)"] == "4.800"
+    assert row["EX"] == "40.0" and row["EM"] == "30.0" and row["EX hard"] == "20.0" and row["executes"] == "80.0"
+    assert row["peak MiB"] == "1200" and row["last reward"] == "0.600" and row["gen tok/s"] == "35"
+    assert "not available: sqlcoach.train.ppo" in lines[5]
+    # a "|" inside a cell cannot break the table
+    rep = sample_report()
+    rep["methods"][1]["status"] = "failed: a | b"
+    assert "failed: a \\| b" in markdown_table(rep)
+
+
+def test_markdown_document_has_the_command():
+    md = markdown(sample_report())
+    assert md.startswith("# sqlcoach compare") and "sqlcoach compare --config configs/compare/demo.yaml" in md
+
+
+def test_html_is_self_contained_and_escaped(tmp_path):
+    page = html_page(sample_report())
+    assert "<script" not in page.lower()
+    assert not re.search(r"""(src|href)\s*=\s*['"]?(https?:|//)""", page), "no external resource"
+    imgs = re.findall(r"<img [^>]*src='data:image/png;base64,", page)
+    assert len(imgs) == len(plots.all_figures(sample_report()["methods"])) == 6
+    assert page.count("<table") >= 3
+    assert "Which &lt;museum&gt; is oldest?" in page and "<museum>" not in page
+    paths = write_reports(sample_report(), tmp_path)
+    assert sorted(p.name for p in paths.values()) == ["report.html", "report.json", "report.md"]
+
+
+def test_figures_skip_what_is_missing():
+    rows = sample_report()["methods"]
+    no_reward = [r for r in rows if r["name"] != "grpo"]
+    caps = [c for c, _ in plots.all_figures(no_reward)]
+    assert not any(c.startswith("Reward") for c in caps)
+    assert plots.all_figures([rows[-1]]) == []  # only an unavailable method: nothing to draw
+    png = plots.ex_by_hardness(rows)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_peak_memory_prefers_cuda():
+    row = {"train": {"peak_cuda_mb": 512.0, "peak_process_rss_mb": 2000.0}}
+    assert plots.peak_memory(row) == (512.0, "CUDA max allocated")
+    assert plots.peak_memory({"train": {"peak_process_rss_mb": 2000.0}}) == (2000.0, "process peak RSS")
