@@ -12,8 +12,9 @@ PPO config of every run. Prints one line per figure and writes ``OUT/ppo_demo.js
 
 EX is the project's metric (``sqlcoach.generate.predict`` greedy, then
 ``sqlcoach.metrics.evaluate_examples``, spider mode). A prediction file that already holds all n
-answers of the same model folder is reused (``predict`` resumes by design), so a second
-invocation only trains and evaluates what is missing.
+answers is reused (``predict`` resumes by design: delete it after retraining), and a finished
+PPO run (its ``sqlcoach_ppo.json``) is not retrained, so a second invocation only does what is
+missing. Besides EX it prints the share of predictions that execute, and the error classes.
 """
 
 from __future__ import annotations
@@ -44,8 +45,14 @@ def evaluate(model_dir: str, examples: list[Any], pred_path: Path, cfg: Any) -> 
     rep = evaluate_examples(examples, preds, etype="exec", mode="spider", workers=1)
     block = rep.summary.get("all", rep.summary)
     correct = sum(1 for v in rep.verdicts if v.ex)
+    runs = sum(1 for v in rep.verdicts if v.ex or v.error in (None, "wrong_result"))
+    errors: dict[str, int] = {}
+    for v in rep.verdicts:
+        if not v.ex:
+            errors[v.error or "wrong_result"] = errors.get(v.error or "wrong_result", 0) + 1
     return {
         "model": model_dir, "n": len(examples), "ex": correct / len(examples), "correct": correct,
+        "executes": runs / len(examples), "errors": errors,
         "ex_summary": block.get("ex") if isinstance(block, dict) else None,
         "predict_seconds": round(time.monotonic() - t0, 1), "generated_tokens": summ.generated_tokens,
     }
@@ -62,8 +69,33 @@ def train(name: str, args: argparse.Namespace, overrides: dict[str, str]) -> dic
     }
     values.update(overrides)
     cfg = load_config(PPORunConfig, args.config, values)
-    summary = run_ppo(cfg, resume=True)
-    return summary
+    done = Path(cfg.output_dir) / "sqlcoach_ppo.json"
+    if done.is_file():  # a finished run is reused, not retrained (delete the folder to retrain)
+        summary = json.loads(done.read_text())["summary"]
+        if summary["global_step"] >= args.steps or summary["stopped_by_clock"]:
+            print(f"{name}: reusing the finished run in {cfg.output_dir}", flush=True)
+            return summary
+    return run_ppo(cfg, resume=True)
+
+
+def unused_train_questions(args: argparse.Namespace, cfg: Any, steps: int, n: int) -> list[Any]:
+    """The last ``n`` train examples whose prompt no PPO step of the run used (same rows, same
+    order as ``run_ppo``: ``build_rl_rows`` + ``curate_gold``, then ``rows_for_step``)."""
+    from sqlcoach.data import load_examples
+    from sqlcoach.execution.pool import ExecutorPool
+    from sqlcoach.train.ppo import rows_for_step
+    from sqlcoach.train.rl_data import build_rl_rows, curate_gold
+
+    examples = load_examples(cfg.data_kind, args.world, cfg.split)
+    if cfg.max_examples is not None:
+        examples = examples[: cfg.max_examples]
+    rows = build_rl_rows(examples, template=cfg.template, schema_style=cfg.schema_style,
+                         schema_sample_values=cfg.schema_sample_values)
+    with ExecutorPool(workers=1) as pool:
+        rows, _ = curate_gold(rows, pool=pool)
+    used = {r["id"] for s in range(steps) for r in rows_for_step(rows, s, cfg.rollout_batch_size, 0, 1, cfg.seed)}
+    unused = [ex for ex in examples if str(ex.id) not in used]
+    return unused[-n:]
 
 
 def main() -> int:
@@ -74,6 +106,9 @@ def main() -> int:
     ap.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "configs" / "ppo" / "demo.yaml"))
     ap.add_argument("--n-dev", type=int, default=200, help="first N dev questions (0: all)")
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--n-train-eval", type=int, default=0,
+                    help="also score N train questions that no PPO rollout used (the last N of train.json "
+                         "not sampled by the exec run; SFT saw them, PPO did not)")
     ap.add_argument("--reward-model", default=None, help="reward model folder for the second run")
     ap.add_argument("--skip", default="", help="comma list of runs to skip: exec, rm")
     ap.add_argument("overrides", nargs="*", metavar="key=value")
@@ -95,21 +130,36 @@ def main() -> int:
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
 
     results["start"] = evaluate(args.start, dev, out / "pred_start.sql", base_cfg)
-    print(f"start model: EX {results['start']['ex']:.3f} ({results['start']['correct']}/{len(dev)} dev questions)", flush=True)
+    st = results["start"]
+    print(f"start model: EX {st['ex']:.3f} ({st['correct']}/{len(dev)} dev questions); executes {st['executes']:.3f}; "
+          f"errors {st['errors']}", flush=True)
 
     runs = [] if "exec" in skip else [("ppo_exec", {})]
     if args.reward_model and "rm" not in skip:
         runs.append(("ppo_rm", {"rewards": "", "reward_model": args.reward_model}))
+    held: list[Any] = []
     for name, extra in runs:
         summary = train(name, args, {**overrides, **extra})
         curve = summary.pop("reward_curve")
         ev = evaluate(summary["final_dir"], dev, out / f"pred_{name}.sql", base_cfg)
+        if args.n_train_eval:
+            if not held:
+                held = unused_train_questions(args, base_cfg, summary["global_step"], args.n_train_eval)
+                results["start_train_heldout"] = evaluate(args.start, held, out / "pred_start_train.sql", base_cfg)
+                tr = results["start_train_heldout"]
+                print(f"start model on {len(held)} train questions no rollout used: EX {tr['ex']:.3f} "
+                      f"({tr['correct']}/{len(held)}); executes {tr['executes']:.3f}", flush=True)
+            tr = evaluate(summary["final_dir"], held, out / f"pred_{name}_train.sql", base_cfg)
+            results[f"{name}_train_heldout"] = tr
+            print(f"{name} on the same {len(held)} train questions: EX {tr['ex']:.3f} ({tr['correct']}/{len(held)}); "
+                  f"executes {tr['executes']:.3f}", flush=True)
         results[name] = {"train": summary, "eval": ev,
                          "reward_first5": sum(r["reward"] for r in curve[:5]) / max(1, len(curve[:5])),
                          "reward_last5": sum(r["reward"] for r in curve[-5:]) / max(1, len(curve[-5:])),
                          "kl_last": curve[-1]["kl"] if curve else None}
         print(
-            f"{name}: EX {ev['ex']:.3f} ({ev['correct']}/{len(dev)}) vs start {results['start']['ex']:.3f}; "
+            f"{name}: EX {ev['ex']:.3f} ({ev['correct']}/{len(dev)}) vs start {st['ex']:.3f}; executes {ev['executes']:.3f} "
+            f"vs {st['executes']:.3f}; errors {ev['errors']}; "
             f"{summary['global_step']} PPO steps x {base_cfg.rollout_batch_size} prompts; "
             f"median {summary['median_step_seconds']} s/step; peak memory {summary['peak_memory_mb']} MiB; "
             f"{summary['tokens_generated']} tokens generated; train reward first5 {results[name]['reward_first5']:.3f} "

@@ -117,3 +117,20 @@ def test_resumed_run_matches_uninterrupted_run(world, tmp_path):
     a = _weights(tmp_path / "a" / "final" / "adapter_model.safetensors")
     b = _weights(tmp_path / "b" / "final" / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_reward_model_in_place_of_execution(world, tmp_path):
+    # A reward model as `sqlcoach train rm` writes it: a one-label sequence classifier + tokenizer
+    # (untrained here: the test checks the plumbing, not the RM's quality).
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model, rows = world
+    rm_dir = tmp_path / "rm"
+    rm = AutoModelForSequenceClassification.from_pretrained(str(model), num_labels=1)
+    rm.save_pretrained(rm_dir)
+    AutoTokenizer.from_pretrained(str(model)).save_pretrained(rm_dir)
+    s = run_ppo(_cfg(model, tmp_path / "ppo", rewards=[], reward_model=str(rm_dir), reward_model_weight=2.0,
+                     max_steps=1), rows=rows, log=lambda m: None)
+    rec = s["reward_curve"][0]
+    assert "rewards/reward_model" in rec and "rewards/execution" not in rec
+    assert rec["unscored"] == 0.0 and rec["score"] != 0.0
