@@ -251,10 +251,22 @@ def _shared_settings(cfg: CompareConfig) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in keys}
 
 
-def method_hash(cfg: CompareConfig, spec: MethodSpec | None) -> str:
-    """Hash of what decides a method's outcome: the shared settings, its entry, its recipe YAML's text.
-    ``spec=None`` is the start row (the shared settings only)."""
-    payload: dict[str, Any] = {"version": RESULT_VERSION, "shared": _shared_settings(cfg)}
+def start_fingerprint(start: Path) -> list[list[Any]]:
+    """(name, size, mtime) of the start checkpoint's top-level files: a start trained again under
+    the same path makes every method run again."""
+    out = []
+    if start.is_dir():
+        for f in sorted(start.iterdir()):
+            if f.is_file() and f.suffix in (".json", ".safetensors", ".bin"):
+                st = f.stat()
+                out.append([f.name, st.st_size, st.st_mtime_ns])
+    return out
+
+
+def method_hash(cfg: CompareConfig, spec: MethodSpec | None, start: list[list[Any]] | None = None) -> str:
+    """Hash of what decides a method's outcome: the shared settings, its entry, its recipe YAML's
+    text, and the start checkpoint's ``start_fingerprint``. ``spec=None`` is the start row."""
+    payload: dict[str, Any] = {"version": RESULT_VERSION, "shared": _shared_settings(cfg), "start": start}
     if spec is not None:
         payload["method"] = dataclasses.asdict(spec)
         if spec.config:
@@ -738,12 +750,13 @@ def run_compare(cfg: CompareConfig, out: str | Path, *, log: Callable[[str], Non
         log(f"start built: {res.get('global_step')} SFT steps in {res.get('process_seconds')}s")
 
     # 2. each method -----------------------------------------------------------------------------
+    fingerprint = start_fingerprint(start)
     rows: list[dict[str, Any]] = []
     entries: list[MethodSpec | None] = ([None] if cfg.eval_start else []) + list(cfg.methods)
     for spec in entries:
         name = "start" if spec is None else spec.name
         mdir = out / "methods" / name
-        h = method_hash(cfg, spec)
+        h = method_hash(cfg, spec, fingerprint)
         done = _read_json(mdir / "result.json")
         if done and done.get("config_hash") == h and done.get("status") == "ok":
             log(f"{name}: done already (result.json matches config hash {h}); skipping")

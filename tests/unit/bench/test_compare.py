@@ -19,7 +19,8 @@ FAKE = C.Recipe("compare_fake_recipe", "run_fake", ("compare_fake_recipe",), ("F
 def _cfg(tmp_path: Path, **kw) -> C.CompareConfig:
     start = tmp_path / "start"
     start.mkdir(exist_ok=True)
-    (start / "config.json").write_text("{}")
+    if not (start / "config.json").exists():
+        (start / "config.json").write_text("{}")
     world = tmp_path / "world"
     world.mkdir(exist_ok=True)
     values = dict(start=str(start), world=str(world), budget="steps", budget_value=3, eval_limit=5,
@@ -228,3 +229,14 @@ def test_a_real_child_process_runs_a_fake_recipe(tmp_path, monkeypatch):
     # a recipe that raises: the child still writes a result naming the error
     res = C.run_child("train", _job(tmp_path, method="fake", overrides={"fail": True}), tmp_path / "m2", log=lambda m: None)
     assert res["status"] == "failed: RuntimeError: the fake recipe was asked to fail"
+
+
+def test_a_retrained_start_reruns_every_method(tmp_path, monkeypatch):
+    fake = _FakeChildren()
+    monkeypatch.setattr(C, "run_child", fake)
+    cfg = _cfg(tmp_path, eval_start=False)
+    C.run_compare(cfg, tmp_path / "out", log=lambda m: None)
+    (tmp_path / "start" / "config.json").write_text('{"retrained": true}')
+    fake.calls.clear()
+    C.run_compare(cfg, tmp_path / "out", log=lambda m: None)
+    assert [c for c in fake.calls if c[0] == "train"] == [("train", "sft"), ("train", "grpo")]
