@@ -240,3 +240,13 @@ def test_a_retrained_start_reruns_every_method(tmp_path, monkeypatch):
     fake.calls.clear()
     C.run_compare(cfg, tmp_path / "out", log=lambda m: None)
     assert [c for c in fake.calls if c[0] == "train"] == [("train", "sft"), ("train", "grpo")]
+
+
+def test_cli_verb_parses():
+    from sqlcoach.cli import build_parser
+
+    args = build_parser().parse_args(["compare", "--config", "c.yaml", "--out", "o", "budget_value=9"])
+    assert args.verb == "compare" and args.config == "c.yaml" and args.out == "o" and args.overrides == ["budget_value=9"]
+    from sqlcoach.commands import compare as cmd
+
+    assert args.func is cmd.run
