@@ -98,6 +98,56 @@ def unused_train_questions(args: argparse.Namespace, cfg: Any, steps: int, n: in
     return unused[-n:]
 
 
+def make_rm(args: argparse.Namespace, cfg: Any, n: int, seconds: float) -> str:
+    """Train a small reward model on pairs made without any generation, for the reward-model run
+    when no ``--reward-model`` is given: ``n`` train questions (evenly spaced), chosen = the gold
+    SQL, rejected = the gold SQL of another question, half of the time on the same database (a
+    wrong answer in the right schema) and half on another database (wrong tables: the start
+    model's usual mistake on unseen databases); 10% held out. ``sqlcoach.train.rm.run_rm`` with
+    ``configs/rm/demo.yaml`` and a ``seconds`` budget. Returns the RM's final folder."""
+    import random
+
+    from sqlcoach.data import load_examples
+    from sqlcoach.prompts.templates import render_completion
+    from sqlcoach.train.common import load_config
+    from sqlcoach.train.pref_config import RMRunConfig
+    from sqlcoach.train.rl_data import build_rl_rows
+    from sqlcoach.train.rm import run_rm
+
+    rm_out = Path(args.out) / "rm"
+    if (rm_out / "sqlcoach_rm.json").is_file():
+        print(f"reward model: reusing {rm_out / 'final'}", flush=True)
+        return str(rm_out / "final")
+    examples = load_examples(cfg.data_kind, args.world, cfg.split)
+    picked = examples[:: max(1, len(examples) // n)][:n]
+    rows = build_rl_rows(picked, template=cfg.template, schema_style=cfg.schema_style,
+                         schema_sample_values=cfg.schema_sample_values)
+    by_db: dict[str, list[Any]] = {}
+    for ex in examples:
+        by_db.setdefault(ex.db_id, []).append(ex)
+    rng = random.Random(0)
+    pairs = []
+    for i, row in enumerate(rows):
+        same = i % 2 == 0
+        pool = by_db[row["db_id"]] if same else [e for d, exs in by_db.items() if d != row["db_id"] for e in exs[:50]]
+        other = rng.choice([e for e in pool if e.gold_sql != row["gold_sql"]])
+        pairs.append({
+            "prompt": row["prompt"],
+            "chosen": [{"role": "assistant", "content": render_completion(row["gold_sql"], cfg.template)}],
+            "rejected": [{"role": "assistant", "content": render_completion(other.gold_sql, cfg.template)}],
+            "id": row["id"], "rejected_kind": "same_db" if same else "other_db",
+        })
+    cut = len(pairs) // 10
+    rm_cfg = load_config(RMRunConfig, Path(args.config).resolve().parents[1] / "rm" / "demo.yaml", {
+        "model": args.start, "pairs_path": "(rows given)", "eval_pairs_path": "", "output_dir": str(rm_out),
+        "max_seconds": str(seconds),
+    })
+    summary = run_rm(rm_cfg, rows=pairs[cut:], eval_rows=pairs[:cut])
+    print(f"reward model: {len(pairs) - cut} pairs made (no generation), {summary['global_step']} steps; "
+          f"held-out accuracy {summary.get('eval')}", flush=True)
+    return summary["final_dir"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--start", required=True, help="SFT start checkpoint (full model folder)")
@@ -110,6 +160,9 @@ def main() -> int:
                     help="also score N train questions that no PPO rollout used (the last N of train.json "
                          "not sampled by the exec run; SFT saw them, PPO did not)")
     ap.add_argument("--reward-model", default=None, help="reward model folder for the second run")
+    ap.add_argument("--make-rm", type=int, default=0,
+                    help="without --reward-model: train a reward model on N made pairs (see make_rm)")
+    ap.add_argument("--rm-seconds", type=float, default=300.0)
     ap.add_argument("--skip", default="", help="comma list of runs to skip: exec, rm")
     ap.add_argument("overrides", nargs="*", metavar="key=value")
     args = ap.parse_args()
@@ -135,6 +188,8 @@ def main() -> int:
           f"errors {st['errors']}", flush=True)
 
     runs = [] if "exec" in skip else [("ppo_exec", {})]
+    if not args.reward_model and args.make_rm and "rm" not in skip:
+        args.reward_model = make_rm(args, base_cfg, args.make_rm, args.rm_seconds)
     if args.reward_model and "rm" not in skip:
         runs.append(("ppo_rm", {"rewards": "", "reward_model": args.reward_model}))
     held: list[Any] = []

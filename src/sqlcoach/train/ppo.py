@@ -11,8 +11,8 @@ and only ever took a reward *model*. This recipe takes the project's reward func
 (``sqlcoach.rewards.reward_model.RewardModelReward``), or both summed. Rollout prompts and gold
 curation are GRPO's (``sqlcoach.train.rl_data``); the tensor maths is in ``sqlcoach.train.ppo_core``.
 
-Reads top to bottom: (1) prompt rows, (2) accelerator, policy + value head, reference, optimizer,
-(3) rewards, (4) resume, (5) the loop: rollout -> score -> KL-shaped token rewards -> GAE ->
+Reads top to bottom: (1) accelerator, policy + value head, reference, (2) prompt rows and rewards,
+(3) optimizer, (4) resume, (5) the loop: rollout -> score -> KL-shaped token rewards -> GAE ->
 ``ppo_epochs`` passes of clipped policy/value updates over mini-batches -> log, samples,
 checkpoints, (6) save ``output_dir/final`` and the summary.
 
@@ -150,11 +150,11 @@ def run_ppo(
     t0 = time.monotonic()
     out = Path(cfg.output_dir)
 
-    # (2) accelerator, tokenizer, policy + value head, reference -----------------------------
+    # (1) accelerator, tokenizer, policy + value head, reference -----------------------------
     accelerator = Accelerator(cpu=cfg.use_cpu, gradient_accumulation_steps=cfg.gradient_accumulation_steps)
     main = accelerator.is_main_process
     say = log if main else (lambda _m: None)
-    set_seed(cfg.seed)
+    set_seed(cfg.seed, device_specific=True)  # each process samples differently
     tokenizer = load_tokenizer(cfg.model, padding_side="left")
     device_name = "cpu" if cfg.use_cpu or accelerator.device.type == "cpu" else "cuda"
     dtype = resolve_dtype(cfg.dtype, device_name)
@@ -177,8 +177,7 @@ def run_ppo(
     model.eval()  # dropout off during rollouts *and* updates (N+ details)
     eos_ids = _eos_ids(policy, tokenizer)
 
-    # (1) prompt rows ----------------------------------------------------------------------
-    # (3) rewards: one executor pool for the execution rewards, the prompt curation and samples
+    # (2) prompt rows (GRPO's) and rewards: one executor pool for gold curation, rewards, samples
     from sqlcoach.execution.pool import ExecutorPool
 
     pool = ExecutorPool(workers=cfg.reward_workers)
@@ -201,6 +200,7 @@ def run_ppo(
         if reward_fns is None:
             reward_fns = _build_reward_fns(cfg, pool)
 
+        # (3) optimizer: policy (LoRA or all weights) and value head, through accelerate ---------
         trainable = [p for p in model.policy.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
             [

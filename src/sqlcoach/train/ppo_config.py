@@ -74,7 +74,7 @@ class PPORunConfig:
     # LoRA
     lora_r: int = 16
     lora_alpha: int = 32
-    lora_dropout: float = 0.0
+    lora_dropout: float = 0.0  # the recipe keeps the model in eval mode (no dropout), so this has no effect
     lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     # precision
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
