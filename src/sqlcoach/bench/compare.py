@@ -121,6 +121,10 @@ class CompareConfig:
     schema_style: str = "compact"
     schema_sample_values: int = 0
     eval_start: bool = True  # also evaluate the start checkpoint itself (row "start")
+    # also score N questions of a split whose databases were seen in training, evenly spread over
+    # it (in-distribution EX: moves earlier than EX on unseen databases; 0 = off)
+    seen_eval_split: str = "train"
+    seen_eval_limit: int = 0
     # machine
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = 1  # OMP_NUM_THREADS of each child process (None: inherit)
@@ -138,6 +142,8 @@ class CompareConfig:
             raise ConfigError("start_sft_steps must be >= 1")
         if self.eval_limit is not None and self.eval_limit < 1:
             raise ConfigError("eval_limit must be >= 1 or null (all questions)")
+        if self.seen_eval_limit < 0:
+            raise ConfigError("seen_eval_limit must be >= 0 (0: no evaluation on seen databases)")
         if self.eval_batch_size < 1 or self.max_new_tokens < 1:
             raise ConfigError("eval_batch_size and max_new_tokens must be >= 1")
         if self.threads is not None and self.threads < 1:
@@ -244,10 +250,14 @@ def _extra_recipes_from_env() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _shared_settings(cfg: CompareConfig) -> dict[str, Any]:
-    keys = ("start", "world", "data_kind", "start_size", "start_sft_steps", "start_world_train", "start_world_dev",
-            "budget", "budget_value", "seed", "eval_split", "eval_limit", "eval_batch_size", "max_new_tokens",
-            "template", "schema_style", "schema_sample_values", "device")
+#: Settings that decide a training result, and those that only decide its evaluation: changing
+#: the latter re-evaluates every method without training it again.
+TRAIN_KEYS = ("start", "world", "data_kind", "start_size", "start_sft_steps", "start_world_train", "start_world_dev",
+              "budget", "budget_value", "seed", "template", "schema_style", "schema_sample_values", "device")
+EVAL_KEYS = ("eval_split", "eval_limit", "eval_batch_size", "max_new_tokens", "seen_eval_split", "seen_eval_limit")
+
+
+def _shared_settings(cfg: CompareConfig, keys: tuple[str, ...] = TRAIN_KEYS + EVAL_KEYS) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in keys}
 
 
@@ -263,10 +273,13 @@ def start_fingerprint(start: Path) -> list[list[Any]]:
     return out
 
 
-def method_hash(cfg: CompareConfig, spec: MethodSpec | None, start: list[list[Any]] | None = None) -> str:
+def method_hash(cfg: CompareConfig, spec: MethodSpec | None, start: list[list[Any]] | None = None,
+                *, training_only: bool = False) -> str:
     """Hash of what decides a method's outcome: the shared settings, its entry, its recipe YAML's
-    text, and the start checkpoint's ``start_fingerprint``. ``spec=None`` is the start row."""
-    payload: dict[str, Any] = {"version": RESULT_VERSION, "shared": _shared_settings(cfg), "start": start}
+    text, and the start checkpoint's ``start_fingerprint``. ``spec=None`` is the start row.
+    ``training_only=True`` leaves the evaluation settings out (the hash of ``train.json``)."""
+    keys = TRAIN_KEYS if training_only else TRAIN_KEYS + EVAL_KEYS
+    payload: dict[str, Any] = {"version": RESULT_VERSION, "shared": _shared_settings(cfg, keys), "start": start}
     if spec is not None:
         payload["method"] = dataclasses.asdict(spec)
         if spec.config:
@@ -596,21 +609,34 @@ def _child_eval(job: dict[str, Any]) -> dict[str, Any]:
     if job.get("eval_limit"):
         examples = examples[: job["eval_limit"]]
     pred_path = Path(job["pred_path"])
-    for p in (pred_path, pred_path.with_suffix(".jsonl")):
-        if p.exists():  # predictions of an older model must never be resumed
-            p.unlink()
     device = job["device"]
-    with track_peak() as mem:
-        model, tok = load_model(job["model"], dtype="float32" if device in ("cpu", "auto") else "auto", device=device)
-        summ = predict(model, tok, examples, pred_path, n=1, temperature=0.0, batch_size=job["eval_batch_size"],
+    tables = Path(job["world"]) / "tables.json"
+
+    def score(exs: list[Any], path: Path) -> tuple[Any, Any, list[str]]:
+        for p in (path, path.with_suffix(".jsonl")):
+            if p.exists():  # predictions of an older model must never be resumed
+                p.unlink()
+        summ = predict(model, tok, exs, path, n=1, temperature=0.0, batch_size=job["eval_batch_size"],
                        max_new_tokens=job["max_new_tokens"], template=job["template"],
                        schema_style=job["schema_style"], schema_sample_values=job["schema_sample_values"],
                        seed=job["seed"], progress=False)
-    preds = pred_path.read_text().split("\n")[: len(examples)]
-    tables = Path(job["world"]) / "tables.json"
-    rep = evaluate_examples(examples, preds, etype="all", mode="spider",
-                            tables_path=str(tables) if tables.is_file() else None)
-    print(rep.table(), flush=True)
+        preds = path.read_text().split("\n")[: len(exs)]
+        rep = evaluate_examples(exs, preds, etype="all", mode="spider",
+                                tables_path=str(tables) if tables.is_file() else None)
+        return summ, rep, preds
+
+    seen: dict[str, Any] | None = None
+    with track_peak() as mem:
+        model, tok = load_model(job["model"], dtype="float32" if device in ("cpu", "auto") else "auto", device=device)
+        summ, rep, preds = score(examples, pred_path)
+        print(rep.table(), flush=True)
+        if job.get("seen_eval_limit"):
+            pool = load_examples(job["data_kind"], job["world"], job["seen_eval_split"])
+            n = min(int(job["seen_eval_limit"]), len(pool))
+            picked = [pool[int(i * len(pool) / n)] for i in range(n)]  # evenly spread: files are grouped by database
+            _, srep, _ = score(picked, pred_path.with_name("pred_seen.sql"))
+            print(f"seen databases ({job['seen_eval_split']}, {n} questions):\n{srep.table()}", flush=True)
+            seen = {"split": job["seen_eval_split"], "questions": n, "summary": _jsonable(srep.summary)}
     samples = []
     for v, ex, p in list(zip(rep.verdicts, examples, preds))[:6]:
         samples.append({"question": ex.question, "db_id": ex.db_id, "pred": p, "gold": ex.gold_sql,
@@ -629,6 +655,7 @@ def _child_eval(job: dict[str, Any]) -> dict[str, Any]:
         "peak_cuda_mb_eval": round(mem.cuda_mb, 1) if mem.cuda_mb is not None else None,
         "samples": samples,
         "pred_path": str(pred_path),
+        "seen": seen,
     }
 
 
@@ -691,6 +718,7 @@ def _job_base(cfg: CompareConfig, start: Path, world: Path) -> dict[str, Any]:
         "template": cfg.template, "schema_style": cfg.schema_style, "schema_sample_values": cfg.schema_sample_values,
         "eval_split": cfg.eval_split, "eval_limit": cfg.eval_limit, "eval_batch_size": cfg.eval_batch_size,
         "max_new_tokens": cfg.max_new_tokens, "device": cfg.device, "budget": cfg.budget,
+        "seen_eval_split": cfg.seen_eval_split, "seen_eval_limit": cfg.seen_eval_limit,
         "budget_value": cfg.budget_value,
     }
 
@@ -757,6 +785,7 @@ def run_compare(cfg: CompareConfig, out: str | Path, *, log: Callable[[str], Non
         name = "start" if spec is None else spec.name
         mdir = out / "methods" / name
         h = method_hash(cfg, spec, fingerprint)
+        h_train = method_hash(cfg, spec, fingerprint, training_only=True)
         done = _read_json(mdir / "result.json")
         if done and done.get("config_hash") == h and done.get("status") == "ok":
             log(f"{name}: done already (result.json matches config hash {h}); skipping")
@@ -775,7 +804,7 @@ def run_compare(cfg: CompareConfig, out: str | Path, *, log: Callable[[str], Non
                 rows.append(row)
                 continue
             prev = _read_json(mdir / "train.json")
-            if prev and prev.get("config_hash") == h and prev.get("status") == "ok" and Path(prev["final_dir"]).exists():
+            if prev and prev.get("train_hash") == h_train and prev.get("status") == "ok" and Path(prev["final_dir"]).exists():
                 log(f"{name}: training done already; evaluating only")
                 train = prev
             else:
@@ -792,7 +821,7 @@ def run_compare(cfg: CompareConfig, out: str | Path, *, log: Callable[[str], Non
                 job = dict(base, name=name, method=spec.method, config=spec.config,
                            overrides=fill_placeholders(spec.overrides, base, mdir), output_dir=str(mdir / "train"))
                 train = run_child("train", job, mdir, log=log, threads=cfg.threads)
-                train["config_hash"] = h
+                train["train_hash"] = h_train
                 train["prepare_seconds"] = prepare_s
                 _write_json(mdir / "train.json", train)
                 if train.get("status") != "ok":

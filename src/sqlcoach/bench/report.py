@@ -21,7 +21,7 @@ from sqlcoach.types import HARDNESS_LEVELS
 
 COLUMNS = (
     "method", "status", "steps", "s/step (median)", "train s", "gen tok/s", "trained tok/s", "peak MiB",
-    "EX", "EM", *(f"EX {lv}" for lv in HARDNESS_LEVELS), "executes", "last reward",
+    "EX", "EM", *(f"EX {lv}" for lv in HARDNESS_LEVELS), "executes", "EX seen", "executes seen", "last reward",
 )
 
 
@@ -57,6 +57,8 @@ def method_cells(row: dict[str, Any]) -> list[str]:
         _pct((s.get("all") or {}).get("em")),
         *(_pct((by_h.get(lv) or {}).get("ex")) for lv in HARDNESS_LEVELS),
         _pct(s.get("executes")),
+        _pct((((ev.get("seen") or {}).get("summary") or {}).get("all") or {}).get("ex")),
+        _pct(((ev.get("seen") or {}).get("summary") or {}).get("executes")),
         _num(rc[-1][1], "{:.3f}") if rc else "-",
     ]
 
@@ -86,7 +88,10 @@ def caption(report: dict[str, Any]) -> str:
     bud = f"{budget:g} {cfg.get('budget')}" if isinstance(budget, (int, float)) else str(budget)
     return (
         f"Budget per method: {bud}, from the start checkpoint {report.get('start', {}).get('path')}. "
-        f"Evaluation: greedy, {n if n is not None else '?'} {cfg.get('eval_split')} questions, EX/EM/executes in %. "
+        f"Evaluation: greedy, {n if n is not None else '?'} {cfg.get('eval_split')} questions, EX/EM/executes in %"
+        + (f"; EX seen: {cfg.get('seen_eval_limit')} {cfg.get('seen_eval_split')} questions (databases seen in training). "
+           if cfg.get("seen_eval_limit") else ". ")
+        + 
         f"Machine: {m.get('cpu_count')} CPU(s), {m.get('threads_per_method')} thread(s) per method; torch "
         f"{m.get('torch', '?')}, transformers {m.get('transformers', '?')}, trl {m.get('trl', '?')}. "
         "peak MiB: CUDA max allocated on a GPU, else the training process's peak RSS (model load included). "

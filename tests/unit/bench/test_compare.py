@@ -250,3 +250,12 @@ def test_cli_verb_parses():
     from sqlcoach.commands import compare as cmd
 
     assert args.func is cmd.run
+
+
+def test_changing_only_evaluation_settings_reevaluates_without_training(tmp_path, monkeypatch):
+    fake = _FakeChildren()
+    monkeypatch.setattr(C, "run_child", fake)
+    C.run_compare(_cfg(tmp_path, eval_start=False), tmp_path / "out", log=lambda m: None)
+    fake.calls.clear()
+    C.run_compare(_cfg(tmp_path, eval_start=False, eval_limit=9, seen_eval_limit=4), tmp_path / "out", log=lambda m: None)
+    assert fake.calls == [("eval", "sft"), ("eval", "grpo")]

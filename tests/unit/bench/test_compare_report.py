@@ -21,6 +21,10 @@ def test_markdown_table_one_row_per_method_with_measured_cells():
     assert row["method"] == "grpo" and row["steps"] == "12" and row["s/step (median)"] == "4.800"
     assert row["EX"] == "40.0" and row["EM"] == "30.0" and row["EX hard"] == "20.0" and row["executes"] == "80.0"
     assert row["peak MiB"] == "1200" and row["last reward"] == "0.600" and row["gen tok/s"] == "35"
+    assert row["EX seen"] == "-"
+    rep = sample_report()
+    rep["methods"][2]["eval"]["seen"] = {"questions": 5, "summary": {"all": {"ex": 0.6}, "executes": 0.9}}
+    assert "| 60.0 | 90.0 | 0.600 |" in markdown_table(rep).splitlines()[4]
     assert "not available: sqlcoach.train.ppo" in lines[5]
     # a "|" inside a cell cannot break the table
     rep = sample_report()
