@@ -19,6 +19,8 @@ DPO_LOSS_TYPES: tuple[str, ...] = (
     "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
     "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
 )
+#: Losses that read ``label_smoothing`` in TRL 1.16 (its sigmoid loss ignores it: no cDPO there).
+LABEL_SMOOTHING_LOSSES: tuple[str, ...] = ("robust", "exo_pair", "aot", "aot_unpaired")
 PREF_METHODS = ("full", "lora")
 
 
@@ -116,7 +118,7 @@ class DPORunConfig(_PrefRunConfig):
     loss_type: list[str] = field(default_factory=lambda: ["sigmoid"])
     loss_weights: list[float] | None = None  # one per loss_type when combining (e.g. MPO)
     beta: float = 0.1  # KL strength; for ipo it is the regulariser tau
-    label_smoothing: float = 0.0  # robust DPO: flip probability in [0, 0.5); exo_pair: epsilon
+    label_smoothing: float = 0.0  # robust: flip probability in [0, 0.5); exo_pair: epsilon; aot
     precompute_ref_log_probs: bool = False
     learning_rate: float = 5e-6
 
@@ -137,8 +139,13 @@ class DPORunConfig(_PrefRunConfig):
             raise ConfigError(f"beta must be > 0 (got {self.beta}): it scales the log-ratio; 0 removes the preference signal")
         if not 0 <= self.label_smoothing < 0.5:
             raise ConfigError(f"label_smoothing must be in [0, 0.5) (got {self.label_smoothing}): 0.5 means labels are coin flips")
-        if self.label_smoothing > 0 and not {"robust", "exo_pair", "sigmoid"} & set(self.loss_type):
-            raise ConfigError("label_smoothing is used only by loss_type robust, exo_pair (and cDPO's sigmoid)")
+        if self.label_smoothing > 0 and not set(LABEL_SMOOTHING_LOSSES) & set(self.loss_type):
+            raise ConfigError(
+                f"label_smoothing is used only by loss_type {list(LABEL_SMOOTHING_LOSSES)} in TRL 1.16 (not sigmoid): "
+                "set it to 0 or choose one of those"
+            )
+        if "exo_pair" in self.loss_type and self.label_smoothing == 0:
+            raise ConfigError("loss_type exo_pair needs label_smoothing > 0 (its epsilon; the EXO paper uses 1e-3)")
 
 
 @dataclass
