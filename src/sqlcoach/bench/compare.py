@@ -844,8 +844,10 @@ def run_compare(cfg: CompareConfig, out: str | Path, *, log: Callable[[str], Non
             continue
         row.update(status="ok", train=train, eval=ev)
         all_ = ev["summary"]["all"]
+        seen = ev.get("seen") or {}
         log(f"{name}: EX {_pct(all_.get('ex'))} EM {_pct(all_.get('em'))} on {ev['questions']} questions; "
-            f"executes {_pct(ev['summary'].get('executes'))}")
+            f"executes {_pct(ev['summary'].get('executes'))}"
+            + (f"; seen databases: EX {_pct(seen['summary']['all'].get('ex'))} on {seen['questions']}" if seen else ""))
         _write_json(mdir / "result.json", row)
         rows.append(row)
 
