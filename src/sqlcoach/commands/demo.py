@@ -60,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--size", default="tiny", help="model size for `model init` (tiny, small)")
+    p.add_argument("--vocab-size", type=int, default=None,
+                   help="BPE vocabulary target (default: the size's own). Small vocabularies spell table "
+                        "and column names in pieces, in training as in dev, so the model must learn to copy them")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n", type=int, default=8, help="self-consistency samples (0 = skip that stage)")
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature for self-consistency")
@@ -139,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         )
         # The tokenizer sees exactly the text the model will be trained on (+ the schemas).
         corpus = world_corpus(world) + [m["content"] for r in rows for m in r["prompt"] + r["completion"]]
-        info = init_tiny_model(out / "model-init", args.size, corpus, seed=args.seed)
+        info = init_tiny_model(out / "model-init", args.size, corpus, vocab_size=args.vocab_size, seed=args.seed)
     memory["model_init"] = mem.as_dict()
     _say(f"model: {info['parameters']:,} parameters, vocabulary {info['vocab_size']}")
 

@@ -103,19 +103,28 @@ def read_done(jsonl_path: Path) -> tuple[dict[int, dict[str, Any]], list[str]]:
     return done, bad
 
 
-def _execute_all(jobs: list[tuple[str, str]], workers: int | None, timeout: float) -> list[Any]:
-    from sqlcoach.execution.pool import ExecutorPool
-    from sqlcoach.execution.sandbox import Limits
+class _LazyPool:
+    """One executor pool for the whole run, started on first use (greedy runs never start it)."""
 
-    if not jobs:
-        return []
-    pool = ExecutorPool(workers, Limits(timeout=timeout))
-    try:
-        return list(pool.run(jobs=jobs))
-    finally:
-        close = getattr(pool, "close", None)
-        if callable(close):
-            close()
+    def __init__(self, workers: int | None, timeout: float):
+        self.workers = workers
+        self.timeout = timeout
+        self.pool: Any = None
+
+    def run(self, jobs: list[tuple[str, str]]) -> list[Any]:
+        if not jobs:
+            return []
+        if self.pool is None:
+            from sqlcoach.execution.pool import ExecutorPool
+            from sqlcoach.execution.sandbox import Limits
+
+            self.pool = ExecutorPool(self.workers, Limits(timeout=self.timeout))
+        return list(self.pool.run(jobs))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
 
 def predict(
@@ -170,6 +179,7 @@ def predict(
         bar = tqdm(total=len(todo), desc=f"predict (n={n})", unit="ex", file=sys.stderr)
     t0 = time.monotonic()
     gen_tokens = prompt_tokens = 0
+    pool = _LazyPool(workers, timeout)
     try:
         for start in range(0, len(todo), chunk):
             ids = todo[start : start + chunk]
@@ -191,7 +201,7 @@ def predict(
             )
             gen_tokens += g.generated_tokens
             prompt_tokens += g.prompt_tokens
-            records = _choose(ids, exs, g.texts, extract, n, workers, timeout)
+            records = _choose(ids, exs, g.texts, extract, n, pool)
             with jsonl.open("a", encoding="utf-8") as fh:
                 for rec in records:
                     fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
@@ -200,6 +210,7 @@ def predict(
             for rec in records:
                 done[rec["index"]] = rec
     finally:
+        pool.close()
         if bar is not None:
             bar.close()
     secs = time.monotonic() - t0
@@ -228,15 +239,14 @@ def _choose(
     texts: list[list[str]],
     extract: Callable[[str], str | None],
     n: int,
-    workers: int | None,
-    timeout: float,
+    pool: _LazyPool,
 ) -> list[dict[str, Any]]:
     """One JSONL record per example; with n > 1 runs every distinct (db, SQL) once and votes."""
     sqls = [[(extract(t) or "").strip() for t in outs] for outs in texts]
     results: dict[tuple[str, str], Any] = {}
     if n > 1:
         jobs = sorted({(ex.db_path, s) for ex, ss in zip(exs, sqls) if ex.db_path for s in ss if s})
-        for job, res in zip(jobs, _execute_all(list(jobs), workers, timeout)):
+        for job, res in zip(jobs, pool.run(list(jobs))):
             results[job] = res
     records = []
     for i, ex, outs, ss in zip(ids, exs, texts, sqls):
