@@ -171,3 +171,18 @@ def test_multi_turn_reports_interaction_accuracy(db_dir, tmp_path):
     r = evaluate_files(gold, pred, db_dir=db_dir, etype="exec", workers=0)
     assert r.summary["all"]["ex"] == pytest.approx(2 / 3)
     assert r.summary["interaction"]["count"] == 2 and r.summary["interaction"]["ex"] == 0.5
+
+
+def test_difficulty_breakdown_and_bird_metrics_in_the_table(db_dir):
+    golds = [("SELECT name FROM singer", "music"), ("SELECT count(*) FROM singer", "music"),
+             ("SELECT age FROM singer WHERE country = 'France'", "music")]
+    preds = ["SELECT name FROM singer", "SELECT count(*) FROM concert", "SELECT age FROM singer"]
+    r = evaluate_pairs(preds, golds, db_dir=db_dir, etype="exec", workers=0, mode="bird",
+                       difficulties=["simple", "moderate", "moderate"], ves_iterations=3)
+    by = r.summary["by_difficulty"]
+    assert by["simple"]["ex"] == 1.0 and by["moderate"]["ex"] == 0.0 and by["moderate"]["count"] == 2
+    # Soft-F1: 1 for the correct one, 0 for the wrong count, partial for the superset of ages
+    soft = [v.extra["soft_f1"] for v in r.verdicts]
+    assert soft[0] == 1.0 and soft[1] == 0.0 and 0 < soft[2] < 1
+    table = r.table()
+    assert "simple" in table and "moderate" in table and "soft_f1" in table and "ves" in table
