@@ -62,6 +62,7 @@ def time_ratios(
     *,
     pool: ExecutorPool,
     iterations: int = 10,
+    progress: bool = False,
 ) -> list[float]:
     """Per job ``(db_file, pred_sql, gold_sql)`` the cleaned mean of gold_time / pred_time.
 
@@ -76,7 +77,7 @@ def time_ratios(
         for _ in range(iterations):
             flat.append((db, gold))
             flat.append((db, pred))
-    res = pool.run(flat, cache=False, progress="VES timing" if len(flat) > 2000 else False)
+    res = pool.run(flat, cache=False, progress="VES timing" if progress else False)
     out = [0.0] * len(jobs)
     for n, i in enumerate(idx):
         chunk = res[n * 2 * iterations : (n + 1) * 2 * iterations]

@@ -159,7 +159,7 @@ def evaluate_pairs(
                 plug_value=plug_value, progress=progress,
             )
             if mode == "bird":
-                bird_extra = _bird_extras(outcomes, files, pool, ves_iterations)
+                bird_extra = _bird_extras(outcomes, files, pool, ves_iterations, progress)
         finally:
             if own_pool:
                 pool.close()
@@ -202,7 +202,9 @@ def evaluate_pairs(
     return EvalReport(verdicts, summary, warnings, list(preds), gold_sqls)
 
 
-def _bird_extras(outcomes, files, pool: ExecutorPool, ves_iterations: int | None) -> dict[str, Any]:
+def _bird_extras(
+    outcomes, files, pool: ExecutorPool, ves_iterations: int | None, progress: bool
+) -> dict[str, Any]:
     scored = [i for i, o in enumerate(outcomes) if o.error != "gold_error"]
     f1 = [0.0] * len(outcomes)
     for i in scored:
@@ -221,7 +223,7 @@ def _bird_extras(outcomes, files, pool: ExecutorPool, ves_iterations: int | None
             (files[i][0], o.pred_sql, o.gold_sql) if (o.ex and o.error != "gold_error") else None
             for i, o in enumerate(outcomes)
         ]
-        ratios = bird_metrics.time_ratios(jobs, pool=pool, iterations=iters)
+        ratios = bird_metrics.time_ratios(jobs, pool=pool, iterations=iters, progress=progress)
         scored_ratios = [ratios[i] for i in scored]
         out.update(
             ves=bird_metrics.ves(scored_ratios), r_ves=bird_metrics.r_ves(scored_ratios),
