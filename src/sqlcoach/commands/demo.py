@@ -135,13 +135,15 @@ def run(args: argparse.Namespace) -> int:
     _say(f"training a tokenizer and initialising a {args.size} Qwen2")
     with timings.stage("model_init"), track_peak() as mem:
         from sqlcoach.models.tiny import init_tiny_model, world_corpus
-        from sqlcoach.train.sft import build_rows
+        from sqlcoach.train.sft import build_rows, build_training_rows
 
-        rows, _ = build_rows(
+        plain, _ = build_rows(
             train, template=cfg.template, schema_style=cfg.schema_style, sample_values=cfg.schema_sample_values
         )
-        # The tokenizer sees exactly the text the model will be trained on (+ the schemas).
-        corpus = world_corpus(world) + [m["content"] for r in rows for m in r["prompt"] + r["completion"]]
+        # The tokenizer sees the unrenamed training text (+ the train schemas); renamed copies
+        # (cfg.rename_copies) are spelled with its merges, as dev names will be.
+        corpus = world_corpus(world) + [m["content"] for r in plain for m in r["prompt"] + r["completion"]]
+        rows, _ = build_training_rows(train, cfg)
         info = init_tiny_model(out / "model-init", args.size, corpus, vocab_size=args.vocab_size, seed=args.seed)
     memory["model_init"] = mem.as_dict()
     _say(f"model: {info['parameters']:,} parameters, vocabulary {info['vocab_size']}")

@@ -32,6 +32,9 @@ class SFTRunConfig:
     template: str = "sql_terminal"
     schema_style: str = "compact"
     schema_sample_values: int = 3  # example values per column in the schema text (0: none)
+    # schema-renaming augmentation (sqlcoach.train.augment): renamed copies per training example
+    rename_copies: int = 0
+    rename_keep_original: bool = True  # with rename_copies > 0: also train on the unrenamed row
     # where
     output_dir: str = "runs/sft"
     # optimisation
@@ -85,6 +88,10 @@ class SFTRunConfig:
             raise ConfigError(f"max_length must be >= 16 tokens (got {self.max_length}): prompts would be cut to nothing")
         if self.schema_sample_values < 0:
             raise ConfigError("schema_sample_values must be >= 0 (0 shows no example values)")
+        if self.rename_copies < 0:
+            raise ConfigError(f"rename_copies must be >= 0 (0: no renaming), got {self.rename_copies}")
+        if self.rename_copies == 0 and not self.rename_keep_original:
+            raise ConfigError("rename_keep_original=false needs rename_copies >= 1, or no row would be left")
         if self.max_examples is not None and self.max_examples < 1:
             raise ConfigError("max_examples must be >= 1 or null (all examples)")
         if self.method in ("lora", "qlora"):

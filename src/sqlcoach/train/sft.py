@@ -69,6 +69,34 @@ def build_rows(
     return rows, skipped
 
 
+def build_training_rows(examples: list[Any], cfg: SFTRunConfig) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows ``cfg`` trains on: ``build_rows`` (unless ``rename_keep_original`` is off) plus
+    ``rename_copies`` schema-renamed copies per example (``sqlcoach.train.augment``), interleaved
+    example by example so that any prefix of the rows mixes both. Returns ``(rows, skipped)``."""
+    rows, skipped = build_rows(
+        examples, template=cfg.template, schema_style=cfg.schema_style, sample_values=cfg.schema_sample_values
+    )
+    if cfg.rename_copies <= 0:
+        return rows, skipped
+    from sqlcoach.train.augment import renamed_rows
+
+    renamed, skipped2 = renamed_rows(
+        examples, template=cfg.template, schema_style=cfg.schema_style, sample_values=cfg.schema_sample_values,
+        copies=cfg.rename_copies, seed=cfg.seed,
+    )
+    if not cfg.rename_keep_original:
+        return renamed, skipped2
+    k = cfg.rename_copies
+    mixed: list[dict[str, Any]] = []
+    if len(renamed) == len(rows) * k:
+        for i, row in enumerate(rows):
+            mixed.append(row)
+            mixed.extend(renamed[i * k : (i + 1) * k])
+    else:  # some example was skipped by one builder and not the other: keep both lists whole
+        mixed = rows + renamed
+    return mixed, skipped + skipped2
+
+
 def last_checkpoint(output_dir: str | Path) -> Path | None:
     """The ``checkpoint-N`` folder with the largest N in ``output_dir`` that holds a trainer state,
     or ``None``. A checkpoint without ``trainer_state.json`` (killed while saving) is ignored."""
@@ -194,9 +222,7 @@ def run_sft(
             examples = load_examples(cfg.data_kind, cfg.data_path, cfg.split)
         if cfg.max_examples is not None:
             examples = examples[: cfg.max_examples]
-        rows, skipped = build_rows(
-            examples, template=cfg.template, schema_style=cfg.schema_style, sample_values=cfg.schema_sample_values
-        )
+        rows, skipped = build_training_rows(examples, cfg)
     elif cfg.max_examples is not None:
         rows = rows[: cfg.max_examples]
     for s in skipped[:10]:
