@@ -110,6 +110,15 @@ class GRPORunConfig:
             raise ConfigError("max_examples must be >= 1 or null (all prompts)")
         if self.schema_sample_values < 0:
             raise ConfigError("schema_sample_values must be >= 0 (0 shows no example values)")
+        if isinstance(self.rewards, str) and (self.rewards.lstrip().startswith("[") or "," in self.rewards):
+            # key=value override: rewards=execution,format or rewards='[execution, {name: ngram, weight: 0.3}]'
+            import yaml
+
+            text = self.rewards if self.rewards.lstrip().startswith("[") else f"[{self.rewards}]"
+            try:
+                self.rewards = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"rewards: not a YAML list: {exc}") from exc
         if not isinstance(self.rewards, (str, list, tuple)) or not self.rewards:
             raise ConfigError(
                 "rewards must be a preset name (seed-multi, arctic), a reward name, or a non-empty list of "

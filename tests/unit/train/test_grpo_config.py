@@ -35,6 +35,11 @@ def test_overrides_are_coerced(tmp_path):
     assert cfg.rewards == ["execution", {"name": "format", "weight": 0.5}]
     assert cfg.reward_options == {"format": {"template": "think"}}
     assert cfg.scale_rewards == "none"  # TRL's mapping of the boolean form
+    cfg = load_config(GRPORunConfig, None, {**BASE, **parse_overrides(["rewards=execution_binary,format"])})
+    assert cfg.rewards == ["execution_binary", "format"]
+    cfg = load_config(GRPORunConfig, None, {**BASE, **parse_overrides(["rewards=[execution, {name: ngram, weight: 0.3}]"])})
+    assert cfg.rewards == ["execution", {"name": "ngram", "weight": 0.3}]
+    assert load_config(GRPORunConfig, None, {**BASE, "rewards": "arctic"}).rewards == "arctic"
 
 
 def test_trl_value_sets_match_the_installed_trl():
