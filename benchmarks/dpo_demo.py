@@ -17,6 +17,8 @@ run while pairs are mined):
 3. ``dpo``: ``run_dpo`` with ``configs/dpo/demo.yaml`` (full, sigmoid) and a ``--seconds`` budget;
    ``key=value`` pairs override that config.
 4. ``eval-dpo``: the same greedy evaluation of the DPO model.
+5. ``heldout-start`` / ``heldout-dpo`` (only with ``--stage``): the same evaluation on the train
+   questions held out of the pairs (databases seen in SFT, questions unseen by DPO).
 
 Prints one line per figure and writes ``OUT/dpo_demo.json``.
 """
@@ -87,6 +89,15 @@ def stage_mine(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             "temperature": args.temperature, "questions": len(examples)}
 
 
+def heldout(args: argparse.Namespace, out: Path) -> list[Any]:
+    """Train-split questions whose pairs went to ``pairs_eval.jsonl`` (never trained on by DPO)."""
+    from sqlcoach.data import load_examples
+    from sqlcoach.train.pairs import read_pairs
+
+    ids = {r["id"] for r in read_pairs(out / "pairs" / "pairs_eval.jsonl")}
+    return [ex for ex in load_examples("spider", args.world, "train") if ex.id in ids]
+
+
 def stage_dpo(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     from sqlcoach.train.common import load_config, parse_overrides
     from sqlcoach.train.dpo import run_dpo
@@ -113,7 +124,8 @@ def main() -> int:
                     help="folder where `sqlcoach pairs mine --out DIR/pairs.jsonl --holdout F` wrote its files: "
                          "use those instead of mining here")
     ap.add_argument("--seconds", type=float, default=480.0, help="DPO wall-clock budget")
-    ap.add_argument("--stage", default="all", choices=["all", "mine", "eval-start", "dpo", "eval-dpo", "report"])
+    ap.add_argument("--stage", default="all", choices=["all", "mine", "eval-start", "dpo", "eval-dpo",
+                                                       "heldout-start", "heldout-dpo", "report"])
     ap.add_argument("overrides", nargs="*", metavar="key=value", help="DPO config overrides")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -130,6 +142,9 @@ def main() -> int:
         "eval-start": lambda: evaluate(args.start, dev, out / "pred" / f"start_{len(dev)}.sql"),
         "dpo": lambda: stage_dpo(args, out),
         "eval-dpo": lambda: evaluate(str(out / "dpo" / "final"), dev, out / "pred" / f"dpo_{len(dev)}.sql"),
+        # the train questions held out of the pairs: their databases were seen in SFT, the questions not in DPO
+        "heldout-start": lambda: evaluate(args.start, heldout(args, out), out / "pred" / "heldout_start.sql"),
+        "heldout-dpo": lambda: evaluate(str(out / "dpo" / "final"), heldout(args, out), out / "pred" / "heldout_dpo.sql"),
     }
     results: dict[str, Any] = {}
     for name, fn in stages.items():
@@ -154,10 +169,11 @@ def main() -> int:
               f"median {d['median_step_seconds']}s/step, peak RSS {d['peak_memory_mb']} MB, final loss {d['last_metrics'].get('loss')}, "
               f"margin {d['last_metrics'].get('rewards/margins')}, held-out pair accuracy "
               f"{(d.get('eval') or {}).get('eval_rewards/accuracies')}")
-    for name in ("eval-start", "eval-dpo"):
+    for name in ("eval-start", "eval-dpo", "heldout-start", "heldout-dpo"):
         e = results.get(name)
         if e:
-            print(f"{name}: EX {e['ex']:.4f} ({e['correct']}/{e['n']} dev questions), executes {e['executes']}")
+            what = "dev" if name.startswith("eval") else "held-out train"
+            print(f"{name}: EX {e['ex']:.4f} ({e['correct']}/{e['n']} {what} questions), executes {e['executes']}")
     (out / "dpo_demo.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
