@@ -144,6 +144,10 @@ def _reasoning_user(ex: Example, schema: str) -> str:
     return REASONING_USER.format(schema=schema.rstrip(), question=history_block(ex.turns) + question_block(ex))
 
 
+def _minimal_user(ex: Example, schema: str) -> str:
+    return f"{schema.rstrip()}\nQuestion: {history_block(ex.turns) + question_block(ex)}\nSQL:"
+
+
 def _sql_block(sql: str) -> str:
     return f"```sql\n{sql.strip()}\n```"
 
@@ -152,6 +156,14 @@ TEMPLATES: dict[str, Template] = {
     "sql_terminal": Template(
         "sql_terminal",
         _sql_terminal_user,
+        lambda sql, reasoning: sql.strip(),
+        re.compile(r"\s*(?:SELECT|WITH)\b(?:(?!```).)*", re.IGNORECASE | re.DOTALL),
+    ),
+    # The shortest prompt: schema, question, cue; no instruction words (for tiny from-scratch
+    # models such as the demo's, where every prompt token costs training time). Bare SQL answer.
+    "minimal": Template(
+        "minimal",
+        _minimal_user,
         lambda sql, reasoning: sql.strip(),
         re.compile(r"\s*(?:SELECT|WITH)\b(?:(?!```).)*", re.IGNORECASE | re.DOTALL),
     ),

