@@ -9,7 +9,11 @@ hardness, and writes ``DIR/report.json`` (stage -> metrics, timings, peak memory
 The SFT settings are ``DEMO_SFT`` below (``configs/sft/demo.yaml`` holds the same values and a
 test keeps them equal); ``key=value`` arguments override them. Self-consistency runs on the first
 ``--sc-limit`` dev questions (100 by default; 0 = all) because it costs n times the generation.
-The dev databases are never seen in training (the world's split is by database).
+The dev databases are never seen in training (the world's split is by database), so the model
+must copy table and column names from the prompt: the SFT rows are schema-renamed
+(``sqlcoach.train.augment``; docs/training.md says why and what the tokenizer sees). The tokenizer
+is trained on the unrenamed training text only. Run it with ``OMP_NUM_THREADS`` at most the number
+of free cores (on a busy machine, 1).
 """
 
 from __future__ import annotations
