@@ -238,8 +238,8 @@ def run_dpo(
     t_train = time.monotonic()
     with track_peak() as peak:
         result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+        train_seconds = time.monotonic() - t_train  # training only; the held-out evaluation follows
         eval_metrics = trainer.evaluate() if eval_rows else None
-    train_seconds = time.monotonic() - t_train
 
     # (5) save and report
     out = Path(cfg.output_dir)
