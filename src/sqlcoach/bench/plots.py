@@ -63,7 +63,8 @@ def ex_by_hardness(rows: list[dict[str, Any]]) -> bytes | None:
     if not evald:
         return None
     levels = [lv for lv in HARDNESS_LEVELS if any(lv in r["eval"]["summary"].get("by_hardness", {}) for r in evald)]
-    groups = levels + ["all"]
+    has_seen = any((r["eval"].get("seen") or {}).get("summary") for r in evald)
+    groups = levels + ["all"] + (["seen DBs"] if has_seen else [])
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     width = 0.8 / len(evald)
@@ -71,12 +72,16 @@ def ex_by_hardness(rows: list[dict[str, Any]]) -> bytes | None:
         s = r["eval"]["summary"]
         vals = [100 * ((s.get("by_hardness", {}).get(g) or {}).get("ex") or 0.0) for g in levels]
         vals.append(100 * (s["all"].get("ex") or 0.0))
+        if has_seen:
+            seen = ((r["eval"].get("seen") or {}).get("summary") or {}).get("all") or {}
+            vals.append(100 * (seen.get("ex") or 0.0))
         xs = [j + i * width - 0.4 + width / 2 for j in range(len(groups))]
         ax.bar(xs, vals, width=width, label=r["name"])
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(groups)
     ax.set_ylabel("EX (%)")
-    ax.set_title("Execution accuracy by hardness")
+    ax.set_title("Execution accuracy by hardness (unseen databases), and on seen ones" if has_seen
+                 else "Execution accuracy by hardness")
     ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
@@ -92,7 +97,7 @@ def bars(rows: list[dict[str, Any]], values: dict[str, float | None], *, ylabel:
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
     ax.bar([n for n, _ in items], [v for _, v in items], color="#4c72b0")
     for i, (_, v) in enumerate(items):
-        ax.annotate(f"{v:.3g}", (i, v), ha="center", va="bottom", fontsize=8)
+        ax.annotate(f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}", (i, v), ha="center", va="bottom", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
@@ -106,7 +111,7 @@ def all_figures(rows: list[dict[str, Any]]) -> list[tuple[str, bytes]]:
         ("Training loss per step", curves(rows, "loss_curve", ylabel="loss", title="Training loss")),
         ("Reward per step (RL methods; DPO: reward margin)",
          curves(rows, "reward_curve", ylabel="reward", title="Reward")),
-        ("EX per hardness per method", ex_by_hardness(rows)),
+        ("EX per hardness per method (and on databases seen in training, when measured)", ex_by_hardness(rows)),
         ("Median seconds per optimizer step",
          bars(rows, {r["name"]: r["train"].get("median_step_seconds") for r in trained},
               ylabel="s / step", title="Time per step (median)")),

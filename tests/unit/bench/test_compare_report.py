@@ -63,3 +63,9 @@ def test_peak_memory_prefers_cuda():
     row = {"train": {"peak_cuda_mb": 512.0, "peak_process_rss_mb": 2000.0}}
     assert plots.peak_memory(row) == (512.0, "CUDA max allocated")
     assert plots.peak_memory({"train": {"peak_process_rss_mb": 2000.0}}) == (2000.0, "process peak RSS")
+
+
+def test_ex_figure_adds_seen_databases_when_measured():
+    rows = sample_report()["methods"]
+    rows[1]["eval"]["seen"] = {"questions": 5, "summary": {"all": {"ex": 0.5}}}
+    assert plots.ex_by_hardness(rows)[:8] == b"\x89PNG\r\n\x1a\n"
