@@ -20,7 +20,7 @@ from sqlcoach.bench import plots
 from sqlcoach.types import HARDNESS_LEVELS
 
 COLUMNS = (
-    "method", "status", "steps", "s/step (median)", "train s", "gen tok/s", "trained tok/s", "peak MiB",
+    "method", "status", "steps", "s/step (median)", "train s", "total s", "gen tok/s", "trained tok/s", "peak MiB",
     "EX", "EM", *(f"EX {lv}" for lv in HARDNESS_LEVELS), "executes", "EX seen", "executes seen", "last reward",
 )
 
@@ -50,6 +50,7 @@ def method_cells(row: dict[str, Any]) -> list[str]:
         _num(t.get("global_step"), "{:d}") if isinstance(t.get("global_step"), int) else "-",
         _num(t.get("median_step_seconds"), "{:.3f}"),
         _num(t.get("seconds"), "{:.0f}"),
+        _num(total_seconds(row), "{:.0f}"),
         _num(t.get("generated_tokens_per_s"), "{:.0f}"),
         _num(t.get("trained_tokens_per_s"), "{:.0f}"),
         _num(mem, "{:.0f}"),
@@ -61,6 +62,16 @@ def method_cells(row: dict[str, Any]) -> list[str]:
         _pct(((ev.get("seen") or {}).get("summary") or {}).get("executes")),
         _num(rc[-1][1], "{:.3f}") if rc else "-",
     ]
+
+
+def total_seconds(row: dict[str, Any]) -> float | None:
+    """Everything the method cost in wall time: preparation (e.g. DPO's pair mining) + the training
+    process (model loading, data preparation and saving included) + the evaluation process."""
+    t = row.get("train") or {}
+    ev = row.get("eval") or {}
+    parts = [t.get("prepare_seconds"), t.get("process_seconds"), ev.get("process_seconds")]
+    nums = [float(x) for x in parts if isinstance(x, (int, float))]
+    return sum(nums) if nums else None
 
 
 def markdown_table(report: dict[str, Any]) -> str:
@@ -95,6 +106,7 @@ def caption(report: dict[str, Any]) -> str:
         f"Machine: {m.get('cpu_count')} CPU(s), {m.get('threads_per_method')} thread(s) per method; torch "
         f"{m.get('torch', '?')}, transformers {m.get('transformers', '?')}, trl {m.get('trl', '?')}. "
         "peak MiB: CUDA max allocated on a GPU, else the training process's peak RSS (model load included). "
+        "train s: training proper; total s: preparation + training process + evaluation process. "
         "tok/s: per second of training time."
     )
 

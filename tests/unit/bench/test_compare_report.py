@@ -69,3 +69,12 @@ def test_ex_figure_adds_seen_databases_when_measured():
     rows = sample_report()["methods"]
     rows[1]["eval"]["seen"] = {"questions": 5, "summary": {"all": {"ex": 0.5}}}
     assert plots.ex_by_hardness(rows)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_total_seconds_adds_preparation_training_and_evaluation():
+    from sqlcoach.bench.report import total_seconds
+
+    row = {"train": {"prepare_seconds": 150.0, "process_seconds": 200.0}, "eval": {"process_seconds": 60.0}}
+    assert total_seconds(row) == 410.0
+    assert total_seconds({"eval": {"process_seconds": 60.0}}) == 60.0
+    assert total_seconds({}) is None
