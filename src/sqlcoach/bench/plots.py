@@ -35,6 +35,13 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+def _colour(rows: list[dict[str, Any]], name: str) -> Any:
+    """The same colour for a method in every figure (its position among all rows)."""
+    names = [r.get("name") for r in rows]
+    i = names.index(name) if name in names else 0
+    return f"C{i % 10}"
+
+
 def _ok(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r.get("status") == "ok"]
 
@@ -48,7 +55,8 @@ def curves(rows: list[dict[str, Any]], key: str, *, ylabel: str, title: str) -> 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for name, c in series:
-        ax.plot([p[0] for p in c], [p[1] for p in c], marker="." if len(c) < 30 else None, lw=1.5, label=name)
+        ax.plot([p[0] for p in c], [p[1] for p in c], marker="." if len(c) < 30 else None, lw=1.5, label=name,
+                color=_colour(rows, name))
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -68,6 +76,7 @@ def ex_by_hardness(rows: list[dict[str, Any]]) -> bytes | None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     width = 0.8 / len(evald)
+    top = 0.0
     for i, r in enumerate(evald):
         s = r["eval"]["summary"]
         vals = [100 * ((s.get("by_hardness", {}).get(g) or {}).get("ex") or 0.0) for g in levels]
@@ -76,13 +85,13 @@ def ex_by_hardness(rows: list[dict[str, Any]]) -> bytes | None:
             seen = ((r["eval"].get("seen") or {}).get("summary") or {}).get("all") or {}
             vals.append(100 * (seen.get("ex") or 0.0))
         xs = [j + i * width - 0.4 + width / 2 for j in range(len(groups))]
-        ax.bar(xs, vals, width=width, label=r["name"])
+        ax.bar(xs, vals, width=width, label=r["name"], color=_colour(rows, r["name"]))
+        top = max([top, *vals])
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(groups)
     ax.set_ylabel("EX (%)")
-    ax.set_title("Execution accuracy by hardness (unseen databases), and on seen ones" if has_seen
-                 else "Execution accuracy by hardness")
-    ax.set_ylim(0, 100)
+    ax.set_title("EX by hardness (unseen DBs), and on seen DBs" if has_seen else "EX by hardness")
+    ax.set_ylim(0, min(100.0, max(5.0, top * 1.2)))  # small figures stay visible
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
@@ -95,7 +104,7 @@ def bars(rows: list[dict[str, Any]], values: dict[str, float | None], *, ylabel:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
-    ax.bar([n for n, _ in items], [v for _, v in items], color="#4c72b0")
+    ax.bar([n for n, _ in items], [v for _, v in items], color=[_colour(rows, n) for n, _ in items])
     for i, (_, v) in enumerate(items):
         ax.annotate(f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}", (i, v), ha="center", va="bottom", fontsize=8)
     ax.set_ylabel(ylabel)

@@ -120,8 +120,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 _CSS = (
-    "body{font-family:system-ui,sans-serif;max-width:1200px;margin:1.5em auto;padding:0 1em;color:#222}"
-    "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}"
+    "body{font-family:system-ui,sans-serif;max-width:1500px;margin:1.5em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:88%}td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}"
     "th{background:#e8e8e8}td.l,th.l{text-align:left}td.code{text-align:left;font-family:monospace;font-size:85%}"
     "figure{display:inline-block;margin:0.5em;vertical-align:top}figure img{width:560px}figcaption{font-size:90%;color:#555}"
     "pre{background:#f4f4f4;padding:0.8em;overflow:auto;font-size:85%}.bad{color:#a00}"
