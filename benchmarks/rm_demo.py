@@ -41,6 +41,9 @@ def main() -> int:
     held = read_pairs(pairs / "pairs_eval.jsonl")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    torch.manual_seed(0)  # the baseline's score head is random: make it the same on every run
     before = evaluate_rm(args.start, held, device="cpu")  # the start checkpoint with a random score head
     values = {"model": args.start, "pairs_path": str(pairs / "pairs.jsonl"), "eval_pairs_path": None,
               "output_dir": str(out / "rm"), "max_seconds": str(args.seconds), "disable_tqdm": "true"}
