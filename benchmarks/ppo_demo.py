@@ -2,12 +2,14 @@
 
     OMP_NUM_THREADS=2 python benchmarks/ppo_demo.py --start /work/runs/start/sft/final \\
         --world /work/runs/start/world --out /work/runs/h9/demo --n-dev 200 --steps 30 \\
-        [--reward-model runs/rm/final] [--skip exec] [key=value ...]
+        [--n-train-eval 150] [--reward-model runs/rm/final | --make-rm 600 --rm-seconds 300] \\
+        [--skip exec,rm] learning_rate=5e-4 max_seconds=1500 [key=value ...]
 
 Runs, in order: greedy prediction + EX of the start model on the first ``--n-dev`` dev questions;
 ``sqlcoach train ppo`` with ``configs/ppo/demo.yaml`` and the execution reward (``--steps`` PPO
-steps); the same greedy evaluation of the PPO policy; with ``--reward-model`` a second PPO run
-whose only reward is that reward model, and its evaluation. Extra ``key=value`` pairs override the
+steps); the same greedy evaluation of the PPO policy (with ``--n-train-eval N`` also on N train
+questions that no rollout used); with ``--reward-model`` (or ``--make-rm``, which trains one
+first: see ``make_rm``) a second PPO run whose only reward is that reward model, evaluated alike. Extra ``key=value`` pairs override the
 PPO config of every run. Prints one line per figure and writes ``OUT/ppo_demo.json``.
 
 EX is the project's metric (``sqlcoach.generate.predict`` greedy, then
