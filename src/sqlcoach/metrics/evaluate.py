@@ -232,7 +232,7 @@ def _bird_extras(
     return out
 
 
-def _files_for_example(ex: Example, mode: str) -> tuple[str, ...]:
+def example_database_files(ex: Example, mode: str) -> tuple[str, ...]:
     """Database files of one example: its folder's ``*.sqlite`` files (test-suite accuracy) when
     the folder is named after the database, as in Spider's layout; otherwise the file alone, so a
     folder of unrelated databases (e.g. materialised WikiSQL tables) is never mixed in."""
@@ -257,7 +257,7 @@ def evaluate_examples(
     Example difficulties (BIRD) are carried into the summary.
     """
     mode = kwargs.get("mode", "spider")
-    files = [_files_for_example(ex, mode) for ex in examples]
+    files = [example_database_files(ex, mode) for ex in examples]
     golds = [(ex.gold_sql or "", ex.db_id) for ex in examples]
     diffs = [ex.difficulty for ex in examples]
     if "difficulties" not in kwargs and any(diffs):

@@ -223,7 +223,7 @@ def mine_pairs(
     logged (question, chosen SQL, rejected SQL and kind) so that a reader sees what DPO learns."""
     import time
 
-    from sqlcoach.metrics.evaluate import _files_for_example
+    from sqlcoach.metrics.evaluate import example_database_files
     from sqlcoach.metrics.ex import ExItem, score_execution
     from sqlcoach.prompts.chat import to_text
     from sqlcoach.prompts.templates import get_template, render_completion, render_prompt
@@ -273,7 +273,7 @@ def mine_pairs(
             outs: list[list[str]] = gen.texts  # [Q][k]
             sqls = [[(extract_sql(t) or "").strip() for t in row] for row in outs]  # [Q][k]
             items = [
-                ExItem(pred=s, gold=ex.gold_sql or "", files=_files_for_example(ex, mode))
+                ExItem(pred=s, gold=ex.gold_sql or "", files=example_database_files(ex, mode))
                 for ex, row in zip(exs, sqls) for s in row
             ]  # [Q*k], question-major
             outcomes = score_execution(items, pool=pool, mode=mode)
