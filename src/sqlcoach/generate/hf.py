@@ -60,7 +60,7 @@ def generate_texts(
         "num_return_sequences": n,
         "use_cache": True,
         "pad_token_id": tokenizer.pad_token_id,
-        "eos_token_id": _eos_ids(model, tokenizer),
+        "eos_token_id": eos_ids(model, tokenizer),
     }
     if sample:
         gen_kwargs["temperature"] = temperature if temperature > 0 else 1.0
@@ -94,7 +94,7 @@ def generate_texts(
     return Generations(out, prompt_tokens, generated, time.monotonic() - t0)
 
 
-def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
+def eos_ids(model: Any, tokenizer: Any) -> list[int]:
     """Every id that ends an answer: the generation config's eos (may be a list) and the tokenizer's."""
     ids: list[int] = []
     gc = getattr(model, "generation_config", None)

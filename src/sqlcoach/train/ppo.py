@@ -175,7 +175,9 @@ def run_ppo(
         ref_model.eval().requires_grad_(False)
     model = core.PolicyWithValue(policy, core.hidden_size_of(policy)).to(accelerator.device)
     model.eval()  # dropout off during rollouts *and* updates (N+ details)
-    eos_ids = _eos_ids(policy, tokenizer)
+    from sqlcoach.generate.hf import eos_ids as _stop_ids
+
+    eos_ids = _stop_ids(policy, tokenizer)
 
     # (2) prompt rows (GRPO's) and rewards: one executor pool for gold curation, rewards, samples
     from sqlcoach.execution.pool import ExecutorPool
@@ -402,12 +404,6 @@ def run_ppo(
 
 
 # ----------------------------------------------------------------------------- helpers of the recipe
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
-    from sqlcoach.generate.hf import _eos_ids as eos_ids
-
-    return eos_ids(model, tokenizer)
 
 
 def _build_reward_fns(cfg: PPORunConfig, pool: Any) -> list[Callable[..., Any]]:
