@@ -74,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vocab-size", type=int, default=None,
                    help="BPE vocabulary target (default: the size's own). Small vocabularies spell table "
                         "and column names in pieces, in training as in dev, so the model must learn to copy them")
+    p.add_argument("--tokenizer-schemas", choices=("train", "all"), default="train",
+                   help="schemas in the tokenizer's corpus: the training databases' (default) or all the "
+                        "world's, dev included (CREATE statements only, never dev questions or SQL)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n", type=int, default=8, help="self-consistency samples (0 = skip that stage)")
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature for self-consistency")
@@ -154,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
         # The tokenizer sees the unrenamed training text (+ the train schemas); renamed copies
         # (cfg.rename_copies) are spelled with its merges, as dev names will be.
         corpus = world_corpus(world) + [m["content"] for r in plain for m in r["prompt"] + r["completion"]]
+        if args.tokenizer_schemas == "all":
+            corpus += _all_schema_statements(world)
         rows, _ = build_training_rows(train, cfg)
         info = init_tiny_model(out / "model-init", args.size, corpus, vocab_size=args.vocab_size, seed=args.seed)
     memory["model_init"] = mem.as_dict()
@@ -211,6 +216,20 @@ def run(args: argparse.Namespace) -> int:
     print()
     _say(f"finished in {total:.0f}s; wrote {out / 'report.json'} and {out / 'report.html'}")
     return 0
+
+
+def _all_schema_statements(world: Path) -> list[str]:
+    """CREATE statements of every database of the world, dev databases included (schema text only)."""
+    import sqlite3
+
+    out: list[str] = []
+    for db in sorted(world.glob("database/*/*.sqlite")):
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            out += [sql for (sql,) in con.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")]
+        finally:
+            con.close()
+    return out
 
 
 def _predict_and_score(name, model_dir, examples, pred_path, args, cfg, *, n, timings, memory) -> dict[str, Any]:

@@ -229,6 +229,8 @@ def word_pool(schemas: list[Schema], n_fresh: int = 4000, seed: int = 0) -> list
     for s in schemas:
         words.extend(w for w in identifier_words(s) if w not in KEEP_WORDS and w.isalpha() and len(w) > 2)
     words = sorted(set(words) - _reserved())
+    if n_fresh == 0:
+        return words
     fresh = fresh_words(n_fresh, seed, exclude=set(words))
     # About half of the draws are real (English) words, half generated ones: dev names are English
     # words, and generated ones break every link between a name and the queries it appears in.
@@ -244,10 +246,12 @@ def renamed_rows(
     sample_values: int = 0,
     copies: int = 1,
     seed: int = 0,
+    fresh: bool = True,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """``copies`` renamed prompt/completion rows per example (TRL conversational format, as
     ``sqlcoach.train.sft.build_rows``); returns ``(rows, skipped)`` where ``skipped`` says which
-    examples could not be renamed and why. Deterministic in ``seed``."""
+    examples could not be renamed and why. Deterministic in ``seed``. ``fresh=False``: new names
+    are only words of the training schemas (no generated words)."""
     from sqlcoach.prompts.templates import render_completion, render_prompt
     from sqlcoach.schema.introspect import introspect
     from sqlcoach.schema.serialize import serialize
@@ -261,7 +265,7 @@ def renamed_rows(
             except Exception as exc:  # reported, the rest is still used
                 schemas[ex.db_path] = None
                 skipped.append(f"{ex.id}: cannot read schema of {ex.db_path}: {exc}")
-    pool = word_pool([s for s in schemas.values() if s is not None], seed=seed)
+    pool = word_pool([s for s in schemas.values() if s is not None], n_fresh=4000 if fresh else 0, seed=seed)
     rng = random.Random(seed)
     rows: list[dict[str, Any]] = []
     for ex in examples:

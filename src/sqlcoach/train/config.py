@@ -35,6 +35,7 @@ class SFTRunConfig:
     # schema-renaming augmentation (sqlcoach.train.augment): renamed copies per training example
     rename_copies: int = 0
     rename_keep_original: bool = True  # with rename_copies > 0: also train on the unrenamed row
+    rename_fresh_words: bool = True  # new names: half generated words; false: training-schema words only
     # where
     output_dir: str = "runs/sft"
     # optimisation

@@ -82,7 +82,7 @@ def build_training_rows(examples: list[Any], cfg: SFTRunConfig) -> tuple[list[di
 
     renamed, skipped2 = renamed_rows(
         examples, template=cfg.template, schema_style=cfg.schema_style, sample_values=cfg.schema_sample_values,
-        copies=cfg.rename_copies, seed=cfg.seed,
+        copies=cfg.rename_copies, seed=cfg.seed, fresh=cfg.rename_fresh_words,
     )
     if not cfg.rename_keep_original:
         return renamed, skipped2

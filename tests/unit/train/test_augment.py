@@ -165,3 +165,14 @@ def test_config_rejects_bad_rename_settings():
         SFTRunConfig(model="m", data_path="d", rename_copies=-1)
     with pytest.raises(ConfigError, match="rename_keep_original"):
         SFTRunConfig(model="m", data_path="d", rename_keep_original=False)
+
+
+def test_pool_without_fresh_words_uses_only_training_schema_words(db):
+    schema = introspect(db, sample_values=0)
+    pool = augment.word_pool([schema], n_fresh=0)
+    assert set(pool) <= set(augment.identifier_words(schema)) - {"id"}
+    rows, _ = augment.renamed_rows(_examples(db), template="minimal", schema_style="compact", fresh=False, seed=2)
+    words = set(augment.identifier_words(schema))
+    for r in rows:
+        names = re.findall(r"\b([a-z]+)(?:_id)?\b", r["prompt"][-1]["content"].split("\nQuestion:")[0])
+        assert set(names) <= words | {"id"}, names
