@@ -236,3 +236,79 @@ def clock_callback(
             return control
 
     return _Clock()
+
+
+# ----------------------------------------------------------------------------- shared config rules
+# The rules every training recipe's config shares. Each recipe's ``__post_init__`` calls them next
+# to its own rules, so that one rule has one wording everywhere.
+
+
+def check_optimizer(cfg: Any) -> None:
+    """learning_rate > 0; warmup_ratio in [0, 1) (when the config has one); batch sizes >= 1."""
+    if cfg.learning_rate <= 0:
+        raise ConfigError(f"learning_rate must be > 0 (got {cfg.learning_rate}): a zero rate trains nothing")
+    warmup = getattr(cfg, "warmup_ratio", 0.0)
+    if not 0 <= warmup < 1:
+        raise ConfigError(f"warmup_ratio must be in [0, 1): it is a fraction of the total steps (got {warmup})")
+    if cfg.per_device_train_batch_size < 1 or cfg.gradient_accumulation_steps < 1:
+        raise ConfigError("per_device_train_batch_size and gradient_accumulation_steps must be >= 1")
+
+
+def check_lora(cfg: Any) -> None:
+    """For ``method`` lora/qlora: rank and alpha >= 1, dropout in [0, 1), some target modules."""
+    if cfg.method not in ("lora", "qlora"):
+        return
+    if cfg.lora_r < 1 or cfg.lora_alpha < 1:
+        raise ConfigError(
+            f"lora_r and lora_alpha must be >= 1 for method={cfg.method} (got {cfg.lora_r}, {cfg.lora_alpha})"
+        )
+    if not 0 <= cfg.lora_dropout < 1:
+        raise ConfigError(f"lora_dropout must be in [0, 1) (got {cfg.lora_dropout})")
+    if not cfg.lora_target_modules:
+        raise ConfigError("lora_target_modules must name at least one module (e.g. q_proj, v_proj)")
+
+
+def check_bookkeeping(cfg: Any) -> None:
+    """float16 not on CPU; logging/save intervals >= 1; a checkpoint kept for --resume; clock > 0."""
+    if cfg.dtype == "float16" and cfg.use_cpu and getattr(cfg, "method", "") != "qlora":
+        raise ConfigError("dtype=float16 is not supported for training on CPU; use float32 or bfloat16")
+    if cfg.logging_steps < 1 or cfg.save_steps < 1:
+        raise ConfigError("logging_steps and save_steps must be >= 1")
+    if cfg.save_total_limit is not None and cfg.save_total_limit < 1:
+        raise ConfigError(
+            "save_total_limit must be >= 1 or null (keep all): 0 would delete the checkpoint needed by --resume"
+        )
+    if cfg.max_seconds is not None and cfg.max_seconds <= 0:
+        raise ConfigError("max_seconds must be > 0 or null")
+
+
+def trainer_kwargs(cfg: Any, *, bf16: bool, fp16: bool) -> dict[str, Any]:
+    """The ``transformers.TrainingArguments`` fields every TRL-based recipe sets the same way.
+
+    Each recipe adds its own (``num_train_epochs``, ``max_length``, generation settings, ...).
+    """
+    return dict(
+        output_dir=cfg.output_dir,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of total steps
+        weight_decay=cfg.weight_decay,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        max_grad_norm=cfg.max_grad_norm,
+        bf16=bf16,
+        fp16=fp16,
+        use_cpu=cfg.use_cpu,
+        activation_checkpointing=cfg.activation_checkpointing,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        disable_tqdm=cfg.disable_tqdm,
+        dataloader_num_workers=0,
+    )

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sqlcoach.errors import ConfigError, DataError
-from sqlcoach.train.common import clock_callback, config_to_dict, read_clock
+from sqlcoach.train.common import clock_callback, config_to_dict, read_clock, trainer_kwargs
 from sqlcoach.train.grpo_config import GRPORunConfig
 from sqlcoach.train.rl_data import build_rl_rows, curate_gold, pass_rate_filter
 from sqlcoach.train.sft import last_checkpoint
@@ -200,7 +200,7 @@ def _grpo_args(cfg: GRPORunConfig, bf16: bool, fp16: bool) -> Any:
     from trl import GRPOConfig
 
     return GRPOConfig(
-        output_dir=cfg.output_dir,
+        **trainer_kwargs(cfg, bf16=bf16, fp16=fp16),
         # GRPO
         num_generations=cfg.num_generations,
         loss_type=cfg.loss_type,
@@ -217,30 +217,6 @@ def _grpo_args(cfg: GRPORunConfig, bf16: bool, fp16: bool) -> Any:
         use_vllm=cfg.use_vllm,
         vllm_mode=cfg.vllm_mode,
         vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-        # optimisation
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler_type,
-        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of total steps
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        max_steps=cfg.max_steps,
-        bf16=bf16,
-        fp16=fp16,
-        use_cpu=cfg.use_cpu,
-        activation_checkpointing=cfg.activation_checkpointing,
-        # bookkeeping
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        disable_tqdm=cfg.disable_tqdm,
-        dataloader_num_workers=0,
         log_completions=False,  # sqlcoach's own sample log (samples.jsonl) instead of rich tables
     )
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlcoach.errors import ConfigError
+from sqlcoach.train.common import check_bookkeeping, check_lora, check_optimizer
 
 METHODS = ("full", "lora")
 #: TRL 1.16 ``GRPOConfig.loss_type`` values (trl/trainer/grpo_config.py).
@@ -174,14 +175,9 @@ class GRPORunConfig:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_completion_length < 1:
             raise ConfigError("max_completion_length must be >= 1 token")
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be > 0 (got {self.learning_rate}): a zero rate trains nothing")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"warmup_ratio must be in [0, 1): it is a fraction of the total steps (got {self.warmup_ratio})")
+        check_optimizer(self)
         if self.max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1 (got {self.max_steps}); use max_seconds for a time budget")
-        if self.per_device_train_batch_size < 1 or self.gradient_accumulation_steps < 1:
-            raise ConfigError("per_device_train_batch_size and gradient_accumulation_steps must be >= 1")
         generation_batch = self.per_device_train_batch_size * self.gradient_accumulation_steps
         if generation_batch % self.num_generations != 0:
             raise ConfigError(
@@ -189,14 +185,8 @@ class GRPORunConfig:
                 f"be divisible by num_generations = {self.num_generations}: a generation batch must hold whole "
                 "groups, since advantages are computed within each group (TRL's rule)"
             )
-        if self.method == "lora":
-            if self.lora_r < 1 or self.lora_alpha < 1:
-                raise ConfigError("lora_r and lora_alpha must be >= 1 for method=lora")
-            if not 0 <= self.lora_dropout < 1:
-                raise ConfigError(f"lora_dropout must be in [0, 1) (got {self.lora_dropout})")
-            if not self.lora_target_modules:
-                raise ConfigError("lora_target_modules must name at least one module (e.g. q_proj, v_proj)")
-        elif self.merge_lora:
+        check_lora(self)
+        if self.method != "lora" and self.merge_lora:
             raise ConfigError("merge_lora applies to method=lora only (a full fine-tune has nothing to merge)")
         if self.vllm_mode not in VLLM_MODES:
             raise ConfigError(f"vllm_mode must be one of {VLLM_MODES}, got {self.vllm_mode!r}")
@@ -212,13 +202,6 @@ class GRPORunConfig:
                 )
         if not 0 < self.vllm_gpu_memory_utilization <= 1:
             raise ConfigError("vllm_gpu_memory_utilization must be in (0, 1]")
-        if self.dtype == "float16" and self.use_cpu:
-            raise ConfigError("dtype=float16 is not supported for training on CPU; use float32 or bfloat16")
-        if self.logging_steps < 1 or self.save_steps < 1:
-            raise ConfigError("logging_steps and save_steps must be >= 1")
+        check_bookkeeping(self)
         if self.sample_log_every < 1 or self.num_examine < 0:
             raise ConfigError("sample_log_every must be >= 1 and num_examine >= 0 (0 shows no sample rows)")
-        if self.save_total_limit is not None and self.save_total_limit < 1:
-            raise ConfigError("save_total_limit must be >= 1 or null (keep all): 0 would delete the checkpoint needed by --resume")
-        if self.max_seconds is not None and self.max_seconds <= 0:
-            raise ConfigError("max_seconds must be > 0 or null")

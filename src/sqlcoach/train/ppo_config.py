@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sqlcoach.errors import ConfigError
+from sqlcoach.train.common import check_bookkeeping, check_lora
 
 METHODS = ("full", "lora")
 
@@ -151,20 +152,7 @@ class PPORunConfig:
             raise ConfigError("max_examples must be >= 1 or null (all examples)")
         if self.schema_sample_values < 0:
             raise ConfigError("schema_sample_values must be >= 0")
-        if self.method == "lora":
-            if self.lora_r < 1 or self.lora_alpha < 1:
-                raise ConfigError("lora_r and lora_alpha must be >= 1 for method=lora")
-            if not 0 <= self.lora_dropout < 1:
-                raise ConfigError("lora_dropout must be in [0, 1)")
-            if not self.lora_target_modules:
-                raise ConfigError("lora_target_modules must name at least one module (e.g. q_proj, v_proj)")
-        if self.dtype == "float16" and self.use_cpu:
-            raise ConfigError("dtype=float16 is not supported for training on CPU; use float32 or bfloat16")
-        if self.logging_steps < 1 or self.save_steps < 1:
-            raise ConfigError("logging_steps and save_steps must be >= 1")
-        if self.save_total_limit is not None and self.save_total_limit < 1:
-            raise ConfigError("save_total_limit must be >= 1 or null (keep all): 0 would delete what --resume needs")
+        check_lora(self)
+        check_bookkeeping(self)
         if self.sample_every < 0 or self.num_samples < 0:
             raise ConfigError("sample_every and num_samples must be >= 0")
-        if self.max_seconds is not None and self.max_seconds <= 0:
-            raise ConfigError("max_seconds must be > 0 or null")

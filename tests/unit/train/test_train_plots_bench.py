@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from sqlcoach.bench.memory import current_rss_mb, lifetime_peak_rss_mb, track_peak
@@ -44,6 +46,9 @@ def test_track_peak_sees_an_allocation():
         blob = bytearray(64 * 2**20)  # 64 MiB, touched so that it is resident
         for i in range(0, len(blob), 4096):
             blob[i] = 1
+        # the peak is sampled every interval: hold the block long enough to be seen even when the
+        # sampling thread is starved on a busy machine (the test failed once under load without it)
+        time.sleep(0.3)
         del blob
     assert mem.rss_mb >= base + 50
     assert lifetime_peak_rss_mb() >= mem.rss_mb - 1
