@@ -34,10 +34,16 @@ def _add_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", dest="cache_dir", help="where WikiSQL / create_context databases are materialised")
 
 
+# Spelled out rather than imported so that building the CLI parser stays cheap (every verb,
+# `evaluate` included, pays for it); tests/unit/test_cli_choices.py keeps them equal to
+# prompts.templates.TEMPLATES and schema.serialize.STYLES.
+TEMPLATE_CHOICES = ("sql_terminal", "omnisql", "reasoning", "reasoning_tags", "minimal")
+STYLE_CHOICES = ("ddl", "nl", "compact")
+
+
 def _add_render(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--template", default="omnisql",
-                   choices=["sql_terminal", "omnisql", "reasoning", "reasoning_tags"])
-    p.add_argument("--schema-style", dest="schema_style", default="ddl", choices=["ddl", "nl", "compact"])
+    p.add_argument("--template", default="omnisql", choices=TEMPLATE_CHOICES)
+    p.add_argument("--schema-style", dest="schema_style", default="ddl", choices=STYLE_CHOICES)
     p.add_argument("--values", action=argparse.BooleanOptionalAction, default=True,
                    help="add database values that the question mentions (default: on)")
     p.add_argument("--budget-tokens", dest="budget_tokens", type=int, default=None,

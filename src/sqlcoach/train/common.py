@@ -258,9 +258,15 @@ def check_lora(cfg: Any) -> None:
     """For ``method`` lora/qlora: rank and alpha >= 1, dropout in [0, 1), some target modules."""
     if cfg.method not in ("lora", "qlora"):
         return
-    if cfg.lora_r < 1 or cfg.lora_alpha < 1:
+    if cfg.lora_r < 1:
         raise ConfigError(
-            f"lora_r and lora_alpha must be >= 1 for method={cfg.method} (got {cfg.lora_r}, {cfg.lora_alpha})"
+            f"lora_r must be >= 1 for method={cfg.method} (got {cfg.lora_r}): "
+            "lora_r and lora_alpha set the adapter's rank and scale"
+        )
+    if cfg.lora_alpha < 1:
+        raise ConfigError(
+            f"lora_alpha must be >= 1 for method={cfg.method} (got {cfg.lora_alpha}): "
+            "lora_r and lora_alpha set the adapter's rank and scale"
         )
     if not 0 <= cfg.lora_dropout < 1:
         raise ConfigError(f"lora_dropout must be in [0, 1) (got {cfg.lora_dropout})")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sqlcoach.errors import ConfigError
+from sqlcoach.train.common import check_bookkeeping, check_lora, check_optimizer
 
 METHODS = ("full", "lora", "qlora")
 REPORT_TO = ("none", "tensorboard", "wandb")
@@ -75,16 +76,11 @@ class SFTRunConfig:
             raise ConfigError("data_path is required: the dataset folder or file to train on")
         if self.method not in METHODS:
             raise ConfigError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be > 0 (got {self.learning_rate}): a zero rate trains nothing")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"warmup_ratio must be in [0, 1): it is a fraction of the total steps (got {self.warmup_ratio})")
+        check_optimizer(self)
         if self.max_steps == 0 or self.max_steps < -1:
             raise ConfigError(f"max_steps must be -1 (use num_train_epochs) or > 0, got {self.max_steps}")
         if self.max_steps == -1 and self.num_train_epochs <= 0:
             raise ConfigError("num_train_epochs must be > 0 when max_steps is -1, or nothing would be trained")
-        if self.per_device_train_batch_size < 1 or self.gradient_accumulation_steps < 1:
-            raise ConfigError("per_device_train_batch_size and gradient_accumulation_steps must be >= 1")
         if self.max_length < 16:
             raise ConfigError(f"max_length must be >= 16 tokens (got {self.max_length}): prompts would be cut to nothing")
         if self.schema_sample_values < 0:
@@ -95,25 +91,10 @@ class SFTRunConfig:
             raise ConfigError("rename_keep_original=false needs rename_copies >= 1, or no row would be left")
         if self.max_examples is not None and self.max_examples < 1:
             raise ConfigError("max_examples must be >= 1 or null (all examples)")
-        if self.method in ("lora", "qlora"):
-            if self.lora_r < 1:
-                raise ConfigError(f"lora_r must be >= 1 for method={self.method} (got {self.lora_r})")
-            if self.lora_alpha < 1:
-                raise ConfigError(f"lora_alpha must be >= 1 (got {self.lora_alpha})")
-            if not 0 <= self.lora_dropout < 1:
-                raise ConfigError(f"lora_dropout must be in [0, 1) (got {self.lora_dropout})")
-            if not self.lora_target_modules:
-                raise ConfigError("lora_target_modules must name at least one module (e.g. q_proj, v_proj)")
+        check_lora(self)
         if self.method == "qlora" and self.use_cpu:
             raise ConfigError("method=qlora needs a CUDA GPU (bitsandbytes 4-bit); it cannot run with use_cpu=true")
-        if self.dtype == "float16" and self.method != "qlora" and self.use_cpu:
-            raise ConfigError("dtype=float16 is not supported for training on CPU; use float32 or bfloat16")
-        if self.logging_steps < 1 or self.save_steps < 1:
-            raise ConfigError("logging_steps and save_steps must be >= 1")
-        if self.save_total_limit is not None and self.save_total_limit < 1:
-            raise ConfigError("save_total_limit must be >= 1 or null (keep all): 0 would delete the checkpoint needed by --resume")
-        if self.max_seconds is not None and self.max_seconds <= 0:
-            raise ConfigError("max_seconds must be > 0 or null")
+        check_bookkeeping(self)
         if self.anneal_by_clock and self.max_seconds is None:
             raise ConfigError("anneal_by_clock needs max_seconds: the schedule is a fraction of that time budget")
         if self.report_to not in REPORT_TO:

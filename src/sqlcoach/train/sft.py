@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlcoach.errors import ConfigError, DataError
-from sqlcoach.train.common import clock_callback, config_to_dict, read_clock
+from sqlcoach.train.common import clock_callback, config_to_dict, read_clock, trainer_kwargs
 from sqlcoach.train.config import SFTRunConfig
 from sqlcoach.train.plots import plot_loss
 
@@ -161,33 +161,11 @@ def _sft_args(cfg: SFTRunConfig, dtype_is_bf16: bool, dtype_is_fp16: bool) -> An
     from trl import SFTConfig
 
     return SFTConfig(
-        output_dir=cfg.output_dir,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler_type,
-        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of total steps
-        weight_decay=cfg.weight_decay,
+        **trainer_kwargs(cfg, bf16=dtype_is_bf16, fp16=dtype_is_fp16),
         num_train_epochs=cfg.num_train_epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        max_grad_norm=cfg.max_grad_norm,
         max_length=cfg.max_length,
         packing=False,
         completion_only_loss=True,
-        bf16=dtype_is_bf16,
-        fp16=dtype_is_fp16,
-        use_cpu=cfg.use_cpu,
-        activation_checkpointing=cfg.activation_checkpointing,
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        disable_tqdm=cfg.disable_tqdm,
-        dataloader_num_workers=0,
     )
 
 
