@@ -318,3 +318,14 @@ def trainer_kwargs(cfg: Any, *, bf16: bool, fp16: bool) -> dict[str, Any]:
         disable_tqdm=cfg.disable_tqdm,
         dataloader_num_workers=0,
     )
+
+
+def lora_config(cfg: Any, task_type: str = "CAUSAL_LM", modules_to_save: list[str] | None = None) -> Any:
+    """The peft ``LoraConfig`` every recipe builds from its config's lora_* fields (bias off)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.lora_target_modules), bias="none", task_type=task_type,
+        modules_to_save=modules_to_save,
+    )

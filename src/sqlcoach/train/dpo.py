@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlcoach.errors import ConfigError, DataError
-from sqlcoach.train.common import clock_callback, config_to_dict, read_clock, trainer_kwargs
+from sqlcoach.train.common import clock_callback, config_to_dict, lora_config, read_clock, trainer_kwargs
 from sqlcoach.train.pref_config import DPORunConfig, _PrefRunConfig
 from sqlcoach.train.sft import last_checkpoint
 
@@ -84,16 +84,6 @@ def load_policy(cfg: _PrefRunConfig) -> tuple[Any, Any, str]:
             "(use an instruct checkpoint or a model from `sqlcoach model init`)"
         )
     return model, tok, device
-
-
-def lora_config(cfg: _PrefRunConfig, task_type: str, modules_to_save: list[str] | None = None) -> Any:
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-        target_modules=list(cfg.lora_target_modules), bias="none", task_type=task_type,
-        modules_to_save=modules_to_save,
-    )
 
 
 def trainer_args(cfg: _PrefRunConfig, config_cls: type, bf16: bool, fp16: bool, **extra: Any) -> Any:

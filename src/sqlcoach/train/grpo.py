@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sqlcoach.errors import ConfigError, DataError
-from sqlcoach.train.common import clock_callback, config_to_dict, read_clock, trainer_kwargs
+from sqlcoach.train.common import clock_callback, config_to_dict, lora_config, read_clock, trainer_kwargs
 from sqlcoach.train.grpo_config import GRPORunConfig
 from sqlcoach.train.rl_data import build_rl_rows, curate_gold, pass_rate_filter
 from sqlcoach.train.sft import last_checkpoint
@@ -183,16 +183,7 @@ def _load_policy(cfg: GRPORunConfig) -> tuple[Any, Any, Any]:
         )
     peft_config = None
     if cfg.method == "lora":
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=list(cfg.lora_target_modules),
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
+        peft_config = lora_config(cfg)
     return model, tokenizer, peft_config
 
 

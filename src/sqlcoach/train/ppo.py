@@ -161,15 +161,11 @@ def run_ppo(
     policy = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype)
     ref_model = None
     if cfg.method == "lora":
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
-        policy = get_peft_model(
-            policy,
-            LoraConfig(
-                r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                target_modules=list(cfg.lora_target_modules), bias="none", task_type="CAUSAL_LM",
-            ),
-        )
+        from sqlcoach.train.common import lora_config
+
+        policy = get_peft_model(policy, lora_config(cfg))
     else:
         ref_model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype).to(accelerator.device)
         ref_model.eval().requires_grad_(False)

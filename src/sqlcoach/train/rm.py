@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from sqlcoach.errors import DataError
-from sqlcoach.train.common import clock_callback, config_to_dict, read_clock
-from sqlcoach.train.dpo import lora_config, plot_preference, preference_rows, step_timer, trainer_args
+from sqlcoach.train.common import clock_callback, config_to_dict, lora_config, read_clock
+from sqlcoach.train.dpo import plot_preference, preference_rows, step_timer, trainer_args
 from sqlcoach.train.pref_config import RMRunConfig
 from sqlcoach.train.sft import last_checkpoint
 

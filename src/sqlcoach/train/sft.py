@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlcoach.errors import ConfigError, DataError
-from sqlcoach.train.common import clock_callback, config_to_dict, read_clock, trainer_kwargs
+from sqlcoach.train.common import clock_callback, config_to_dict, lora_config, read_clock, trainer_kwargs
 from sqlcoach.train.config import SFTRunConfig
 from sqlcoach.train.plots import plot_loss
 
@@ -138,22 +138,13 @@ def _load_for_training(cfg: SFTRunConfig) -> tuple[Any, Any, Any]:
         )
     peft_config = None
     if cfg.method in ("lora", "qlora"):
-        from peft import LoraConfig
-
         if cfg.method == "qlora":
             from peft import prepare_model_for_kbit_training
 
             model = prepare_model_for_kbit_training(
                 model, use_gradient_checkpointing=cfg.activation_checkpointing
             )
-        peft_config = LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=list(cfg.lora_target_modules),
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
+        peft_config = lora_config(cfg)
     return model, tokenizer, peft_config
 
 
