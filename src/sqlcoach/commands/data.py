@@ -37,7 +37,7 @@ def _add_source(p: argparse.ArgumentParser) -> None:
 # Spelled out rather than imported so that building the CLI parser stays cheap (every verb,
 # `evaluate` included, pays for it); tests/unit/test_cli_choices.py keeps them equal to
 # prompts.templates.TEMPLATES and schema.serialize.STYLES.
-TEMPLATE_CHOICES = ("sql_terminal", "omnisql", "reasoning", "reasoning_tags", "minimal")
+TEMPLATE_CHOICES = ("sql_terminal", "omnisql", "reasoning", "reasoning_tags", "minimal", "anonymized")
 STYLE_CHOICES = ("ddl", "nl", "compact")
 
 
@@ -178,7 +178,7 @@ def run_show(args: argparse.Namespace) -> int:
     print(to_text(messages, tok), end="")
     if args.completion and ex.gold_sql:
         print("\n# completion")
-        print(render_completion(ex.gold_sql, args.template))
+        print(render_completion(ex.gold_sql, args.template, example=ex))
     else:
         print()
     return 0

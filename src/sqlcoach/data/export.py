@@ -114,14 +114,20 @@ def _alpaca(ex: Example, schema: str, template: str) -> dict[str, Any]:
         inp = SQL_TERMINAL_INPUT.format(question=question_block(ex))
         history = [[SQL_TERMINAL_INPUT.format(question=turn.question), turn.sql or ""] for turn in ex.turns]
     else:
-        instruction = t.user(replace(ex, turns=()), schema)
+        shown = ex
+        if t.anonymize:  # names and values as placeholders, like render_prompt
+            from sqlcoach.prompts.anonymize import name_map
+
+            names = name_map(ex)
+            shown, schema = names.encode_example(ex), names.schema_text()
+        instruction = t.user(replace(shown, turns=()), schema)
         inp = ""
         history = [
-            [t.user(replace(ex, question=turn.question, evidence=None, turns=()), schema),
-             render_completion(turn.sql or "", template)]
-            for turn in ex.turns
+            [t.user(replace(shown, question=turn.question, evidence=None, turns=()), schema),
+             render_completion(orig.sql or "", template, example=ex)]
+            for turn, orig in zip(shown.turns, ex.turns)
         ]
-    rec = {"instruction": instruction, "input": inp, "output": render_completion(ex.gold_sql or "", template), "history": history}
+    rec = {"instruction": instruction, "input": inp, "output": render_completion(ex.gold_sql or "", template, example=ex), "history": history}
     if t.system:
         rec["system"] = t.system
     return rec
@@ -132,7 +138,7 @@ def build_record(ex: Example, fmt: str, schema: str, template: str) -> dict[str,
     if fmt == "chat":
         return {
             "prompt": render_prompt(ex, schema, template),
-            "completion": [{"role": "assistant", "content": render_completion(ex.gold_sql or "", template)}],
+            "completion": [{"role": "assistant", "content": render_completion(ex.gold_sql or "", template, example=ex)}],
             **_columns(ex),
         }
     if fmt == "rl":

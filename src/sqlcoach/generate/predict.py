@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlcoach.errors import DataError
 from sqlcoach.generate.vote import vote
 from sqlcoach.types import Example
 
@@ -78,7 +79,12 @@ def build_prompts(
             except Exception as exc:  # report and go on: hostile or broken data must not crash the run
                 print(f"warning: cannot read schema of {ex.db_id} ({ex.db_path}): {exc}", file=sys.stderr)
                 cache[key] = ""
-        out.append(to_text(render_prompt(ex, cache[key], template), tokenizer))
+        try:
+            messages = render_prompt(ex, cache[key], template)
+        except DataError as exc:  # e.g. names that clash with the anonymized template's placeholders
+            print(f"warning: {ex.id}: {exc}; prompting with the minimal template instead", file=sys.stderr)
+            messages = render_prompt(ex, cache[key], "minimal")
+        out.append(to_text(messages, tokenizer))
     return out
 
 
@@ -201,7 +207,7 @@ def predict(
             )
             gen_tokens += g.generated_tokens
             prompt_tokens += g.prompt_tokens
-            records = _choose(ids, exs, g.texts, extract, n, pool)
+            records = _choose(ids, exs, g.texts, extract, n, pool, template)
             with jsonl.open("a", encoding="utf-8") as fh:
                 for rec in records:
                     fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
@@ -240,9 +246,14 @@ def _choose(
     extract: Callable[[str], str | None],
     n: int,
     pool: _LazyPool,
+    template: str = "sql_terminal",
 ) -> list[dict[str, Any]]:
-    """One JSONL record per example; with n > 1 runs every distinct (db, SQL) once and votes."""
-    sqls = [[(extract(t) or "").strip() for t in outs] for outs in texts]
+    """One JSONL record per example; with n > 1 runs every distinct (db, SQL) once and votes.
+    ``sql`` is what runs on the database (placeholders of an anonymizing template mapped back);
+    ``raw`` is the model's text as written."""
+    from sqlcoach.prompts.templates import restore_sql
+
+    sqls = [[restore_sql((extract(t) or "").strip(), ex, template) for t in outs] for ex, outs in zip(exs, texts)]
     results: dict[tuple[str, str], Any] = {}
     if n > 1:
         jobs = sorted({(ex.db_path, s) for ex, ss in zip(exs, sqls) if ex.db_path for s in ss if s})

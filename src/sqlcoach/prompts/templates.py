@@ -12,6 +12,13 @@ Templates (:data:`TEMPLATES`):
     (the R1 format used by SQL-R1 / Reasoning-SQL style GRPO).
 ``reasoning_tags``
     The ``<reasoning>...</reasoning>\\n<sql>...</sql>`` variant.
+``minimal``
+    Schema, question, ``SQL:``; bare SQL answer (for tiny from-scratch models).
+``anonymized``
+    ``minimal`` with the question first and every table, column and mentioned value replaced by a
+    placeholder (``t1``, ``c3``, ``v1``; ``sqlcoach.prompts.anonymize``): the schema text passed in
+    is not used, the completion is written with placeholders, and ``restore_sql`` maps the model's
+    SQL back. For models without word knowledge (the demo's); pretrained models do not need it.
 
 Multi-turn examples (``Example.turns``) show the earlier questions and their SQL in the user
 message, before the current question. Evidence (BIRD) follows the question.
@@ -128,6 +135,7 @@ class Template:
     completion: Callable[[str, str | None], str]
     pattern: re.Pattern
     system: str | None = None
+    anonymize: bool = False
 
 
 def _sql_terminal_user(ex: Example, schema: str) -> str:
@@ -148,6 +156,10 @@ def _minimal_user(ex: Example, schema: str) -> str:
     return f"{schema.rstrip()}\nQuestion: {history_block(ex.turns) + question_block(ex)}\nSQL:"
 
 
+def _question_first_user(ex: Example, schema: str) -> str:
+    return f"Question: {history_block(ex.turns) + question_block(ex)}\n{schema.rstrip()}\nSQL:"
+
+
 def _sql_block(sql: str) -> str:
     return f"```sql\n{sql.strip()}\n```"
 
@@ -166,6 +178,14 @@ TEMPLATES: dict[str, Template] = {
         _minimal_user,
         lambda sql, reasoning: sql.strip(),
         re.compile(r"\s*(?:SELECT|WITH)\b(?:(?!```).)*", re.IGNORECASE | re.DOTALL),
+    ),
+    # Placeholders for names and values (sqlcoach.prompts.anonymize), question before schema.
+    "anonymized": Template(
+        "anonymized",
+        _question_first_user,
+        lambda sql, reasoning: sql.strip(),
+        re.compile(r"\s*(?:SELECT|WITH)\b(?:(?!```).)*", re.IGNORECASE | re.DOTALL),
+        anonymize=True,
     ),
     "omnisql": Template(
         "omnisql",
@@ -211,6 +231,11 @@ def render_prompt(example: Example, schema_text: str, template: str = "omnisql")
     """Chat messages for ``example``: a system message when the template has one, then the user
     message holding schema, history (multi-turn) and question (+ evidence)."""
     t = get_template(template)
+    if t.anonymize:
+        from sqlcoach.prompts.anonymize import name_map
+
+        names = name_map(example)
+        example, schema_text = names.encode_example(example), names.schema_text()
     messages = []
     if t.system:
         messages.append({"role": "system", "content": t.system})
@@ -218,14 +243,46 @@ def render_prompt(example: Example, schema_text: str, template: str = "omnisql")
     return messages
 
 
-def render_completion(sql: str, template: str, reasoning: str | None = None) -> str:
+def render_completion(sql: str, template: str, reasoning: str | None = None, *, example: Example | None = None) -> str:
     """The target text a model should produce for ``sql`` under ``template``.
 
     ``sql_terminal``: the SQL itself; ``omnisql``: optional reasoning then a ```sql block;
     ``reasoning`` / ``reasoning_tags``: reasoning (``default_reasoning(sql)`` when None) and SQL
-    in the template's tags. Every result fullmatches ``expected_format(template)``.
+    in the template's tags; ``anonymized``: the SQL with ``example``'s placeholders (ValueError
+    without ``example``). Every result fullmatches ``expected_format(template)``.
     """
-    return get_template(template).completion(sql, reasoning)
+    t = get_template(template)
+    if t.anonymize:
+        if example is None:
+            raise ValueError(f"template {template!r} needs the example to write its completion")
+        from sqlcoach.prompts.anonymize import name_map
+
+        sql = name_map(example).encode_sql(sql)
+    return t.completion(sql, reasoning)
+
+
+def restore_sql(sql: str, example: Example, template: str) -> str:
+    """The model's ``sql`` as it runs on ``example``'s database: placeholders mapped back for an
+    anonymizing template, unchanged otherwise."""
+    if not sql or not get_template(template).anonymize:
+        return sql
+    from sqlcoach.errors import DataError
+    from sqlcoach.prompts.anonymize import restore_sql as _restore
+
+    try:
+        return _restore(sql, example)
+    except DataError:  # the example could not be anonymized (its prompt used real names)
+        return sql
+
+
+def names_column(example: Example, template: str) -> str:
+    """The ``sql_names`` dataset column of ``example`` (JSON placeholder -> name; ``""`` when the
+    template does not anonymize): rewards decode completions with it."""
+    if not get_template(template).anonymize:
+        return ""
+    from sqlcoach.prompts.anonymize import name_map
+
+    return name_map(example).names_json()
 
 
 def expected_format(template: str) -> re.Pattern:

@@ -64,9 +64,23 @@ def text_sql(text: str) -> str:
         return ""
 
 
-def completion_sql(completion: Any) -> str:
-    """``text_sql(completion_text(completion))``: the SQL of a standard or conversational completion."""
-    return text_sql(completion_text(completion))
+def completion_sql(completion: Any, names: Any = None) -> str:
+    """``text_sql(completion_text(completion))``: the SQL of a standard or conversational completion.
+
+    ``names`` is the row's ``sql_names`` column (JSON placeholder -> name, written for the
+    ``anonymized`` template): when given, placeholders in the SQL are mapped back so that the SQL
+    runs on the real database."""
+    sql = text_sql(completion_text(completion))
+    if names:
+        from sqlcoach.prompts.anonymize import decode_sql
+
+        sql = decode_sql(sql, names)
+    return sql
+
+
+def names_of(columns: dict[str, Any], n: int) -> list[Any]:
+    """The optional ``sql_names`` column as a list of length ``n`` (``None`` where absent)."""
+    return column(columns, "sql_names", n, reward="sql_names", required=False)
 
 
 def column(columns: dict[str, Any], name: str, n: int, *, reward: str, required: bool = True) -> list[Any]:

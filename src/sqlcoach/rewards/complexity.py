@@ -41,7 +41,7 @@ from typing import Any, Sequence
 from sqlglot import exp
 
 from sqlcoach.errors import ConfigError
-from sqlcoach.rewards.common import column, completion_sql
+from sqlcoach.rewards.common import column, completion_sql, names_of
 from sqlcoach.sql.parse import parse_sql
 
 #: (node class, weight); a node counts once, with the weight of the first class it is an instance of.
@@ -122,14 +122,14 @@ class ComplexityReward:
         n = len(completions)
         golds = column(columns, self.gold_column, n, reward=self.__name__, required=False)
         out: list[float | None] = []
-        for completion, gold in zip(completions, golds):
+        for completion, gold, names in zip(completions, golds, names_of(columns, n)):
             gold_c = None
             if gold is not None and str(gold).strip():
                 gold_c = sql_complexity(str(gold))
                 if gold_c is None:
                     out.append(None)
                     continue
-            pred_c = sql_complexity(completion_sql(completion))
+            pred_c = sql_complexity(completion_sql(completion, names))
             if pred_c is None:
                 out.append(0.0)
                 continue

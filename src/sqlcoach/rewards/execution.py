@@ -45,7 +45,7 @@ from typing import Any, Callable, Sequence
 from sqlcoach.errors import ConfigError
 from sqlcoach.execution.sandbox import Limits, execute_on_copy
 from sqlcoach.metrics.ex import EX_MODES, ExItem, ExOutcome, database_files, prepare, score_execution
-from sqlcoach.rewards.common import column, completion_sql
+from sqlcoach.rewards.common import column, completion_sql, names_of
 from sqlcoach.rewards.errors import classify, error_credit
 from sqlcoach.sql.rewrite import statement_type
 from sqlcoach.types import ExecResult
@@ -433,7 +433,7 @@ class _ExecutionBase:
         n = len(completions)
         golds = column(columns, self.gold_column, n, reward=self.__name__)
         dbs = column(columns, self.db_column, n, reward=self.__name__)
-        sqls = [completion_sql(c) for c in completions]
+        sqls = [completion_sql(c, names) for c, names in zip(completions, names_of(columns, n))]
         outcomes = self.scorer.score(sqls, golds, dbs)
         self.last_outcomes = outcomes
         rewards = [self.value(o) for o in outcomes]

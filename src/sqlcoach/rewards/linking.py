@@ -23,7 +23,7 @@ from typing import Any, Sequence
 from sqlglot import exp
 
 from sqlcoach.errors import ConfigError
-from sqlcoach.rewards.common import column, completion_sql
+from sqlcoach.rewards.common import column, completion_sql, names_of
 from sqlcoach.sql.parse import parse_sql
 
 
@@ -99,11 +99,11 @@ class _GoldSimilarity:
         n = len(completions)
         golds = column(columns, self.gold_column, n, reward=self.__name__)
         out: list[float | None] = []
-        for completion, gold in zip(completions, golds):
+        for completion, gold, names in zip(completions, golds, names_of(columns, n)):
             if gold is None or not str(gold).strip():
                 out.append(None)
                 continue
-            sim = self.similarity(completion_sql(completion), str(gold))
+            sim = self.similarity(completion_sql(completion, names), str(gold))
             out.append(None if sim is None else self.weight * sim)
         return out
 

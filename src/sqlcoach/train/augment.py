@@ -283,7 +283,7 @@ def renamed_rows(
             rows.append(
                 {
                     "prompt": list(render_prompt(new, text, template)),
-                    "completion": [{"role": "assistant", "content": render_completion(new.gold_sql, template)}],
+                    "completion": [{"role": "assistant", "content": render_completion(new.gold_sql, template, example=new)}],
                 }
             )
     return rows, skipped

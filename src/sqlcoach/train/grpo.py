@@ -125,7 +125,7 @@ class RewardRecorder:
                     "db_id": (cols.get("db_id") or [None] * len(completions))[i],
                     "gold_sql": (cols.get("gold_sql") or [None] * len(completions))[i],
                     "completion": text[:500],
-                    "sql": o.sql if o is not None else completion_sql(completions[i]),
+                    "sql": o.sql if o is not None else completion_sql(completions[i], (cols.get("sql_names") or [None] * len(completions))[i]),
                     "result": result,
                     "rewards": comp,
                     "reward": round(sum(v for v in comp.values() if v is not None), 4),

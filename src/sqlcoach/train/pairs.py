@@ -226,7 +226,7 @@ def mine_pairs(
     from sqlcoach.metrics.evaluate import example_database_files
     from sqlcoach.metrics.ex import ExItem, score_execution
     from sqlcoach.prompts.chat import to_text
-    from sqlcoach.prompts.templates import get_template, render_completion, render_prompt
+    from sqlcoach.prompts.templates import get_template, render_completion, render_prompt, restore_sql
     from sqlcoach.sql.extract import extract_sql
 
     if k < 1:
@@ -271,7 +271,7 @@ def mine_pairs(
                 max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed + start,
             )
             outs: list[list[str]] = gen.texts  # [Q][k]
-            sqls = [[(extract_sql(t) or "").strip() for t in row] for row in outs]  # [Q][k]
+            sqls = [[restore_sql((extract_sql(t) or "").strip(), ex, template) for t in row] for ex, row in zip(exs, outs)]  # [Q][k]
             items = [
                 ExItem(pred=s, gold=ex.gold_sql or "", files=example_database_files(ex, mode))
                 for ex, row in zip(exs, sqls) for s in row
@@ -294,7 +294,7 @@ def mine_pairs(
                     stats.by_sample_class[key] = stats.by_sample_class.get(key, 0) + 1
                 found = build_pairs_for_question(
                     outs[q], sqls[q], classes,
-                    gold_completion=render_completion(ex.gold_sql, template),
+                    gold_completion=render_completion(ex.gold_sql, template, example=ex),
                     chosen=chosen, rejected_order=rejected_order, pairs_per_question=pairs_per_question,
                 )
                 if found:

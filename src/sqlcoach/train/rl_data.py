@@ -31,7 +31,9 @@ from typing import Any, Callable
 from sqlcoach.errors import DataError
 
 #: Columns every RL row carries besides ``prompt``.
-RL_COLUMNS: tuple[str, ...] = ("id", "db_id", "db_path", "gold_sql", "hardness", "question", "format_template")
+RL_COLUMNS: tuple[str, ...] = (
+    "id", "db_id", "db_path", "gold_sql", "hardness", "question", "format_template", "sql_names",
+)
 
 
 def build_rl_rows(
@@ -50,6 +52,7 @@ def build_rl_rows(
     row also gets ``prompt_tokens``: the length of the chat-formatted prompt, so that callers can
     drop prompts that would not fit. Raises ``DataError`` when no example is usable."""
     from sqlcoach.prompts.chat import to_text
+    from sqlcoach.prompts.templates import names_column
     from sqlcoach.train.sft import build_rows
 
     usable: list[Any] = []
@@ -90,6 +93,8 @@ def build_rl_rows(
             "hardness": ex.hardness or "",
             "question": ex.question,
             "format_template": template,
+            # JSON placeholder -> name for the anonymized template ("" otherwise): rewards decode with it
+            "sql_names": names_column(ex, template),
         }
         if tokenizer is not None:
             row["prompt_tokens"] = len(tokenizer(to_text(prompt, tokenizer), add_special_tokens=False)["input_ids"])
@@ -209,7 +214,7 @@ def pass_rate_filter(
         raise ValueError(f"generate returned {[len(s) for s in samples][:5]}... completions; expected {k} for each of {len(rows)} prompts")
     handle = pool if isinstance(pool, PoolHandle) else PoolHandle(pool, workers=0 if pool is None else None)
     scorer = ExecutionScorer(handle, mode=mode)
-    sqls = [completion_sql(t) for group in samples for t in group]  # [N*k]
+    sqls = [completion_sql(t, row.get("sql_names")) for row, group in zip(rows, samples) for t in group]  # [N*k]
     golds = [row["gold_sql"] for row in rows for _ in range(k)]
     dbs = [row["db_path"] for row in rows for _ in range(k)]
     try:

@@ -59,13 +59,13 @@ def build_rows(
         if text is None:
             skipped.append(f"{ex.id}: unreadable database {ex.db_path}")
             continue
-        prompt = render_prompt(ex, text, template)
-        rows.append(
-            {
-                "prompt": list(prompt),
-                "completion": [{"role": "assistant", "content": render_completion(ex.gold_sql, template)}],
-            }
-        )
+        try:
+            prompt = render_prompt(ex, text, template)
+            completion = render_completion(ex.gold_sql, template, example=ex)
+        except DataError as exc:  # e.g. names that clash with the anonymized template's placeholders
+            skipped.append(f"{ex.id}: {exc}")
+            continue
+        rows.append({"prompt": list(prompt), "completion": [{"role": "assistant", "content": completion}]})
     return rows, skipped
 
 

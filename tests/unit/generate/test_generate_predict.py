@@ -113,3 +113,17 @@ def test_read_predictions(tmp_path, db):
               progress=False, workers=0)
     preds = P.read_predictions(tmp_path / "p.jsonl")
     assert [p.index for p in preds] == [0, 1] and preds[0].votes == (2, 2) and preds[0].samples == ("SELECT 1", "SELECT 1")
+
+
+def test_anonymized_template_sql_is_mapped_back_before_voting(tmp_path, db):
+    # t1 = item, c1 = id, c2 = name, c3 = price; "cup" in the question is the value v1
+    exs = [Example(id="a", db_id="shop", question="What is the price of the cup?", gold_sql="SELECT 1", db_path=db)]
+    samples = ["SELECT c3 FROM t1 WHERE c2 = 'v1'", "SELECT c3 FROM t1 WHERE c2 = 'v1'", "SELECT c9 FROM t1"]
+    gen = FakeGen(lambda p, n: samples[:n])
+    out = tmp_path / "anon.sql"
+    P.predict(None, None, exs, out, n=3, generate_fn=gen, extract=lambda t: t, progress=False, workers=0,
+              template="anonymized")
+    rec = json.loads((tmp_path / "anon.jsonl").read_text().splitlines()[0])
+    assert rec["sql"] == "SELECT price FROM item WHERE name = 'cup'"
+    assert rec["raw"] == samples[0] and rec["votes"] == [2, 2, 0]
+    assert out.read_text().splitlines() == ["SELECT price FROM item WHERE name = 'cup'"]

@@ -254,3 +254,20 @@ def test_statement_routing_is_linear_on_hostile_text():
     for text in (" " * 5000 + "1", "(" * 5000 + "1", "/*" + " " * 5000, "-- x\n" * 2000 + "?"):
         _statement(text)
     assert time.perf_counter() - t0 < 5.0
+
+
+def test_anonymized_completions_are_decoded_with_sql_names(concert_db, pool):
+    import json
+
+    from sqlcoach.rewards.complexity import ComplexityReward
+
+    names = json.dumps({"t1": "singer", "c1": "name", "c2": "country", "v1": "France"})
+    reward = ExecutionBinaryReward(pool=pool)
+    gold = "SELECT name FROM singer WHERE country = 'France'"
+    got = reward(None, ["SELECT c1 FROM t1 WHERE c2 = 'v1'", "SELECT c1 FROM t1"],
+                 gold_sql=gold, db_path=str(concert_db), sql_names=[names, names])
+    assert got == [1.0, 0.1]
+    # without the column the same completion names no real table: it fails to run
+    assert reward(None, ["SELECT c1 FROM t1 WHERE c2 = 'v1'"], gold_sql=gold, db_path=str(concert_db)) == [0.0]
+    # the complexity reward reads the decoded SQL too (same shape as gold: full credit)
+    assert ComplexityReward()(None, ["SELECT c1 FROM t1 WHERE c2 = 'v1'"], gold_sql=[gold], sql_names=[names]) == [0.6]

@@ -47,6 +47,26 @@ def test_rows_have_the_columns_and_the_sft_prompt(db):
     assert rows[0]["prompt"][-1]["role"] == "user" and "item" in rows[0]["prompt"][-1]["content"]
 
 
+def test_anonymized_rows_carry_the_name_map_and_the_filter_decodes_with_it(db):
+    import json
+
+    from sqlcoach.generate.hf import Generations
+
+    exs = [Example(id="a", db_id="shop", question="What is the price of the ink?",
+                   gold_sql="SELECT price FROM item WHERE name = 'ink'", db_path=db)]
+    [row] = build_rl_rows(exs, template="anonymized", schema_style="compact")
+    names = json.loads(row["sql_names"])
+    assert names["t1"] == "item" and names["v1"] == "ink"
+    assert "Question: What is the c2 of the v1?" in row["prompt"][-1]["content"]
+    assert build_rl_rows(exs, template="sql_terminal", schema_style="compact")[0]["sql_names"] == ""
+
+    def gen(model, tok, texts, *, n, **kw):  # half right once decoded, half wrong
+        return Generations([["SELECT c2 FROM t1 WHERE c1 = 'v1'", "SELECT c1 FROM t1"] for _ in texts], 0, 0, 0.0)
+
+    kept, stats = pass_rate_filter([row], model=None, tokenizer=None, k=2, generate=gen)
+    assert stats["pass_rates"] == [0.5] and kept == [row]
+
+
 def test_rows_skip_unusable_examples_and_keep_order(db, tmp_path):
     bad_db = tmp_path / "broken.sqlite"
     bad_db.write_bytes(b"this is not a database" * 100)

@@ -1,0 +1,110 @@
+"""The anonymized template: names and mentioned values become placeholders, and come back."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from sqlcoach.errors import DataError
+from sqlcoach.prompts import expected_format, render_completion, render_prompt
+from sqlcoach.prompts.anonymize import decode_sql, name_map
+from sqlcoach.prompts.templates import names_column, restore_sql
+from sqlcoach.sql.extract import extract_sql
+from sqlcoach.types import Example, Turn
+
+
+@pytest.fixture()
+def db(tmp_path: Path) -> str:
+    f = tmp_path / "club.sqlite"
+    con = sqlite3.connect(f)
+    con.executescript(
+        """
+        CREATE TABLE coach (coach_id INTEGER PRIMARY KEY, name TEXT, sport TEXT, age INTEGER);
+        CREATE TABLE player (player_id INTEGER PRIMARY KEY, name TEXT, city TEXT, birth_year INTEGER,
+                             coach_id INTEGER REFERENCES coach(coach_id));
+        INSERT INTO coach VALUES (1, 'Karl Smith', 'boxing', 40), (2, 'Anna Lee', 'Table Tennis', 51);
+        INSERT INTO player VALUES (1, 'Ben Stone', 'New York', 1999, 1), (2, 'Zoe King', 'Oslo', 2001, 2);
+        """
+    )
+    con.commit()
+    con.close()
+    return str(f)
+
+
+def ex(db: str, question: str, sql: str, **kw) -> Example:
+    return Example(id="e", db_id="club", question=question, gold_sql=sql, db_path=db, **kw)
+
+
+def test_prompt_uses_placeholders_for_names_and_values(db: str) -> None:
+    e = ex(db, "Which coaches with sport table tennis are older than 45? Give their names.",
+           "SELECT name FROM coach WHERE sport = 'Table Tennis' AND age > 45")
+    [msg] = render_prompt(e, "ignored schema text", "anonymized")
+    assert msg["content"] == (
+        "Question: Which t1s with c2 v1 are older than 45? Give their c1s.\n"
+        "t1(t1_id*, c1, c2, c3)\n"
+        "t2(t2_id*, c1, c4, c5, t1_id->t1.t1_id)\n"
+        "SQL:"
+    )
+    out = render_completion(e.gold_sql, "anonymized", example=e)
+    assert out == "SELECT c1 FROM t1 WHERE c2 = 'v1' AND c3 > 45"
+    assert expected_format("anonymized").fullmatch(out)
+    # the database's spelling comes back, not the question's
+    assert restore_sql(extract_sql(out), e, "anonymized") == e.gold_sql
+
+
+def test_joins_aliases_functions_and_multiword_columns(db: str) -> None:
+    e = ex(db, "How many players in New York have a coach older than 30? Count by birth year.",
+           "SELECT T2.birth_year, count(*) FROM coach AS T1 JOIN player AS T2 ON T1.coach_id = T2.coach_id "
+           "WHERE T2.city = 'New York' AND T1.age > 30 GROUP BY T2.birth_year")
+    nm = name_map(e)
+    assert nm.encode_text(e.question) == "How many t2s in v1 have a t1 older than 30? Count by c5."
+    enc = nm.encode_sql(e.gold_sql)
+    assert enc == ("SELECT T2.c5, count(*) FROM t1 AS T1 JOIN t2 AS T2 ON T1.t1_id = T2.t1_id "
+                   "WHERE T2.c4 = 'v1' AND T1.c3 > 30 GROUP BY T2.c5")
+    assert nm.decode_sql(enc) == e.gold_sql
+
+
+def test_like_word_of_a_value_is_linked(db: str) -> None:
+    e = ex(db, "Which coaches have Karl in their name?", "SELECT name FROM coach WHERE name LIKE '%Karl%'")
+    out = render_completion(e.gold_sql, "anonymized", example=e)
+    assert out == "SELECT c1 FROM t1 WHERE c1 LIKE '%v1%'"
+    assert restore_sql(out, e, "anonymized") == e.gold_sql
+
+
+def test_unknown_placeholders_and_unmentioned_values_stay(db: str) -> None:
+    e = ex(db, "Show coaches from Paris.", "SELECT name FROM coach WHERE city = 'Paris'")
+    assert name_map(e).values == {}  # Paris is in no table: nothing to link
+    assert restore_sql("SELECT c9, c1 FROM t7 WHERE x = 'v3'", e, "anonymized") == "SELECT c9, name FROM t7 WHERE x = 'v3'"
+    # aliases are upper case and never touched
+    assert restore_sql("SELECT T1.c1 FROM t1 AS T1", e, "anonymized") == "SELECT T1.name FROM coach AS T1"
+
+
+def test_names_column_decodes_like_restore(db: str) -> None:
+    e = ex(db, "List the sport of the coach Anna Lee.", "SELECT sport FROM coach WHERE name = 'Anna Lee'")
+    col = names_column(e, "anonymized")
+    assert json.loads(col)["v1"] == "Anna Lee"
+    assert decode_sql("SELECT c2 FROM t1 WHERE c1 = 'v1'", col) == e.gold_sql
+    assert names_column(e, "minimal") == ""
+    assert decode_sql("SELECT c1", "not json") == "SELECT c1"
+
+
+def test_multi_turn_history_is_encoded(db: str) -> None:
+    e = ex(db, "Only those in Oslo.", "SELECT name FROM player WHERE city = 'Oslo'",
+           turns=(Turn("Show all players.", "SELECT * FROM player"),))
+    text = render_prompt(e, "", "anonymized")[-1]["content"]
+    assert "1. Show all t2s.\n   SQL: SELECT * FROM t2\n\nCurrent question:\nOnly those in v1." in text
+
+
+def test_completion_needs_the_example_and_placeholder_like_names_are_refused(db: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="needs the example"):
+        render_completion("SELECT 1", "anonymized")
+    bad = tmp_path / "bad.sqlite"
+    con = sqlite3.connect(bad)
+    con.execute("CREATE TABLE t1 (c1 TEXT)")
+    con.close()
+    with pytest.raises(DataError, match="placeholders"):
+        render_prompt(ex(str(bad), "Show c1.", "SELECT c1 FROM t1"), "", "anonymized")
+    assert restore_sql("SELECT c1 FROM t1", ex(str(bad), "q", "SELECT 1"), "anonymized") == "SELECT c1 FROM t1"
