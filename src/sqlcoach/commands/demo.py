@@ -9,10 +9,10 @@ hardness, and writes ``DIR/report.json`` (stage -> metrics, timings, peak memory
 The SFT settings are ``DEMO_SFT`` below (``configs/sft/demo.yaml`` holds the same values and a
 test keeps them equal); ``key=value`` arguments override them. Self-consistency runs on the first
 ``--sc-limit`` dev questions (100 by default; 0 = all) because it costs n times the generation.
-The dev databases are never seen in training (the world's split is by database), so the model
-must copy table and column names from the prompt: the SFT rows are schema-renamed
-(``sqlcoach.train.augment``; docs/training.md says why and what the tokenizer sees). The tokenizer
-is trained on the unrenamed training text only. Run it with ``OMP_NUM_THREADS`` at most the number
+The dev databases are never seen in training (the world's split is by database); the model writes
+placeholders for their names and values (the ``anonymized`` template, ``sqlcoach.prompts.anonymize``;
+docs/training.md says why a from-scratch model needs it). The tokenizer is trained on the training
+split's text and its rendered prompts, never on dev. Run it with ``OMP_NUM_THREADS`` at most the number
 of free cores (on a busy machine, 1).
 """
 
@@ -26,21 +26,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-#: The demo's SFT recipe: a from-scratch model, so a high learning rate, the shortest prompt
-#: (``minimal`` template, compact schema, no example values), no packing, and schema renaming: every
-#: training row has its tables and columns renamed to fresh words (two renamed copies of each
-#: example, no unrenamed row), so the model cannot memorise the 18 training databases' names and
-#: must copy the dev databases' names from the prompt (``sqlcoach.train.augment``).
+#: The demo's SFT recipe: a from-scratch model, so a high learning rate and the ``anonymized``
+#: template (question first, then a compact schema without example values; tables, columns and the
+#: values the question mentions are placeholders: ``sqlcoach.prompts.anonymize``). The dev databases
+#: are never seen in training; a model with no word knowledge cannot write their names, but it can
+#: write placeholders it has written thousands of times. No schema renaming: with placeholders
+#: there is no name left to memorise.
 DEMO_SFT: dict[str, Any] = {
     "method": "full",
     "data_kind": "spider",
     "split": "train",
-    "template": "minimal",
+    "template": "anonymized",
     "schema_style": "compact",
     "schema_sample_values": 0,
-    "rename_copies": 2,
-    "rename_keep_original": False,
-    "learning_rate": 3e-3,
+    "rename_copies": 0,
+    "rename_keep_original": True,
+    "learning_rate": 2e-3,
     # The clock decides when to stop (max_seconds) and drives the learning rate (anneal_by_clock):
     # how many steps fit in the budget depends on the machine and on what else runs on it. 400 s
     # leaves the rest of the 10 minutes for the world, the tokenizer, prediction and scoring.
