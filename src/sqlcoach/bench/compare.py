@@ -675,7 +675,8 @@ def _child_start(job: dict[str, Any]) -> dict[str, Any]:
                     progress=False)
     values = dict(DEMO_SFT)
     values.update(model=str(base / "model-init"), data_path=str(world), output_dir=str(base / "sft"),
-                  max_steps=job["start_sft_steps"], max_seconds=None, seed=job["seed"], disable_tqdm=True,
+                  max_steps=job["start_sft_steps"], max_seconds=None, anneal_by_clock=False, seed=job["seed"],
+                  disable_tqdm=True,
                   template=job["template"], schema_style=job["schema_style"],
                   schema_sample_values=job["schema_sample_values"])
     cfg = build_config(SFTRunConfig, values, source="start SFT settings")
