@@ -35,7 +35,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # prompts as the start checkpoint was trained (configs/sft/demo.yaml)
-TEMPLATE, SCHEMA_STYLE, SCHEMA_VALUES, MAX_NEW = "sql_terminal", "compact", 0, 128
+_SFT = __import__("yaml").safe_load((ROOT / "configs" / "sft" / "demo.yaml").read_text())
+TEMPLATE, SCHEMA_STYLE, SCHEMA_VALUES, MAX_NEW = _SFT["template"], _SFT["schema_style"], _SFT["schema_sample_values"], 128
 
 
 def evaluate(model_dir: str, examples: list[Any], pred_path: Path) -> dict[str, Any]:

@@ -128,15 +128,17 @@ def make_rm(args: argparse.Namespace, cfg: Any, n: int, seconds: float) -> str:
     for ex in examples:
         by_db.setdefault(ex.db_id, []).append(ex)
     rng = random.Random(0)
+    by_id = {str(e.id): e for e in picked}
     pairs = []
     for i, row in enumerate(rows):
+        ex = by_id[row["id"]]  # both answers are written for this prompt (its placeholders, if any)
         same = i % 2 == 0
         pool = by_db[row["db_id"]] if same else [e for d, exs in by_db.items() if d != row["db_id"] for e in exs[:50]]
         other = rng.choice([e for e in pool if e.gold_sql != row["gold_sql"]])
         pairs.append({
             "prompt": row["prompt"],
-            "chosen": [{"role": "assistant", "content": render_completion(row["gold_sql"], cfg.template)}],
-            "rejected": [{"role": "assistant", "content": render_completion(other.gold_sql, cfg.template)}],
+            "chosen": [{"role": "assistant", "content": render_completion(row["gold_sql"], cfg.template, example=ex)}],
+            "rejected": [{"role": "assistant", "content": render_completion(other.gold_sql, cfg.template, example=ex)}],
             "id": row["id"], "rejected_kind": "same_db" if same else "other_db",
         })
     cut = len(pairs) // 10
