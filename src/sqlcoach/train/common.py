@@ -179,6 +179,9 @@ def clock_callback(
       run cut by the clock still ends at a low learning rate instead of mid-schedule.
     * Writes the seconds spent into every checkpoint (``sqlcoach_clock.json``), so that a resumed
       run continues the same budget and schedule (``already`` = ``read_clock(checkpoint)``).
+    * After ``bind(trainer)``, keeps the progress bar's total at the number of steps the clock
+      will allow (from the pace so far), so the bar and its ETA tell the truth instead of counting
+      towards a ``max_steps`` ceiling the clock never reaches.
     """
     import json
     import math
@@ -194,6 +197,23 @@ def clock_callback(
             # Trainer builds its own); the recipe sets this to ``lambda: trainer.optimizer``.
             self.get_optimizer: Any = lambda: None
             self.current_lr: float | None = None
+            self.progress: Any = None
+            self.first_step = 0
+            self.t_begin = self.start
+
+        def bind(self, trainer: Any) -> None:
+            """Read the optimizer and the progress bar from ``trainer`` (call after building it)."""
+            from transformers.trainer_callback import ProgressCallback
+
+            self.get_optimizer = lambda: trainer.optimizer
+            # First in line, so that the console printer's on_log sees the corrected rate.
+            handler = trainer.callback_handler
+            if self in handler.callbacks:
+                handler.callbacks.remove(self)
+                handler.callbacks.insert(0, self)
+            self.progress = next(
+                (c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)), None
+            )
 
         def spent(self) -> float:
             return already + time.monotonic() - self.start
@@ -215,18 +235,41 @@ def clock_callback(
             self.current_lr = self.base_lrs[0] * factor
             return control
 
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+            self.t_begin = time.monotonic()  # the pace excludes setup (tokenising, loading)
+            self.first_step = state.global_step  # > 0 when resumed
+            return control
+
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
             if seconds is not None and self.spent() >= seconds:
                 control.should_training_stop = True
                 control.should_save = True
                 self.stopped_at = state.global_step
+            self._retotal(state)
             return control
+
+        def _retotal(self, state: Any) -> None:
+            bar = getattr(self.progress, "training_bar", None)
+            done = state.global_step - self.first_step
+            if seconds is None or bar is None or done <= 0:
+                return
+            if self.stopped_at is not None:
+                total = state.global_step
+            else:
+                pace = (time.monotonic() - self.t_begin) / done
+                total = state.global_step + int(max(0.0, seconds - self.spent()) / max(pace, 1e-9)) + 1
+            total = min(total, state.max_steps) if state.max_steps and state.max_steps > 0 else total
+            if total != bar.total:
+                bar.total = total
+                bar.refresh()
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> Any:
             # Trainer logs the step scheduler's value (which it re-applies after each optimizer
             # step, before this override runs again); record the rate actually used.
             if self.current_lr is not None and state.log_history and "loss" in state.log_history[-1]:
                 state.log_history[-1]["learning_rate"] = self.current_lr
+                if isinstance(logs, dict) and "learning_rate" in logs:
+                    logs["learning_rate"] = self.current_lr
             return control
 
         def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:

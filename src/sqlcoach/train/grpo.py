@@ -373,7 +373,7 @@ def run_grpo(
             peft_config=peft_config,
             callbacks=[clock, steps, *(callbacks or [])],
         )
-        clock.get_optimizer = lambda: trainer.optimizer
+        clock.bind(trainer)
         if resume and ckpt is None:
             log(f"--resume: no checkpoint in {cfg.output_dir}; starting from step 0")
         elif ckpt is not None:

@@ -142,7 +142,7 @@ def run_rm(
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
         peft_config=peft_config, callbacks=[*(callbacks or []), clock, steps],
     )
-    clock.get_optimizer = lambda: trainer.optimizer
+    clock.bind(trainer)
     kept = len(trainer.train_dataset)
     if kept == 0:
         from sqlcoach.errors import ConfigError

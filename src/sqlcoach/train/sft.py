@@ -223,7 +223,7 @@ def run_sft(
         peft_config=peft_config,
         callbacks=callbacks,
     )
-    clock.get_optimizer = lambda: trainer.optimizer
+    clock.bind(trainer)
     kept = len(trainer.train_dataset)
     if kept == 0:
         raise ConfigError(
