@@ -209,3 +209,21 @@ def test_write_and_read_pairs(tmp_path):
         read_pairs(path)
     with pytest.raises(DataError, match="not found"):
         read_pairs(tmp_path / "missing.jsonl")
+
+
+def test_mine_pairs_with_the_anonymized_template_scores_decoded_sql(world):
+    # singer: id -> c1, name -> c2, age -> c3; the model writes placeholders, the pool runs real names
+    ex = Example(id="a0", db_id="music", question="Which singers are older than 30? Give their names.",
+                 gold_sql="SELECT name FROM singer WHERE age > 30", db_path=world["music"])
+    right, wrong = "SELECT c2 FROM t1 WHERE c3 > 30", "SELECT c2 FROM t1 WHERE c3 > 40"
+
+    def gen(model, tokenizer, prompts, *, n, **kw):
+        assert "Which t1s are older than 30? Give their c2s." in prompts[0]
+        return _Gen([[right, wrong][:n] * (n // 2)])
+
+    with ExecutorPool(0) as pool:
+        pairs, stats = mine_pairs(None, None, [ex], k=2, pool=pool, generate_fn=gen, progress=False,
+                                  template="anonymized", schema_sample_values=0)
+    assert stats.samples_correct == 1 and stats.by_sample_class.get("wrong_result") == 1
+    [p] = pairs
+    assert p["chosen"][0]["content"] == right and p["rejected"][0]["content"] == wrong
