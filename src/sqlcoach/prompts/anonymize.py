@@ -41,7 +41,7 @@ PLACEHOLDER = re.compile(r"\b(?:t\d+_id|t\d+|c\d+|v\d+)\b")
 _LOOKS_LIKE = re.compile(r"(?:t\d+_id|t\d+|c\d+|v\d+)", re.IGNORECASE)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STRING = re.compile(r"('(?:[^']|'')*')")
-_CAPITALISED = re.compile(r"(?<=[\s\"(])[A-Z][\w'-]*")
+_CAPITALISED = re.compile(r"(?<=[\s\"'(])[A-Z]\w*")
 # Question words that are never rewritten even when a column has that name ("a", "by", ...).
 _KEEP = frozenset(
     "a an the of in on at to for by with and or not no is are was were be what which who how many "

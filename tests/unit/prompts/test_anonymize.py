@@ -72,6 +72,8 @@ def test_like_word_of_a_value_is_linked(db: str) -> None:
     out = render_completion(e.gold_sql, "anonymized", example=e)
     assert out == "SELECT c1 FROM t1 WHERE c1 LIKE '%v1%'"
     assert restore_sql(out, e, "anonymized") == e.gold_sql
+    quoted = ex(db, "Which coaches have the word 'Karl' in their name?", e.gold_sql)
+    assert name_map(quoted).encode_text(quoted.question) == "Which t1s have the word 'v1' in their c1?"
 
 
 def test_unknown_placeholders_and_unmentioned_values_stay(db: str) -> None:
