@@ -46,6 +46,7 @@ from sqlcoach.prompts.templates import (
     question_block,
     render_completion,
     render_prompt,
+    shown_inputs,
 )
 from sqlcoach.schema.introspect import introspect, schema_from_tables_json
 from sqlcoach.schema.serialize import serialize
@@ -114,12 +115,7 @@ def _alpaca(ex: Example, schema: str, template: str) -> dict[str, Any]:
         inp = SQL_TERMINAL_INPUT.format(question=question_block(ex))
         history = [[SQL_TERMINAL_INPUT.format(question=turn.question), turn.sql or ""] for turn in ex.turns]
     else:
-        shown = ex
-        if t.anonymize:  # names and values as placeholders, like render_prompt
-            from sqlcoach.prompts.anonymize import name_map
-
-            names = name_map(ex)
-            shown, schema = names.encode_example(ex), names.schema_text()
+        shown, schema = shown_inputs(ex, schema, t)  # placeholders for an anonymizing template
         instruction = t.user(replace(shown, turns=()), schema)
         inp = ""
         history = [

@@ -93,9 +93,9 @@ class NameMap:
         for i, part in enumerate(parts):
             if i % 2:  # a string literal
                 inner = part[1:-1]
+                core = inner.strip("%").lower()
                 for value, ph in sorted(self.values.items(), key=lambda kv: (-len(kv[0]), kv[0])):
-                    core = inner.strip("%")
-                    if core.lower() == value.lower():
+                    if core == value.lower():
                         inner = inner[: len(inner) - len(inner.lstrip("%"))] + ph + inner[len(inner.rstrip("%")):]
                         break
                 out.append("'" + inner + "'")
@@ -190,7 +190,7 @@ def _link_values(db_path: str, texts: list[str], taken: set[str]) -> list[str]:
             wl = w.lower()
             if wl in seen_low or wl in taken or wl in STOPWORDS or _LOOKS_LIKE.fullmatch(wl):
                 continue
-            if any(wl in tokens(idx.lowered[i]) for i in idx.by_token.get(wl, ())):
+            if idx.by_token.get(wl):  # the index lists the values that have this word as a token
                 found.append(w)
                 seen_low.add(wl)
     return found

@@ -227,15 +227,22 @@ def get_template(name: str) -> Template:
         raise ValueError(f"unknown template {name!r} (known: {', '.join(TEMPLATES)})") from None
 
 
+def shown_inputs(example: Example, schema_text: str, t: Template) -> tuple[Example, str]:
+    """What ``t.user`` is given: ``(example, schema_text)`` as they are, or for an anonymizing
+    template the example with placeholders and the placeholder schema (the text passed in unused)."""
+    if not t.anonymize:
+        return example, schema_text
+    from sqlcoach.prompts.anonymize import name_map
+
+    names = name_map(example)
+    return names.encode_example(example), names.schema_text()
+
+
 def render_prompt(example: Example, schema_text: str, template: str = "omnisql") -> list[dict]:
     """Chat messages for ``example``: a system message when the template has one, then the user
     message holding schema, history (multi-turn) and question (+ evidence)."""
     t = get_template(template)
-    if t.anonymize:
-        from sqlcoach.prompts.anonymize import name_map
-
-        names = name_map(example)
-        example, schema_text = names.encode_example(example), names.schema_text()
+    example, schema_text = shown_inputs(example, schema_text, t)
     messages = []
     if t.system:
         messages.append({"role": "system", "content": t.system})

@@ -78,9 +78,9 @@ def completion_sql(completion: Any, names: Any = None) -> str:
     return sql
 
 
-def names_of(columns: dict[str, Any], n: int) -> list[Any]:
+def names_of(columns: dict[str, Any], n: int, *, reward: str) -> list[Any]:
     """The optional ``sql_names`` column as a list of length ``n`` (``None`` where absent)."""
-    return column(columns, "sql_names", n, reward="sql_names", required=False)
+    return column(columns, "sql_names", n, reward=reward, required=False)
 
 
 def column(columns: dict[str, Any], name: str, n: int, *, reward: str, required: bool = True) -> list[Any]:

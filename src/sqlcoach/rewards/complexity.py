@@ -122,7 +122,7 @@ class ComplexityReward:
         n = len(completions)
         golds = column(columns, self.gold_column, n, reward=self.__name__, required=False)
         out: list[float | None] = []
-        for completion, gold, names in zip(completions, golds, names_of(columns, n)):
+        for completion, gold, names in zip(completions, golds, names_of(columns, n, reward=self.__name__)):
             gold_c = None
             if gold is not None and str(gold).strip():
                 gold_c = sql_complexity(str(gold))

@@ -433,7 +433,7 @@ class _ExecutionBase:
         n = len(completions)
         golds = column(columns, self.gold_column, n, reward=self.__name__)
         dbs = column(columns, self.db_column, n, reward=self.__name__)
-        sqls = [completion_sql(c, names) for c, names in zip(completions, names_of(columns, n))]
+        sqls = [completion_sql(c, names) for c, names in zip(completions, names_of(columns, n, reward=self.__name__))]
         outcomes = self.scorer.score(sqls, golds, dbs)
         self.last_outcomes = outcomes
         rewards = [self.value(o) for o in outcomes]

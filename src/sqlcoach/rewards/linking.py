@@ -99,7 +99,7 @@ class _GoldSimilarity:
         n = len(completions)
         golds = column(columns, self.gold_column, n, reward=self.__name__)
         out: list[float | None] = []
-        for completion, gold, names in zip(completions, golds, names_of(columns, n)):
+        for completion, gold, names in zip(completions, golds, names_of(columns, n, reward=self.__name__)):
             if gold is None or not str(gold).strip():
                 out.append(None)
                 continue

@@ -464,11 +464,9 @@ def _log_samples(
     pool: Any, out: Path, say: Callable[[str], None],
 ) -> None:
     """Show (question, SQL, result, gold, reward) rows: to the log and to ``samples.jsonl``."""
-    from sqlcoach.rewards.common import text_sql
+    from sqlcoach.rewards.common import completion_sql
 
-    from sqlcoach.prompts.anonymize import decode_sql
-
-    sqls = [decode_sql(text_sql(t), r.get("sql_names")) for t, r in zip(texts, rows)]
+    sqls = [completion_sql(t, r.get("sql_names")) for t, r in zip(texts, rows)]
     results = pool.run([(r["db_path"], s or "SELECT NULL WHERE 0") for r, s in zip(rows, sqls)])
     with (out / "samples.jsonl").open("a", encoding="utf-8") as fh:
         for i, (row, sql, res) in enumerate(zip(rows, sqls, results)):
