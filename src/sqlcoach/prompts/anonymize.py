@@ -197,7 +197,8 @@ def _link_values(db_path: str, texts: list[str], taken: set[str]) -> list[str]:
 
 
 @lru_cache(maxsize=8192)
-def _build(db_path: str, texts: tuple[str, ...]) -> NameMap:
+def _build(db_path: str, stamp: tuple[int, int], texts: tuple[str, ...]) -> NameMap:
+    # ``stamp`` (mtime, size) is only part of the cache key, as in introspect's and the value index's caches
     from sqlcoach.schema.introspect import introspect
 
     schema = introspect(db_path, sample_values=0)
@@ -233,8 +234,11 @@ def name_map(example: Example) -> NameMap:
     turns mention). Cached. DataError when the example has no database or it cannot be read."""
     if not example.db_path:
         raise DataError(f"example {example.id}: the anonymized template needs the database (db_path)")
+    from sqlcoach.schema.introspect import resolve_db_file
+
     texts = (example.question, example.evidence or "", *(t.question for t in example.turns))
-    return _build(str(example.db_path), texts)
+    st = resolve_db_file(example.db_path).stat()
+    return _build(str(example.db_path), (st.st_mtime_ns, st.st_size), texts)
 
 
 def restore_sql(sql: str, example: Any) -> str:

@@ -89,6 +89,15 @@ class SFTRunConfig:
             raise ConfigError(f"rename_copies must be >= 0 (0: no renaming), got {self.rename_copies}")
         if self.rename_copies == 0 and not self.rename_keep_original:
             raise ConfigError("rename_keep_original=false needs rename_copies >= 1, or no row would be left")
+        if self.rename_copies:
+            from sqlcoach.prompts.templates import TEMPLATES
+
+            t = TEMPLATES.get(self.template)
+            if t is not None and t.anonymize:
+                # The placeholder map is read from the real database, which a renamed copy no
+                # longer matches: its rows would mix renamed words and placeholders.
+                raise ConfigError(f"rename_copies needs a template with real names; {self.template!r} "
+                                  "already replaces every name with a placeholder (set rename_copies: 0)")
         if self.max_examples is not None and self.max_examples < 1:
             raise ConfigError("max_examples must be >= 1 or null (all examples)")
         check_lora(self)

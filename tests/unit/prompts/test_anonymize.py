@@ -110,3 +110,17 @@ def test_completion_needs_the_example_and_placeholder_like_names_are_refused(db:
     with pytest.raises(DataError, match="placeholders"):
         render_prompt(ex(str(bad), "Show c1.", "SELECT c1 FROM t1"), "", "anonymized")
     assert restore_sql("SELECT c1 FROM t1", ex(str(bad), "q", "SELECT 1"), "anonymized") == "SELECT c1 FROM t1"
+
+
+def test_a_changed_database_is_read_again(db: str) -> None:
+    import os
+
+    e = ex(db, "Which coaches live in Rome?", "SELECT name FROM coach WHERE sport = 'Rome'")
+    assert name_map(e).values == {}
+    con = sqlite3.connect(db)
+    con.execute("INSERT INTO coach VALUES (3, 'Rita Rossi', 'Rome', 33)")
+    con.commit()
+    con.close()
+    st = os.stat(db)
+    os.utime(db, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # a new mtime even on coarse clocks
+    assert name_map(e).values == {"Rome": "v1"}

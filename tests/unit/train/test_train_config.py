@@ -64,6 +64,7 @@ def test_coerce_rejects(value, tp):
         ({"save_total_limit": 0}, "--resume"),
         ({"max_length": 4}, "max_length"),
         ({"report_to": "mlflow"}, "report_to must be one of"),
+        ({"template": "anonymized", "rename_copies": 2}, "rename_copies needs a template with real names"),
     ],
 )
 def test_rules_explain_themselves(bad, message):
