@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlcoach.data.jsonl import LoadReport, iter_records, optional_str, require_str, sqlite_in
 from sqlcoach.data.spider import split_files
+from sqlcoach.errors import DataError
 from sqlcoach.types import Example
 
 BIRD_SPLITS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -65,7 +66,7 @@ def load_bird(
                 qid = optional_str(rec, "question_id")
                 db_path = sqlite_in(ddir, db_id)
                 if ddir is not None and db_path is None:
-                    raise ValueError(f"unknown db_id {db_id!r}: no {db_id}/{db_id}.sqlite in {ddir}")
+                    raise DataError(f"unknown db_id {db_id!r}: no {db_id}/{db_id}.sqlite in {ddir}")
             except ValueError as exc:
                 report.add(f, lineno, str(exc))
                 continue

@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from sqlcoach.data.jsonl import LoadReport, default_permissions, iter_records, optional_str, require_str
+from sqlcoach.errors import DataError
 from sqlcoach.types import Example
 
 _CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\b", re.IGNORECASE)
@@ -50,15 +51,15 @@ def split_statements(script: str) -> list[str]:
 def materialise_context(context: str, cache_dir: str | Path) -> str:
     """Create the empty database of ``context`` if absent and return its path.
 
-    Raises ValueError when the context holds a statement other than CREATE TABLE or SQLite
+    Raises DataError (a ValueError) when the context holds a statement other than CREATE TABLE or SQLite
     rejects it (nothing is left behind in that case).
     """
     statements = split_statements(context)
     if not statements:
-        raise ValueError("empty context")
+        raise DataError("empty context")
     for st in statements:
         if not _CREATE_TABLE.match(st):
-            raise ValueError(f"context statement is not CREATE TABLE: {st[:60]!r}")
+            raise DataError(f"context statement is not CREATE TABLE: {st[:60]!r}")
     db_id = context_db_id(context)
     target = Path(cache_dir) / "create_context" / db_id / f"{db_id}.sqlite"
     if target.is_file():
@@ -73,7 +74,7 @@ def materialise_context(context: str, cache_dir: str | Path) -> str:
                 con.execute(st)
             con.commit()
         except sqlite3.Error as exc:
-            raise ValueError(f"context rejected by SQLite: {exc}") from None
+            raise DataError(f"context rejected by SQLite: {exc}") from None
         finally:
             con.close()
         default_permissions(tmp)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from sqlcoach.data.jsonl import LoadReport, Problem, default_permissions
-from sqlcoach.errors import DataError
+from sqlcoach.errors import ConfigError, DataError
 from sqlcoach.prompts.templates import (
     SQL_TERMINAL_INPUT,
     SQL_TERMINAL_INSTRUCTION,
@@ -145,7 +145,7 @@ def build_record(ex: Example, fmt: str, schema: str, template: str) -> dict[str,
         return {"db_id": ex.db_id, **rec}
     if fmt == "llamafactory":
         return _alpaca(ex, schema, template)
-    raise ValueError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
+    raise ConfigError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -194,7 +194,7 @@ def export_examples(
     unknown format or template before writing anything.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
+        raise ConfigError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
     get_template(template)
     outp = Path(out)
     report = LoadReport(list(problems or []))

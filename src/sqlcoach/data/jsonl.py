@@ -139,17 +139,17 @@ def _iter_array(text: str, path: str) -> Iterator[tuple[int, Any]]:
 
 
 def require_str(record: Any, key: str, *alternatives: str) -> str:
-    """The string field ``key`` (or the first present alternative); ValueError says what is wrong."""
+    """The string field ``key`` (or the first present alternative); DataError (a ValueError) says what is wrong."""
     if not isinstance(record, dict):
-        raise ValueError(f"record is a {type(record).__name__}, not an object")
+        raise DataError(f"record is a {type(record).__name__}, not an object")
     for k in (key, *alternatives):
         if k in record and record[k] is not None:
             value = record[k]
             if not isinstance(value, str):
-                raise ValueError(f"field {k!r} is a {type(value).__name__}, not a string")
+                raise DataError(f"field {k!r} is a {type(value).__name__}, not a string")
             return value
     names = " or ".join(repr(k) for k in (key, *alternatives))
-    raise ValueError(f"missing field {names}")
+    raise DataError(f"missing field {names}")
 
 
 def optional_str(record: dict, *keys: str) -> str | None:
@@ -160,7 +160,7 @@ def optional_str(record: dict, *keys: str) -> str | None:
             continue
         if isinstance(value, (str, int, float)):
             return str(value)
-        raise ValueError(f"field {k!r} is a {type(value).__name__}, not a string")
+        raise DataError(f"field {k!r} is a {type(value).__name__}, not a string")
     return None
 
 
@@ -176,14 +176,14 @@ def _turns(value: Any) -> tuple[Turn, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise ValueError("field 'turns' must be a list")
+        raise DataError("field 'turns' must be a list")
     out = []
     for t in value:
         if not isinstance(t, dict) or not isinstance(t.get("question"), str):
-            raise ValueError("each turn must be an object with a string 'question'")
+            raise DataError("each turn must be an object with a string 'question'")
         sql = t.get("sql")
         if sql is not None and not isinstance(sql, str):
-            raise ValueError("a turn's 'sql' must be a string or null")
+            raise DataError("a turn's 'sql' must be a string or null")
         out.append(Turn(t["question"], sql))
     return tuple(out)
 
@@ -217,7 +217,7 @@ def load_jsonl(
                 db_path = sqlite_in(ddir, db_id)
             meta = rec.get("meta") or {}
             if not isinstance(meta, dict):
-                raise ValueError("field 'meta' must be an object")
+                raise DataError("field 'meta' must be an object")
             ex = Example(
                 id=optional_str(rec, "id") or f"{p.stem}-{lineno}",
                 db_id=db_id,

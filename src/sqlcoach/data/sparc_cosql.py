@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlcoach.data.jsonl import LoadReport, iter_records, optional_str, require_str, sqlite_in
 from sqlcoach.data.spider import known_databases, read_tables_json, split_files
+from sqlcoach.errors import DataError
 from sqlcoach.types import Example, Turn
 
 _LAYOUTS: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = {
@@ -61,16 +62,16 @@ def _load_interactions(
             try:
                 db_id = require_str(rec, "database_id", "db_id")
                 if known and db_id not in known:
-                    raise ValueError(f"unknown db_id {db_id!r}")
+                    raise DataError(f"unknown db_id {db_id!r}")
                 raw_turns = rec.get("interaction")
                 if not isinstance(raw_turns, list) or not raw_turns:
-                    raise ValueError("field 'interaction' must be a non-empty list of turns")
+                    raise DataError("field 'interaction' must be a non-empty list of turns")
                 turns = []
                 for t_i, t in enumerate(raw_turns):
                     try:
                         turns.append(Turn(require_str(t, "utterance", "question"), optional_str(t, "query", "sql")))
                     except ValueError as exc:
-                        raise ValueError(f"turn {t_i}: {exc}") from None
+                        raise DataError(f"turn {t_i}: {exc}") from None
             except ValueError as exc:
                 report.add(f, lineno, str(exc))
                 continue

@@ -115,7 +115,7 @@ def load_spider(
                 db_id = require_str(rec, "db_id")
                 gold = optional_str(rec, "query", "SQL", "sql")
                 if known and db_id not in known:
-                    raise ValueError(f"unknown db_id {db_id!r} (not in tables.json nor {ddir})")
+                    raise DataError(f"unknown db_id {db_id!r} (not in tables.json nor {ddir})")
             except ValueError as exc:
                 report.add(f, lineno, str(exc))
                 continue

@@ -77,21 +77,21 @@ def _literal(value: Any, numeric: bool) -> str:
 def wikisql_to_sql(sql: dict, table: dict) -> str:
     """SQL text for a WikiSQL ``{"sel", "agg", "conds"}`` over ``table`` (materialised as above).
 
-    Raises ValueError when an index is out of range or the dict is malformed.
+    Raises DataError (a ValueError) when an index is out of range or the dict is malformed.
     """
     if not isinstance(sql, dict):
-        raise ValueError("'sql' must be an object with sel/agg/conds")
+        raise DataError("'sql' must be an object with sel/agg/conds")
     cols = column_names(table["header"])
     types = list(table.get("types") or ["text"] * len(cols))
     try:
         sel, agg = int(sql["sel"]), int(sql.get("agg", 0))
         conds = sql.get("conds") or []
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"malformed 'sql': {exc}") from None
+        raise DataError(f"malformed 'sql': {exc}") from None
     if not 0 <= sel < len(cols):
-        raise ValueError(f"sel {sel} out of range for {len(cols)} columns")
+        raise DataError(f"sel {sel} out of range for {len(cols)} columns")
     if not 0 <= agg < len(AGG_OPS):
-        raise ValueError(f"agg {agg} out of range")
+        raise DataError(f"agg {agg} out of range")
     target = quote_ident(cols[sel])
     if AGG_OPS[agg]:
         target = f"{AGG_OPS[agg]}({target})"
@@ -99,12 +99,12 @@ def wikisql_to_sql(sql: dict, table: dict) -> str:
     where = []
     for cond in conds:
         if not isinstance(cond, (list, tuple)) or len(cond) != 3:
-            raise ValueError(f"malformed condition {cond!r}")
+            raise DataError(f"malformed condition {cond!r}")
         c, op, value = cond
         if not (isinstance(c, int) and 0 <= c < len(cols)):
-            raise ValueError(f"condition column {c!r} out of range")
+            raise DataError(f"condition column {c!r} out of range")
         if not (isinstance(op, int) and 0 <= op < len(COND_OPS)):
-            raise ValueError(f"condition operator {op!r} out of range")
+            raise DataError(f"condition operator {op!r} out of range")
         numeric = c < len(types) and str(types[c]).lower() == "real"
         where.append(f"{quote_ident(cols[c])} {COND_OPS[op]} {_literal(value, numeric)}")
     if where:
@@ -166,9 +166,9 @@ def _read_tables(path: Path, report: LoadReport) -> dict[str, dict]:
             tid = require_str(rec, "id")
             header = rec.get("header")
             if not isinstance(header, list) or not header:
-                raise ValueError("field 'header' must be a non-empty list")
+                raise DataError("field 'header' must be a non-empty list")
             if not isinstance(rec.get("rows", []), list):
-                raise ValueError("field 'rows' must be a list")
+                raise DataError("field 'rows' must be a list")
         except ValueError as exc:
             report.add(path, lineno, str(exc))
             continue
@@ -206,7 +206,7 @@ def load_wikisql(
             question = require_str(rec, "question")
             tid = require_str(rec, "table_id")
             if tid not in tables:
-                raise ValueError(f"unknown table_id {tid!r} (not in {tfile.name})")
+                raise DataError(f"unknown table_id {tid!r} (not in {tfile.name})")
             gold = wikisql_to_sql(rec.get("sql"), tables[tid])
         except ValueError as exc:
             report.add(qfile, lineno, str(exc))

@@ -29,6 +29,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable, Sequence
 
+from sqlcoach.errors import ConfigError
+
 COMPARE_MODES: tuple[str, ...] = ("spider", "bird")
 
 Row = Sequence[Any]
@@ -44,13 +46,13 @@ def same_result(
     """Whether the predicted rows denote the same result as the gold rows under ``mode``.
 
     Rows are sequences of values (tuples or lists). ``order_matters`` is used by ``"spider"``
-    only (BIRD compares sets). Raises ValueError for an unknown mode. Pure and deterministic.
+    only (BIRD compares sets). Raises ConfigError (a ValueError) for an unknown mode. Pure and deterministic.
     """
     if mode == "bird":
         return _bird(pred_rows, gold_rows)
     if mode == "spider":
         return _spider(_tuples(pred_rows), _tuples(gold_rows), order_matters)
-    raise ValueError(f"unknown comparison mode {mode!r}; expected one of {', '.join(COMPARE_MODES)}")
+    raise ConfigError(f"unknown comparison mode {mode!r}; expected one of {', '.join(COMPARE_MODES)}")
 
 
 def _tuples(rows: Iterable[Row]) -> list[tuple[Any, ...]]:

@@ -49,7 +49,7 @@ from collections import OrderedDict, deque
 from multiprocessing.connection import wait
 from typing import Any, Sequence
 
-from sqlcoach.errors import SqlcoachError
+from sqlcoach.errors import ConfigError, ExecutionError
 from sqlcoach.execution import sandbox
 from sqlcoach.execution.sandbox import Limits
 from sqlcoach.types import ExecResult
@@ -213,14 +213,14 @@ class ExecutorPool:
         if workers is None:
             workers = os.cpu_count() or 1
         if not isinstance(workers, int) or workers < 0:
-            raise ValueError(f"workers must be an int >= 0 (0 = run in this process), got {workers!r}")
+            raise ConfigError(f"workers must be an int >= 0 (0 = run in this process), got {workers!r}")
         if not hard_timeout_factor >= 1.0:
-            raise ValueError(
+            raise ConfigError(
                 f"hard_timeout_factor must be >= 1 (the hard kill must not precede the sandbox's own deadline), "
                 f"got {hard_timeout_factor!r}"
             )
         if not isinstance(cache_size, int) or cache_size < 0:
-            raise ValueError(f"cache_size must be an int >= 0, got {cache_size!r}")
+            raise ConfigError(f"cache_size must be an int >= 0, got {cache_size!r}")
         self.workers = workers
         self.limits = limits
         self.hard_timeout = limits.timeout * hard_timeout_factor + HARD_GRACE
@@ -434,7 +434,7 @@ class ExecutorPool:
                     yield from self._lose_worker(w, pending, "timeout", why, bar)
                     start_failures = 0
             if start_failures >= _MAX_START_FAILURES:
-                raise SqlcoachError(
+                raise ExecutionError(
                     f"executor workers keep dying before running any query ({start_failures} in a row). "
                     "With the forkserver/spawn start method (used once torch or threads are loaded) the "
                     "main script must be import-safe (`if __name__ == '__main__':`); also check that "

@@ -67,6 +67,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from sqlcoach.errors import ConfigError
 from sqlcoach.types import ExecResult
 
 # The progress handler runs every PROGRESS_STEPS VM instructions. Measured here on a 4M-row join
@@ -123,14 +124,14 @@ class Limits:
 
     def __post_init__(self) -> None:
         if isinstance(self.timeout, bool) or not (isinstance(self.timeout, (int, float)) and self.timeout > 0):
-            raise ValueError(f"Limits.timeout must be a positive number of seconds, got {self.timeout!r}")
+            raise ConfigError(f"Limits.timeout must be a positive number of seconds, got {self.timeout!r}")
         for name in ("max_rows", "max_bytes", "max_memory_mb"):
             value = getattr(self, name)
             if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-                raise ValueError(f"Limits.{name} must be a positive int, got {value!r}")
+                raise ConfigError(f"Limits.{name} must be a positive int, got {value!r}")
         if self.max_bytes >= 2**31:
             # SQLITE_LIMIT_LENGTH is a 32-bit int; larger values are silently clamped by SQLite.
-            raise ValueError(f"Limits.max_bytes must be below 2**31 (SQLite's own ceiling), got {self.max_bytes}")
+            raise ConfigError(f"Limits.max_bytes must be below 2**31 (SQLite's own ceiling), got {self.max_bytes}")
 
 
 class _TooLarge(Exception):

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlcoach.errors import ConfigError
+
 
 @dataclass
 class Generations:
@@ -46,7 +48,7 @@ def generate_texts(
     import torch
 
     if n < 1:
-        raise ValueError("n must be >= 1")
+        raise ConfigError(f"n must be >= 1 (completions per prompt), got {n}")
     t0 = time.monotonic()
     device = next(model.parameters()).device
     tokenizer.padding_side = "left"  # the last column must be every row's last prompt token

@@ -44,7 +44,7 @@ def vote(
     """Vote among ``sqls`` given their execution ``results`` (objects with ``.rows`` and ``.error``;
     ``None`` for a sample that was not run, e.g. an empty SQL). ``same(rows_a, rows_b)`` decides
     "same result"; the default is the project's comparer in Spider mode with order ignored."""
-    if len(sqls) != len(results):
+    if len(sqls) != len(results):  # internal invariant: callers pass one result per sampled SQL
         raise ValueError("sqls and results must have the same length")
     if same is None:
         from sqlcoach.execution.compare import same_result

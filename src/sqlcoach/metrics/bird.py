@@ -28,6 +28,8 @@ import math
 import statistics
 from typing import TYPE_CHECKING, Sequence
 
+from sqlcoach.errors import ConfigError
+
 if TYPE_CHECKING:
     from sqlcoach.execution.pool import ExecutorPool
 
@@ -69,7 +71,7 @@ def time_ratios(
     ``None`` jobs (incorrect examples) get 0. A prediction that fails while being timed also gets 0.
     """
     if iterations < 1:
-        raise ValueError("iterations must be >= 1")
+        raise ConfigError(f"VES iterations must be >= 1 (timing runs per query), got {iterations}")
     idx = [i for i, j in enumerate(jobs) if j is not None]
     flat: list[tuple[str, str]] = []
     for i in idx:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from sqlcoach.errors import SqlcoachError
+from sqlcoach.errors import ConfigError, DataError
 from sqlcoach.execution.pool import ExecutorPool
 from sqlcoach.execution.sandbox import Limits
 from sqlcoach.metrics import bird as bird_metrics
@@ -80,9 +80,9 @@ def _atomic_write(path: str | Path, text: str) -> None:
 
 def _check_options(etype: str, mode: str) -> None:
     if etype not in ETYPES:
-        raise SqlcoachError(f"unknown etype {etype!r}; choose one of {', '.join(ETYPES)}")
+        raise ConfigError(f"unknown etype {etype!r}; choose one of {', '.join(ETYPES)}")
     if mode not in EX_MODES:
-        raise SqlcoachError(f"unknown mode {mode!r}; choose one of {', '.join(EX_MODES)}")
+        raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(EX_MODES)}")
 
 
 def evaluate_pairs(
@@ -110,11 +110,11 @@ def evaluate_pairs(
     ``pool``: reuse a caller's executor pool (its gold cache then spans calls); otherwise one is
     started for this call and closed after it. ``ves_iterations``: BIRD VES timing runs per query
     (default 10 in ``bird`` mode, off in ``spider`` mode; 0 turns it off).
-    Never raises because of a prediction; raises ``SqlcoachError`` for bad options or lengths.
+    Never raises because of a prediction; raises ``ConfigError`` for bad options, ``DataError`` for lengths.
     """
     _check_options(etype, mode)
     if len(preds) != len(golds):
-        raise SqlcoachError(f"{len(preds)} predictions for {len(golds)} gold queries")
+        raise DataError(f"{len(preds)} predictions for {len(golds)} gold queries")
     t0 = time.perf_counter()
     n = len(golds)
     gold_sqls = [g for g, _ in golds]

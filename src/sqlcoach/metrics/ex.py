@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from sqlcoach.errors import ConfigError
 from sqlcoach.execution.compare import same_result
 from sqlcoach.execution.pool import ExecutorPool
 from sqlcoach.sql.lexical import has_order_by, postprocess, strip_distinct
@@ -106,7 +107,7 @@ def score_execution(
 ) -> list[ExOutcome]:
     """Score every item; never raises for anything about the predicted SQL."""
     if mode not in EX_MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(EX_MODES)}")
+        raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(EX_MODES)}")
     n = len(items)
     out: list[ExOutcome | None] = [None] * n
     # per item: surviving candidate SQL strings, the gold as executed, and order sensitivity

@@ -153,6 +153,8 @@ def read_pred(path: str | Path, gold: list[GoldItem], multi_turn: bool) -> tuple
 
 
 def _read_bird_json(p: Path, gold: list[GoldItem]) -> tuple[list[str], list[str]]:
+    if not p.is_file():
+        raise DataError("file not found", str(p))
     try:
         data = json.loads(p.read_text(encoding="utf-8", errors="replace"))
     except json.JSONDecodeError as exc:
@@ -183,6 +185,8 @@ def read_difficulties(path: str | Path, n: int) -> list[str | None]:
     with one label per line. Returns ``None`` entries when the file has no such field."""
     p = Path(path)
     if p.suffix == ".json":
+        if not p.is_file():
+            raise DataError("file not found", str(p))
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:

@@ -44,6 +44,7 @@ import re
 from dataclasses import replace
 from typing import Callable, Iterable, Sequence
 
+from sqlcoach.errors import ConfigError
 from sqlcoach.types import Column, ForeignKey, Schema, Table
 
 Value = tuple[str, str, str]  # (table, column, value)
@@ -284,13 +285,13 @@ def serialize(
     ``values`` are ``(table, column, value)`` triples (from :func:`~sqlcoach.schema.values.
     retrieve_values`), best first. Without ``budget_tokens`` the full text is returned. With it,
     the result has at most ``budget_tokens`` tokens by ``count_tokens``, reached by the documented
-    shrinking order, each step applied only while the text is still too long. Raises ValueError
-    for an unknown style.
+    shrinking order, each step applied only while the text is still too long. Raises ConfigError
+    (a ValueError) for an unknown style.
     """
     try:
         render = STYLES[style]
     except KeyError:
-        raise ValueError(f"unknown schema style {style!r} (known: {', '.join(STYLES)})") from None
+        raise ConfigError(f"unknown schema style {style!r} (known: {', '.join(STYLES)})") from None
     vals = list(values or ())
     text = render(schema, vals)
     if budget_tokens is None:

@@ -66,7 +66,7 @@ def schema_from_entry(entry: dict) -> SpiderDbSchema:
         pks.extend(int(p) for p in pk) if isinstance(pk, list) else pks.append(int(pk))
     for a, b in fks:
         if not (0 <= a < len(column_ids) and 0 <= b < len(column_ids)):
-            raise ValueError(f"foreign key ({a}, {b}) points past the {len(column_ids)} columns")
+            raise DataError(f"foreign key ({a}, {b}) points past the {len(column_ids)} columns")
     return SpiderDbSchema(
         db_id=db_id,
         table_names=tables,

@@ -26,6 +26,8 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from sqlcoach.errors import ConfigError, ModelError
+
 
 # ----------------------------------------------------------------------------- masks and statistics
 
@@ -222,7 +224,7 @@ class AdaptiveKLController:
 
     def __init__(self, init_value: float, target: float, horizon: int):
         if target <= 0 or horizon <= 0:
-            raise ValueError("target and horizon must be > 0")
+            raise ConfigError(f"kl_target and kl_horizon must be > 0, got kl_target={target}, kl_horizon={horizon}")
         self.value = float(init_value)
         self.target = float(target)
         self.horizon = int(horizon)
@@ -318,4 +320,7 @@ def hidden_size_of(model: Any) -> int:
     text_cfg = getattr(cfg, "text_config", None)
     if text_cfg is not None and isinstance(getattr(text_cfg, "hidden_size", None), int):
         return int(text_cfg.hidden_size)
-    raise ValueError(f"cannot find the hidden size of {type(model).__name__}")
+    raise ModelError(
+        f"cannot find the hidden size of {type(model).__name__}: its config has no hidden_size, n_embd or "
+        "d_model (PPO needs it for the value head); use a transformers causal LM"
+    )
