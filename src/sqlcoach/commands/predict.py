@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per sampled query when voting")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", dest="json_out", default=None, help="also write the throughput summary here")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run: keep the predictions already in OUT's .jsonl and predict "
+                   "only the missing examples (default: start afresh, replacing OUT and its .jsonl)")
     p.set_defaults(func=run)
 
 
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         n=args.n, temperature=temperature, top_p=args.top_p, batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens, template=args.template, schema_style=args.schema_style,
         schema_sample_values=args.schema_samples,
-        workers=args.workers, timeout=args.timeout, seed=args.seed, generate_fn=generate_fn,
+        workers=args.workers, timeout=args.timeout, seed=args.seed, generate_fn=generate_fn, resume=args.resume,
     )
     print(summary.line())
     print(f"wrote {summary.sql_path} and {summary.jsonl_path}")

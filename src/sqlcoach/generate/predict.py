@@ -7,8 +7,10 @@
 * ``out_path.with_suffix(".jsonl")``: one record per example (index, id, db_id, raw outputs,
   extracted SQL of every sample, votes, chosen sample), appended and flushed chunk by chunk.
 
-After a crash, running the same command again skips the examples already in the JSONL (a torn
-last line is reported with file and line, and that example is predicted again). With ``n > 1``
+A run starts afresh by default: an existing ``out_path`` and its JSONL are replaced. With
+``resume=True`` (``sqlcoach predict --resume``), a run after a crash skips the examples already in
+the JSONL (a torn last line is reported with file and line, and that example is predicted again).
+Prompts come from ``sqlcoach.prompts.builder.PromptBuilder.prediction_text``. With ``n > 1``
 every sample is executed in the sandboxed pool and the answer is chosen by result-set vote
 (``sqlcoach.generate.vote``).
 """
@@ -22,11 +24,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlcoach.errors import DataError
 from sqlcoach.generate.vote import vote
 from sqlcoach.types import Example
+
+if TYPE_CHECKING:
+    from sqlcoach.prompts.builder import PromptBuilder
 
 
 @dataclass
@@ -56,36 +60,26 @@ def one_line(sql: str) -> str:
 
 
 def build_prompts(
-    examples: Sequence[Example], tokenizer: Any, *, template: str, schema_style: str, sample_values: int = 3
+    examples: Sequence[Example],
+    tokenizer: Any,
+    *,
+    template: str,
+    schema_style: str,
+    sample_values: int = 3,
+    builder: PromptBuilder | None = None,
 ) -> list[str]:
     """Chat-formatted prompt text of each example (schema text computed once per database).
 
     An example whose database cannot be read still gets a prompt (with an empty schema), so that
-    one broken database never stops a prediction run; its SQL will be scored as whatever comes out."""
-    from sqlcoach.prompts.chat import to_text
-    from sqlcoach.prompts.templates import render_prompt
-    from sqlcoach.schema.introspect import introspect
-    from sqlcoach.schema.serialize import serialize
+    one broken database never stops a prediction run; its SQL will be scored as whatever comes out.
+    A thin wrapper over ``PromptBuilder.prediction_text``; pass ``builder`` (a ``PromptBuilder``)
+    to share its schema cache across calls (``template``, ``schema_style`` and ``sample_values``
+    are then its own)."""
+    from sqlcoach.prompts.builder import PromptBuilder
 
-    cache: dict[str, str] = {}
-    out = []
-    for ex in examples:
-        key = ex.db_path or ""
-        if key not in cache:
-            try:
-                cache[key] = (
-                    serialize(introspect(ex.db_path, sample_values=sample_values), schema_style) if ex.db_path else ""
-                )
-            except Exception as exc:  # report and go on: hostile or broken data must not crash the run
-                print(f"warning: cannot read schema of {ex.db_id} ({ex.db_path}): {exc}", file=sys.stderr)
-                cache[key] = ""
-        try:
-            messages = render_prompt(ex, cache[key], template)
-        except DataError as exc:  # e.g. names that clash with the anonymized template's placeholders
-            print(f"warning: {ex.id}: {exc}; prompting with the minimal template instead", file=sys.stderr)
-            messages = render_prompt(ex, cache[key], "minimal")
-        out.append(to_text(messages, tokenizer))
-    return out
+    if builder is None:
+        builder = PromptBuilder(template, schema_style, sample_values)
+    return builder.prediction_texts(examples, tokenizer)
 
 
 def read_done(jsonl_path: Path) -> tuple[dict[int, dict[str, Any]], list[str]]:
@@ -154,20 +148,32 @@ def predict(
     extract: Callable[[str], str | None] | None = None,
     progress: bool = True,
     generate_fn: Callable[..., Any] | None = None,
+    resume: bool = False,
 ) -> PredictSummary:
     """Predict every example; see the module docstring for the files and the resume rule.
+
+    ``resume=False`` (default): an existing ``out_path`` and its JSONL are deleted first and every
+    example is predicted. ``resume=True``: the examples already in the JSONL are kept, not predicted
+    again.
 
     ``generate_fn`` replaces HF generation (same signature as ``generate.hf.generate_texts``; the
     vLLM backend plugs in here). ``extract`` turns raw text into SQL (default
     ``sqlcoach.sql.extract.extract_sql``; ``None`` from it means "no SQL")."""
     from sqlcoach.generate.hf import generate_texts
+    from sqlcoach.prompts.builder import PromptBuilder
 
+    # One builder (one schema cache) for the whole run; it checks template and schema style
+    # before any file is touched.
+    builder = PromptBuilder(template, schema_style, schema_sample_values)
     if extract is None:
         from sqlcoach.sql.extract import extract_sql as extract
     gen = generate_fn or generate_texts
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     jsonl = out.with_suffix(".jsonl") if out.suffix != ".jsonl" else out.with_suffix(".records.jsonl")
+    if not resume:  # a fresh run: nothing of an older run may be taken for this one's output
+        for old in (out, jsonl):
+            old.unlink(missing_ok=True)
     done, bad = read_done(jsonl)
     for b in bad:
         print(f"warning: {b}", file=sys.stderr)
@@ -191,7 +197,8 @@ def predict(
             ids = todo[start : start + chunk]
             exs = [examples[i] for i in ids]
             prompts = build_prompts(
-                exs, tokenizer, template=template, schema_style=schema_style, sample_values=schema_sample_values
+                exs, tokenizer, template=template, schema_style=schema_style, sample_values=schema_sample_values,
+                builder=builder,
             )
             g = gen(
                 model,

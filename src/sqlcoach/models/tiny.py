@@ -253,10 +253,8 @@ def training_corpus(
     split, so that the tokenizer merges exactly the text the model will be trained on.
     Returns ``(texts)``; the dev split is never read."""
     from sqlcoach.data import load_examples
-    from sqlcoach.train.sft import build_rows
+    from sqlcoach.prompts.builder import PromptBuilder
 
-    rows, _ = build_rows(
-        load_examples("spider", world_dir, "train"), template=template, schema_style=schema_style,
-        sample_values=sample_values,
-    )
+    # The SFT rows exactly as training builds them (models must not import sqlcoach.train).
+    rows, _ = PromptBuilder(template, schema_style, sample_values).sft_rows(load_examples("spider", world_dir, "train"))
     return world_corpus(world_dir) + [m["content"] for r in rows for m in r["prompt"] + r["completion"]]

@@ -1,6 +1,7 @@
-"""Prompt templates and chat formatting."""
+"""Prompt templates, chat formatting, and the one prompt builder (``PromptBuilder``)."""
 
+from sqlcoach.prompts.builder import PromptBuilder
 from sqlcoach.prompts.chat import to_text
 from sqlcoach.prompts.templates import TEMPLATES, expected_format, render_completion, render_prompt
 
-__all__ = ["TEMPLATES", "expected_format", "render_completion", "render_prompt", "to_text"]
+__all__ = ["TEMPLATES", "PromptBuilder", "expected_format", "render_completion", "render_prompt", "to_text"]

@@ -249,22 +249,22 @@ def renamed_rows(
     fresh: bool = True,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """``copies`` renamed prompt/completion rows per example (TRL conversational format, as
-    ``sqlcoach.train.sft.build_rows``); returns ``(rows, skipped)`` where ``skipped`` says which
+    ``PromptBuilder.sft_rows``); returns ``(rows, skipped)`` where ``skipped`` says which
     examples could not be renamed and why. Deterministic in ``seed``. ``fresh=False``: new names
-    are only words of the training schemas (no generated words)."""
-    from sqlcoach.prompts.templates import render_completion, render_prompt
-    from sqlcoach.schema.introspect import introspect
-    from sqlcoach.schema.serialize import serialize
+    are only words of the training schemas (no generated words). Schemas are read and rows
+    rendered by ``sqlcoach.prompts.builder.PromptBuilder`` (``schema``, ``sft_row_for_schema``)."""
+    from sqlcoach.prompts.builder import PromptBuilder, UnreadableDatabase
 
+    builder = PromptBuilder(template, schema_style, sample_values)
     schemas: dict[str, Schema | None] = {}
     skipped: list[str] = []
     for ex in examples:
         if ex.db_path and ex.db_path not in schemas:
             try:
-                schemas[ex.db_path] = introspect(ex.db_path, sample_values=sample_values)
-            except Exception as exc:  # reported, the rest is still used
+                schemas[ex.db_path] = builder.schema(ex.db_path)
+            except UnreadableDatabase as exc:  # reported, the rest is still used
                 schemas[ex.db_path] = None
-                skipped.append(f"{ex.id}: cannot read schema of {ex.db_path}: {exc}")
+                skipped.append(f"{ex.id}: {exc}")
     pool = word_pool([s for s in schemas.values() if s is not None], n_fresh=4000 if fresh else 0, seed=seed)
     rng = random.Random(seed)
     rows: list[dict[str, Any]] = []
@@ -279,11 +279,5 @@ def renamed_rows(
             except ValueError as exc:
                 skipped.append(f"{ex.id}: {exc}")
                 break
-            text = serialize(new_schema, schema_style)
-            rows.append(
-                {
-                    "prompt": list(render_prompt(new, text, template)),
-                    "completion": [{"role": "assistant", "content": render_completion(new.gold_sql, template, example=new)}],
-                }
-            )
+            rows.append(builder.sft_row_for_schema(new, new_schema))
     return rows, skipped

@@ -172,23 +172,6 @@ def build_pairs_for_question(
     return out
 
 
-def _schema_texts(examples: Sequence[Example], schema_style: str, sample_values: int) -> dict[str, str]:
-    from sqlcoach.schema.introspect import introspect
-    from sqlcoach.schema.serialize import serialize
-
-    cache: dict[str, str] = {}
-    for ex in examples:
-        key = ex.db_path or ""
-        if key in cache:
-            continue
-        try:
-            cache[key] = serialize(introspect(ex.db_path, sample_values=sample_values), schema_style) if ex.db_path else ""
-        except Exception as exc:  # a broken database: its gold will fail too and the question is skipped
-            print(f"warning: cannot read schema of {ex.db_id} ({ex.db_path}): {exc}", file=sys.stderr)
-            cache[key] = ""
-    return cache
-
-
 def mine_pairs(
     model: Any,
     tokenizer: Any,
@@ -225,8 +208,9 @@ def mine_pairs(
 
     from sqlcoach.metrics.evaluate import example_database_files
     from sqlcoach.metrics.ex import ExItem, score_execution
+    from sqlcoach.prompts.builder import PromptBuilder
     from sqlcoach.prompts.chat import to_text
-    from sqlcoach.prompts.templates import get_template, render_completion, render_prompt, restore_sql
+    from sqlcoach.prompts.templates import render_completion, restore_sql
     from sqlcoach.sql.extract import extract_sql
 
     if k < 1:
@@ -244,7 +228,8 @@ def mine_pairs(
         )
     if chosen != "gold" and k == 1 and temperature <= 0:
         log("warning: k=1 at temperature 0 gives one greedy answer per question: few pairs")
-    get_template(template)  # unknown template: a clear error before any generation
+    # Unknown template or schema style: a clear error before any generation.
+    builder = PromptBuilder(template, schema_style, schema_sample_values)
     if generate_fn is None:
         from sqlcoach.generate.hf import generate_texts as generate_fn
     own_pool = pool is None
@@ -253,7 +238,11 @@ def mine_pairs(
 
         pool = ExecutorPool(min(2, os.cpu_count() or 1))
     t0 = time.monotonic()
-    schema = _schema_texts(examples, schema_style, schema_sample_values)
+    # Pair mining's rule (PromptBuilder.messages(lenient=True)): an absent or unreadable database
+    # gives an empty schema (its gold fails too and the question is skipped), with one warning per
+    # database, all read up front; a template error is not caught.
+    for ex in examples:
+        builder.lenient_schema_text(ex)
     stats = MineStats()
     pairs: list[dict[str, Any]] = []
     bar = None
@@ -264,7 +253,7 @@ def mine_pairs(
     try:
         for start in range(0, len(examples), chunk_size):
             exs = list(examples[start : start + chunk_size])
-            messages = [render_prompt(ex, schema[ex.db_path or ""], template) for ex in exs]
+            messages = [builder.messages(ex, lenient=True) for ex in exs]
             texts = [to_text(m, tokenizer) for m in messages]
             gen = generate_fn(
                 model, tokenizer, texts, n=k, temperature=temperature, top_p=top_p,

@@ -6,9 +6,9 @@ the first:
 1. ``build_rl_rows(examples, template=..., schema_style=...)``: one row per usable example, with
    ``prompt`` (conversational messages, what TRL's ``GRPOTrainer`` reads) and the columns the
    rewards read (``db_path``, ``gold_sql``, ``format_template``) plus ``id``, ``db_id``,
-   ``question``, ``hardness`` for logs. The prompt is built by the SFT recipe's own
-   ``sqlcoach.train.sft.build_rows`` (same schema text, same template), so the policy sees in RL
-   exactly what it saw in SFT.
+   ``question``, ``hardness`` for logs. The prompt is built by ``sqlcoach.prompts.builder.
+   PromptBuilder``, the builder of the SFT rows too (same schema text, same template), so the
+   policy sees in RL exactly what it saw in SFT.
 2. ``curate_gold(rows, pool=...)``: drop rows whose gold SQL fails or returns nothing (an empty or
    all-NULL result): their execution reward is ``None`` or trivially matched by any empty answer.
 3. ``pass_rate_filter(rows, model=..., tokenizer=..., k=8)``: sample ``k`` completions per prompt
@@ -29,11 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sqlcoach.errors import DataError
-
-#: Columns every RL row carries besides ``prompt``.
-RL_COLUMNS: tuple[str, ...] = (
-    "id", "db_id", "db_path", "gold_sql", "hardness", "question", "format_template", "sql_names",
-)
+from sqlcoach.prompts.builder import RL_COLUMNS  # noqa: F401  (defined in the builder; importable here)
 
 
 def build_rl_rows(
@@ -50,55 +46,12 @@ def build_rl_rows(
     Examples without gold SQL, without a database, or whose database schema cannot be read are
     skipped (``log`` receives one line per skipped example when given). With a ``tokenizer`` each
     row also gets ``prompt_tokens``: the length of the chat-formatted prompt, so that callers can
-    drop prompts that would not fit. Raises ``DataError`` when no example is usable."""
-    from sqlcoach.prompts.chat import to_text
-    from sqlcoach.prompts.templates import names_column
-    from sqlcoach.train.sft import build_rows
+    drop prompts that would not fit. Raises ``DataError`` when no example is usable.
+    A thin wrapper over ``PromptBuilder.rl_rows``."""
+    from sqlcoach.prompts.builder import PromptBuilder
 
-    usable: list[Any] = []
-    skipped: list[str] = []
-    for ex in examples:
-        if not ex.gold_sql:
-            skipped.append(f"{ex.id}: no gold SQL")
-        elif not ex.db_path:
-            skipped.append(f"{ex.id}: no database")
-        else:
-            usable.append(ex)
-    # build_rows caches the schema text per database; grouping by database keeps that cache and
-    # makes its output 1:1 with the group (a group is either all kept or all skipped, since the
-    # per-example reasons were filtered out above).
-    groups: dict[str, list[int]] = {}
-    for i, ex in enumerate(usable):
-        groups.setdefault(ex.db_path, []).append(i)
-    prompts: list[Any] = [None] * len(usable)
-    for db_path, idx in groups.items():
-        rows, why = build_rows(
-            [usable[i] for i in idx], template=template, schema_style=schema_style, sample_values=schema_sample_values
-        )
-        if len(rows) == len(idx):
-            for i, row in zip(idx, rows):
-                prompts[i] = row["prompt"]
-        else:  # the database is unreadable: build_rows skipped the whole group
-            skipped.extend(why or [f"{usable[i].id}: unreadable database {db_path}" for i in idx])
-    out: list[dict[str, Any]] = []
-    for ex, prompt in zip(usable, prompts):
-        if prompt is None:
-            continue
-        row = {
-            "prompt": prompt,
-            "id": str(ex.id),
-            "db_id": ex.db_id,
-            "db_path": str(ex.db_path),
-            "gold_sql": ex.gold_sql,
-            "hardness": ex.hardness or "",
-            "question": ex.question,
-            "format_template": template,
-            # JSON placeholder -> name for the anonymized template ("" otherwise): rewards decode with it
-            "sql_names": names_column(ex, template),
-        }
-        if tokenizer is not None:
-            row["prompt_tokens"] = len(tokenizer(to_text(prompt, tokenizer), add_special_tokens=False)["input_ids"])
-        out.append(row)
+    builder = PromptBuilder(template, schema_style, schema_sample_values)
+    out, skipped = builder.rl_rows(examples, tokenizer=tokenizer)
     if log is not None:
         for s in skipped[:10]:
             log(f"skipped example {s}")

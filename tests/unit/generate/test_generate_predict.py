@@ -12,6 +12,8 @@ import sqlcoach.generate.predict as P
 from sqlcoach.generate.hf import Generations
 from sqlcoach.types import Example
 
+REAL_BUILD_PROMPTS = P.build_prompts  # before the autouse fixture below replaces it
+
 
 @pytest.fixture()
 def db(tmp_path):
@@ -88,7 +90,7 @@ def test_resume_skips_done_examples_and_reports_torn_line(tmp_path, db, capsys):
         + '{"index": 3, "sql": "SELEC'  # the process died while writing this line
     )
     gen = FakeGen(lambda p, n: ["SELECT 7"])
-    s = P.predict(None, None, _examples(db), out, generate_fn=gen, extract=lambda t: t, progress=False)
+    s = P.predict(None, None, _examples(db), out, generate_fn=gen, extract=lambda t: t, progress=False, resume=True)
     assert sorted(gen.seen) == ["q1", "q3", "q4"]
     assert s.resumed == 2 and s.predicted_now == 3
     assert s.bad_lines and s.bad_lines[0].startswith(f"{jsonl}:3:")
@@ -99,8 +101,50 @@ def test_resume_skips_done_examples_and_reports_torn_line(tmp_path, db, capsys):
     assert sorted(r["index"] for r in recs) == [0, 1, 2, 3, 4]
     # a second run has nothing left to do
     gen2 = FakeGen(lambda p, n: ["SELECT 8"])
-    s2 = P.predict(None, None, _examples(db), out, generate_fn=gen2, extract=lambda t: t, progress=False)
+    s2 = P.predict(None, None, _examples(db), out, generate_fn=gen2, extract=lambda t: t, progress=False, resume=True)
     assert gen2.seen == [] and s2.predicted_now == 0 and s2.resumed == 5
+
+
+def test_fresh_run_replaces_old_files_and_resume_keeps_finished_records(tmp_path, db):
+    out = tmp_path / "pred.sql"
+    jsonl = tmp_path / "pred.jsonl"
+    out.write_text("SELECT stale\n" * 9)
+    jsonl.write_text(
+        json.dumps({"index": 0, "id": "e0", "db_id": "shop", "raw": "r", "sql": "SELECT 42"}) + "\n"
+        + json.dumps({"index": 1, "id": "e1", "db_id": "shop", "raw": "r", "sql": "SELECT 43"}) + "\n"
+    )
+    # resume=False (the default): nothing of the old run survives, every example is predicted
+    gen = FakeGen(lambda p, n: ["SELECT 7"])
+    s = P.predict(None, None, _examples(db, 3), out, generate_fn=gen, extract=lambda t: t, progress=False)
+    assert sorted(gen.seen) == ["q0", "q1", "q2"] and s.resumed == 0 and s.predicted_now == 3
+    assert out.read_text().splitlines() == ["SELECT 7"] * 3
+    assert [json.loads(x)["sql"] for x in jsonl.read_text().splitlines()] == ["SELECT 7"] * 3
+    # resume=True: the finished records are kept (not predicted again), the missing ones predicted
+    lines = jsonl.read_text().splitlines()
+    jsonl.write_text(lines[0].replace("SELECT 7", "SELECT 42") + "\n")
+    gen2 = FakeGen(lambda p, n: ["SELECT 8"])
+    s2 = P.predict(None, None, _examples(db, 3), out, generate_fn=gen2, extract=lambda t: t, progress=False, resume=True)
+    assert sorted(gen2.seen) == ["q1", "q2"] and s2.resumed == 1 and s2.predicted_now == 2
+    assert out.read_text().splitlines() == ["SELECT 42", "SELECT 8", "SELECT 8"]
+
+
+def test_unknown_template_fails_before_any_file_is_touched(tmp_path, db):
+    from sqlcoach.errors import ConfigError
+
+    out = tmp_path / "pred.sql"
+    out.write_text("SELECT keep\n")
+    with pytest.raises(ConfigError, match="unknown template"):
+        P.predict(None, None, _examples(db, 1), out, generate_fn=FakeGen(lambda p, n: ["x"]), template="nope",
+                  progress=False)
+    assert out.read_text() == "SELECT keep\n"
+
+
+def test_build_prompts_is_the_builder_prediction_text(db):
+    from sqlcoach.prompts.builder import PromptBuilder
+
+    exs = _examples(db, 2)
+    want = [PromptBuilder("minimal", "compact", 0).prediction_text(ex, None) for ex in exs]
+    assert REAL_BUILD_PROMPTS(exs, None, template="minimal", schema_style="compact", sample_values=0) == want
 
 
 def test_one_line():
@@ -127,3 +171,11 @@ def test_anonymized_template_sql_is_mapped_back_before_voting(tmp_path, db):
     assert rec["sql"] == "SELECT price FROM item WHERE name = 'cup'"
     assert rec["raw"] == samples[0] and rec["votes"] == [2, 2, 0]
     assert out.read_text().splitlines() == ["SELECT price FROM item WHERE name = 'cup'"]
+
+
+def test_cli_resume_flag_is_off_by_default():
+    from sqlcoach.cli import build_parser
+
+    base = ["predict", "--model", "m", "--data", "d", "--out", "o.sql"]
+    assert build_parser().parse_args(base).resume is False
+    assert build_parser().parse_args([*base, "--resume"]).resume is True

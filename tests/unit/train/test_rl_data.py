@@ -9,8 +9,8 @@ import pytest
 
 from sqlcoach.errors import DataError
 from sqlcoach.execution.pool import ExecutorPool
+from sqlcoach.prompts.builder import PromptBuilder
 from sqlcoach.train.rl_data import RL_COLUMNS, build_rl_rows, curate_gold, pass_rate_filter
-from sqlcoach.train.sft import build_rows
 from sqlcoach.types import Example
 
 
@@ -42,7 +42,7 @@ def test_rows_have_the_columns_and_the_sft_prompt(db):
     assert rows[0]["hardness"] == "easy" and rows[1]["hardness"] == ""
     assert rows[1]["gold_sql"] == "SELECT name FROM item" and rows[1]["question"] == "question 1?"
     # Exactly the SFT recipe's prompt (one definition of the prompt).
-    sft_rows, _ = build_rows(exs, template="sql_terminal", schema_style="compact", sample_values=0)
+    sft_rows, _ = PromptBuilder("sql_terminal", "compact", 0).sft_rows(exs)
     assert [r["prompt"] for r in rows] == [r["prompt"] for r in sft_rows]
     assert rows[0]["prompt"][-1]["role"] == "user" and "item" in rows[0]["prompt"][-1]["content"]
 
