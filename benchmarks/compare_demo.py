@@ -29,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from sqlcoach.bench.compare import load_compare_config, run_compare
-    from sqlcoach.bench.report import caption, markdown_table
-    from sqlcoach.train.common import parse_overrides
+    from sqlcoach.pipelines.compare import load_compare_config, run_compare
+    from sqlcoach.pipelines.compare.report import caption, markdown_table
+    from sqlcoach.config import parse_overrides
 
     cfg = load_compare_config(args.config, parse_overrides(args.overrides))
     t0 = time.monotonic()

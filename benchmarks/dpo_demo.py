@@ -100,9 +100,9 @@ def heldout(args: argparse.Namespace, out: Path) -> list[Any]:
 
 
 def stage_dpo(args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    from sqlcoach.train.common import load_config, parse_overrides
+    from sqlcoach.config import load_config, parse_overrides
     from sqlcoach.train.dpo import run_dpo
-    from sqlcoach.train.pref_config import DPORunConfig
+    from sqlcoach.config import DPORunConfig
 
     values = {"model": args.start, "pairs_path": str(out / "pairs" / "pairs.jsonl"),
               "eval_pairs_path": str(out / "pairs" / "pairs_eval.jsonl"),

@@ -69,9 +69,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from sqlcoach.data import load_examples
-    from sqlcoach.train.common import load_config, parse_overrides
+    from sqlcoach.config import load_config, parse_overrides
     from sqlcoach.train.grpo import run_grpo
-    from sqlcoach.train.grpo_config import GRPORunConfig
+    from sqlcoach.config import GRPORunConfig
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ PPO config of every run. Prints one line per figure and writes ``OUT/ppo_demo.js
 EX is the project's metric (``sqlcoach.generate.predict`` greedy, then
 ``sqlcoach.metrics.evaluate_examples``, spider mode). A prediction file that already holds all n
 answers is reused (``predict`` resumes by design: delete it after retraining), and a finished
-PPO run (its ``sqlcoach_ppo.json``) is not retrained, so a second invocation only does what is
+PPO run (its ``summary.json``) is not retrained, so a second invocation only does what is
 missing. Besides EX it prints the share of predictions that execute, and the error classes.
 """
 
@@ -61,9 +61,9 @@ def evaluate(model_dir: str, examples: list[Any], pred_path: Path, cfg: Any) -> 
 
 
 def train(name: str, args: argparse.Namespace, overrides: dict[str, str]) -> dict[str, Any]:
-    from sqlcoach.train.common import load_config
+    from sqlcoach.config import load_config
     from sqlcoach.train.ppo import run_ppo
-    from sqlcoach.train.ppo_config import PPORunConfig
+    from sqlcoach.config import PPORunConfig
 
     values = {
         "model": args.start, "data_path": args.world, "output_dir": str(Path(args.out) / name),
@@ -71,7 +71,7 @@ def train(name: str, args: argparse.Namespace, overrides: dict[str, str]) -> dic
     }
     values.update(overrides)
     cfg = load_config(PPORunConfig, args.config, values)
-    done = Path(cfg.output_dir) / "sqlcoach_ppo.json"
+    done = Path(cfg.output_dir) / "summary.json"
     if done.is_file():  # a finished run is reused, not retrained (delete the folder to retrain)
         summary = json.loads(done.read_text())["summary"]
         if summary["global_step"] >= args.steps or summary["stopped_by_clock"]:
@@ -111,13 +111,13 @@ def make_rm(args: argparse.Namespace, cfg: Any, n: int, seconds: float) -> str:
 
     from sqlcoach.data import load_examples
     from sqlcoach.prompts.templates import render_completion
-    from sqlcoach.train.common import load_config
-    from sqlcoach.train.pref_config import RMRunConfig
+    from sqlcoach.config import load_config
+    from sqlcoach.config import RMRunConfig
     from sqlcoach.train.rl_data import build_rl_rows
     from sqlcoach.train.rm import run_rm
 
     rm_out = Path(args.out) / "rm"
-    if (rm_out / "sqlcoach_rm.json").is_file():
+    if (rm_out / "summary.json").is_file():
         print(f"reward model: reusing {rm_out / 'final'}", flush=True)
         return str(rm_out / "final")
     examples = load_examples(cfg.data_kind, args.world, cfg.split)
@@ -173,8 +173,8 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from sqlcoach.data import load_examples
-    from sqlcoach.train.common import load_config, parse_overrides
-    from sqlcoach.train.ppo_config import PPORunConfig
+    from sqlcoach.config import load_config, parse_overrides
+    from sqlcoach.config import PPORunConfig
 
     overrides = parse_overrides(args.overrides)
     out = Path(args.out)

@@ -32,9 +32,9 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from sqlcoach.train.common import load_config, parse_overrides
+    from sqlcoach.config import load_config, parse_overrides
     from sqlcoach.train.pairs import read_pairs
-    from sqlcoach.train.pref_config import RMRunConfig
+    from sqlcoach.config import RMRunConfig
     from sqlcoach.train.rm import evaluate_rm, run_rm
 
     pairs = Path(args.pairs)

@@ -38,7 +38,7 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM, Qwen2Config
 
-    from sqlcoach.bench.memory import track_peak
+    from sqlcoach.runtime.memory import track_peak
     from sqlcoach.models.tiny import SIZES
 
     shapes = [(name, SIZES[name].hidden_size, SIZES[name].num_hidden_layers, SIZES[name].num_attention_heads,

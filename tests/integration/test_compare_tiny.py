@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-from sqlcoach.bench.compare import load_compare_config, run_compare  # noqa: E402
+from sqlcoach.pipelines.compare import load_compare_config, run_compare  # noqa: E402
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,10 +12,10 @@ pytest.importorskip("trl")
 pytest.importorskip("peft")
 
 from sqlcoach.models.tiny import TinySize, init_tiny_model  # noqa: E402
-from sqlcoach.train.common import build_config  # noqa: E402
+from sqlcoach.config import build_config  # noqa: E402
 from sqlcoach.train.dpo import run_dpo  # noqa: E402
-from sqlcoach.train.pref_config import DPORunConfig  # noqa: E402
-from sqlcoach.train.sft import last_checkpoint  # noqa: E402
+from sqlcoach.config import DPORunConfig  # noqa: E402
+from sqlcoach.train.run import last_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.integration
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -63,14 +63,14 @@ def _weights(path) -> dict:
 def test_full_dpo_changes_weights_and_prefers_chosen(tiny_model, tmp_path):
     before = _weights(tiny_model / "model.safetensors")
     summary = run_dpo(_cfg(tiny_model, tmp_path / "full"), rows=_pairs(), eval_rows=_pairs(4), log=lambda m: None)
-    assert summary["global_step"] == 3 and summary["pairs"] == 16
+    assert summary["global_step"] == 3 and summary["rows"] == 16
     after = _weights(tmp_path / "full" / "final" / "model.safetensors")
     assert any(not torch.equal(before[k], after[k]) for k in before if "layers.1." in k)
     assert summary["last_metrics"]["rewards/margins"] > 0  # chosen log-ratio rose above rejected
     assert summary["eval"]["eval_rewards/accuracies"] > 0.5
     assert summary["median_step_seconds"] > 0 and summary["peak_memory_mb"] > 0
     assert (tmp_path / "full" / "dpo.png").read_bytes()[:4] == b"\x89PNG"
-    assert (tmp_path / "full" / "sqlcoach_dpo.json").is_file()
+    assert (tmp_path / "full" / "summary.json").is_file()
 
 
 @pytest.mark.parametrize("loss", ["ipo", "hinge"])

@@ -15,10 +15,12 @@ pytest.importorskip("trl")
 pytest.importorskip("peft")
 
 from sqlcoach.models.tiny import TinySize, init_tiny_model  # noqa: E402
-from sqlcoach.train.common import build_config  # noqa: E402
-from sqlcoach.train.grpo import SAMPLES_FILE, SUMMARY_FILE, run_grpo  # noqa: E402
-from sqlcoach.train.grpo_config import GRPORunConfig  # noqa: E402
-from sqlcoach.train.sft import last_checkpoint  # noqa: E402
+from sqlcoach.config import build_config  # noqa: E402
+from sqlcoach.train.grpo import run_grpo
+from sqlcoach.train.run import SUMMARY_FILE
+from sqlcoach.train.samples import SAMPLES_FILE  # noqa: E402
+from sqlcoach.config import GRPORunConfig  # noqa: E402
+from sqlcoach.train.run import last_checkpoint  # noqa: E402
 from sqlcoach.types import Example  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -84,7 +86,7 @@ def test_two_steps_change_the_weights_and_log_everything(world, tmp_path):
     summary = run_grpo(_cfg(model_dir, out), examples=examples, log=lines.append, extra_rewards=[brevity])
     assert summary["global_step"] == 2
     # Gold curation dropped the empty-result question.
-    assert summary["curation"]["gold"]["dropped"]["gold_empty"] == 1 and summary["prompts"] == 4
+    assert summary["curation"]["gold"]["dropped"]["gold_empty"] == 1 and summary["rows"] == 4
     before, after = _weights(model_dir), _weights(out / "final")
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     assert changed, "no weight changed after 2 GRPO steps"

@@ -15,9 +15,10 @@ pytest.importorskip("peft")
 pytest.importorskip("accelerate")
 
 from sqlcoach.models.tiny import TinySize, init_tiny_model  # noqa: E402
-from sqlcoach.train.common import build_config  # noqa: E402
-from sqlcoach.train.ppo import last_checkpoint, run_ppo  # noqa: E402
-from sqlcoach.train.ppo_config import PPORunConfig  # noqa: E402
+from sqlcoach.config import build_config  # noqa: E402
+from sqlcoach.train.ppo import STATE_FILE, run_ppo
+from sqlcoach.train.run import last_checkpoint  # noqa: E402
+from sqlcoach.config import PPORunConfig  # noqa: E402
 
 pytestmark = pytest.mark.integration
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -80,7 +81,7 @@ def test_lora_ppo_changes_adapter_and_logs(world, tmp_path):
     lora_b = [v for k, v in adapter.items() if "lora_B" in k]
     assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # B was zero-initialised
     samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
-    assert {"question", "sql", "result", "gold", "reward"} <= set(samples[0])
+    assert {"question", "sql", "result", "gold_sql", "reward"} <= set(samples[0])
     from sqlcoach.models.load import load_model
 
     load_model(tmp_path / "final", device="cpu", dtype="float32")  # the adapter reloads on its base
@@ -99,13 +100,13 @@ def test_full_ppo_changes_model_weights(world, tmp_path):
 def test_resume_continues_step_count(world, tmp_path):
     model, rows = world
     first = run_ppo(_cfg(model, tmp_path, max_steps=1), rows=rows, log=lambda m: None)
-    assert first["global_step"] == 1 and last_checkpoint(tmp_path).name == "checkpoint-1"
+    assert first["global_step"] == 1 and last_checkpoint(tmp_path, STATE_FILE).name == "checkpoint-1"
     msgs: list[str] = []
     second = run_ppo(_cfg(model, tmp_path, max_steps=3), rows=rows, resume=True, log=msgs.append)
     assert second["resumed_from"].endswith("checkpoint-1")
     assert second["global_step"] == 3 and [r["step"] for r in second["reward_curve"]] == [1, 2, 3]
     assert any("resuming from" in m for m in msgs)
-    assert last_checkpoint(tmp_path).name == "checkpoint-3"
+    assert last_checkpoint(tmp_path, STATE_FILE).name == "checkpoint-3"
 
 
 def test_resumed_run_matches_uninterrupted_run(world, tmp_path):

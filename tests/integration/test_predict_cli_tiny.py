@@ -38,8 +38,8 @@ def test_cli_init_train_predict_export(world, tmp_path, capsys):
                "dtype=float32", "lora_r=4", "lora_alpha=8", "save_steps=1", "logging_steps=1",
                "max_length=1024", "disable_tqdm=true", "learning_rate=1e-3"])
     assert rc == 0
-    summary = json.loads((sft_out / "sqlcoach_sft.json").read_text())["summary"]
-    assert summary["global_step"] == 2 and summary["examples"] == 60
+    summary = json.loads((sft_out / "summary.json").read_text())["summary"]
+    assert summary["global_step"] == 2 and summary["rows"] == 60
 
     adapter = sft_out / "final"
     pred = tmp_path / "pred" / "dev.sql"
@@ -53,8 +53,8 @@ def test_cli_init_train_predict_export(world, tmp_path, capsys):
     assert main(["predict", "--model", str(adapter), "--out", str(sc), "--n", "3", *common]) == 0
     recs = [json.loads(x) for x in sc.with_suffix(".jsonl").read_text().splitlines()]
     assert len(recs) == 10 and all(len(r["samples"]) == 3 and len(r["votes"]) == 3 for r in recs)
-    # running again resumes: nothing left to predict
-    assert main(["predict", "--model", str(adapter), "--out", str(sc), "--n", "3", *common]) == 0
+    # running again with --resume: nothing left to predict
+    assert main(["predict", "--model", str(adapter), "--out", str(sc), "--n", "3", "--resume", *common]) == 0
     assert "predicted 0 examples (10 resumed" in capsys.readouterr().out
 
     merged = tmp_path / "merged"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "pipelines"))
 from report_fixture import sample_report  # noqa: E402
 
-from sqlcoach.bench.report import write_reports  # noqa: E402
+from sqlcoach.pipelines.compare.report import write_reports  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -60,6 +60,6 @@ def test_report_html_renders_with_tables_and_figures(tmp_path):
     assert len(re.findall(r"<table", dom)) >= 3  # methods, EM/errors, samples
     imgs = re.findall(r"<img [^>]*src=\"data:image/png;base64,", dom)
     assert len(imgs) == 6
-    assert "not available: sqlcoach.train.ppo" in dom
+    assert "failed: prepare `sqlcoach pairs mine` exited with 1" in dom
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not_blank(shot) > 0.02

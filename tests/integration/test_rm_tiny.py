@@ -12,9 +12,9 @@ pytest.importorskip("trl")
 pytest.importorskip("peft")
 
 from sqlcoach.models.tiny import TinySize, init_tiny_model  # noqa: E402
-from sqlcoach.train.common import build_config  # noqa: E402
+from sqlcoach.config import build_config  # noqa: E402
 from sqlcoach.train.pairs import write_pairs  # noqa: E402
-from sqlcoach.train.pref_config import RMRunConfig  # noqa: E402
+from sqlcoach.config import RMRunConfig  # noqa: E402
 from sqlcoach.train.rm import evaluate_rm, run_rm  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,7 @@ def test_full_rm_trains_and_evaluates(tiny_model, tmp_path):
     held = write_pairs(tmp_path / "pairs_eval.jsonl", _pairs(8))
     before = evaluate_rm(tiny_model, held, device="cpu")  # a causal checkpoint loads with a random head
     summary = run_rm(_cfg(tiny_model, tmp_path / "rm"), rows=_pairs(), log=lambda m: None)
-    assert summary["global_step"] == 12 and summary["pairs"] == 24
+    assert summary["global_step"] == 12 and summary["rows"] == 24
     after = evaluate_rm(summary["final_dir"], held, device="cpu")
     assert after["pairs"] == 8 and 0.0 <= after["accuracy"] <= 1.0
     assert set(after["by_rejected_kind"]) == {"parse_error", "exec_error"}

@@ -13,9 +13,10 @@ pytest.importorskip("peft")
 
 from sqlcoach.errors import ConfigError  # noqa: E402
 from sqlcoach.models.tiny import TinySize, init_tiny_model  # noqa: E402
-from sqlcoach.train.common import build_config  # noqa: E402
-from sqlcoach.train.config import SFTRunConfig  # noqa: E402
-from sqlcoach.train.sft import last_checkpoint, run_sft  # noqa: E402
+from sqlcoach.config import build_config  # noqa: E402
+from sqlcoach.config import SFTRunConfig  # noqa: E402
+from sqlcoach.train.run import last_checkpoint
+from sqlcoach.train.sft import run_sft  # noqa: E402
 
 pytestmark = pytest.mark.integration
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -151,7 +152,7 @@ def test_prompts_longer_than_max_length_are_a_clear_error(tiny_model, tmp_path):
 def test_clock_budget_stops_anneals_and_is_saved(tiny_model, tmp_path):
     import json
 
-    from sqlcoach.train.common import CLOCK_FILE, read_clock
+    from sqlcoach.train.callbacks import CLOCK_FILE, read_clock
 
     out = tmp_path / "clock"
     cfg = _cfg(tiny_model, out, max_steps=10_000, max_seconds=3.0, anneal_by_clock=True,

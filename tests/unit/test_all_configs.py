@@ -10,14 +10,14 @@ CONFIG_FILES = sorted((ROOT / "configs").rglob("*.yaml"))
 
 
 def _loader(kind: str):
-    from sqlcoach.train.common import load_config
+    from sqlcoach.config import load_config
 
     if kind == "sft":
-        from sqlcoach.train.config import SFTRunConfig
+        from sqlcoach.config import SFTRunConfig
 
         return lambda p: load_config(SFTRunConfig, p)
     if kind == "grpo":
-        from sqlcoach.train.grpo_config import GRPORunConfig
+        from sqlcoach.config import GRPORunConfig
 
         import importlib.util
 
@@ -26,19 +26,19 @@ def _loader(kind: str):
         no_vllm = {"use_vllm": False} if importlib.util.find_spec("vllm") is None else {}
         return lambda p: load_config(GRPORunConfig, p, no_vllm)
     if kind == "ppo":
-        from sqlcoach.train.ppo_config import PPORunConfig
+        from sqlcoach.config import PPORunConfig
 
         return lambda p: load_config(PPORunConfig, p)
     if kind == "dpo":
-        from sqlcoach.train.pref_config import DPORunConfig
+        from sqlcoach.config import DPORunConfig
 
         return lambda p: load_config(DPORunConfig, p)
     if kind == "rm":
-        from sqlcoach.train.pref_config import RMRunConfig
+        from sqlcoach.config import RMRunConfig
 
         return lambda p: load_config(RMRunConfig, p)
     if kind == "compare":
-        from sqlcoach.bench.compare import load_compare_config
+        from sqlcoach.pipelines.compare import load_compare_config
 
         return load_compare_config
     raise AssertionError(f"configs/{kind}/ has no loader in this test: add one")

@@ -1,54 +1,79 @@
-"""`sqlcoach train sft --config FILE [key=value ...] [--resume]`: supervised fine-tuning.
+"""`sqlcoach train METHOD --config FILE [key=value ...] [--resume]`: one verb per recipe.
 
-``key=value`` pairs override the YAML (types are coerced: ``learning_rate=1e-3``,
-``lora_target_modules=q_proj,v_proj``). ``--resume`` continues from the last checkpoint in
-``output_dir``. Other training methods register their own sub-verbs under ``train``.
+``METHOD`` is a key of ``sqlcoach.config.CONFIGS`` (sft, rm, dpo, grpo, ppo); each takes its YAML,
+``key=value`` overrides (types are coerced: ``learning_rate=1e-3``,
+``lora_target_modules=q_proj,v_proj``), ``--resume`` (continue from the last checkpoint in
+``output_dir``) and ``--help-config`` (every key with its default and meaning). The run's summary
+is printed as JSON (long curves shortened) and written to ``output_dir/summary.json``.
+Argument parsing only: the recipes are ``sqlcoach.train.<method>``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
+from typing import Any
 
-# Other methods live in ``sqlcoach.commands.train_<method>`` with ``register(train_subparsers)``;
-# a module not present in this checkout is skipped. Order is the order shown in --help.
-OTHER_METHODS = ("rm", "dpo", "grpo", "ppo")
+#: method -> its one-line help in `sqlcoach train --help`
+HELP: dict[str, str] = {
+    "sft": "supervised fine-tuning: full, LoRA or QLoRA (TRL SFTTrainer)",
+    "rm": "reward model on execution-mined pairs (TRL RewardTrainer; LoRA or full)",
+    "dpo": "DPO on execution-mined preference pairs (TRL DPOTrainer; LoRA or full)",
+    "grpo": "GRPO with rewards from executing SQL (TRL GRPOTrainer)",
+    "ppo": "PPO with execution rewards and/or a reward model (sqlcoach's own, on accelerate)",
+}
+
+
+class _HelpConfig(argparse.Action):
+    """``--help-config``: print every config key of the method with its default and help, then exit."""
+
+    def __init__(self, option_strings: list[str], dest: str, method: str = "", **kw: Any):
+        super().__init__(option_strings, dest, nargs=0, **kw)
+        self.method = method
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string: Any = None) -> None:
+        from sqlcoach.config import CONFIGS, describe_fields
+
+        print(describe_fields(CONFIGS[self.method]))
+        parser.exit()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train", help="train a model (sft, rm, dpo, grpo, ppo)", description=__doc__.split("\n\n")[0]
-    )
+    from sqlcoach.config import CONFIGS
+
+    p = sub.add_parser("train", help="train a model (" + ", ".join(CONFIGS) + ")", description=__doc__.split("\n\n")[0])
     tsub = p.add_subparsers(dest="train_verb", metavar="METHOD")
     tsub.required = True
-    _register_sft(tsub)
-    for method in OTHER_METHODS:
-        name = f"sqlcoach.commands.train_{method}"
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        mod.register(tsub)
-
-
-def _register_sft(tsub: argparse._SubParsersAction) -> None:
-    sft = tsub.add_parser("sft", help="supervised fine-tuning: full, LoRA or QLoRA (TRL SFTTrainer)")
-    sft.add_argument("--config", required=True, help="YAML file (see configs/sft/)")
-    sft.add_argument("overrides", nargs="*", metavar="key=value", help="override config keys")
-    sft.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
-    sft.set_defaults(func=run)
+    for method in CONFIGS:
+        m = tsub.add_parser(method, help=HELP.get(method, method))
+        m.add_argument("--config", required=True, help=f"YAML file (see configs/{method}/)")
+        m.add_argument("overrides", nargs="*", metavar="key=value", help="override config keys")
+        m.add_argument("--resume", action="store_true", help="continue from the last checkpoint in output_dir")
+        m.add_argument("--help-config", action=_HelpConfig, method=method,
+                       help="list every config key with its default and meaning, then exit")
+        m.set_defaults(func=run, method=method)
 
 
 def run(args: argparse.Namespace) -> int:
-    from sqlcoach.train.common import load_config, parse_overrides
-    from sqlcoach.train.config import SFTRunConfig
+    from sqlcoach.config import CONFIGS, load_config, parse_overrides
 
-    cfg = load_config(SFTRunConfig, args.config, parse_overrides(args.overrides))
-    from sqlcoach.train.sft import run_sft
+    cfg = load_config(CONFIGS[args.method], args.config, parse_overrides(args.overrides))  # fails before any model loads
+    from sqlcoach.train.recipes import RECIPES
 
-    summary = run_sft(cfg, resume=args.resume)
-    print(json.dumps(summary, indent=2))
+    summary = RECIPES[args.method].run(cfg, resume=args.resume)
+    print(json.dumps(shorten(summary), indent=2, default=str))
     return 0
+
+
+def shorten(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary with each per-step curve replaced by its length and its first and last reward."""
+    shown = {}
+    for k, v in summary.items():
+        if k.endswith("_curve") and isinstance(v, list):
+            first, last = (v[0], v[-1]) if v else (None, None)
+            pick = (lambda p: p.get("reward") if isinstance(p, dict) else p)
+            shown[f"{k}_points"] = len(v)
+            shown[f"{k}_first_last"] = [pick(first), pick(last)] if v else None
+        else:
+            shown[k] = v
+    return shown

@@ -31,7 +31,8 @@ def load_reward_model(model_dir: str | Path, *, device: str = "auto", dtype: str
     label. A LoRA adapter folder (``adapter_config.json``) is loaded on its base and merged."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from sqlcoach.models.load import is_adapter, resolve_device, resolve_dtype
+    from sqlcoach.models.load import is_adapter
+    from sqlcoach.runtime.device import resolve_device, resolve_dtype
 
     p = Path(model_dir)
     if not p.exists():

@@ -1,14 +1,17 @@
-"""Figures of a comparison as PNG bytes (matplotlib, Agg backend: no display, no network).
+"""Every figure sqlcoach draws (matplotlib, Agg backend: no display, no network).
 
-Each function takes the report's method rows (``report["methods"]``) and returns PNG bytes, or
-``None`` when there is nothing to draw (e.g. no method logged a reward). ``data_uri`` turns the
-bytes into ``data:image/png;base64,...`` for a self-contained HTML page.
+Training curves written next to a run (``plot_loss``, ``plot_rewards``, ``plot_preference``:
+each writes a PNG and returns its path, or ``None`` when the history holds nothing to draw), and
+a comparison's figures as PNG bytes (``curves``, ``ex_by_hardness``, ``bars``, ``all_figures``:
+each takes the report's method rows, ``report["methods"]``). ``data_uri`` / ``png_data_uri``
+turn bytes / a file into ``data:image/png;base64,...`` for a self-contained HTML page.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 from typing import Any
 
 from sqlcoach.types import HARDNESS_LEVELS
@@ -33,6 +36,83 @@ def _png(fig: Any) -> bytes:
 
 def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def png_data_uri(path: str | Path) -> str:
+    """``data:image/png;base64,...`` of a PNG file, for embedding it in a self-contained HTML page."""
+    return data_uri(Path(path).read_bytes())
+
+
+def _save(fig: Any, out_png: str | Path, dpi: int = 100) -> Path:
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=dpi)
+    _plt().close(fig)
+    return out
+
+
+# --------------------------------------------------------------------------- training curves
+
+
+def plot_loss(log_history: list[dict[str, Any]], out_png: str | Path, *, title: str = "SFT loss") -> Path | None:
+    """``loss`` (and ``eval_loss`` when present) against ``step`` from a Trainer's
+    ``state.log_history``; ``None`` when the history holds no loss value."""
+    train = [(h["step"], h["loss"]) for h in log_history if "loss" in h and "step" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h and "step" in h]
+    if not train and not evals:
+        return None
+    fig, ax = _plt().subplots(figsize=(6, 3.5), dpi=100)
+    if train:
+        ax.plot([s for s, _ in train], [v for _, v in train], label="train loss", lw=1.5)
+    if evals:
+        ax.plot([s for s, _ in evals], [v for _, v in evals], "o-", label="eval loss", lw=1.5)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, out_png)
+
+
+def plot_rewards(reward_curve: list[dict[str, Any]], out_png: str | Path, *, title: str = "GRPO reward") -> Path | None:
+    """Total reward and each component (``[{step, reward, <name>: ...}]``) against step."""
+    if not reward_curve:
+        return None
+    steps = [p["step"] for p in reward_curve]
+    fig, ax = _plt().subplots(figsize=(6, 3.5), dpi=100)
+    for key in [k for k in reward_curve[0] if k != "step"]:
+        ys = [p.get(key) for p in reward_curve]
+        if all(y is None for y in ys):
+            continue
+        ax.plot(steps, [float("nan") if y is None else y for y in ys], label=key, lw=1.8 if key == "reward" else 1.0)
+    ax.set_xlabel("step")
+    ax.set_ylabel("mean reward")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, out_png)
+
+
+def plot_preference(history: list[dict[str, Any]], out_png: str | Path, *, title: str, margin_key: str) -> Path | None:
+    """Two panels against step: ``loss`` and ``margin_key`` (DPO: ``rewards/margins``; RM:
+    ``margin``); ``None`` when nothing was logged."""
+    loss = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]
+    margin = [(h["step"], h[margin_key]) for h in history if margin_key in h and "step" in h and "eval_loss" not in h]
+    if not loss and not margin:
+        return None
+    fig, axes = _plt().subplots(1, 2, figsize=(9, 3.4))
+    for ax, pts, name in ((axes[0], loss, "loss"), (axes[1], margin, margin_key)):
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if len(pts) < 30 else None)
+        ax.set_xlabel("step")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return _save(fig, out_png, dpi=110)
+
+
+# --------------------------------------------------------------------------- comparison figures
 
 
 def _colour(rows: list[dict[str, Any]], name: str) -> Any:

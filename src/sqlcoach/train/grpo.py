@@ -14,13 +14,12 @@ Reads top to bottom:
    always or never are dropped (their groups would have zero reward variance: no signal);
 3. rewards: ``sqlcoach.rewards.build_rewards`` on ONE ``ExecutorPool`` shared by every reward call
    (gold results cached there), wrapped by a recorder that keeps the last batch for the sample log;
-4. ``GRPOConfig`` + ``GRPOTrainer`` (LoRA through ``peft_config``), callbacks: wall-clock budget
-   (``train.common.clock_callback``, also written into checkpoints for ``--resume``) and
-   ``_StepLog`` (step times; every ``sample_log_every`` steps ``num_examine`` rows of question,
-   SQL, execution result, rewards printed and appended to ``output_dir/samples.jsonl``);
-5. train under ``bench.memory.track_peak``; save ``output_dir/final`` (full model, or the adapter,
-   or with ``merge_lora`` the merged model), ``log_history.json``, ``reward.png`` and
-   ``summary.json``; close the executor pool.
+4. ``GRPOConfig`` + ``GRPOTrainer`` (LoRA through ``peft_config``) run by ``train.run.fit``
+   (wall-clock budget written into checkpoints for ``--resume``, step timer, peak memory) with
+   the sample log (``train.samples``: every ``sample_log_every`` steps ``num_examine`` rows of
+   question, SQL, execution result, rewards printed and appended to ``output_dir/samples.jsonl``);
+5. save ``output_dir/final`` (full model, or the adapter, or with ``merge_lora`` the merged
+   model), ``log_history.json``, ``reward.png`` and ``summary.json``; close the executor pool.
 
 Per step TRL logs ``reward``, ``rewards/<name>/mean`` for every component, ``frac_reward_zero_std``
 (the share of groups whose rewards are all equal: those contribute no gradient) and the execution
@@ -43,21 +42,25 @@ EX down). configs/grpo/qwen2.5-coder-7b-arctic.yaml is the GPU recipe closer to 
 
 from __future__ import annotations
 
-import json
 import random
-import statistics
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from sqlcoach.config import GRPORunConfig
 from sqlcoach.errors import ConfigError, DataError
-from sqlcoach.train.common import clock_callback, config_to_dict, lora_config, read_clock, trainer_kwargs
-from sqlcoach.train.grpo_config import GRPORunConfig
 from sqlcoach.train.rl_data import build_rl_rows, curate_gold, pass_rate_filter
-from sqlcoach.train.sft import last_checkpoint
-
-SUMMARY_FILE = "summary.json"
-SAMPLES_FILE = "samples.jsonl"
+from sqlcoach.train.run import (
+    RunSummary,
+    fit,
+    load_policy,
+    lora_config,
+    precision_flags,
+    save_final,
+    trainer_kwargs,
+    write_summary,
+)
+from sqlcoach.train.samples import SampleLog, sample_log_callback
 
 
 class RewardRecorder:
@@ -134,64 +137,11 @@ class RewardRecorder:
         return rows
 
 
-def _step_log(cfg: GRPORunConfig, recorder: RewardRecorder, log: Callable[[str], None]) -> Any:
-    """A ``TrainerCallback``: step durations, and the sample rows every ``sample_log_every`` steps."""
-    from transformers import TrainerCallback
-
-    samples_path = Path(cfg.output_dir) / SAMPLES_FILE
-
-    class _StepLog(TrainerCallback):
-        def __init__(self) -> None:
-            self.step_seconds: list[float] = []
-            self._t: float | None = None
-
-        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
-            self._t = time.monotonic()
-            return control
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
-            if self._t is not None:
-                self.step_seconds.append(time.monotonic() - self._t)
-            step = state.global_step
-            if cfg.num_examine and (step == 1 or step % cfg.sample_log_every == 0):
-                rows = recorder.sample_rows(cfg.num_examine, cfg.num_generations)
-                if rows:
-                    samples_path.parent.mkdir(parents=True, exist_ok=True)
-                    with samples_path.open("a", encoding="utf-8") as fh:
-                        for r in rows:
-                            fh.write(json.dumps({"step": step, **r}, ensure_ascii=False) + "\n")
-                    log(f"--- step {step}: {len(rows)} sampled completions")
-                    for r in rows:
-                        log(f"  Q [{r['db_id']}] {r['question']}")
-                        log(f"    SQL    {r['sql']!s:.200}")
-                        log(f"    result {r['result']}   reward {r['reward']}  {r['rewards']}")
-            return control
-
-    return _StepLog()
-
-
-def _load_policy(cfg: GRPORunConfig) -> tuple[Any, Any, Any]:
-    """(model, tokenizer, peft_config or None); an adapter folder as ``model`` is merged into its base."""
-    from sqlcoach.models.load import load_model
-
-    device = "cpu" if cfg.use_cpu else "auto"
-    model, tokenizer = load_model(cfg.model, dtype=cfg.dtype, device=device, merge=True, padding_side="left")
-    if tokenizer.chat_template is None:
-        raise ConfigError(
-            f"{cfg.model}: the tokenizer has no chat template; GRPO samples from chat-formatted prompts "
-            "(use an instruct checkpoint, an SFT run's final/, or a model from `sqlcoach model init`)"
-        )
-    peft_config = None
-    if cfg.method == "lora":
-        peft_config = lora_config(cfg)
-    return model, tokenizer, peft_config
-
-
-def _grpo_args(cfg: GRPORunConfig, bf16: bool, fp16: bool) -> Any:
+def _grpo_args(cfg: GRPORunConfig, model: Any) -> Any:
     from trl import GRPOConfig
 
     return GRPOConfig(
-        **trainer_kwargs(cfg, bf16=bf16, fp16=fp16),
+        **trainer_kwargs(cfg, **precision_flags(model)),
         # GRPO
         num_generations=cfg.num_generations,
         loss_type=cfg.loss_type,
@@ -229,34 +179,55 @@ def _curves(history: list[dict[str, Any]], names: list[str]) -> tuple[list[dict[
     return reward_curve, zero_curve
 
 
-def plot_rewards(reward_curve: list[dict[str, Any]], out_png: str | Path, *, title: str = "GRPO reward") -> Path | None:
-    """Total reward and each component against step; ``None`` when there is nothing to draw."""
-    if not reward_curve:
-        return None
-    import matplotlib
+def _prompt_rows(cfg: GRPORunConfig, model: Any, tokenizer: Any, examples: list[Any] | None,
+                 rows: list[dict[str, Any]] | None, pool: Any, log: Callable[[str], None]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """RL rows (built from shuffled examples unless given), gold curation, the pass-rate filter;
+    returns ``(rows, curation report)``."""
+    build_report: dict[str, Any] = {}
+    if rows is None:
+        if examples is None:
+            from sqlcoach.data import load_examples
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+            examples = load_examples(cfg.data_kind, cfg.data_path, cfg.split)
+        examples = list(examples)
+        random.Random(cfg.seed).shuffle(examples)
+        if cfg.max_examples is not None:
+            examples = examples[: cfg.max_examples]
+        rows = build_rl_rows(examples, template=cfg.template, schema_style=cfg.schema_style,
+                             schema_sample_values=cfg.schema_sample_values, log=log)
+        build_report = {"examples": len(examples), "rows": len(rows)}
+    elif cfg.max_examples is not None:
+        rows = rows[: cfg.max_examples]
+    gold_report = pass_report = None
+    if cfg.curate_gold:
+        rows, gold_report = curate_gold(rows, pool=pool)
+        log(f"gold curation: kept {gold_report['kept']} of {gold_report['in']} prompts; dropped {gold_report['dropped']}")
+    if cfg.pass_rate_k:
+        head = rows if cfg.pass_rate_max_prompts is None else rows[: cfg.pass_rate_max_prompts]
+        rows, pass_report = pass_rate_filter(
+            head, model=model, tokenizer=tokenizer, k=cfg.pass_rate_k, drop_always=cfg.drop_always,
+            drop_never=cfg.drop_never, temperature=cfg.temperature, max_new_tokens=cfg.max_completion_length,
+            seed=cfg.seed, pool=pool,
+        )
+        log(
+            f"pass-rate filter (k={cfg.pass_rate_k}, {pass_report['seconds']} s): kept {pass_report['kept']} of "
+            f"{pass_report['in']}; dropped {pass_report['dropped_always']} always solved, "
+            f"{pass_report['dropped_never']} never solved; mean pass rate {pass_report['mean_pass_rate']}"
+        )
+        pass_report = {k: v for k, v in pass_report.items() if k != "pass_rates"}
+    if not rows:
+        raise DataError("no RL prompt left after curation (see the curation log lines)", path=cfg.data_path)
+    return rows, {"build": build_report, "gold": gold_report, "pass_rate": pass_report}
 
-    steps = [p["step"] for p in reward_curve]
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    keys = [k for k in reward_curve[0] if k != "step"]
-    for key in keys:
-        ys = [p.get(key) for p in reward_curve]
-        if all(y is None for y in ys):
-            continue
-        ax.plot(steps, [float("nan") if y is None else y for y in ys], label=key, lw=1.8 if key == "reward" else 1.0)
-    ax.set_xlabel("step")
-    ax.set_ylabel("mean reward")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+
+def _rewards(cfg: GRPORunConfig, pool: Any, extra: list[Callable[..., Any]] | None) -> list[Callable[..., Any]]:
+    from sqlcoach.rewards import build_rewards
+
+    rewards = build_rewards(cfg.rewards, pool=pool, **dict(cfg.reward_options)) + list(extra or [])
+    names = [r.__name__ for r in rewards]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"reward names must be distinct (TRL logs each by name), got {names}")
+    return rewards
 
 
 def run_grpo(
@@ -269,157 +240,58 @@ def run_grpo(
     extra_rewards: list[Callable[..., Any]] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Train as ``cfg`` says; returns the summary dict (also written to ``output_dir/summary.json``).
-
-    Summary keys: ``final_dir``, ``global_step``, ``max_steps``, ``seconds`` (whole call),
-    ``train_seconds``, ``median_step_seconds``, ``peak_memory_mb`` (this process's RSS, sampled;
-    executor workers not counted), ``peak_cuda_mb``, ``tokens_generated``, ``prompts`` (after
-    curation), ``curation`` (``build``, ``gold``, ``pass_rate`` reports), ``reward_curve``
-    (``[{step, reward, <component>: mean, <exec>/ex: ...}]``), ``zero_std_frac_curve``
-    (``[{step, frac}]``), ``final_reward``, ``stopped_by_clock``, ``resumed_from``,
-    ``reward_png``, ``samples_path``.
+    """Train as ``cfg`` says; returns the summary dict (``train.run.RunSummary``, also in
+    ``output_dir/summary.json``) with these details: ``tokens_generated``, ``rewards`` (names),
+    ``curation`` (``build``, ``gold``, ``pass_rate`` reports), ``reward_curve`` (``[{step, reward,
+    <component>: mean, <exec>/ex: ...}]``), ``zero_std_frac_curve`` (``[{step, frac}]``),
+    ``final_reward``, ``samples_path``.
 
     ``examples`` replaces the data loading; ``rows`` (ready RL rows, e.g. from ``build_rl_rows``)
     replaces loading and prompt building (curation still applies); ``callbacks`` are extra
     ``TrainerCallback``s; ``extra_rewards`` are reward callables of your own (TRL's contract, a
-    distinct ``__name__`` each) added after the configured ones. With ``resume=True`` training continues from the last checkpoint in
-    ``output_dir`` (the wall-clock budget continues too)."""
-    import torch
+    distinct ``__name__`` each) added after the configured ones. With ``resume=True`` training
+    continues from the last checkpoint in ``output_dir`` (the wall-clock budget continues too)."""
+    from datasets import Dataset
+    from trl import GRPOTrainer
 
-    from sqlcoach.bench.memory import track_peak
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.execution.sandbox import Limits
-    from sqlcoach.rewards import build_rewards, close_rewards
+    from sqlcoach.rewards import close_rewards
+    from sqlcoach.runtime.plots import plot_rewards
 
     t0 = time.monotonic()
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume and (out / SAMPLES_FILE).is_file():
-        (out / SAMPLES_FILE).unlink()  # a fresh run starts a fresh sample log; --resume appends
-
-    # 1. policy
-    model, tokenizer, peft_config = _load_policy(cfg)
-
-    # 2. prompts
-    build_report: dict[str, Any] = {}
-    if rows is None:
-        if examples is None:
-            from sqlcoach.data import load_examples
-
-            examples = load_examples(cfg.data_kind, cfg.data_path, cfg.split)
-        examples = list(examples)
-        random.Random(cfg.seed).shuffle(examples)
-        if cfg.max_examples is not None:
-            examples = examples[: cfg.max_examples]
-        skipped: list[str] = []
-        rows = build_rl_rows(
-            examples, template=cfg.template, schema_style=cfg.schema_style,
-            schema_sample_values=cfg.schema_sample_values, log=skipped.append,
-        )
-        for s in skipped:
-            log(s)
-        build_report = {"examples": len(examples), "rows": len(rows)}
-    elif cfg.max_examples is not None:
-        rows = rows[: cfg.max_examples]
+    samples = SampleLog(cfg.output_dir, every=cfg.sample_log_every, n=cfg.num_examine, log=log, fresh=not resume)
+    model, tokenizer, device = load_policy(cfg, padding_side="left", why="GRPO samples from chat-formatted prompts")
+    peft_config = lora_config(cfg) if cfg.method == "lora" else None
     pool = ExecutorPool(workers=cfg.reward_workers, limits=Limits(timeout=cfg.reward_timeout))
     rewards: list[Any] = []
     try:
-        gold_report = None
-        if cfg.curate_gold:
-            rows, gold_report = curate_gold(rows, pool=pool)
-            log(f"gold curation: kept {gold_report['kept']} of {gold_report['in']} prompts; dropped {gold_report['dropped']}")
-        pass_report = None
-        if cfg.pass_rate_k:
-            head = rows if cfg.pass_rate_max_prompts is None else rows[: cfg.pass_rate_max_prompts]
-            kept, pass_report = pass_rate_filter(
-                head, model=model, tokenizer=tokenizer, k=cfg.pass_rate_k, drop_always=cfg.drop_always,
-                drop_never=cfg.drop_never, temperature=cfg.temperature, max_new_tokens=cfg.max_completion_length,
-                seed=cfg.seed, pool=pool,
-            )
-            rows = kept
-            log(
-                f"pass-rate filter (k={cfg.pass_rate_k}, {pass_report['seconds']} s): kept {pass_report['kept']} of "
-                f"{pass_report['in']}; dropped {pass_report['dropped_always']} always solved, "
-                f"{pass_report['dropped_never']} never solved; mean pass rate {pass_report['mean_pass_rate']}"
-            )
-            pass_report = {k: v for k, v in pass_report.items() if k != "pass_rates"}
-        if not rows:
-            raise DataError("no RL prompt left after curation (see the curation log lines)", path=cfg.data_path)
+        rows, curation = _prompt_rows(cfg, model, tokenizer, examples, rows, pool, log)
         model.train()
-
-        # 3. rewards: one executor pool for every reward call; the recorder keeps the last batch
-        rewards = build_rewards(cfg.rewards, pool=pool, **dict(cfg.reward_options)) + list(extra_rewards or [])
+        # one executor pool for every reward call; the recorder keeps the last batch for the sample log
+        rewards = _rewards(cfg, pool, extra_rewards)
         names = [r.__name__ for r in rewards]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"reward names must be distinct (TRL logs each by name), got {names}")
         recorder = RewardRecorder(rewards)
-        log(f"rewards: {[r.__name__ for r in rewards]}; {len(rows)} prompts; G={cfg.num_generations}")
+        log(f"rewards: {names}; {len(rows)} prompts; G={cfg.num_generations}")
+        args = _grpo_args(cfg, model)
 
-        # 4. trainer
-        from datasets import Dataset
-        from trl import GRPOTrainer
+        def make_trainer(cbs: list[Any]) -> Any:
+            return GRPOTrainer(model=model, reward_funcs=recorder.wrapped, args=args, train_dataset=Dataset.from_list(rows),
+                               processing_class=tokenizer, peft_config=peft_config, callbacks=cbs)
 
-        dtype = next(model.parameters()).dtype
-        args = _grpo_args(cfg, dtype == torch.bfloat16, dtype == torch.float16)
-        ckpt = last_checkpoint(cfg.output_dir) if resume else None
-        clock = clock_callback(cfg.max_seconds, already=read_clock(ckpt))
-        steps = _step_log(cfg, recorder, log)
-        trainer = GRPOTrainer(
-            model=model,
-            reward_funcs=recorder.wrapped,
-            args=args,
-            train_dataset=Dataset.from_list(rows),
-            processing_class=tokenizer,
-            peft_config=peft_config,
-            callbacks=[clock, steps, *(callbacks or [])],
-        )
-        clock.bind(trainer)
-        if resume and ckpt is None:
-            log(f"--resume: no checkpoint in {cfg.output_dir}; starting from step 0")
-        elif ckpt is not None:
-            log(f"resuming from {ckpt}")
-
-        # 5. train, save
-        t_train = time.monotonic()
-        with track_peak() as peak:
-            trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-        train_seconds = time.monotonic() - t_train
+        shown = sample_log_callback(samples, lambda: recorder.sample_rows(cfg.num_examine, cfg.num_generations))
+        done = fit(cfg, make_trainer, resume=resume, callbacks=[shown, *(callbacks or [])], log=log)
     finally:
         close_rewards(rewards)
         pool.close()
 
-    final = out / "final"
-    if cfg.method == "lora" and cfg.merge_lora:
-        merged = trainer.model.merge_and_unload()
-        merged.save_pretrained(str(final))
-    else:
-        trainer.save_model(str(final))
-    tokenizer.save_pretrained(str(final))
-    history = list(trainer.state.log_history)
-    (out / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
-    reward_curve, zero_curve = _curves(history, names)
-    png = plot_rewards(reward_curve, out / "reward.png", title=f"GRPO ({cfg.method}, G={cfg.num_generations}) reward")
-    samples = out / SAMPLES_FILE
-    summary = {
-        "final_dir": str(final),
-        "global_step": int(trainer.state.global_step),
-        "max_steps": int(trainer.state.max_steps),
-        "seconds": round(time.monotonic() - t0, 2),
-        "train_seconds": round(train_seconds, 2),
-        "median_step_seconds": round(statistics.median(steps.step_seconds), 3) if steps.step_seconds else None,
-        "peak_memory_mb": round(peak.rss_mb, 1),
-        "peak_cuda_mb": None if peak.cuda_mb is None else round(peak.cuda_mb, 1),
-        "tokens_generated": int(recorder.tokens_generated),
-        "prompts": len(rows),
-        "rewards": names,
-        "curation": {"build": build_report, "gold": gold_report, "pass_rate": pass_report},
-        "reward_curve": reward_curve,
-        "zero_std_frac_curve": zero_curve,
-        "final_reward": reward_curve[-1]["reward"] if reward_curve else None,
-        "stopped_by_clock": clock.stopped_at is not None,
-        "resumed_from": str(ckpt) if ckpt else None,
-        "reward_png": str(png) if png else None,
-        "samples_path": str(samples) if samples.is_file() else None,
-    }
-    (out / SUMMARY_FILE).write_text(json.dumps({"config": config_to_dict(cfg), "summary": summary}, indent=2) + "\n")
-    return summary
+    final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=cfg.method == "lora" and cfg.merge_lora)
+    reward_curve, zero_curve = _curves(list(done.trainer.state.log_history), names)
+    png = plot_rewards(reward_curve, Path(cfg.output_dir) / "reward.png",
+                       title=f"GRPO ({cfg.method}, G={cfg.num_generations}) reward")
+    summary = RunSummary.of_fit("grpo", done, final=final, t0=t0, rows=len(rows), skipped=0, device=device, plot=png, details={
+        "tokens_generated": int(recorder.tokens_generated), "rewards": names, "curation": curation,
+        "reward_curve": reward_curve, "zero_std_frac_curve": zero_curve,
+        "final_reward": reward_curve[-1]["reward"] if reward_curve else None, "samples_path": samples.written,
+    })
+    return write_summary(cfg, summary)

@@ -54,27 +54,17 @@ import random
 import shutil
 import statistics
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from sqlcoach.config import PPORunConfig
 from sqlcoach.errors import ConfigError, DataError
-from sqlcoach.train.common import config_to_dict
-from sqlcoach.train.ppo_config import PPORunConfig
+from sqlcoach.train.run import RunSummary, last_checkpoint, lora_config, say_resume, write_summary
+from sqlcoach.train.samples import SampleLog
 
+#: the file whose presence makes a ``checkpoint-N`` folder complete (``train.run.last_checkpoint``)
 STATE_FILE = "ppo_state.json"
-
-
-def last_checkpoint(output_dir: str | Path) -> Path | None:
-    """The ``checkpoint-N`` folder with the largest N that holds a complete PPO state, or ``None``."""
-    best: tuple[int, Path] | None = None
-    for p in Path(output_dir).glob("checkpoint-*"):
-        try:
-            n = int(p.name.split("-", 1)[1])
-        except ValueError:
-            continue
-        if (p / STATE_FILE).is_file() and (best is None or n > best[0]):
-            best = (n, p)
-    return best[1] if best else None
 
 
 def rows_for_step(rows: list[dict[str, Any]], step: int, batch: int, rank: int, world: int, seed: int) -> list[dict[str, Any]]:
@@ -121,6 +111,300 @@ def score_completions(
     return scores, means
 
 
+@dataclass
+class _Policy:
+    """What setup builds: the accelerator, the tokenizer, the policy with its value head (wrapped by
+    accelerate, and unwrapped), the reference (``None``: the policy with adapters disabled), the
+    optimizer, the KL controller and the stop tokens."""
+
+    accelerator: Any
+    tokenizer: Any
+    model: Any
+    unwrapped: Any
+    ref_model: Any
+    optimizer: Any
+    kl_ctl: Any
+    eos_ids: list[int]
+
+
+@dataclass
+class _Progress:
+    """The loop's counters; a checkpoint stores and restores them."""
+
+    step: int = 0
+    already: float = 0.0  # training seconds spent before this process (resumed runs)
+    tokens_generated: int = 0
+    reward_curve: list[dict[str, Any]] = field(default_factory=list)
+    step_seconds: list[float] = field(default_factory=list)
+    checkpoint: Path | None = None
+    stopped_by_clock: bool = False
+
+
+def _setup_policy(cfg: PPORunConfig) -> _Policy:
+    """Accelerator, tokenizer, policy + value head, reference (in this order: the random
+    initialisations of the LoRA adapters and the value head follow ``set_seed``)."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from transformers import AutoModelForCausalLM
+
+    from sqlcoach.generate.hf import eos_ids
+    from sqlcoach.models.load import load_tokenizer
+    from sqlcoach.runtime.device import resolve_dtype
+    from sqlcoach.train import ppo_core as core
+
+    accelerator = Accelerator(cpu=cfg.use_cpu, gradient_accumulation_steps=cfg.gradient_accumulation_steps)
+    set_seed(cfg.seed, device_specific=True)  # each process samples differently
+    tokenizer = load_tokenizer(cfg.model, padding_side="left")
+    dtype = resolve_dtype(cfg.dtype, "cpu" if cfg.use_cpu or accelerator.device.type == "cpu" else "cuda")
+    policy = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype)
+    ref_model = None
+    if cfg.method == "lora":
+        from peft import get_peft_model
+
+        policy = get_peft_model(policy, lora_config(cfg))
+    else:
+        ref_model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype).to(accelerator.device)
+        ref_model.eval().requires_grad_(False)
+    model = core.PolicyWithValue(policy, core.hidden_size_of(policy)).to(accelerator.device)
+    model.eval()  # dropout off during rollouts *and* updates (N+ details)
+    stop_ids = eos_ids(policy, tokenizer)
+    return _Policy(accelerator, tokenizer, model, model, ref_model, None, None, stop_ids)
+
+
+def _setup_optimizer(cfg: PPORunConfig, pol: _Policy) -> None:
+    """AdamW over the trainable policy weights and the value head, through accelerate; the KL
+    controller. (After the rows and rewards are built, as before: a reward model that loads
+    must not shift the random state the policy samples with.)"""
+    import torch
+
+    from sqlcoach.train import ppo_core as core
+
+    trainable = [p for p in pol.model.policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": trainable, "lr": cfg.learning_rate},
+            {"params": list(pol.model.value_head.parameters()), "lr": cfg.value_learning_rate or cfg.learning_rate},
+        ],
+        weight_decay=cfg.weight_decay,
+    )
+    pol.model, pol.optimizer = pol.accelerator.prepare(pol.model, optimizer)
+    pol.unwrapped = pol.accelerator.unwrap_model(pol.model)
+    pol.kl_ctl = core.kl_controller(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
+
+
+def _prompt_rows(cfg: PPORunConfig, pool: Any, say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """GRPO's RL rows over the first ``max_examples`` examples, gold-curated."""
+    from sqlcoach.data import load_examples
+    from sqlcoach.train.rl_data import build_rl_rows, curate_gold
+
+    examples = load_examples(cfg.data_kind, cfg.data_path, cfg.split)
+    if cfg.max_examples is not None:
+        examples = examples[: cfg.max_examples]
+    rows = build_rl_rows(examples, template=cfg.template, schema_style=cfg.schema_style,
+                         schema_sample_values=cfg.schema_sample_values, log=say)
+    rows, report = curate_gold(rows, pool=pool)
+    say(f"prompts: {report['kept']} of {report['in']} kept (dropped: {report['dropped']})")
+    return rows
+
+
+def _resume(pol: _Policy, out: Path, resume: bool, say: Callable[[str], None]) -> _Progress:
+    """Counters, weights, optimizer, KL controller and RNG from the last checkpoint (or fresh)."""
+    import torch
+
+    prog = _Progress(checkpoint=last_checkpoint(out, STATE_FILE) if resume else None)
+    ckpt = prog.checkpoint
+    if ckpt is None:
+        say_resume(resume, None, str(out), say)
+    else:
+        dev = pol.accelerator.device
+        state = json.loads((ckpt / STATE_FILE).read_text())
+        _load_trainable(pol.unwrapped, torch.load(ckpt / "trainable.pt", map_location=dev))
+        pol.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=dev))
+        torch.set_rng_state(torch.load(ckpt / "rng.pt"))
+        pol.kl_ctl.load_state_dict(state["kl_controller"])
+        prog.step, prog.already = int(state["global_step"]), float(state["train_seconds"])
+        prog.tokens_generated, prog.reward_curve = int(state["tokens_generated"]), list(state["reward_curve"])
+        say(f"resuming from {ckpt} at step {prog.step}")
+    return prog
+
+
+@dataclass
+class _Rollout:
+    """One PPO step's batch: prompts, sampled sequences and their scores. Shapes in comments."""
+
+    rows: list[dict[str, Any]]
+    seqs: Any  # [B, P + R]
+    response: Any  # [B, R]
+    attn: Any  # [B, P + R]
+    P: int  # padded prompt length (left padding)
+    resp_mask: Any  # [B, R]
+    has_eos: Any  # [B]
+    texts: list[str]
+    raw_scores: list[float | None]
+    per_reward: dict[str, float]
+    valid: Any  # [B]
+    scores: Any  # [B], after the EOS penalty
+    mask: Any  # [B, R] tokens that train
+    t_gen: float
+    t_score: float
+
+
+def _rollout(cfg: PPORunConfig, pol: _Policy, batch_rows: list[dict[str, Any]], reward_fns: list[Callable[..., Any]]) -> _Rollout:
+    """Sample one completion per prompt with the current policy and score it (rewards + EOS penalty;
+    a completion whose rewards are all ``None`` is left out of the update)."""
+    import torch
+
+    from sqlcoach.prompts.chat import to_text
+    from sqlcoach.train import ppo_core as core
+
+    ts = time.monotonic()
+    tok, dev = pol.tokenizer, pol.accelerator.device
+    gen_kwargs: dict[str, Any] = {
+        "do_sample": True, "temperature": cfg.temperature, "top_k": cfg.top_k or None, "top_p": 1.0,
+        "max_new_tokens": cfg.max_new_tokens, "eos_token_id": pol.eos_ids, "pad_token_id": tok.pad_token_id,
+        "use_cache": True,
+    }
+    enc = tok([to_text(r["prompt"], tok) for r in batch_rows], add_special_tokens=False, padding=True,
+              return_tensors="pt").to(dev)
+    P = enc["input_ids"].shape[1]
+    with torch.no_grad():
+        seqs = pol.unwrapped.policy.generate(**enc, **gen_kwargs)  # [B, P + R]
+    t_gen = time.monotonic() - ts
+    response = seqs[:, P:]  # [B, R]
+    resp_mask = core.completion_mask(response, pol.eos_ids)  # [B, R]
+    has_eos = core.ends_with_eos(response, pol.eos_ids)  # [B]
+    attn = torch.cat([enc["attention_mask"], resp_mask], dim=1)  # [B, P + R]
+    lengths = resp_mask.sum(1).tolist()
+    ids_list = [response[i, : lengths[i]].tolist() for i in range(len(batch_rows))]
+    texts = [tok.decode(ids, skip_special_tokens=True) for ids in ids_list]
+    raw_scores, per_reward = score_completions(reward_fns, batch_rows, texts, ids_list)
+    valid = torch.tensor([s is not None for s in raw_scores], device=dev)  # [B]
+    scores = torch.tensor([0.0 if s is None else s for s in raw_scores], device=dev)
+    scores = core.apply_eos_penalty(scores, has_eos, cfg.missing_eos_penalty)  # [B]
+    mask = resp_mask * valid.long().unsqueeze(1)  # [B, R]
+    return _Rollout(batch_rows, seqs, response, attn, P, resp_mask, has_eos, texts, raw_scores, per_reward, valid,
+                    scores, mask, t_gen, time.monotonic() - ts - t_gen)
+
+
+def _advantages(cfg: PPORunConfig, pol: _Policy, ro: _Rollout) -> tuple[Any, Any, Any, Any]:
+    """Old log-probs, values and reference log-probs (in micro-batches), the KL-shaped token
+    rewards and GAE: ``(old_logp, old_v, kl, (adv, returns))``, each ``[B, R]``."""
+    import torch
+
+    from sqlcoach.train import ppo_core as core
+
+    B, micro, net = len(ro.rows), cfg.per_device_train_batch_size, pol.unwrapped
+    with torch.no_grad():
+        old_logp, old_v, ref_logp = [], [], []
+        for a in range(0, B, micro):
+            seqs, attn, resp = ro.seqs[a : a + micro], ro.attn[a : a + micro], ro.response[a : a + micro]
+            logits, v = net(seqs, attn, ro.P, cfg.temperature)
+            old_logp.append(core.logprobs_from_logits(logits, resp))
+            old_v.append(v.float())
+            del logits
+            if pol.ref_model is None:
+                with net.policy.disable_adapter():
+                    rl = core.reference_logits(net.policy, seqs, attn, ro.P, cfg.temperature)
+            else:
+                rl = core.reference_logits(pol.ref_model, seqs, attn, ro.P, cfg.temperature)
+            ref_logp.append(core.logprobs_from_logits(rl, resp))
+            del rl
+        old_logp_t, old_v_t, ref_logp_t = torch.cat(old_logp), torch.cat(old_v), torch.cat(ref_logp)  # [B, R]
+        kl = core.per_token_kl(old_logp_t, ref_logp_t, ro.mask)  # [B, R]
+        tok_rewards = core.token_rewards(ro.scores, kl, ro.mask, pol.kl_ctl.value)  # [B, R]
+        adv, returns = core.gae(tok_rewards, old_v_t, ro.mask, cfg.gamma, cfg.lam)  # [B, R]
+        if cfg.whiten_advantages:
+            adv = core.masked_whiten(adv, ro.mask)
+    return old_logp_t, old_v_t, kl, (adv, returns)
+
+
+def _update(cfg: PPORunConfig, pol: _Policy, ro: _Rollout, old_logp: Any, old_v: Any, adv: Any, returns: Any) -> dict[str, list[float]]:
+    """``ppo_epochs`` passes of clipped policy/value updates over shuffled mini-batches (each
+    mini-batch one optimizer step); returns the per-micro-batch statistics."""
+    import torch
+
+    from sqlcoach.train import ppo_core as core
+
+    acc, model, B = pol.accelerator, pol.model, len(ro.rows)
+    micro, mini = cfg.per_device_train_batch_size, cfg.mini_batch_size
+    stats: dict[str, list[float]] = {k: [] for k in ("pg_loss", "vf_loss", "entropy", "clipfrac", "approxkl", "vf_clipfrac")}
+    for _epoch in range(cfg.ppo_epochs):
+        perm = torch.randperm(B, device=acc.device)
+        for m0 in range(0, B, mini):
+            for a in range(m0, m0 + mini, micro):
+                idx = perm[a : a + micro]
+                with acc.accumulate(model):
+                    logits, v = model(ro.seqs[idx], ro.attn[idx], ro.P, cfg.temperature)  # [b, R, V], [b, R]
+                    logp = core.logprobs_from_logits(logits, ro.response[idx])
+                    m = ro.mask[idx]
+                    pg, pgs = core.policy_loss(logp, old_logp[idx], adv[idx], m, cfg.cliprange)
+                    vf, vfs = core.value_loss(v.float(), old_v[idx], returns[idx], m, cfg.cliprange_value)
+                    ent = core.masked_mean(core.entropy_from_logits(logits), m)
+                    loss = pg + cfg.vf_coef * vf - cfg.ent_coef * ent
+                    acc.backward(loss)
+                    if acc.sync_gradients:
+                        acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                    pol.optimizer.step()
+                    pol.optimizer.zero_grad()
+                for k, val in (("pg_loss", pg), ("vf_loss", vf), ("entropy", ent), ("clipfrac", pgs["clipfrac"]),
+                               ("approxkl", pgs["approxkl"]), ("vf_clipfrac", vfs["vf_clipfrac"])):
+                    stats[k].append(float(val.detach()))
+                del logits, v, loss
+    return stats
+
+
+def _record(pol: _Policy, ro: _Rollout, kl: Any, stats: dict[str, list[float]], prog: _Progress,
+            t_step: float, t_update: float) -> dict[str, Any]:
+    """Statistics gathered across processes, the KL controller updated; one log record."""
+    import torch
+
+    acc = pol.accelerator
+    seq_kl = kl.sum(1)  # [B]
+    g = lambda t: acc.gather(t.detach().float().reshape(-1))  # noqa: E731
+    g_valid = g(ro.valid.float())
+    g_scores = g(torch.tensor([0.0 if s is None else s for s in ro.raw_scores], device=acc.device))
+    n_valid = max(float(g_valid.sum()), 1.0)
+    mean_kl = float((g(seq_kl) * g_valid).sum() / n_valid)
+    kl_coef_used = pol.kl_ctl.value
+    pol.kl_ctl.update(mean_kl, int(g_valid.numel()))
+    new_tokens = int(g(ro.resp_mask.sum(1).float()).sum())
+    prog.tokens_generated += new_tokens
+    mean_stats = {k: float(g(torch.tensor(statistics.fmean(v), device=acc.device)).mean()) for k, v in stats.items()}
+    return {
+        "step": prog.step,
+        "reward": float((g(ro.scores) * g_valid).sum() / n_valid),  # after the EOS penalty
+        "score": float((g_scores * g_valid).sum() / n_valid),  # reward functions only
+        "kl": mean_kl,
+        "kl_coef": kl_coef_used,
+        **mean_stats,
+        "no_eos": float(1.0 - g(ro.has_eos.float()).mean()),
+        "unscored": float(1.0 - g_valid.mean()),
+        "response_tokens": new_tokens / g_valid.numel(),
+        **{k: round(v, 4) for k, v in ro.per_reward.items()},
+        "step_seconds": round(t_step, 3),
+        "generate_seconds": round(ro.t_gen, 3),
+        "reward_seconds": round(ro.t_score, 3),
+        "update_seconds": round(t_update, 3),
+    }
+
+
+def _ppo_step(cfg: PPORunConfig, pol: _Policy, rows: list[dict[str, Any]], reward_fns: list[Callable[..., Any]],
+              prog: _Progress) -> tuple[_Rollout, dict[str, Any]]:
+    """rollout -> score -> KL-shaped token rewards -> GAE -> clipped updates -> record."""
+    ts = time.monotonic()
+    acc = pol.accelerator
+    batch_rows = rows_for_step(rows, prog.step, cfg.rollout_batch_size, acc.process_index, acc.num_processes, cfg.seed)
+    ro = _rollout(cfg, pol, batch_rows, reward_fns)
+    old_logp, old_v, kl, (adv, returns) = _advantages(cfg, pol, ro)
+    t_update = time.monotonic()
+    stats = _update(cfg, pol, ro, old_logp, old_v, adv, returns)
+    prog.step += 1
+    prog.step_seconds.append(time.monotonic() - ts)
+    record = _record(pol, ro, kl, stats, prog, prog.step_seconds[-1], time.monotonic() - t_update)
+    prog.reward_curve.append(record)
+    return ro, record
+
+
 def run_ppo(
     cfg: PPORunConfig,
     *,
@@ -129,7 +413,9 @@ def run_ppo(
     reward_fns: list[Callable[..., Any]] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Train as ``cfg`` says; returns the summary dict (also in ``output_dir/sqlcoach_ppo.json``).
+    """Train as ``cfg`` says; returns the summary dict (``train.run.RunSummary``, also in
+    ``output_dir/summary.json``) with the details ``tokens_generated``, ``kl_coef_final`` and
+    ``reward_curve`` (one record per PPO step).
 
     Guarantees: ``output_dir/final`` holds the policy (full model or LoRA adapter) + tokenizer and
     ``value_head.pt``; ``output_dir/log_history.json`` one record per logged step;
@@ -137,266 +423,83 @@ def run_ppo(
     last ``checkpoint-N`` (weights, optimizer, KL coefficient, RNG, step count, reward curve).
     ``rows`` replaces the prompt loading (RL rows: ``prompt`` + the columns the rewards read);
     ``reward_fns`` replaces the rewards the config names."""
-    import torch
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from transformers import AutoModelForCausalLM
-
-    from sqlcoach.bench.memory import track_peak
-    from sqlcoach.models.load import load_tokenizer, resolve_dtype
-    from sqlcoach.prompts.chat import to_text
-    from sqlcoach.train import ppo_core as core
+    from sqlcoach.execution.pool import ExecutorPool
+    from sqlcoach.runtime.memory import track_peak
 
     t0 = time.monotonic()
     out = Path(cfg.output_dir)
-
-    # (1) accelerator, tokenizer, policy + value head, reference -----------------------------
-    accelerator = Accelerator(cpu=cfg.use_cpu, gradient_accumulation_steps=cfg.gradient_accumulation_steps)
-    main = accelerator.is_main_process
+    pol = _setup_policy(cfg)
+    main = pol.accelerator.is_main_process
     say = log if main else (lambda _m: None)
-    set_seed(cfg.seed, device_specific=True)  # each process samples differently
-    tokenizer = load_tokenizer(cfg.model, padding_side="left")
-    device_name = "cpu" if cfg.use_cpu or accelerator.device.type == "cpu" else "cuda"
-    dtype = resolve_dtype(cfg.dtype, device_name)
-    policy = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype)
-    ref_model = None
-    if cfg.method == "lora":
-        from peft import get_peft_model
-
-        from sqlcoach.train.common import lora_config
-
-        policy = get_peft_model(policy, lora_config(cfg))
-    else:
-        ref_model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype).to(accelerator.device)
-        ref_model.eval().requires_grad_(False)
-    model = core.PolicyWithValue(policy, core.hidden_size_of(policy)).to(accelerator.device)
-    model.eval()  # dropout off during rollouts *and* updates (N+ details)
-    from sqlcoach.generate.hf import eos_ids as _stop_ids
-
-    eos_ids = _stop_ids(policy, tokenizer)
-
-    # (2) prompt rows (GRPO's) and rewards: one executor pool for gold curation, rewards, samples
-    from sqlcoach.execution.pool import ExecutorPool
-
+    samples = SampleLog(out, every=cfg.sample_every, n=cfg.num_samples, log=say, fresh=not resume)
     pool = ExecutorPool(workers=cfg.reward_workers)
     try:
-        if rows is None:
-            from sqlcoach.data import load_examples
-            from sqlcoach.train.rl_data import build_rl_rows, curate_gold
-
-            examples = load_examples(cfg.data_kind, cfg.data_path, cfg.split)
-            if cfg.max_examples is not None:
-                examples = examples[: cfg.max_examples]
-            rows = build_rl_rows(
-                examples, template=cfg.template, schema_style=cfg.schema_style,
-                schema_sample_values=cfg.schema_sample_values, log=say,
-            )
-            rows, report = curate_gold(rows, pool=pool)
-            say(f"prompts: {report['kept']} of {report['in']} kept (dropped: {report['dropped']})")
+        rows = _prompt_rows(cfg, pool, say) if rows is None else rows
         if not rows:
             raise DataError("no prompt rows to train on", path=cfg.data_path)
-        if reward_fns is None:
-            reward_fns = _build_reward_fns(cfg, pool)
-
-        # (3) optimizer: policy (LoRA or all weights) and value head, through accelerate ---------
-        trainable = [p for p in model.policy.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": trainable, "lr": cfg.learning_rate},
-                {"params": list(model.value_head.parameters()), "lr": cfg.value_learning_rate or cfg.learning_rate},
-            ],
-            weight_decay=cfg.weight_decay,
-        )
-        model, optimizer = accelerator.prepare(model, optimizer)
-        unwrapped = accelerator.unwrap_model(model)
-        kl_ctl = core.kl_controller(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
-        n_trainable = sum(p.numel() for p in unwrapped.parameters() if p.requires_grad)
-        say(
-            f"PPO ({cfg.method}): {n_trainable:,} trainable parameters (value head {sum(p.numel() for p in unwrapped.value_head.parameters())}), "
-            f"{len(rows)} prompts, {accelerator.num_processes} process(es), reference: "
-            f"{'policy with adapters disabled' if ref_model is None else 'frozen copy of the start model'}"
-        )
-
-        # (4) resume -------------------------------------------------------------------------
-        step, already, tokens_generated = 0, 0.0, 0
-        reward_curve: list[dict[str, Any]] = []
-        ckpt = last_checkpoint(out) if resume else None
-        if resume and ckpt is None:
-            say(f"--resume: no checkpoint in {out}; starting from step 0")
-        if ckpt is not None:
-            state = json.loads((ckpt / STATE_FILE).read_text())
-            _load_trainable(unwrapped, torch.load(ckpt / "trainable.pt", map_location=accelerator.device))
-            optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=accelerator.device))
-            torch.set_rng_state(torch.load(ckpt / "rng.pt"))
-            kl_ctl.load_state_dict(state["kl_controller"])
-            step, already = int(state["global_step"]), float(state["train_seconds"])
-            tokens_generated, reward_curve = int(state["tokens_generated"]), list(state["reward_curve"])
-            say(f"resuming from {ckpt} at step {step}")
+        reward_fns = _build_reward_fns(cfg, pool) if reward_fns is None else reward_fns
+        _setup_optimizer(cfg, pol)
+        n_trainable = sum(p.numel() for p in pol.unwrapped.parameters() if p.requires_grad)
+        say(f"PPO ({cfg.method}): {n_trainable:,} trainable parameters (value head "
+            f"{sum(p.numel() for p in pol.unwrapped.value_head.parameters())}), {len(rows)} prompts, "
+            f"{pol.accelerator.num_processes} process(es), reference: "
+            f"{'policy with adapters disabled' if pol.ref_model is None else 'frozen copy of the start model'}")
+        prog = _resume(pol, out, resume, say)
         out.mkdir(parents=True, exist_ok=True)
-        step_seconds: list[float] = []
         loop_start = time.monotonic()
-        stopped_by_clock = False
-        gen_kwargs: dict[str, Any] = {
-            "do_sample": True, "temperature": cfg.temperature, "top_k": cfg.top_k or None, "top_p": 1.0,
-            "max_new_tokens": cfg.max_new_tokens, "eos_token_id": eos_ids, "pad_token_id": tokenizer.pad_token_id,
-            "use_cache": True,
-        }
-        micro, mini, B = cfg.per_device_train_batch_size, cfg.mini_batch_size, cfg.rollout_batch_size
-
-        # (5) the loop -----------------------------------------------------------------------
         with track_peak() as peak:
-            while step < cfg.max_steps:
-                ts = time.monotonic()
-                batch_rows = rows_for_step(rows, step, B, accelerator.process_index, accelerator.num_processes, cfg.seed)
-
-                # rollout: sample one completion per prompt with the current policy
-                texts_in = [to_text(r["prompt"], tokenizer) for r in batch_rows]
-                enc = tokenizer(texts_in, add_special_tokens=False, padding=True, return_tensors="pt").to(accelerator.device)
-                P = enc["input_ids"].shape[1]  # padded prompt length (left padding)
-                with torch.no_grad():
-                    seqs = unwrapped.policy.generate(**enc, **gen_kwargs)  # [B, P + R]
-                t_gen = time.monotonic() - ts
-                response = seqs[:, P:]  # [B, R]
-                resp_mask = core.completion_mask(response, eos_ids)  # [B, R]
-                has_eos = core.ends_with_eos(response, eos_ids)  # [B]
-                attn = torch.cat([enc["attention_mask"], resp_mask], dim=1)  # [B, P + R]
-                lengths = resp_mask.sum(1).tolist()
-                ids_list = [response[i, : lengths[i]].tolist() for i in range(B)]
-                texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in ids_list]
-
-                # score: reward functions (+ reward model), EOS penalty; None -> left out
-                raw_scores, per_reward = score_completions(reward_fns, batch_rows, texts, ids_list)
-                valid = torch.tensor([s is not None for s in raw_scores], device=accelerator.device)  # [B]
-                scores = torch.tensor([0.0 if s is None else s for s in raw_scores], device=accelerator.device)
-                scores = core.apply_eos_penalty(scores, has_eos, cfg.missing_eos_penalty)  # [B]
-                mask = resp_mask * valid.long().unsqueeze(1)  # [B, R] tokens that train
-
-                t_score = time.monotonic() - ts - t_gen
-                # old log-probs, values and reference log-probs, in micro-batches
-                with torch.no_grad():
-                    old_logp, old_v, ref_logp = [], [], []
-                    for a in range(0, B, micro):
-                        logits, v = unwrapped(seqs[a : a + micro], attn[a : a + micro], P, cfg.temperature)
-                        old_logp.append(core.logprobs_from_logits(logits, response[a : a + micro]))
-                        old_v.append(v.float())
-                        del logits
-                        if ref_model is None:
-                            with unwrapped.policy.disable_adapter():
-                                rl = core.reference_logits(unwrapped.policy, seqs[a : a + micro], attn[a : a + micro], P, cfg.temperature)
-                        else:
-                            rl = core.reference_logits(ref_model, seqs[a : a + micro], attn[a : a + micro], P, cfg.temperature)
-                        ref_logp.append(core.logprobs_from_logits(rl, response[a : a + micro]))
-                        del rl
-                    old_logp_t, old_v_t, ref_logp_t = torch.cat(old_logp), torch.cat(old_v), torch.cat(ref_logp)  # [B, R]
-                    kl = core.per_token_kl(old_logp_t, ref_logp_t, mask)  # [B, R]
-                    tok_rewards = core.token_rewards(scores, kl, mask, kl_ctl.value)  # [B, R]
-                    adv, returns = core.gae(tok_rewards, old_v_t, mask, cfg.gamma, cfg.lam)  # [B, R]
-                    if cfg.whiten_advantages:
-                        adv = core.masked_whiten(adv, mask)
-
-                t_update_start = time.monotonic()
-                # PPO epochs over shuffled mini-batches; each mini-batch is one optimizer step
-                stats: dict[str, list[float]] = {k: [] for k in ("pg_loss", "vf_loss", "entropy", "clipfrac", "approxkl", "vf_clipfrac")}
-                for _epoch in range(cfg.ppo_epochs):
-                    perm = torch.randperm(B, device=accelerator.device)
-                    for m0 in range(0, B, mini):
-                        for a in range(m0, m0 + mini, micro):
-                            idx = perm[a : a + micro]
-                            with accelerator.accumulate(model):
-                                logits, v = model(seqs[idx], attn[idx], P, cfg.temperature)  # [b, R, V], [b, R]
-                                logp = core.logprobs_from_logits(logits, response[idx])
-                                m = mask[idx]
-                                pg, pgs = core.policy_loss(logp, old_logp_t[idx], adv[idx], m, cfg.cliprange)
-                                vf, vfs = core.value_loss(v.float(), old_v_t[idx], returns[idx], m, cfg.cliprange_value)
-                                ent = core.masked_mean(core.entropy_from_logits(logits), m)
-                                loss = pg + cfg.vf_coef * vf - cfg.ent_coef * ent
-                                accelerator.backward(loss)
-                                if accelerator.sync_gradients:
-                                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                                optimizer.step()
-                                optimizer.zero_grad()
-                            for k, val in (("pg_loss", pg), ("vf_loss", vf), ("entropy", ent), ("clipfrac", pgs["clipfrac"]),
-                                           ("approxkl", pgs["approxkl"]), ("vf_clipfrac", vfs["vf_clipfrac"])):
-                                stats[k].append(float(val.detach()))
-                            del logits, v, loss
-
-                # bookkeeping: gather across processes, adapt the KL coefficient, log
-                seq_kl = kl.sum(1)  # [B]
-                g = lambda t: accelerator.gather(t.detach().float().reshape(-1))  # noqa: E731
-                g_valid = g(valid.float())
-                g_scores = g(torch.tensor([0.0 if s is None else s for s in raw_scores], device=accelerator.device))
-                n_valid = max(float(g_valid.sum()), 1.0)
-                mean_kl = float((g(seq_kl) * g_valid).sum() / n_valid)
-                kl_coef_used = kl_ctl.value
-                kl_ctl.update(mean_kl, int(g_valid.numel()))
-                new_tokens = int(g(resp_mask.sum(1).float()).sum())
-                tokens_generated += new_tokens
-                step += 1
-                step_seconds.append(time.monotonic() - ts)
-                mean_stats = {k: float(g(torch.tensor(statistics.fmean(v), device=accelerator.device)).mean()) for k, v in stats.items()}
-                record = {
-                    "step": step,
-                    "reward": float((g(scores) * g_valid).sum() / n_valid),  # after the EOS penalty
-                    "score": float((g_scores * g_valid).sum() / n_valid),  # reward functions only
-                    "kl": mean_kl,
-                    "kl_coef": kl_coef_used,
-                    **mean_stats,
-                    "no_eos": float(1.0 - g(has_eos.float()).mean()),
-                    "unscored": float(1.0 - g_valid.mean()),
-                    "response_tokens": new_tokens / g_valid.numel(),
-                    **{k: round(v, 4) for k, v in per_reward.items()},
-                    "step_seconds": round(step_seconds[-1], 3),
-                    "generate_seconds": round(t_gen, 3),
-                    "reward_seconds": round(t_score, 3),
-                    "update_seconds": round(time.monotonic() - t_update_start, 3),
-                }
-                reward_curve.append(record)
-                if main and (step % cfg.logging_steps == 0 or step == cfg.max_steps):
+            while prog.step < cfg.max_steps:
+                ro, record = _ppo_step(cfg, pol, rows, reward_fns, prog)
+                if main and (prog.step % cfg.logging_steps == 0 or prog.step == cfg.max_steps):
                     say(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()}))
-                if main and cfg.sample_every and cfg.num_samples and (step % cfg.sample_every == 0 or step == 1):
-                    _log_samples(step, batch_rows[: cfg.num_samples], texts, raw_scores, scores, pool, out, say)
-
-                spent = already + time.monotonic() - loop_start
-                stop = cfg.max_seconds is not None and spent >= cfg.max_seconds and step < cfg.max_steps
-                if step % cfg.save_steps == 0 or stop:
-                    _save_checkpoint(accelerator, unwrapped, optimizer, kl_ctl, out / f"checkpoint-{step}",
-                                     step, spent, tokens_generated, reward_curve, cfg.save_total_limit)
+                if main and samples.due(prog.step):
+                    samples.write(prog.step, _sample_rows(ro, cfg.num_samples, pool))
+                spent = prog.already + time.monotonic() - loop_start
+                stop = cfg.max_seconds is not None and spent >= cfg.max_seconds and prog.step < cfg.max_steps
+                if prog.step % cfg.save_steps == 0 or stop:
+                    _save_checkpoint(pol, out / f"checkpoint-{prog.step}", prog, spent, cfg.save_total_limit)
                 if stop:
-                    stopped_by_clock = True
-                    say(f"stopping at step {step}: max_seconds={cfg.max_seconds} spent; --resume continues")
+                    prog.stopped_by_clock = True
+                    say(f"stopping at step {prog.step}: max_seconds={cfg.max_seconds} spent; --resume continues")
                     break
-
-        # (6) save the final policy and the summary ------------------------------------------
-        accelerator.wait_for_everyone()
-        final = out / "final"
-        if main:
-            unwrapped.policy.save_pretrained(str(final))
-            tokenizer.save_pretrained(str(final))
-            torch.save(unwrapped.value_head.state_dict(), final / "value_head.pt")
-            (out / "log_history.json").write_text(json.dumps(reward_curve, indent=1) + "\n")
-        summary = {
-            "final_dir": str(final),
-            "global_step": step,
-            "max_steps": cfg.max_steps,
-            "method": cfg.method,
-            "resumed_from": str(ckpt) if ckpt else None,
-            "stopped_by_clock": stopped_by_clock,
-            "prompts": len(rows),
-            "trainable_parameters": int(n_trainable),
-            "seconds": round(time.monotonic() - t0, 2),
-            "median_step_seconds": round(statistics.median(step_seconds), 3) if step_seconds else None,
-            "peak_memory_mb": round(peak.cuda_mb if peak.cuda_mb is not None else peak.rss_mb, 1),
-            "peak_rss_mb": round(peak.rss_mb, 1),
-            "peak_cuda_mb": None if peak.cuda_mb is None else round(peak.cuda_mb, 1),
-            "tokens_generated": tokens_generated,
-            "kl_coef_final": kl_ctl.value,
-            "reward_curve": reward_curve,
-        }
-        if main:
-            (out / "sqlcoach_ppo.json").write_text(json.dumps({"config": config_to_dict(cfg), "summary": summary}, indent=2) + "\n")
-        return summary
+        train_seconds = time.monotonic() - loop_start
     finally:
         pool.close()
+
+    summary = _summary(cfg, pol, prog, rows=len(rows), n_trainable=n_trainable, t0=t0,
+                       train_seconds=train_seconds, peak=peak)
+    return _save_final(cfg, pol, prog, summary)
+
+
+def _summary(cfg: PPORunConfig, pol: _Policy, prog: _Progress, *, rows: int, n_trainable: int, t0: float,
+             train_seconds: float, peak: Any) -> RunSummary:
+    return RunSummary(
+        recipe="ppo", final_dir=str(Path(cfg.output_dir) / "final"), global_step=prog.step, max_steps=cfg.max_steps,
+        seconds=round(time.monotonic() - t0, 2), train_seconds=round(train_seconds, 2),
+        median_step_seconds=round(statistics.median(prog.step_seconds), 3) if prog.step_seconds else None,
+        peak_memory_mb=round(peak.rss_mb, 1), peak_cuda_mb=None if peak.cuda_mb is None else round(peak.cuda_mb, 1),
+        train_loss=None, rows=rows, skipped=0, trainable_parameters=int(n_trainable),
+        device=pol.accelerator.device.type, resumed_from=str(prog.checkpoint) if prog.checkpoint else None,
+        stopped_by_clock=prog.stopped_by_clock, plot_png=None,
+        details={"tokens_generated": prog.tokens_generated, "kl_coef_final": pol.kl_ctl.value, "reward_curve": prog.reward_curve},
+    )
+
+
+def _save_final(cfg: PPORunConfig, pol: _Policy, prog: _Progress, summary: RunSummary) -> dict[str, Any]:
+    """Rank 0 writes ``final/`` (policy or adapter, tokenizer, ``value_head.pt``), the log history
+    and the summary; every rank returns the summary dict."""
+    import torch
+
+    pol.accelerator.wait_for_everyone()
+    if not pol.accelerator.is_main_process:
+        return summary.as_dict()
+    out = Path(cfg.output_dir)
+    final = out / "final"
+    pol.unwrapped.policy.save_pretrained(str(final))
+    pol.tokenizer.save_pretrained(str(final))
+    torch.save(pol.unwrapped.value_head.state_dict(), final / "value_head.pt")
+    (out / "log_history.json").write_text(json.dumps(prog.reward_curve, indent=1) + "\n")
+    return write_summary(cfg, summary)
 
 
 # ----------------------------------------------------------------------------- helpers of the recipe
@@ -425,27 +528,24 @@ def _load_trainable(model: Any, state: dict[str, Any]) -> None:
     model.load_state_dict(state, strict=False)
 
 
-def _save_checkpoint(
-    accelerator: Any, model: Any, optimizer: Any, kl_ctl: Any, path: Path, step: int, spent: float,
-    tokens_generated: int, reward_curve: list[dict[str, Any]], keep: int | None,
-) -> None:
+def _save_checkpoint(pol: _Policy, path: Path, prog: _Progress, spent: float, keep: int | None) -> None:
     """Trainable weights (LoRA + value head, or everything for full), optimizer, RNG and counters.
 
     Written to ``path.tmp`` and renamed, so a run killed while saving leaves no half checkpoint."""
     import torch
 
-    accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
+    pol.accelerator.wait_for_everyone()
+    if not pol.accelerator.is_main_process:
         return
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    torch.save({n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}, tmp / "trainable.pt")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save({n: p.detach().cpu() for n, p in pol.unwrapped.named_parameters() if p.requires_grad}, tmp / "trainable.pt")
+    torch.save(pol.optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(torch.get_rng_state(), tmp / "rng.pt")
     state = {
-        "global_step": step, "train_seconds": round(spent, 3), "tokens_generated": tokens_generated,
-        "kl_controller": kl_ctl.state_dict(), "reward_curve": reward_curve,
+        "global_step": prog.step, "train_seconds": round(spent, 3), "tokens_generated": prog.tokens_generated,
+        "kl_controller": pol.kl_ctl.state_dict(), "reward_curve": prog.reward_curve,
     }
     (tmp / STATE_FILE).write_text(json.dumps(state) + "\n")
     shutil.rmtree(path, ignore_errors=True)
@@ -459,22 +559,20 @@ def _save_checkpoint(
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _log_samples(
-    step: int, rows: list[dict[str, Any]], texts: list[str], raw: list[float | None], scores: Any,
-    pool: Any, out: Path, say: Callable[[str], None],
-) -> None:
-    """Show (question, SQL, result, gold, reward) rows: to the log and to ``samples.jsonl``."""
+def _sample_rows(ro: _Rollout, n: int, pool: Any) -> list[dict[str, Any]]:
+    """(question, SQL, result, gold, reward) of the first ``n`` completions of a rollout; the SQL
+    is run once more in the sandbox to show its result."""
     from sqlcoach.rewards.common import completion_sql
 
-    sqls = [completion_sql(t, r.get("sql_names")) for t, r in zip(texts, rows)]
+    rows = ro.rows[:n]
+    sqls = [completion_sql(t, r.get("sql_names")) for t, r in zip(ro.texts, rows)]
     results = pool.run([(r["db_path"], s or "SELECT NULL WHERE 0") for r, s in zip(rows, sqls)])
-    with (out / "samples.jsonl").open("a", encoding="utf-8") as fh:
-        for i, (row, sql, res) in enumerate(zip(rows, sqls, results)):
-            result = f"{res.error}: {res.message[:120]}" if res.error else repr(list(res.rows or [])[:3])[:200]
-            rec = {
-                "step": step, "question": row.get("question", ""), "sql": sql, "result": result if sql else "(no SQL)",
-                "gold": row.get("gold_sql", ""), "score": raw[i], "reward": round(float(scores[i]), 4),
-                "completion": texts[i][:500],
-            }
-            fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
-            say(f"  sample step {step}: Q: {rec['question']} | SQL: {sql} | result: {rec['result']} | gold: {rec['gold']} | reward {rec['reward']}")
+    out = []
+    for i, (row, sql, res) in enumerate(zip(rows, sqls, results)):
+        result = f"{res.error}: {res.message[:120]}" if res.error else repr(list(res.rows or [])[:3])[:200]
+        out.append({
+            "question": row.get("question", ""), "db_id": row.get("db_id"), "sql": sql,
+            "result": result if sql else "(no SQL)", "gold_sql": row.get("gold_sql", ""), "score": ro.raw_scores[i],
+            "reward": round(float(ro.scores[i]), 4), "completion": ro.texts[i][:500],
+        })
+    return out

@@ -11,7 +11,7 @@ token; ``pad_token_id`` set so the head finds that token), LoRA adapters plus a 
 with ``method=lora``, (3) ``RewardConfig``, (4) train (Bradley-Terry loss ``-log σ(r_chosen -
 r_rejected)``) with the wall-clock budget and checkpoints, (5) save ``output_dir/final`` as a plain
 sequence-classification checkpoint (LoRA is merged, so every consumer loads one kind of folder),
-``log_history.json``, ``rm.png`` (loss and margin) and ``sqlcoach_rm.json``; with
+``log_history.json``, ``rm.png`` (loss and margin) and ``summary.json``; with
 ``eval_pairs_path`` the summary holds ``evaluate_rm`` on those held-out pairs.
 
 Departures from the usual RLHF reward model (Ouyang et al., 2022): the comparisons are not human
@@ -24,17 +24,14 @@ extra signal).
 
 from __future__ import annotations
 
-import json
-import statistics
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from sqlcoach.errors import DataError
-from sqlcoach.train.common import clock_callback, config_to_dict, lora_config, read_clock
-from sqlcoach.train.dpo import plot_preference, preference_rows, step_timer, trainer_args
-from sqlcoach.train.pref_config import RMRunConfig
-from sqlcoach.train.sft import last_checkpoint
+from sqlcoach.config import RMRunConfig
+from sqlcoach.errors import ConfigError, DataError
+from sqlcoach.train.dpo import pair_rows, preference_args
+from sqlcoach.train.run import RunSummary, fit, lora_config, save_final, write_summary
 
 
 def evaluate_rm(
@@ -76,15 +73,15 @@ def evaluate_rm(
 
 
 def _load_rm_for_training(cfg: RMRunConfig) -> tuple[Any, Any, str]:
-    import torch
     from transformers import AutoModelForSequenceClassification, set_seed
 
-    from sqlcoach.models.load import export_merged, is_adapter, load_tokenizer, resolve_dtype
+    from sqlcoach.models.load import export_merged, is_adapter, load_tokenizer
+    from sqlcoach.runtime.device import resolve_dtype, training_device
 
     src = cfg.model
     if is_adapter(src):  # an SFT LoRA: merge it once, the RM starts from the merged weights
         src = str(export_merged(src, Path(cfg.output_dir) / "start-merged"))
-    device = "cpu" if cfg.use_cpu or not torch.cuda.is_available() else "cuda"
+    device = training_device(cfg.use_cpu)
     set_seed(cfg.seed)  # the score head is initialised randomly: make it reproducible
     model = AutoModelForSequenceClassification.from_pretrained(src, num_labels=1, dtype=resolve_dtype(cfg.dtype, device))
     tok = load_tokenizer(src, padding_side="right")
@@ -101,97 +98,42 @@ def run_rm(
     callbacks: list[Any] | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
-    """Train a reward model as ``cfg`` says; returns the summary (also in ``sqlcoach_rm.json``).
-
-    Summary keys as ``run_dpo``'s (``final_dir``, ``global_step``, ``train_seconds``,
-    ``median_step_seconds``, ``peak_memory_mb``, ...) plus ``train_accuracy`` (the last logged
-    batch accuracy) and ``eval`` (``evaluate_rm`` on the held-out pairs, when given)."""
-    import torch
+    """Train a reward model as ``cfg`` says; returns the summary dict (``train.run.RunSummary``,
+    also in ``output_dir/summary.json``) with the details ``train_accuracy`` (the last logged batch
+    accuracy) and ``eval`` (``evaluate_rm`` on the held-out pairs, when given). The saved model is
+    a plain sequence-classification checkpoint (LoRA merged: one kind of RM folder for every consumer)."""
     from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
-    from sqlcoach.bench.memory import track_peak
+    from sqlcoach.runtime.plots import plot_preference
 
     t0 = time.monotonic()
-    # (1) preference rows
-    if rows is None:
-        rows = preference_rows(cfg.pairs_path, cfg.max_pairs)
-    elif cfg.max_pairs is not None:
-        rows = rows[: cfg.max_pairs]
-    if eval_rows is None and cfg.eval_pairs_path:
-        from sqlcoach.train.pairs import read_pairs
-
-        eval_rows = read_pairs(cfg.eval_pairs_path)  # all columns: accuracy per rejected_kind
-    if not rows:
-        raise DataError("no preference pair to train on", path=cfg.pairs_path)
-
-    # (2) model: causal checkpoint -> sequence classifier with one output
+    rows, eval_rows = pair_rows(cfg, rows, eval_rows, eval_all_columns=True)
     model, tokenizer, device = _load_rm_for_training(cfg)
     peft_config = lora_config(cfg, "SEQ_CLS", modules_to_save=["score"]) if cfg.method == "lora" else None
+    args = preference_args(cfg, RewardConfig, model, center_rewards_coefficient=cfg.center_rewards_coefficient)
 
-    # (3) TRL config
-    dtype = next(model.parameters()).dtype
-    args = trainer_args(cfg, RewardConfig, dtype == torch.bfloat16, dtype == torch.float16,
-                        center_rewards_coefficient=cfg.center_rewards_coefficient)
+    def make_trainer(cbs: list[Any]) -> Any:
+        return RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                             peft_config=peft_config, callbacks=cbs)
 
-    # (4) train
-    ckpt = last_checkpoint(cfg.output_dir) if resume else None
-    clock = clock_callback(cfg.max_seconds, already=read_clock(ckpt), anneal=cfg.anneal_by_clock, warmup_ratio=cfg.warmup_ratio)
-    steps = step_timer()
-    trainer = RewardTrainer(
-        model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-        peft_config=peft_config, callbacks=[*(callbacks or []), clock, steps],
-    )
-    clock.bind(trainer)
-    kept = len(trainer.train_dataset)
-    if kept == 0:
-        from sqlcoach.errors import ConfigError
+    def check(trainer: Any) -> None:
+        kept = len(trainer.train_dataset)
+        if kept == 0:
+            raise ConfigError(f"all {len(rows)} pairs are longer than max_length={cfg.max_length} tokens and were dropped; raise max_length")
+        if kept < len(rows):
+            log(f"{len(rows) - kept} of {len(rows)} pairs dropped: longer than max_length={cfg.max_length}")
+        log(f"reward model ({cfg.method}) on {kept} pairs")
 
-        raise ConfigError(f"all {len(rows)} pairs are longer than max_length={cfg.max_length} tokens and were dropped; raise max_length")
-    if kept < len(rows):
-        log(f"{len(rows) - kept} of {len(rows)} pairs dropped: longer than max_length={cfg.max_length}")
-    if ckpt is not None:
-        log(f"resuming from {ckpt}")
-    elif resume:
-        log(f"--resume: no checkpoint in {cfg.output_dir}; starting from step 0")
-    log(f"reward model ({cfg.method}) on {kept} pairs")
-    t_train = time.monotonic()
-    with track_peak() as peak:
-        result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-    train_seconds = time.monotonic() - t_train
-
-    # (5) save (LoRA merged: one kind of RM folder for every consumer) and report
-    out = Path(cfg.output_dir)
-    final = out / "final"
-    trained = trainer.model
-    if cfg.method == "lora":
-        trained = trained.merge_and_unload()
-    trained.save_pretrained(str(final))
-    tokenizer.save_pretrained(str(final))
-    history = list(trainer.state.log_history)
-    (out / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
-    png = plot_preference(history, out / "rm.png", title=f"reward model ({cfg.method})", margin_key="margin")
+    done = fit(cfg, make_trainer, resume=resume, callbacks=callbacks, log=log, check=check)
+    final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=cfg.method == "lora")
+    history = list(done.trainer.state.log_history)
+    png = plot_preference(history, Path(cfg.output_dir) / "rm.png", title=f"reward model ({cfg.method})", margin_key="margin")
     last = next((h for h in reversed(history) if "accuracy" in h), {})
     evaluation = evaluate_rm(final, eval_rows, device=device, max_length=cfg.max_length) if eval_rows else None
     if evaluation:
         log(f"held-out pairwise accuracy {evaluation['accuracy']:.3f} on {evaluation['pairs']} pairs")
-    summary = {
-        "final_dir": str(final),
-        "global_step": int(trainer.state.global_step),
-        "max_steps": int(trainer.state.max_steps),
-        "train_loss": float(result.training_loss),
-        "resumed_from": str(ckpt) if ckpt else None,
-        "stopped_by_clock": clock.stopped_at is not None,
-        "pairs": kept,
-        "trainable_parameters": int(sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)),
-        "seconds": round(time.monotonic() - t0, 2),
-        "train_seconds": round(train_seconds, 2),
-        "median_step_seconds": round(statistics.median(steps.seconds), 3) if steps.seconds else None,
-        "peak_memory_mb": round(peak.cuda_mb if peak.cuda_mb is not None else peak.rss_mb, 1),
-        "device": device,
-        "train_accuracy": last.get("accuracy"),
-        "eval": evaluation,
-        "plot_png": str(png) if png else None,
-    }
-    (out / "sqlcoach_rm.json").write_text(json.dumps({"config": config_to_dict(cfg), "summary": summary}, indent=2) + "\n")
-    return summary
+    kept = len(done.trainer.train_dataset)
+    summary = RunSummary.of_fit("rm", done, final=final, t0=t0, rows=kept, skipped=len(rows) - kept, device=device, plot=png,
+                                details={"train_accuracy": last.get("accuracy"), "eval": evaluation})
+    return write_summary(cfg, summary)

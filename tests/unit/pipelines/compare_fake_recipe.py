@@ -32,5 +32,7 @@ def run_fake(cfg: FakeRunConfig, log=print) -> dict:
     history = [{"step": s, "loss": 1.0 / s, "num_tokens": 100 * s} for s in range(1, cfg.max_steps + 1)]
     (out / "log_history.json").write_text(json.dumps(history))
     log(f"fake: {cfg.max_steps} steps")
-    return {"final_dir": str(final), "global_step": cfg.max_steps, "seconds": 2.0, "median_step_seconds": 0.5,
-            "tokens_generated": 400, "reward_curve": [0.1 * s for s in range(cfg.max_steps)]}
+    # the fields of sqlcoach.train.run.RunSummary that compare reads, plus two recipe details
+    return {"final_dir": str(final), "global_step": cfg.max_steps, "seconds": 3.0, "train_seconds": 2.0,
+            "median_step_seconds": 0.5, "peak_memory_mb": 1.0, "tokens_generated": 400,
+            "reward_curve": [0.1 * s for s in range(cfg.max_steps)]}

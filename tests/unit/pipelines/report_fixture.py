@@ -32,6 +32,6 @@ def sample_report() -> dict:
             _row("start", "start", 0.1, 0.05),
             _row("sft", "sft", 0.3, 0.2),
             _row("grpo", "grpo", 0.4, 0.3, rss=1200.0, reward=0.6),
-            {"name": "ppo", "method": "ppo", "status": "not available: sqlcoach.train.ppo is not in this checkout"},
+            {"name": "ppo", "method": "ppo", "status": "failed: prepare `sqlcoach pairs mine` exited with 1"},
         ],
     }

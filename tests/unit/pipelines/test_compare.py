@@ -1,5 +1,5 @@
-"""sqlcoach.bench.compare: config validation, budgets, hashing, curves, resume, unavailable and
-failing methods, and one real child process running a fake recipe (no torch)."""
+"""sqlcoach.pipelines.compare: config validation, budgets, hashing, curves, resume, failing
+methods, and one real child process running a fake recipe (no torch)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from sqlcoach.bench import compare as C
+from compare_fake_recipe import FakeRunConfig, run_fake
+from sqlcoach.config import build_config
+from sqlcoach.config.compare import METHOD_KINDS, CompareConfig, MethodSpec, load_compare_config
 from sqlcoach.errors import ConfigError
+from sqlcoach.pipelines.compare import jobs as J
+from sqlcoach.pipelines.compare import run as R
+from sqlcoach.train.recipes import RECIPES, Recipe
 
 HERE = Path(__file__).parent
-FAKE = C.Recipe("compare_fake_recipe", "run_fake", ("compare_fake_recipe",), ("FakeRunConfig",))
+FAKE = Recipe(FakeRunConfig, run_fake)
 
 
-def _cfg(tmp_path: Path, **kw) -> C.CompareConfig:
+def _cfg(tmp_path: Path, **kw) -> CompareConfig:
     start = tmp_path / "start"
     start.mkdir(exist_ok=True)
     if not (start / "config.json").exists():
@@ -26,7 +31,7 @@ def _cfg(tmp_path: Path, **kw) -> C.CompareConfig:
     values = dict(start=str(start), world=str(world), budget="steps", budget_value=3, eval_limit=5,
                   methods=[{"name": "sft", "method": "sft"}, {"name": "grpo", "method": "grpo"}])
     values.update(kw)
-    return C.build_config(C.CompareConfig, values)
+    return build_config(CompareConfig, values)
 
 
 def test_unknown_keys_are_errors_at_both_levels(tmp_path):
@@ -59,8 +64,8 @@ def test_every_shipped_compare_config_loads_and_names_its_command():
     assert files, "configs/compare/ holds at least the demo"
     for f in files:
         assert f.read_text().startswith("# sqlcoach compare --config"), f
-        cfg = C.load_compare_config(f)
-        assert cfg.methods and {m.method for m in cfg.methods} <= set(C.METHOD_KINDS)
+        cfg = load_compare_config(f)
+        assert cfg.methods and {m.method for m in cfg.methods} <= set(METHOD_KINDS)
         for m in cfg.methods:
             if m.config:
                 assert (root / m.config).is_file(), f"{f.name}: {m.name} names a missing recipe config {m.config}"
@@ -69,9 +74,9 @@ def test_every_shipped_compare_config_loads_and_names_its_command():
 def test_start_must_exist_when_named(tmp_path):
     cfg = _cfg(tmp_path, start=str(tmp_path / "nope"))
     with pytest.raises(ConfigError, match="not a model folder"):
-        C.resolve_start(cfg, tmp_path / "out")
+        R.resolve_start(cfg, tmp_path / "out")
     built = _cfg(tmp_path, start="", world="")
-    start, world, must = C.resolve_start(built, tmp_path / "out")
+    start, world, must = R.resolve_start(built, tmp_path / "out")
     assert must and start == tmp_path / "out" / "start" / "sft" / "final" and world == tmp_path / "out" / "start" / "world"
 
 
@@ -84,59 +89,55 @@ def _job(tmp_path, **kw):
 
 
 def test_budget_sets_the_recipe_keys(tmp_path):
-    from compare_fake_recipe import FakeRunConfig
-
-    v = C.recipe_values("fake", FakeRunConfig, _job(tmp_path, overrides={"max_steps": 99, "seed": 1}))
+    v = J.recipe_values("fake", FakeRunConfig, _job(tmp_path, overrides={"max_steps": 99, "seed": 1}))
     assert v["max_steps"] == 5 and v["max_seconds"] is None  # the comparison's budget wins
     assert v["model"] == "S" and v["data_path"] == "W" and v["seed"] == 7
     assert "use_cpu" not in v and "schema_style" not in v  # only keys the recipe has
-    v = C.recipe_values("fake", FakeRunConfig, _job(tmp_path, budget="seconds", budget_value=30))
+    v = J.recipe_values("fake", FakeRunConfig, _job(tmp_path, budget="seconds", budget_value=30))
     assert v["max_seconds"] == 30.0 and "max_steps" not in v
     # samples -> steps through batch 4 x accumulation 2 = 8 rows per step
-    v = C.recipe_values("fake", FakeRunConfig, _job(tmp_path, budget="samples", budget_value=20))
+    v = J.recipe_values("fake", FakeRunConfig, _job(tmp_path, budget="samples", budget_value=20))
     assert v["max_steps"] == 3
 
 
 def test_recipe_yaml_is_read_and_missing_one_is_an_error(tmp_path):
-    from compare_fake_recipe import FakeRunConfig
-
     y = tmp_path / "r.yaml"
     y.write_text("per_device_train_batch_size: 10\n")
-    v = C.recipe_values("fake", FakeRunConfig, _job(tmp_path, config=str(y), budget="samples", budget_value=100))
+    v = J.recipe_values("fake", FakeRunConfig, _job(tmp_path, config=str(y), budget="samples", budget_value=100))
     assert v["per_device_train_batch_size"] == 10 and v["max_steps"] == 5
     with pytest.raises(ConfigError, match="not found"):
-        C.recipe_values("fake", FakeRunConfig, _job(tmp_path, config=str(tmp_path / "missing.yaml")))
+        J.recipe_values("fake", FakeRunConfig, _job(tmp_path, config=str(tmp_path / "missing.yaml")))
 
 
 def test_hash_follows_what_decides_the_outcome(tmp_path):
     cfg = _cfg(tmp_path)
     a, b = cfg.methods
-    h = C.method_hash(cfg, a)
-    assert h == C.method_hash(_cfg(tmp_path), _cfg(tmp_path).methods[0])
-    assert h != C.method_hash(cfg, b)
-    assert h != C.method_hash(_cfg(tmp_path, budget_value=4), a)
-    assert h == C.method_hash(_cfg(tmp_path, threads=2), a)  # threads change speed, not the result
+    h = R.method_hash(cfg, a)
+    assert h == R.method_hash(_cfg(tmp_path), _cfg(tmp_path).methods[0])
+    assert h != R.method_hash(cfg, b)
+    assert h != R.method_hash(_cfg(tmp_path, budget_value=4), a)
+    assert h == R.method_hash(_cfg(tmp_path, threads=2), a)  # threads change speed, not the result
     y = tmp_path / "r.yaml"
     y.write_text("learning_rate: 1\n")
-    spec = C.MethodSpec(name="a", method="sft", config=str(y))
-    h1 = C.method_hash(cfg, spec)
+    spec = MethodSpec(name="a", method="sft", config=str(y))
+    h1 = R.method_hash(cfg, spec)
     y.write_text("learning_rate: 2\n")
-    assert C.method_hash(cfg, spec) != h1  # editing the recipe YAML re-runs the method
+    assert R.method_hash(cfg, spec) != h1  # editing the recipe YAML re-runs the method
 
 
 def test_reward_curve_shapes():
-    assert C.reward_curve({"reward_curve": [0.5, 0.7]}, [])[0] == [[1.0, 0.5], [2.0, 0.7]]
-    assert C.reward_curve({"reward_curve": [{"step": 3, "reward": 0.2, "kl": 1}]}, [])[0] == [[3.0, 0.2]]
-    assert C.reward_curve({"reward_curve": [[4, 0.1]]}, [])[0] == [[4.0, 0.1]]
+    assert J.reward_curve({"reward_curve": [0.5, 0.7]}, [])[0] == [[1.0, 0.5], [2.0, 0.7]]
+    assert J.reward_curve({"reward_curve": [{"step": 3, "reward": 0.2, "kl": 1}]}, [])[0] == [[3.0, 0.2]]
+    assert J.reward_curve({"reward_curve": [[4, 0.1]]}, [])[0] == [[4.0, 0.1]]
     hist = [{"step": 1, "rewards/margins": 0.3}, {"step": 2, "loss": 1.0}]
-    assert C.reward_curve({}, hist) == ([[1.0, 0.3]], "rewards/margins")
-    assert C.reward_curve({}, [{"step": 1, "loss": 1.0}]) == ([], None)
-    assert C.curve([{"step": 1, "loss": float("nan")}, {"step": 2, "loss": 0.5}], "loss") == [[2.0, 0.5]]
+    assert J.reward_curve({}, hist) == ([[1.0, 0.3]], "rewards/margins")
+    assert J.reward_curve({}, [{"step": 1, "loss": 1.0}]) == ([], None)
+    assert J.curve([{"step": 1, "loss": float("nan")}, {"step": 2, "loss": 0.5}], "loss") == [[2.0, 0.5]]
 
 
 def test_fill_placeholders():
     base = {"start": "S", "world": "W", "seed": 3}
-    got = C.fill_placeholders({"pairs_path": "{dir}/p.jsonl", "lr": 1e-3, "x": "{seed}"}, base, Path("/m"))
+    got = R.fill_placeholders({"pairs_path": "{dir}/p.jsonl", "lr": 1e-3, "x": "{seed}"}, base, Path("/m"))
     assert got == {"pairs_path": "/m/p.jsonl", "lr": 1e-3, "x": "3"}
 
 
@@ -167,57 +168,54 @@ class _FakeChildren:
 
 def test_resume_skips_finished_methods_and_reruns_changed_ones(tmp_path, monkeypatch):
     fake = _FakeChildren()
-    monkeypatch.setattr(C, "run_child", fake)
+    monkeypatch.setattr(J, "run_child", fake)
     out = tmp_path / "out"
-    rep = C.run_compare(_cfg(tmp_path), out, log=lambda m: None)
+    rep = R.run_compare(_cfg(tmp_path), out, log=lambda m: None)
     assert [r["status"] for r in rep["methods"]] == ["ok", "ok", "ok"]
     assert fake.calls == [("eval", "start"), ("train", "sft"), ("eval", "sft"), ("train", "grpo"), ("eval", "grpo")]
     for f in ("report.json", "report.md", "report.html"):
         assert (out / f).stat().st_size > 0
     fake.calls.clear()
-    C.run_compare(_cfg(tmp_path), out, log=lambda m: None)
+    R.run_compare(_cfg(tmp_path), out, log=lambda m: None)
     assert fake.calls == []  # everything done with the same hashes
     # a changed method entry re-runs that method only
     methods = [{"name": "sft", "method": "sft"}, {"name": "grpo", "method": "grpo", "overrides": {"beta": 0.1}}]
-    C.run_compare(_cfg(tmp_path, methods=methods), out, log=lambda m: None)
+    R.run_compare(_cfg(tmp_path, methods=methods), out, log=lambda m: None)
     assert fake.calls == [("train", "grpo"), ("eval", "grpo")]
 
 
 def test_interrupted_evaluation_does_not_retrain(tmp_path, monkeypatch):
     fake = _FakeChildren()
-    monkeypatch.setattr(C, "run_child", fake)
+    monkeypatch.setattr(J, "run_child", fake)
     out = tmp_path / "out"
-    C.run_compare(_cfg(tmp_path, eval_start=False), out, log=lambda m: None)
+    R.run_compare(_cfg(tmp_path, eval_start=False), out, log=lambda m: None)
     (out / "methods" / "sft" / "result.json").unlink()  # as if killed during sft's evaluation
     fake.calls.clear()
-    C.run_compare(_cfg(tmp_path, eval_start=False), out, log=lambda m: None)
+    R.run_compare(_cfg(tmp_path, eval_start=False), out, log=lambda m: None)
     assert fake.calls == [("eval", "sft")]
 
 
-def test_unavailable_and_failing_methods_are_reported_not_raised(tmp_path, monkeypatch):
+def test_failing_methods_are_reported_not_raised(tmp_path, monkeypatch):
     fake = _FakeChildren(fail={"grpo"})
-    monkeypatch.setattr(C, "run_child", fake)
-    monkeypatch.setitem(C.RECIPES, "ppo", C.Recipe("sqlcoach.train.no_such_recipe", "run_ppo", ("x",), ("X",)))
-    methods = [{"name": "ppo", "method": "ppo"}, {"name": "grpo", "method": "grpo"}, {"name": "sft", "method": "sft"}]
-    rep = C.run_compare(_cfg(tmp_path, methods=methods, eval_start=False), tmp_path / "out", log=lambda m: None)
+    monkeypatch.setattr(J, "run_child", fake)
+    methods = [{"name": "grpo", "method": "grpo"}, {"name": "sft", "method": "sft"}]
+    rep = R.run_compare(_cfg(tmp_path, methods=methods, eval_start=False), tmp_path / "out", log=lambda m: None)
     st = {r["name"]: r["status"] for r in rep["methods"]}
-    assert st["ppo"] == "not available: sqlcoach.train.no_such_recipe is not in this checkout"
     assert st["grpo"].startswith("failed: RuntimeError: boom")
     assert st["sft"] == "ok"
-    md = (tmp_path / "out" / "report.md").read_text()
-    assert "not available" in md and "failed" in md
+    assert "failed" in (tmp_path / "out" / "report.md").read_text()
     # a failed method is not "done": the next run tries it again
     fake.calls.clear()
-    C.run_compare(_cfg(tmp_path, methods=methods, eval_start=False), tmp_path / "out", log=lambda m: None)
+    R.run_compare(_cfg(tmp_path, methods=methods, eval_start=False), tmp_path / "out", log=lambda m: None)
     assert ("train", "grpo") in fake.calls and ("train", "sft") not in fake.calls
 
 
 def test_a_real_child_process_runs_a_fake_recipe(tmp_path, monkeypatch):
     """The train child end to end: subprocess, recipe config, summary keys, peak RSS via wait4."""
     monkeypatch.setenv("PYTHONPATH", str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    monkeypatch.setitem(C.RECIPES, "fake", FAKE)
+    monkeypatch.setitem(RECIPES, "fake", FAKE)
     job = _job(tmp_path, method="fake", budget_value=4)
-    res = C.run_child("train", job, tmp_path / "m", log=lambda m: None)
+    res = J.run_child("train", job, tmp_path / "m", log=lambda m: None)
     assert res["status"] == "ok", res
     assert res["global_step"] == 4 and res["median_step_seconds"] == 0.5 and res["step_time_source"] == "summary"
     assert res["loss_curve"] == [[1.0, 1.0], [2.0, 0.5], [3.0, 1 / 3], [4.0, 0.25]]
@@ -227,18 +225,18 @@ def test_a_real_child_process_runs_a_fake_recipe(tmp_path, monkeypatch):
     assert res["peak_process_rss_mb"] > 1 and res["process_seconds"] > 0
     assert json.loads((Path(res["final_dir"]) / "config.json").read_text()) == {"copied_from": "S"}
     # a recipe that raises: the child still writes a result naming the error
-    res = C.run_child("train", _job(tmp_path, method="fake", overrides={"fail": True}), tmp_path / "m2", log=lambda m: None)
+    res = J.run_child("train", _job(tmp_path, method="fake", overrides={"fail": True}), tmp_path / "m2", log=lambda m: None)
     assert res["status"] == "failed: RuntimeError: the fake recipe was asked to fail"
 
 
 def test_a_retrained_start_reruns_every_method(tmp_path, monkeypatch):
     fake = _FakeChildren()
-    monkeypatch.setattr(C, "run_child", fake)
+    monkeypatch.setattr(J, "run_child", fake)
     cfg = _cfg(tmp_path, eval_start=False)
-    C.run_compare(cfg, tmp_path / "out", log=lambda m: None)
+    R.run_compare(cfg, tmp_path / "out", log=lambda m: None)
     (tmp_path / "start" / "config.json").write_text('{"retrained": true}')
     fake.calls.clear()
-    C.run_compare(cfg, tmp_path / "out", log=lambda m: None)
+    R.run_compare(cfg, tmp_path / "out", log=lambda m: None)
     assert [c for c in fake.calls if c[0] == "train"] == [("train", "sft"), ("train", "grpo")]
 
 
@@ -254,8 +252,8 @@ def test_cli_verb_parses():
 
 def test_changing_only_evaluation_settings_reevaluates_without_training(tmp_path, monkeypatch):
     fake = _FakeChildren()
-    monkeypatch.setattr(C, "run_child", fake)
-    C.run_compare(_cfg(tmp_path, eval_start=False), tmp_path / "out", log=lambda m: None)
+    monkeypatch.setattr(J, "run_child", fake)
+    R.run_compare(_cfg(tmp_path, eval_start=False), tmp_path / "out", log=lambda m: None)
     fake.calls.clear()
-    C.run_compare(_cfg(tmp_path, eval_start=False, eval_limit=9, seen_eval_limit=4), tmp_path / "out", log=lambda m: None)
+    R.run_compare(_cfg(tmp_path, eval_start=False, eval_limit=9, seen_eval_limit=4), tmp_path / "out", log=lambda m: None)
     assert fake.calls == [("eval", "sft"), ("eval", "grpo")]

@@ -6,8 +6,8 @@ import re
 
 from report_fixture import sample_report
 
-from sqlcoach.bench import plots
-from sqlcoach.bench.report import COLUMNS, html_page, markdown, markdown_table, write_reports
+from sqlcoach.runtime import plots
+from sqlcoach.pipelines.compare.report import COLUMNS, html_page, markdown, markdown_table, write_reports
 
 
 def test_markdown_table_one_row_per_method_with_measured_cells():
@@ -25,7 +25,7 @@ def test_markdown_table_one_row_per_method_with_measured_cells():
     rep = sample_report()
     rep["methods"][2]["eval"]["seen"] = {"questions": 5, "summary": {"all": {"ex": 0.6}, "executes": 0.9}}
     assert "| 60.0 | 90.0 | 0.600 |" in markdown_table(rep).splitlines()[4]
-    assert "not available: sqlcoach.train.ppo" in lines[5]
+    assert "failed: prepare `sqlcoach pairs mine` exited with 1" in lines[5]
     # a "|" inside a cell cannot break the table
     rep = sample_report()
     rep["methods"][1]["status"] = "failed: a | b"
@@ -72,7 +72,7 @@ def test_ex_figure_adds_seen_databases_when_measured():
 
 
 def test_total_seconds_adds_preparation_training_and_evaluation():
-    from sqlcoach.bench.report import total_seconds
+    from sqlcoach.pipelines.compare.report import total_seconds
 
     row = {"train": {"prepare_seconds": 150.0, "process_seconds": 200.0}, "eval": {"process_seconds": 60.0}}
     assert total_seconds(row) == 410.0

@@ -144,7 +144,7 @@ def test_renamed_rows_deterministic_and_copies(db):
 
 
 def test_build_training_rows_interleaves(db, tmp_path):
-    from sqlcoach.train.config import SFTRunConfig
+    from sqlcoach.config import SFTRunConfig
     from sqlcoach.train.sft import build_training_rows
 
     exs = _examples(db)
@@ -159,7 +159,7 @@ def test_build_training_rows_interleaves(db, tmp_path):
 
 def test_config_rejects_bad_rename_settings():
     from sqlcoach.errors import ConfigError
-    from sqlcoach.train.config import SFTRunConfig
+    from sqlcoach.config import SFTRunConfig
 
     with pytest.raises(ConfigError, match="rename_copies"):
         SFTRunConfig(model="m", data_path="d", rename_copies=-1)

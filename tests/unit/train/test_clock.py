@@ -9,7 +9,7 @@ from tqdm import tqdm
 from transformers import TrainerControl, TrainerState
 from transformers.trainer_callback import ProgressCallback
 
-from sqlcoach.train.common import clock_callback
+from sqlcoach.train.callbacks import clock_callback
 
 
 def test_progress_bar_total_follows_the_clock_not_max_steps():

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from sqlcoach.errors import ConfigError
-from sqlcoach.train.common import build_config, load_config, parse_overrides
-from sqlcoach.train.grpo_config import LOSS_TYPES, SCALE_REWARDS, GRPORunConfig
+from sqlcoach.config import build_config, load_config, parse_overrides
+from sqlcoach.config.grpo import LOSS_TYPES, SCALE_REWARDS, GRPORunConfig
 
 REPO = Path(__file__).resolve().parents[3]
 BASE = {"model": "m", "data_path": "d"}

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from sqlcoach.errors import ConfigError
-from sqlcoach.train.common import build_config, load_config
-from sqlcoach.train.ppo_config import PPORunConfig
+from sqlcoach.config import build_config, load_config
+from sqlcoach.config import PPORunConfig
 
 REPO = Path(__file__).resolve().parents[3]
 PPO_CONFIGS = sorted((REPO / "configs" / "ppo").glob("*.yaml"))

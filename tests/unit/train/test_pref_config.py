@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from sqlcoach.errors import ConfigError
-from sqlcoach.train.common import build_config, load_config
-from sqlcoach.train.pref_config import DPO_LOSS_TYPES, DPORunConfig, RMRunConfig
+from sqlcoach.config import build_config, load_config
+from sqlcoach.config.pref import DPO_LOSS_TYPES, DPORunConfig, RMRunConfig
 
 ROOT = Path(__file__).resolve().parents[3]
 BASE = {"model": "m", "pairs_path": "p.jsonl"}

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from sqlcoach.errors import ConfigError
-from sqlcoach.train.common import build_config, coerce, load_config, parse_overrides
-from sqlcoach.train.config import SFTRunConfig
+from sqlcoach.config import build_config, coerce, load_config, parse_overrides
+from sqlcoach.config import SFTRunConfig
 
 REPO = Path(__file__).resolve().parents[3]
 BASE = {"model": "m", "data_path": "d"}
@@ -108,11 +108,13 @@ def test_there_are_shipped_configs():
     assert {"demo.yaml", "qwen2.5-coder-7b-lora-spider.yaml"} <= {p.name for p in SFT_CONFIGS}
 
 
-def test_demo_yaml_matches_the_demo_defaults():
-    import yaml
+def test_the_demo_trains_the_shipped_demo_yaml(tmp_path):
+    """One source for the demo's SFT recipe: the YAML under configs/ (shipped in the package)."""
+    from sqlcoach.pipelines.demo import DEMO_SFT_YAML, demo_sft_config
 
-    from sqlcoach.commands.demo import DEMO_SFT
-
-    values = yaml.safe_load((REPO / "configs" / "sft" / "demo.yaml").read_text())
-    for key, value in DEMO_SFT.items():
-        assert values.get(key) == value, key
+    assert DEMO_SFT_YAML.resolve() == (REPO / "configs" / "sft" / "demo.yaml").resolve()
+    cfg = demo_sft_config(tmp_path, overrides={"learning_rate": "1e-3"})
+    shipped = load_config(SFTRunConfig, REPO / "configs" / "sft" / "demo.yaml")
+    for key in ("template", "schema_style", "max_seconds", "anneal_by_clock", "per_device_train_batch_size", "max_length"):
+        assert getattr(cfg, key) == getattr(shipped, key), key
+    assert cfg.learning_rate == 1e-3 and cfg.output_dir == str(tmp_path / "sft") and cfg.model == str(tmp_path / "model-init")

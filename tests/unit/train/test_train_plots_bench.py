@@ -6,13 +6,13 @@ import time
 
 import pytest
 
-from sqlcoach.bench.memory import current_rss_mb, lifetime_peak_rss_mb, track_peak
-from sqlcoach.bench.timing import Timings
+from sqlcoach.runtime.memory import current_rss_mb, lifetime_peak_rss_mb, track_peak
+from sqlcoach.runtime.timing import Timings
 
 
 def test_plot_loss_writes_png(tmp_path):
     pytest.importorskip("matplotlib")
-    from sqlcoach.train.plots import plot_loss, png_data_uri
+    from sqlcoach.runtime.plots import plot_loss, png_data_uri
 
     hist = [{"step": i, "loss": 5.0 / i} for i in range(1, 11)] + [{"step": 10, "train_runtime": 1.0}]
     out = plot_loss(hist, tmp_path / "loss.png")
@@ -22,7 +22,7 @@ def test_plot_loss_writes_png(tmp_path):
 
 def test_plot_loss_without_loss_is_none(tmp_path):
     pytest.importorskip("matplotlib")
-    from sqlcoach.train.plots import plot_loss
+    from sqlcoach.runtime.plots import plot_loss
 
     assert plot_loss([{"step": 1, "train_runtime": 2.0}], tmp_path / "x.png") is None
     assert not (tmp_path / "x.png").exists()

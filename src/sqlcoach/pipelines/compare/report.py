@@ -3,7 +3,7 @@
 ``markdown_table(report)`` is the table articles print, measured: one row per method with steps,
 median seconds per step, training time, generated and trained tokens per second, peak memory,
 EX and EM overall, EX per hardness, the share of predictions that execute, and the last reward.
-``html_page(report)`` holds the same tables and the figures of ``sqlcoach.bench.plots`` as inline
+``html_page(report)`` holds the same tables and the figures of ``sqlcoach.runtime.plots`` as inline
 PNG data URIs, with inline CSS and no script: the file opens from disk with no server and no
 network. ``write_reports(report, out)`` writes all three files.
 """
@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlcoach.bench import plots
+from sqlcoach.runtime import plots
 from sqlcoach.types import HARDNESS_LEVELS
 
 COLUMNS = (

@@ -1,0 +1,184 @@
+"""Typed, validated configuration of a GRPO run (``sqlcoach train grpo --config FILE [key=value ...]``).
+
+Checked against TRL 1.16's ``GRPOConfig``:
+
+* ``loss_type`` is one of TRL's ``LOSS_TYPES`` below (TRL's default is ``dapo``);
+* ``scale_rewards`` is ``group`` / ``batch`` / ``none`` (TRL maps ``true``/``false`` to
+  ``group``/``none``; so does this config);
+* ``per_device_train_batch_size`` counts *completions*, not prompts; one generation batch is
+  ``per_device_train_batch_size * gradient_accumulation_steps`` completions (one process) and
+  must hold whole groups of ``num_generations``.
+
+Shared fields and rules: ``config.base``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlcoach.config.base import PromptFields, RunConfig, TrainerFields, opt, redefault
+from sqlcoach.errors import ConfigError
+
+#: TRL 1.16 ``GRPOConfig.loss_type`` values (trl/trainer/grpo_config.py).
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
+SCALE_REWARDS = ("group", "batch", "none")
+VLLM_MODES = ("colocate", "server")
+
+
+def yaml_value(value: Any, key: str, *, list_text: bool = False) -> Any:
+    """A ``key=value`` override that holds YAML (a list or a mapping) parsed; other values as given.
+
+    With ``list_text`` a bare comma-separated string (``execution,format``) is read as a list."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if list_text and not text.startswith("[") and "," in text:
+        text = f"[{text}]"
+    if not text.startswith(("[", "{")):
+        return value
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{key}: not valid YAML: {exc}") from exc
+
+
+@dataclass
+class GRPORunConfig(PromptFields, TrainerFields, RunConfig):
+    """One GRPO run on TRL's ``GRPOTrainer``."""
+
+    method_note = " (QLoRA is not wired for GRPO)"
+
+    schema_sample_values: int = redefault(PromptFields, "schema_sample_values", 0)
+    output_dir: str = redefault(RunConfig, "output_dir", "runs/grpo")
+    # rewards
+    rewards: Any = opt("execution", "a preset name (seed-multi, arctic), one reward name, or a list of names / {name, weight, ...}")
+    reward_options: Any = opt({}, "build_rewards(**reward_options); on the command line a YAML mapping")
+    reward_workers: int = opt(1, "SQL executor processes shared by all reward calls (0: in this process)")
+    reward_timeout: float = opt(5.0, "seconds per query in the executor's sandbox")
+    # curation (sqlcoach.train.rl_data)
+    curate_gold: bool = opt(True, "drop prompts whose gold SQL fails or returns nothing")
+    pass_rate_k: int = opt(0, "> 0: sample k completions per prompt with the start policy first")
+    drop_always: bool = opt(True, "... and drop the prompts it solves k/k")
+    drop_never: bool = opt(True, "... and those it solves 0/k")
+    pass_rate_max_prompts: int | None = opt(None, "filter only the first N prompts (null: all)")
+    # GRPO
+    num_generations: int = opt(8, "group size G: completions per prompt")
+    loss_type: str = opt("dapo", f"TRL loss: one of {LOSS_TYPES}")
+    beta: float = opt(0.0, "KL coefficient (0: no reference model)")
+    epsilon: float = opt(0.2, "lower clip range of the policy ratio")
+    epsilon_high: float | None = opt(None, "upper clip range (null: = epsilon; DAPO recommends 0.28)")
+    scale_rewards: str = opt("group", f"advantage scaling: one of {SCALE_REWARDS}")
+    num_iterations: int = opt(1, "policy updates per generation batch (mu)")
+    mask_truncated_completions: bool = opt(False, "leave completions without EOS out of the loss")
+    temperature: float = opt(1.0, "sampling temperature of the rollouts")
+    top_p: float = opt(1.0, "nucleus sampling of the rollouts")
+    max_completion_length: int = opt(256, "tokens per completion")
+    # optimisation (GRPO's defaults)
+    learning_rate: float = redefault(RunConfig, "learning_rate", 1e-6)
+    lr_scheduler_type: str = redefault(TrainerFields, "lr_scheduler_type", "constant")
+    warmup_ratio: float = redefault(TrainerFields, "warmup_ratio", 0.0)
+    per_device_train_batch_size: int = opt(8, "completions per micro-batch")
+    max_steps: int = opt(100, "optimizer steps (>= 1; use max_seconds for a time budget)")
+    # LoRA
+    lora_dropout: float = redefault(RunConfig, "lora_dropout", 0.0)
+    lora_target_modules: list[str] = redefault(RunConfig, "lora_target_modules", ["q_proj", "k_proj", "v_proj", "o_proj"])
+    merge_lora: bool = opt(False, "method=lora: also save the merged model to output_dir/final (else the adapter)")
+    # generation backend
+    use_vllm: bool = opt(False, "generate rollouts with vLLM (GPU only)")
+    vllm_mode: str = opt("colocate", f"vLLM placement: one of {VLLM_MODES}")
+    vllm_gpu_memory_utilization: float = opt(0.3, "share of the GPU vLLM may take (colocate)")
+    # bookkeeping
+    logging_steps: int = redefault(RunConfig, "logging_steps", 1)
+    sample_log_every: int = opt(10, "every N steps: print and save sampled (question, SQL, result, reward) rows")
+    num_examine: int = opt(4, "rows shown each time (0: none)")
+    save_steps: int = redefault(RunConfig, "save_steps", 50)
+
+    def _check(self) -> None:
+        self.rewards = yaml_value(self.rewards, "rewards", list_text=True)
+        if not isinstance(self.rewards, (str, list, tuple)) or not self.rewards:
+            raise ConfigError(
+                "rewards must be a preset name (seed-multi, arctic), a reward name, or a non-empty list of "
+                f"names / {{name: ..., weight: ...}} entries; got {self.rewards!r}"
+            )
+        self.reward_options = yaml_value(self.reward_options, "reward_options")
+        if isinstance(self.reward_options, str) and not self.reward_options.strip():
+            self.reward_options = {}
+        if not isinstance(self.reward_options, dict):
+            raise ConfigError(f"reward_options must be a mapping of build_rewards options, got {self.reward_options!r}")
+        if self.reward_workers < 0:
+            raise ConfigError("reward_workers must be >= 0 (0 runs SQL in the training process, without a hard kill)")
+        if self.reward_timeout <= 0:
+            raise ConfigError("reward_timeout must be > 0 seconds: model-written SQL can run forever")
+        if self.pass_rate_k < 0 or self.pass_rate_k == 1:
+            raise ConfigError(
+                f"pass_rate_k must be 0 (off) or >= 2, got {self.pass_rate_k}: with one sample every prompt is "
+                "'always' or 'never' solved and the filter would drop them all"
+            )
+        if self.pass_rate_max_prompts is not None and self.pass_rate_max_prompts < 1:
+            raise ConfigError("pass_rate_max_prompts must be >= 1 or null")
+        self._check_grpo()
+        if self.max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1 (got {self.max_steps}); use max_seconds for a time budget")
+        generation_batch = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        if generation_batch % self.num_generations != 0:
+            raise ConfigError(
+                f"per_device_train_batch_size * gradient_accumulation_steps = {generation_batch} completions must "
+                f"be divisible by num_generations = {self.num_generations}: a generation batch must hold whole "
+                "groups, since advantages are computed within each group (TRL's rule)"
+            )
+        if self.method != "lora" and self.merge_lora:
+            raise ConfigError("merge_lora applies to method=lora only (a full fine-tune has nothing to merge)")
+        self._check_vllm()
+        if self.sample_log_every < 1 or self.num_examine < 0:
+            raise ConfigError("sample_log_every must be >= 1 and num_examine >= 0 (0 shows no sample rows)")
+
+    def _check_grpo(self) -> None:
+        if self.num_generations < 2:
+            raise ConfigError(
+                f"num_generations must be >= 2 (got {self.num_generations}): GRPO's advantage is a reward minus "
+                "its group's mean, so a group of one has no signal (TRL's rule)"
+            )
+        if self.loss_type not in LOSS_TYPES:
+            raise ConfigError(f"loss_type must be one of TRL 1.16's {LOSS_TYPES}, got {self.loss_type!r}")
+        if self.beta < 0:
+            raise ConfigError(f"beta must be >= 0 (got {self.beta}): it weighs the KL penalty to the reference model; a negative one would reward drifting away")
+        if self.epsilon <= 0:
+            raise ConfigError(f"epsilon must be > 0 (got {self.epsilon}): it is the clipping range of the policy ratio")
+        if self.epsilon_high is not None and self.epsilon_high < self.epsilon and self.loss_type != "cispo":
+            raise ConfigError(
+                f"epsilon_high ({self.epsilon_high}) must be >= epsilon ({self.epsilon}): the upper clip bound "
+                "(DAPO's clip-higher) widens the range, it must not narrow it"
+            )
+        if isinstance(self.scale_rewards, bool):  # TRL's own mapping of the old boolean form
+            self.scale_rewards = "group" if self.scale_rewards else "none"
+        if str(self.scale_rewards).lower() in ("true", "false"):
+            self.scale_rewards = "group" if str(self.scale_rewards).lower() == "true" else "none"
+        if self.scale_rewards not in SCALE_REWARDS:
+            raise ConfigError(f"scale_rewards must be one of {SCALE_REWARDS} (or true/false), got {self.scale_rewards!r}")
+        if self.num_iterations < 1:
+            raise ConfigError("num_iterations must be >= 1 (policy updates per generation batch)")
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature must be > 0 (got {self.temperature}): GRPO needs different samples in a group")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_completion_length < 1:
+            raise ConfigError("max_completion_length must be >= 1 token")
+
+    def _check_vllm(self) -> None:
+        if self.vllm_mode not in VLLM_MODES:
+            raise ConfigError(f"vllm_mode must be one of {VLLM_MODES}, got {self.vllm_mode!r}")
+        if self.use_vllm:
+            if self.use_cpu:
+                raise ConfigError("use_vllm needs a CUDA GPU; it cannot be combined with use_cpu=true")
+            import importlib.util
+
+            if importlib.util.find_spec("vllm") is None:
+                raise ConfigError(
+                    "use_vllm=true but vLLM is not installed in this environment; install a vLLM that matches "
+                    "TRL (pip install 'trl[vllm]') on a GPU machine, or set use_vllm=false (Hugging Face generate)"
+                )
+        if not 0 < self.vllm_gpu_memory_utilization <= 1:
+            raise ConfigError("vllm_gpu_memory_utilization must be in (0, 1]")

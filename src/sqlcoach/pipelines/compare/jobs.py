@@ -1,0 +1,394 @@
+"""The comparison's child processes: ``python -m sqlcoach.pipelines.compare.jobs start|train|eval JOB.json``.
+
+Every training run and every evaluation is a separate Python process. The parent (``run_child``)
+waits for it with ``os.wait4`` and records that process's peak resident set (``ru_maxrss``: the
+whole process, model loading included; on Linux the largest of the process and the children it
+reaped, e.g. SQL executor workers, not their sum). Inside the child,
+``sqlcoach.runtime.memory.track_peak`` adds CUDA's ``max_memory_allocated`` on a GPU. The median
+time per optimizer step comes from a ``TrainerCallback`` when the recipe accepts ``callbacks=``,
+otherwise from the recipe's summary (``median_step_seconds``), otherwise seconds / steps (marked
+``mean``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlcoach.config import build_config
+from sqlcoach.errors import ConfigError
+from sqlcoach.train.recipes import RECIPES, Recipe
+
+#: the recipes that ship (a child process finds any other through SQLCOACH_COMPARE_EXTRA_RECIPES)
+BUILTIN = frozenset(RECIPES)
+
+
+def extra_recipes_from_env() -> None:
+    """Recipes a test added to ``RECIPES`` in the parent (``kind=module:function:config_module:Class;...``)."""
+    for item in filter(None, os.environ.get("SQLCOACH_COMPARE_EXTRA_RECIPES", "").split(";")):
+        kind, spec = item.split("=", 1)
+        RECIPES[kind] = Recipe.from_spec(spec)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _median(xs: list[float]) -> float | None:
+    return round(statistics.median(xs), 4) if xs else None
+
+
+def run_child(mode: str, job: dict[str, Any], job_dir: Path, *, log: Callable[[str], None] = print,
+              threads: int | None = 1) -> dict[str, Any]:
+    """Run ``python -m sqlcoach.pipelines.compare.jobs MODE JOB.json`` and return its result dict, with the
+    child's peak RSS (``peak_process_rss_mb``) and wall time (``process_seconds``) added.
+
+    The child's stdout/stderr go to ``job_dir/MODE.log``. A child that dies without writing its
+    result gives ``{"status": "failed: ..."}`` with the log's last lines."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    job_path = job_dir / f"{mode}.job.json"
+    result_path = job_dir / f"{mode}.out.json"
+    if result_path.exists():
+        result_path.unlink()
+    job = dict(job, result_path=str(result_path))
+    write_json(job_path, job)
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env["PYTHONUNBUFFERED"] = "1"
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+        env["MKL_NUM_THREADS"] = str(threads)
+    # The child must import the same sqlcoach as this process (a checkout without install included).
+    src = str(Path(__file__).resolve().parents[3])
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    extra = [f"{k}={r.spec()}" for k, r in RECIPES.items() if k not in BUILTIN]
+    if extra:
+        env["SQLCOACH_COMPARE_EXTRA_RECIPES"] = ";".join(extra)
+    log_path = job_dir / f"{mode}.log"
+    t0 = time.monotonic()
+    with log_path.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "sqlcoach.pipelines.compare.jobs", mode, str(job_path)],
+                                stdout=fh, stderr=subprocess.STDOUT, env=env)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait()
+            raise
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    secs = time.monotonic() - t0
+    # ru_maxrss is KiB on Linux, bytes on macOS
+    peak = usage.ru_maxrss / 2**20 if sys.platform == "darwin" else usage.ru_maxrss / 2**10
+    res = read_json(result_path)
+    if res is None:
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-6:]
+        res = {"status": f"failed: the {mode} process exited with code {proc.returncode} and wrote no result",
+               "log_tail": tail}
+    res["peak_process_rss_mb"] = round(peak, 1)
+    res["process_seconds"] = round(secs, 2)
+    res["log"] = str(log_path)
+    return res
+
+
+def recipe_values(kind: str, cls: type, job: dict[str, Any]) -> dict[str, Any]:
+    """The recipe config values: its YAML, then the method's overrides, then what the comparison
+    fixes for every method (start model, data, output folder, seed, prompt format, budget).
+
+    Keys the recipe config does not have are not set (a recipe without ``max_seconds`` cannot take
+    a seconds budget: that is an error that says so)."""
+    import yaml
+
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    if job.get("config"):
+        p = Path(job["config"])
+        if not p.is_file():
+            raise ConfigError(f"method {job['name']}: recipe config {p} not found")
+        loaded = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping")
+        values.update(loaded)
+    values.update(job.get("overrides") or {})
+    fixed = {
+        "model": job["start"],
+        "data_path": job["world"],
+        "data_kind": job["data_kind"],
+        "output_dir": job["output_dir"],
+        "seed": job["seed"],
+        "template": job["template"],
+        "schema_style": job["schema_style"],
+        "schema_sample_values": job["schema_sample_values"],
+    }
+    if job["device"] == "cpu":
+        fixed["use_cpu"] = True
+    for k in ("model", "output_dir"):
+        if k not in fields:
+            raise ConfigError(f"{cls.__name__} has no {k!r} field: compare cannot point it at the start checkpoint")
+    values.update({k: v for k, v in fixed.items() if k in fields})
+    budget, value = job["budget"], job["budget_value"]
+    if budget == "steps":
+        if "max_steps" not in fields:
+            raise ConfigError(f"{cls.__name__} has no max_steps: budget=steps is not possible for {kind}")
+        values["max_steps"] = int(value)
+        if "max_seconds" in fields:
+            values["max_seconds"] = None
+        if "anneal_by_clock" in fields:
+            values["anneal_by_clock"] = False
+    elif budget == "seconds":
+        if "max_seconds" not in fields:
+            raise ConfigError(f"{cls.__name__} has no max_seconds: budget=seconds is not possible for {kind}")
+        values["max_seconds"] = float(value)
+        if "anneal_by_clock" in fields:
+            values["anneal_by_clock"] = True
+    else:  # samples -> steps through the recipe's batch
+        if "max_steps" not in fields or "per_device_train_batch_size" not in fields:
+            raise ConfigError(f"{cls.__name__} has no max_steps/per_device_train_batch_size: budget=samples is not possible for {kind}")
+        probe = build_config(cls, dict(values), source=f"{kind} recipe config")
+        per_step = int(probe.per_device_train_batch_size) * int(getattr(probe, "gradient_accumulation_steps", 1) or 1)
+        values["max_steps"] = max(1, math.ceil(int(value) / per_step))
+        if "max_seconds" in fields:
+            values["max_seconds"] = None
+        if "anneal_by_clock" in fields:
+            values["anneal_by_clock"] = False
+    return values
+
+
+def _log_history(summary: dict[str, Any], output_dir: Path) -> list[dict[str, Any]]:
+    """The trainer's log history: from the summary, ``log_history.json``, or the last checkpoint."""
+    hist = summary.get("log_history")
+    if isinstance(hist, list):
+        return hist
+    p = output_dir / "log_history.json"
+    data = None
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, ValueError):
+        pass
+    if isinstance(data, list):
+        return data
+    best: tuple[int, list] | None = None
+    for ck in output_dir.glob("checkpoint-*"):
+        st = read_json(ck / "trainer_state.json")
+        if st and isinstance(st.get("log_history"), list):
+            try:
+                n = int(ck.name.split("-", 1)[1])
+            except ValueError:
+                continue
+            if best is None or n > best[0]:
+                best = (n, st["log_history"])
+    return best[1] if best else []
+
+
+def curve(history: list[dict[str, Any]], key: str) -> list[list[float]]:
+    """``[[step, value], ...]`` of ``key`` in a log history (entries without it are skipped)."""
+    out = []
+    for h in history:
+        v, s = h.get(key), h.get("step")
+        if isinstance(v, (int, float)) and isinstance(s, (int, float)) and math.isfinite(float(v)):
+            out.append([float(s), float(v)])
+    return out
+
+
+def reward_curve(summary: dict[str, Any], history: list[dict[str, Any]]) -> tuple[list[list[float]], str | None]:
+    """The reward per step: the recipe's ``reward_curve`` (numbers, ``[step, value]`` pairs or
+    ``{"step", "reward"}`` dicts), else the log history's ``reward`` (TRL GRPO), else DPO's
+    ``rewards/margins``. Returns (curve, source key)."""
+    rc = summary.get("reward_curve")
+    if isinstance(rc, list) and rc:
+        out = []
+        for i, item in enumerate(rc):
+            if isinstance(item, (int, float)):
+                out.append([float(i + 1), float(item)])
+            elif isinstance(item, (list, tuple)) and len(item) >= 2:
+                out.append([float(item[0]), float(item[1])])
+            elif isinstance(item, dict):
+                val = item.get("reward", item.get("mean", item.get("value")))
+                if isinstance(val, (int, float)):
+                    out.append([float(item.get("step", i + 1)), float(val)])
+        if out:
+            return out, "summary.reward_curve"
+    for key in ("reward", "rewards/mean", "rewards/margins"):
+        c = curve(history, key)
+        if c:
+            return c, key
+    return [], None
+
+
+def _child_train(job: dict[str, Any]) -> dict[str, Any]:
+    from sqlcoach.runtime.memory import track_peak
+    from sqlcoach.train.callbacks import step_timer
+
+    kind = job["method"]
+    cls, fn = RECIPES[kind].config, RECIPES[kind].run
+    values = recipe_values(kind, cls, job)
+    cfg = build_config(cls, values, source=f"{job['name']} ({kind}) recipe config")
+    kwargs: dict[str, Any] = {}
+    params = inspect.signature(fn).parameters
+    timer = None
+    if "callbacks" in params:
+        timer = step_timer()
+        kwargs["callbacks"] = [timer]
+    if "log" in params:
+        kwargs["log"] = lambda m: print(f"[{job['name']}] {m}", flush=True)
+    print(f"[{job['name']}] {kind}: {cls.__name__} " + json.dumps(_jsonable(values), default=str), flush=True)
+    t0 = time.monotonic()
+    with track_peak() as mem:
+        summary = fn(cfg, **kwargs) or {}
+    seconds = time.monotonic() - t0
+    out_dir = Path(values["output_dir"])
+    history = _log_history(summary, out_dir)
+    steps = int(summary.get("global_step") or 0)
+    if timer is not None and timer.seconds:
+        median_step, step_source = _median(timer.seconds), "callback"
+    elif isinstance(summary.get("median_step_seconds"), (int, float)):
+        median_step, step_source = float(summary["median_step_seconds"]), "summary"
+    elif steps:
+        median_step, step_source = round(seconds / steps, 4), "mean"
+    else:
+        median_step, step_source = None, None
+    # training time proper (data loading and saving excluded): every recipe's RunSummary has it
+    train_secs = float(summary["train_seconds"]) if isinstance(summary.get("train_seconds"), (int, float)) else seconds
+    trained_tokens = None
+    nt = [h["num_tokens"] for h in history if isinstance(h.get("num_tokens"), (int, float))]
+    if nt:
+        trained_tokens = float(nt[-1])
+    elif isinstance(summary.get("tokens_trained"), (int, float)):
+        trained_tokens = float(summary["tokens_trained"])
+    gen_tokens = summary.get("tokens_generated")
+    rc, rc_source = reward_curve(summary, history)
+    final_dir = summary.get("final_dir") or str(out_dir / "final")
+    return {
+        "status": "ok",
+        "final_dir": str(final_dir),
+        "global_step": steps,
+        "seconds": round(train_secs, 2),
+        "median_step_seconds": median_step,
+        "step_time_source": step_source,
+        "step_seconds": [round(d, 4) for d in (timer.seconds if timer else [])],
+        "trained_tokens": trained_tokens,
+        "trained_tokens_per_s": round(trained_tokens / train_secs, 1) if trained_tokens and train_secs > 0 else None,
+        "generated_tokens": gen_tokens,
+        "generated_tokens_per_s": round(float(gen_tokens) / train_secs, 1)
+        if isinstance(gen_tokens, (int, float)) and train_secs > 0 else None,
+        "peak_rss_mb_training": round(mem.rss_mb, 1),
+        "peak_cuda_mb": round(mem.cuda_mb, 1) if mem.cuda_mb is not None else summary.get("peak_cuda_mb"),
+        "recipe_peak_memory_mb": summary.get("peak_memory_mb"),
+        "loss_curve": curve(history, "loss") or curve(history, "pg_loss"),  # PPO logs its policy-gradient loss
+        "reward_curve": rc,
+        "reward_curve_source": rc_source,
+        "recipe_config": _jsonable(values),
+        "recipe_summary": _jsonable({k: v for k, v in summary.items() if k not in ("log_history", "reward_curve")}),
+    }
+
+
+def _jsonable(x: Any) -> Any:
+    return json.loads(json.dumps(x, default=str))
+
+
+def _child_eval(job: dict[str, Any]) -> dict[str, Any]:
+    """Greedy predictions on the evaluation questions (and, with ``seen_eval_limit``, on questions
+    of databases seen in training, spread over the split), scored by ``evaluate_examples``."""
+    from sqlcoach.data import load_examples
+    from sqlcoach.models.load import load_model
+    from sqlcoach.pipelines.evaluate import predict_and_score, spread
+    from sqlcoach.runtime.memory import track_peak
+
+    examples = load_examples(job["data_kind"], job["world"], job["eval_split"])
+    if job.get("eval_limit"):
+        examples = examples[: job["eval_limit"]]
+    pred_path, device = Path(job["pred_path"]), job["device"]
+
+    def score(exs: list[Any], path: Path) -> Any:
+        return predict_and_score(
+            model, tok, exs, path, n=1, temperature=0.0, batch_size=job["eval_batch_size"],
+            max_new_tokens=job["max_new_tokens"], template=job["template"], schema_style=job["schema_style"],
+            schema_sample_values=job["schema_sample_values"], seed=job["seed"], progress=False,
+            tables_path=Path(job["world"]) / "tables.json", samples=6,
+        )
+
+    seen: dict[str, Any] | None = None
+    with track_peak() as mem:
+        model, tok = load_model(job["model"], dtype="float32" if device in ("cpu", "auto") else "auto", device=device)
+        main = score(examples, pred_path)
+        print(main.report.table(), flush=True)
+        if job.get("seen_eval_limit"):
+            picked = spread(load_examples(job["data_kind"], job["world"], job["seen_eval_split"]), job["seen_eval_limit"])
+            srep = score(picked, pred_path.with_name("pred_seen.sql")).report
+            print(f"seen databases ({job['seen_eval_split']}, {len(picked)} questions):\n{srep.table()}", flush=True)
+            seen = {"split": job["seen_eval_split"], "questions": len(picked), "summary": _jsonable(srep.summary)}
+    for s in main.samples[:3]:  # show the samples in the log
+        print(f"  Q: {s['question']}\n  pred: {s['pred']}\n  gold: {s['gold']}\n  ex={s['ex']} error={s['error']}", flush=True)
+    summ = main.predict
+    return {
+        "status": "ok", "questions": len(examples), "summary": _jsonable(main.report.summary),
+        "generated_tokens": summ.generated_tokens, "generated_tokens_per_s": summ.tokens_per_s,
+        "examples_per_s": summ.examples_per_s, "predict_seconds": summ.seconds,
+        "peak_rss_mb_eval": round(mem.rss_mb, 1),
+        "peak_cuda_mb_eval": round(mem.cuda_mb, 1) if mem.cuda_mb is not None else None,
+        "samples": main.samples, "pred_path": str(pred_path), "seen": seen,
+    }
+
+
+def _child_start(job: dict[str, Any]) -> dict[str, Any]:
+    """The start checkpoint, built as ``sqlcoach demo`` builds it (``pipelines.demo.build_tiny_start``)
+    with the demo's SFT recipe cut to ``start_sft_steps`` at a constant learning rate."""
+    from sqlcoach.pipelines.demo import build_tiny_start, demo_sft_values
+
+    world, base = Path(job["world"]), Path(job["start_dir"])
+    values = demo_sft_values()
+    values.update(model=str(base / "model-init"), data_path=str(world), output_dir=str(base / "sft"),
+                  max_steps=job["start_sft_steps"], max_seconds=None, anneal_by_clock=False, seed=job["seed"],
+                  disable_tqdm=True, template=job["template"], schema_style=job["schema_style"],
+                  schema_sample_values=job["schema_sample_values"])
+    from sqlcoach.config import SFTRunConfig
+
+    cfg = build_config(SFTRunConfig, values, source="start SFT settings")
+    summary = build_tiny_start(world, base, cfg, size=job["start_size"], seed=job["seed"],
+                               n_train=job.get("start_world_train"), n_dev=job.get("start_world_dev"),
+                               log=lambda m: print(m, flush=True))
+    return {"status": "ok", "final_dir": summary["final_dir"], "global_step": summary["global_step"],
+            "seconds": summary["seconds"]}
+
+
+def child_main(argv: list[str]) -> int:
+    """Entry point of a child process: ``MODE JOB.json``; writes the job's ``result_path``."""
+    mode, job_path = argv
+    extra_recipes_from_env()
+    job = json.loads(Path(job_path).read_text())
+    fn = {"train": _child_train, "eval": _child_eval, "start": _child_start}[mode]
+    try:
+        res = fn(job)
+    except Exception as exc:  # the parent reports it and goes on with the other methods
+        import traceback
+
+        traceback.print_exc()
+        res = {"status": f"failed: {exc.__class__.__name__}: {exc}"}
+    write_json(Path(job["result_path"]), res)
+    return 0
+
+
+
+
+if __name__ == "__main__":
+    sys.exit(child_main(sys.argv[1:]))

@@ -1,0 +1,300 @@
+"""Compare training methods side by side: one start checkpoint, one budget, one evaluation.
+
+Run it: ``sqlcoach compare --config configs/compare/demo.yaml --out DIR [key=value ...]``
+(or ``run_compare(cfg, out)`` in Python). Reads top to bottom:
+
+1. **Start.** ``start`` names the shared starting checkpoint and ``world`` the data (Spider
+   layout). With ``start: ""`` the comparison builds its own in ``DIR/start`` the way
+   ``sqlcoach demo`` does (world, tokenizer + random Qwen2, a short SFT of ``start_sft_steps``).
+2. **Each method** listed under ``methods`` (SFT continued, DPO, PPO, GRPO, reward-preset variants)
+   is trained from the start checkpoint by its own recipe function (``run_sft``, ``run_dpo``,
+   ``run_grpo``, ``run_ppo``) with the same budget: ``budget: steps`` sets the recipe's
+   ``max_steps``, ``budget: seconds`` its ``max_seconds`` (and ``anneal_by_clock`` where the recipe
+   has it), ``budget: samples`` converts training rows into ``max_steps`` through the recipe's
+   batch size. Optional ``prepare`` command lines (``sqlcoach`` verbs, e.g. ``pairs mine`` for
+   DPO) run first.
+3. **Each result** is evaluated the same way: greedy ``sqlcoach.generate.predict.predict`` on the
+   same dev questions, then ``sqlcoach.metrics.evaluate_examples`` (EX, EM, per hardness, share
+   of predictions that execute).
+4. **Report**: ``DIR/report.json``, ``DIR/report.md`` and a self-contained ``DIR/report.html``
+   (``sqlcoach.pipelines.compare.report``).
+
+Isolation and honest memory: every training run and every evaluation is a separate process
+(``sqlcoach.pipelines.compare.jobs``, whose docstring says what is measured and how).
+
+Resume: each method writes ``DIR/methods/<name>/result.json`` holding the hash of everything that
+decides its outcome (the shared settings, the method entry, the recipe YAML's text). Running the
+same command again skips a method whose result exists with status ``ok`` and the same hash; a
+finished training whose evaluation was interrupted is not trained again (``train.json``).
+A method whose recipe fails is reported as ``failed: <error>``; the comparison goes on with the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlcoach.config.compare import CompareConfig, MethodSpec, load_compare_config  # noqa: F401 (the public API)
+from sqlcoach.errors import ConfigError
+from sqlcoach.pipelines.compare import jobs
+from sqlcoach.pipelines.compare.jobs import _jsonable, read_json, write_json
+
+#: Result file schema version (a change re-runs every method). 2: recipes write train.run.RunSummary.
+RESULT_VERSION = 2
+
+
+#: Settings that decide a training result, and those that only decide its evaluation: changing
+#: the latter re-evaluates every method without training it again.
+TRAIN_KEYS = ("start", "world", "data_kind", "start_size", "start_sft_steps", "start_world_train", "start_world_dev",
+              "budget", "budget_value", "seed", "template", "schema_style", "schema_sample_values", "device")
+EVAL_KEYS = ("eval_split", "eval_limit", "eval_batch_size", "max_new_tokens", "seen_eval_split", "seen_eval_limit")
+
+
+def _shared_settings(cfg: CompareConfig, keys: tuple[str, ...] = TRAIN_KEYS + EVAL_KEYS) -> dict[str, Any]:
+    return {k: getattr(cfg, k) for k in keys}
+
+
+def start_fingerprint(start: Path) -> list[list[Any]]:
+    """(name, size, mtime) of the start checkpoint's top-level files: a start trained again under
+    the same path makes every method run again."""
+    out = []
+    if start.is_dir():
+        for f in sorted(start.iterdir()):
+            if f.is_file() and f.suffix in (".json", ".safetensors", ".bin"):
+                st = f.stat()
+                out.append([f.name, st.st_size, st.st_mtime_ns])
+    return out
+
+
+def method_hash(cfg: CompareConfig, spec: MethodSpec | None, start: list[list[Any]] | None = None,
+                *, training_only: bool = False) -> str:
+    """Hash of what decides a method's outcome: the shared settings, its entry, its recipe YAML's
+    text, and the start checkpoint's ``start_fingerprint``. ``spec=None`` is the start row.
+    ``training_only=True`` leaves the evaluation settings out (the hash of ``train.json``)."""
+    keys = TRAIN_KEYS if training_only else TRAIN_KEYS + EVAL_KEYS
+    payload: dict[str, Any] = {"version": RESULT_VERSION, "shared": _shared_settings(cfg, keys), "start": start}
+    if spec is not None:
+        payload["method"] = dataclasses.asdict(spec)
+        if spec.config:
+            p = Path(spec.config)
+            payload["recipe_yaml"] = p.read_text() if p.is_file() else f"(missing) {spec.config}"
+    blob = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def resolve_start(cfg: CompareConfig, out: Path) -> tuple[Path, Path, bool]:
+    """``(start model folder, world folder, must_build)``."""
+    if cfg.start:
+        start, world = Path(cfg.start), Path(cfg.world)
+        if not (start / "config.json").is_file() and not (start / "adapter_config.json").is_file():
+            raise ConfigError(f"start={start} is not a model folder (no config.json): train it first or use start: \"\" to build one")
+        if not world.is_dir():
+            raise ConfigError(f"world={world} is not a folder")
+        return start, world, False
+    world = Path(cfg.world) if cfg.world else out / "start" / "world"
+    start = out / "start" / "sft" / "final"
+    return start, world, not (start / "config.json").is_file()
+
+
+def resolve_start(cfg: CompareConfig, out: Path) -> tuple[Path, Path, bool]:
+    """``(start model folder, world folder, must_build)``."""
+    if cfg.start:
+        start, world = Path(cfg.start), Path(cfg.world)
+        if not (start / "config.json").is_file() and not (start / "adapter_config.json").is_file():
+            raise ConfigError(f"start={start} is not a model folder (no config.json): train it first or use start: \"\" to build one")
+        if not world.is_dir():
+            raise ConfigError(f"world={world} is not a folder")
+        return start, world, False
+    world = Path(cfg.world) if cfg.world else out / "start" / "world"
+    start = out / "start" / "sft" / "final"
+    return start, world, not (start / "config.json").is_file()
+
+
+def _job_base(cfg: CompareConfig, start: Path, world: Path) -> dict[str, Any]:
+    return {
+        "start": str(start), "world": str(world), "data_kind": cfg.data_kind, "seed": cfg.seed,
+        "template": cfg.template, "schema_style": cfg.schema_style, "schema_sample_values": cfg.schema_sample_values,
+        "eval_split": cfg.eval_split, "eval_limit": cfg.eval_limit, "eval_batch_size": cfg.eval_batch_size,
+        "max_new_tokens": cfg.max_new_tokens, "device": cfg.device, "budget": cfg.budget,
+        "seen_eval_split": cfg.seen_eval_split, "seen_eval_limit": cfg.seen_eval_limit,
+        "budget_value": cfg.budget_value,
+    }
+
+
+def fill_placeholders(values: dict[str, Any], base: dict[str, Any], mdir: Path) -> dict[str, Any]:
+    """``{start}``, ``{world}``, ``{dir}``, ``{seed}`` in string override values replaced (e.g.
+    ``pairs_path: "{dir}/pairs.jsonl"`` for the pairs a ``prepare`` line mined)."""
+    subs = {"start": base["start"], "world": base["world"], "dir": str(mdir), "seed": base["seed"]}
+    return {k: v.format(**subs) if isinstance(v, str) and "{" in v else v for k, v in values.items()}
+
+
+def _prepare(spec: MethodSpec, mdir: Path, base: dict[str, Any], log: Callable[[str], None],
+             threads: int | None) -> str | None:
+    """Run the method's ``prepare`` command lines; returns an error text or ``None``."""
+    for i, line in enumerate(spec.prepare):
+        argv = [a.format(start=base["start"], world=base["world"], dir=str(mdir), seed=base["seed"])
+                for a in shlex.split(line)]
+        if argv and argv[0] == "sqlcoach":
+            argv = argv[1:]
+        log(f"{spec.name}: prepare: sqlcoach {' '.join(argv)}")
+        env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+        if threads is not None:
+            env["OMP_NUM_THREADS"] = str(threads)
+        src = str(Path(__file__).resolve().parents[3])
+        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        with (mdir / f"prepare{i}.log").open("w") as fh:
+            rc = subprocess.call([sys.executable, "-m", "sqlcoach.cli", *argv], stdout=fh, stderr=subprocess.STDOUT, env=env)
+        if rc != 0:
+            tail = (mdir / f"prepare{i}.log").read_text(errors="replace").strip().splitlines()[-3:]
+            return f"failed: prepare `sqlcoach {' '.join(argv)}` exited with {rc}: {' | '.join(tail)}"
+    return None
+
+
+def run_compare(cfg: CompareConfig, out: str | Path, *, log: Callable[[str], None] = print,
+                config_path: str | None = None) -> dict[str, Any]:
+    """Run (or resume) the comparison into ``out``; returns the report dict (also written as
+    ``report.json``, ``report.md``, ``report.html``)."""
+    from sqlcoach.pipelines.compare.report import write_reports
+
+    t0 = time.monotonic()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    start, world, must_build = resolve_start(cfg, out)
+    base = _job_base(cfg, start, world)
+    start_info: dict[str, Any] = {"path": str(start), "world": str(world), "built": False}
+    if must_build:
+        start_info.update(_build_start(cfg, base, out, log))
+    fingerprint = start_fingerprint(start)
+    entries: list[MethodSpec | None] = ([None] if cfg.eval_start else []) + list(cfg.methods)
+    rows = [_run_method(cfg, spec, base, out, fingerprint, start, log) for spec in entries]
+    report = {
+        "command": f"sqlcoach compare --config {config_path} --out {out}" if config_path else None,
+        "config": _jsonable(dataclasses.asdict(cfg)),
+        "start": start_info,
+        "methods": rows,
+        "machine": machine_info(cfg.threads),
+        "seconds_this_run": round(time.monotonic() - t0, 1),
+    }
+    write_reports(report, out)
+    return report
+
+
+def _build_start(cfg: CompareConfig, base: dict[str, Any], out: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    log(f"building the start checkpoint in {out / 'start'} (world, model init, {cfg.start_sft_steps} SFT steps)")
+    res = jobs.run_child("start", dict(base, start_dir=str(out / "start"), start_size=cfg.start_size,
+                                       start_sft_steps=cfg.start_sft_steps, start_world_train=cfg.start_world_train,
+                                       start_world_dev=cfg.start_world_dev),
+                         out / "start", log=log, threads=cfg.threads)
+    if res.get("status") != "ok":
+        raise ConfigError(f"could not build the start checkpoint: {res.get('status')} (log: {res.get('log')})")
+    log(f"start built: {res.get('global_step')} SFT steps in {res.get('process_seconds')}s")
+    return {"built": True, "seconds": res.get("process_seconds"), "global_step": res.get("global_step")}
+
+
+def _finish(row: dict[str, Any], mdir: Path, log: Callable[[str], None], message: str | None = None) -> dict[str, Any]:
+    if message:
+        log(message)
+    write_json(mdir / "result.json", row)
+    return row
+
+
+def _train_method(cfg: CompareConfig, spec: MethodSpec, base: dict[str, Any], mdir: Path, h_train: str,
+                  log: Callable[[str], None]) -> dict[str, Any]:
+    """The method's training result: ``train.json`` when it matches ``h_train``, else prepare + train."""
+    prev = read_json(mdir / "train.json")
+    if prev and prev.get("train_hash") == h_train and prev.get("status") == "ok" and Path(prev["final_dir"]).exists():
+        log(f"{spec.name}: training done already; evaluating only")
+        return prev
+    tp = time.monotonic()
+    err = _prepare(spec, mdir, base, log, cfg.threads)
+    prepare_s = round(time.monotonic() - tp, 1) if spec.prepare else None
+    if err:
+        return {"status": err}
+    log(f"{spec.name}: training ({spec.method}) with budget {cfg.budget}={cfg.budget_value:g}")
+    job = dict(base, name=spec.name, method=spec.method, config=spec.config,
+               overrides=fill_placeholders(spec.overrides, base, mdir), output_dir=str(mdir / "train"))
+    train = jobs.run_child("train", job, mdir, log=log, threads=cfg.threads)
+    train["train_hash"] = h_train
+    train["prepare_seconds"] = prepare_s
+    write_json(mdir / "train.json", train)
+    if train.get("status") == "ok":
+        log(f"{spec.name}: {train['global_step']} steps in {train['seconds']}s, median "
+            f"{train['median_step_seconds']}s/step, peak RSS {train['peak_process_rss_mb']} MiB")
+    return train
+
+
+def _run_method(cfg: CompareConfig, spec: MethodSpec | None, base: dict[str, Any], out: Path,
+                fingerprint: list[list[Any]], start: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """Train (unless ``spec`` is ``None``: the start row) and evaluate one method; its result row."""
+    name = "start" if spec is None else spec.name
+    mdir = out / "methods" / name
+    h = method_hash(cfg, spec, fingerprint)
+    done = read_json(mdir / "result.json")
+    if done and done.get("config_hash") == h and done.get("status") == "ok":
+        log(f"{name}: done already (result.json matches config hash {h}); skipping")
+        return done
+    row: dict[str, Any] = {"name": name, "method": "start" if spec is None else spec.method, "config_hash": h,
+                           "config": None if spec is None else dataclasses.asdict(spec)}
+    mdir.mkdir(parents=True, exist_ok=True)
+    train = None
+    if spec is not None:
+        train = _train_method(cfg, spec, base, mdir, method_hash(cfg, spec, fingerprint, training_only=True), log)
+        if train.get("status") != "ok":
+            row.update(status=train.get("status"), train=train)
+            return _finish(row, mdir, log, f"{name}: {train.get('status')}" + (f" (log: {train['log']})" if train.get("log") else ""))
+    model_dir = str(start) if train is None else train["final_dir"]
+    log(f"{name}: evaluating {model_dir}")
+    ev = jobs.run_child("eval", dict(base, name=name, model=model_dir, pred_path=str(mdir / "pred.sql")), mdir,
+                        log=log, threads=cfg.threads)
+    if ev.get("status") != "ok":
+        row.update(status=ev.get("status"), train=train, eval=ev)
+        return _finish(row, mdir, log, f"{name}: evaluation {ev.get('status')} (log: {ev.get('log')})")
+    row.update(status="ok", train=train, eval=ev)
+    all_, seen = ev["summary"]["all"], ev.get("seen") or {}
+    return _finish(row, mdir, log, f"{name}: EX {_pct(all_.get('ex'))} EM {_pct(all_.get('em'))} on {ev['questions']} questions; "
+                   f"executes {_pct(ev['summary'].get('executes'))}"
+                   + (f"; seen databases: EX {_pct(seen['summary']['all'].get('ex'))} on {seen['questions']}" if seen else ""))
+
+
+def _pct(x: Any) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def machine_info(threads: int | None) -> dict[str, Any]:
+    import platform
+
+    info: dict[str, Any] = {"cpu_count": os.cpu_count(), "threads_per_method": threads,
+                            "python": platform.python_version(), "platform": platform.platform()}
+    try:
+        from importlib.metadata import version
+
+        for pkg in ("torch", "transformers", "trl"):
+            info[pkg] = version(pkg)
+    except Exception:  # metadata missing on an unusual install: the report just omits versions
+        pass
+    return info
+
+

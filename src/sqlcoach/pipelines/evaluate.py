@@ -1,0 +1,62 @@
+"""Predict and score one model on a list of examples: the step the demo and the comparison share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Scored:
+    """A prediction run and its scores: ``predict``'s summary, the metrics report
+    (``metrics.evaluate_examples``), the SQL lines, and the first few (question, prediction, gold,
+    EX) rows for people to read."""
+
+    predict: Any
+    report: Any
+    predictions: list[str]
+    samples: list[dict[str, Any]]
+
+
+def predict_and_score(
+    model: Any,
+    tokenizer: Any,
+    examples: list[Any],
+    pred_path: str | Path,
+    *,
+    template: str,
+    schema_style: str,
+    schema_sample_values: int,
+    n: int = 1,
+    temperature: float = 0.0,
+    batch_size: int = 32,
+    max_new_tokens: int = 96,
+    seed: int = 0,
+    tables_path: str | Path | None = None,
+    progress: bool = True,
+    samples: int = 8,
+) -> Scored:
+    """Predict every example afresh (``resume=False``: an older model's predictions in
+    ``pred_path`` are never reused), then score EX/EM by hardness (Spider rules)."""
+    from sqlcoach.generate.predict import predict
+    from sqlcoach.metrics import evaluate_examples
+
+    summ = predict(
+        model, tokenizer, examples, pred_path, n=n, temperature=temperature, batch_size=batch_size,
+        max_new_tokens=max_new_tokens, template=template, schema_style=schema_style,
+        schema_sample_values=schema_sample_values, seed=seed, progress=progress, resume=False,
+    )
+    preds = Path(pred_path).read_text().split("\n")[: len(examples)]
+    tables = str(tables_path) if tables_path and Path(tables_path).is_file() else None
+    rep = evaluate_examples(examples, preds, etype="all", mode="spider", tables_path=tables)
+    rows = [{"question": ex.question, "db_id": ex.db_id, "pred": p, "gold": ex.gold_sql, "ex": bool(v.ex), "error": v.error}
+            for v, ex, p in list(zip(rep.verdicts, examples, preds))[:samples]]
+    return Scored(predict=summ, report=rep, predictions=preds, samples=rows)
+
+
+def spread(pool: list[Any], n: int) -> list[Any]:
+    """``n`` items evenly spread over ``pool`` (data files are grouped by database, so the first
+    ``n`` would come from one or two databases)."""
+    n = min(int(n), len(pool))
+    return [pool[int(i * len(pool) / n)] for i in range(n)] if n else []

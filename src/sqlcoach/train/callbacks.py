@@ -1,0 +1,186 @@
+"""The ``TrainerCallback``s every Trainer-based recipe shares: the wall-clock budget (``clock_callback``,
+also written into checkpoints so ``--resume`` continues the budget) and the step timer
+(``step_timer``). PPO, which runs its own loop, uses ``StepTimes`` directly."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+
+class StepTimes:
+    """Wall-clock seconds of each step: ``begin()`` / ``end()`` around a step, ``median()`` after."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._t: float | None = None
+
+    def begin(self) -> None:
+        self._t = time.perf_counter()
+
+    def end(self) -> None:
+        if self._t is not None:
+            self.seconds.append(time.perf_counter() - self._t)
+            self._t = None
+
+    def median(self) -> float | None:
+        return round(statistics.median(self.seconds), 4) if self.seconds else None
+
+
+def step_timer() -> Any:
+    """A ``TrainerCallback`` recording each optimizer step's wall-clock seconds (a ``StepTimes``
+    in ``.times``; ``.seconds`` is its list)."""
+    from transformers import TrainerCallback
+
+    class _Steps(TrainerCallback):
+        def __init__(self) -> None:
+            self.times = StepTimes()
+            self.seconds = self.times.seconds
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+            self.times.begin()
+            return control
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+            self.times.end()
+            return control
+
+    return _Steps()
+
+
+CLOCK_FILE = "sqlcoach_clock.json"
+
+
+def read_clock(checkpoint: str | Path | None) -> float:
+    """Training seconds already spent before ``checkpoint`` was saved (0 when unknown)."""
+    if checkpoint is None:
+        return 0.0
+    import json
+
+    p = Path(checkpoint) / CLOCK_FILE
+    try:
+        return float(json.loads(p.read_text())["train_seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def clock_callback(
+    seconds: float | None,
+    *,
+    already: float = 0.0,
+    anneal: bool = False,
+    warmup_ratio: float = 0.0,
+    min_lr_ratio: float = 0.0,
+) -> Any:
+    """A ``TrainerCallback`` that budgets training by wall clock.
+
+    * Stops at a step boundary once ``already`` + elapsed seconds reach ``seconds`` (and asks for
+      a checkpoint, so ``--resume`` can continue).
+    * With ``anneal=True`` it also sets the learning rate from the *fraction of the time budget*
+      spent (linear warmup over ``warmup_ratio`` of it, then cosine down to ``min_lr_ratio``),
+      overriding the step-based scheduler: on a machine whose speed is unknown (shared CPUs) a
+      run cut by the clock still ends at a low learning rate instead of mid-schedule.
+    * Writes the seconds spent into every checkpoint (``sqlcoach_clock.json``), so that a resumed
+      run continues the same budget and schedule (``already`` = ``read_clock(checkpoint)``).
+    * After ``bind(trainer)``, keeps the progress bar's total at the number of steps the clock
+      will allow (from the pace so far), so the bar and its ETA tell the truth instead of counting
+      towards a ``max_steps`` ceiling the clock never reaches.
+    """
+    import json
+    import math
+
+    from transformers import TrainerCallback
+
+    class _Clock(TrainerCallback):
+        def __init__(self) -> None:
+            self.start = time.monotonic()
+            self.stopped_at: int | None = None
+            self.base_lrs: list[float] | None = None
+            # transformers 5 hands callbacks the optimizer given to Trainer(...) (None when the
+            # Trainer builds its own); the recipe sets this to ``lambda: trainer.optimizer``.
+            self.get_optimizer: Any = lambda: None
+            self.current_lr: float | None = None
+            self.progress: Any = None
+            self.first_step = 0
+            self.t_begin = self.start
+
+        def bind(self, trainer: Any) -> None:
+            """Read the optimizer and the progress bar from ``trainer`` (call after building it)."""
+            from transformers.trainer_callback import ProgressCallback
+
+            self.get_optimizer = lambda: trainer.optimizer
+            # First in line, so that the console printer's on_log sees the corrected rate.
+            handler = trainer.callback_handler
+            if self in handler.callbacks:
+                handler.callbacks.remove(self)
+                handler.callbacks.insert(0, self)
+            self.progress = next(
+                (c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)), None
+            )
+
+        def spent(self) -> float:
+            return already + time.monotonic() - self.start
+
+        def on_step_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kw: Any) -> Any:
+            optimizer = optimizer or self.get_optimizer()
+            if not anneal or seconds is None or optimizer is None:
+                return control
+            if self.base_lrs is None:
+                self.base_lrs = [args.learning_rate for _ in optimizer.param_groups]
+            frac = min(1.0, self.spent() / seconds)
+            if warmup_ratio > 0 and frac < warmup_ratio:
+                factor = max(frac / warmup_ratio, 0.01)
+            else:
+                prog = (frac - warmup_ratio) / max(1e-9, 1.0 - warmup_ratio)
+                factor = min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * prog))
+            for g, base in zip(optimizer.param_groups, self.base_lrs):
+                g["lr"] = base * factor
+            self.current_lr = self.base_lrs[0] * factor
+            return control
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+            self.t_begin = time.monotonic()  # the pace excludes setup (tokenising, loading)
+            self.first_step = state.global_step  # > 0 when resumed
+            return control
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+            if seconds is not None and self.spent() >= seconds:
+                control.should_training_stop = True
+                control.should_save = True
+                self.stopped_at = state.global_step
+            self._retotal(state)
+            return control
+
+        def _retotal(self, state: Any) -> None:
+            bar = getattr(self.progress, "training_bar", None)
+            done = state.global_step - self.first_step
+            if seconds is None or bar is None or done <= 0:
+                return
+            if self.stopped_at is not None:
+                total = state.global_step
+            else:
+                pace = (time.monotonic() - self.t_begin) / done
+                total = state.global_step + int(max(0.0, seconds - self.spent()) / max(pace, 1e-9)) + 1
+            total = min(total, state.max_steps) if state.max_steps and state.max_steps > 0 else total
+            if total != bar.total:
+                bar.total = total
+                bar.refresh()
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> Any:
+            # Trainer logs the step scheduler's value (which it re-applies after each optimizer
+            # step, before this override runs again); record the rate actually used.
+            if self.current_lr is not None and state.log_history and "loss" in state.log_history[-1]:
+                state.log_history[-1]["learning_rate"] = self.current_lr
+                if isinstance(logs, dict) and "learning_rate" in logs:
+                    logs["learning_rate"] = self.current_lr
+            return control
+
+        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if ckpt.is_dir():
+                (ckpt / CLOCK_FILE).write_text(json.dumps({"train_seconds": round(self.spent(), 3)}) + "\n")
+            return control
+
+    return _Clock()
