@@ -35,14 +35,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _say(msg: str) -> None:
-    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def _block(summary: dict[str, Any]) -> dict[str, Any]:
-    return summary.get("all", summary)
-
-
 def run(args: argparse.Namespace) -> int:
     from sqlcoach.pipelines.demo import DemoOptions, format_stage_table, run_demo, say
 

@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from sqlcoach.errors import ConfigError
 from sqlcoach.types import Example, Turn
 
 # DB-GPT-Hub's prompt, split where its data files split it (instruction / input), so that
@@ -224,7 +225,7 @@ def get_template(name: str) -> Template:
     try:
         return TEMPLATES[name]
     except KeyError:
-        raise ValueError(f"unknown template {name!r} (known: {', '.join(TEMPLATES)})") from None
+        raise ConfigError(f"unknown template {name!r} (known: {', '.join(TEMPLATES)})") from None
 
 
 def shown_inputs(example: Example, schema_text: str, t: Template) -> tuple[Example, str]:
@@ -261,7 +262,7 @@ def render_completion(sql: str, template: str, reasoning: str | None = None, *, 
     t = get_template(template)
     if t.anonymize:
         if example is None:
-            raise ValueError(f"template {template!r} needs the example to write its completion")
+            raise ValueError(f"template {template!r} needs the example to write its completion")  # internal invariant: callers pass example=
         from sqlcoach.prompts.anonymize import name_map
 
         sql = name_map(example).encode_sql(sql)

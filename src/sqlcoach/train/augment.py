@@ -34,7 +34,8 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from sqlcoach.types import Column, Example, ForeignKey, Schema, Table
+from sqlcoach.errors import DataError
+from sqlcoach.types import Example, ForeignKey, Schema, Table
 
 #: Identifier words that are kept: conventions that dev schemas share with training schemas.
 KEEP_WORDS = frozenset({"id"})
@@ -124,14 +125,14 @@ def rename_sql(sql: str, schema: Schema, word_map: dict[str, str]) -> str:
     """``sql`` with the identifier tokens that name a table or column of ``schema`` renamed in place.
 
     Strings, numbers, keywords, aliases not in the schema and function names (a name followed by
-    ``(``) are kept verbatim, and so is every character between tokens. Raises ``ValueError`` when
-    sqlglot cannot tokenise the SQL."""
+    ``(``) are kept verbatim, and so is every character between tokens. Raises ``DataError`` (a
+    ``ValueError``) when sqlglot cannot tokenise the SQL."""
     from sqlglot.tokens import Tokenizer, TokenType
 
     try:
         tokens = Tokenizer(dialect="sqlite").tokenize(sql)
     except Exception as exc:  # sqlglot's TokenError: the caller skips the example
-        raise ValueError(f"cannot tokenise SQL: {exc}") from exc
+        raise DataError(f"cannot tokenise SQL: {exc}") from exc
     names = _schema_idents(schema)
     out: list[str] = []
     pos = 0
@@ -203,16 +204,16 @@ def make_word_map(words: list[str], pool: list[str], rng: random.Random, *, avoi
                 taken.add(c)
                 break
         else:
-            raise ValueError(f"word pool too small to rename {len(targets)} words")
+            raise DataError(f"word pool too small to rename {len(targets)} words")
     return out
 
 
 def rename_example(example: Example, schema: Schema, pool: list[str], rng: random.Random) -> tuple[Example, Schema]:
     """``(renamed example, renamed schema)``: one consistent word map applied to the schema, the
-    gold SQL and the question (see the module docstring). Raises ``ValueError`` when the gold SQL
-    cannot be tokenised."""
+    gold SQL and the question (see the module docstring). Raises ``DataError`` (a ``ValueError``)
+    when the gold SQL cannot be tokenised."""
     if not example.gold_sql:
-        raise ValueError(f"{example.id}: no gold SQL to rename")
+        raise DataError(f"{example.id}: no gold SQL to rename")
     words = identifier_words(schema)
     q_words = {w.lower() for w in re.findall(r"[A-Za-z]+", example.question)}
     word_map = make_word_map(words, pool, rng, avoid=q_words)

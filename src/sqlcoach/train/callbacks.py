@@ -4,10 +4,14 @@ also written into checkpoints so ``--resume`` continues the budget) and the step
 
 from __future__ import annotations
 
+import json
+import math
 import statistics
 import time
 from pathlib import Path
 from typing import Any
+
+from transformers import TrainerCallback
 
 
 class StepTimes:
@@ -29,25 +33,24 @@ class StepTimes:
         return round(statistics.median(self.seconds), 4) if self.seconds else None
 
 
-def step_timer() -> Any:
-    """A ``TrainerCallback`` recording each optimizer step's wall-clock seconds (a ``StepTimes``
-    in ``.times``; ``.seconds`` is its list)."""
-    from transformers import TrainerCallback
+class StepTimerCallback(TrainerCallback):
+    """Each optimizer step's wall-clock seconds: a ``StepTimes`` in ``.times`` (``.seconds`` is its list)."""
 
-    class _Steps(TrainerCallback):
-        def __init__(self) -> None:
-            self.times = StepTimes()
-            self.seconds = self.times.seconds
+    def __init__(self) -> None:
+        self.times = StepTimes()
+        self.seconds = self.times.seconds
 
-        def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
-            self.times.begin()
-            return control
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+        self.times.begin()
+        return control
 
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
-            self.times.end()
-            return control
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+        self.times.end()
+        return control
 
-    return _Steps()
+
+def step_timer() -> StepTimerCallback:
+    return StepTimerCallback()
 
 
 CLOCK_FILE = "sqlcoach_clock.json"
@@ -57,13 +60,106 @@ def read_clock(checkpoint: str | Path | None) -> float:
     """Training seconds already spent before ``checkpoint`` was saved (0 when unknown)."""
     if checkpoint is None:
         return 0.0
-    import json
-
     p = Path(checkpoint) / CLOCK_FILE
     try:
         return float(json.loads(p.read_text())["train_seconds"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0.0
+
+
+class ClockCallback(TrainerCallback):
+    """The wall-clock budget (``clock_callback`` builds it; its docstring says what it does)."""
+
+    def __init__(self, seconds: float | None, already: float, anneal: bool, warmup_ratio: float, min_lr_ratio: float) -> None:
+        self.seconds, self.already, self.anneal = seconds, already, anneal
+        self.warmup_ratio, self.min_lr_ratio = warmup_ratio, min_lr_ratio
+        self.start = time.monotonic()
+        self.stopped_at: int | None = None
+        self.base_lrs: list[float] | None = None
+        # transformers 5 hands callbacks the optimizer given to Trainer(...) (None when the
+        # Trainer builds its own); the recipe sets this to ``lambda: trainer.optimizer``.
+        self.get_optimizer: Any = lambda: None
+        self.current_lr: float | None = None
+        self.progress: Any = None
+        self.first_step = 0
+        self.t_begin = self.start
+
+    def bind(self, trainer: Any) -> None:
+        """Read the optimizer and the progress bar from ``trainer`` (call after building it)."""
+        from transformers.trainer_callback import ProgressCallback
+
+        self.get_optimizer = lambda: trainer.optimizer
+        # First in line, so that the console printer's on_log sees the corrected rate.
+        handler = trainer.callback_handler
+        if self in handler.callbacks:
+            handler.callbacks.remove(self)
+            handler.callbacks.insert(0, self)
+        self.progress = next(
+            (c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)), None
+        )
+
+    def spent(self) -> float:
+        return self.already + time.monotonic() - self.start
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kw: Any) -> Any:
+        optimizer = optimizer or self.get_optimizer()
+        if not self.anneal or self.seconds is None or optimizer is None:
+            return control
+        if self.base_lrs is None:
+            self.base_lrs = [args.learning_rate for _ in optimizer.param_groups]
+        frac = min(1.0, self.spent() / self.seconds)
+        if self.warmup_ratio > 0 and frac < self.warmup_ratio:
+            factor = max(frac / self.warmup_ratio, 0.01)
+        else:
+            prog = (frac - self.warmup_ratio) / max(1e-9, 1.0 - self.warmup_ratio)
+            factor = self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * prog))
+        for g, base in zip(optimizer.param_groups, self.base_lrs):
+            g["lr"] = base * factor
+        self.current_lr = self.base_lrs[0] * factor
+        return control
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+        self.t_begin = time.monotonic()  # the pace excludes setup (tokenising, loading)
+        self.first_step = state.global_step  # > 0 when resumed
+        return control
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+        if self.seconds is not None and self.spent() >= self.seconds:
+            control.should_training_stop = True
+            control.should_save = True
+            self.stopped_at = state.global_step
+        self._retotal(state)
+        return control
+
+    def _retotal(self, state: Any) -> None:
+        bar = getattr(self.progress, "training_bar", None)
+        done = state.global_step - self.first_step
+        if self.seconds is None or bar is None or done <= 0:
+            return
+        if self.stopped_at is not None:
+            total = state.global_step
+        else:
+            pace = (time.monotonic() - self.t_begin) / done
+            total = state.global_step + int(max(0.0, self.seconds - self.spent()) / max(pace, 1e-9)) + 1
+        total = min(total, state.max_steps) if state.max_steps and state.max_steps > 0 else total
+        if total != bar.total:
+            bar.total = total
+            bar.refresh()
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> Any:
+        # Trainer logs the step scheduler's value (which it re-applies after each optimizer
+        # step, before this override runs again); record the rate actually used.
+        if self.current_lr is not None and state.log_history and "loss" in state.log_history[-1]:
+            state.log_history[-1]["learning_rate"] = self.current_lr
+            if isinstance(logs, dict) and "learning_rate" in logs:
+                logs["learning_rate"] = self.current_lr
+        return control
+
+    def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if ckpt.is_dir():
+            (ckpt / CLOCK_FILE).write_text(json.dumps({"train_seconds": round(self.spent(), 3)}) + "\n")
+        return control
 
 
 def clock_callback(
@@ -73,7 +169,7 @@ def clock_callback(
     anneal: bool = False,
     warmup_ratio: float = 0.0,
     min_lr_ratio: float = 0.0,
-) -> Any:
+) -> ClockCallback:
     """A ``TrainerCallback`` that budgets training by wall clock.
 
     * Stops at a step boundary once ``already`` + elapsed seconds reach ``seconds`` (and asks for
@@ -88,99 +184,4 @@ def clock_callback(
       will allow (from the pace so far), so the bar and its ETA tell the truth instead of counting
       towards a ``max_steps`` ceiling the clock never reaches.
     """
-    import json
-    import math
-
-    from transformers import TrainerCallback
-
-    class _Clock(TrainerCallback):
-        def __init__(self) -> None:
-            self.start = time.monotonic()
-            self.stopped_at: int | None = None
-            self.base_lrs: list[float] | None = None
-            # transformers 5 hands callbacks the optimizer given to Trainer(...) (None when the
-            # Trainer builds its own); the recipe sets this to ``lambda: trainer.optimizer``.
-            self.get_optimizer: Any = lambda: None
-            self.current_lr: float | None = None
-            self.progress: Any = None
-            self.first_step = 0
-            self.t_begin = self.start
-
-        def bind(self, trainer: Any) -> None:
-            """Read the optimizer and the progress bar from ``trainer`` (call after building it)."""
-            from transformers.trainer_callback import ProgressCallback
-
-            self.get_optimizer = lambda: trainer.optimizer
-            # First in line, so that the console printer's on_log sees the corrected rate.
-            handler = trainer.callback_handler
-            if self in handler.callbacks:
-                handler.callbacks.remove(self)
-                handler.callbacks.insert(0, self)
-            self.progress = next(
-                (c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)), None
-            )
-
-        def spent(self) -> float:
-            return already + time.monotonic() - self.start
-
-        def on_step_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kw: Any) -> Any:
-            optimizer = optimizer or self.get_optimizer()
-            if not anneal or seconds is None or optimizer is None:
-                return control
-            if self.base_lrs is None:
-                self.base_lrs = [args.learning_rate for _ in optimizer.param_groups]
-            frac = min(1.0, self.spent() / seconds)
-            if warmup_ratio > 0 and frac < warmup_ratio:
-                factor = max(frac / warmup_ratio, 0.01)
-            else:
-                prog = (frac - warmup_ratio) / max(1e-9, 1.0 - warmup_ratio)
-                factor = min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * prog))
-            for g, base in zip(optimizer.param_groups, self.base_lrs):
-                g["lr"] = base * factor
-            self.current_lr = self.base_lrs[0] * factor
-            return control
-
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
-            self.t_begin = time.monotonic()  # the pace excludes setup (tokenising, loading)
-            self.first_step = state.global_step  # > 0 when resumed
-            return control
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
-            if seconds is not None and self.spent() >= seconds:
-                control.should_training_stop = True
-                control.should_save = True
-                self.stopped_at = state.global_step
-            self._retotal(state)
-            return control
-
-        def _retotal(self, state: Any) -> None:
-            bar = getattr(self.progress, "training_bar", None)
-            done = state.global_step - self.first_step
-            if seconds is None or bar is None or done <= 0:
-                return
-            if self.stopped_at is not None:
-                total = state.global_step
-            else:
-                pace = (time.monotonic() - self.t_begin) / done
-                total = state.global_step + int(max(0.0, seconds - self.spent()) / max(pace, 1e-9)) + 1
-            total = min(total, state.max_steps) if state.max_steps and state.max_steps > 0 else total
-            if total != bar.total:
-                bar.total = total
-                bar.refresh()
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> Any:
-            # Trainer logs the step scheduler's value (which it re-applies after each optimizer
-            # step, before this override runs again); record the rate actually used.
-            if self.current_lr is not None and state.log_history and "loss" in state.log_history[-1]:
-                state.log_history[-1]["learning_rate"] = self.current_lr
-                if isinstance(logs, dict) and "learning_rate" in logs:
-                    logs["learning_rate"] = self.current_lr
-            return control
-
-        def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
-            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if ckpt.is_dir():
-                (ckpt / CLOCK_FILE).write_text(json.dumps({"train_seconds": round(self.spent(), 3)}) + "\n")
-            return control
-
-    return _Clock()
+    return ClockCallback(seconds, already, anneal, warmup_ratio, min_lr_ratio)

@@ -206,28 +206,10 @@ def mine_pairs(
     logged (question, chosen SQL, rejected SQL and kind) so that a reader sees what DPO learns."""
     import time
 
-    from sqlcoach.metrics.evaluate import example_database_files
-    from sqlcoach.metrics.ex import ExItem, score_execution
     from sqlcoach.prompts.builder import PromptBuilder
     from sqlcoach.prompts.chat import to_text
-    from sqlcoach.prompts.templates import render_completion, restore_sql
-    from sqlcoach.sql.extract import extract_sql
 
-    if k < 1:
-        raise ConfigError(f"k must be >= 1 (samples per question), got {k}")
-    if chosen not in CHOSEN_MODES:
-        raise ConfigError(f"chosen must be one of {CHOSEN_MODES}, got {chosen!r}")
-    if pairs_per_question < 1:
-        raise ConfigError(f"pairs_per_question must be >= 1, got {pairs_per_question}")
-    from sqlcoach.types import ERROR_CLASSES
-
-    bad = [r for r in rejected_order if r not in ERROR_CLASSES or r == "gold_error"]
-    if bad or not rejected_order:
-        raise ConfigError(
-            f"rejected_order must list error classes from {[c for c in ERROR_CLASSES if c != 'gold_error']}, got {list(rejected_order)}"
-        )
-    if chosen != "gold" and k == 1 and temperature <= 0:
-        log("warning: k=1 at temperature 0 gives one greedy answer per question: few pairs")
+    _check_mine_args(k, chosen, pairs_per_question, rejected_order, temperature, log)
     # Unknown template or schema style: a clear error before any generation.
     builder = PromptBuilder(template, schema_style, schema_sample_values)
     if generate_fn is None:
@@ -254,61 +236,21 @@ def mine_pairs(
         for start in range(0, len(examples), chunk_size):
             exs = list(examples[start : start + chunk_size])
             messages = [builder.messages(ex, lenient=True) for ex in exs]
-            texts = [to_text(m, tokenizer) for m in messages]
             gen = generate_fn(
-                model, tokenizer, texts, n=k, temperature=temperature, top_p=top_p,
+                model, tokenizer, [to_text(m, tokenizer) for m in messages], n=k, temperature=temperature, top_p=top_p,
                 max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed + start,
             )
             outs: list[list[str]] = gen.texts  # [Q][k]
-            sqls = [[restore_sql((extract_sql(t) or "").strip(), ex, template) for t in row] for ex, row in zip(exs, outs)]  # [Q][k]
-            items = [
-                ExItem(pred=s, gold=ex.gold_sql or "", files=example_database_files(ex, mode))
-                for ex, row in zip(exs, sqls) for s in row
-            ]  # [Q*k], question-major
-            outcomes = score_execution(items, pool=pool, mode=mode)
+            sqls, outcomes = _score_samples(exs, outs, template, pool, mode)
             for q, (ex, msgs) in enumerate(zip(exs, messages)):
-                stats.questions += 1
-                res = outcomes[q * k : (q + 1) * k]
-                if any(o.error == "gold_error" for o in res) or not ex.gold_sql:
-                    stats.gold_errors += 1
-                    continue
-                classes = [None if o.ex else (o.error or "wrong_result") for o in res]
-                stats.samples += k
-                n_ok = sum(c is None for c in classes)
-                stats.samples_correct += n_ok
-                stats.questions_any_correct += n_ok > 0
-                stats.questions_all_correct += n_ok == k
-                for c in classes:
-                    key = "correct" if c is None else c
-                    stats.by_sample_class[key] = stats.by_sample_class.get(key, 0) + 1
-                found = build_pairs_for_question(
-                    outs[q], sqls[q], classes,
-                    gold_completion=render_completion(ex.gold_sql, template, example=ex),
-                    chosen=chosen, rejected_order=rejected_order, pairs_per_question=pairs_per_question,
-                )
-                if found:
-                    stats.questions_with_pairs += 1
-                for p in found:
-                    row = {
-                        "prompt": msgs,
-                        "chosen": [{"role": "assistant", "content": p["chosen"]}],
-                        "rejected": [{"role": "assistant", "content": p["rejected"]}],
-                        "id": ex.id, "db_id": ex.db_id, "db_path": ex.db_path or "", "gold_sql": ex.gold_sql,
-                        "question": ex.question, "chosen_kind": p["chosen_kind"], "rejected_kind": p["rejected_kind"],
-                        "chosen_sql": p["chosen_sql"] or ex.gold_sql, "rejected_sql": p["rejected_sql"],
-                    }
+                for row in _question_pairs(ex, msgs, outs[q], sqls[q], outcomes[q * k : (q + 1) * k], stats, template=template,
+                                           chosen=chosen, rejected_order=rejected_order, pairs_per_question=pairs_per_question):
                     pairs.append(row)
-                    stats.pairs += 1
-                    stats.by_rejected_kind[p["rejected_kind"]] = stats.by_rejected_kind.get(p["rejected_kind"], 0) + 1
-                    if p["chosen_kind"] == "gold":
-                        stats.chosen_gold += 1
-                    else:
-                        stats.chosen_sample += 1
                     if len(pairs) <= show:
                         log(
                             f"[pair {len(pairs)}] {ex.db_id}: {ex.question}\n"
-                            f"  chosen ({p['chosen_kind']}): {_norm(row['chosen_sql'])[:200]}\n"
-                            f"  rejected ({p['rejected_kind']}): {_norm(p['rejected_sql'])[:200] or '(no SQL)'}"
+                            f"  chosen ({row['chosen_kind']}): {_norm(row['chosen_sql'])[:200]}\n"
+                            f"  rejected ({row['rejected_kind']}): {_norm(row['rejected_sql'])[:200] or '(no SQL)'}"
                         )
             if bar is not None:
                 bar.update(len(exs))
@@ -319,6 +261,81 @@ def mine_pairs(
             pool.close()
     stats.seconds = time.monotonic() - t0
     return pairs, stats
+
+
+def _check_mine_args(k: int, chosen: str, pairs_per_question: int, rejected_order: Sequence[str], temperature: float,
+                     log: Callable[[str], None]) -> None:
+    from sqlcoach.types import ERROR_CLASSES
+
+    if k < 1:
+        raise ConfigError(f"k must be >= 1 (samples per question), got {k}")
+    if chosen not in CHOSEN_MODES:
+        raise ConfigError(f"chosen must be one of {CHOSEN_MODES}, got {chosen!r}")
+    if pairs_per_question < 1:
+        raise ConfigError(f"pairs_per_question must be >= 1, got {pairs_per_question}")
+    bad = [r for r in rejected_order if r not in ERROR_CLASSES or r == "gold_error"]
+    if bad or not rejected_order:
+        raise ConfigError(
+            f"rejected_order must list error classes from {[c for c in ERROR_CLASSES if c != 'gold_error']}, got {list(rejected_order)}"
+        )
+    if chosen != "gold" and k == 1 and temperature <= 0:
+        log("warning: k=1 at temperature 0 gives one greedy answer per question: few pairs")
+
+
+def _score_samples(exs: list[Example], outs: list[list[str]], template: str, pool: Any, mode: str) -> tuple[list[list[str]], list[Any]]:
+    """The SQL of every sample (placeholders mapped back) ``[Q][k]`` and its EX outcome ``[Q*k]``
+    (question-major), scored by THE execution-accuracy scorer."""
+    from sqlcoach.metrics.evaluate import example_database_files
+    from sqlcoach.metrics.ex import ExItem, score_execution
+    from sqlcoach.prompts.templates import restore_sql
+    from sqlcoach.sql.extract import extract_sql
+
+    sqls = [[restore_sql((extract_sql(t) or "").strip(), ex, template) for t in row] for ex, row in zip(exs, outs)]
+    items = [ExItem(pred=s, gold=ex.gold_sql or "", files=example_database_files(ex, mode)) for ex, row in zip(exs, sqls) for s in row]
+    return sqls, score_execution(items, pool=pool, mode=mode)
+
+
+def _question_pairs(ex: Example, msgs: list[dict], outs: list[str], sqls: list[str], res: list[Any], stats: MineStats, *,
+                    template: str, chosen: str, rejected_order: Sequence[str], pairs_per_question: int) -> list[dict[str, Any]]:
+    """The pair rows of one question from its ``k`` samples and their outcomes; ``stats`` updated."""
+    from sqlcoach.prompts.templates import render_completion
+
+    k = len(res)
+    stats.questions += 1
+    if any(o.error == "gold_error" for o in res) or not ex.gold_sql:
+        stats.gold_errors += 1
+        return []
+    classes = [None if o.ex else (o.error or "wrong_result") for o in res]
+    n_ok = sum(c is None for c in classes)
+    stats.samples += k
+    stats.samples_correct += n_ok
+    stats.questions_any_correct += n_ok > 0
+    stats.questions_all_correct += n_ok == k
+    for c in classes:
+        key = "correct" if c is None else c
+        stats.by_sample_class[key] = stats.by_sample_class.get(key, 0) + 1
+    found = build_pairs_for_question(
+        outs, sqls, classes, gold_completion=render_completion(ex.gold_sql, template, example=ex),
+        chosen=chosen, rejected_order=rejected_order, pairs_per_question=pairs_per_question,
+    )
+    stats.questions_with_pairs += bool(found)
+    rows = []
+    for p in found:
+        rows.append({
+            "prompt": msgs,
+            "chosen": [{"role": "assistant", "content": p["chosen"]}],
+            "rejected": [{"role": "assistant", "content": p["rejected"]}],
+            "id": ex.id, "db_id": ex.db_id, "db_path": ex.db_path or "", "gold_sql": ex.gold_sql,
+            "question": ex.question, "chosen_kind": p["chosen_kind"], "rejected_kind": p["rejected_kind"],
+            "chosen_sql": p["chosen_sql"] or ex.gold_sql, "rejected_sql": p["rejected_sql"],
+        })
+        stats.pairs += 1
+        stats.by_rejected_kind[p["rejected_kind"]] = stats.by_rejected_kind.get(p["rejected_kind"], 0) + 1
+        if p["chosen_kind"] == "gold":
+            stats.chosen_gold += 1
+        else:
+            stats.chosen_sample += 1
+    return rows
 
 
 def split_holdout(

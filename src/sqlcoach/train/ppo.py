@@ -98,7 +98,10 @@ def score_completions(
     for fn in reward_fns:
         values = list(fn(prompts=prompts, completions=completions, completion_ids=completion_ids, **columns))
         if len(values) != len(texts):
-            raise ValueError(f"reward {getattr(fn, '__name__', fn)!r} returned {len(values)} values for {len(texts)} completions")
+            raise ConfigError(
+                f"reward {getattr(fn, '__name__', fn)!r} returned {len(values)} values for {len(texts)} completions "
+                "(TRL's contract: one value, or None, per completion)"
+            )
         per_fn.append(values)
     scores: list[float | None] = []
     for i in range(len(texts)):

@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlcoach.errors import DataError
+from sqlcoach.errors import ConfigError, DataError, ModelError
 from sqlcoach.prompts.builder import RL_COLUMNS  # noqa: F401  (defined in the builder; importable here)
 
 
@@ -149,11 +149,8 @@ def pass_rate_filter(
     "unscorable", "mean_pass_rate", "pass_rate_histogram": {"0/k": n, ...}, "pass_rates": [per
     input row], "generated_tokens", "seconds"}``."""
     from sqlcoach.prompts.chat import to_text
-    from sqlcoach.rewards.common import completion_sql
-    from sqlcoach.rewards.execution import ExecutionScorer, PoolHandle
-
     if k < 1:
-        raise ValueError(f"k must be >= 1 (completions sampled per prompt), got {k}")
+        raise ConfigError(f"k must be >= 1 (completions sampled per prompt), got {k}")
     t0 = time.monotonic()
     if generate is None:
         from sqlcoach.generate.hf import generate_texts as generate
@@ -164,48 +161,45 @@ def pass_rate_filter(
     )
     samples: list[list[str]] = gens.texts  # [N][k]
     if len(samples) != len(rows) or any(len(s) != k for s in samples):
-        raise ValueError(f"generate returned {[len(s) for s in samples][:5]}... completions; expected {k} for each of {len(rows)} prompts")
-    handle = pool if isinstance(pool, PoolHandle) else PoolHandle(pool, workers=0 if pool is None else None)
-    scorer = ExecutionScorer(handle, mode=mode)
-    sqls = [completion_sql(t, row.get("sql_names")) for row, group in zip(rows, samples) for t in group]  # [N*k]
-    golds = [row["gold_sql"] for row in rows for _ in range(k)]
-    dbs = [row["db_path"] for row in rows for _ in range(k)]
-    try:
-        outcomes = scorer.score(sqls, golds, dbs)
-    finally:
-        if pool is None:
-            handle.close()
+        raise ModelError(f"generate returned {[len(s) for s in samples][:5]}... completions; expected {k} for each of {len(rows)} prompts")
+    outcomes = _score_groups(rows, samples, pool, mode)  # [N*k]
     kept: list[dict[str, Any]] = []
     rates: list[float | None] = []
-    hist: Counter[int] = Counter()
-    always = never = unscorable = 0
     for i, row in enumerate(rows):
         group = outcomes[i * k : (i + 1) * k]  # the k outcomes of prompt i
-        if not all(o.gold_ok for o in group):
-            unscorable += 1
-            rates.append(None)
-            continue
-        solved = sum(o.equal for o in group)
-        hist[solved] += 1
-        rates.append(solved / k)
-        if solved == k and drop_always:
-            always += 1
-        elif solved == 0 and drop_never:
-            never += 1
-        else:
+        rates.append(sum(o.equal for o in group) / k if all(o.gold_ok for o in group) else None)
+        solved = None if rates[-1] is None else round(rates[-1] * k)
+        if solved is not None and not ((solved == k and drop_always) or (solved == 0 and drop_never)):
             kept.append(row)
     scored = [r for r in rates if r is not None]
-    stats = {
+    hist = Counter(round(r * k) for r in scored)
+    return kept, {
         "in": len(rows),
         "kept": len(kept),
         "k": k,
-        "dropped_always": always,
-        "dropped_never": never,
-        "unscorable": unscorable,
+        "dropped_always": hist.get(k, 0) if drop_always else 0,
+        "dropped_never": hist.get(0, 0) if drop_never else 0,
+        "unscorable": len(rates) - len(scored),
         "mean_pass_rate": round(sum(scored) / len(scored), 4) if scored else None,
         "pass_rate_histogram": {f"{s}/{k}": hist.get(s, 0) for s in range(k + 1)},
         "pass_rates": rates,
         "generated_tokens": int(getattr(gens, "generated_tokens", 0)),
         "seconds": round(time.monotonic() - t0, 2),
     }
-    return kept, stats
+
+
+def _score_groups(rows: list[dict[str, Any]], samples: list[list[str]], pool: Any, mode: str) -> list[Any]:
+    """EX outcome of every sample, prompt-major ``[N*k]``, by the execution reward's own scorer
+    (``pool``: an ``ExecutorPool``, a ``PoolHandle``, or ``None`` for a fresh in-process one)."""
+    from sqlcoach.rewards.common import completion_sql
+    from sqlcoach.rewards.execution import ExecutionScorer, PoolHandle
+
+    handle = pool if isinstance(pool, PoolHandle) else PoolHandle(pool, workers=0 if pool is None else None)
+    sqls = [completion_sql(t, row.get("sql_names")) for row, group in zip(rows, samples) for t in group]
+    golds = [row["gold_sql"] for row, group in zip(rows, samples) for _ in group]
+    dbs = [row["db_path"] for row, group in zip(rows, samples) for _ in group]
+    try:
+        return ExecutionScorer(handle, mode=mode).score(sqls, golds, dbs)
+    finally:
+        if pool is None:
+            handle.close()

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from sqlcoach.config import RMRunConfig
-from sqlcoach.errors import ConfigError, DataError
+from sqlcoach.errors import DataError
 from sqlcoach.train.dpo import pair_rows, preference_args
-from sqlcoach.train.run import RunSummary, fit, lora_config, save_final, write_summary
+from sqlcoach.train.run import RunSummary, check_rows_kept, fit, lora_config, save_final, write_summary
 
 
 def evaluate_rm(
@@ -118,11 +118,7 @@ def run_rm(
                              peft_config=peft_config, callbacks=cbs)
 
     def check(trainer: Any) -> None:
-        kept = len(trainer.train_dataset)
-        if kept == 0:
-            raise ConfigError(f"all {len(rows)} pairs are longer than max_length={cfg.max_length} tokens and were dropped; raise max_length")
-        if kept < len(rows):
-            log(f"{len(rows) - kept} of {len(rows)} pairs dropped: longer than max_length={cfg.max_length}")
+        kept = check_rows_kept(trainer, len(rows), what="pairs", max_length=cfg.max_length, hint="raise max_length", log=log)
         log(f"reward model ({cfg.method}) on {kept} pairs")
 
     done = fit(cfg, make_trainer, resume=resume, callbacks=callbacks, log=log, check=check)

@@ -180,6 +180,19 @@ def fit(
                peak_cuda_mb=peak.cuda_mb, after=extra)
 
 
+def check_rows_kept(trainer: Any, n: int, *, what: str, max_length: int, hint: str, log: Callable[[str], None]) -> int:
+    """How many of the ``n`` rows the trainer kept after tokenising (TRL drops rows whose answer
+    lies beyond ``max_length``); none kept is a ``ConfigError`` with ``hint``, some dropped a log line."""
+    from sqlcoach.errors import ConfigError
+
+    kept = len(trainer.train_dataset)
+    if kept == 0:
+        raise ConfigError(f"all {n} {what} were dropped: their answer lies beyond max_length={max_length} tokens ({hint})")
+    if kept < n:
+        log(f"{n - kept} of {n} {what} dropped: their answer lies beyond max_length={max_length}")
+    return kept
+
+
 def save_final(trainer: Any, tokenizer: Any, output_dir: str | Path, *, merge: bool = False) -> Path:
     """``output_dir/final``: the model (or LoRA adapter; with ``merge`` the merged model) and the
     tokenizer, loadable by ``sqlcoach.models.load_model``; ``log_history.json`` beside it."""

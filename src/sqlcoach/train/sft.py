@@ -15,15 +15,15 @@ itself, not from tables.json).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from sqlcoach.config import SFTRunConfig
-from sqlcoach.errors import ConfigError, DataError
+from sqlcoach.errors import DataError
 from sqlcoach.train.run import (
     RunSummary,
+    check_rows_kept,
     fit,
     log_skipped,
     lora_config,
@@ -147,15 +147,8 @@ def run_sft(
                           peft_config=peft_config, callbacks=cbs)
 
     def check(trainer: Any) -> None:
-        kept = len(trainer.train_dataset)
-        if kept == 0:
-            raise ConfigError(
-                f"all {len(rows)} training examples lost their completion: prompts are longer than "
-                f"max_length={cfg.max_length} tokens (raise max_length, or shorten prompts: schema_style, "
-                "schema_sample_values=0)"
-            )
-        if kept < len(rows):
-            log(f"{len(rows) - kept} of {len(rows)} examples dropped: their completion lies beyond max_length={cfg.max_length}")
+        check_rows_kept(trainer, len(rows), what="training examples", max_length=cfg.max_length, log=log,
+                        hint="raise max_length, or shorten prompts: schema_style, schema_sample_values=0")
 
     done = fit(cfg, make_trainer, resume=resume, callbacks=callbacks, log=log, check=check)
     final = save_final(done.trainer, tokenizer, cfg.output_dir)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from sqlcoach.errors import DataError
+from sqlcoach.errors import DataError, ModelError
 from sqlcoach.execution.pool import ExecutorPool
 from sqlcoach.prompts.builder import PromptBuilder
 from sqlcoach.train.rl_data import RL_COLUMNS, build_rl_rows, curate_gold, pass_rate_filter
@@ -173,7 +173,7 @@ def test_pass_rate_filter_counts_unscorable_and_checks_shapes(db):
     kept, stats = pass_rate_filter(rows, model=None, tokenizer=None, k=2, generate=generate)
     assert [r["id"] for r in kept] == ["q1"] and stats["unscorable"] == 1 and stats["pass_rates"][0] is None
     short, _ = _fake_generate([["SELECT 1"], ["SELECT 1"]])
-    with pytest.raises(ValueError, match="expected 2"):
+    with pytest.raises(ModelError, match="expected 2"):
         pass_rate_filter(rows, model=None, tokenizer=None, k=2, generate=short)
     with pytest.raises(ValueError):
         pass_rate_filter(rows, model=None, tokenizer=None, k=0, generate=generate)

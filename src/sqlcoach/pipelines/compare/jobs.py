@@ -54,6 +54,22 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def child_env(threads: int | None) -> dict[str, str]:
+    """The environment of every child process (jobs and ``prepare`` commands): offline, the
+    thread count of the comparison, and the same sqlcoach as this process on ``PYTHONPATH`` (a
+    checkout without install included)."""
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env["PYTHONUNBUFFERED"] = "1"
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+        env["MKL_NUM_THREADS"] = str(threads)
+    src = str(Path(__file__).resolve().parents[3])
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
 def _median(xs: list[float]) -> float | None:
     return round(statistics.median(xs), 4) if xs else None
 
@@ -72,16 +88,7 @@ def run_child(mode: str, job: dict[str, Any], job_dir: Path, *, log: Callable[[s
         result_path.unlink()
     job = dict(job, result_path=str(result_path))
     write_json(job_path, job)
-    env = dict(os.environ)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    env["PYTHONUNBUFFERED"] = "1"
-    if threads is not None:
-        env["OMP_NUM_THREADS"] = str(threads)
-        env["MKL_NUM_THREADS"] = str(threads)
-    # The child must import the same sqlcoach as this process (a checkout without install included).
-    src = str(Path(__file__).resolve().parents[3])
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env = child_env(threads)
     extra = [f"{k}={r.spec()}" for k, r in RECIPES.items() if k not in BUILTIN]
     if extra:
         env["SQLCOACH_COMPARE_EXTRA_RECIPES"] = ";".join(extra)

@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlcoach.config.compare import CompareConfig, MethodSpec, load_compare_config  # noqa: F401 (the public API)
+from sqlcoach.config.compare import CompareConfig, MethodSpec
 from sqlcoach.errors import ConfigError
 from sqlcoach.pipelines.compare import jobs
 from sqlcoach.pipelines.compare.jobs import _jsonable, read_json, write_json
@@ -90,35 +90,6 @@ def method_hash(cfg: CompareConfig, spec: MethodSpec | None, start: list[list[An
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
-def resolve_start(cfg: CompareConfig, out: Path) -> tuple[Path, Path, bool]:
-    """``(start model folder, world folder, must_build)``."""
-    if cfg.start:
-        start, world = Path(cfg.start), Path(cfg.world)
-        if not (start / "config.json").is_file() and not (start / "adapter_config.json").is_file():
-            raise ConfigError(f"start={start} is not a model folder (no config.json): train it first or use start: \"\" to build one")
-        if not world.is_dir():
-            raise ConfigError(f"world={world} is not a folder")
-        return start, world, False
-    world = Path(cfg.world) if cfg.world else out / "start" / "world"
-    start = out / "start" / "sft" / "final"
-    return start, world, not (start / "config.json").is_file()
-
-
 def resolve_start(cfg: CompareConfig, out: Path) -> tuple[Path, Path, bool]:
     """``(start model folder, world folder, must_build)``."""
     if cfg.start:
@@ -160,11 +131,7 @@ def _prepare(spec: MethodSpec, mdir: Path, base: dict[str, Any], log: Callable[[
         if argv and argv[0] == "sqlcoach":
             argv = argv[1:]
         log(f"{spec.name}: prepare: sqlcoach {' '.join(argv)}")
-        env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-        if threads is not None:
-            env["OMP_NUM_THREADS"] = str(threads)
-        src = str(Path(__file__).resolve().parents[3])
-        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env = jobs.child_env(threads)
         with (mdir / f"prepare{i}.log").open("w") as fh:
             rc = subprocess.call([sys.executable, "-m", "sqlcoach.cli", *argv], stdout=fh, stderr=subprocess.STDOUT, env=env)
         if rc != 0:
