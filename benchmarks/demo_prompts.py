@@ -5,7 +5,7 @@ Run (from the repository root; each variant is one `sqlcoach demo` run, ~6-8 min
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/demo_prompts.py --out runs/demo_prompts \
         [--dev-limit 200] [--max-seconds 300] [--variants anonymized,real,renamed] [key=value ...]
 
-Variants: ``anonymized`` (the demo's recipe, ``DEMO_SFT``: names and values as placeholders),
+Variants: ``anonymized`` (the demo's recipe, ``configs/sft/demo.yaml``: names and values as placeholders),
 ``real`` (the ``minimal`` template: real names, no augmentation), ``renamed`` (``minimal`` with two
 schema-renamed copies of each example and no original, the recipe the demo used before
 ``anonymized``); extra ``key=value`` settings go to every variant. Each variant trains for the same

@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     except SqlcoachError as exc:
         print(f"sqlcoach {args.verb}: error: {exc}", file=sys.stderr)
         return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        # a path the user gave that is not there (or not readable): their input, not a bug
+        print(f"sqlcoach {args.verb}: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,10 +2,12 @@
 
     sqlcoach predict --model runs/sft/final --data world/ --split dev --out runs/pred/dev.sql \\
         [--kind spider] [--n 1] [--temperature 0] [--batch-size 8] [--max-new-tokens 256] \\
-        [--template sql_terminal] [--schema-style compact] [--backend hf|vllm] [--limit N]
+        [--template sql_terminal] [--schema-style compact] [--backend hf|vllm] [--limit N] [--resume]
 
 Writes OUT (Spider format: one SQL per line) and OUT with suffix .jsonl (raw outputs, samples,
-votes). Running it again after a crash continues where it stopped. ``--n 8`` samples 8 answers per
+votes). A new run replaces an older OUT; with ``--resume`` a run interrupted by a crash continues
+where it stopped (the examples already in the JSONL are kept; resume matches them by index only,
+so resume only the same command). ``--n 8`` samples 8 answers per
 question and votes by execution result (self-consistency).
 """
 

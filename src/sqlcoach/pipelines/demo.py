@@ -273,7 +273,7 @@ def _html(report: dict[str, Any], out: Path) -> str:
         "<h2>Execution accuracy (EX) and exact match (EM) by hardness</h2>",
         f"<pre>{esc(format_stage_table(report['stages']))}</pre>",
     ]
-    png = report["sft"].get("loss_png")
+    png = report["sft"].get("plot_png")
     if png and Path(png).exists():
         parts.append(f"<h2>SFT loss</h2><img alt='loss curve' src='{png_data_uri(png)}'>")
     parts.append("<h2>Timings (s) and peak memory (MiB, this process)</h2><table><tr><th>stage</th><th>seconds</th><th>peak RSS</th></tr>")

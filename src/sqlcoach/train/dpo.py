@@ -27,56 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlcoach.config import DPORunConfig
-from sqlcoach.errors import DataError
-from sqlcoach.train.run import RunSummary, fit, load_policy, lora_config, precision_flags, save_final, trainer_kwargs, write_summary
-
-#: The columns TRL's preference trainers read; everything else in a pairs file is for people.
-PREF_COLUMNS = ("prompt", "chosen", "rejected")
-
-
-def preference_rows(path: str, max_pairs: int | None = None) -> list[dict[str, Any]]:
-    """``prompt``/``chosen``/``rejected`` rows of a pairs JSONL (first ``max_pairs``)."""
-    from sqlcoach.train.pairs import read_pairs
-
-    rows = [{k: r[k] for k in PREF_COLUMNS} for r in read_pairs(path)]
-    if max_pairs is not None:
-        rows = rows[:max_pairs]
-    if not rows:
-        raise DataError("no preference pair in the file (did mining find any? see its stats)", path=path)
-    return rows
-
-
-def pair_rows(cfg: Any, rows: list[dict[str, Any]] | None, eval_rows: list[dict[str, Any]] | None,
-              *, eval_all_columns: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
-    """The training pairs (given, or read from ``cfg.pairs_path``) cut to ``max_pairs``, and the
-    held-out pairs (given, or read from ``eval_pairs_path``; with ``eval_all_columns`` every
-    column of the file, for per-kind accuracy)."""
-    if rows is None:
-        rows = preference_rows(cfg.pairs_path, cfg.max_pairs)
-    elif cfg.max_pairs is not None:
-        rows = rows[: cfg.max_pairs]
-    if eval_rows is None and cfg.eval_pairs_path:
-        if eval_all_columns:
-            from sqlcoach.train.pairs import read_pairs
-
-            eval_rows = read_pairs(cfg.eval_pairs_path)
-        else:
-            eval_rows = preference_rows(cfg.eval_pairs_path)
-    if not rows:
-        raise DataError("no preference pair to train on", path=cfg.pairs_path)
-    return rows, eval_rows
-
-
-def preference_args(cfg: Any, config_cls: type, model: Any, **extra: Any) -> Any:
-    """The TRL config both preference recipes build the same way (``config_cls``: DPOConfig or RewardConfig)."""
-    return config_cls(
-        **trainer_kwargs(cfg, **precision_flags(model)),
-        num_train_epochs=cfg.num_train_epochs,
-        per_device_eval_batch_size=cfg.per_device_train_batch_size,
-        max_length=cfg.max_length,
-        **extra,
-    )
-
+from sqlcoach.train.pairs import pair_rows
+from sqlcoach.train.run import RunSummary, fit, load_policy, lora_config, preference_args, save_final, write_summary
 
 def _reference(cfg: DPORunConfig, model: Any) -> tuple[Any, Any]:
     """(peft_config, ref_model): LoRA -> adapters disabled are the reference; full -> a frozen

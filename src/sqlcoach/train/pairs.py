@@ -401,3 +401,36 @@ def read_pairs(path: str | Path) -> list[dict[str, Any]]:
                 raise DataError(f"line {lineno}: a preference row needs prompt, chosen and rejected (missing {missing})", path=str(p))
             rows.append(row)
     return rows
+
+
+#: The columns TRL's preference trainers read; everything else in a pairs file is for people.
+PREF_COLUMNS = ("prompt", "chosen", "rejected")
+
+
+def preference_rows(path: str, max_pairs: int | None = None) -> list[dict[str, Any]]:
+    """``prompt``/``chosen``/``rejected`` rows of a pairs JSONL (first ``max_pairs``)."""
+    rows = [{k: r[k] for k in PREF_COLUMNS} for r in read_pairs(path)]
+    if max_pairs is not None:
+        rows = rows[:max_pairs]
+    if not rows:
+        raise DataError("no preference pair in the file (did mining find any? see its stats)", path=path)
+    return rows
+
+
+def pair_rows(cfg: Any, rows: list[dict[str, Any]] | None, eval_rows: list[dict[str, Any]] | None,
+              *, eval_all_columns: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """The training pairs (given, or read from ``cfg.pairs_path``) cut to ``max_pairs``, and the
+    held-out pairs (given, or read from ``eval_pairs_path``; with ``eval_all_columns`` every
+    column of the file, for per-kind accuracy)."""
+    if rows is None:
+        rows = preference_rows(cfg.pairs_path, cfg.max_pairs)
+    elif cfg.max_pairs is not None:
+        rows = rows[: cfg.max_pairs]
+    if eval_rows is None and cfg.eval_pairs_path:
+        if eval_all_columns:
+                    eval_rows = read_pairs(cfg.eval_pairs_path)
+        else:
+            eval_rows = preference_rows(cfg.eval_pairs_path)
+    if not rows:
+        raise DataError("no preference pair to train on", path=cfg.pairs_path)
+    return rows, eval_rows

@@ -30,8 +30,8 @@ from typing import Any, Sequence
 
 from sqlcoach.config import RMRunConfig
 from sqlcoach.errors import DataError
-from sqlcoach.train.dpo import pair_rows, preference_args
-from sqlcoach.train.run import RunSummary, check_rows_kept, fit, lora_config, save_final, write_summary
+from sqlcoach.train.pairs import pair_rows
+from sqlcoach.train.run import RunSummary, check_rows_kept, fit, lora_config, preference_args, save_final, write_summary
 
 
 def evaluate_rm(

@@ -93,6 +93,17 @@ def precision_flags(model: Any) -> dict[str, bool]:
     return {"bf16": dtype == torch.bfloat16, "fp16": dtype == torch.float16}
 
 
+def preference_args(cfg: Any, config_cls: type, model: Any, **extra: Any) -> Any:
+    """The TRL config both preference recipes build the same way (``config_cls``: DPOConfig or RewardConfig)."""
+    return config_cls(
+        **trainer_kwargs(cfg, **precision_flags(model)),
+        num_train_epochs=cfg.num_train_epochs,
+        per_device_eval_batch_size=cfg.per_device_train_batch_size,
+        max_length=cfg.max_length,
+        **extra,
+    )
+
+
 def lora_config(cfg: Any, task_type: str = "CAUSAL_LM", modules_to_save: list[str] | None = None) -> Any:
     """The peft ``LoraConfig`` every recipe builds from its config's lora_* fields (bias off)."""
     from peft import LoraConfig

@@ -154,6 +154,5 @@ def run_sft(
     final = save_final(done.trainer, tokenizer, cfg.output_dir)
     png = plot_loss(done.trainer.state.log_history, Path(cfg.output_dir) / "loss.png", title=f"SFT ({cfg.method}) loss")
     summary = RunSummary.of_fit("sft", done, final=final, t0=t0, rows=len(done.trainer.train_dataset),
-                                skipped=len(skipped), device=device, plot=png,
-                                details={"loss_png": str(png) if png else None})
+                                skipped=len(skipped), device=device, plot=png)
     return write_summary(cfg, summary)

@@ -182,29 +182,16 @@ def recipe_values(kind: str, cls: type, job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _log_history(summary: dict[str, Any], output_dir: Path) -> list[dict[str, Any]]:
-    """The trainer's log history: from the summary, ``log_history.json``, or the last checkpoint."""
+    """The trainer's log history: from the summary, else ``log_history.json`` (every recipe
+    writes it beside ``final/``: ``train.run.save_final``, PPO's own save)."""
     hist = summary.get("log_history")
     if isinstance(hist, list):
         return hist
-    p = output_dir / "log_history.json"
-    data = None
     try:
-        data = json.loads(p.read_text())
+        data = json.loads((output_dir / "log_history.json").read_text())
     except (OSError, ValueError):
-        pass
-    if isinstance(data, list):
-        return data
-    best: tuple[int, list] | None = None
-    for ck in output_dir.glob("checkpoint-*"):
-        st = read_json(ck / "trainer_state.json")
-        if st and isinstance(st.get("log_history"), list):
-            try:
-                n = int(ck.name.split("-", 1)[1])
-            except ValueError:
-                continue
-            if best is None or n > best[0]:
-                best = (n, st["log_history"])
-    return best[1] if best else []
+        return []
+    return data if isinstance(data, list) else []
 
 
 def curve(history: list[dict[str, Any]], key: str) -> list[list[float]]:
