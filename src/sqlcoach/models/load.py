@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlcoach.errors import ConfigError
 from sqlcoach.runtime.device import resolve_device, resolve_dtype
+
 QUANTIZATIONS = (None, "4bit", "8bit")
 
 
