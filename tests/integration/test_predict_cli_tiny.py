@@ -42,12 +42,20 @@ def test_cli_init_train_predict_export(world, tmp_path, capsys):
     assert summary["global_step"] == 2 and summary["rows"] == 60
 
     adapter = sft_out / "final"
+    # the model remembers how it was prompted: model init's recipe, carried on by SFT
+    from sqlcoach.prompts.recipe import read_recipe
+
+    recipe = read_recipe(adapter)
+    assert (recipe.template, recipe.schema_style, recipe.schema_sample_values) == ("sql_terminal", "compact", 0)
+    assert recipe.source == "sft" and recipe.history == ["model init"] and recipe.max_length == 1024
     pred = tmp_path / "pred" / "dev.sql"
-    common = ["--data", str(world), "--split", "dev", "--max-new-tokens", "12", "--batch-size", "4",
-              "--schema-samples", "0", "--workers", "0"]
-    assert main(["predict", "--model", str(adapter), "--out", str(pred), *common]) == 0
+    common = ["--data", str(world), "--split", "dev", "--max-new-tokens", "12", "--batch-size", "4", "--workers", "0"]
+    assert main(["predict", "--model", str(adapter), "--out", str(pred), *common]) == 0  # prompt settings from the recipe
     out = capsys.readouterr().out
-    assert "examples/s" in out and "tokens/s" in out
+    assert "examples/s" in out and "tokens/s" in out and "note:" not in out
+    assert main(["predict", "--model", str(adapter), "--out", str(tmp_path / "other.sql"), "--limit", "2",
+                 "--schema-samples", "2", *common]) == 0
+    assert "was trained with schema_sample_values=0; this run uses schema_sample_values=2" in capsys.readouterr().out
     assert len(pred.read_text().split("\n")) == 11  # 10 lines + final newline
     sc = tmp_path / "pred" / "sc.sql"
     assert main(["predict", "--model", str(adapter), "--out", str(sc), "--n", "3", *common]) == 0

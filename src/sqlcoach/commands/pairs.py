@@ -3,7 +3,7 @@
     sqlcoach pairs mine --model runs/sft/final --data world/ --split train --k 8 \\
         --out runs/pairs/pairs.jsonl [--kind spider] [--limit N] [--holdout 0.1 [--holdout-by database]] \\
         [--temperature 1.0] [--chosen correct_or_gold|correct|gold] [--rejected-order wrong_result,exec_error] \\
-        [--pairs-per-question 1] [--template sql_terminal] [--schema-style compact] [--schema-samples 3]
+        [--pairs-per-question 1] [--template T] [--schema-style S] [--schema-samples N] (default: the model's sqlcoach_recipe.json)
 
 Samples k answers per question, executes them, pairs a correct answer (or the gold) with a wrong
 one (``sqlcoach.train.pairs``), writes TRL preference JSONL, and prints how many questions gave
@@ -37,10 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--top-p", type=float, default=1.0)
     m.add_argument("--max-new-tokens", type=int, default=256)
     m.add_argument("--batch-size", type=int, default=8, help="prompts per generate() call (x k sequences)")
-    m.add_argument("--template", default="sql_terminal")
-    m.add_argument("--schema-style", default="compact")
-    m.add_argument("--schema-samples", type=int, default=3,
-                   help="example values per column in the schema text (use what the model was trained with)")
+    m.add_argument("--template", default=None, help="prompt template (default: the model's sqlcoach_recipe.json, else sql_terminal)")
+    m.add_argument("--schema-style", default=None, help="compact, ddl or nl (default: the model's recipe, else compact)")
+    m.add_argument("--schema-samples", type=int, default=None,
+                   help="example values per column in the schema text (default: the model's recipe, else 3)")
     m.add_argument("--chosen", default="correct_or_gold", choices=["correct_or_gold", "correct", "gold"])
     m.add_argument("--rejected-order", default=None,
                    help="comma-separated error classes, most preferred first (default: "
@@ -81,12 +81,16 @@ def run(args: argparse.Namespace) -> int:
             examples = [examples[int(i * step)] for i in range(args.limit)]
         else:
             examples = examples[: args.limit]
+    from sqlcoach.prompts.recipe import resolve_prompt
+
+    recipe = resolve_prompt(args.model, template=args.template, schema_style=args.schema_style,
+                            schema_sample_values=args.schema_samples)
     model, tok = load_model(args.model, dtype=args.dtype, device=args.device)
     with ExecutorPool(args.workers) as pool:
         pairs, stats = mine_pairs(
             model, tok, examples, k=args.k, temperature=args.temperature, top_p=args.top_p,
-            max_new_tokens=args.max_new_tokens, template=args.template, schema_style=args.schema_style,
-            schema_sample_values=args.schema_samples, pool=pool, seed=args.seed, batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens, template=recipe.template, schema_style=recipe.schema_style,
+            schema_sample_values=recipe.schema_sample_values, pool=pool, seed=args.seed, batch_size=args.batch_size,
             chosen=args.chosen, rejected_order=order, pairs_per_question=args.pairs_per_question, mode=args.mode,
         )
     train, held = split_holdout(pairs, args.holdout, by=args.holdout_by, seed=args.seed)

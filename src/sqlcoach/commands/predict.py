@@ -2,10 +2,11 @@
 
     sqlcoach predict --model runs/sft/final --data world/ --split dev --out runs/pred/dev.sql \\
         [--kind spider] [--n 1] [--temperature 0] [--batch-size 8] [--max-new-tokens 256] \\
-        [--template sql_terminal] [--schema-style compact] [--backend hf|vllm] [--limit N] [--resume]
+        [--template T] [--schema-style S] [--schema-samples N] [--backend hf|vllm] [--limit N] [--resume]
 
 Writes OUT (Spider format: one SQL per line) and OUT with suffix .jsonl (raw outputs, samples,
-votes). A new run replaces an older OUT; with ``--resume`` a run interrupted by a crash continues
+votes). The prompt settings default to what the model recorded (``sqlcoach_recipe.json``; an
+explicit setting that differs is used and printed). A new run replaces an older OUT; with ``--resume`` a run interrupted by a crash continues
 where it stopped (the examples already in the JSONL are kept; resume matches them by index only,
 so resume only the same command). ``--n 8`` samples 8 answers per
 question and votes by execution result (self-consistency).
@@ -33,10 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--batch-size", type=int, default=8, help="prompts per generate() call")
     p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--template", default="sql_terminal")
-    p.add_argument("--schema-style", default="compact")
-    p.add_argument("--schema-samples", type=int, default=3,
-                   help="example values per column in the schema text (use what the model was trained with)")
+    p.add_argument("--template", default=None, help="prompt template (default: the model's sqlcoach_recipe.json, else sql_terminal)")
+    p.add_argument("--schema-style", default=None, help="compact, ddl or nl (default: the model's recipe, else compact)")
+    p.add_argument("--schema-samples", type=int, default=None,
+                   help="example values per column in the schema text (default: the model's recipe, else 3)")
     p.add_argument("--backend", default="hf", choices=["hf", "vllm"])
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--device", default="auto")
@@ -66,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
 
     from sqlcoach.generate.predict import predict
     from sqlcoach.models.load import load_model, load_tokenizer
+    from sqlcoach.prompts.recipe import resolve_prompt
+
+    recipe = resolve_prompt(args.model, template=args.template, schema_style=args.schema_style,
+                            schema_sample_values=args.schema_samples)
 
     generate_fn = None
     if args.backend == "vllm":
@@ -78,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
     summary = predict(
         model, tokenizer, examples, args.out,
         n=args.n, temperature=temperature, top_p=args.top_p, batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens, template=args.template, schema_style=args.schema_style,
-        schema_sample_values=args.schema_samples,
+        max_new_tokens=args.max_new_tokens, template=recipe.template, schema_style=recipe.schema_style,
+        schema_sample_values=recipe.schema_sample_values,
         workers=args.workers, timeout=args.timeout, seed=args.seed, generate_fn=generate_fn, resume=args.resume,
     )
     print(summary.line())

@@ -5,7 +5,8 @@
 * ``PromptFields`` (recipes that build prompts from a dataset: SFT, GRPO, PPO): data kind, path,
   split, template, schema style, sample values. ``template``, ``schema_style`` and ``data_kind``
   are checked against their registries when the config is built, so a typo fails before any
-  model loads, with the valid choices in the message.
+  model loads, with the valid choices in the message. The prompt settings may be ``null``: the
+  recipe then uses what the start model recorded (``sqlcoach.prompts.recipe``).
 * ``TrainerFields`` (recipes on a ``transformers.Trainer``: SFT, GRPO, DPO, RM): scheduler,
   warmup, activation checkpointing, logging integrations, progress bar.
 * ``EpochFields`` (SFT, DPO, RM): epochs, max_length, the clock-driven learning rate.
@@ -140,9 +141,9 @@ class PromptFields:
     data_path: str = opt("", "the dataset folder or file")
     split: str = opt("train", "which split of the dataset")
     max_examples: int | None = opt(None, "use the first N examples (null: all)")
-    template: str = opt("sql_terminal", "prompt template: a key of sqlcoach.prompts.templates.TEMPLATES")
-    schema_style: str = opt("compact", "schema text style: a key of sqlcoach.schema.serialize.STYLES (compact, ddl, nl)")
-    schema_sample_values: int = opt(3, "example values per column in the schema text (0: none, shorter prompts)")
+    template: str | None = opt(None, "prompt template, a key of sqlcoach.prompts.templates.TEMPLATES (null: the model's sqlcoach_recipe.json, else sql_terminal)")
+    schema_style: str | None = opt(None, "schema text style, a key of sqlcoach.schema.serialize.STYLES: compact, ddl, nl (null: the model's recipe, else compact)")
+    schema_sample_values: int | None = opt(None, "example values per column in the schema text, 0 for none (null: the model's recipe, else 3)")
 
     def _check(self) -> None:
         from sqlcoach.data.registry import LOADERS
@@ -153,13 +154,13 @@ class PromptFields:
             raise ConfigError("data_path is required: the dataset folder or file to train on")
         if self.data_kind not in LOADERS:
             raise _choices_error("data_kind", self.data_kind, LOADERS)
-        if self.template not in TEMPLATES:
+        if self.template is not None and self.template not in TEMPLATES:
             raise _choices_error("template", self.template, TEMPLATES)
-        if self.schema_style not in STYLES:
+        if self.schema_style is not None and self.schema_style not in STYLES:
             raise _choices_error("schema_style", self.schema_style, STYLES)
         if self.max_examples is not None and self.max_examples < 1:
             raise ConfigError("max_examples must be >= 1 or null (all examples)")
-        if self.schema_sample_values < 0:
+        if self.schema_sample_values is not None and self.schema_sample_values < 0:
             raise ConfigError("schema_sample_values must be >= 0 (0 shows no example values)")
 
 

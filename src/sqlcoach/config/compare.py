@@ -67,9 +67,11 @@ class CompareConfig:
     eval_limit: int | None = None  # the first N questions of eval_split (None: all)
     eval_batch_size: int = 32
     max_new_tokens: int = 96
-    template: str = "sql_terminal"
-    schema_style: str = "compact"
-    schema_sample_values: int = 0
+    # the prompt every method trains and is scored with (null: the start model's sqlcoach_recipe.json;
+    # a start built here records the demo's recipe)
+    template: str | None = None
+    schema_style: str | None = None
+    schema_sample_values: int | None = None
     eval_start: bool = True  # also evaluate the start checkpoint itself (row "start")
     # also score N questions of a split whose databases were seen in training, evenly spread over
     # it (in-distribution EX: moves earlier than EX on unseen databases; 0 = off)
@@ -104,7 +106,7 @@ class CompareConfig:
         from sqlcoach.schema.serialize import STYLES
 
         for key, choices in (("data_kind", LOADERS), ("template", TEMPLATES), ("schema_style", STYLES)):
-            if getattr(self, key) not in choices:
+            if getattr(self, key) is not None and getattr(self, key) not in choices:
                 raise _choices_error(key, getattr(self, key), choices)
         if self.start and not self.world:
             raise ConfigError("world is required when start is given: the data the methods train and evaluate on")

@@ -51,7 +51,6 @@ class GRPORunConfig(PromptFields, TrainerFields, RunConfig):
 
     method_note = " (QLoRA is not wired for GRPO)"
 
-    schema_sample_values: int = redefault(PromptFields, "schema_sample_values", 0)
     output_dir: str = redefault(RunConfig, "output_dir", "runs/grpo")
     # rewards
     rewards: Any = opt("execution", "a preset name (seed-multi, arctic), one reward name, or a list of names / {name, weight, ...}")

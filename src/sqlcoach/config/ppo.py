@@ -28,7 +28,6 @@ class PPORunConfig(PromptFields, RunConfig):
                    "which a 4-bit base makes too coarse to trust)")
 
     method: str = redefault(RunConfig, "method", "lora")
-    schema_sample_values: int = redefault(PromptFields, "schema_sample_values", 0)
     output_dir: str = redefault(RunConfig, "output_dir", "runs/ppo")
     # rewards: project reward functions and/or a trained reward model; summed per completion
     rewards: list[str] = opt(["execution"], "reward names or one preset name ([] for none)")

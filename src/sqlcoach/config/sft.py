@@ -34,7 +34,7 @@ class SFTRunConfig(PromptFields, TrainerFields, EpochFields, RunConfig):
         if self.rename_copies:
             from sqlcoach.prompts.templates import TEMPLATES
 
-            if TEMPLATES[self.template].anonymize:
+            if self.template is not None and TEMPLATES[self.template].anonymize:
                 # The placeholder map is read from the real database, which a renamed copy no
                 # longer matches: its rows would mix renamed words and placeholders.
                 raise ConfigError(f"rename_copies needs a template with real names; {self.template!r} "

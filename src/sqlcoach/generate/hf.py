@@ -3,12 +3,17 @@
 Prompts are sorted by token length (longest first) before batching so that each batch holds
 prompts of similar length (little padding) and an out-of-memory error shows on the first batch,
 not after an hour; outputs come back in the caller's order.
+
+Decoding is what the caller says: ``decoding_config`` + ``neutral_generate`` (used here and by PPO's
+rollout) never let a checkpoint's ``generation_config`` (repetition penalty, top-k, n-gram bans,
+min length, beams, ...) change what is decoded.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +47,9 @@ def generate_texts(
 
     ``n == 1`` and ``temperature == 0`` is greedy; otherwise sampling with ``temperature``
     (``n > 1`` with temperature 0 samples at temperature 1.0, since n identical greedy answers would
-    be useless). ``batch_size`` counts prompts; a batch holds ``batch_size * n`` sequences.
+    be useless); sampling draws from ``softmax(logits / temperature)`` cut by ``top_p`` alone (no
+    top-k), and nothing in the checkpoint's ``generation_config`` changes either (``decoding_config``).
+    ``batch_size`` counts prompts; a batch holds ``batch_size * n`` sequences.
     Generated-token counts exclude padding and stop at the first eos of each sequence.
     ``on_batch(k)`` is called after each batch with the number of prompts it finished."""
     import torch
@@ -56,22 +63,13 @@ def generate_texts(
     order = sorted(range(len(prompts)), key=lambda i: -len(enc[i]))
     out: list[list[str]] = [[] for _ in prompts]
     sample = n > 1 or temperature > 0
-    gen_kwargs: dict[str, Any] = {
-        "max_new_tokens": max_new_tokens,
-        "do_sample": sample,
-        "num_return_sequences": n,
-        "use_cache": True,
-        "pad_token_id": tokenizer.pad_token_id,
-        "eos_token_id": eos_ids(model, tokenizer),
-    }
-    if sample:
-        gen_kwargs["temperature"] = temperature if temperature > 0 else 1.0
-        gen_kwargs["top_p"] = top_p
-    else:
-        # Silence "temperature set but do_sample=False" warnings from checkpoint defaults.
-        gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+    # Nothing from the checkpoint's generation_config (penalties, top-k, min length...) applies.
+    gen_cfg = decoding_config(
+        model, tokenizer, do_sample=sample, temperature=temperature if temperature > 0 else 1.0, top_p=top_p,
+        top_k=0, max_new_tokens=max_new_tokens, num_return_sequences=n,
+    )
     torch.manual_seed(seed)
-    eos = set(gen_kwargs["eos_token_id"])
+    eos = set(gen_cfg.eos_token_id)
     prompt_tokens = 0
     generated = 0
     model.eval()
@@ -81,7 +79,7 @@ def generate_texts(
             batch = tokenizer.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt")
             batch = {k: v.to(device) for k, v in batch.items()}
             prompt_tokens += int(batch["attention_mask"].sum())
-            seqs = model.generate(**batch, **gen_kwargs)  # [B*n, prompt_len + new]
+            seqs = neutral_generate(model, gen_cfg, **batch)  # [B*n, prompt_len + new]
             new = seqs[:, batch["input_ids"].shape[1] :].tolist()
             for row, ids in enumerate(new):
                 cut = len(ids)
@@ -108,3 +106,101 @@ def eos_ids(model: Any, tokenizer: Any) -> list[int]:
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
         ids.append(tokenizer.eos_token_id)
     return ids
+
+
+def decoding_config(
+    model: Any,
+    tokenizer: Any,
+    *,
+    do_sample: bool,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    max_new_tokens: int,
+    num_return_sequences: int = 1,
+    eos_token_id: list[int] | None = None,
+) -> Any:
+    """A ``transformers.GenerationConfig`` built from scratch: the decoding the caller asks for, and nothing else.
+
+    Guarantee (with ``neutral_generate``): greedy (``do_sample=False``) is the argmax of the raw
+    logits at every step; sampling draws from ``softmax(logits / temperature)``, cut only by the
+    ``top_k`` (0: none) and ``top_p`` (1.0: none) given here. No other logits processor or warper
+    runs, whatever the checkpoint's ``generation_config`` holds: repetition/encoder-repetition
+    penalty, ``no_repeat_ngram_size``, ``min_p``/``typical_p``/``epsilon``/``eta`` cut-offs, bad words,
+    suppressed tokens, sequence bias, forced BOS/EOS, ``min_length``/``min_new_tokens``, beams and
+    length penalty, renormalisation, guidance, watermarking, stop strings, ``max_time``, assisted or
+    contrastive decoding. Only the model's special tokens are kept: eos (``eos_token_id``, default
+    ``eos_ids(model, tokenizer)``: the generation config's list plus the tokenizer's), pad (the
+    tokenizer's) and bos / decoder start (the generation config's, else the tokenizer's bos).
+
+    How: every field whose neutral value is not ``None`` is set explicitly (``num_beams=1``,
+    ``repetition_penalty=1.0``, ``no_repeat_ngram_size=0``, ``min_length=0``, ...; and ``top_k`` is
+    always set when sampling, because transformers fills an unset ``top_k`` with its global default
+    50). Fields whose neutral value *is* ``None`` (``bad_words_ids``, ``suppress_tokens``,
+    ``sequence_bias``, ``forced_*_token_id``, ``min_p``, ``min_new_tokens``, ...) cannot be pinned in the
+    config itself: ``GenerationMixin._prepare_generation_config`` (transformers 5.x) copies every
+    ``None`` field of the config passed to ``generate`` from ``model.generation_config``
+    (``update(**model.generation_config.to_dict(), defaults_only=True)``) before filling the rest
+    from ``GenerationConfig._get_default_generation_params()``. ``neutral_generate`` therefore swaps
+    this very config in as ``model.generation_config`` for the duration of the call, so that the
+    merge copies ``None`` onto ``None``. Sampling-only fields stay unset when greedy (transformers
+    warns about them otherwise; warpers only run when sampling)."""
+    from transformers import GenerationConfig
+
+    gc = getattr(model, "generation_config", None)
+    bos = getattr(gc, "bos_token_id", None) if gc is not None else None
+    if bos is None:
+        bos = getattr(tokenizer, "bos_token_id", None)
+    fields: dict[str, Any] = dict(
+        max_new_tokens=max_new_tokens,
+        min_length=0,
+        do_sample=do_sample,
+        num_beams=1,
+        num_return_sequences=num_return_sequences,
+        use_cache=True,
+        repetition_penalty=1.0,
+        encoder_repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        encoder_no_repeat_ngram_size=0,
+        length_penalty=1.0,
+        early_stopping=False,
+        renormalize_logits=False,
+        remove_invalid_values=False,
+        output_scores=False,
+        output_logits=False,
+        return_dict_in_generate=False,
+        eos_token_id=list(eos_token_id) if eos_token_id is not None else eos_ids(model, tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=bos,
+        decoder_start_token_id=getattr(gc, "decoder_start_token_id", None) if gc is not None else None,
+    )
+    if do_sample:
+        fields.update(temperature=temperature, top_p=top_p, top_k=top_k, typical_p=1.0, epsilon_cutoff=0.0,
+                      eta_cutoff=0.0)
+    return GenerationConfig(**fields)
+
+
+@contextmanager
+def _as_model_generation_config(model: Any, generation_config: Any) -> Iterator[None]:
+    """``generation_config`` is ``model.generation_config`` inside the block, on every module that
+    owns one (a peft wrapper's inner model too), and the originals are put back afterwards."""
+    owners: list[Any] = [model]
+    modules = getattr(model, "modules", None)
+    if callable(modules):
+        owners.extend(m for m in modules() if m is not model)
+    saved = [(m, vars(m)["generation_config"]) for m in owners if "generation_config" in vars(m)]
+    try:
+        for m, _ in saved:
+            object.__setattr__(m, "generation_config", generation_config)
+        yield
+    finally:
+        for m, original in saved:
+            object.__setattr__(m, "generation_config", original)
+
+
+def neutral_generate(model: Any, generation_config: Any, **inputs: Any) -> Any:
+    """``model.generate(**inputs, generation_config=generation_config)`` with nothing merged in from
+    the checkpoint's own generation config (see ``decoding_config``). ``inputs`` are the tensors
+    (``input_ids``, ``attention_mask``); every decoding setting belongs in ``generation_config``."""
+    with _as_model_generation_config(model, generation_config):
+        return model.generate(**inputs, generation_config=generation_config)

@@ -5,6 +5,8 @@ network; nothing here forces a download (``HF_HUB_OFFLINE=1`` is honoured by tra
 4-bit/8-bit quantisation goes through bitsandbytes and needs CUDA: on a machine without it the
 error says so before anything is loaded. A folder holding a LoRA adapter (``adapter_config.json``)
 is loaded on top of its base model, and can be merged and exported (``export_merged``).
+A ``.gguf`` file is accepted too: it is dequantized in memory (``sqlcoach.models.importer``;
+``sqlcoach model import`` saves it as a folder once, which then loads much faster).
 """
 
 from __future__ import annotations
@@ -64,14 +66,31 @@ def load_tokenizer(path: str | Path, *, padding_side: str = "left") -> Any:
     left for batched generation, so that every row's last token is its last prompt token."""
     from transformers import AutoTokenizer
 
+    if _is_gguf(path):
+        from sqlcoach.models.importer import load_gguf_tokenizer
+
+        return _prepare_tokenizer(load_gguf_tokenizer(path), padding_side)
     src = str(path)
     if is_adapter(path) and not (Path(path) / "tokenizer_config.json").is_file():
         src = _adapter_base(path)
     tok = AutoTokenizer.from_pretrained(src)
+    return _prepare_tokenizer(tok, padding_side)
+
+
+def _prepare_tokenizer(tok: Any, padding_side: str) -> Any:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = padding_side
     return tok
+
+
+def _is_gguf(path: str | Path | None) -> bool:
+    """A ``.gguf`` file (by suffix, or by its magic bytes): loaded through ``models.importer``."""
+    if path is None:
+        return False
+    from sqlcoach.models.importer import is_gguf
+
+    return is_gguf(path)
 
 
 def _adapter_base(path: str | Path) -> str:
@@ -94,9 +113,10 @@ def load_model(
 ) -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer; returns ``(model, tokenizer)`` with the model in eval mode.
 
-    ``path`` is a model folder, a hub id, or an adapter folder (its base is read from
-    ``adapter_config.json``). ``adapter`` adds a LoRA on top of ``path``; ``merge=True`` folds it
-    into the base weights (not possible on a quantised base: a ``ConfigError`` says so).
+    ``path`` is a model folder, a hub id, a ``.gguf`` file (dequantized in memory), or an adapter
+    folder (its base is read from ``adapter_config.json``). ``adapter`` adds a LoRA on top of
+    ``path``; ``merge=True`` folds it into the base weights (not possible on a quantised base: a
+    ``ConfigError`` says so).
     """
     from transformers import AutoModelForCausalLM
 
@@ -106,13 +126,28 @@ def load_model(
         adapter, path = path, _adapter_base(path)
     if merge and quantization is not None:
         raise ConfigError("cannot merge a LoRA into a quantised base: load it unquantised to merge")
+    if quantization is not None and _is_gguf(path):
+        raise ConfigError(f"{path} is a GGUF file: transformers cannot quantise it with bitsandbytes; import it "
+                          "(sqlcoach model import) and load the folder to quantise")
     qconf = quantization_config(quantization, torch_dtype)
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if qconf is not None:
         kwargs["quantization_config"] = qconf
         kwargs["device_map"] = {"": 0 if dev == "cuda" else dev}
-    model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
-    tok = load_tokenizer(adapter if adapter is not None and (Path(adapter) / "tokenizer_config.json").is_file() else path, padding_side=padding_side)
+    adapter_has_tokenizer = adapter is not None and (Path(adapter) / "tokenizer_config.json").is_file()
+    if _is_gguf(path):
+        from sqlcoach.models.importer import load_gguf
+
+        model, gguf_tok = load_gguf(path, dtype=torch_dtype, tokenizer=not adapter_has_tokenizer)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+        gguf_tok = None
+    if adapter_has_tokenizer:
+        tok = load_tokenizer(adapter, padding_side=padding_side)
+    elif gguf_tok is not None:
+        tok = _prepare_tokenizer(gguf_tok, padding_side)
+    else:
+        tok = load_tokenizer(path, padding_side=padding_side)
     if adapter is not None:
         from peft import PeftModel
 

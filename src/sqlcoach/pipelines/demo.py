@@ -20,6 +20,7 @@ of free cores (on a busy machine, 1).
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import os
@@ -69,7 +70,12 @@ def demo_sft_config(out: Path, extra_yaml: str | None = None, overrides: dict[st
     values = demo_sft_values(extra_yaml)
     values.update(model=str(out / "model-init"), data_path=str(out / "world"), output_dir=str(out / "sft"))
     values.update(overrides or {})
-    return build_config(SFTRunConfig, values, source="demo SFT settings")
+    cfg = build_config(SFTRunConfig, values, source="demo SFT settings")
+    # the demo's model is initialised here, so there is no recorded recipe to fall back on
+    from sqlcoach.prompts.recipe import filled
+
+    template, style, samples = filled(cfg.template, cfg.schema_style, cfg.schema_sample_values)
+    return dataclasses.replace(cfg, template=template, schema_style=style, schema_sample_values=samples)
 
 
 def say(msg: str) -> None:
@@ -95,6 +101,14 @@ def start_rows(world: Path, cfg: SFTRunConfig, extra_corpus: list[str] | None = 
     return rows, corpus + list(extra_corpus or [])
 
 
+def init_recipe(cfg: SFTRunConfig) -> Any:
+    """The recipe of a freshly initialised tiny model: the prompts its tokenizer was trained on."""
+    from sqlcoach.prompts.recipe import PromptRecipe, filled
+
+    template, style, samples = filled(cfg.template, cfg.schema_style, cfg.schema_sample_values)
+    return PromptRecipe(template, style, samples, max_length=cfg.max_length, source="model init")
+
+
 def build_tiny_start(world: Path, base: Path, cfg: SFTRunConfig, *, size: str, seed: int,
                      n_train: int | None = None, n_dev: int | None = None, log: Callable[[str], None] = say) -> dict[str, Any]:
     """The comparison's start, built the way the demo builds it: the world (when absent), a
@@ -110,6 +124,7 @@ def build_tiny_start(world: Path, base: Path, cfg: SFTRunConfig, *, size: str, s
     rows, corpus = start_rows(world, cfg)
     if not (base / "model-init" / "config.json").is_file():
         info = init_tiny_model(base / "model-init", size, corpus, seed=seed)
+        init_recipe(cfg).save(base / "model-init")
         log(f"model: {info['parameters']:,} parameters")
     return run_sft(cfg, rows=rows, log=log)
 
@@ -178,6 +193,7 @@ def run_demo(out: str | Path, opts: DemoOptions) -> dict[str, Any]:
 
         rows, corpus = start_rows(world, cfg, _all_schema_statements(world) if opts.tokenizer_schemas == "all" else None)
         info = init_tiny_model(out / "model-init", opts.size, corpus, vocab_size=opts.vocab_size, seed=opts.seed)
+        init_recipe(cfg).save(out / "model-init")
     memory["model_init"] = mem.as_dict()
     say(f"model: {info['parameters']:,} parameters, vocabulary {info['vocab_size']}")
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlcoach.config import DPORunConfig
 from sqlcoach.train.pairs import pair_rows
-from sqlcoach.train.run import RunSummary, fit, load_policy, lora_config, preference_args, save_final, write_summary
+from sqlcoach.train.run import RunSummary, fit, load_policy, lora_config, model_recipe, preference_args, save_final, write_summary
 
 def _reference(cfg: DPORunConfig, model: Any) -> tuple[Any, Any]:
     """(peft_config, ref_model): LoRA -> adapters disabled are the reference; full -> a frozen
@@ -61,6 +61,7 @@ def run_dpo(
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
+    from sqlcoach.models.load import is_adapter
     from sqlcoach.runtime.plots import plot_preference
 
     t0 = time.monotonic()
@@ -82,7 +83,9 @@ def run_dpo(
         f"  chosen:   {_text(rows[0]['chosen'])[:160]!r}\n  rejected: {_text(rows[0]['rejected'])[:160]!r}")
     done = fit(cfg, make_trainer, resume=resume, callbacks=callbacks, log=log,
                after=(lambda t: t.evaluate()) if eval_rows else None)
-    final = save_final(done.trainer, tokenizer, cfg.output_dir)
+    # a LoRA on top of a merged start adapter is saved merged (an adapter would name the wrong base)
+    final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=cfg.method == "lora" and is_adapter(cfg.model),
+                       recipe=model_recipe(cfg, "dpo", max_length=cfg.max_length))
     history = list(done.trainer.state.log_history)
     png = plot_preference(history, Path(cfg.output_dir) / "dpo.png", title=f"DPO ({cfg.method}, {'+'.join(cfg.loss_type)})",
                           margin_key="rewards/margins")

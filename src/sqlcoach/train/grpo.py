@@ -55,9 +55,11 @@ from sqlcoach.train.run import (
     fit,
     load_policy,
     lora_config,
+    model_recipe,
     precision_flags,
     save_final,
     trainer_kwargs,
+    with_model_prompt,
     write_summary,
 )
 from sqlcoach.train.samples import SampleLog, sample_log_callback
@@ -256,10 +258,12 @@ def run_grpo(
 
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.execution.sandbox import Limits
+    from sqlcoach.models.load import is_adapter
     from sqlcoach.rewards import close_rewards
     from sqlcoach.runtime.plots import plot_rewards
 
     t0 = time.monotonic()
+    cfg, _ = with_model_prompt(cfg, log)
     samples = SampleLog(cfg.output_dir, every=cfg.sample_log_every, n=cfg.num_examine, log=log, fresh=not resume)
     model, tokenizer, device = load_policy(cfg, padding_side="left", why="GRPO samples from chat-formatted prompts")
     peft_config = lora_config(cfg) if cfg.method == "lora" else None
@@ -285,7 +289,11 @@ def run_grpo(
         close_rewards(rewards)
         pool.close()
 
-    final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=cfg.method == "lora" and cfg.merge_lora)
+    # A LoRA trained on top of a merged start adapter must be saved merged: an adapter file would name
+    # the start adapter's base and lose the start's own weights.
+    merge = cfg.method == "lora" and (cfg.merge_lora or is_adapter(cfg.model))
+    final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=merge,
+                       recipe=model_recipe(cfg, "grpo", max_new_tokens=cfg.max_completion_length))
     reward_curve, zero_curve = _curves(list(done.trainer.state.log_history), names)
     png = plot_rewards(reward_curve, Path(cfg.output_dir) / "reward.png",
                        title=f"GRPO ({cfg.method}, G={cfg.num_generations}) reward")

@@ -60,7 +60,15 @@ from typing import Any, Callable
 
 from sqlcoach.config import PPORunConfig
 from sqlcoach.errors import ConfigError, DataError
-from sqlcoach.train.run import RunSummary, last_checkpoint, lora_config, say_resume, write_summary
+from sqlcoach.train.run import (
+    RunSummary,
+    last_checkpoint,
+    lora_config,
+    model_recipe,
+    say_resume,
+    with_model_prompt,
+    write_summary,
+)
 from sqlcoach.train.samples import SampleLog
 
 #: the file whose presence makes a ``checkpoint-N`` folder complete (``train.run.last_checkpoint``)
@@ -262,16 +270,17 @@ def _rollout(cfg: PPORunConfig, pol: _Policy, batch_rows: list[dict[str, Any]], 
 
     ts = time.monotonic()
     tok, dev = pol.tokenizer, pol.accelerator.device
-    gen_kwargs: dict[str, Any] = {
-        "do_sample": True, "temperature": cfg.temperature, "top_k": cfg.top_k or None, "top_p": 1.0,
-        "max_new_tokens": cfg.max_new_tokens, "eos_token_id": pol.eos_ids, "pad_token_id": tok.pad_token_id,
-        "use_cache": True,
-    }
+    from sqlcoach.generate.hf import decoding_config, neutral_generate
+
+    # Sample from softmax(logits / T) (top_k 0: no cut), the distribution the log-probs are computed
+    # under; nothing from the checkpoint's generation_config (repetition penalty, top-k...) applies.
+    gen_cfg = decoding_config(pol.unwrapped.policy, tok, do_sample=True, temperature=cfg.temperature, top_p=1.0,
+                              top_k=cfg.top_k, max_new_tokens=cfg.max_new_tokens, eos_token_id=pol.eos_ids)
     enc = tok([to_text(r["prompt"], tok) for r in batch_rows], add_special_tokens=False, padding=True,
               return_tensors="pt").to(dev)
     P = enc["input_ids"].shape[1]
     with torch.no_grad():
-        seqs = pol.unwrapped.policy.generate(**enc, **gen_kwargs)  # [B, P + R]
+        seqs = neutral_generate(pol.unwrapped.policy, gen_cfg, **enc)  # [B, P + R]
     t_gen = time.monotonic() - ts
     response = seqs[:, P:]  # [B, R]
     resp_mask = core.completion_mask(response, pol.eos_ids)  # [B, R]
@@ -431,6 +440,7 @@ def run_ppo(
 
     t0 = time.monotonic()
     out = Path(cfg.output_dir)
+    cfg, _ = with_model_prompt(cfg, log)
     pol = _setup_policy(cfg)
     main = pol.accelerator.is_main_process
     say = log if main else (lambda _m: None)
@@ -501,6 +511,7 @@ def _save_final(cfg: PPORunConfig, pol: _Policy, prog: _Progress, summary: RunSu
     pol.unwrapped.policy.save_pretrained(str(final))
     pol.tokenizer.save_pretrained(str(final))
     torch.save(pol.unwrapped.value_head.state_dict(), final / "value_head.pt")
+    model_recipe(cfg, "ppo", max_new_tokens=cfg.max_new_tokens).save(final)
     (out / "log_history.json").write_text(json.dumps(prog.reward_curve, indent=1) + "\n")
     return write_summary(cfg, summary)
 

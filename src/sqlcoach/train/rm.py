@@ -31,7 +31,16 @@ from typing import Any, Sequence
 from sqlcoach.config import RMRunConfig
 from sqlcoach.errors import DataError
 from sqlcoach.train.pairs import pair_rows
-from sqlcoach.train.run import RunSummary, check_rows_kept, fit, lora_config, preference_args, save_final, write_summary
+from sqlcoach.train.run import (
+    RunSummary,
+    check_rows_kept,
+    fit,
+    lora_config,
+    model_recipe,
+    preference_args,
+    save_final,
+    write_summary,
+)
 
 
 def evaluate_rm(
@@ -122,7 +131,8 @@ def run_rm(
         log(f"reward model ({cfg.method}) on {kept} pairs")
 
     done = fit(cfg, make_trainer, resume=resume, callbacks=callbacks, log=log, check=check)
-    final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=cfg.method == "lora")
+    final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=cfg.method == "lora",
+                       recipe=model_recipe(cfg, "rm", max_length=cfg.max_length))
     history = list(done.trainer.state.log_history)
     png = plot_preference(history, Path(cfg.output_dir) / "rm.png", title=f"reward model ({cfg.method})", margin_key="margin")
     last = next((h for h in reversed(history) if "accuracy" in h), {})

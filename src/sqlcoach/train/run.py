@@ -147,6 +147,7 @@ class Fit:
     train_seconds: float
     peak_memory_mb: float
     peak_cuda_mb: float | None
+    trainable_parameters: int = 0  # counted before any merge
     after: Any = None
 
 
@@ -188,7 +189,8 @@ def fit(
         extra = after(trainer) if after is not None else None
     return Fit(trainer=trainer, result=result, checkpoint=ckpt, stopped_by_clock=clock.stopped_at is not None,
                step_seconds=list(steps.seconds), train_seconds=train_seconds, peak_memory_mb=peak.rss_mb,
-               peak_cuda_mb=peak.cuda_mb, after=extra)
+               peak_cuda_mb=peak.cuda_mb, after=extra,
+               trainable_parameters=int(sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)))
 
 
 def check_rows_kept(trainer: Any, n: int, *, what: str, max_length: int, hint: str, log: Callable[[str], None]) -> int:
@@ -204,9 +206,35 @@ def check_rows_kept(trainer: Any, n: int, *, what: str, max_length: int, hint: s
     return kept
 
 
-def save_final(trainer: Any, tokenizer: Any, output_dir: str | Path, *, merge: bool = False) -> Path:
-    """``output_dir/final``: the model (or LoRA adapter; with ``merge`` the merged model) and the
-    tokenizer, loadable by ``sqlcoach.models.load_model``; ``log_history.json`` beside it."""
+def with_model_prompt(cfg: Any, log: Callable[[str], None]) -> tuple[Any, Any]:
+    """``(cfg, recipe)``: the config's prompt settings resolved against the start model's
+    ``sqlcoach_recipe.json`` (``null`` settings take the recorded value; an explicit one that
+    differs is used and printed), and the ``PromptRecipe`` this run trains with."""
+    import dataclasses
+
+    from sqlcoach.prompts.recipe import PROMPT_KEYS, resolve_prompt
+
+    rec = resolve_prompt(cfg.model, **{k: getattr(cfg, k) for k in PROMPT_KEYS}, log=log)
+    if any(getattr(cfg, k) != getattr(rec, k) for k in PROMPT_KEYS):
+        cfg = dataclasses.replace(cfg, **{k: getattr(rec, k) for k in PROMPT_KEYS})  # re-runs the config's rules
+    return cfg, rec
+
+
+def model_recipe(cfg: Any, recipe_name: str, **lengths: Any) -> Any:
+    """The ``PromptRecipe`` a run of ``recipe_name`` records in its final model: the config's
+    prompt settings when it has them (SFT, GRPO, PPO), else the start model's (DPO, RM train on
+    pairs whose prompts the start model's recipe built), plus the lengths it trained with."""
+    from sqlcoach.prompts.recipe import PROMPT_KEYS, PromptRecipe, recipe_of
+
+    start = recipe_of(cfg.model) or PromptRecipe(source="defaults (the start model had no sqlcoach_recipe.json)")
+    mine = {k: getattr(cfg, k) for k in PROMPT_KEYS if getattr(cfg, k, None) is not None}
+    return start.then(recipe_name, **mine, **{k: v for k, v in lengths.items() if v is not None})
+
+
+def save_final(trainer: Any, tokenizer: Any, output_dir: str | Path, *, merge: bool = False, recipe: Any = None) -> Path:
+    """``output_dir/final``: the model (or LoRA adapter; with ``merge`` the merged model), the
+    tokenizer and the prompt ``recipe`` (``sqlcoach_recipe.json``), loadable by
+    ``sqlcoach.models.load_model``; ``log_history.json`` beside it."""
     out = Path(output_dir)
     final = out / "final"
     if merge:
@@ -214,6 +242,8 @@ def save_final(trainer: Any, tokenizer: Any, output_dir: str | Path, *, merge: b
     else:
         trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
+    if recipe is not None:
+        recipe.save(final)
     (out / "log_history.json").write_text(json.dumps(list(trainer.state.log_history), indent=1) + "\n")
     return final
 
@@ -262,7 +292,7 @@ class RunSummary:
             peak_memory_mb=round(fit_.peak_memory_mb, 1),
             peak_cuda_mb=None if fit_.peak_cuda_mb is None else round(fit_.peak_cuda_mb, 1),
             train_loss=None if loss is None else float(loss), rows=rows, skipped=skipped,
-            trainable_parameters=int(sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)),
+            trainable_parameters=fit_.trainable_parameters,
             device=device, resumed_from=str(fit_.checkpoint) if fit_.checkpoint else None,
             stopped_by_clock=fit_.stopped_by_clock, plot_png=str(plot) if plot else None, details=details or {},
         )

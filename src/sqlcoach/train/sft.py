@@ -27,10 +27,12 @@ from sqlcoach.train.run import (
     fit,
     log_skipped,
     lora_config,
+    model_recipe,
     precision_flags,
     require_chat_template,
     save_final,
     trainer_kwargs,
+    with_model_prompt,
     write_summary,
 )
 
@@ -40,14 +42,16 @@ def build_training_rows(examples: list[Any], cfg: SFTRunConfig) -> tuple[list[di
     ``rename_copies`` schema-renamed copies per example (``sqlcoach.train.augment``), interleaved
     example by example so that any prefix of the rows mixes both. Returns ``(rows, skipped)``."""
     from sqlcoach.prompts.builder import PromptBuilder
+    from sqlcoach.prompts.recipe import filled
 
-    rows, skipped = PromptBuilder(cfg.template, cfg.schema_style, cfg.schema_sample_values).sft_rows(examples)
+    template, style, values = filled(cfg.template, cfg.schema_style, cfg.schema_sample_values)
+    rows, skipped = PromptBuilder(template, style, values).sft_rows(examples)
     if cfg.rename_copies <= 0:
         return rows, skipped
     from sqlcoach.train.augment import renamed_rows
 
     renamed, skipped2 = renamed_rows(
-        examples, template=cfg.template, schema_style=cfg.schema_style, sample_values=cfg.schema_sample_values,
+        examples, template=template, schema_style=style, sample_values=values,
         copies=cfg.rename_copies, seed=cfg.seed, fresh=cfg.rename_fresh_words,
     )
     if not cfg.rename_keep_original:
@@ -137,6 +141,7 @@ def run_sft(
     from sqlcoach.runtime.plots import plot_loss
 
     t0 = time.monotonic()
+    cfg, _ = with_model_prompt(cfg, log)
     rows, skipped = _rows(cfg, examples, rows, log)
     model, tokenizer, peft_config, device = _load_for_training(cfg)
     args = SFTConfig(**trainer_kwargs(cfg, **precision_flags(model)), num_train_epochs=cfg.num_train_epochs,
@@ -151,7 +156,7 @@ def run_sft(
                         hint="raise max_length, or shorten prompts: schema_style, schema_sample_values=0")
 
     done = fit(cfg, make_trainer, resume=resume, callbacks=callbacks, log=log, check=check)
-    final = save_final(done.trainer, tokenizer, cfg.output_dir)
+    final = save_final(done.trainer, tokenizer, cfg.output_dir, recipe=model_recipe(cfg, "sft", max_length=cfg.max_length))
     png = plot_loss(done.trainer.state.log_history, Path(cfg.output_dir) / "loss.png", title=f"SFT ({cfg.method}) loss")
     summary = RunSummary.of_fit("sft", done, final=final, t0=t0, rows=len(done.trainer.train_dataset),
                                 skipped=len(skipped), device=device, plot=png)

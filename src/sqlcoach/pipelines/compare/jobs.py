@@ -353,8 +353,8 @@ def _child_start(job: dict[str, Any]) -> dict[str, Any]:
     values = demo_sft_values()
     values.update(model=str(base / "model-init"), data_path=str(world), output_dir=str(base / "sft"),
                   max_steps=job["start_sft_steps"], max_seconds=None, anneal_by_clock=False, seed=job["seed"],
-                  disable_tqdm=True, template=job["template"], schema_style=job["schema_style"],
-                  schema_sample_values=job["schema_sample_values"])
+                  disable_tqdm=True)
+    values.update({k: job[k] for k in ("template", "schema_style", "schema_sample_values") if job.get(k) is not None})
     from sqlcoach.config import SFTRunConfig
 
     cfg = build_config(SFTRunConfig, values, source="start SFT settings")

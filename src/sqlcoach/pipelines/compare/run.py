@@ -154,6 +154,7 @@ def run_compare(cfg: CompareConfig, out: str | Path, *, log: Callable[[str], Non
     start_info: dict[str, Any] = {"path": str(start), "world": str(world), "built": False}
     if must_build:
         start_info.update(_build_start(cfg, base, out, log))
+    base.update(_start_prompt(cfg, start, log))
     fingerprint = start_fingerprint(start)
     entries: list[MethodSpec | None] = ([None] if cfg.eval_start else []) + list(cfg.methods)
     rows = [_run_method(cfg, spec, base, out, fingerprint, start, log) for spec in entries]
@@ -167,6 +168,15 @@ def run_compare(cfg: CompareConfig, out: str | Path, *, log: Callable[[str], Non
     }
     write_reports(report, out)
     return report
+
+
+def _start_prompt(cfg: CompareConfig, start: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    """The prompt settings every method uses: the config's, else what the start model recorded."""
+    from sqlcoach.prompts.recipe import PROMPT_KEYS, resolve_prompt
+
+    rec = resolve_prompt(start, template=cfg.template, schema_style=cfg.schema_style,
+                         schema_sample_values=cfg.schema_sample_values, log=log)
+    return {k: getattr(rec, k) for k in PROMPT_KEYS}
 
 
 def _build_start(cfg: CompareConfig, base: dict[str, Any], out: Path, log: Callable[[str], None]) -> dict[str, Any]:

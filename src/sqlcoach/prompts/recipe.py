@@ -1,0 +1,137 @@
+"""A model remembers how to prompt it: ``sqlcoach_recipe.json`` in every model folder sqlcoach writes.
+
+The recipe records what the prompt builder needs to show this model what it was trained on:
+template, schema style, sample values per column, and, for people and other tools, the system
+prompt the template sends, whether names are anonymized, and the lengths the model was trained
+with. SFT, DPO, RM, GRPO, PPO, ``model init`` and ``model import`` write it; prediction, pair
+mining, the RL recipes and the comparison read it (``resolve_prompt``).
+
+Rules (``resolve_prompt``):
+
+* a setting the caller leaves unset (``None``) takes the recorded value;
+* an explicit setting that contradicts the recorded one is used, and a line says so;
+* a folder without the file uses sqlcoach's defaults (``DEFAULTS``) with a one-line notice.
+
+Value retrieval and a token budget are not applied by the prompt builder yet; the recipe records
+``value_retrieval: null`` and ``token_budget: null`` so that a folder written today says so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlcoach.errors import DataError
+
+RECIPE_FILE = "sqlcoach_recipe.json"
+RECIPE_VERSION = 1
+#: what a folder without a recipe is prompted with (sqlcoach's historical defaults)
+DEFAULTS: dict[str, Any] = {"template": "sql_terminal", "schema_style": "compact", "schema_sample_values": 3}
+#: the settings a caller may override, in the order they are reported
+PROMPT_KEYS = ("template", "schema_style", "schema_sample_values")
+
+
+def filled(template: str | None, schema_style: str | None, schema_sample_values: int | None) -> tuple[str, str, int]:
+    """The three prompt settings with every ``None`` replaced by ``DEFAULTS`` (for callers that
+    have no model folder to ask, e.g. rows built from a config before any model is loaded)."""
+    return (DEFAULTS["template"] if template is None else template,
+            DEFAULTS["schema_style"] if schema_style is None else schema_style,
+            DEFAULTS["schema_sample_values"] if schema_sample_values is None else schema_sample_values)
+
+
+@dataclass(frozen=True)
+class PromptRecipe:
+    """How to prompt one model. ``source`` says which sqlcoach step wrote it."""
+
+    template: str = DEFAULTS["template"]
+    schema_style: str = DEFAULTS["schema_style"]
+    schema_sample_values: int = DEFAULTS["schema_sample_values"]
+    max_length: int | None = None  # tokens per training row (prompt + answer), when trained by sqlcoach
+    max_new_tokens: int | None = None  # completion length used in RL rollouts, when RL-trained
+    value_retrieval: Any = None  # not applied by the prompt builder yet (see the module docstring)
+    token_budget: int | None = None  # idem
+    source: str = ""
+    history: list[str] = field(default_factory=list)  # the sqlcoach steps that produced this folder, oldest first
+
+    @property
+    def system_prompt(self) -> str | None:
+        from sqlcoach.prompts.templates import get_template
+
+        return get_template(self.template).system
+
+    @property
+    def anonymize(self) -> bool:
+        from sqlcoach.prompts.templates import get_template
+
+        return get_template(self.template).anonymize
+
+    def builder(self) -> Any:
+        """The ``PromptBuilder`` for this recipe."""
+        from sqlcoach.prompts.builder import PromptBuilder
+
+        return PromptBuilder(self.template, self.schema_style, self.schema_sample_values)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": RECIPE_VERSION, **asdict(self), "system_prompt": self.system_prompt, "anonymize": self.anonymize}
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``folder/sqlcoach_recipe.json`` (the folder must exist)."""
+        path = Path(folder) / RECIPE_FILE
+        path.write_text(json.dumps(self.as_dict(), indent=2) + "\n")
+        return path
+
+    def then(self, source: str, **changes: Any) -> PromptRecipe:
+        """This recipe as a later step records it: ``source`` appended to the history, ``changes`` applied."""
+        hist = [*self.history, self.source] if self.source else list(self.history)
+        return replace(self, source=source, history=hist, **changes)
+
+
+def read_recipe(folder: str | Path) -> PromptRecipe | None:
+    """The recipe in ``folder`` (a model folder, or an adapter folder), ``None`` when there is none.
+    A file that cannot be read is a ``DataError`` naming it."""
+    path = Path(folder) / RECIPE_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"not a readable recipe: {exc}", path=str(path)) from None
+    if not isinstance(data, dict):
+        raise DataError("a recipe must be a JSON object", path=str(path))
+    known = {f.name for f in fields(PromptRecipe)}
+    return PromptRecipe(**{k: v for k, v in data.items() if k in known})
+
+
+def recipe_of(model: str | Path) -> PromptRecipe | None:
+    """The recipe of a model path: the folder's own, else (for a LoRA adapter) its base's."""
+    rec = read_recipe(model) if Path(model).is_dir() else None
+    if rec is None and (Path(model) / "adapter_config.json").is_file():
+        base = json.loads((Path(model) / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        if base and Path(base).is_dir():
+            rec = read_recipe(base)
+    return rec
+
+
+def resolve_prompt(
+    model: str | Path,
+    *,
+    template: str | None = None,
+    schema_style: str | None = None,
+    schema_sample_values: int | None = None,
+    log: Callable[[str], None] | None = print,
+) -> PromptRecipe:
+    """The recipe to prompt ``model`` with: its recorded recipe with the explicit settings on top
+    (each contradiction printed), or ``DEFAULTS`` with a one-line notice when it has none."""
+    recorded = recipe_of(model)
+    asked = {"template": template, "schema_style": schema_style, "schema_sample_values": schema_sample_values}
+    say = log or (lambda _m: None)
+    if recorded is None:
+        say(f"note: {model} has no {RECIPE_FILE}; prompting with "
+            + ", ".join(f"{k}={asked[k] if asked[k] is not None else DEFAULTS[k]}" for k in PROMPT_KEYS))
+        return PromptRecipe(**{k: asked[k] if asked[k] is not None else DEFAULTS[k] for k in PROMPT_KEYS})
+    changes = {k: v for k, v in asked.items() if v is not None and v != getattr(recorded, k)}
+    for k, v in changes.items():
+        say(f"note: {model} was trained with {k}={getattr(recorded, k)!r}; this run uses {k}={v!r} as asked")
+    return replace(recorded, **changes)
