@@ -121,6 +121,7 @@ def test_grpo_from_the_sft_adapter(sft, spider, tmp_path):
     lines: list[str] = []
     summary = run_grpo(cfg, examples=spider["dev_train"][:8], log=lines.append)
     assert summary["global_step"] == 2 and summary["rows"] == 2, summary
+    assert 0 < summary["trainable_parameters"] < 5_000_000  # a fresh LoRA on the merged SFT policy
     assert not any("has no sqlcoach_recipe.json" in line for line in lines)  # the SFT recipe was read
     curve = summary["reward_curve"]
     assert [p["step"] for p in curve] == [1, 2], curve
@@ -147,6 +148,7 @@ def test_dpo_one_step_on_hand_made_pairs(sft, spider, tmp_path):
         max_steps=1, per_device_train_batch_size=2, learning_rate=5e-5, max_length=MAX_LENGTH, beta=0.1))
     summary = run_dpo(cfg, rows=rows, log=lambda m: None)
     assert summary["global_step"] == 1 and summary["rows"] == 2, summary
+    assert 0 < summary["trainable_parameters"] < 5_000_000
     assert summary["train_loss"] is not None and math.isfinite(summary["train_loss"])
     assert _has_weights(out / "final")
 

@@ -84,7 +84,7 @@ class GRPORunConfig(PromptFields, TrainerFields, RunConfig):
     # LoRA
     lora_dropout: float = redefault(RunConfig, "lora_dropout", 0.0)
     lora_target_modules: list[str] = redefault(RunConfig, "lora_target_modules", ["q_proj", "k_proj", "v_proj", "o_proj"])
-    merge_lora: bool = opt(False, "method=lora: also save the merged model to output_dir/final (else the adapter)")
+    merge_lora: bool = opt(False, "method=lora: save the merged model to output_dir/final (else the adapter; a run started from an adapter folder is always saved merged)")
     # generation backend
     use_vllm: bool = opt(False, "generate rollouts with vLLM (GPU only)")
     vllm_mode: str = opt("colocate", f"vLLM placement: one of {VLLM_MODES}")

@@ -29,17 +29,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlcoach.config import SFTRunConfig, build_config, parse_overrides
+from sqlcoach.config import SFTRunConfig, build_config, config_to_dict, parse_overrides
 
 STAGES = ("untrained", "sft_greedy", "sft_self_consistency")
 #: the demo's SFT recipe, shipped with the package
 DEMO_SFT_YAML = Path(__file__).resolve().parents[1] / "configs" / "sft" / "demo.yaml"
+#: the SFT recipe of ``--model smollm2`` (or any other pretrained model): LoRA, real names
+REAL_SFT_YAML = Path(__file__).resolve().parents[1] / "configs" / "sft" / "smollm2-demo.yaml"
 
 
 @dataclass
 class DemoOptions:
     """What ``sqlcoach demo`` takes besides the output folder (its flags; see ``commands/demo.py``)."""
 
+    model: str = "tiny"  # tiny (from scratch), smollm2, or a .gguf / HF folder to import
     size: str = "tiny"
     vocab_size: int | None = 1024
     tokenizer_schemas: str = "train"
@@ -55,19 +58,20 @@ class DemoOptions:
     overrides: tuple[str, ...] = ()
 
 
-def demo_sft_values(extra_yaml: str | None = None) -> dict[str, Any]:
-    """The demo's SFT settings: ``configs/sft/demo.yaml``, then ``extra_yaml`` on top."""
+def demo_sft_values(extra_yaml: str | None = None, recipe_yaml: Path = DEMO_SFT_YAML) -> dict[str, Any]:
+    """The demo's SFT settings: ``recipe_yaml`` (``configs/sft/demo.yaml``), then ``extra_yaml`` on top."""
     import yaml
 
-    values = dict(yaml.safe_load(DEMO_SFT_YAML.read_text()) or {})
+    values = dict(yaml.safe_load(recipe_yaml.read_text()) or {})
     if extra_yaml:
         values.update(yaml.safe_load(Path(extra_yaml).read_text()) or {})
     return values
 
 
-def demo_sft_config(out: Path, extra_yaml: str | None = None, overrides: dict[str, Any] | None = None) -> SFTRunConfig:
+def demo_sft_config(out: Path, extra_yaml: str | None = None, overrides: dict[str, Any] | None = None,
+                    recipe_yaml: Path = DEMO_SFT_YAML) -> SFTRunConfig:
     """The validated SFT config of a demo in ``out`` (checked before anything slow runs)."""
-    values = demo_sft_values(extra_yaml)
+    values = demo_sft_values(extra_yaml, recipe_yaml)
     values.update(model=str(out / "model-init"), data_path=str(out / "world"), output_dir=str(out / "sft"))
     values.update(overrides or {})
     cfg = build_config(SFTRunConfig, values, source="demo SFT settings")
@@ -162,8 +166,9 @@ def _rescore_subset(full: dict[str, Any], pred_path: Path, subset: list[Any], ou
 
 
 def run_demo(out: str | Path, opts: DemoOptions) -> dict[str, Any]:
-    """World -> tokenizer + random Qwen2 -> untrained score -> SFT -> greedy and self-consistency
-    scores; writes ``out/report.json`` and ``out/report.html`` and returns the report."""
+    """World -> model (a tokenizer + random Qwen2, or an imported pretrained model) -> untrained
+    score -> SFT -> greedy (and self-consistency) scores; writes ``out/report.json`` and
+    ``out/report.html`` and returns the report."""
     from sqlcoach.data import load_examples
     from sqlcoach.data.world import build_world
     from sqlcoach.errors import ConfigError
@@ -177,25 +182,22 @@ def run_demo(out: str | Path, opts: DemoOptions) -> dict[str, Any]:
     if opts.n < 0:
         raise ConfigError("--n must be >= 0")
     out.mkdir(parents=True, exist_ok=True)
-    cfg = demo_sft_config(out, opts.sft_config, parse_overrides(list(opts.overrides)))
+    tiny = opts.model == "tiny"
+    cfg = demo_sft_config(out, opts.sft_config, parse_overrides(list(opts.overrides)),
+                          recipe_yaml=DEMO_SFT_YAML if tiny else REAL_SFT_YAML)
     world, timings, memory, stages = out / "world", Timings(), {}, {}
 
     say(f"building the world in {world}")
     with timings.stage("world"), track_peak() as mem:
         stats = build_world(world, seed=opts.seed, progress=True)
     memory["world"] = mem.as_dict()
-    dev = load_examples("spider", world, "dev")[: opts.dev_limit or None]
+    dev = _dev_questions(load_examples("spider", world, "dev"), opts, tiny)
     say(f"world: {stats.get('questions', {}).get('train', '?')} train / {len(dev)} dev questions ({timings.seconds['world']:.1f}s)")
 
-    say(f"training a tokenizer and initialising a {opts.size} Qwen2")
     with timings.stage("model_init"), track_peak() as mem:
-        from sqlcoach.models.tiny import init_tiny_model
-
-        rows, corpus = start_rows(world, cfg, _all_schema_statements(world) if opts.tokenizer_schemas == "all" else None)
-        info = init_tiny_model(out / "model-init", opts.size, corpus, vocab_size=opts.vocab_size, seed=opts.seed)
-        init_recipe(cfg).save(out / "model-init")
+        info, rows = _init_model(out, world, cfg, opts)
     memory["model_init"] = mem.as_dict()
-    say(f"model: {info['parameters']:,} parameters, vocabulary {info['vocab_size']}")
+    say(f"model: {info['parameters']:,} parameters" + (f", vocabulary {info['vocab_size']}" if "vocab_size" in info else ""))
 
     if opts.untrained_limit:
         stages["untrained"] = _score_stage("untrained", out / "model-init", dev[: opts.untrained_limit],
@@ -210,14 +212,47 @@ def run_demo(out: str | Path, opts: DemoOptions) -> dict[str, Any]:
     stages.update(_score_sft(Path(sft["final_dir"]), dev, opts, cfg, out, timings, memory))
     report = {
         "world": {k: v for k, v in stats.items() if k in ("version", "seed", "questions", "hardness", "seconds")},
-        "model": info, "sft": sft, "sft_config": {k: getattr(cfg, k) for k in demo_sft_values() if hasattr(cfg, k)},
-        "stages": stages, "timings": timings.seconds, "memory": memory,
-        "total_seconds": round(time.monotonic() - t_start, 1),
+        "model": info, "sft": sft, "sft_config": config_to_dict(cfg), "stages": stages,
+        "timings": timings.seconds, "memory": memory, "total_seconds": round(time.monotonic() - t_start, 1),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "cpu_count": os.cpu_count(),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (out / "report.html").write_text(_html(report, out))
     return report
+
+
+def _dev_questions(dev: list[Any], opts: DemoOptions, tiny: bool) -> list[Any]:
+    """The dev questions scored: the first ``dev_limit`` (all by default) for the tiny model; for a
+    pretrained model, whose generation on a CPU is ~20x slower, ``dev_limit`` (default 150)
+    spread over every dev database."""
+    from sqlcoach.pipelines.evaluate import spread
+
+    if tiny:
+        return dev[: opts.dev_limit or None]
+    return spread(dev, opts.dev_limit or 150)
+
+
+def _init_model(out: Path, world: Path, cfg: SFTRunConfig, opts: DemoOptions) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``(model info, SFT rows)``: a tokenizer trained on the world + a random Qwen2 of
+    ``opts.size`` (``--model tiny``), or the pretrained model imported into ``out/model-init``."""
+    from sqlcoach.data import load_examples
+    from sqlcoach.train.sft import build_training_rows
+
+    if opts.model == "tiny":
+        from sqlcoach.models.tiny import init_tiny_model
+
+        say(f"training a tokenizer and initialising a {opts.size} Qwen2")
+        rows, corpus = start_rows(world, cfg, _all_schema_statements(world) if opts.tokenizer_schemas == "all" else None)
+        info = init_tiny_model(out / "model-init", opts.size, corpus, vocab_size=opts.vocab_size, seed=opts.seed)
+        init_recipe(cfg).save(out / "model-init")
+        return info, rows
+    from sqlcoach.models.importer import import_model
+
+    say(f"importing {opts.model} (pretrained, real names, LoRA)")
+    info = import_model(opts.model, out / "model-init")
+    init_recipe(cfg).then("model import").save(out / "model-init")  # the prompt this demo trains with
+    rows, _ = build_training_rows(load_examples("spider", world, "train"), cfg)
+    return info, rows
 
 
 def _score_sft(model_dir: Path, dev: list[Any], opts: DemoOptions, cfg: SFTRunConfig, out: Path, timings: Any,
@@ -283,8 +318,9 @@ def _html(report: dict[str, Any], out: Path) -> str:
         "td.l{text-align:left;font-family:monospace;font-size:90%}pre{background:#f6f6f6;padding:1em}</style>",
         "</head><body><h1>sqlcoach demo</h1>",
         f"<p>Total {report['total_seconds']} s on {report['cpu_count']} CPU(s); OMP_NUM_THREADS="
-        f"{esc(str(report['omp_num_threads']))}. Model: {report['model']['parameters']:,} parameters, "
-        f"vocabulary {report['model']['vocab_size']}. SFT: {report['sft']['global_step']} steps, "
+        f"{esc(str(report['omp_num_threads']))}. Model: {report['model']['parameters']:,} parameters"
+        f"{', vocabulary ' + str(report['model']['vocab_size']) if 'vocab_size' in report['model'] else ''}. "
+        f"SFT: {report['sft']['global_step']} steps, "
         f"train loss {report['sft']['train_loss']:.3f}.</p>",
         "<h2>Execution accuracy (EX) and exact match (EM) by hardness</h2>",
         f"<pre>{esc(format_stage_table(report['stages']))}</pre>",

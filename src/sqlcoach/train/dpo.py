@@ -9,7 +9,7 @@ second copy); full -> a frozen deep copy of the starting weights (or none with
 ``precompute_ref_log_probs``: TRL computes reference log-probs once, before training), (3)
 ``DPOConfig`` (any TRL 1.16 ``loss_type``: sigmoid, ipo, hinge, robust, ...), (4) train with the
 wall-clock budget and checkpoints (``--resume`` continues from the last one), (5) save
-``output_dir/final`` (model or adapter + tokenizer), ``log_history.json``, ``dpo.png`` (loss and
+``output_dir/final`` (model or adapter + tokenizer; merged when the start was itself an adapter), ``log_history.json``, ``dpo.png`` (loss and
 reward margin per logged step) and ``summary.json`` (config + summary: ``train.run.RunSummary``).
 
 Departures from the DPO paper (Rafailov et al., 2023): the preference data is not human labelled

@@ -18,8 +18,9 @@ Reads top to bottom:
    (wall-clock budget written into checkpoints for ``--resume``, step timer, peak memory) with
    the sample log (``train.samples``: every ``sample_log_every`` steps ``num_examine`` rows of
    question, SQL, execution result, rewards printed and appended to ``output_dir/samples.jsonl``);
-5. save ``output_dir/final`` (full model, or the adapter, or with ``merge_lora`` the merged
-   model), ``log_history.json``, ``reward.png`` and ``summary.json``; close the executor pool.
+5. save ``output_dir/final`` (full model, or the adapter, or with ``merge_lora`` or a start that
+   was itself an adapter the merged model), ``log_history.json``, ``reward.png`` and
+   ``summary.json``; close the executor pool.
 
 Per step TRL logs ``reward``, ``rewards/<name>/mean`` for every component, ``frac_reward_zero_std``
 (the share of groups whose rewards are all equal: those contribute no gradient) and the execution
@@ -266,6 +267,12 @@ def run_grpo(
     cfg, _ = with_model_prompt(cfg, log)
     samples = SampleLog(cfg.output_dir, every=cfg.sample_log_every, n=cfg.num_examine, log=log, fresh=not resume)
     model, tokenizer, device = load_policy(cfg, padding_side="left", why="GRPO samples from chat-formatted prompts")
+    # TRL's GenerationConfig leaves many fields None, and transformers fills None fields from the
+    # model's own generation_config (a checkpoint's no_repeat_ngram_size, bad words, ...): make
+    # that config neutral, so the rollouts sample from softmax(logits / T) with TRL's top_p/top_k.
+    from sqlcoach.generate.hf import decoding_config
+
+    model.generation_config = decoding_config(model, tokenizer, do_sample=False, max_new_tokens=cfg.max_completion_length)
     peft_config = lora_config(cfg) if cfg.method == "lora" else None
     pool = ExecutorPool(workers=cfg.reward_workers, limits=Limits(timeout=cfg.reward_timeout))
     rewards: list[Any] = []

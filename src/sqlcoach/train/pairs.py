@@ -428,7 +428,7 @@ def pair_rows(cfg: Any, rows: list[dict[str, Any]] | None, eval_rows: list[dict[
         rows = rows[: cfg.max_pairs]
     if eval_rows is None and cfg.eval_pairs_path:
         if eval_all_columns:
-                    eval_rows = read_pairs(cfg.eval_pairs_path)
+            eval_rows = read_pairs(cfg.eval_pairs_path)
         else:
             eval_rows = preference_rows(cfg.eval_pairs_path)
     if not rows:
