@@ -1,12 +1,11 @@
 """The ``TrainerCallback``s every Trainer-based recipe shares: the wall-clock budget (``clock_callback``,
 also written into checkpoints so ``--resume`` continues the budget) and the step timer
-(``step_timer``). PPO, which runs its own loop, uses ``StepTimes`` directly."""
+(``step_timer``). PPO runs its own loop and times its steps there."""
 
 from __future__ import annotations
 
 import json
 import math
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -14,38 +13,21 @@ from typing import Any
 from transformers import TrainerCallback
 
 
-class StepTimes:
-    """Wall-clock seconds of each step: ``begin()`` / ``end()`` around a step, ``median()`` after."""
+class StepTimerCallback(TrainerCallback):
+    """Each optimizer step's wall-clock seconds, in ``.seconds`` (in order)."""
 
     def __init__(self) -> None:
         self.seconds: list[float] = []
         self._t: float | None = None
 
-    def begin(self) -> None:
-        self._t = time.perf_counter()
-
-    def end(self) -> None:
-        if self._t is not None:
-            self.seconds.append(time.perf_counter() - self._t)
-            self._t = None
-
-    def median(self) -> float | None:
-        return round(statistics.median(self.seconds), 4) if self.seconds else None
-
-
-class StepTimerCallback(TrainerCallback):
-    """Each optimizer step's wall-clock seconds: a ``StepTimes`` in ``.times`` (``.seconds`` is its list)."""
-
-    def __init__(self) -> None:
-        self.times = StepTimes()
-        self.seconds = self.times.seconds
-
     def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
-        self.times.begin()
+        self._t = time.perf_counter()
         return control
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
-        self.times.end()
+        if self._t is not None:
+            self.seconds.append(time.perf_counter() - self._t)
+            self._t = None
         return control
 
 
