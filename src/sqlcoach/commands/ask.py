@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key", default=os.environ.get("SQLCOACH_API_KEY"),
                    help="API key for --url (default: $SQLCOACH_API_KEY)")
     p.add_argument("--served-model", default=None, help="model name at --url (default: the first it lists)")
-    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="completion tokens (default: 256 with --model; the server's choice with --url, which fits its context)")
     p.add_argument("--batch-size", type=int, default=8, help="questions generated together (--model)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds the SQL may run")
     p.add_argument("--max-rows", type=int, default=1000, help="rows the SQL may return (more is an error)")
@@ -62,7 +63,7 @@ def read_questions(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.max_new_tokens < 1 or args.batch_size < 1 or args.max_rows < 1 or args.timeout <= 0:
+    if (args.max_new_tokens is not None and args.max_new_tokens < 1) or args.batch_size < 1 or args.max_rows < 1 or args.timeout <= 0:
         raise ConfigError("--max-new-tokens, --batch-size, --max-rows must be >= 1 and --timeout > 0")
     db = Path(args.db)
     if not db.is_file():

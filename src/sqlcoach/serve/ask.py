@@ -9,6 +9,7 @@ text. ``--url`` talks to ``/v1/models`` and ``/v1/chat/completions`` with the st
 from __future__ import annotations
 
 import json
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,8 +25,6 @@ def ask_local(args: Any, db_path: str, questions: list[str], runner: Any) -> lis
     from sqlcoach.prompts.recipe import resolve_prompt
     from sqlcoach.serve.text2sql import answer_from_text, example_for, prompt_for
 
-    import sys
-
     recipe = resolve_prompt(args.model, template=args.template, schema_style=args.schema_style,
                             schema_sample_values=args.schema_samples, log=lambda m: print(m, file=sys.stderr))
     builder = recipe.builder()
@@ -33,7 +32,7 @@ def ask_local(args: Any, db_path: str, questions: list[str], runner: Any) -> lis
     exs = [example_for(q, db_path) for q in questions]
     prompts = [prompt_for(builder, tok, ex) for ex in exs]
     t0 = time.monotonic()
-    gen = generate_texts(model, tok, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    gen = generate_texts(model, tok, prompts, max_new_tokens=args.max_new_tokens or 256, batch_size=args.batch_size)
     per_question = (time.monotonic() - t0) / max(1, len(prompts))  # batched: the share of each question
     return [answer_from_text(texts[0], ex, recipe.template, runner, database=ex.db_id,
                              generation_seconds=per_question) for ex, texts in zip(exs, gen.texts)]
@@ -90,8 +89,9 @@ def ask_url(args: Any, db_path: str, questions: list[str], runner: Any) -> list[
     for q in questions:
         ex = example_for(q, db_path)
         builder.schema_text(db_path)  # an unreadable database is an error here, not an empty schema
-        body = {"model": card["id"], "messages": messages_for(builder, ex), "temperature": 0,
-                "max_tokens": args.max_new_tokens}
+        body: dict[str, Any] = {"model": card["id"], "messages": messages_for(builder, ex), "temperature": 0}
+        if args.max_new_tokens is not None:
+            body["max_tokens"] = args.max_new_tokens
         t0 = time.monotonic()
         reply = _call(f"{v1}/chat/completions", args.api_key, body)
         secs = time.monotonic() - t0
