@@ -261,7 +261,9 @@ def build_app(server: Server) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "queued": server.engine.queued(), "running": server.engine.running}
+        e = server.engine
+        return {"status": "ok", "queued": e.queued(), "running": e.running, "batches": e.batches,
+                "batched_requests": e.batched_jobs}
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> HTMLResponse:
