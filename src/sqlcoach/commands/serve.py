@@ -47,7 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from sqlcoach.errors import ConfigError
     from sqlcoach.serve.setup import ServeOptions
+
+    if args.backend == "hf" and not all(importlib.util.find_spec(m) for m in ("fastapi", "uvicorn")):
+        raise ConfigError("sqlcoach serve needs FastAPI and uvicorn: pip install 'sqlcoach[serve]'")
 
     opts = ServeOptions(
         model=args.model, host=args.host, port=args.port, api_key=args.api_key,

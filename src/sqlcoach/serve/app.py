@@ -207,10 +207,23 @@ def _outcome(outcome: Any) -> JobResult:
     raise outcome  # an internal error: the 500 handler logs it
 
 
+#: Seconds past a job's deadline after which a request stops waiting for the engine (which
+#: answers every job, so this only guards against a bug): the client gets a JSON 500.
+ENGINE_GRACE_S = 30.0
+
+
+async def _next(job: Job, q: asyncio.Queue) -> tuple[str, Any]:
+    left = max(0.0, job.deadline - time.monotonic()) + ENGINE_GRACE_S
+    try:
+        return await asyncio.wait_for(q.get(), timeout=left)
+    except asyncio.TimeoutError:
+        raise RuntimeError("the generation engine did not answer a request in time") from None
+
+
 async def _wait(job: Job, q: asyncio.Queue) -> JobResult:
     try:
         while True:
-            kind, value = await q.get()
+            kind, value = await _next(job, q)
             if kind == "done":
                 return _outcome(value)
     finally:
@@ -373,7 +386,12 @@ async def _stream(job: Job, q: asyncio.Queue, rid: str, created: int, model: str
         if chat:
             yield _sse(chunk("", None, first=True))
         while True:
-            kind, value = await q.get()
+            try:
+                kind, value = await _next(job, q)
+            except RuntimeError as exc:
+                log.error("%s", exc)
+                yield _sse(error_body("internal error while generating", "server_error"))
+                break
             if kind == "text":
                 yield _sse(chunk(value, None))
                 continue

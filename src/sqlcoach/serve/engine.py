@@ -196,8 +196,9 @@ class Engine:
             return
         self.batches += 1
         self.batched_jobs += len(jobs)
-        for job, res in zip(jobs, results):
-            _deliver(job, res)
+        results = list(results)
+        for i, job in enumerate(jobs):  # every job is answered, even by a batch_fn that returned too few
+            _deliver(job, results[i] if i < len(results) else RuntimeError("the batch returned no result for a job"))
 
 
 def _deliver(job: Job, outcome: Any) -> None:
