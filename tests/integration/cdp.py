@@ -71,6 +71,8 @@ class Browser:
                                  session=False)["sessionId"]
         self.send("Page.enable")
         self.send("Page.navigate", {"url": url})
+        # evaluating while the navigation replaces the document fails ("context destroyed"): wait for the new one
+        self.wait_for(f"location.href === {json.dumps(url)} && document.readyState === 'complete'")
 
     def js(self, expression: str, timeout: float = 30.0):
         res = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True},
@@ -81,12 +83,16 @@ class Browser:
 
     def wait_for(self, expression: str, timeout: float = 60.0):
         deadline = time.monotonic() + timeout
+        last: Exception | None = None
         while time.monotonic() < deadline:
-            value = self.js(expression)
+            try:
+                value = self.js(expression)
+            except RuntimeError as exc:  # e.g. the page is being replaced; try again until the deadline
+                last, value = exc, None
             if value:
                 return value
             time.sleep(0.1)
-        raise TimeoutError(f"never true: {expression}")
+        raise TimeoutError(f"never true: {expression}" + (f" (last error: {last})" if last else ""))
 
     def screenshot(self, path: Path) -> Path:
         data = self.send("Page.captureScreenshot", {"format": "png"})["data"]
