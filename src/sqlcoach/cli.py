@@ -27,6 +27,8 @@ VERBS: dict[str, str] = {
     "export": "export",
     "compare": "compare",
     "demo": "demo",
+    "serve": "serve",
+    "ask": "ask",
 }
 
 
