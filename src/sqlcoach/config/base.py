@@ -137,6 +137,9 @@ class RunConfig:
 class PromptFields:
     """Where the questions come from and how the prompt shows them (SFT, GRPO, PPO)."""
 
+    #: data kinds a recipe reads besides the loaders' (SFT: ``export``, the files ``data build`` writes)
+    extra_data_kinds: ClassVar[tuple[str, ...]] = ()
+
     data_kind: str = opt("spider", "dataset format: a key of sqlcoach.data.LOADERS (spider, bird, jsonl, ...)")
     data_path: str = opt("", "the dataset folder or file")
     split: str = opt("train", "which split of the dataset")
@@ -155,8 +158,8 @@ class PromptFields:
 
         if not self.data_path:
             raise ConfigError("data_path is required: the dataset folder or file to train on")
-        if self.data_kind not in LOADERS:
-            raise _choices_error("data_kind", self.data_kind, LOADERS)
+        if self.data_kind not in LOADERS and self.data_kind not in self.extra_data_kinds:
+            raise _choices_error("data_kind", self.data_kind, [*LOADERS, *self.extra_data_kinds])
         if self.template is not None and self.template not in TEMPLATES:
             raise _choices_error("template", self.template, TEMPLATES)
         if self.schema_style is not None and self.schema_style not in STYLES:

@@ -13,8 +13,12 @@ Two modes (``docs/comparison.md`` has the full table):
     database file itself is used; SQL is executed as written (no DISTINCT stripping).
 
 Errors are data: a failing example gets exactly one class from ``types.ERROR_CLASSES``. When the
-gold itself fails (or its database is missing) the example is ``gold_error``: it is reported and
-left out of the EX denominator instead of crashing the run as the official scorer does.
+gold itself fails (or its database is missing) the example is ``gold_error``: it is reported
+instead of crashing the run as the official test-suite scorer does, and ``metrics.report`` counts
+it as wrong by default (the official convention; see there). A *synthetic* item (database files
+filled with generated rows, ``sqlcoach.data.create_context``) on which the gold returns no row on
+any file is ``unmeasurable``: an empty result matches every query that runs, so EX would say
+nothing about the prediction there.
 
 Work is done in rounds over database files (round k runs every still-passing candidate on the
 k-th file), so the common one-file case costs two calls to the executor pool: the gold queries
@@ -44,6 +48,7 @@ class ExItem:
     pred: str
     gold: str
     files: tuple[str, ...]
+    synthetic: bool = False  # generated fills: EX needs a gold that returns rows on at least one
 
 
 @dataclass
@@ -116,7 +121,8 @@ def score_execution(
     order: list[bool] = [False] * n
     for i, it in enumerate(items):
         if not it.files:
-            out[i] = ExOutcome(False, "gold_error", "database not found")
+            out[i] = (ExOutcome(False, "unmeasurable", "no synthetic fill of this schema could be made") if it.synthetic
+                      else ExOutcome(False, "gold_error", "database not found"))
             continue
         if not (it.gold or "").strip():
             out[i] = ExOutcome(False, "gold_error", "empty gold query")
@@ -132,6 +138,7 @@ def score_execution(
 
             cands[i] += [c for c in plug_values(p, g) if c != p]
         out[i] = ExOutcome(False, pred_sql=p, gold_sql=g, candidates_tried=len(cands[i]))
+    _mark_unmeasurable(items, golds, cands, out, pool, progress)
 
     n_rounds = max((len(it.files) for it in items), default=0)
     for r in range(n_rounds):
@@ -183,7 +190,7 @@ def score_execution(
     for i in range(n):
         o = out[i]
         assert o is not None
-        if o.error == "gold_error" or o.error == "no_sql":
+        if o.error in ("gold_error", "no_sql", "unmeasurable"):
             o.ex = False
             continue
         o.ex = bool(cands[i])  # a candidate survived every database file
@@ -193,6 +200,26 @@ def score_execution(
             # the plain prediction failed through a candidate path we did not record
             o.error, o.message = "wrong_result", "no candidate matched on every database file"
     return [o for o in out if o is not None]
+
+
+def _mark_unmeasurable(items: Sequence[ExItem], golds: list[str], cands: list[list[str]],
+                       out: list[ExOutcome | None], pool: ExecutorPool, progress: bool) -> None:
+    """Synthetic items whose gold returns no row on every file become ``unmeasurable`` (the gold
+    runs are cached, so the rounds below do not run them again)."""
+    todo = [i for i, it in enumerate(items) if it.synthetic and golds[i] and out[i] is not None
+            and out[i].error not in ("gold_error", "unmeasurable")]
+    jobs = [(f, golds[i]) for i in todo for f in items[i].files]
+    if not jobs:
+        return
+    results = iter(pool.run(jobs, cache=True, progress=progress and "gold (synthetic fills)"))
+    for i in todo:
+        res = [next(results) for _ in items[i].files]
+        if all(r.ok for r in res) and not any(r.rows for r in res):
+            o = out[i]
+            assert o is not None
+            o.error = "unmeasurable"
+            o.message = f"the gold returns no row on any of the {len(res)} synthetic database fills"
+            cands[i] = []
 
 
 def _mismatch_message(pres: ExecResult, gold_rows: Sequence[tuple] | None) -> str:
