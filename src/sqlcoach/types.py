@@ -78,6 +78,8 @@ class Column:
     primary_key: bool = False
     not_null: bool = False
     samples: tuple[str, ...] = ()  # a few distinct example values, already rendered as text
+    description: str = ""  # what the column means (BIRD's database_description), "" when unknown
+    value_description: str = ""  # what its values mean (BIRD), "" when unknown
 
 
 @dataclass(frozen=True)
