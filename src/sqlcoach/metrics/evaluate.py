@@ -23,14 +23,12 @@ from sqlcoach.execution.pool import ExecutorPool
 from sqlcoach.execution.sandbox import Limits
 from sqlcoach.metrics import bird as bird_metrics
 from sqlcoach.metrics.em import start_em_and_hardness
-from sqlcoach.metrics.ex import EX_MODES, ExItem, database_files, score_execution
+from sqlcoach.metrics.ex import EX_MODES, ExItem, database_files, score_execution, synthetic_files
 from sqlcoach.metrics.files import read_difficulties, read_gold, read_pred
 from sqlcoach.metrics.report import format_table, summarize
 from sqlcoach.types import Example, Verdict
 
 ETYPES = ("all", "exec", "match")
-#: a database folder holding this file has synthetic fills (``sqlcoach.data.create_context``)
-SYNTHETIC_MARKER = "fills.json"
 
 
 @dataclass
@@ -297,23 +295,6 @@ def evaluate_files(
         report.warnings.append(f"{pred_path} was predicted with history=gold: the earlier turns' gold SQL was in "
                                "every prompt (an oracle setting, not comparable with the field's numbers)")
     return report
-
-
-def synthetic_files(files: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
-    """``(files to score on, synthetic)``: for a folder with ``fills.json`` (synthetic fills of a
-    schema, ``sqlcoach.data.create_context``) the fills it lists, never the empty schema database
-    beside them; otherwise ``files`` as they are."""
-    if not files:
-        return files, False
-    folder = Path(files[0]).parent
-    marker = folder / SYNTHETIC_MARKER
-    if not marker.is_file():
-        return files, False
-    try:
-        listed = json.loads(marker.read_text(encoding="utf-8")).get("fills") or []
-    except (OSError, ValueError, AttributeError):
-        listed = []
-    return tuple(str(folder / f) for f in listed if (folder / f).is_file()), True
 
 
 def _oracle_history(pred_path: str | Path) -> bool:

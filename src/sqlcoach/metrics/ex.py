@@ -28,6 +28,7 @@ it) and the predictions.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -39,6 +40,8 @@ from sqlcoach.sql.lexical import has_order_by, postprocess, strip_distinct
 from sqlcoach.types import ExecResult
 
 EX_MODES = ("spider", "bird")
+#: a database folder holding this file has synthetic fills (``sqlcoach.data.create_context``)
+SYNTHETIC_MARKER = "fills.json"
 
 
 @dataclass
@@ -89,6 +92,23 @@ def database_files(db_dir: str | Path | None, db_id: str, *, mode: str = "spider
         files.remove(str(main))
         files.insert(0, str(main))
     return tuple(files)
+
+
+def synthetic_files(files: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+    """``(files to score on, synthetic)``: for a folder with ``fills.json`` (synthetic fills of a
+    schema, ``sqlcoach.data.create_context``) the fills it lists, never the empty schema database
+    beside them; otherwise ``files`` as they are."""
+    if not files:
+        return files, False
+    folder = Path(files[0]).parent
+    marker = folder / SYNTHETIC_MARKER
+    if not marker.is_file():
+        return files, False
+    try:
+        listed = json.loads(marker.read_text(encoding="utf-8")).get("fills") or []
+    except (OSError, ValueError, AttributeError):
+        listed = []
+    return tuple(str(folder / f) for f in listed if (folder / f).is_file()), True
 
 
 def prepare(pred: str, gold: str, *, mode: str, keep_distinct: bool) -> tuple[str, str, bool]:
