@@ -130,6 +130,7 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append(
             f"interactions: {inter['count']}  interaction EX {_fmt(inter['ex'])}"
             + (f"  interaction EM {_fmt(inter['em'])}" if inter.get("em") is not None else "")
+            + "  (question match: the 'all' column)"
         )
     bird = summary.get("bird")
     if bird:
