@@ -83,7 +83,7 @@ def summarize(
     errors = Counter(v.error for v in verdicts if v.error)
     summary["errors"] = {cls: errors.get(cls, 0) for cls in ERROR_CLASSES}
     # "executes" = the prediction ran (right or wrong): how often the model writes runnable SQL
-    scored = [v for v in verdicts if v.error != "gold_error"]
+    scored = [v for v in verdicts if v.error not in ("gold_error", "unmeasurable")]
     summary["executes"] = _rate(sum(v.error in (None, "wrong_result") for v in scored), len(scored))
     if interactions is not None:
         groups: dict[int, list[Verdict]] = {}
