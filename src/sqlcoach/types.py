@@ -25,7 +25,8 @@ ErrorClass = Literal[
     "timeout",  # it ran past its deadline
     "too_large",  # it returned more rows/bytes than the caps allow, or ran out of memory
     "wrong_result",  # it ran, and the result differs from the gold's
-    "gold_error",  # the gold itself failed: the example cannot be scored
+    "gold_error",  # the gold itself failed (or its database is missing)
+    "unmeasurable",  # EX cannot tell right from wrong here (synthetic databases on which the gold returns nothing)
 ]
 ERROR_CLASSES: tuple[str, ...] = (
     "no_sql",
@@ -35,6 +36,7 @@ ERROR_CLASSES: tuple[str, ...] = (
     "too_large",
     "wrong_result",
     "gold_error",
+    "unmeasurable",
 )
 
 
@@ -76,6 +78,8 @@ class Column:
     primary_key: bool = False
     not_null: bool = False
     samples: tuple[str, ...] = ()  # a few distinct example values, already rendered as text
+    description: str = ""  # what the column means (BIRD's database_description), "" when unknown
+    value_description: str = ""  # what its values mean (BIRD), "" when unknown
 
 
 @dataclass(frozen=True)

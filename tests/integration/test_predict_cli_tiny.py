@@ -64,12 +64,52 @@ def test_cli_init_train_predict_export(world, tmp_path, capsys):
     # running again with --resume: nothing left to predict
     assert main(["predict", "--model", str(adapter), "--out", str(sc), "--n", "3", "--resume", *common]) == 0
     assert "predicted 0 examples (10 resumed" in capsys.readouterr().out
+    # stale resume: another model into the same folder is not given the first model's predictions
+    assert main(["predict", "--model", str(model), "--out", str(sc), "--n", "3", "--resume", *common]) == 0
+    cap = capsys.readouterr()
+    assert "not resuming from" in cap.err and "model.name" in cap.err and "predicting every example afresh" in cap.err
+    assert "predicted 10 examples (0 resumed" in cap.out
+    assert (sc.parent / "sc.jsonl.stale").is_file()  # the old predictions are kept aside, not lost
+    meta = json.loads((sc.parent / "sc.sql.meta.json").read_text())
+    assert meta["model"]["name"] == str(model.resolve()) and meta["prompt"]["value_retrieval"] == recipe.value_retrieval
+    # other decoding settings: afresh too, and the message names the setting
+    assert main(["predict", "--model", str(model), "--out", str(sc), "--n", "3", "--temperature", "0.5", "--resume", *common]) == 0
+    assert "decoding.temperature: 0.8 -> 0.5" in capsys.readouterr().err
 
     merged = tmp_path / "merged"
     assert main(["export", "--adapter", str(adapter), "--out", str(merged)]) == 0
     from transformers import AutoModelForCausalLM
 
     assert AutoModelForCausalLM.from_pretrained(merged).config.model_type == "qwen2"
+
+
+def test_train_sft_reads_the_chat_and_alpaca_exports(world, tmp_path, capsys):
+    """Export round trip: `data build` writes chat / dbgpt files, `train sft data_kind=export`
+    trains on them, and the model's recipe records the prompt the chat file was built with."""
+    from sqlcoach.prompts.recipe import read_recipe
+
+    model = tmp_path / "model"
+    assert main(["model", "init", str(model), "--size", "tiny", "--corpus", str(world), "--vocab-size", "600"]) == 0
+    chat, dbgpt = tmp_path / "train.chat.jsonl", tmp_path / "train.dbgpt.json"
+    for fmt, out in (("chat", chat), ("dbgpt", dbgpt)):
+        assert main(["data", "build", "--kind", "spider", "--path", str(world), "--split", "train", "--format", fmt,
+                     "--template", "minimal", "--schema-style", "compact", "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    cfg = tmp_path / "sft.yaml"
+    cfg.write_text("# sqlcoach train sft --config sft.yaml\nmethod: lora\nlora_r: 4\nlora_alpha: 8\n")
+    common = ["max_steps=1", "per_device_train_batch_size=4", "use_cpu=true", "dtype=float32", "save_steps=1",
+              "logging_steps=1", "max_length=1024", "disable_tqdm=true", "data_kind=export"]
+    for data, tag in ((chat, "chat"), (dbgpt, "dbgpt")):
+        out = tmp_path / f"sft-{tag}"
+        assert main(["train", "sft", "--config", str(cfg), f"model={model}", f"data_path={data}", f"output_dir={out}", *common]) == 0
+        summary = json.loads((out / "summary.json").read_text())["summary"]
+        assert summary["rows"] == 60 and summary["global_step"] == 1
+    rec = read_recipe(tmp_path / "sft-chat" / "final")
+    assert (rec.template, rec.schema_style, rec.value_retrieval) == ("minimal", "compact", 10)
+    # a config that contradicts the file's prompt is refused before any training
+    assert main(["train", "sft", "--config", str(cfg), f"model={model}", f"data_path={chat}", f"output_dir={tmp_path / 'x'}",
+                 "template=omnisql", *common]) == 2
+    assert "was exported with template='minimal'" in capsys.readouterr().err
 
 
 def test_hf_generation_is_batched_and_ordered(world, tmp_path):

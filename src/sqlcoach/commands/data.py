@@ -50,6 +50,9 @@ def _add_render(p: argparse.ArgumentParser) -> None:
                    help="shrink the schema text to at most N tokens (documented order, docs/data.md)")
     p.add_argument("--tokenizer", default=None,
                    help="local tokenizer path: count budget tokens and apply its chat template")
+    p.add_argument("--history", dest="turn_history", default="questions", choices=["questions", "gold"],
+                   help="multi-turn data: show the earlier questions only (default), or also their gold SQL "
+                        "(teacher forcing in a training file; an oracle in a prompt to score)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -173,6 +176,12 @@ def run_show(args: argparse.Namespace) -> int:
     tok, count = _tokenizer(args)
     text = schema_text(ex, args.schema_style, source=_schema_source(args), values=args.values,
                        budget_tokens=args.budget_tokens, count_tokens=count)
+    if args.turn_history == "questions" and any(t.sql for t in ex.turns):
+        from dataclasses import replace
+
+        from sqlcoach.types import Turn
+
+        ex = replace(ex, turns=tuple(Turn(t.question, None) for t in ex.turns))
     messages = render_prompt(ex, text, args.template)
     print(f"# {ex.id}  db_id={ex.db_id}  hardness={ex.hardness}  difficulty={ex.difficulty}")
     print(to_text(messages, tok), end="")
@@ -194,6 +203,7 @@ def run_build(args: argparse.Namespace) -> int:
             examples, args.out, args.fmt, template=args.template, schema_style=args.schema_style,
             values=args.values, budget_tokens=args.budget_tokens, count_tokens=count,
             source=_schema_source(args), limit=args.limit, progress=args.progress, problems=problems,
+            turn_history=args.turn_history,
         )
     except ValueError as exc:
         raise SqlcoachError(str(exc)) from exc

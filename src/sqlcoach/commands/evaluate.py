@@ -2,7 +2,12 @@
 
     sqlcoach evaluate --gold dev_gold.sql --pred pred.sql --db database/ --table tables.json \\
         --etype all [--keep-distinct] [--plug-value] [--mode spider|bird] [--timeout 30] \\
-        [--workers N] [--per-example rows.jsonl] [--out summary.json]
+        [--workers N] [--gold-errors count|exclude] [--per-example rows.jsonl] [--out summary.json]
+
+A gold query that fails counts as a wrong prediction by default, as the official scorers have it
+(``--gold-errors exclude`` leaves such examples out); the table shows the other figure beside it.
+Multi-turn files (a blank line between interactions, as SParC/CoSQL's and ``sqlcoach predict``'s)
+are scored per question and per interaction.
 
 The flags of the official test-suite scorer are accepted under their own spelling too
 (``--keep_distinct``, ``--plug_value``, ``--progress_bar_for_each_datapoint``), so switching is a
@@ -40,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="spider mode: also try the gold's literals in the prediction's value slots")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per query (default 30)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+    p.add_argument("--gold-errors", dest="gold_errors", default="count", choices=["count", "exclude"],
+                   help="a gold that fails: count it as a wrong prediction (default, the official scorers' "
+                        "convention) or leave it out of the denominator; both figures are printed")
     p.add_argument("--difficulty", help="BIRD dev.json (or one label per line) for a difficulty breakdown")
     p.add_argument("--ves-iterations", type=int, default=None,
                    help="bird mode: timing runs per query for VES/R-VES (default 10; 0 = off)")
@@ -69,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         args.gold, args.pred, db_dir=args.db, tables_path=args.table, etype=args.etype,
         mode=args.mode, keep_distinct=args.keep_distinct, plug_value=args.plug_value,
         timeout=args.timeout, workers=args.workers, progress=progress,
-        difficulty_path=args.difficulty, ves_iterations=args.ves_iterations,
+        difficulty_path=args.difficulty, ves_iterations=args.ves_iterations, gold_errors=args.gold_errors,
     )
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)

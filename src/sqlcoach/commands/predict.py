@@ -2,14 +2,20 @@
 
     sqlcoach predict --model runs/sft/final --data world/ --split dev --out runs/pred/dev.sql \\
         [--kind spider] [--n 1] [--temperature 0] [--batch-size 8] [--max-new-tokens 256] \\
-        [--template T] [--schema-style S] [--schema-samples N] [--backend hf|vllm] [--limit N] [--resume]
+        [--template T] [--schema-style S] [--schema-samples N] [--value-retrieval K] [--token-budget N] \\
+        [--history questions|predicted|gold] [--backend hf|vllm] [--limit N] [--resume]
 
 Writes OUT (Spider format: one SQL per line) and OUT with suffix .jsonl (raw outputs, samples,
 votes). The prompt settings default to what the model recorded (``sqlcoach_recipe.json``; an
-explicit setting that differs is used and printed). A new run replaces an older OUT; with ``--resume`` a run interrupted by a crash continues
-where it stopped (the examples already in the JSONL are kept; resume matches them by index only,
-so resume only the same command). ``--n 8`` samples 8 answers per
-question and votes by execution result (self-consistency).
+explicit setting that differs is used and printed). A new run replaces an older OUT; with
+``--resume`` a run interrupted by a crash continues where it stopped: the examples already in the
+JSONL are kept when their example identity and the run key (a hash of the model's files, the
+decoding and the prompt settings, recorded in OUT.meta.json) match; otherwise the run starts
+afresh, says which settings differ and keeps the old JSONL as OUT.jsonl.stale. Multi-turn data
+(SParC, CoSQL, CHASE) is written in the official multi-turn layout (a blank line between
+interactions), which ``sqlcoach evaluate`` scores with question and interaction match; ``--history
+gold`` (earlier turns' gold SQL in the prompt) is an oracle setting and is labelled as one. ``--n 8``
+samples 8 answers per question and votes by execution result (self-consistency).
 """
 
 from __future__ import annotations
@@ -38,6 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--schema-style", default=None, help="compact, ddl or nl (default: the model's recipe, else compact)")
     p.add_argument("--schema-samples", type=int, default=None,
                    help="example values per column in the schema text (default: the model's recipe, else 3)")
+    p.add_argument("--value-retrieval", type=int, default=None,
+                   help="database values the question mentions, shown under the schema (0 = none; default: the model's recipe, else 5)")
+    p.add_argument("--token-budget", type=int, default=None,
+                   help="shrink the schema text to N approximate tokens (0 = no budget; default: the model's recipe, else 0)")
+    p.add_argument("--history", dest="turn_history", default=None, choices=["questions", "predicted", "gold"],
+                   help="multi-turn data: earlier questions only (default), the model's own earlier predictions, "
+                        "or the earlier gold SQL (an oracle setting, labelled as such)")
     p.add_argument("--backend", default="hf", choices=["hf", "vllm"])
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--device", default="auto")
@@ -70,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     from sqlcoach.prompts.recipe import resolve_prompt
 
     recipe = resolve_prompt(args.model, template=args.template, schema_style=args.schema_style,
-                            schema_sample_values=args.schema_samples)
+                            schema_sample_values=args.schema_samples, value_retrieval=args.value_retrieval,
+                            token_budget=args.token_budget, turn_history=args.turn_history)
 
     generate_fn = None
     if args.backend == "vllm":
@@ -84,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
         model, tokenizer, examples, args.out,
         n=args.n, temperature=temperature, top_p=args.top_p, batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens, template=recipe.template, schema_style=recipe.schema_style,
-        schema_sample_values=recipe.schema_sample_values,
+        schema_sample_values=recipe.schema_sample_values, value_retrieval=recipe.value_retrieval,
+        token_budget=recipe.token_budget, turn_history=recipe.turn_history, model_id=args.model,
         workers=args.workers, timeout=args.timeout, seed=args.seed, generate_fn=generate_fn, resume=args.resume,
     )
     print(summary.line())

@@ -137,6 +137,9 @@ class RunConfig:
 class PromptFields:
     """Where the questions come from and how the prompt shows them (SFT, GRPO, PPO)."""
 
+    #: data kinds a recipe reads besides the loaders' (SFT: ``export``, the files ``data build`` writes)
+    extra_data_kinds: ClassVar[tuple[str, ...]] = ()
+
     data_kind: str = opt("spider", "dataset format: a key of sqlcoach.data.LOADERS (spider, bird, jsonl, ...)")
     data_path: str = opt("", "the dataset folder or file")
     split: str = opt("train", "which split of the dataset")
@@ -144,6 +147,9 @@ class PromptFields:
     template: str | None = opt(None, "prompt template, a key of sqlcoach.prompts.templates.TEMPLATES (null: the model's sqlcoach_recipe.json, else sql_terminal)")
     schema_style: str | None = opt(None, "schema text style, a key of sqlcoach.schema.serialize.STYLES: compact, ddl, nl (null: the model's recipe, else compact)")
     schema_sample_values: int | None = opt(None, "example values per column in the schema text, 0 for none (null: the model's recipe, else 3)")
+    value_retrieval: int | None = opt(None, "database values the question mentions shown under the schema (sqlcoach.schema.values), 0 for none (null: the model's recipe, else 5)")
+    token_budget: int | None = opt(None, "shrink the schema text to this many approximate tokens (sqlcoach.schema.serialize), 0 for no budget (null: the model's recipe, else 0)")
+    turn_history: str | None = opt(None, "multi-turn data: questions (earlier questions only), predicted (the model's own earlier SQL; training rows show the gold, i.e. teacher forcing), gold (the earlier gold SQL: an oracle) (null: the model's recipe, else questions)")
 
     def _check(self) -> None:
         from sqlcoach.data.registry import LOADERS
@@ -152,8 +158,8 @@ class PromptFields:
 
         if not self.data_path:
             raise ConfigError("data_path is required: the dataset folder or file to train on")
-        if self.data_kind not in LOADERS:
-            raise _choices_error("data_kind", self.data_kind, LOADERS)
+        if self.data_kind not in LOADERS and self.data_kind not in self.extra_data_kinds:
+            raise _choices_error("data_kind", self.data_kind, [*LOADERS, *self.extra_data_kinds])
         if self.template is not None and self.template not in TEMPLATES:
             raise _choices_error("template", self.template, TEMPLATES)
         if self.schema_style is not None and self.schema_style not in STYLES:
@@ -162,6 +168,13 @@ class PromptFields:
             raise ConfigError("max_examples must be >= 1 or null (all examples)")
         if self.schema_sample_values is not None and self.schema_sample_values < 0:
             raise ConfigError("schema_sample_values must be >= 0 (0 shows no example values)")
+        for key in ("value_retrieval", "token_budget"):
+            if getattr(self, key) is not None and getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0 (0 turns it off)")
+        from sqlcoach.prompts.recipe import TURN_HISTORIES
+
+        if self.turn_history is not None and self.turn_history not in TURN_HISTORIES:
+            raise _choices_error("turn_history", self.turn_history, TURN_HISTORIES)
 
 
 @dataclass

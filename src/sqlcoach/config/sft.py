@@ -18,6 +18,8 @@ class SFTRunConfig(PromptFields, TrainerFields, EpochFields, RunConfig):
     """One SFT run (TRL ``SFTTrainer``, loss on the completion only)."""
 
     methods = ("full", "lora", "qlora")
+    # data_kind=export: a file `sqlcoach data build` wrote (chat, rl, dbgpt, llamafactory), taken as rows
+    extra_data_kinds = ("export",)
 
     output_dir: str = redefault(RunConfig, "output_dir", "runs/sft")
     lora_r: int = redefault(RunConfig, "lora_r", 64)

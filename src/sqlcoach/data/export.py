@@ -21,6 +21,12 @@ DB-GPT-Hub's two halves (schema / question); with other templates, instruction i
 message and input is empty. History turns go in ``history`` there (not in the message);
 ``chat``/``rl`` carry them inside the user message.
 
+``chat`` and ``rl`` records also carry ``prompt_settings`` (template, schema style, sample values,
+value retrieval, token budget, turn history), so that ``sqlcoach train sft data_kind=export``
+(``read_training_file``, which reads all four formats back) records in the trained model the
+prompt it was trained on. Multi-turn history in ``chat``/``rl`` follows ``turn_history`` (default
+``questions``: earlier questions only, as the prompt builder shows them).
+
 Examples without gold SQL (every format needs it: SFT targets need the answer, ``rl`` rewards
 compare with it) or without any schema source are reported as problems and skipped. Files are written atomically
 (temporary file + rename); a ``<out>.problems.txt`` summary is written next to the output.
@@ -54,6 +60,8 @@ from sqlcoach.schema.values import retrieve_values
 from sqlcoach.types import Example, Schema
 
 FORMATS: tuple[str, ...] = ("chat", "rl", "dbgpt", "llamafactory")
+#: the ``data_kind`` with which ``train sft`` reads a file written here (``read_training_file``)
+EXPORT_KIND = "export"
 
 
 @dataclass
@@ -129,16 +137,24 @@ def _alpaca(ex: Example, schema: str, template: str) -> dict[str, Any]:
     return rec
 
 
-def build_record(ex: Example, fmt: str, schema: str, template: str) -> dict[str, Any]:
-    """One output record of format ``fmt`` for ``ex`` with the given schema text."""
+def build_record(ex: Example, fmt: str, schema: str, template: str, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One output record of format ``fmt`` for ``ex`` with the given schema text (``settings``:
+    the prompt settings ``chat``/``rl`` records carry; their ``turn_history`` decides whether the
+    earlier turns' SQL is shown)."""
+    settings = settings or {}
+    shown = ex
+    if settings.get("turn_history", "questions") == "questions" and any(t.sql for t in ex.turns):
+        from sqlcoach.types import Turn
+
+        shown = replace(ex, turns=tuple(Turn(t.question, None) for t in ex.turns))
     if fmt == "chat":
         return {
-            "prompt": render_prompt(ex, schema, template),
+            "prompt": render_prompt(shown, schema, template),
             "completion": [{"role": "assistant", "content": render_completion(ex.gold_sql or "", template, example=ex)}],
-            **_columns(ex),
+            **_columns(ex), "prompt_settings": settings,
         }
     if fmt == "rl":
-        return {"prompt": render_prompt(ex, schema, template), **_columns(ex)}
+        return {"prompt": render_prompt(shown, schema, template), **_columns(ex), "prompt_settings": settings}
     if fmt == "dbgpt":
         rec = _alpaca(ex, schema, template)
         rec.pop("system", None)
@@ -186,6 +202,7 @@ def export_examples(
     limit: int | None = None,
     progress: bool = True,
     problems: list[Problem] | None = None,
+    turn_history: str = "questions",
 ) -> ExportSummary:
     """Write ``examples`` to ``out`` in format ``fmt`` (see module docstring) and return a summary.
 
@@ -201,6 +218,8 @@ def export_examples(
     source = source or SchemaSource()
     exs = list(examples)[: limit if limit is not None else None]
     records: list[dict[str, Any]] = []
+    settings = {"template": template, "schema_style": schema_style, "schema_sample_values": source.sample_values,
+                "value_retrieval": 10 if values else 0, "token_budget": budget_tokens or 0, "turn_history": turn_history}
     from tqdm import tqdm  # light; imported here so that `import sqlcoach.data` stays minimal
 
     for ex in tqdm(exs, desc=f"export {fmt}", disable=not progress or len(exs) < 200, file=sys.stderr):
@@ -215,7 +234,7 @@ def export_examples(
         except DataError as exc:
             report.add(where, line, f"{ex.id}: {exc}")
             continue
-        records.append(build_record(ex, fmt, text, template))
+        records.append(build_record(ex, fmt, text, template, settings))
     extra: list[str] = []
     if fmt in ("chat", "rl"):
         atomic_write(outp, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
@@ -243,4 +262,67 @@ def export_examples(
     return ExportSummary(str(outp), len(records), report.problems, extra)
 
 
-__all__ = ["FORMATS", "ExportSummary", "SchemaSource", "atomic_write", "build_record", "export_examples", "schema_text"]
+def _alpaca_row(rec: Any) -> dict[str, Any]:
+    """A dbgpt / llamafactory record as a TRL conversational row (history turns become earlier
+    user/assistant messages, as LLaMA-Factory feeds them)."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("output"), str) or not isinstance(rec.get("instruction"), str):
+        raise DataError("an alpaca record needs string 'instruction' and 'output'")
+    prompt: list[dict[str, str]] = []
+    if isinstance(rec.get("system"), str) and rec["system"]:
+        prompt.append({"role": "system", "content": rec["system"]})
+    for pair in rec.get("history") or []:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            raise DataError("'history' must be a list of [input, output] string pairs")
+        prompt += [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
+    prompt.append({"role": "user", "content": rec["instruction"] + (rec.get("input") or "")})
+    return {"prompt": prompt, "completion": [{"role": "assistant", "content": rec["output"]}]}
+
+
+def _messages(value: Any, what: str) -> list[dict[str, str]]:
+    if not (isinstance(value, list) and value and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value)):
+        raise DataError(f"'{what}' must be a non-empty list of {{role, content}} messages")
+    return [{"role": m["role"], "content": m["content"]} for m in value]
+
+
+def read_training_file(path: str | Path) -> tuple[list[dict[str, Any]], list[Problem], dict[str, Any] | None]:
+    """``(rows, problems, prompt settings)`` of a file ``sqlcoach data build`` wrote, any format:
+    TRL conversational ``{"prompt": [...], "completion": [...]}`` rows for SFT. ``chat`` rows are
+    taken as written; ``rl`` rows get the gold SQL in the template's answer format as completion
+    (not for an anonymizing template, whose placeholders the file does not record); ``dbgpt`` and
+    ``llamafactory`` records become a user message (instruction + input, after the system message
+    and history turns). The settings are those the records carry (``chat``/``rl``), ``None`` for
+    the formats that have no place for them. A bad record is a problem with file and line."""
+    from sqlcoach.data.jsonl import iter_records
+
+    p = Path(path)
+    report = LoadReport()
+    rows: list[dict[str, Any]] = []
+    settings: dict[str, Any] | None = None
+    for lineno, rec in iter_records(p, report):
+        try:
+            if isinstance(rec, dict) and "prompt" in rec:
+                prompt = _messages(rec["prompt"], "prompt")
+                got = rec.get("prompt_settings") if isinstance(rec.get("prompt_settings"), dict) else None
+                if got and settings is None:
+                    settings = dict(got)
+                elif got and got != settings:
+                    raise DataError("its prompt_settings differ from the file's first record's (one model, one prompt)")
+                if "completion" in rec:
+                    completion = _messages(rec["completion"], "completion")
+                else:  # an rl record: the gold in the answer format of the template it was built with
+                    template = (got or {}).get("template")
+                    if not template or not isinstance(rec.get("gold_sql"), str) or not rec["gold_sql"].strip():
+                        raise DataError("an rl record needs 'gold_sql' and prompt_settings.template to make a completion")
+                    if get_template(template).anonymize:
+                        raise DataError(f"rl records of the {template!r} template cannot become SFT rows (export the chat format)")
+                    completion = [{"role": "assistant", "content": render_completion(rec["gold_sql"], template)}]
+                rows.append({"prompt": prompt, "completion": completion})
+            else:
+                rows.append(_alpaca_row(rec))
+        except DataError as exc:
+            report.add(p, lineno, str(exc))
+    return rows, report.problems, settings
+
+
+__all__ = ["EXPORT_KIND", "read_training_file", "FORMATS", "ExportSummary", "SchemaSource", "atomic_write", "build_record", "export_examples", "schema_text"]

@@ -7,9 +7,20 @@
 * ``out_path.with_suffix(".jsonl")``: one record per example (index, id, db_id, raw outputs,
   extracted SQL of every sample, votes, chosen sample), appended and flushed chunk by chunk.
 
+Multi-turn data (examples whose ``meta`` has an ``interaction``: SParC, CoSQL, CHASE) is written
+in the official multi-turn layout: one line per turn, a blank line between interactions, and
+``-- no SQL`` for a turn without SQL (a blank line would end the interaction). With
+``turn_history="predicted"`` the turns are predicted wave by wave (every first turn, then every
+second turn, ...) and each prompt shows the model's own SQL for the earlier turns; ``questions``
+(default) shows the earlier questions only; ``gold`` the earlier gold SQL (an oracle: the summary
+line and ``<out>.meta.json`` say so).
+
 A run starts afresh by default: an existing ``out_path`` and its JSONL are replaced. With
 ``resume=True`` (``sqlcoach predict --resume``), a run after a crash skips the examples already in
-the JSONL (a torn last line is reported with file and line, and that example is predicted again).
+the JSONL whose example identity and run key (model + decoding + prompt settings) match this
+run's (``sqlcoach.generate.resume``); a torn last line is reported with file and line, and that
+example is predicted again. A different run key starts afresh, says which settings differ, and
+keeps the old JSONL as ``<jsonl>.stale``.
 Prompts come from ``sqlcoach.prompts.builder.PromptBuilder.prediction_text``. With ``n > 1``
 every sample is executed in the sandboxed pool and the answer is chosen by result-set vote
 (``sqlcoach.generate.vote``).
@@ -46,12 +57,67 @@ class PredictSummary:
     sql_path: str
     jsonl_path: str
     bad_lines: list[str]
+    run_key: str = ""
+    turn_history: str = "questions"
+    multi_turn: bool = False
+    fresh_reason: str | None = None
 
     def line(self) -> str:
+        oracle = "; ORACLE history: prompts showed the earlier turns' gold SQL" if self.multi_turn and self.turn_history == "gold" else ""
         return (
             f"predicted {self.predicted_now} examples ({self.resumed} resumed from the JSONL) in "
-            f"{self.seconds:.1f}s: {self.examples_per_s:.2f} examples/s, {self.tokens_per_s:.1f} generated tokens/s"
+            f"{self.seconds:.1f}s: {self.examples_per_s:.2f} examples/s, {self.tokens_per_s:.1f} generated tokens/s{oracle}"
         )
+
+
+#: what the multi-turn layout writes for a turn without SQL (a blank line would end the interaction)
+NO_SQL_LINE = "-- no SQL"
+
+
+def interaction_of(ex: Example) -> tuple[Any, Any] | None:
+    """The interaction an example belongs to (multi-turn loaders set ``meta["interaction"]``)."""
+    if ex.meta.get("interaction") is None:
+        return None
+    return (ex.meta.get("file"), ex.meta.get("interaction"))
+
+
+def earlier_turns(examples: Sequence[Example]) -> list[list[int | None]]:
+    """For each example, the indices of its interaction's earlier turns in ``examples``, in turn
+    order (``None`` for a turn that is not in the list, e.g. cut by ``--limit``)."""
+    where: dict[tuple[Any, Any, Any], int] = {}
+    for i, ex in enumerate(examples):
+        key = interaction_of(ex)
+        if key is not None:
+            where[(*key, ex.meta.get("turn", 0))] = i
+    out: list[list[int | None]] = []
+    for ex in examples:
+        key = interaction_of(ex)
+        out.append([where.get((*key, t)) for t in range(len(ex.turns))] if key is not None else [])
+    return out
+
+
+def sql_file_text(examples: Sequence[Example], sqls: Sequence[str]) -> str:
+    """The prediction file: one line per example; for multi-turn data the official layout (a blank
+    line between interactions, ``NO_SQL_LINE`` for an empty turn)."""
+    multi = any(interaction_of(ex) is not None for ex in examples)
+    lines: list[str] = []
+    for i, (ex, sql) in enumerate(zip(examples, sqls)):
+        line = one_line(sql)
+        if multi:
+            if i and interaction_of(ex) != interaction_of(examples[i - 1]):
+                lines.append("")
+            line = line or NO_SQL_LINE
+        lines.append(line)
+    return "".join(line + "\n" for line in lines)
+
+
+def read_sql_lines(out_path: str | Path, n: int) -> list[str]:
+    """The one-line SQL of each of the ``n`` examples of a ``predict`` run, read from its JSONL
+    (index order; ``""`` where none), whatever the layout of the SQL file."""
+    out = Path(out_path)
+    jsonl = out.with_suffix(".jsonl") if out.suffix != ".jsonl" else out.with_suffix(".records.jsonl")
+    done, _ = read_done(jsonl)
+    return [one_line(done[i]["sql"]) if i in done else "" for i in range(n)]
 
 
 def one_line(sql: str) -> str:
@@ -141,6 +207,10 @@ def predict(
     template: str = "sql_terminal",
     schema_style: str = "compact",
     schema_sample_values: int = 3,
+    value_retrieval: int | None = None,
+    token_budget: int | None = None,
+    turn_history: str | None = None,
+    model_id: Any = None,
     workers: int | None = None,
     timeout: float = 10.0,
     chunk_size: int | None = None,
@@ -154,7 +224,9 @@ def predict(
 
     ``resume=False`` (default): an existing ``out_path`` and its JSONL are deleted first and every
     example is predicted. ``resume=True``: the examples already in the JSONL are kept, not predicted
-    again.
+    again, when their example key and the run key match (``sqlcoach.generate.resume``).
+    ``model_id``: the model's identity for the run key (a path or hub id, or a mapping; default
+    the model's ``name_or_path``).
 
     ``generate_fn`` replaces HF generation (same signature as ``generate.hf.generate_texts``; the
     vLLM backend plugs in here). ``extract`` turns raw text into SQL (default
@@ -164,25 +236,26 @@ def predict(
 
     # One builder (one schema cache) for the whole run; it checks template and schema style
     # before any file is touched.
-    builder = PromptBuilder(template, schema_style, schema_sample_values)
+    builder = PromptBuilder(template, schema_style, schema_sample_values, value_retrieval=value_retrieval,
+                            token_budget=token_budget, turn_history=turn_history)
+    identity = _identity(model, model_id, builder, n=n, temperature=temperature, top_p=top_p,
+                         max_new_tokens=max_new_tokens, seed=seed, generate_fn=generate_fn)
     if extract is None:
         from sqlcoach.sql.extract import extract_sql as extract
     gen = generate_fn or generate_texts
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     jsonl = out.with_suffix(".jsonl") if out.suffix != ".jsonl" else out.with_suffix(".records.jsonl")
-    if not resume:  # a fresh run: nothing of an older run may be taken for this one's output
-        for old in (out, jsonl):
-            old.unlink(missing_ok=True)
-    done, bad = read_done(jsonl)
-    for b in bad:
-        print(f"warning: {b}", file=sys.stderr)
-    done = {i: r for i, r in done.items() if 0 <= i < len(examples)}
+    done, bad, fresh_reason = _resumable(out, jsonl, examples, identity, resume)
     todo = [i for i in range(len(examples)) if i not in done]
     resumed = len(done)
-    if bad:
-        # Rewrite the JSONL without its torn lines so that the file stays valid JSONL.
-        _rewrite(jsonl, [done[i] for i in sorted(done)])
+    multi = any(interaction_of(ex) is not None for ex in examples)
+    from sqlcoach.generate.resume import example_key, write_meta
+
+    write_meta(out, identity, multi_turn=multi, oracle_history=multi and builder.turn_history == "gold")
+    prev = earlier_turns(examples)
+    if builder.turn_history == "predicted":  # wave by wave: a turn's prompt needs the earlier turns' predictions
+        todo.sort(key=lambda i: (len(prev[i]), i))
     chunk = chunk_size or max(batch_size * 4, 16)
     bar = None
     if progress and todo:
@@ -193,9 +266,10 @@ def predict(
     gen_tokens = prompt_tokens = 0
     pool = _LazyPool(workers, timeout)
     try:
-        for start in range(0, len(todo), chunk):
-            ids = todo[start : start + chunk]
+        for start, ids in _chunks(todo, chunk, prev if builder.turn_history == "predicted" else None):
             exs = [examples[i] for i in ids]
+            if builder.turn_history == "predicted":
+                exs = [_with_predicted_turns(ex, prev[i], done) for i, ex in zip(ids, exs)]
             prompts = build_prompts(
                 exs, tokenizer, template=template, schema_style=schema_style, sample_values=schema_sample_values,
                 builder=builder,
@@ -215,6 +289,10 @@ def predict(
             gen_tokens += g.generated_tokens
             prompt_tokens += g.prompt_tokens
             records = _choose(ids, exs, g.texts, extract, n, pool, template)
+            for rec, ex in zip(records, exs):
+                rec.update(example=example_key(examples[rec["index"]]), run_key=identity.key)
+                if builder.turn_history == "predicted" and ex.turns:
+                    rec["history_sql"] = [t.sql or "" for t in ex.turns]
             with jsonl.open("a", encoding="utf-8") as fh:
                 for rec in records:
                     fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
@@ -227,9 +305,9 @@ def predict(
         if bar is not None:
             bar.close()
     secs = time.monotonic() - t0
-    lines = [one_line(done[i]["sql"]) if i in done else "" for i in range(len(examples))]
+    sqls = [done[i]["sql"] if i in done else "" for i in range(len(examples))]
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    tmp.write_text(sql_file_text(examples, sqls), encoding="utf-8")
     os.replace(tmp, out)
     return PredictSummary(
         examples=len(examples),
@@ -243,7 +321,78 @@ def predict(
         sql_path=str(out),
         jsonl_path=str(jsonl),
         bad_lines=bad,
+        run_key=identity.key,
+        turn_history=builder.turn_history,
+        multi_turn=multi,
+        fresh_reason=fresh_reason,
     )
+
+
+def _identity(model: Any, model_id: Any, builder: Any, *, generate_fn: Any, **decoding: Any) -> Any:
+    """The run identity of a prediction run (``sqlcoach.generate.resume``)."""
+    from sqlcoach.generate.resume import RunIdentity, model_identity
+
+    if isinstance(model_id, dict):
+        ident = dict(model_id)
+    else:
+        name = model_id if model_id is not None else (
+            getattr(model, "name_or_path", None) or getattr(getattr(model, "config", None), "_name_or_path", None))
+        ident = model_identity(name) if name else {"name": type(model).__name__}
+    backend = "hf" if generate_fn is None else getattr(generate_fn, "__qualname__", type(generate_fn).__name__)
+    return RunIdentity(ident, {**decoding, "backend": backend}, builder.settings())
+
+
+def _resumable(out: Path, jsonl: Path, examples: Sequence[Example], identity: Any,
+               resume: bool) -> tuple[dict[int, dict[str, Any]], list[str], str | None]:
+    """``(records kept, bad lines, why nothing was kept)`` under the resume rule (module docstring)."""
+    from sqlcoach.generate.resume import read_meta, resume_records, set_aside
+
+    if not resume:  # a fresh run: nothing of an older run may be taken for this one's output
+        for old in (out, jsonl):
+            old.unlink(missing_ok=True)
+        return {}, [], None
+    done, bad = read_done(jsonl)
+    for b in bad:
+        print(f"warning: {b}", file=sys.stderr)
+    decision = resume_records(done, examples, identity, read_meta(out))
+    say = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    if decision.fresh_reason:
+        say(f"not resuming from {jsonl}: {decision.fresh_reason}; predicting every example afresh")
+        set_aside(jsonl, say)
+        out.unlink(missing_ok=True)
+        return {}, bad, decision.fresh_reason
+    if decision.dropped:
+        say(f"{decision.dropped} records of {jsonl} belong to other examples than those now at their index; predicting them again")
+    if bad or decision.dropped or len(decision.kept) != len(done):
+        # Rewrite the JSONL with only the kept records so that the file stays valid and current.
+        _rewrite(jsonl, [decision.kept[i] for i in sorted(decision.kept)])
+    return decision.kept, bad, None
+
+
+def _chunks(todo: list[int], size: int, prev: list[list[int | None]] | None) -> Any:
+    """``(start, ids)`` chunks of ``todo``; with ``prev`` (predicted history) a chunk never mixes
+    turn depths, so that every earlier turn is predicted before a later turn's prompt is built."""
+    start = 0
+    while start < len(todo):
+        ids = todo[start : start + size]
+        if prev is not None:
+            depth = len(prev[ids[0]])
+            cut = next((k for k, i in enumerate(ids) if len(prev[i]) != depth), len(ids))
+            ids = ids[:cut]
+        yield start, ids
+        start += len(ids)
+
+
+def _with_predicted_turns(ex: Example, prev: list[int | None], done: dict[int, dict[str, Any]]) -> Example:
+    """``ex`` whose earlier turns carry this run's own predicted SQL (``""`` when a turn was not
+    predicted, e.g. outside ``--limit``), never the gold."""
+    from dataclasses import replace
+
+    from sqlcoach.types import Turn
+
+    turns = tuple(Turn(t.question, (done[j]["sql"] if j is not None and j in done else "") or None)
+                  for t, j in zip(ex.turns, prev))
+    return replace(ex, turns=turns)
 
 
 def _choose(

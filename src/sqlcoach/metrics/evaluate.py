@@ -23,7 +23,7 @@ from sqlcoach.execution.pool import ExecutorPool
 from sqlcoach.execution.sandbox import Limits
 from sqlcoach.metrics import bird as bird_metrics
 from sqlcoach.metrics.em import start_em_and_hardness
-from sqlcoach.metrics.ex import EX_MODES, ExItem, database_files, score_execution
+from sqlcoach.metrics.ex import EX_MODES, ExItem, database_files, score_execution, synthetic_files
 from sqlcoach.metrics.files import read_difficulties, read_gold, read_pred
 from sqlcoach.metrics.report import format_table, summarize
 from sqlcoach.types import Example, Verdict
@@ -103,16 +103,23 @@ def evaluate_pairs(
     difficulties: Sequence[str | None] | None = None,
     interactions: Sequence[int] | None = None,
     ves_iterations: int | None = None,
+    gold_errors: str = "count",
 ) -> EvalReport:
     """Score ``preds[i]`` against ``golds[i] = (gold_sql, db_id)``.
 
     Databases come from ``db_dir/<db_id>/`` (Spider layout) or, per example, from ``db_files``.
     ``pool``: reuse a caller's executor pool (its gold cache then spans calls); otherwise one is
     started for this call and closed after it. ``ves_iterations``: BIRD VES timing runs per query
-    (default 10 in ``bird`` mode, off in ``spider`` mode; 0 turns it off).
+    (default 10 in ``bird`` mode, off in ``spider`` mode; 0 turns it off). ``gold_errors``: ``count``
+    (default, the official scorers' convention: a gold that fails counts as a wrong prediction) or
+    ``exclude`` (left out of the denominator); the summary shows both figures either way.
+    A database folder holding ``fills.json`` (synthetic fills) scores its examples test-suite
+    style and marks an example ``unmeasurable`` when its gold returns no row on any fill.
     Never raises because of a prediction; raises ``ConfigError`` for bad options, ``DataError`` for lengths.
     """
     _check_options(etype, mode)
+    if gold_errors not in ("count", "exclude"):
+        raise ConfigError(f"gold_errors must be 'count' or 'exclude', got {gold_errors!r}")
     if len(preds) != len(golds):
         raise DataError(f"{len(preds)} predictions for {len(golds)} gold queries")
     t0 = time.perf_counter()
@@ -133,7 +140,7 @@ def evaluate_pairs(
     if missing and etype != "match":
         warnings.append(
             f"{len(missing)} database(s) not found ({', '.join(missing[:5])}"
-            f"{', ...' if len(missing) > 5 else ''}): their examples are gold_error and not scored"
+            f"{', ...' if len(missing) > 5 else ''}): their examples are gold_error (counted as wrong unless gold_errors=exclude)"
         )
 
     # EM and hardness (pure-Python parsing) start first, in forked processes, so that they overlap
@@ -153,7 +160,7 @@ def evaluate_pairs(
         if own_pool:
             pool = ExecutorPool(workers=workers, limits=Limits(timeout=timeout))
         try:
-            items = [ExItem(p or "", g, f) for p, g, f in zip(preds, gold_sqls, files)]
+            items = [ExItem(p or "", g, *synthetic_files(f)) for p, g, f in zip(preds, gold_sqls, files)]
             outcomes = score_execution(
                 items, pool=pool, mode=mode, keep_distinct=keep_distinct,
                 plug_value=plug_value, progress=progress,
@@ -193,7 +200,7 @@ def evaluate_pairs(
         extra_summary["note"] = "etype=match: EX not computed"
     if bird_extra:
         extra_summary["bird"] = {k: v for k, v in bird_extra.items() if k not in ("soft_f1_each", "ratios")}
-    summary = summarize(verdicts, interactions=interactions, extra=extra_summary)
+    summary = summarize(verdicts, interactions=interactions, extra=extra_summary, gold_errors=gold_errors)
     if outcomes is None:
         for block in [summary["all"], *summary["by_hardness"].values(), *summary.get("by_difficulty", {}).values()]:
             block["ex"] = None
@@ -276,10 +283,27 @@ def evaluate_files(
     """What the CLI calls: read the official-format files, then ``evaluate_pairs``."""
     gold, multi = read_gold(gold_path)
     preds, warnings = read_pred(pred_path, gold, multi)
+    oracle = _oracle_history(pred_path)
     diffs = read_difficulties(difficulty_path, len(gold)) if difficulty_path else None
     report = evaluate_pairs(
         preds, [(g.sql, g.db_id) for g in gold], db_dir=db_dir, difficulties=diffs,
         interactions=[g.interaction for g in gold] if multi else None, **kwargs,
     )
     report.warnings[:0] = warnings
+    if oracle:
+        report.summary["oracle_history"] = True
+        report.warnings.append(f"{pred_path} was predicted with history=gold: the earlier turns' gold SQL was in "
+                               "every prompt (an oracle setting, not comparable with the field's numbers)")
     return report
+
+
+def _oracle_history(pred_path: str | Path) -> bool:
+    """True when ``sqlcoach predict`` recorded (``<pred>.meta.json``) that the prompts showed the
+    earlier turns' gold SQL."""
+    meta = Path(str(pred_path) + ".meta.json")
+    if str(pred_path) == "-" or not meta.is_file():
+        return False
+    try:
+        return bool(json.loads(meta.read_text(encoding="utf-8")).get("oracle_history"))
+    except (OSError, ValueError, AttributeError):
+        return False

@@ -13,8 +13,12 @@ Two modes (``docs/comparison.md`` has the full table):
     database file itself is used; SQL is executed as written (no DISTINCT stripping).
 
 Errors are data: a failing example gets exactly one class from ``types.ERROR_CLASSES``. When the
-gold itself fails (or its database is missing) the example is ``gold_error``: it is reported and
-left out of the EX denominator instead of crashing the run as the official scorer does.
+gold itself fails (or its database is missing) the example is ``gold_error``: it is reported
+instead of crashing the run as the official test-suite scorer does, and ``metrics.report`` counts
+it as wrong by default (the official convention; see there). A *synthetic* item (database files
+filled with generated rows, ``sqlcoach.data.create_context``) on which the gold returns no row on
+any file is ``unmeasurable``: an empty result matches every query that runs, so EX would say
+nothing about the prediction there.
 
 Work is done in rounds over database files (round k runs every still-passing candidate on the
 k-th file), so the common one-file case costs two calls to the executor pool: the gold queries
@@ -24,6 +28,7 @@ it) and the predictions.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,6 +40,8 @@ from sqlcoach.sql.lexical import has_order_by, postprocess, strip_distinct
 from sqlcoach.types import ExecResult
 
 EX_MODES = ("spider", "bird")
+#: a database folder holding this file has synthetic fills (``sqlcoach.data.create_context``)
+SYNTHETIC_MARKER = "fills.json"
 
 
 @dataclass
@@ -44,6 +51,7 @@ class ExItem:
     pred: str
     gold: str
     files: tuple[str, ...]
+    synthetic: bool = False  # generated fills: EX needs a gold that returns rows on at least one
 
 
 @dataclass
@@ -86,6 +94,23 @@ def database_files(db_dir: str | Path | None, db_id: str, *, mode: str = "spider
     return tuple(files)
 
 
+def synthetic_files(files: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+    """``(files to score on, synthetic)``: for a folder with ``fills.json`` (synthetic fills of a
+    schema, ``sqlcoach.data.create_context``) the fills it lists, never the empty schema database
+    beside them; otherwise ``files`` as they are."""
+    if not files:
+        return files, False
+    folder = Path(files[0]).parent
+    marker = folder / SYNTHETIC_MARKER
+    if not marker.is_file():
+        return files, False
+    try:
+        listed = json.loads(marker.read_text(encoding="utf-8")).get("fills") or []
+    except (OSError, ValueError, AttributeError):
+        listed = []
+    return tuple(str(folder / f) for f in listed if (folder / f).is_file()), True
+
+
 def prepare(pred: str, gold: str, *, mode: str, keep_distinct: bool) -> tuple[str, str, bool]:
     """Return (pred, gold, order_matters) as they will be executed."""
     if mode == "spider":
@@ -116,7 +141,8 @@ def score_execution(
     order: list[bool] = [False] * n
     for i, it in enumerate(items):
         if not it.files:
-            out[i] = ExOutcome(False, "gold_error", "database not found")
+            out[i] = (ExOutcome(False, "unmeasurable", "no synthetic fill of this schema could be made") if it.synthetic
+                      else ExOutcome(False, "gold_error", "database not found"))
             continue
         if not (it.gold or "").strip():
             out[i] = ExOutcome(False, "gold_error", "empty gold query")
@@ -132,6 +158,7 @@ def score_execution(
 
             cands[i] += [c for c in plug_values(p, g) if c != p]
         out[i] = ExOutcome(False, pred_sql=p, gold_sql=g, candidates_tried=len(cands[i]))
+    _mark_unmeasurable(items, golds, cands, out, pool, progress)
 
     n_rounds = max((len(it.files) for it in items), default=0)
     for r in range(n_rounds):
@@ -183,7 +210,7 @@ def score_execution(
     for i in range(n):
         o = out[i]
         assert o is not None
-        if o.error == "gold_error" or o.error == "no_sql":
+        if o.error in ("gold_error", "no_sql", "unmeasurable"):
             o.ex = False
             continue
         o.ex = bool(cands[i])  # a candidate survived every database file
@@ -193,6 +220,26 @@ def score_execution(
             # the plain prediction failed through a candidate path we did not record
             o.error, o.message = "wrong_result", "no candidate matched on every database file"
     return [o for o in out if o is not None]
+
+
+def _mark_unmeasurable(items: Sequence[ExItem], golds: list[str], cands: list[list[str]],
+                       out: list[ExOutcome | None], pool: ExecutorPool, progress: bool) -> None:
+    """Synthetic items whose gold returns no row on every file become ``unmeasurable`` (the gold
+    runs are cached, so the rounds below do not run them again)."""
+    todo = [i for i, it in enumerate(items) if it.synthetic and golds[i] and out[i] is not None
+            and out[i].error not in ("gold_error", "unmeasurable")]
+    jobs = [(f, golds[i]) for i in todo for f in items[i].files]
+    if not jobs:
+        return
+    results = iter(pool.run(jobs, cache=True, progress=progress and "gold (synthetic fills)"))
+    for i in todo:
+        res = [next(results) for _ in items[i].files]
+        if all(r.ok for r in res) and not any(r.rows for r in res):
+            o = out[i]
+            assert o is not None
+            o.error = "unmeasurable"
+            o.message = f"the gold returns no row on any of the {len(res)} synthetic database fills"
+            cands[i] = []
 
 
 def _mismatch_message(pres: ExecResult, gold_rows: Sequence[tuple] | None) -> str:

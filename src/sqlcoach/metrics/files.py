@@ -121,11 +121,12 @@ def read_pred(path: str | Path, gold: list[GoldItem], multi_turn: bool) -> tuple
             preds += [""] * (len(gold) - len(preds))
         return preds, warnings
 
-    # multi-turn: group non-blank lines into interactions
+    # multi-turn: group non-blank lines into interactions; a line that is only an SQL comment
+    # (``sqlcoach predict`` writes ``-- no SQL``) is an empty prediction that keeps its place
     groups: list[list[str]] = [[]]
     for ln in lines:
         if ln.strip():
-            groups[-1].append(ln.strip())
+            groups[-1].append("" if ln.strip().startswith("--") else ln.strip())
         elif groups[-1]:
             groups.append([])
     if not groups[-1]:

@@ -247,7 +247,8 @@ def world_corpus(world_dir: str | Path) -> list[str]:
 
 
 def training_corpus(
-    world_dir: str | Path, *, template: str = "sql_terminal", schema_style: str = "compact", sample_values: int = 0
+    world_dir: str | Path, *, template: str = "sql_terminal", schema_style: str = "compact", sample_values: int = 0,
+    value_retrieval: int | None = None, token_budget: int | None = None, turn_history: str | None = None,
 ) -> list[str]:
     """``world_corpus`` plus the rendered training prompts and completions of the folder's train
     split, so that the tokenizer merges exactly the text the model will be trained on.
@@ -256,5 +257,5 @@ def training_corpus(
     from sqlcoach.prompts.builder import PromptBuilder
 
     # The SFT rows exactly as training builds them (models must not import sqlcoach.train).
-    rows, _ = PromptBuilder(template, schema_style, sample_values).sft_rows(load_examples("spider", world_dir, "train"))
+    rows, _ = PromptBuilder(template, schema_style, sample_values, value_retrieval=value_retrieval, token_budget=token_budget, turn_history=turn_history).sft_rows(load_examples("spider", world_dir, "train"))
     return world_corpus(world_dir) + [m["content"] for r in rows for m in r["prompt"] + r["completion"]]

@@ -76,10 +76,9 @@ def demo_sft_config(out: Path, extra_yaml: str | None = None, overrides: dict[st
     values.update(overrides or {})
     cfg = build_config(SFTRunConfig, values, source="demo SFT settings")
     # the demo's model is initialised here, so there is no recorded recipe to fall back on
-    from sqlcoach.prompts.recipe import filled
+    from sqlcoach.prompts.recipe import prompt_settings
 
-    template, style, samples = filled(cfg.template, cfg.schema_style, cfg.schema_sample_values)
-    return dataclasses.replace(cfg, template=template, schema_style=style, schema_sample_values=samples)
+    return dataclasses.replace(cfg, **prompt_settings(cfg))
 
 
 def say(msg: str) -> None:
@@ -100,17 +99,17 @@ def start_rows(world: Path, cfg: SFTRunConfig, extra_corpus: list[str] | None = 
     from sqlcoach.models.tiny import training_corpus
     from sqlcoach.train.sft import build_training_rows
 
-    corpus = training_corpus(world, template=cfg.template, schema_style=cfg.schema_style, sample_values=cfg.schema_sample_values)
+    corpus = training_corpus(world, template=cfg.template, schema_style=cfg.schema_style, sample_values=cfg.schema_sample_values,
+                             value_retrieval=cfg.value_retrieval, token_budget=cfg.token_budget, turn_history=cfg.turn_history)
     rows, _ = build_training_rows(load_examples("spider", world, "train"), cfg)
     return rows, corpus + list(extra_corpus or [])
 
 
 def init_recipe(cfg: SFTRunConfig) -> Any:
     """The recipe of a freshly initialised tiny model: the prompts its tokenizer was trained on."""
-    from sqlcoach.prompts.recipe import PromptRecipe, filled
+    from sqlcoach.prompts.recipe import PromptRecipe, prompt_settings
 
-    template, style, samples = filled(cfg.template, cfg.schema_style, cfg.schema_sample_values)
-    return PromptRecipe(template, style, samples, max_length=cfg.max_length, source="model init")
+    return PromptRecipe(**prompt_settings(cfg), max_length=cfg.max_length, source="model init")
 
 
 def build_tiny_start(world: Path, base: Path, cfg: SFTRunConfig, *, size: str, seed: int,
@@ -146,6 +145,7 @@ def _score_stage(name: str, model_dir: Path, examples: list[Any], pred_path: Pat
             model, tok, examples, pred_path, n=n, temperature=opts.temperature if n > 1 else 0.0,
             batch_size=max(1, opts.batch_size // n) if n > 1 else opts.batch_size, max_new_tokens=opts.max_new_tokens,
             template=cfg.template, schema_style=cfg.schema_style, schema_sample_values=cfg.schema_sample_values,
+            value_retrieval=cfg.value_retrieval, token_budget=cfg.token_budget, turn_history=cfg.turn_history,
             seed=opts.seed, tables_path=out / "world" / "tables.json",
         )
     memory[f"{name}_predict"] = mem.as_dict()

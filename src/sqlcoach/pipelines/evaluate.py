@@ -28,6 +28,9 @@ def predict_and_score(
     template: str,
     schema_style: str,
     schema_sample_values: int,
+    value_retrieval: int | None = None,
+    token_budget: int | None = None,
+    turn_history: str | None = None,
     n: int = 1,
     temperature: float = 0.0,
     batch_size: int = 32,
@@ -39,15 +42,16 @@ def predict_and_score(
 ) -> Scored:
     """Predict every example afresh (``resume=False``: an older model's predictions in
     ``pred_path`` are never reused), then score EX/EM by hardness (Spider rules)."""
-    from sqlcoach.generate.predict import predict
+    from sqlcoach.generate.predict import predict, read_sql_lines
     from sqlcoach.metrics import evaluate_examples
 
     summ = predict(
         model, tokenizer, examples, pred_path, n=n, temperature=temperature, batch_size=batch_size,
         max_new_tokens=max_new_tokens, template=template, schema_style=schema_style,
-        schema_sample_values=schema_sample_values, seed=seed, progress=progress, resume=False,
+        schema_sample_values=schema_sample_values, value_retrieval=value_retrieval, token_budget=token_budget,
+        turn_history=turn_history, seed=seed, progress=progress, resume=False,
     )
-    preds = Path(pred_path).read_text().split("\n")[: len(examples)]
+    preds = read_sql_lines(pred_path, len(examples))
     tables = str(tables_path) if tables_path and Path(tables_path).is_file() else None
     rep = evaluate_examples(examples, preds, etype="all", mode="spider", tables_path=tables)
     rows = [{"question": ex.question, "db_id": ex.db_id, "pred": p, "gold": ex.gold_sql, "ex": bool(v.ex), "error": v.error}

@@ -110,8 +110,12 @@ class NameMap:
         low = word.lower()
         return self.tables.get(low) or self.columns.get(low) or word
 
-    def schema_text(self) -> str:
-        """The schema in ``compact`` style (``t1(t1_id*, c1, t2_id->t2.t2_id)``), with placeholders."""
+    def schema_text(self, values: Any = ()) -> str:
+        """The schema in ``compact`` style (``t1(t1_id*, c1, t2_id->t2.t2_id)``), with placeholders.
+
+        ``values``: retrieved ``(table, column, value)`` triples; those whose value is a linked
+        placeholder end the text as ``values: t1.c2=v1; ...`` (which column holds each mentioned
+        value). Values that are not linked are left out: their text would be the only real words."""
         fks = {(fk.table.lower(), fk.column.lower()): fk for fk in self.schema.foreign_keys}
         lines = []
         for t in self.schema.tables:
@@ -126,6 +130,17 @@ class NameMap:
                     s += f"->{ref_t}.{self.columns.get(fk.ref_column.lower(), fk.ref_column)}"
                 cols.append(s)
             lines.append(f"{self.tables[t.name.lower()]}({', '.join(cols)})")
+        linked = {v.lower(): ph for v, ph in self.values.items()}
+        shown: list[str] = []
+        for table, column, value in values:
+            ph = linked.get(value.lower())
+            tph, cph = self.tables.get(table.lower()), self.columns.get(column.lower())
+            if ph and tph and cph:
+                item = f"{tph}.{cph}={ph}"
+                if item not in shown:
+                    shown.append(item)
+        if shown:
+            lines.append("values: " + "; ".join(shown))
         return "\n".join(lines)
 
     def encode_example(self, ex: Example) -> Example:

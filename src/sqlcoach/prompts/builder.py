@@ -24,8 +24,17 @@ mine_pairs``)                          (empty schema + one warning), but *no* te
                                        ``DataError`` from the template propagates.
 =====================================  =====================================================================
 
-Every row, prompt text and skip message is the one the consumers produced before this class
-existed (the fixture-based tests and the prediction-file checks depend on it).
+Every consumer gets the same prompt for the same settings: value retrieval (``value_retrieval``
+values the question mentions, ``sqlcoach.schema.values``, shown under the schema), the token
+budget (``token_budget``: the schema text shrunk as ``sqlcoach.schema.serialize`` documents,
+measured with ``approx_tokens`` so that training and prediction cut the same way whatever the
+tokenizer) and the multi-turn history (``turn_history``: ``questions`` shows only the earlier
+questions; ``predicted`` and ``gold`` show the SQL the example's ``turns`` carry: prediction puts
+the model's own earlier SQL there, training rows keep the gold, i.e. teacher forcing). With
+``value_retrieval=0`` and ``token_budget=0`` the schema text is the per-database cached text, byte
+for byte what the builder made before those settings existed. BIRD's
+``database_description/*.csv`` column and value descriptions reach the ``ddl`` and ``nl`` styles
+through ``introspect`` when the files are present.
 """
 
 from __future__ import annotations
@@ -61,9 +70,23 @@ class PromptBuilder:
     See the module docstring for which consumer uses which rule. Raises ``ConfigError`` naming the
     valid choices when ``template`` or ``schema_style`` is unknown."""
 
-    def __init__(self, template: str = "sql_terminal", schema_style: str = "compact", sample_values: int = 3):
+    def __init__(self, template: str = "sql_terminal", schema_style: str = "compact", sample_values: int = 3,
+                 *, value_retrieval: int | None = None, token_budget: int | None = None,
+                 turn_history: str | None = None):
+        from sqlcoach.prompts.recipe import DEFAULTS, TURN_HISTORIES
         from sqlcoach.prompts.templates import TEMPLATES, get_template
         from sqlcoach.schema.serialize import STYLES
+
+        value_retrieval = DEFAULTS["value_retrieval"] if value_retrieval is None else int(value_retrieval)
+        token_budget = DEFAULTS["token_budget"] if token_budget is None else int(token_budget or 0)
+        turn_history = DEFAULTS["turn_history"] if turn_history is None else turn_history
+        if value_retrieval < 0 or token_budget < 0:
+            raise ConfigError("value_retrieval and token_budget must be >= 0 (0 turns them off)")
+        if turn_history not in TURN_HISTORIES:
+            raise ConfigError(f"unknown turn_history {turn_history!r} (known: {', '.join(TURN_HISTORIES)})")
+        self.value_retrieval = value_retrieval
+        self.token_budget = token_budget
+        self.turn_history = turn_history
 
         try:
             get_template(template)
@@ -79,9 +102,28 @@ class PromptBuilder:
         self._failed: dict[Any, BaseException] = {}  # db_path -> why it cannot be read
         self._warned: set[Any] = set()  # databases already warned about on stderr (lenient rule)
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> PromptBuilder:
+        """The builder of a ``prompts.recipe.prompt_settings`` mapping (``PROMPT_KEYS``)."""
+        return cls(settings["template"], settings["schema_style"], settings["schema_sample_values"],
+                   value_retrieval=settings.get("value_retrieval"), token_budget=settings.get("token_budget"),
+                   turn_history=settings.get("turn_history"))
+
+    def settings(self) -> dict[str, Any]:
+        """This builder's settings under the recipe's names (``PROMPT_KEYS``)."""
+        return {"template": self.template, "schema_style": self.schema_style,
+                "schema_sample_values": self.sample_values, "value_retrieval": self.value_retrieval,
+                "token_budget": self.token_budget, "turn_history": self.turn_history}
+
     def __repr__(self) -> str:
         return (f"PromptBuilder(template={self.template!r}, schema_style={self.schema_style!r}, "
-                f"sample_values={self.sample_values})")
+                f"sample_values={self.sample_values}, value_retrieval={self.value_retrieval}, "
+                f"token_budget={self.token_budget}, turn_history={self.turn_history!r})")
+
+    @property
+    def plain(self) -> bool:
+        """True when the schema text depends on the database only (no values, no budget)."""
+        return self.value_retrieval == 0 and self.token_budget == 0
 
     # -- the schema cache -------------------------------------------------------------------------
     def _failure(self, db_path: Any) -> None:
@@ -128,6 +170,72 @@ class PromptBuilder:
         self._texts[db_path] = text
         return text
 
+    def retrieval_text(self, ex: Any) -> str:
+        """What value retrieval reads: the question, its evidence and the earlier questions."""
+        parts = [ex.question, ex.evidence or "", *(t.question for t in getattr(ex, "turns", ()))]
+        return " ".join(p for p in parts if p)
+
+    def values_for(self, ex: Any) -> list[tuple[str, str, str]]:
+        """Up to ``value_retrieval`` ``(table, column, value)`` triples ``ex`` mentions (``[]`` without
+        a database, or when its values cannot be indexed: the schema read already said why)."""
+        if self.value_retrieval <= 0 or not ex.db_path:
+            return []
+        from sqlcoach.schema.values import retrieve_values
+
+        try:
+            return retrieve_values(ex.db_path, self.retrieval_text(ex), k=self.value_retrieval)
+        except (DataError, OSError):
+            return []
+
+    def example_schema_text(self, ex: Any) -> tuple[str, list[tuple[str, str, str]]]:
+        """``(schema text, values)`` of ``ex``: the cached per-database text when :attr:`plain`,
+        else the schema serialised with the values ``ex`` mentions and within the token budget.
+        ``UnreadableDatabase`` as :meth:`schema` says (the caller checks ``ex.db_path``)."""
+        if self.plain:
+            return self.schema_text(ex.db_path), []
+        from sqlcoach.schema.serialize import serialize
+
+        schema = self.schema(ex.db_path)
+        values = self.values_for(ex)
+        try:
+            text = serialize(schema, self.schema_style, values=values, question=self.retrieval_text(ex),
+                             budget_tokens=self.token_budget or None)
+        except Exception as exc:
+            self._failed[ex.db_path] = exc
+            self._schemas.pop(ex.db_path, None)
+            raise UnreadableDatabase(ex.db_path, exc, first=True) from exc
+        return text, values
+
+    def shown(self, ex: Any) -> Any:
+        """``ex`` as the prompt shows it: under ``turn_history=questions`` its earlier turns lose
+        their SQL (the model sees the earlier questions only)."""
+        if self.turn_history == "questions" and any(t.sql for t in ex.turns):
+            from dataclasses import replace
+
+            from sqlcoach.types import Turn
+
+            return replace(ex, turns=tuple(Turn(t.question, None) for t in ex.turns))
+        return ex
+
+    def render(self, ex: Any, schema_text: str, values: Any = (), template: str | None = None) -> list[dict]:
+        """``render_prompt`` of ``ex`` as shown (:meth:`shown`) with this builder's values and budget."""
+        from sqlcoach.prompts.templates import render_prompt
+
+        return render_prompt(self.shown(ex), schema_text, template or self.template,
+                             values=values, budget_tokens=self.token_budget or None)
+
+    def lenient_example_text(self, ex: Any) -> tuple[str, list[tuple[str, str, str]]]:
+        """:meth:`example_schema_text` under the lenient rule of :meth:`lenient_schema_text`."""
+        if not ex.db_path:
+            return "", []
+        try:
+            return self.example_schema_text(ex)
+        except UnreadableDatabase as exc:
+            if ex.db_path not in self._warned:
+                self._warned.add(ex.db_path)
+                print(f"warning: cannot read schema of {ex.db_id} ({ex.db_path}): {exc.cause}", file=sys.stderr)
+            return "", []
+
     def lenient_schema_text(self, ex: Any) -> str:
         """The prediction / pair-mining rule: ``""`` for an example without a database, and ``""``
         plus one warning on stderr per database when its schema cannot be read."""
@@ -149,20 +257,18 @@ class PromptBuilder:
         ``UnreadableDatabase``). ``lenient=True`` (pair mining): the schema is ``""`` when absent or
         unreadable (:meth:`lenient_schema_text`). Either way a ``DataError`` from the template (e.g.
         names that clash with the anonymized template's placeholders) propagates."""
-        from sqlcoach.prompts.templates import render_prompt
-
         if lenient:
-            text = self.lenient_schema_text(ex)
+            text, values = self.lenient_example_text(ex)
         else:
             if not ex.db_path:
                 raise DataError("no database")
-            text = self.schema_text(ex.db_path)
-        return render_prompt(ex, text, self.template)
+            text, values = self.example_schema_text(ex)
+        return self.render(ex, text, values)
 
-    def _row(self, ex: Any, schema_text: str) -> dict[str, Any]:
-        from sqlcoach.prompts.templates import render_completion, render_prompt
+    def _row(self, ex: Any, schema_text: str, values: Any = ()) -> dict[str, Any]:
+        from sqlcoach.prompts.templates import render_completion
 
-        prompt = render_prompt(ex, schema_text, self.template)
+        prompt = self.render(ex, schema_text, values)
         completion = render_completion(ex.gold_sql, self.template, example=ex)
         return {"prompt": list(prompt), "completion": [{"role": "assistant", "content": completion}]}
 
@@ -176,11 +282,17 @@ class PromptBuilder:
             raise DataError("no gold SQL")
         if not ex.db_path:
             raise DataError("no database")
-        return self._row(ex, self.schema_text(ex.db_path))
+        return self._row(ex, *self.example_schema_text(ex))
 
     def sft_row_for_schema(self, ex: Any, schema: Schema) -> dict[str, Any]:
         """An SFT row of ``ex`` shown ``schema`` (rendered in the builder's style) instead of its
-        database's: renamed copies (``train.augment``). Errors propagate (nothing is skipped)."""
+        database's: renamed copies (``train.augment``). Errors propagate (nothing is skipped).
+        Retrieved values are not shown (they are spelled in the database's names, which the copy
+        renames); the token budget applies."""
+        if self.token_budget:
+            from sqlcoach.schema.serialize import serialize
+
+            return self._row(ex, serialize(schema, self.schema_style, question=ex.question, budget_tokens=self.token_budget))
         return self._row(ex, self.render_schema(schema))
 
     def sft_rows(self, examples: Any) -> tuple[list[dict[str, Any]], list[str]]:
@@ -259,14 +371,13 @@ class PromptBuilder:
         warning on stderr per database), and a ``DataError`` from the template (e.g. a name clash
         with the anonymized template's placeholders) a warning and the ``minimal`` template."""
         from sqlcoach.prompts.chat import to_text
-        from sqlcoach.prompts.templates import render_prompt
 
-        text = self.lenient_schema_text(ex)
+        text, values = self.lenient_example_text(ex)
         try:
-            messages = render_prompt(ex, text, self.template)
+            messages = self.render(ex, text, values)
         except DataError as exc:  # e.g. names that clash with the anonymized template's placeholders
             print(f"warning: {ex.id}: {exc}; prompting with the minimal template instead", file=sys.stderr)
-            messages = render_prompt(ex, text, "minimal")
+            messages = self.render(ex, text, values, "minimal")
         return to_text(messages, tokenizer)
 
     def prediction_texts(self, examples: Any, tokenizer: Any) -> list[str]:

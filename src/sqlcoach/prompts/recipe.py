@@ -12,8 +12,18 @@ Rules (``resolve_prompt``):
 * an explicit setting that contradicts the recorded one is used, and a line says so;
 * a folder without the file uses sqlcoach's defaults (``DEFAULTS``) with a one-line notice.
 
-Value retrieval and a token budget are not applied by the prompt builder yet; the recipe records
-``value_retrieval: null`` and ``token_budget: null`` so that a folder written today says so.
+Settings (``PROMPT_KEYS``): ``template``, ``schema_style``, ``schema_sample_values``,
+``value_retrieval`` (how many database values the question mentions are shown under the schema,
+``sqlcoach.schema.values``; 0 = none), ``token_budget`` (the schema text is shrunk to this many
+approximate tokens, ``sqlcoach.schema.serialize``; 0 = no budget) and ``turn_history`` (multi-turn
+data: ``questions`` shows the earlier questions only, ``predicted`` the model's own earlier SQL
+too, ``gold`` the earlier turns' gold SQL: an oracle setting, labelled wherever it is used).
+
+Old folders keep their old prompt: a recipe written before value retrieval entered the prompt
+builder records ``value_retrieval: null`` (or no key); ``LEGACY`` reads such a missing/null key as
+what those prompts were (no values, no budget). ``turn_history`` is the exception: the old prompts
+showed the earlier turns' *gold* SQL at prediction time, an oracle no score should rest on, so an
+old recipe reads as ``questions`` (pass ``turn_history=gold`` explicitly to reproduce it).
 """
 
 from __future__ import annotations
@@ -26,11 +36,30 @@ from typing import Any, Callable
 from sqlcoach.errors import DataError
 
 RECIPE_FILE = "sqlcoach_recipe.json"
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: value_retrieval, token_budget, turn_history applied (1: recorded as null)
 #: what a folder without a recipe is prompted with (sqlcoach's historical defaults)
-DEFAULTS: dict[str, Any] = {"template": "sql_terminal", "schema_style": "compact", "schema_sample_values": 3}
+DEFAULTS: dict[str, Any] = {
+    "template": "sql_terminal", "schema_style": "compact", "schema_sample_values": 3,
+    "value_retrieval": 5, "token_budget": 0, "turn_history": "questions",
+}
 #: the settings a caller may override, in the order they are reported
-PROMPT_KEYS = ("template", "schema_style", "schema_sample_values")
+PROMPT_KEYS = tuple(DEFAULTS)
+#: what a recipe file that lacks a key (or records ``null``) meant when it was written
+LEGACY: dict[str, Any] = {"value_retrieval": 0, "token_budget": 0, "turn_history": "questions"}
+#: ``turn_history`` values; ``gold`` is the oracle setting
+TURN_HISTORIES = ("questions", "predicted", "gold")
+
+
+def prompt_settings(source: Any = None, **given: Any) -> dict[str, Any]:
+    """Every ``PROMPT_KEYS`` setting: ``given`` first, then ``source``'s attribute of that name (a
+    config or a recipe), ``None`` replaced by ``DEFAULTS``."""
+    out: dict[str, Any] = {}
+    for k in PROMPT_KEYS:
+        v = given.get(k)
+        if v is None and source is not None:
+            v = getattr(source, k, None)
+        out[k] = DEFAULTS[k] if v is None else v
+    return out
 
 
 def filled(template: str | None, schema_style: str | None, schema_sample_values: int | None) -> tuple[str, str, int]:
@@ -50,8 +79,9 @@ class PromptRecipe:
     schema_sample_values: int = DEFAULTS["schema_sample_values"]
     max_length: int | None = None  # tokens per training row (prompt + answer), when trained by sqlcoach
     max_new_tokens: int | None = None  # completion length used in RL rollouts, when RL-trained
-    value_retrieval: Any = None  # not applied by the prompt builder yet (see the module docstring)
-    token_budget: int | None = None  # idem
+    value_retrieval: int = DEFAULTS["value_retrieval"]  # values shown per prompt (0: none)
+    token_budget: int = DEFAULTS["token_budget"]  # approximate tokens of schema text (0: no budget)
+    turn_history: str = DEFAULTS["turn_history"]  # multi-turn history shown (questions, predicted, gold)
     source: str = ""
     history: list[str] = field(default_factory=list)  # the sqlcoach steps that produced this folder, oldest first
 
@@ -71,7 +101,11 @@ class PromptRecipe:
         """The ``PromptBuilder`` for this recipe."""
         from sqlcoach.prompts.builder import PromptBuilder
 
-        return PromptBuilder(self.template, self.schema_style, self.schema_sample_values)
+        return PromptBuilder.from_settings(self.settings())
+
+    def settings(self) -> dict[str, Any]:
+        """The ``PROMPT_KEYS`` settings of this recipe."""
+        return {k: getattr(self, k) for k in PROMPT_KEYS}
 
     def as_dict(self) -> dict[str, Any]:
         return {"version": RECIPE_VERSION, **asdict(self), "system_prompt": self.system_prompt, "anonymize": self.anonymize}
@@ -101,7 +135,11 @@ def read_recipe(folder: str | Path) -> PromptRecipe | None:
     if not isinstance(data, dict):
         raise DataError("a recipe must be a JSON object", path=str(path))
     known = {f.name for f in fields(PromptRecipe)}
-    return PromptRecipe(**{k: v for k, v in data.items() if k in known})
+    values = {k: v for k, v in data.items() if k in known}
+    for k, legacy in LEGACY.items():  # a recipe from before the key existed keeps its old prompt
+        if values.get(k) is None:
+            values[k] = legacy
+    return PromptRecipe(**values)
 
 
 def recipe_of(model: str | Path) -> PromptRecipe | None:
@@ -120,12 +158,16 @@ def resolve_prompt(
     template: str | None = None,
     schema_style: str | None = None,
     schema_sample_values: int | None = None,
+    value_retrieval: int | None = None,
+    token_budget: int | None = None,
+    turn_history: str | None = None,
     log: Callable[[str], None] | None = print,
 ) -> PromptRecipe:
     """The recipe to prompt ``model`` with: its recorded recipe with the explicit settings on top
     (each contradiction printed), or ``DEFAULTS`` with a one-line notice when it has none."""
     recorded = recipe_of(model)
-    asked = {"template": template, "schema_style": schema_style, "schema_sample_values": schema_sample_values}
+    asked = {"template": template, "schema_style": schema_style, "schema_sample_values": schema_sample_values,
+             "value_retrieval": value_retrieval, "token_budget": token_budget, "turn_history": turn_history}
     say = log or (lambda _m: None)
     if recorded is None:
         say(f"note: {model} has no {RECIPE_FILE}; prompting with "

@@ -20,15 +20,17 @@ Templates (:data:`TEMPLATES`):
     is not used, the completion is written with placeholders, and ``restore_sql`` maps the model's
     SQL back. For models without word knowledge (the demo's); pretrained models do not need it.
 
-Multi-turn examples (``Example.turns``) show the earlier questions and their SQL in the user
-message, before the current question. Evidence (BIRD) follows the question.
+Multi-turn examples (``Example.turns``) show the earlier questions in the user message, before the
+current question, and each earlier turn's SQL when the turn carries one. Which SQL a turn carries
+is the prompt builder's ``turn_history`` setting (``sqlcoach.prompts.builder``): none by default,
+the model's own predictions, or the gold (an oracle). Evidence (BIRD) follows the question.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 from sqlcoach.errors import ConfigError
 from sqlcoach.types import Example, Turn
@@ -101,7 +103,8 @@ def history_block(turns: tuple[Turn, ...]) -> str:
     """Earlier turns as text ("" when there are none); a turn without SQL shows only its question."""
     if not turns:
         return ""
-    lines = ["Previous questions in this conversation and their SQL:"]
+    with_sql = any(t.sql for t in turns)
+    lines = ["Previous questions in this conversation and their SQL:" if with_sql else "Previous questions in this conversation:"]
     for i, t in enumerate(turns, 1):
         lines.append(f"{i}. {t.question.strip()}")
         if t.sql:
@@ -228,22 +231,34 @@ def get_template(name: str) -> Template:
         raise ConfigError(f"unknown template {name!r} (known: {', '.join(TEMPLATES)})") from None
 
 
-def shown_inputs(example: Example, schema_text: str, t: Template) -> tuple[Example, str]:
+def shown_inputs(example: Example, schema_text: str, t: Template, values: Sequence[tuple[str, str, str]] = (),
+                 budget_tokens: int | None = None) -> tuple[Example, str]:
     """What ``t.user`` is given: ``(example, schema_text)`` as they are, or for an anonymizing
-    template the example with placeholders and the placeholder schema (the text passed in unused)."""
+    template the example with placeholders and the placeholder schema (the text passed in unused):
+    ``values`` (retrieved ``(table, column, value)`` triples) that the placeholders link become a
+    ``values: t1.c2=v1`` line, and ``budget_tokens`` cuts the placeholder schema at a line boundary."""
     if not t.anonymize:
         return example, schema_text
     from sqlcoach.prompts.anonymize import name_map
 
     names = name_map(example)
-    return names.encode_example(example), names.schema_text()
+    text = names.schema_text(values)
+    if budget_tokens:
+        from sqlcoach.schema.serialize import approx_tokens, truncate
+
+        if approx_tokens(text) > budget_tokens:
+            text = truncate(text, budget_tokens, approx_tokens)
+    return names.encode_example(example), text
 
 
-def render_prompt(example: Example, schema_text: str, template: str = "omnisql") -> list[dict]:
+def render_prompt(example: Example, schema_text: str, template: str = "omnisql", *,
+                  values: Sequence[tuple[str, str, str]] = (), budget_tokens: int | None = None) -> list[dict]:
     """Chat messages for ``example``: a system message when the template has one, then the user
-    message holding schema, history (multi-turn) and question (+ evidence)."""
+    message holding schema, history (multi-turn) and question (+ evidence). ``values`` and
+    ``budget_tokens`` matter only to an anonymizing template (the others get them inside
+    ``schema_text``; see :func:`shown_inputs`)."""
     t = get_template(template)
-    example, schema_text = shown_inputs(example, schema_text, t)
+    example, schema_text = shown_inputs(example, schema_text, t, values, budget_tokens)
     messages = []
     if t.system:
         messages.append({"role": "system", "content": t.system})

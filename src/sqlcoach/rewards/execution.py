@@ -44,7 +44,7 @@ from typing import Any, Callable, Sequence
 
 from sqlcoach.errors import ConfigError
 from sqlcoach.execution.sandbox import Limits, execute_on_copy
-from sqlcoach.metrics.ex import EX_MODES, ExItem, ExOutcome, database_files, prepare, score_execution
+from sqlcoach.metrics.ex import EX_MODES, ExItem, ExOutcome, database_files, prepare, score_execution, synthetic_files
 from sqlcoach.rewards.common import column, completion_sql, names_of
 from sqlcoach.rewards.errors import classify, error_credit
 from sqlcoach.sql.rewrite import statement_type
@@ -247,6 +247,8 @@ class ExecutionScorer:
                 memo[db] = database_files(path.parent, path.name, mode=self.mode)
             else:
                 memo[db] = (db,) if path.is_file() else ()
+            # synthetic fills (create-context): scored on the fills, as EX is, never on the empty schema
+            memo[db] = synthetic_files(memo[db])[0] if memo[db] else memo[db]
         return memo[db]
 
     def _writes(self, jobs: list[tuple[str, str]]) -> list[ExecResult]:
@@ -296,7 +298,7 @@ class ExecutionScorer:
 
         if reads:
             keys = list(reads)
-            items = [ExItem(pred=p, gold=g, files=f) for p, g, f in keys]
+            items = [ExItem(pred=p, gold=g, files=f, synthetic=bool(f) and synthetic_files(f)[1]) for p, g, f in keys]
             ex_outcomes = score_execution(
                 items, pool=self.handle.pool, mode=self.mode, keep_distinct=self.keep_distinct
             )
@@ -369,7 +371,7 @@ class ExecutionScorer:
 
     def _judge_read(self, sql: str, ex: ExOutcome) -> Outcome:
         stmt = _statement(sql) if sql.strip() else ""
-        if ex.error == "gold_error":
+        if ex.error in ("gold_error", "unmeasurable"):  # no reward where EX cannot tell right from wrong
             return _gold_failed(sql, ex.message)
         if ex.error == "no_sql":
             return Outcome(sql=sql, statement=stmt, gold_ok=True, error="no_sql", message=ex.message)

@@ -68,11 +68,15 @@ def introspect(db_path: str | Path, *, sample_values: int = 3, max_value_chars: 
     A foreign key without an explicit target column refers to the referenced table's primary key
     (SQLite's rule) and is resolved to it; the referenced table's name is given the case it has
     in the database. ``db_id`` is the file's stem. Raises DataError when the file is missing or
-    not a readable SQLite database. Cached by (path, mtime, size, options).
+    not a readable SQLite database. Cached by (path, mtime, size, options). BIRD's column and value
+    descriptions (``database_description/*.csv`` beside the file) fill ``Column.description`` and
+    ``Column.value_description`` when present (``sqlcoach.schema.descriptions``).
     """
+    from sqlcoach.schema.descriptions import read_descriptions, stamp
+
     f = resolve_db_file(db_path).resolve()
     st = f.stat()
-    key = (str(f), st.st_mtime_ns, st.st_size, sample_values, max_value_chars)
+    key = (str(f), st.st_mtime_ns, st.st_size, sample_values, max_value_chars, stamp(f.parent))
     hit = _CACHE.get(key)
     if hit is not None:
         return hit
@@ -84,10 +88,25 @@ def introspect(db_path: str | Path, *, sample_values: int = 3, max_value_chars: 
             con.close()
     except sqlite3.Error as exc:
         raise DataError(f"cannot read schema: {exc}", str(f)) from exc
+    described = read_descriptions(f.parent)
+    if described:
+        schema = _with_descriptions(schema, described)
     if len(_CACHE) >= _CACHE_MAX:
         _CACHE.pop(next(iter(_CACHE)))
     _CACHE[key] = schema
     return schema
+
+
+def _with_descriptions(schema: Schema, described: dict[str, dict[str, tuple[str, str]]]) -> Schema:
+    from dataclasses import replace
+
+    tables = []
+    for t in schema.tables:
+        cols = described.get(t.name.lower(), {})
+        tables.append(replace(t, columns=tuple(
+            replace(c, description=cols[c.name.lower()][0], value_description=cols[c.name.lower()][1])
+            if c.name.lower() in cols else c for c in t.columns)))
+    return replace(schema, tables=tuple(tables))
 
 
 def _read(con: sqlite3.Connection, db_id: str, n_samples: int, max_chars: int) -> Schema:

@@ -13,6 +13,11 @@ reads ``The combination of (a, b) are the primary key.``. Additions (absent in D
 shows no values): ``Example values of t1: a: 'x', 'y'; b: ...`` per table when samples are
 present, and ``Relevant values: t.c = 'x', ...`` when values are given.
 
+Column descriptions (BIRD's ``database_description``; ``Column.description`` and
+``value_description``) appear in ``ddl`` as the column's comment before the examples
+(``  rtype text, -- rating type; values: A: adult, C: child; example: ['A']``) and in ``nl`` as a
+``Column meanings of t1: a: ... (values: ...)`` line per table; ``compact`` stays compact.
+
 ``compact``: one line per table, ``t1(a*, b, c->t2.x)``: ``*`` marks a primary-key column,
 ``->t.c`` a foreign key to ``t.c``, and ``{'x'|'y'}`` after a column its example values. Matched
 values follow as ``values: t.c='x'; ...``.
@@ -23,7 +28,7 @@ Token budget
 ------------
 With ``budget_tokens``, the text is shrunk step by step, re-measuring after each, in this order:
 
-1. drop all sample values;
+1. drop all sample values and column descriptions;
 2. keep only the first ``keep_values`` (default 3) retrieved values;
 3. for tables the question does not mention, keep only key columns (primary and foreign keys,
    or the first column when a table has none);
@@ -91,11 +96,10 @@ def render_ddl(schema: Schema, values: Sequence[Value]) -> str:
         lines = []
         for c in t.columns:
             head = f"  {ident(c.name)}" + (f" {c.type.lower()}" if c.type else "")
+            notes = [n for n in (c.description, f"values: {c.value_description}" if c.value_description else "") if n]
             if c.samples:
-                ex = ", ".join(_sample_literal(c, s) for s in c.samples)
-                lines.append((head, f" -- example: [{ex}]"))
-            else:
-                lines.append((head, ""))
+                notes.append("example: [" + ", ".join(_sample_literal(c, s) for s in c.samples) + "]")
+            lines.append((head, (" -- " + "; ".join(notes)) if notes else ""))
         clauses = []
         if t.primary_key:
             clauses.append(f"  PRIMARY KEY ({', '.join(ident(k) for k in t.primary_key)})")
@@ -127,6 +131,11 @@ def render_nl(schema: Schema, values: Sequence[Value]) -> str:
             out += f"{t.primary_key[0]} is the primary key.\n"
         elif len(t.primary_key) > 1:
             out += f"The combination of ({', '.join(t.primary_key)}) are the primary key.\n"
+        meanings = [c for c in t.columns if c.description or c.value_description]
+        if meanings:
+            parts = "; ".join(f"{c.name}: {c.description or c.name}"
+                              + (f" (values: {c.value_description})" if c.value_description else "") for c in meanings)
+            out += f"Column meanings of {t.name}: {parts}.\n"
         samples = [c for c in t.columns if c.samples]
         if samples:
             parts = "; ".join(f"{c.name}: {', '.join(_sample_literal(c, s) for s in c.samples)}" for c in samples)
@@ -213,7 +222,8 @@ def table_relevance(schema: Schema, question: str | None, values: Sequence[Value
 
 
 def drop_samples(schema: Schema) -> Schema:
-    tables = tuple(replace(t, columns=tuple(replace(c, samples=()) for c in t.columns)) for t in schema.tables)
+    tables = tuple(replace(t, columns=tuple(replace(c, samples=(), description="", value_description="") for c in t.columns))
+                   for t in schema.tables)
     return replace(schema, tables=tables)
 
 

@@ -2,7 +2,10 @@
 
 A lexical matcher, no Java and no network (in the spirit of BRIDGE / CodeS value retrieval, much
 simpler): every distinct text value of every column (up to ``max_distinct`` per column, values
-of at most 100 characters that contain a letter) is indexed by its lower-cased word tokens. For a
+of at most 100 characters that contain a letter) is indexed by its lower-cased word tokens. Which
+values a column contributes does not depend on storage order: the most frequent first, ties in
+value order (``GROUP BY ... ORDER BY COUNT(*) DESC, value``), so a column with more than
+``max_distinct`` values always gives the same ones, however its rows were inserted. For a
 question, candidates are the values sharing a non-stopword token with it; each candidate is
 scored by the longest common substring with the question divided by the value's length (1.0 when
 the whole value occurs in the question), and kept when the score is at least ``min_score``.
@@ -74,8 +77,11 @@ def build_index(db_path: str | Path, *, max_distinct: int = 5000) -> ValueIndex:
                     col = row[1]
                     # typeof() rather than the declared type: Spider declares years as TEXT and
                     # names as varchar; only values stored as text can be mentioned as words.
+                    # ORDER BY, not storage order: which values are indexed must not depend on
+                    # how the rows were inserted (most frequent first, then the value itself)
                     rows = con.execute(
-                        f"SELECT DISTINCT {qi(col)} FROM {qi(t)} WHERE typeof({qi(col)}) = 'text' LIMIT ?",
+                        f"SELECT {qi(col)} FROM {qi(t)} WHERE typeof({qi(col)}) = 'text' "
+                        f"GROUP BY {qi(col)} ORDER BY COUNT(*) DESC, {qi(col)} LIMIT ?",
                         (max_distinct,),
                     ).fetchall()
                     for (v,) in rows:

@@ -245,6 +245,9 @@ def renamed_rows(
     template: str,
     schema_style: str,
     sample_values: int = 0,
+    value_retrieval: int | None = None,
+    token_budget: int | None = None,
+    turn_history: str | None = None,
     copies: int = 1,
     seed: int = 0,
     fresh: bool = True,
@@ -256,7 +259,7 @@ def renamed_rows(
     rendered by ``sqlcoach.prompts.builder.PromptBuilder`` (``schema``, ``sft_row_for_schema``)."""
     from sqlcoach.prompts.builder import PromptBuilder, UnreadableDatabase
 
-    builder = PromptBuilder(template, schema_style, sample_values)
+    builder = PromptBuilder(template, schema_style, sample_values, value_retrieval=value_retrieval, token_budget=token_budget, turn_history=turn_history)
     schemas: dict[str, Schema | None] = {}
     skipped: list[str] = []
     for ex in examples:

@@ -197,7 +197,9 @@ def _prompt_rows(cfg: GRPORunConfig, model: Any, tokenizer: Any, examples: list[
         if cfg.max_examples is not None:
             examples = examples[: cfg.max_examples]
         rows = build_rl_rows(examples, template=cfg.template, schema_style=cfg.schema_style,
-                             schema_sample_values=cfg.schema_sample_values, log=log)
+                             schema_sample_values=cfg.schema_sample_values,
+                             value_retrieval=cfg.value_retrieval, token_budget=cfg.token_budget,
+                             turn_history=cfg.turn_history, log=log)
         build_report = {"examples": len(examples), "rows": len(rows)}
     elif cfg.max_examples is not None:
         rows = rows[: cfg.max_examples]

@@ -184,6 +184,9 @@ def mine_pairs(
     template: str = "sql_terminal",
     schema_style: str = "compact",
     schema_sample_values: int = 3,
+    value_retrieval: int | None = None,
+    token_budget: int | None = None,
+    turn_history: str | None = None,
     pool: Any = None,
     seed: int = 0,
     batch_size: int = 8,
@@ -211,7 +214,7 @@ def mine_pairs(
 
     _check_mine_args(k, chosen, pairs_per_question, rejected_order, temperature, log)
     # Unknown template or schema style: a clear error before any generation.
-    builder = PromptBuilder(template, schema_style, schema_sample_values)
+    builder = PromptBuilder(template, schema_style, schema_sample_values, value_retrieval=value_retrieval, token_budget=token_budget, turn_history=turn_history)
     if generate_fn is None:
         from sqlcoach.generate.hf import generate_texts as generate_fn
     own_pool = pool is None

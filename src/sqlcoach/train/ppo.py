@@ -212,7 +212,9 @@ def _prompt_rows(cfg: PPORunConfig, pool: Any, say: Callable[[str], None]) -> li
     if cfg.max_examples is not None:
         examples = examples[: cfg.max_examples]
     rows = build_rl_rows(examples, template=cfg.template, schema_style=cfg.schema_style,
-                         schema_sample_values=cfg.schema_sample_values, log=say)
+                         schema_sample_values=cfg.schema_sample_values,
+                         value_retrieval=cfg.value_retrieval, token_budget=cfg.token_budget,
+                         turn_history=cfg.turn_history, log=say)
     rows, report = curate_gold(rows, pool=pool)
     say(f"prompts: {report['kept']} of {report['in']} kept (dropped: {report['dropped']})")
     return rows

@@ -38,6 +38,9 @@ def build_rl_rows(
     template: str,
     schema_style: str,
     schema_sample_values: int = 0,
+    value_retrieval: int | None = None,
+    token_budget: int | None = None,
+    turn_history: str | None = None,
     tokenizer: Any = None,
     log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
@@ -50,7 +53,7 @@ def build_rl_rows(
     A thin wrapper over ``PromptBuilder.rl_rows``."""
     from sqlcoach.prompts.builder import PromptBuilder
 
-    builder = PromptBuilder(template, schema_style, schema_sample_values)
+    builder = PromptBuilder(template, schema_style, schema_sample_values, value_retrieval=value_retrieval, token_budget=token_budget, turn_history=turn_history)
     out, skipped = builder.rl_rows(examples, tokenizer=tokenizer)
     if log is not None:
         for s in skipped[:10]:

@@ -42,17 +42,19 @@ def build_training_rows(examples: list[Any], cfg: SFTRunConfig) -> tuple[list[di
     ``rename_copies`` schema-renamed copies per example (``sqlcoach.train.augment``), interleaved
     example by example so that any prefix of the rows mixes both. Returns ``(rows, skipped)``."""
     from sqlcoach.prompts.builder import PromptBuilder
-    from sqlcoach.prompts.recipe import filled
+    from sqlcoach.prompts.recipe import prompt_settings
 
-    template, style, values = filled(cfg.template, cfg.schema_style, cfg.schema_sample_values)
-    rows, skipped = PromptBuilder(template, style, values).sft_rows(examples)
+    settings = prompt_settings(cfg)
+    template, style, values = settings["template"], settings["schema_style"], settings["schema_sample_values"]
+    rows, skipped = PromptBuilder.from_settings(settings).sft_rows(examples)
     if cfg.rename_copies <= 0:
         return rows, skipped
     from sqlcoach.train.augment import renamed_rows
 
     renamed, skipped2 = renamed_rows(
         examples, template=template, schema_style=style, sample_values=values,
-        copies=cfg.rename_copies, seed=cfg.seed, fresh=cfg.rename_fresh_words,
+        value_retrieval=settings["value_retrieval"], token_budget=settings["token_budget"],
+        turn_history=settings["turn_history"], copies=cfg.rename_copies, seed=cfg.seed, fresh=cfg.rename_fresh_words,
     )
     if not cfg.rename_keep_original:
         return renamed, skipped2
@@ -94,6 +96,30 @@ def _load_for_training(cfg: SFTRunConfig) -> tuple[Any, Any, Any, str]:
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.activation_checkpointing)
         peft_config = lora_config(cfg)
     return model, tokenizer, peft_config, device
+
+
+def export_rows(cfg: SFTRunConfig, log: Any) -> tuple[SFTRunConfig, list[dict[str, Any]]]:
+    """``(cfg, rows)`` for ``data_kind=export``: the rows of the file ``sqlcoach data build`` wrote
+    (``data.export.read_training_file``), and ``cfg`` with the prompt settings the file records
+    (so that the model's recipe says how it was prompted). A setting the config gives explicitly
+    and the file contradicts is a ``ConfigError``: the model would be prompted unlike its training."""
+    import dataclasses
+
+    from sqlcoach.data.export import read_training_file
+    from sqlcoach.errors import ConfigError
+    from sqlcoach.prompts.recipe import PROMPT_KEYS
+
+    rows, problems, settings = read_training_file(cfg.data_path)
+    log_skipped([str(p) for p in problems], log)
+    if settings is None:
+        log(f"note: {cfg.data_path} records no prompt settings (dbgpt/llamafactory); the model's recipe records this config's")
+        return cfg, rows
+    clash = [k for k in PROMPT_KEYS if getattr(cfg, k) is not None and k in settings and getattr(cfg, k) != settings[k]]
+    if clash:
+        raise ConfigError(f"{cfg.data_path} was exported with " + ", ".join(f"{k}={settings[k]!r}" for k in clash)
+                          + "; the config says " + ", ".join(f"{k}={getattr(cfg, k)!r}" for k in clash)
+                          + " (leave them unset to take the file's)")
+    return dataclasses.replace(cfg, **{k: settings[k] for k in PROMPT_KEYS if k in settings}), rows
 
 
 def _rows(cfg: SFTRunConfig, examples: list[Any] | None, rows: list[dict[str, Any]] | None,
@@ -141,6 +167,8 @@ def run_sft(
     from sqlcoach.runtime.plots import plot_loss
 
     t0 = time.monotonic()
+    if rows is None and examples is None and cfg.data_kind == "export":
+        cfg, rows = export_rows(cfg, log)
     cfg, _ = with_model_prompt(cfg, log)
     rows, skipped = _rows(cfg, examples, rows, log)
     model, tokenizer, peft_config, device = _load_for_training(cfg)

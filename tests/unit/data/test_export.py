@@ -162,3 +162,46 @@ def test_shared_cli_stats(capsys: pytest.CaptureFixture) -> None:
     assert main(["data", "stats", "--kind", "bird", "--path", str(SHARED / "bird-dev-questions" / "dev.json")]) == 0
     out = capsys.readouterr().out
     assert "examples: 1534\n" in out and "databases present: 0\n" in out
+
+
+# --- read back for `train sft data_kind=export` ----------------------------------------------------
+
+
+def test_every_export_format_reads_back_as_sft_rows(data_dir: Path, tmp_path: Path) -> None:
+    from sqlcoach.data.export import read_training_file
+
+    exs = load_spider(data_dir / "spider", "dev")
+    rows = {}
+    for fmt in FORMATS:
+        out = tmp_path / (f"{fmt}.jsonl" if fmt in ("chat", "rl") else f"{fmt}.json")
+        export_examples(exs, out, fmt, template="sql_terminal", schema_style="compact", source=_source(data_dir), progress=False)
+        rows[fmt], problems, settings = read_training_file(out)
+        assert problems == [] and len(rows[fmt]) == 3
+        if fmt in ("chat", "rl"):
+            assert settings["template"] == "sql_terminal" and settings["schema_style"] == "compact"
+        else:
+            assert settings is None
+    # one prompt and one answer whichever file it went through (DB-GPT-Hub's instruction + input = the prompt)
+    for fmt in ("rl", "dbgpt", "llamafactory"):
+        assert rows[fmt] == rows["chat"], fmt
+    assert rows["chat"][0]["completion"][0]["content"] == "SELECT count(*) FROM item"
+
+
+def test_export_read_back_reports_bad_records_with_line(tmp_path: Path) -> None:
+    from sqlcoach.data.export import read_training_file
+
+    f = tmp_path / "chat.jsonl"
+    good = {"prompt": [{"role": "user", "content": "q"}], "completion": [{"role": "assistant", "content": "SELECT 1"}]}
+    f.write_text(json.dumps(good) + "\n" + json.dumps({"prompt": "not messages"}) + "\n{oops\n")
+    rows, problems, _ = read_training_file(f)
+    assert rows == [good]
+    assert [(p.line, p.message.split(":")[0]) for p in problems] == [(2, "'prompt' must be a non-empty list of {role, content} messages"), (3, "invalid JSON")]
+
+
+def test_chat_export_of_multi_turn_data_shows_no_earlier_gold_by_default(data_dir: Path, tmp_path: Path) -> None:
+    exs = [e for e in load_sparc(data_dir / "sparc", "dev") if e.turns]
+    out = tmp_path / "chat.jsonl"
+    export_examples(exs, out, "chat", template="sql_terminal", schema_style="compact", progress=False)
+    for ex, row in zip(exs, _jsonl(out)):
+        for t in ex.turns:
+            assert not t.sql or t.sql not in row["prompt"][0]["content"]

@@ -84,11 +84,11 @@ def test_self_consistency_votes_by_result(tmp_path, db):
 def test_resume_skips_done_examples_and_reports_torn_line(tmp_path, db, capsys):
     out = tmp_path / "pred.sql"
     jsonl = tmp_path / "pred.jsonl"
-    jsonl.write_text(
-        json.dumps({"index": 0, "id": "e0", "db_id": "shop", "raw": "r", "sql": "SELECT 42"}) + "\n"
-        + json.dumps({"index": 2, "id": "e2", "db_id": "shop", "raw": "r", "sql": "SELECT 43"}) + "\n"
-        + '{"index": 3, "sql": "SELEC'  # the process died while writing this line
-    )
+    # a first run of the same settings that died after examples 0 and 2, mid-way through 3
+    first = FakeGen(lambda p, n: ["SELECT 42" if p == "q0" else "SELECT 43"])
+    P.predict(None, None, _examples(db), out, generate_fn=first, extract=lambda t: t, progress=False)
+    recs = {json.loads(x)["index"]: x for x in jsonl.read_text().splitlines()}
+    jsonl.write_text(recs[0] + "\n" + recs[2] + "\n" + '{"index": 3, "sql": "SELEC')
     gen = FakeGen(lambda p, n: ["SELECT 7"])
     s = P.predict(None, None, _examples(db), out, generate_fn=gen, extract=lambda t: t, progress=False, resume=True)
     assert sorted(gen.seen) == ["q1", "q3", "q4"]

@@ -84,11 +84,19 @@ def test_plug_value_tries_gold_literals(db_dir):
     assert plain.verdicts[0].ex is False and plugged.verdicts[0].ex is True
 
 
-def test_missing_database_is_gold_error_and_not_in_denominator(db_dir):
+def test_missing_database_is_gold_error_counted_wrong_by_default_and_both_figures_shown(db_dir):
+    # the official convention: a gold that cannot run stays in the denominator as a wrong answer
     golds = [("SELECT 1", "music"), ("SELECT 1", "nowhere")]
     r = evaluate_pairs(["SELECT 1", "SELECT 1"], golds, db_dir=db_dir, etype="exec", workers=0)
     assert r.verdicts[1].error == "gold_error"
-    assert r.summary["all"]["scored"] == 1 and r.summary["all"]["ex"] == 1.0
+    a = r.summary["all"]
+    assert a["scored"] == 1 and a["ex"] == 0.5 and a["gold_errors"] == 1
+    assert a["ex_gold_errors_counted"] == 0.5 and a["ex_gold_errors_excluded"] == 1.0
+    assert "gold errors: 1 counted as wrong" in r.table() and "EX with them left out 1.0000 over 1" in r.table()
+    # the other convention, on request: left out of the denominator, the counted figure still shown
+    r2 = evaluate_pairs(["SELECT 1", "SELECT 1"], golds, db_dir=db_dir, etype="exec", workers=0, gold_errors="exclude")
+    assert r2.summary["all"]["ex"] == 1.0 and r2.summary["gold_error_convention"] == "exclude"
+    assert "EX with them counted as wrong 0.5000 over 2" in r2.table()
     assert any("nowhere" in w for w in r.warnings)
 
 

@@ -15,7 +15,7 @@ def test_save_and_read_back(tmp_path):
     path = rec.save(tmp_path)
     data = json.loads(path.read_text())
     assert data["template"] == "anonymized" and data["anonymize"] is True and data["system_prompt"] is None
-    assert data["value_retrieval"] is None and data["version"] == 1
+    assert data["value_retrieval"] == 5 and data["token_budget"] == 0 and data["turn_history"] == "questions" and data["version"] == 2
     assert read_recipe(tmp_path) == rec
     assert PromptRecipe(template="reasoning").system_prompt  # the template's system message is recorded
 

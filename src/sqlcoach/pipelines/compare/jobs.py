@@ -146,6 +146,7 @@ def recipe_values(kind: str, cls: type, job: dict[str, Any]) -> dict[str, Any]:
         "template": job["template"],
         "schema_style": job["schema_style"],
         "schema_sample_values": job["schema_sample_values"],
+        **{k: job[k] for k in ("value_retrieval", "token_budget", "turn_history") if job.get(k) is not None},
     }
     if job["device"] == "cpu":
         fixed["use_cpu"] = True
@@ -317,7 +318,8 @@ def _child_eval(job: dict[str, Any]) -> dict[str, Any]:
         return predict_and_score(
             model, tok, exs, path, n=1, temperature=0.0, batch_size=job["eval_batch_size"],
             max_new_tokens=job["max_new_tokens"], template=job["template"], schema_style=job["schema_style"],
-            schema_sample_values=job["schema_sample_values"], seed=job["seed"], progress=False,
+            schema_sample_values=job["schema_sample_values"], value_retrieval=job.get("value_retrieval"),
+            token_budget=job.get("token_budget"), turn_history=job.get("turn_history"), seed=job["seed"], progress=False,
             tables_path=Path(job["world"]) / "tables.json", samples=6,
         )
 
@@ -354,7 +356,9 @@ def _child_start(job: dict[str, Any]) -> dict[str, Any]:
     values.update(model=str(base / "model-init"), data_path=str(world), output_dir=str(base / "sft"),
                   max_steps=job["start_sft_steps"], max_seconds=None, anneal_by_clock=False, seed=job["seed"],
                   disable_tqdm=True)
-    values.update({k: job[k] for k in ("template", "schema_style", "schema_sample_values") if job.get(k) is not None})
+    from sqlcoach.prompts.recipe import PROMPT_KEYS
+
+    values.update({k: job[k] for k in PROMPT_KEYS if job.get(k) is not None})
     from sqlcoach.config import SFTRunConfig
 
     cfg = build_config(SFTRunConfig, values, source="start SFT settings")
