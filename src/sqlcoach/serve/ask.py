@@ -82,7 +82,7 @@ def ask_url(args: Any, db_path: str, questions: list[str], runner: Any) -> list[
                           f"{', '.join(str(m.get('id')) for m in listed)})")
     rec = card.get("sqlcoach_recipe") or {}
     asked = {"template": args.template, "schema_style": args.schema_style, "schema_sample_values": args.schema_samples}
-    settings = {k: asked[k] if asked[k] is not None else rec.get(k, DEFAULTS[k]) for k in DEFAULTS}
+    settings = {k: asked[k] if asked.get(k) is not None else rec.get(k, DEFAULTS[k]) for k in DEFAULTS}
     recipe = PromptRecipe(**settings)
     builder = recipe.builder()
     answers = []
