@@ -13,7 +13,14 @@ from ``last_checkpoint``, wall-clock budget, step timer, peak memory) -> ``save_
   loop alone; ``median_step_seconds``: the median optimizer step (PPO: the median PPO step);
 * ``peak_memory_mb``: this process's peak resident set during training, sampled (executor worker
   processes not counted); ``peak_cuda_mb``: CUDA's allocator peak (``None`` without a GPU);
-* ``rows``: the training rows used (examples, pairs or prompts); ``skipped``: those left out.
+* ``rows``: the training rows used (examples, pairs or prompts); ``skipped``: those left out;
+* ``world_size``: the processes that trained (``torchrun`` / ``accelerate launch``: N; else 1);
+  ``global_batch``: rows per optimizer step over all of them (per-device batch x gradient
+  accumulation x processes; GRPO: completions, PPO: prompts per PPO step).
+
+Under N processes every rank trains, and only rank 0 prints the recipe's own lines, writes
+``final/``'s tokenizer and recipe, ``log_history.json``, plots, ``samples.jsonl`` and
+``summary.json`` (``runtime.dist``); the Trainer itself saves checkpoints and the model once.
 
 Recipe-specific values (reward curves, curation reports, evaluations) go in ``details`` and are
 flattened next to the common fields in the returned dict and the file.
@@ -29,6 +36,7 @@ from typing import Any, Callable
 
 from sqlcoach.config import config_to_dict
 from sqlcoach.errors import ModelError
+from sqlcoach.runtime.dist import barrier, is_main, main_log  # noqa: F401 - main_log: the recipes' import
 
 SUMMARY_FILE = "summary.json"
 
@@ -82,6 +90,8 @@ def trainer_kwargs(cfg: Any, *, bf16: bool, fp16: bool) -> dict[str, Any]:
         data_seed=cfg.seed,
         disable_tqdm=cfg.disable_tqdm,
         dataloader_num_workers=0,
+        # every parameter gets a gradient in these recipes: DDP need not search the graph for unused ones
+        ddp_find_unused_parameters=False,
     )
 
 
@@ -171,6 +181,7 @@ def fit(
     from sqlcoach.runtime.memory import track_peak
     from sqlcoach.train.callbacks import clock_callback, read_clock, step_timer
 
+    log = main_log(log)
     ckpt = last_checkpoint(cfg.output_dir) if resume else None
     clock = clock_callback(
         cfg.max_seconds, already=read_clock(ckpt), anneal=getattr(cfg, "anneal_by_clock", False),
@@ -238,14 +249,22 @@ def save_final(trainer: Any, tokenizer: Any, output_dir: str | Path, *, merge: b
     out = Path(output_dir)
     final = out / "final"
     if merge:
-        trainer.model.merge_and_unload().save_pretrained(str(final))
+        if trainer.is_world_process_zero():
+            trainer.model.merge_and_unload().save_pretrained(str(final))
     else:
-        trainer.save_model(str(final))
-    tokenizer.save_pretrained(str(final))
-    if recipe is not None:
-        recipe.save(final)
-    (out / "log_history.json").write_text(json.dumps(list(trainer.state.log_history), indent=1) + "\n")
+        trainer.save_model(str(final))  # the Trainer saves once (rank 0), gathering sharded weights first
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(final))
+        if recipe is not None:
+            recipe.save(final)
+        (out / "log_history.json").write_text(json.dumps(list(trainer.state.log_history), indent=1) + "\n")
+    barrier()  # no rank returns (and, e.g., evaluates final/) before it is complete
     return final
+
+
+def on_main(fn: Callable[[], Any]) -> Any:
+    """``fn()`` on rank 0 (a plot, a report file), ``None`` on the other ranks."""
+    return fn() if is_main() else None
 
 
 @dataclass
@@ -269,6 +288,8 @@ class RunSummary:
     resumed_from: str | None
     stopped_by_clock: bool
     plot_png: str | None
+    world_size: int = 1
+    global_batch: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -284,6 +305,8 @@ class RunSummary:
 
         trainer = fit_.trainer
         loss = getattr(fit_.result, "training_loss", None)
+        a = trainer.args
+        world = int(getattr(a, "world_size", 1) or 1)
         return cls(
             recipe=recipe, final_dir=str(final), global_step=int(trainer.state.global_step),
             max_steps=int(trainer.state.max_steps), seconds=round(time.monotonic() - t0, 2),
@@ -294,15 +317,20 @@ class RunSummary:
             train_loss=None if loss is None else float(loss), rows=rows, skipped=skipped,
             trainable_parameters=fit_.trainable_parameters,
             device=device, resumed_from=str(fit_.checkpoint) if fit_.checkpoint else None,
-            stopped_by_clock=fit_.stopped_by_clock, plot_png=str(plot) if plot else None, details=details or {},
+            stopped_by_clock=fit_.stopped_by_clock, plot_png=str(plot) if plot else None,
+            world_size=world, global_batch=int(a.per_device_train_batch_size * a.gradient_accumulation_steps * world),
+            details=details or {},
         )
 
 
 def write_summary(cfg: Any, summary: RunSummary) -> dict[str, Any]:
-    """Write ``output_dir/summary.json`` (recipe, config, summary) and return the summary dict."""
+    """Write ``output_dir/summary.json`` (recipe, config, summary; rank 0 only) and return the
+    summary dict (on every rank)."""
+    flat = summary.as_dict()
+    if not is_main():
+        return flat
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    flat = summary.as_dict()
     (out / SUMMARY_FILE).write_text(
         json.dumps({"recipe": summary.recipe, "config": config_to_dict(cfg), "summary": flat}, indent=2, default=str) + "\n"
     )
