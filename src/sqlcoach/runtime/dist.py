@@ -84,6 +84,19 @@ def gather_objects(obj: T) -> list[T]:
     return out
 
 
+def shared_value(value: T) -> T:
+    """Rank 0's ``value`` on every rank (``value`` itself in a single process or before a group exists)."""
+    if world_size() <= 1:
+        return value
+    import torch.distributed as tdist
+
+    if not tdist.is_initialized():
+        return value
+    box: list[Any] = [value]
+    tdist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def main_first(fn: Callable[[], T]) -> T:
     """``fn()`` on rank 0 first, then on the other ranks once it has finished (e.g. a merge that
     writes a folder the others then read, or a cache the others reuse)."""

@@ -443,7 +443,7 @@ def run_ppo(
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.runtime.memory import track_peak
 
-    from sqlcoach.runtime.dist import main_log
+    from sqlcoach.runtime.dist import main_log, shared_value
 
     t0 = time.monotonic()
     out = Path(cfg.output_dir)
@@ -474,7 +474,8 @@ def run_ppo(
                     say(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()}))
                 if main and samples.due(prog.step):
                     samples.write(prog.step, _sample_rows(ro, cfg.num_samples, pool))
-                spent = prog.already + time.monotonic() - loop_start
+                # rank 0's clock decides for every rank: one rank stopping alone would hang the others
+                spent = shared_value(prog.already + time.monotonic() - loop_start)
                 stop = cfg.max_seconds is not None and spent >= cfg.max_seconds and prog.step < cfg.max_steps
                 if prog.step % cfg.save_steps == 0 or stop:
                     _save_checkpoint(pol, out / f"checkpoint-{prog.step}", prog, spent, cfg.save_total_limit)

@@ -183,10 +183,13 @@ def fit(
 
     log = main_log(log)
     ckpt = last_checkpoint(cfg.output_dir) if resume else None
-    clock = clock_callback(
-        cfg.max_seconds, already=read_clock(ckpt), anneal=getattr(cfg, "anneal_by_clock", False),
-        warmup_ratio=cfg.warmup_ratio if getattr(cfg, "anneal_by_clock", False) else 0.0,
-    )
+    anneal = bool(getattr(cfg, "anneal_by_clock", False))
+    if anneal and cfg.max_seconds is None:
+        log(f"anneal_by_clock has no effect without max_seconds: the learning rate follows "
+            f"lr_scheduler_type={cfg.lr_scheduler_type} over the steps")
+        anneal = False
+    clock = clock_callback(cfg.max_seconds, already=read_clock(ckpt), anneal=anneal,
+                           warmup_ratio=cfg.warmup_ratio if anneal else 0.0)
     steps = step_timer()
     trainer = make_trainer([clock, steps, *(callbacks or [])])
     clock.bind(trainer)
