@@ -184,6 +184,8 @@ def predict(
         # Rewrite the JSONL without its torn lines so that the file stays valid JSONL.
         _rewrite(jsonl, [done[i] for i in sorted(done)])
     chunk = chunk_size or max(batch_size * 4, 16)
+    if chunk_size is None and getattr(gen, "wants_all_prompts", False):
+        chunk = max(len(todo), 1)  # vLLM schedules its own batches: every prompt in one call
     bar = None
     if progress and todo:
         from tqdm import tqdm
