@@ -503,6 +503,7 @@ def _summary(cfg: PPORunConfig, pol: _Policy, prog: _Progress, *, rows: int, n_t
         device=pol.accelerator.device.type, resumed_from=str(prog.checkpoint) if prog.checkpoint else None,
         stopped_by_clock=prog.stopped_by_clock, plot_png=None, world_size=pol.accelerator.num_processes,
         global_batch=cfg.rollout_batch_size * pol.accelerator.num_processes,
+        distributed_type=str(getattr(pol.accelerator.distributed_type, "value", pol.accelerator.distributed_type)),
         details={"tokens_generated": prog.tokens_generated, "kl_coef_final": pol.kl_ctl.value, "reward_curve": prog.reward_curve},
     )
 

@@ -14,7 +14,8 @@ from ``last_checkpoint``, wall-clock budget, step timer, peak memory) -> ``save_
 * ``peak_memory_mb``: this process's peak resident set during training, sampled (executor worker
   processes not counted); ``peak_cuda_mb``: CUDA's allocator peak (``None`` without a GPU);
 * ``rows``: the training rows used (examples, pairs or prompts); ``skipped``: those left out;
-* ``world_size``: the processes that trained (``torchrun`` / ``accelerate launch``: N; else 1);
+* ``distributed_type``: how accelerate ran them (``NO``, ``MULTI_CPU``, ``MULTI_GPU``, ``FSDP``,
+  ``DEEPSPEED``); ``world_size``: the processes that trained (``torchrun`` / ``accelerate launch``: N; else 1);
   ``global_batch``: rows per optimizer step over all of them (per-device batch x gradient
   accumulation x processes; GRPO: completions, PPO: prompts per PPO step).
 
@@ -293,6 +294,7 @@ class RunSummary:
     plot_png: str | None
     world_size: int = 1
     global_batch: int | None = None
+    distributed_type: str = "NO"  # accelerate's: NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, ...
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -322,8 +324,15 @@ class RunSummary:
             device=device, resumed_from=str(fit_.checkpoint) if fit_.checkpoint else None,
             stopped_by_clock=fit_.stopped_by_clock, plot_png=str(plot) if plot else None,
             world_size=world, global_batch=int(a.per_device_train_batch_size * a.gradient_accumulation_steps * world),
+            distributed_type=_distributed_type(trainer),
             details=details or {},
         )
+
+
+def _distributed_type(trainer: Any) -> str:
+    acc = getattr(trainer, "accelerator", None)
+    kind = getattr(getattr(acc, "state", None), "distributed_type", None)
+    return str(getattr(kind, "value", kind or "NO"))
 
 
 def write_summary(cfg: Any, summary: RunSummary) -> dict[str, Any]:
