@@ -80,7 +80,7 @@ def trainer_kwargs(cfg: Any, *, bf16: bool, fp16: bool) -> dict[str, Any]:
         bf16=bf16,
         fp16=fp16,
         use_cpu=cfg.use_cpu,
-        activation_checkpointing=cfg.activation_checkpointing,
+        **_checkpointing_field(cfg.activation_checkpointing),
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         save_strategy="steps",
@@ -94,6 +94,17 @@ def trainer_kwargs(cfg: Any, *, bf16: bool, fp16: bool) -> dict[str, Any]:
         # every parameter gets a gradient in these recipes: DDP need not search the graph for unused ones
         ddp_find_unused_parameters=False,
     )
+
+
+def _checkpointing_field(on: bool) -> dict[str, bool]:
+    """``activation_checkpointing`` (the newer transformers 5 name; 5.24 has both) or
+    ``gradient_checkpointing`` (the only one in 5.17), whichever the installed ``TrainingArguments`` has."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": on}
 
 
 def precision_flags(model: Any) -> dict[str, bool]:
