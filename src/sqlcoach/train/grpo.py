@@ -245,8 +245,8 @@ def _prompt_rows(cfg: GRPORunConfig, model: Any, tokenizer: Any, examples: list[
         head = rows if cfg.pass_rate_max_prompts is None else rows[: cfg.pass_rate_max_prompts]
         # each rank samples its share of the prompts (rows[r::N]) and the pass rates are gathered
         rows, pass_report = sharded_pass_rate_filter(
-            head, model=model, tokenizer=tokenizer, generate=rollout_generate_fn(cfg, tokenizer), k=cfg.pass_rate_k, drop_always=cfg.drop_always,
-            drop_never=cfg.drop_never, temperature=cfg.temperature, max_new_tokens=cfg.max_completion_length,
+            head, model=model, tokenizer=tokenizer, generate=rollout_generate_fn(cfg, tokenizer), k=cfg.pass_rate_k,
+            drop_always=cfg.drop_always, drop_never=cfg.drop_never, temperature=cfg.temperature, max_new_tokens=cfg.max_completion_length,
             seed=cfg.seed, pool=pool,
         )
         log(
@@ -298,9 +298,8 @@ def run_grpo(
     from sqlcoach.execution.sandbox import Limits
     from sqlcoach.models.load import is_adapter
     from sqlcoach.rewards import close_rewards
-    from sqlcoach.runtime.plots import plot_rewards
-
     from sqlcoach.runtime.dist import ensure_group, gather_objects
+    from sqlcoach.runtime.plots import plot_rewards
 
     t0 = time.monotonic()
     log = main_log(log)  # every rank trains; rank 0 alone prints and writes the bookkeeping
