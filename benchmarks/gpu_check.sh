@@ -19,6 +19,8 @@
 #        grpo   GRPO on SmolLM2 (execution reward), ~5 steps: median step time, peak memory
 #        qlora  4-bit NF4 QLoRA on a random-init Qwen2.5-1.5B-shaped model: step time, memory
 #        vllm   vLLM generation throughput (tokens/s) on 64 prompts
+#        grpo_vllm     GRPO with use_vllm colocate on SmolLM2: step time, rollout tokens/s, peak memory
+#        predict_vllm  predict --backend vllm against HF generate on the same 64 questions: ex/s, tokens/s
 #      A part whose package is missing prints `SKIP <part>: <why>`; one that fails or runs out of
 #      time prints `SKIP <part>: FAILED ...` / `SKIP <part>: timed out ...`, and the others still run.
 #   4. every figure is one `part.name value unit` line on stdout, and with OUT set they are also
@@ -30,7 +32,7 @@
 # without Spider the sft, grpo and vllm parts use a small generated database instead.
 #
 # Environment: PYTHON (default python3), WHEELS (.whl), SPIDER, GPU_CHECK_WORK (/tmp/gpu_check),
-# GPU_CHECK_BUDGET (500 s in all), GPU_CHECK_PARTS (sft,grpo,qlora,vllm), GPU_CHECK_DRY_RUN.
+# GPU_CHECK_BUDGET (500 s in all), GPU_CHECK_PARTS (sft,grpo,qlora,vllm,grpo_vllm,predict_vllm), GPU_CHECK_DRY_RUN.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -38,7 +40,7 @@ PY=${PYTHON:-python3}
 WHEELS=${WHEELS:-.whl}
 WORK=${GPU_CHECK_WORK:-/tmp/gpu_check}
 BUDGET=${GPU_CHECK_BUDGET:-500}
-PARTS=${GPU_CHECK_PARTS:-sft,grpo,qlora,vllm}
+PARTS=${GPU_CHECK_PARTS:-sft,grpo,qlora,vllm,grpo_vllm,predict_vllm}
 DRY=${GPU_CHECK_DRY_RUN:-0}
 RESULTS="$WORK/results.jsonl"
 START=$SECONDS
@@ -114,7 +116,7 @@ say "install done after $((SECONDS - START)) s"
 
 # 3. parts -----------------------------------------------------------------------------------
 "$PY" benchmarks/gpu_check.py --part env --results "$RESULTS" || true
-declare -A CAP=([sft]=150 [grpo]=170 [qlora]=150 [vllm]=200)
+declare -A CAP=([sft]=120 [grpo]=140 [qlora]=120 [vllm]=150 [grpo_vllm]=200 [predict_vllm]=150)
 IFS=, read -r -a parts <<< "$PARTS"
 for part in "${parts[@]}"; do
   cap=${CAP[$part]:-150}

@@ -37,6 +37,12 @@ def _loader(kind: str):
         from sqlcoach.config import RMRunConfig
 
         return lambda p: load_config(RMRunConfig, p)
+    if kind == "accelerate":
+        pytest.importorskip("accelerate")
+        from accelerate.commands.config.config_args import ClusterConfig
+
+        # accelerate's own reader: an unknown key or a bad value fails here as at launch
+        return ClusterConfig.from_yaml_file
     if kind == "compare":
         from sqlcoach.pipelines.compare import load_compare_config
 
@@ -52,6 +58,11 @@ def test_there_are_configs():
 def test_config_loads_and_names_its_command(path):
     kind = path.parent.name
     first = path.read_text().splitlines()[0]
+    if kind == "accelerate":  # a launch config: its first line launches a recipe with it
+        assert first.startswith(f"# accelerate launch --config_file configs/accelerate/{path.name} "), first
+        assert "-m sqlcoach.cli train " in first, first
+        assert _loader(kind)(path) is not None
+        return
     assert first.startswith("# sqlcoach "), f"{path}: first line must be the command that runs it"
     # the verb in the command matches the folder (train sft / train grpo / compare ...)
     assert kind in first.split()[:4], first

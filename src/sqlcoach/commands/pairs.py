@@ -58,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     m.add_argument("--device", default="auto")
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--backend", default="hf", choices=["hf", "vllm"],
+                   help="sampler: HF generate, or vLLM (GPU; every question in one call; LoRA adapters served as such)")
     m.set_defaults(func=run)
 
 
@@ -85,7 +87,15 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = resolve_prompt(args.model, template=args.template, schema_style=args.schema_style,
                             schema_sample_values=args.schema_samples)
-    model, tok = load_model(args.model, dtype=args.dtype, device=args.device)
+    generate_fn, chunk = None, 64
+    if args.backend == "vllm":
+        from sqlcoach.generate.vllm_backend import vllm_generate_fn
+        from sqlcoach.models.load import load_tokenizer
+
+        generate_fn, chunk = vllm_generate_fn(args.model, dtype=args.dtype), max(len(examples), 1)
+        model, tok = None, load_tokenizer(args.model)
+    else:
+        model, tok = load_model(args.model, dtype=args.dtype, device=args.device)
     with ExecutorPool(args.workers) as pool:
         pairs, stats = mine_pairs(
             model, tok, examples, k=args.k, temperature=args.temperature, top_p=args.top_p,
@@ -93,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             schema_sample_values=recipe.schema_sample_values, value_retrieval=recipe.value_retrieval,
             token_budget=recipe.token_budget, turn_history=recipe.turn_history, pool=pool, seed=args.seed, batch_size=args.batch_size,
             chosen=args.chosen, rejected_order=order, pairs_per_question=args.pairs_per_question, mode=args.mode,
+            generate_fn=generate_fn, chunk_size=chunk,
         )
     train, held = split_holdout(pairs, args.holdout, by=args.holdout_by, seed=args.seed)
     out = Path(args.out)

@@ -51,7 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--history", dest="turn_history", default=None, choices=["questions", "predicted", "gold"],
                    help="multi-turn data: earlier questions only (default), the model's own earlier predictions, "
                         "or the earlier gold SQL (an oracle setting, labelled as such)")
-    p.add_argument("--backend", default="hf", choices=["hf", "vllm"])
+    p.add_argument("--backend", default="hf", choices=["hf", "vllm"],
+                   help="hf: batched HF generate; vllm (GPU): every prompt in one LLM.generate call, a LoRA adapter "
+                   "folder served with enable_lora + LoRARequest (not merged)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--device", default="auto")
     p.add_argument("--quantization", default=None, choices=["4bit", "8bit"])
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if args.backend == "vllm":
         from sqlcoach.generate.vllm_backend import vllm_generate_fn
 
-        generate_fn = vllm_generate_fn(args.model)
+        generate_fn = vllm_generate_fn(args.model, dtype=args.dtype)  # every prompt in one call; adapters via LoRARequest
         model, tokenizer = None, load_tokenizer(args.model)
     else:
         model, tokenizer = load_model(args.model, dtype=args.dtype, device=args.device, quantization=args.quantization)

@@ -60,8 +60,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(CONFIGS[args.method], args.config, parse_overrides(args.overrides))  # fails before any model loads
     from sqlcoach.train.recipes import RECIPES
 
+    from sqlcoach.runtime.dist import is_main
+
     summary = RECIPES[args.method].run(cfg, resume=args.resume)
-    print(json.dumps(shorten(summary), indent=2, default=str))
+    if is_main():  # under torchrun every rank returns the summary; one prints it
+        print(json.dumps(shorten(summary), indent=2, default=str))
     return 0
 
 

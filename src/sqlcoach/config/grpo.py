@@ -89,6 +89,13 @@ class GRPORunConfig(PromptFields, TrainerFields, RunConfig):
     use_vllm: bool = opt(False, "generate rollouts with vLLM (GPU only)")
     vllm_mode: str = opt("colocate", f"vLLM placement: one of {VLLM_MODES}")
     vllm_gpu_memory_utilization: float = opt(0.3, "share of the GPU vLLM may take (colocate)")
+    vllm_tensor_parallel_size: int = opt(1, "colocate: GPUs one vLLM engine spans (server: trl vllm-serve --tensor_parallel_size)")
+    vllm_enable_sleep_mode: bool = opt(False, "colocate: offload vLLM's weights and KV cache during the optimizer step")
+    vllm_max_model_length: int | None = opt(None, "vLLM context window (null: from the model config)")
+    vllm_server_base_url: str | None = opt(None, "server: the trl vllm-serve URL, e.g. http://10.0.0.5:8000 (null: host and port)")
+    vllm_server_host: str = opt("0.0.0.0", "server: host of trl vllm-serve")
+    vllm_server_port: int = opt(8000, "server: port of trl vllm-serve")
+    vllm_server_timeout: float = opt(240.0, "server: seconds to wait for trl vllm-serve to come up")
     # bookkeeping
     logging_steps: int = redefault(RunConfig, "logging_steps", 1)
     sample_log_every: int = opt(10, "every N steps: print and save sampled (question, SQL, result, reward) rows")
@@ -181,3 +188,5 @@ class GRPORunConfig(PromptFields, TrainerFields, RunConfig):
                 )
         if not 0 < self.vllm_gpu_memory_utilization <= 1:
             raise ConfigError("vllm_gpu_memory_utilization must be in (0, 1]")
+        if self.vllm_tensor_parallel_size < 1 or self.vllm_server_port < 1 or self.vllm_server_timeout <= 0:
+            raise ConfigError("vllm_tensor_parallel_size and vllm_server_port must be >= 1, vllm_server_timeout > 0")

@@ -257,6 +257,8 @@ def predict(
     if builder.turn_history == "predicted":  # wave by wave: a turn's prompt needs the earlier turns' predictions
         todo.sort(key=lambda i: (len(prev[i]), i))
     chunk = chunk_size or max(batch_size * 4, 16)
+    if chunk_size is None and getattr(gen, "wants_all_prompts", False):
+        chunk = max(len(todo), 1)  # vLLM schedules its own batches: every prompt in one call
     bar = None
     if progress and todo:
         from tqdm import tqdm

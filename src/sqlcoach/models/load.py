@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlcoach.errors import ConfigError
-from sqlcoach.runtime.device import resolve_device, resolve_dtype
+from sqlcoach.runtime.device import device_map_for, resolve_device, resolve_dtype
 
 QUANTIZATIONS = (None, "4bit", "8bit")
 
@@ -133,7 +133,8 @@ def load_model(
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if qconf is not None:
         kwargs["quantization_config"] = qconf
-        kwargs["device_map"] = {"": 0 if dev == "cuda" else dev}
+        # the whole quantised model on this process's GPU (cuda:k, or LOCAL_RANK under torchrun)
+        kwargs["device_map"] = device_map_for(dev)
     adapter_has_tokenizer = adapter is not None and (Path(adapter) / "tokenizer_config.json").is_file()
     if _is_gguf(path):
         from sqlcoach.models.importer import load_gguf

@@ -34,5 +34,23 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def training_device(use_cpu: bool = False) -> str:
-    """``cpu`` when asked for or when torch sees no GPU, else ``cuda`` (what every recipe trains on)."""
-    return "cpu" if use_cpu else resolve_device("auto")
+    """``cpu`` when asked for or when torch sees no GPU, else this process's GPU: ``cuda:LOCAL_RANK``
+    under ``torchrun`` / ``accelerate launch`` (so N ranks load onto N GPUs, not all onto GPU 0),
+    plain ``cuda`` in a single process. What every recipe loads and trains on."""
+    dev = "cpu" if use_cpu else resolve_device("auto")
+    if dev == "cuda":
+        from sqlcoach.runtime.dist import local_rank, world_size
+
+        if world_size() > 1:
+            return f"cuda:{local_rank()}"
+    return dev
+
+
+def device_map_for(device: str) -> dict[str, Any]:
+    """The ``device_map`` a quantised (bitsandbytes) load needs: the whole model on this process's
+    device: ``{"": LOCAL_RANK}`` on a GPU (``cuda:k`` -> k), else ``{"": device}``."""
+    if device.startswith("cuda"):
+        from sqlcoach.runtime.dist import local_rank
+
+        return {"": int(device.split(":", 1)[1]) if ":" in device else local_rank()}
+    return {"": device}

@@ -81,7 +81,12 @@ class ClockCallback(TrainerCallback):
         )
 
     def spent(self) -> float:
-        return self.already + time.monotonic() - self.start
+        """Training seconds so far: rank 0's clock on every rank under torchrun / accelerate, so
+        that all ranks anneal to the same learning rate and stop at the same step (a rank that
+        stopped alone would leave the others waiting in their next gradient all-reduce)."""
+        from sqlcoach.runtime.dist import shared_value
+
+        return float(shared_value(self.already + time.monotonic() - self.start))
 
     def on_step_begin(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kw: Any) -> Any:
         optimizer = optimizer or self.get_optimizer()
@@ -106,7 +111,7 @@ class ClockCallback(TrainerCallback):
         return control
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
-        if self.seconds is not None and self.spent() >= self.seconds:
+        if self.seconds is not None and self.spent() >= self.seconds:  # the same verdict on every rank
             control.should_training_stop = True
             control.should_save = True
             self.stopped_at = state.global_step
@@ -122,7 +127,8 @@ class ClockCallback(TrainerCallback):
             total = state.global_step
         else:
             pace = (time.monotonic() - self.t_begin) / done
-            total = state.global_step + int(max(0.0, self.seconds - self.spent()) / max(pace, 1e-9)) + 1
+            local = self.already + time.monotonic() - self.start  # rank 0 alone has a bar: no collective here
+            total = state.global_step + int(max(0.0, self.seconds - local) / max(pace, 1e-9)) + 1
         total = min(total, state.max_steps) if state.max_steps and state.max_steps > 0 else total
         if total != bar.total:
             bar.total = total
@@ -139,8 +145,9 @@ class ClockCallback(TrainerCallback):
 
     def on_save(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if ckpt.is_dir():
-            (ckpt / CLOCK_FILE).write_text(json.dumps({"train_seconds": round(self.spent(), 3)}) + "\n")
+        spent = self.spent()  # a collective under several ranks: every rank calls it
+        if ckpt.is_dir() and state.is_world_process_zero:
+            (ckpt / CLOCK_FILE).write_text(json.dumps({"train_seconds": round(spent, 3)}) + "\n")
         return control
 
 

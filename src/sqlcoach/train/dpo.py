@@ -28,7 +28,19 @@ from typing import Any
 
 from sqlcoach.config import DPORunConfig
 from sqlcoach.train.pairs import pair_rows
-from sqlcoach.train.run import RunSummary, fit, load_policy, lora_config, model_recipe, preference_args, save_final, write_summary
+from sqlcoach.train.run import (
+    RunSummary,
+    fit,
+    load_policy,
+    lora_config,
+    main_log,
+    model_recipe,
+    on_main,
+    preference_args,
+    save_final,
+    write_summary,
+)
+
 
 def _reference(cfg: DPORunConfig, model: Any) -> tuple[Any, Any]:
     """(peft_config, ref_model): LoRA -> adapters disabled are the reference; full -> a frozen
@@ -65,6 +77,7 @@ def run_dpo(
     from sqlcoach.runtime.plots import plot_preference
 
     t0 = time.monotonic()
+    log = main_log(log)  # every rank trains; rank 0 alone prints and writes the bookkeeping
     rows, eval_rows = pair_rows(cfg, rows, eval_rows)
     model, tokenizer, device = load_policy(cfg, padding_side="right", why="mined pairs are chat-formatted")
     peft_config, ref_model = _reference(cfg, model)
@@ -87,8 +100,8 @@ def run_dpo(
     final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=cfg.method == "lora" and is_adapter(cfg.model),
                        recipe=model_recipe(cfg, "dpo", max_length=cfg.max_length))
     history = list(done.trainer.state.log_history)
-    png = plot_preference(history, Path(cfg.output_dir) / "dpo.png", title=f"DPO ({cfg.method}, {'+'.join(cfg.loss_type)})",
-                          margin_key="rewards/margins")
+    png = on_main(lambda: plot_preference(history, Path(cfg.output_dir) / "dpo.png", margin_key="rewards/margins",
+                                          title=f"DPO ({cfg.method}, {'+'.join(cfg.loss_type)})"))
     last = next((h for h in reversed(history) if "rewards/margins" in h and "eval_loss" not in h), {})
     summary = RunSummary.of_fit("dpo", done, final=final, t0=t0, rows=len(rows), skipped=0, device=device, plot=png, details={
         "last_metrics": {k: v for k, v in last.items() if k.startswith("rewards/") or k == "loss"}, "eval": done.after,

@@ -50,13 +50,15 @@ from typing import Any, Callable
 
 from sqlcoach.config import GRPORunConfig
 from sqlcoach.errors import ConfigError, DataError
-from sqlcoach.train.rl_data import build_rl_rows, curate_gold, pass_rate_filter
+from sqlcoach.train.rl_data import build_rl_rows, curate_gold, sharded_pass_rate_filter
 from sqlcoach.train.run import (
     RunSummary,
     fit,
     load_policy,
     lora_config,
+    main_log,
     model_recipe,
+    on_main,
     precision_flags,
     save_final,
     trainer_kwargs,
@@ -140,6 +142,42 @@ class RewardRecorder:
         return rows
 
 
+def vllm_args(cfg: GRPORunConfig) -> dict[str, Any]:
+    """The vLLM fields of TRL's ``GRPOConfig`` (``use_vllm``: rollouts by vLLM; ``colocate``: an
+    engine inside each training process, sharing its GPU; ``server``: ``trl vllm-serve`` on GPUs
+    of its own, reached at ``vllm_server_base_url`` or host:port; docs/scale.md)."""
+    out: dict[str, Any] = dict(use_vllm=cfg.use_vllm, vllm_mode=cfg.vllm_mode,
+                               vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+                               vllm_tensor_parallel_size=cfg.vllm_tensor_parallel_size,
+                               vllm_enable_sleep_mode=cfg.vllm_enable_sleep_mode,
+                               vllm_server_host=cfg.vllm_server_host, vllm_server_port=cfg.vllm_server_port,
+                               vllm_server_timeout=cfg.vllm_server_timeout)
+    if cfg.vllm_server_base_url:
+        out["vllm_server_base_url"] = cfg.vllm_server_base_url
+    if cfg.vllm_max_model_length:
+        out["vllm_max_model_length"] = cfg.vllm_max_model_length
+    return out
+
+
+def rollout_generate_fn(cfg: GRPORunConfig, tokenizer: Any) -> Callable[..., Any] | None:
+    """What samples the pass-rate filter: the rollout backend (``use_vllm``: the vLLM server in
+    server mode, a vLLM engine of the start model in colocate mode), else ``None`` (HF generate)."""
+    if not cfg.use_vllm:
+        return None
+    from sqlcoach.generate.vllm_backend import vllm_generate_fn, vllm_server_generate_fn
+
+    if cfg.vllm_mode == "server":
+        return vllm_server_generate_fn(tokenizer, base_url=cfg.vllm_server_base_url, host=cfg.vllm_server_host,
+                                       port=cfg.vllm_server_port, timeout=cfg.vllm_server_timeout)
+    return vllm_generate_fn(cfg.model, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization, release_after=1)
+
+
+def summary_prompts(done: Any, cfg: GRPORunConfig) -> int:
+    """Prompts per optimizer step over all processes (a global batch holds ``num_generations`` completions of each)."""
+    a = done.trainer.args
+    return int(a.per_device_train_batch_size * a.gradient_accumulation_steps * a.world_size // cfg.num_generations)
+
+
 def _grpo_args(cfg: GRPORunConfig, model: Any) -> Any:
     from trl import GRPOConfig
 
@@ -158,9 +196,7 @@ def _grpo_args(cfg: GRPORunConfig, model: Any) -> Any:
         top_p=cfg.top_p,
         max_completion_length=cfg.max_completion_length,
         generation_kwargs={"use_cache": True},  # checkpoints saved for training may say use_cache=false
-        use_vllm=cfg.use_vllm,
-        vllm_mode=cfg.vllm_mode,
-        vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        **vllm_args(cfg),
         log_completions=False,  # sqlcoach's own sample log (samples.jsonl) instead of rich tables
     )
 
@@ -209,9 +245,10 @@ def _prompt_rows(cfg: GRPORunConfig, model: Any, tokenizer: Any, examples: list[
         log(f"gold curation: kept {gold_report['kept']} of {gold_report['in']} prompts; dropped {gold_report['dropped']}")
     if cfg.pass_rate_k:
         head = rows if cfg.pass_rate_max_prompts is None else rows[: cfg.pass_rate_max_prompts]
-        rows, pass_report = pass_rate_filter(
-            head, model=model, tokenizer=tokenizer, k=cfg.pass_rate_k, drop_always=cfg.drop_always,
-            drop_never=cfg.drop_never, temperature=cfg.temperature, max_new_tokens=cfg.max_completion_length,
+        # each rank samples its share of the prompts (rows[r::N]) and the pass rates are gathered
+        rows, pass_report = sharded_pass_rate_filter(
+            head, model=model, tokenizer=tokenizer, generate=rollout_generate_fn(cfg, tokenizer), k=cfg.pass_rate_k,
+            drop_always=cfg.drop_always, drop_never=cfg.drop_never, temperature=cfg.temperature, max_new_tokens=cfg.max_completion_length,
             seed=cfg.seed, pool=pool,
         )
         log(
@@ -263,9 +300,12 @@ def run_grpo(
     from sqlcoach.execution.sandbox import Limits
     from sqlcoach.models.load import is_adapter
     from sqlcoach.rewards import close_rewards
+    from sqlcoach.runtime.dist import ensure_group, gather_objects
     from sqlcoach.runtime.plots import plot_rewards
 
     t0 = time.monotonic()
+    log = main_log(log)  # every rank trains; rank 0 alone prints and writes the bookkeeping
+    ensure_group(cfg.use_cpu)  # torchrun: join the process group now (the pass-rate filter gathers over it)
     cfg, _ = with_model_prompt(cfg, log)
     samples = SampleLog(cfg.output_dir, every=cfg.sample_log_every, n=cfg.num_examine, log=log, fresh=not resume)
     model, tokenizer, device = load_policy(cfg, padding_side="left", why="GRPO samples from chat-formatted prompts")
@@ -304,10 +344,11 @@ def run_grpo(
     final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=merge,
                        recipe=model_recipe(cfg, "grpo", max_new_tokens=cfg.max_completion_length))
     reward_curve, zero_curve = _curves(list(done.trainer.state.log_history), names)
-    png = plot_rewards(reward_curve, Path(cfg.output_dir) / "reward.png",
-                       title=f"GRPO ({cfg.method}, G={cfg.num_generations}) reward")
+    png = on_main(lambda: plot_rewards(reward_curve, Path(cfg.output_dir) / "reward.png",
+                                       title=f"GRPO ({cfg.method}, G={cfg.num_generations}) reward"))
+    tokens = sum(gather_objects(int(recorder.tokens_generated)))  # each rank counted its own completions
     summary = RunSummary.of_fit("grpo", done, final=final, t0=t0, rows=len(rows), skipped=0, device=device, plot=png, details={
-        "tokens_generated": int(recorder.tokens_generated), "rewards": names, "curation": curation,
+        "tokens_generated": tokens, "rewards": names, "prompts_per_step": summary_prompts(done, cfg), "curation": curation,
         "reward_curve": reward_curve, "zero_std_frac_curve": zero_curve,
         "final_reward": reward_curve[-1]["reward"] if reward_curve else None, "samples_path": samples.written,
     })

@@ -44,7 +44,9 @@ Where it departs:
   gradients or optimizer state);
 * a completion whose rewards are all ``None`` (its gold cannot be scored) is left out of the
   update entirely (TRL's GRPO sums the others and treats ``None`` as missing: so does this);
-* on several processes advantages are whitened per process.
+* on several processes each samples its own share of the global batch (``rows_for_step``);
+  advantages are whitened over all of them, gradients averaged (DDP), and only rank 0 prints,
+  writes samples, checkpoints and the final model.
 """
 
 from __future__ import annotations
@@ -229,11 +231,13 @@ def _resume(pol: _Policy, out: Path, resume: bool, say: Callable[[str], None]) -
     if ckpt is None:
         say_resume(resume, None, str(out), say)
     else:
-        dev = pol.accelerator.device
+        # loaded to CPU, copied onto each parameter's own device by load_state_dict (a map_location
+        # of the accelerator's device fails under several CPU processes: "cpu:0" is not a location)
         state = json.loads((ckpt / STATE_FILE).read_text())
-        _load_trainable(pol.unwrapped, torch.load(ckpt / "trainable.pt", map_location=dev))
-        pol.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location=dev))
-        torch.set_rng_state(torch.load(ckpt / "rng.pt"))
+        _load_trainable(pol.unwrapped, torch.load(ckpt / "trainable.pt", map_location="cpu"))
+        pol.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location="cpu"))
+        rng = torch.load(ckpt / "rng.pt")
+        torch.set_rng_state(rng[pol.accelerator.process_index % len(rng)] if isinstance(rng, list) else rng)
         pol.kl_ctl.load_state_dict(state["kl_controller"])
         prog.step, prog.already = int(state["global_step"]), float(state["train_seconds"])
         prog.tokens_generated, prog.reward_curve = int(state["tokens_generated"]), list(state["reward_curve"])
@@ -327,8 +331,9 @@ def _advantages(cfg: PPORunConfig, pol: _Policy, ro: _Rollout) -> tuple[Any, Any
         kl = core.per_token_kl(old_logp_t, ref_logp_t, ro.mask)  # [B, R]
         tok_rewards = core.token_rewards(ro.scores, kl, ro.mask, pol.kl_ctl.value)  # [B, R]
         adv, returns = core.gae(tok_rewards, old_v_t, ro.mask, cfg.gamma, cfg.lam)  # [B, R]
-        if cfg.whiten_advantages:
-            adv = core.masked_whiten(adv, ro.mask)
+        if cfg.whiten_advantages:  # over the whole rollout of every process, as one process would
+            acc = pol.accelerator
+            adv = core.masked_whiten(adv, ro.mask, sum_across=(lambda t: acc.reduce(t, "sum")) if acc.num_processes > 1 else None)
     return old_logp_t, old_v_t, kl, (adv, returns)
 
 
@@ -440,12 +445,14 @@ def run_ppo(
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.runtime.memory import track_peak
 
+    from sqlcoach.runtime.dist import main_log, shared_value
+
     t0 = time.monotonic()
     out = Path(cfg.output_dir)
-    cfg, _ = with_model_prompt(cfg, log)
+    say = main_log(log)  # every rank trains; rank 0 alone prints and writes the bookkeeping
+    cfg, _ = with_model_prompt(cfg, say)
     pol = _setup_policy(cfg)
     main = pol.accelerator.is_main_process
-    say = log if main else (lambda _m: None)
     samples = SampleLog(out, every=cfg.sample_every, n=cfg.num_samples, log=say, fresh=not resume)
     pool = ExecutorPool(workers=cfg.reward_workers)
     try:
@@ -469,7 +476,8 @@ def run_ppo(
                     say(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()}))
                 if main and samples.due(prog.step):
                     samples.write(prog.step, _sample_rows(ro, cfg.num_samples, pool))
-                spent = prog.already + time.monotonic() - loop_start
+                # rank 0's clock decides for every rank: one rank stopping alone would hang the others
+                spent = shared_value(prog.already + time.monotonic() - loop_start)
                 stop = cfg.max_seconds is not None and spent >= cfg.max_seconds and prog.step < cfg.max_steps
                 if prog.step % cfg.save_steps == 0 or stop:
                     _save_checkpoint(pol, out / f"checkpoint-{prog.step}", prog, spent, cfg.save_total_limit)
@@ -495,7 +503,9 @@ def _summary(cfg: PPORunConfig, pol: _Policy, prog: _Progress, *, rows: int, n_t
         peak_memory_mb=round(peak.rss_mb, 1), peak_cuda_mb=None if peak.cuda_mb is None else round(peak.cuda_mb, 1),
         train_loss=None, rows=rows, skipped=0, trainable_parameters=int(n_trainable),
         device=pol.accelerator.device.type, resumed_from=str(prog.checkpoint) if prog.checkpoint else None,
-        stopped_by_clock=prog.stopped_by_clock, plot_png=None,
+        stopped_by_clock=prog.stopped_by_clock, plot_png=None, world_size=pol.accelerator.num_processes,
+        global_batch=cfg.rollout_batch_size * pol.accelerator.num_processes,
+        distributed_type=str(getattr(pol.accelerator.distributed_type, "value", pol.accelerator.distributed_type)),
         details={"tokens_generated": prog.tokens_generated, "kl_coef_final": pol.kl_ctl.value, "reward_curve": prog.reward_curve},
     )
 
@@ -550,7 +560,10 @@ def _save_checkpoint(pol: _Policy, path: Path, prog: _Progress, spent: float, ke
     Written to ``path.tmp`` and renamed, so a run killed while saving leaves no half checkpoint."""
     import torch
 
+    from sqlcoach.runtime.dist import gather_objects
+
     pol.accelerator.wait_for_everyone()
+    rng_states = gather_objects(torch.get_rng_state())  # one per rank: each keeps sampling its own stream
     if not pol.accelerator.is_main_process:
         return
     tmp = path.with_name(path.name + ".tmp")
@@ -558,7 +571,7 @@ def _save_checkpoint(pol: _Policy, path: Path, prog: _Progress, spent: float, ke
     tmp.mkdir(parents=True)
     torch.save({n: p.detach().cpu() for n, p in pol.unwrapped.named_parameters() if p.requires_grad}, tmp / "trainable.pt")
     torch.save(pol.optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(torch.get_rng_state(), tmp / "rng.pt")
+    torch.save(rng_states[0] if len(rng_states) == 1 else rng_states, tmp / "rng.pt")
     state = {
         "global_step": prog.step, "train_seconds": round(spent, 3), "tokens_generated": prog.tokens_generated,
         "kl_controller": pol.kl_ctl.state_dict(), "reward_curve": prog.reward_curve,

@@ -73,11 +73,21 @@ def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> to
     return var
 
 
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, sum_across: Any = None) -> torch.Tensor:
     """``(x - mean) / std`` over valid positions; masked positions come back as 0.
 
-    ``shift_mean=False`` keeps the mean (only rescales), as used for rewards."""
-    mean, var = masked_mean(x, mask), masked_var(x, mask)
+    ``shift_mean=False`` keeps the mean (only rescales), as used for rewards. ``sum_across`` (a
+    function summing a tensor over processes, e.g. ``accelerator.reduce(t, "sum")``) takes mean and
+    variance over every process's positions, so N processes whiten exactly as one would."""
+    if sum_across is None:
+        mean, var = masked_mean(x, mask), masked_var(x, mask)
+    else:
+        m = mask.to(x.dtype)
+        tot = sum_across(torch.stack([(x * m).sum(), m.sum()]))
+        n = tot[1].clamp(min=1.0)
+        mean = tot[0] / n
+        var = sum_across(((x - mean) ** 2 * m).sum()) / n
+        var = var * n / (n - 1) if float(n) > 1 else var
     out = (x - mean) * torch.rsqrt(var + 1e-8)
     if not shift_mean:
         out = out + mean

@@ -166,12 +166,41 @@ def pass_rate_filter(
     if len(samples) != len(rows) or any(len(s) != k for s in samples):
         raise ModelError(f"generate returned {[len(s) for s in samples][:5]}... completions; expected {k} for each of {len(rows)} prompts")
     outcomes = _score_groups(rows, samples, pool, mode)  # [N*k]
-    kept: list[dict[str, Any]] = []
     rates: list[float | None] = []
-    for i, row in enumerate(rows):
+    for i in range(len(rows)):
         group = outcomes[i * k : (i + 1) * k]  # the k outcomes of prompt i
         rates.append(sum(o.equal for o in group) / k if all(o.gold_ok for o in group) else None)
-        solved = None if rates[-1] is None else round(rates[-1] * k)
+    return _keep_by_rate(rows, rates, k=k, drop_always=drop_always, drop_never=drop_never,
+                         generated_tokens=int(getattr(gens, "generated_tokens", 0)), t0=t0)
+
+
+def sharded_pass_rate_filter(rows: list[dict[str, Any]], **kwargs: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """``pass_rate_filter`` shared out over the processes of a ``torchrun`` / ``accelerate`` launch:
+    rank r samples and scores ``rows[r::N]`` (seed ``seed + r``), the pass rates are gathered, and
+    every rank keeps the same rows in their original order (the Trainer then shards them). In one
+    process it is ``pass_rate_filter`` itself. ``stats["generated_tokens"]`` sums all ranks."""
+    from sqlcoach.runtime.dist import gather_objects, rank, world_size
+
+    n = world_size()
+    if n <= 1:
+        return pass_rate_filter(rows, **kwargs)
+    t0 = time.monotonic()
+    r = rank()
+    mine = rows[r::n]
+    _, st = pass_rate_filter(mine, **{**kwargs, "seed": int(kwargs.get("seed", 0)) + r}) if mine else (
+        [], {"pass_rates": [], "generated_tokens": 0})
+    parts = gather_objects((st["pass_rates"], st["generated_tokens"]))  # [(rates of rows[j::n], tokens)] by rank j
+    rates = [parts[i % n][0][i // n] for i in range(len(rows))]
+    return _keep_by_rate(rows, rates, k=kwargs.get("k", 8), drop_always=kwargs.get("drop_always", True),
+                         drop_never=kwargs.get("drop_never", True), generated_tokens=sum(p[1] for p in parts), t0=t0)
+
+
+def _keep_by_rate(rows: list[dict[str, Any]], rates: list[float | None], *, k: int, drop_always: bool,
+                  drop_never: bool, generated_tokens: int, t0: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rows ``pass_rate_filter`` keeps, given each row's pass rate (``None``: unscorable), and its stats."""
+    kept: list[dict[str, Any]] = []
+    for row, rate in zip(rows, rates):
+        solved = None if rate is None else round(rate * k)
         if solved is not None and not ((solved == k and drop_always) or (solved == 0 and drop_never)):
             kept.append(row)
     scored = [r for r in rates if r is not None]
@@ -186,7 +215,7 @@ def pass_rate_filter(
         "mean_pass_rate": round(sum(scored) / len(scored), 4) if scored else None,
         "pass_rate_histogram": {f"{s}/{k}": hist.get(s, 0) for s in range(k + 1)},
         "pass_rates": rates,
-        "generated_tokens": int(getattr(gens, "generated_tokens", 0)),
+        "generated_tokens": generated_tokens,
         "seconds": round(time.monotonic() - t0, 2),
     }
 

@@ -30,13 +30,16 @@ from typing import Any, Sequence
 
 from sqlcoach.config import RMRunConfig
 from sqlcoach.errors import DataError
+from sqlcoach.runtime.dist import is_main
 from sqlcoach.train.pairs import pair_rows
 from sqlcoach.train.run import (
     RunSummary,
     check_rows_kept,
     fit,
     lora_config,
+    main_log,
     model_recipe,
+    on_main,
     preference_args,
     save_final,
     write_summary,
@@ -88,8 +91,12 @@ def _load_rm_for_training(cfg: RMRunConfig) -> tuple[Any, Any, str]:
     from sqlcoach.runtime.device import resolve_dtype, training_device
 
     src = cfg.model
-    if is_adapter(src):  # an SFT LoRA: merge it once, the RM starts from the merged weights
-        src = str(export_merged(src, Path(cfg.output_dir) / "start-merged"))
+    if is_adapter(src):  # an SFT LoRA: merge it once (rank 0; the others wait, then read it)
+        from sqlcoach.runtime.dist import ensure_group, main_first
+
+        ensure_group(cfg.use_cpu)
+        src = str(main_first(lambda: export_merged(src, Path(cfg.output_dir) / "start-merged") if is_main() else
+                             Path(cfg.output_dir) / "start-merged"))
     device = training_device(cfg.use_cpu)
     set_seed(cfg.seed)  # the score head is initialised randomly: make it reproducible
     model = AutoModelForSequenceClassification.from_pretrained(src, num_labels=1, dtype=resolve_dtype(cfg.dtype, device))
@@ -117,6 +124,7 @@ def run_rm(
     from sqlcoach.runtime.plots import plot_preference
 
     t0 = time.monotonic()
+    log = main_log(log)  # every rank trains; rank 0 alone prints and writes the bookkeeping
     rows, eval_rows = pair_rows(cfg, rows, eval_rows, eval_all_columns=True)
     model, tokenizer, device = _load_rm_for_training(cfg)
     peft_config = lora_config(cfg, "SEQ_CLS", modules_to_save=["score"]) if cfg.method == "lora" else None
@@ -134,9 +142,10 @@ def run_rm(
     final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=cfg.method == "lora",
                        recipe=model_recipe(cfg, "rm", max_length=cfg.max_length))
     history = list(done.trainer.state.log_history)
-    png = plot_preference(history, Path(cfg.output_dir) / "rm.png", title=f"reward model ({cfg.method})", margin_key="margin")
+    png = on_main(lambda: plot_preference(history, Path(cfg.output_dir) / "rm.png", title=f"reward model ({cfg.method})",
+                                          margin_key="margin"))
     last = next((h for h in reversed(history) if "accuracy" in h), {})
-    evaluation = evaluate_rm(final, eval_rows, device=device, max_length=cfg.max_length) if eval_rows else None
+    evaluation = on_main(lambda: evaluate_rm(final, eval_rows, device=device, max_length=cfg.max_length)) if eval_rows else None
     if evaluation:
         log(f"held-out pairwise accuracy {evaluation['accuracy']:.3f} on {evaluation['pairs']} pairs")
     kept = len(done.trainer.train_dataset)

@@ -13,7 +13,15 @@ from ``last_checkpoint``, wall-clock budget, step timer, peak memory) -> ``save_
   loop alone; ``median_step_seconds``: the median optimizer step (PPO: the median PPO step);
 * ``peak_memory_mb``: this process's peak resident set during training, sampled (executor worker
   processes not counted); ``peak_cuda_mb``: CUDA's allocator peak (``None`` without a GPU);
-* ``rows``: the training rows used (examples, pairs or prompts); ``skipped``: those left out.
+* ``rows``: the training rows used (examples, pairs or prompts); ``skipped``: those left out;
+* ``distributed_type``: how accelerate ran them (``NO``, ``MULTI_CPU``, ``MULTI_GPU``, ``FSDP``,
+  ``DEEPSPEED``); ``world_size``: the processes that trained (``torchrun`` / ``accelerate launch``: N; else 1);
+  ``global_batch``: rows per optimizer step over all of them (per-device batch x gradient
+  accumulation x processes; GRPO: completions, PPO: prompts per PPO step).
+
+Under N processes every rank trains, and only rank 0 prints the recipe's own lines, writes
+``final/``'s tokenizer and recipe, ``log_history.json``, plots, ``samples.jsonl`` and
+``summary.json`` (``runtime.dist``); the Trainer itself saves checkpoints and the model once.
 
 Recipe-specific values (reward curves, curation reports, evaluations) go in ``details`` and are
 flattened next to the common fields in the returned dict and the file.
@@ -29,6 +37,7 @@ from typing import Any, Callable
 
 from sqlcoach.config import config_to_dict
 from sqlcoach.errors import ModelError
+from sqlcoach.runtime.dist import barrier, is_main, main_log  # noqa: F401 - main_log: the recipes' import
 
 SUMMARY_FILE = "summary.json"
 
@@ -71,7 +80,7 @@ def trainer_kwargs(cfg: Any, *, bf16: bool, fp16: bool) -> dict[str, Any]:
         bf16=bf16,
         fp16=fp16,
         use_cpu=cfg.use_cpu,
-        activation_checkpointing=cfg.activation_checkpointing,
+        **_checkpointing_field(cfg.activation_checkpointing),
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         save_strategy="steps",
@@ -82,7 +91,20 @@ def trainer_kwargs(cfg: Any, *, bf16: bool, fp16: bool) -> dict[str, Any]:
         data_seed=cfg.seed,
         disable_tqdm=cfg.disable_tqdm,
         dataloader_num_workers=0,
+        # every parameter gets a gradient in these recipes: DDP need not search the graph for unused ones
+        ddp_find_unused_parameters=False,
     )
+
+
+def _checkpointing_field(on: bool) -> dict[str, bool]:
+    """``activation_checkpointing`` (the newer transformers 5 name; 5.24 has both) or
+    ``gradient_checkpointing`` (the only one in 5.17), whichever the installed ``TrainingArguments`` has."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": on}
 
 
 def precision_flags(model: Any) -> dict[str, bool]:
@@ -171,11 +193,15 @@ def fit(
     from sqlcoach.runtime.memory import track_peak
     from sqlcoach.train.callbacks import clock_callback, read_clock, step_timer
 
+    log = main_log(log)
     ckpt = last_checkpoint(cfg.output_dir) if resume else None
-    clock = clock_callback(
-        cfg.max_seconds, already=read_clock(ckpt), anneal=getattr(cfg, "anneal_by_clock", False),
-        warmup_ratio=cfg.warmup_ratio if getattr(cfg, "anneal_by_clock", False) else 0.0,
-    )
+    anneal = bool(getattr(cfg, "anneal_by_clock", False))
+    if anneal and cfg.max_seconds is None:
+        log(f"anneal_by_clock has no effect without max_seconds: the learning rate follows "
+            f"lr_scheduler_type={cfg.lr_scheduler_type} over the steps")
+        anneal = False
+    clock = clock_callback(cfg.max_seconds, already=read_clock(ckpt), anneal=anneal,
+                           warmup_ratio=cfg.warmup_ratio if anneal else 0.0)
     steps = step_timer()
     trainer = make_trainer([clock, steps, *(callbacks or [])])
     clock.bind(trainer)
@@ -238,14 +264,22 @@ def save_final(trainer: Any, tokenizer: Any, output_dir: str | Path, *, merge: b
     out = Path(output_dir)
     final = out / "final"
     if merge:
-        trainer.model.merge_and_unload().save_pretrained(str(final))
+        if trainer.is_world_process_zero():
+            trainer.model.merge_and_unload().save_pretrained(str(final))
     else:
-        trainer.save_model(str(final))
-    tokenizer.save_pretrained(str(final))
-    if recipe is not None:
-        recipe.save(final)
-    (out / "log_history.json").write_text(json.dumps(list(trainer.state.log_history), indent=1) + "\n")
+        trainer.save_model(str(final))  # the Trainer saves once (rank 0), gathering sharded weights first
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(final))
+        if recipe is not None:
+            recipe.save(final)
+        (out / "log_history.json").write_text(json.dumps(list(trainer.state.log_history), indent=1) + "\n")
+    barrier()  # no rank returns (and, e.g., evaluates final/) before it is complete
     return final
+
+
+def on_main(fn: Callable[[], Any]) -> Any:
+    """``fn()`` on rank 0 (a plot, a report file), ``None`` on the other ranks."""
+    return fn() if is_main() else None
 
 
 @dataclass
@@ -269,6 +303,9 @@ class RunSummary:
     resumed_from: str | None
     stopped_by_clock: bool
     plot_png: str | None
+    world_size: int = 1
+    global_batch: int | None = None
+    distributed_type: str = "NO"  # accelerate's: NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, ...
     details: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -284,6 +321,8 @@ class RunSummary:
 
         trainer = fit_.trainer
         loss = getattr(fit_.result, "training_loss", None)
+        a = trainer.args
+        world = int(getattr(a, "world_size", 1) or 1)
         return cls(
             recipe=recipe, final_dir=str(final), global_step=int(trainer.state.global_step),
             max_steps=int(trainer.state.max_steps), seconds=round(time.monotonic() - t0, 2),
@@ -294,15 +333,27 @@ class RunSummary:
             train_loss=None if loss is None else float(loss), rows=rows, skipped=skipped,
             trainable_parameters=fit_.trainable_parameters,
             device=device, resumed_from=str(fit_.checkpoint) if fit_.checkpoint else None,
-            stopped_by_clock=fit_.stopped_by_clock, plot_png=str(plot) if plot else None, details=details or {},
+            stopped_by_clock=fit_.stopped_by_clock, plot_png=str(plot) if plot else None,
+            world_size=world, global_batch=int(a.per_device_train_batch_size * a.gradient_accumulation_steps * world),
+            distributed_type=_distributed_type(trainer),
+            details=details or {},
         )
 
 
+def _distributed_type(trainer: Any) -> str:
+    acc = getattr(trainer, "accelerator", None)
+    kind = getattr(getattr(acc, "state", None), "distributed_type", None)
+    return str(getattr(kind, "value", kind or "NO"))
+
+
 def write_summary(cfg: Any, summary: RunSummary) -> dict[str, Any]:
-    """Write ``output_dir/summary.json`` (recipe, config, summary) and return the summary dict."""
+    """Write ``output_dir/summary.json`` (recipe, config, summary; rank 0 only) and return the
+    summary dict (on every rank)."""
+    flat = summary.as_dict()
+    if not is_main():
+        return flat
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    flat = summary.as_dict()
     (out / SUMMARY_FILE).write_text(
         json.dumps({"recipe": summary.recipe, "config": config_to_dict(cfg), "summary": flat}, indent=2, default=str) + "\n"
     )

@@ -16,16 +16,20 @@ class SampleLog:
     """Rows to the log and to ``output_dir/samples.jsonl``.
 
     ``every``: write at step 1 and every ``every`` steps (0: never); ``n``: rows each time (0: none).
-    ``fresh=True`` (a new run) removes an older file; ``--resume`` appends to it."""
+    ``fresh=True`` (a new run) removes an older file; ``--resume`` appends to it. Under several
+    processes (``runtime.dist``) only rank 0 writes (its own rows): ``due`` is False elsewhere."""
 
     def __init__(self, output_dir: str | Path, *, every: int, n: int, log: Callable[[str], None], fresh: bool):
+        from sqlcoach.runtime.dist import is_main
+
         self.path = Path(output_dir) / SAMPLES_FILE
         self.every, self.n, self.log = every, n, log
-        if fresh and self.path.is_file():
+        self.enabled = is_main()
+        if self.enabled and fresh and self.path.is_file():
             self.path.unlink()
 
     def due(self, step: int) -> bool:
-        return self.n > 0 and self.every > 0 and (step == 1 or step % self.every == 0)
+        return self.enabled and self.n > 0 and self.every > 0 and (step == 1 or step % self.every == 0)
 
     def write(self, step: int, rows: list[dict[str, Any]]) -> None:
         """Append ``rows`` (each with question, db_id, sql, result, reward; any other keys kept)."""

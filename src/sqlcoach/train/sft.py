@@ -24,6 +24,8 @@ from sqlcoach.errors import DataError
 from sqlcoach.train.run import (
     RunSummary,
     check_rows_kept,
+    main_log,
+    on_main,
     fit,
     log_skipped,
     lora_config,
@@ -75,7 +77,7 @@ def _load_for_training(cfg: SFTRunConfig) -> tuple[Any, Any, Any, str]:
     from transformers import AutoModelForCausalLM
 
     from sqlcoach.models.load import load_tokenizer, quantization_config
-    from sqlcoach.runtime.device import resolve_dtype, training_device
+    from sqlcoach.runtime.device import device_map_for, resolve_dtype, training_device
 
     device = training_device(cfg.use_cpu)
     dtype = resolve_dtype(cfg.dtype, device)
@@ -83,7 +85,7 @@ def _load_for_training(cfg: SFTRunConfig) -> tuple[Any, Any, Any, str]:
     if cfg.method == "qlora":
         # Raises a ConfigError naming the reason on a machine without CUDA or bitsandbytes.
         kwargs["quantization_config"] = quantization_config("4bit", dtype if dtype != torch.float32 else torch.bfloat16)
-        kwargs["device_map"] = {"": 0}
+        kwargs["device_map"] = device_map_for(device)  # {"": LOCAL_RANK}: each rank its own GPU
     model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
     # Right padding for training (TRL pads itself; this only matters for a fallback collator).
     tokenizer = load_tokenizer(cfg.model, padding_side="right")
@@ -167,6 +169,7 @@ def run_sft(
     from sqlcoach.runtime.plots import plot_loss
 
     t0 = time.monotonic()
+    log = main_log(log)  # every rank trains; rank 0 alone prints and writes the bookkeeping
     if rows is None and examples is None and cfg.data_kind == "export":
         cfg, rows = export_rows(cfg, log)
     cfg, _ = with_model_prompt(cfg, log)
@@ -185,7 +188,8 @@ def run_sft(
 
     done = fit(cfg, make_trainer, resume=resume, callbacks=callbacks, log=log, check=check)
     final = save_final(done.trainer, tokenizer, cfg.output_dir, recipe=model_recipe(cfg, "sft", max_length=cfg.max_length))
-    png = plot_loss(done.trainer.state.log_history, Path(cfg.output_dir) / "loss.png", title=f"SFT ({cfg.method}) loss")
+    png = on_main(lambda: plot_loss(done.trainer.state.log_history, Path(cfg.output_dir) / "loss.png",
+                                    title=f"SFT ({cfg.method}) loss"))
     summary = RunSummary.of_fit("sft", done, final=final, t0=t0, rows=len(done.trainer.train_dataset),
                                 skipped=len(skipped), device=device, plot=png)
     return write_summary(cfg, summary)
