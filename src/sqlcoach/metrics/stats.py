@@ -15,7 +15,9 @@ deterministic: resampling uses ``random.Random(seed)``.
   method are resampled independently (seed ``s`` of one method has no tie to seed ``s`` of the
   other beyond the shared start).
 - ``mcnemar(a, b)``: the exact McNemar test (two-sided binomial test on the discordant pairs),
-  pooling every (seed, question) pair of seed index ``s`` of ``a`` with seed ``s`` of ``b``.
+  pooling every (seed, question) pair of seed index ``s`` of ``a`` with seed ``s`` of ``b``;
+  ``paired_difference`` instead runs it per seed pair and reports the largest p (conservative:
+  pooled seeds would count a question several times as independent evidence).
 
 The bootstrap p-value is ``min(1, 2 * min(P*(d <= 0), P*(d >= 0)))`` over the replicates (the
 percentile-interval duality), floored at ``1 / replicates``: it is a resampling approximation,
@@ -53,7 +55,7 @@ class PairedDifference(Estimate):
 
     p_bootstrap: float = 1.0
     p_mcnemar: float = 1.0
-    a_only: int = 0  # (seed, question) pairs a gets right and b wrong
+    a_only: int = 0  # questions a gets right and b wrong, summed over the seed pairs
     b_only: int = 0
 
 
@@ -150,7 +152,8 @@ def mcnemar(a: Scores, b: Scores) -> tuple[float, int, int]:
 def paired_difference(a: Scores, b: Scores, *, replicates: int = 2000, level: float = 0.95,
                       seed: int = 0) -> PairedDifference:
     """Mean of ``a`` minus mean of ``b`` on the same questions, with a paired bootstrap interval,
-    its p-value, and McNemar's exact p-value (when both have the same number of seeds; else 1)."""
+    its p-value, and the largest per-seed-pair exact McNemar p-value (``a_only``/``b_only``: the
+    discordant counts summed over those pairs)."""
     sa, n_q = _check(a, "paired_difference (a)")
     sb, nb = _check(b, "paired_difference (b)")
     if n_q != nb:
@@ -167,6 +170,11 @@ def paired_difference(a: Scores, b: Scores, *, replicates: int = 2000, level: fl
     le0 = sum(1 for d in diffs if d <= 0) / replicates
     ge0 = sum(1 for d in diffs if d >= 0) / replicates
     p_boot = max(1 / replicates, min(1.0, 2 * min(le0, ge0)))
-    p_mc, a_only, b_only = mcnemar(ra, rb) if sa == sb else (1.0, 0, 0)
+    # McNemar per seed pair (seed s of a with seed s of b; a method with fewer runs, e.g. the
+    # deterministic start, is paired with each of the other's), the largest p reported: pooling
+    # seeds would count each question several times as if the pairs were independent
+    tests = [mcnemar([ra[s % sa]], [rb[s % sb]]) for s in range(max(sa, sb))]
+    p_mc = max(t[0] for t in tests)
+    a_only, b_only = sum(t[1] for t in tests), sum(t[2] for t in tests)
     return PairedDifference(_mean(ra) - _mean(rb), _percentile(diffs, alpha), _percentile(diffs, 1 - alpha),
                             n_q, min(sa, sb), level, p_boot, p_mc, a_only, b_only)
