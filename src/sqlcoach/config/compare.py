@@ -56,6 +56,10 @@ class CompareConfig:
     data_kind: str = "spider"
     start_size: str = "small"  # model size when building the start (sqlcoach.models.tiny.SIZES)
     start_sft_steps: int = 250
+    # the built start's learning-rate schedule: constant (deliberately short of converged, the
+    # demo comparison) or cosine (the demo's warmup-then-anneal, by steps: a converged start that
+    # is the same on every machine, unlike the demo's clock-driven run)
+    start_schedule: Literal["constant", "cosine"] = "constant"
     start_world_train: int | None = None  # questions in a built world (None: the world's default)
     start_world_dev: int | None = None
     # the budget every method gets
@@ -95,6 +99,8 @@ class CompareConfig:
             raise ConfigError(f"budget_value must be > 0 (got {self.budget_value}): each method needs something to spend")
         if self.budget in ("steps", "samples") and self.budget_value != int(self.budget_value):
             raise ConfigError(f"budget_value must be a whole number for budget={self.budget} (got {self.budget_value})")
+        if self.start_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"start_schedule must be constant or cosine, got {self.start_schedule!r}")
         if self.start_sft_steps < 1:
             raise ConfigError("start_sft_steps must be >= 1")
         if self.eval_limit is not None and self.eval_limit < 1:

@@ -364,7 +364,8 @@ def by_database(verdicts: list[Any]) -> dict[str, dict[str, Any]]:
 
 def _child_start(job: dict[str, Any]) -> dict[str, Any]:
     """The start checkpoint, built as ``sqlcoach demo`` builds it (``pipelines.demo.build_tiny_start``)
-    with the demo's SFT recipe cut to ``start_sft_steps`` at a constant learning rate."""
+    with the demo's SFT recipe cut to ``start_sft_steps``: at a constant learning rate, or with
+    ``start_schedule: cosine`` the demo's warmup and cosine anneal laid over those steps."""
     from sqlcoach.pipelines.demo import build_tiny_start, demo_sft_values
 
     world, base = Path(job["world"]), Path(job["start_dir"])
@@ -372,6 +373,10 @@ def _child_start(job: dict[str, Any]) -> dict[str, Any]:
     values.update(model=str(base / "model-init"), data_path=str(world), output_dir=str(base / "sft"),
                   max_steps=job["start_sft_steps"], max_seconds=None, anneal_by_clock=False, seed=job["seed"],
                   disable_tqdm=True)
+    if job.get("start_schedule", "constant") == "cosine":  # the demo's schedule, by steps instead of the clock
+        values.update(lr_scheduler_type="cosine")
+    else:
+        values.update(lr_scheduler_type="constant", warmup_ratio=0.0)
     values.update({k: job[k] for k in ("template", "schema_style", "schema_sample_values") if job.get(k) is not None})
     from sqlcoach.config import SFTRunConfig
 

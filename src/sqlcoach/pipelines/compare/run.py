@@ -54,7 +54,7 @@ RESULT_VERSION = 3
 
 #: Settings that decide a training result, and those that only decide its evaluation: changing
 #: the latter re-evaluates every method without training it again.
-TRAIN_KEYS = ("start", "world", "data_kind", "start_size", "start_sft_steps", "start_world_train", "start_world_dev",
+TRAIN_KEYS = ("start", "world", "data_kind", "start_size", "start_sft_steps", "start_schedule", "start_world_train", "start_world_dev",
               "budget", "budget_value", "seed", "template", "schema_style", "schema_sample_values", "device")
 EVAL_KEYS = ("eval_split", "eval_limit", "eval_batch_size", "max_new_tokens", "seen_eval_split", "seen_eval_limit")
 
@@ -191,7 +191,8 @@ def _start_prompt(cfg: CompareConfig, start: Path, log: Callable[[str], None]) -
 def _build_start(cfg: CompareConfig, base: dict[str, Any], out: Path, log: Callable[[str], None]) -> dict[str, Any]:
     log(f"building the start checkpoint in {out / 'start'} (world, model init, {cfg.start_sft_steps} SFT steps)")
     res = jobs.run_child("start", dict(base, start_dir=str(out / "start"), start_size=cfg.start_size,
-                                       start_sft_steps=cfg.start_sft_steps, start_world_train=cfg.start_world_train,
+                                       start_sft_steps=cfg.start_sft_steps, start_schedule=cfg.start_schedule,
+                                       start_world_train=cfg.start_world_train,
                                        start_world_dev=cfg.start_world_dev),
                          out / "start", log=log, threads=cfg.threads)
     if res.get("status") != "ok":
