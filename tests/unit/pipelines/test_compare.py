@@ -299,6 +299,7 @@ def test_seeds_run_every_method_once_per_seed_and_report_intervals(tmp_path, mon
     md = (out / "report.md").read_text()
     assert "## Across seeds" in md and "| grpo | 3 |" in md and "sft seed 1" in md and "EX per database" in md
     assert "EX with 95% intervals" in (out / "report.html").read_text()
+    assert "## Seed 000's table, measured" in md and "| grpo (grpo) |" in md and "71-75" in md
     # same command again: nothing reruns; the seeds are part of each run's hash
     fake.calls.clear()
     R.run_compare(_cfg(tmp_path, seeds=[0, 1, 2]), out, log=lambda m: None)

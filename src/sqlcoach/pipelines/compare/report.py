@@ -176,6 +176,9 @@ def markdown(report: dict[str, Any]) -> str:
     across = across_markdown(report)
     if across:
         parts += [across, ""]
+    s000 = seed000_markdown(report)
+    if s000:
+        parts += [s000, ""]
     return "\n".join(parts)
 
 
@@ -206,6 +209,19 @@ def html_page(report: dict[str, Any]) -> str:
             for i, c in enumerate(cells)) + "</tr>")
     p.append("</table>")
     p += _across_html(report)
+    s000 = seed000_markdown(report)
+    if s000:  # the same table, rendered from its Markdown rows
+        md = [line for line in s000.splitlines() if line.startswith("|")]
+        p.append("<h2>Seed 000's table, measured</h2><table>")
+        for i, line in enumerate(md):
+            if i == 1:
+                continue
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            tag = "th" if i == 0 else "td"
+            p.append("<tr>" + "".join(f"<{tag} class='l'>{esc(c)}</{tag}>" if j == 0 else f"<{tag}>{esc(c)}</{tag}>"
+                                      for j, c in enumerate(cells)) + "</tr>")
+        p.append("</table>")
+        p.append(f"<p>{esc(next(x for x in s000.splitlines() if x.startswith('Claimed')))}</p>")
     # EM per hardness and error classes: the second table
     p.append("<h2>EM per hardness and error classes</h2>")
     errs: list[str] = []
@@ -368,4 +384,72 @@ def _by_db_mean(runs: list[dict[str, Any]]) -> dict[str, float]:
         for db, d in (r["eval"].get("by_db") or {}).items():
             dbs.setdefault(db, []).append(d["ex"])
     return {db: sum(v) / len(v) for db, v in sorted(dbs.items())}
+
+
+#: What seed 000 asserts for PPO / DPO / GRPO on one GPU (accuracy %, complex-query F1, execution
+#: success %, s per step, GB): the report sets the measured values beside these.
+SEED000 = {
+    "ppo": {"accuracy": "65-70", "complex": "60 (F1)", "executes": "82", "s/step": "3.2", "memory": "18 GB"},
+    "dpo": {"accuracy": "68-72", "complex": "62 (F1)", "executes": "85", "s/step": "2.8", "memory": "16 GB"},
+    "grpo": {"accuracy": "71-75", "complex": "68 (F1)", "executes": "89", "s/step": "2.1", "memory": "12 GB"},
+}
+
+
+def steps_to_fraction(curve: list[list[float]], frac: float = 0.95) -> float | None:
+    """The first step at which the reward curve (``[[step, value], ...]``, smoothed over a window of
+    a tenth of its points) has covered ``frac`` of its way from its first to its final smoothed
+    value; ``None`` for fewer than 3 points or a curve that never rose."""
+    if len(curve) < 3:
+        return None
+    w = max(1, len(curve) // 10)
+    vals = [sum(p[1] for p in curve[max(0, i - w + 1): i + 1]) / len(curve[max(0, i - w + 1): i + 1]) for i in range(len(curve))]
+    first, last = vals[0], vals[-1]
+    if last <= first:
+        return None
+    target = first + frac * (last - first)
+    return next(curve[i][0] for i, v in enumerate(vals) if v >= target)
+
+
+def seed000_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """For each of PPO, DPO and GRPO (the across-seeds row named after the method, else the first
+    of that method): the measured figures seed 000's table asserts, beside its claims."""
+    agg = {r["name"]: r for r in (report.get("across_seeds") or {}).get("rows") or []}
+    runs = [r for r in report.get("methods") or [] if r.get("status") == "ok"]
+    out = []
+    for kind, claim in SEED000.items():
+        row = agg.get(kind) or next((r for r in agg.values() if r.get("method") == kind), None)
+        if row is None:
+            continue
+        mine = [r for r in runs if r.get("name") == row["name"]]
+        to95 = [steps_to_fraction((r.get("train") or {}).get("reward_curve") or []) for r in mine]
+        to95 = [x for x in to95 if x is not None]
+        step95 = _median(to95)
+        sps = row.get("median_step_seconds")
+        out.append({"method": kind, "row": row["name"], "claim": claim, "ex": row["ex"], "complex_ex": row.get("complex_ex"),
+                    "executes": row.get("executes"), "s_per_step": sps, "peak_mb": row.get("peak_mb"),
+                    "total_seconds": row.get("total_seconds"), "steps_to_95": step95,
+                    "seconds_to_95": step95 * sps if step95 is not None and sps else None})
+    return out
+
+
+def seed000_markdown(report: dict[str, Any]) -> str:
+    """Seed 000's table with the measured values (empty when no PPO/DPO/GRPO row was scored)."""
+    rows = seed000_rows(report)
+    if not rows:
+        return ""
+    head = ["method", "EX % measured [95% CI]", "accuracy claimed", "complex EX % measured", "complex claimed",
+            "executes % measured", "claimed", "s/step measured", "claimed", "peak MiB measured", "claimed",
+            "steps (s) to 95% of final reward", "total s"]
+    lines = ["## Seed 000's table, measured", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        c = r["claim"]
+        to95 = "-" if r["steps_to_95"] is None else f"{r['steps_to_95']:.0f} ({_num(r['seconds_to_95'], '{:.0f}')})"
+        lines.append("| " + " | ".join([
+            f"{r['method']} ({r['row']})", _ci(r["ex"]), c["accuracy"], _ci(r["complex_ex"]), c["complex"],
+            _pct(r["executes"]), c["executes"], _num(r["s_per_step"], "{:.3f}"), c["s/step"], _num(r["peak_mb"], "{:.0f}"),
+            c["memory"], to95, _num(r["total_seconds"], "{:.0f}")]) + " |")
+    lines += ["", "Claimed: seed 000's figures (a 7B-class model on one GPU, its own data; complex-query F1 is not EX). "
+              "Measured: this comparison (machine and model in the caption); complex EX is EX on hard + extra questions; "
+              "steps to 95%: the first step where the smoothed reward curve covers 95% of its rise (median over seeds).", ""]
+    return "\n".join(lines)
 
