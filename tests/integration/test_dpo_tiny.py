@@ -92,3 +92,51 @@ def test_resume_continues_to_the_same_step(tiny_model, tmp_path):
     second = run_dpo(_cfg(tiny_model, out, max_steps=4), rows=_pairs(), resume=True, log=said.append)
     assert second["resumed_from"].endswith("checkpoint-2") and second["global_step"] == 4
     assert any("resuming from" in s for s in said)
+
+
+@pytest.fixture(scope="module")
+def world_model(tmp_path_factory):
+    """A small demo world and a tiny model whose tokenizer was trained on it."""
+    from sqlcoach.data.world import build_world
+    from sqlcoach.models.tiny import training_corpus
+
+    base = tmp_path_factory.mktemp("iter-dpo")
+    build_world(base / "world", seed=0, n_train=40, n_dev=5, progress=False)
+    init_tiny_model(base / "model", TINY, training_corpus(base / "world"), seed=0)
+    return base / "world", base / "model"
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_iterative_dpo_mines_each_round_from_the_current_policy(world_model, tmp_path, method):
+    world, model = world_model
+    out = tmp_path / f"iter-{method}"
+    lines: list[str] = []
+    summary = run_dpo(_cfg(model, out, method=method, pairs_path="", rounds=2, mine_data_path=str(world),
+                           mine_limit=6, mine_k=2, mine_max_new_tokens=8, max_steps=4, max_length=1024, save_steps=100),
+                      log=lines.append)
+    rounds = summary["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1] and all(r["pairs"] > 0 for r in rounds)
+    assert [r["steps"] for r in rounds] == [2, 2] and summary["global_step"] == 4
+    # each round mined its own, new questions, with the policy of that moment
+    import json
+
+    q = [{json.loads(line)["question"] for line in (out / f"round{r}" / "pairs.jsonl").read_text().splitlines()} for r in (0, 1)]
+    assert q[0] and q[1] and not q[0] & q[1]
+    hist = json.loads((out / "log_history.json").read_text())
+    assert {h["round"] for h in hist} == {0, 1} and max(h["step"] for h in hist if "loss" in h) == 4
+    final = out / "final"
+    assert (final / "config.json").is_file() and not (final / "adapter_config.json").exists()  # LoRA saved merged
+    before = _weights(model / "model.safetensors")
+    after = _weights(final / "model.safetensors")
+    assert any(not torch.equal(before[k], after[k]) for k in before if k in after)
+
+
+def test_iterative_dpo_config_rules(tiny_model, tmp_path):
+    from sqlcoach.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="mine_data_path"):
+        _cfg(tiny_model, tmp_path, pairs_path="", rounds=2)
+    with pytest.raises(ConfigError, match="pairs_path is required"):
+        _cfg(tiny_model, tmp_path, pairs_path="", rounds=1)
+    with pytest.raises(ConfigError, match="mine_temperature"):
+        _cfg(tiny_model, tmp_path, rounds=2, mine_data_path="x", mine_temperature=0)

@@ -130,3 +130,64 @@ def test_lora_saves_an_adapter_and_resume_continues(world, tmp_path):
     assert second["global_step"] == 2 and second["resumed_from"].endswith("checkpoint-1")
     steps = [json.loads(line)["step"] for line in (out / SAMPLES_FILE).read_text().splitlines()]
     assert steps[0] == 1 and steps[-1] == 2  # resume appends to the sample log
+
+
+def test_dynamic_sampling_leaves_uniform_groups_out_of_the_loss(world, tmp_path):
+    """The random tiny model never matches the gold: every group's binary outcome is all-miss, so
+    with dynamic sampling no completion reaches the loss and the weights stay put, although the
+    brevity reward (shaped, with variance) would move them (the test above)."""
+    examples, model_dir = world
+    out = tmp_path / "dyn"
+    summary = run_grpo(_cfg(model_dir, out, dynamic_sampling=True, save_steps=10), examples=examples,
+                       log=lambda m: None, extra_rewards=[brevity])
+    assert summary["global_step"] == 2
+    assert [p.get("skipped") for p in summary["zero_std_frac_curve"]] == [1.0, 1.0]
+    before, after = _weights(model_dir), _weights(out / "final")
+    assert all(torch.equal(before[k], after[k]) for k in before), "a skipped group moved the weights"
+
+
+def test_uniform_groups_reads_the_binary_outcome_per_group():
+    from sqlcoach.train.grpo import uniform_groups
+
+    nan = float("nan")
+    flags = torch.tensor([1, 1, 1, 1,  0, 0, 0, 0,  1, 0, 0, 0,  nan, 1, 1, nan,  nan, nan, nan, nan,  nan, 0, 1, nan])
+    got = uniform_groups(flags, 4).view(-1, 4)[:, 0].tolist()
+    assert got == [True, True, False, True, True, False]
+
+
+class _Judged:
+    """A reward that says which completions 'match the gold' by position: in each group of 4, the
+    first ``solved`` do (so dynamic sampling sees mixed groups when 0 < solved < 4)."""
+
+    __name__ = "judged"
+
+    def __init__(self, solved: int):
+        self.solved = solved
+        self.last_outcomes = []
+
+    def __call__(self, prompts=None, completions=(), completion_ids=None, **columns):
+        from types import SimpleNamespace
+
+        eq = [i % 4 < self.solved for i in range(len(completions))]
+        self.last_outcomes = [SimpleNamespace(gold_ok=True, equal=e, error=None, message="", sql="", jaccard=0.0) for e in eq]
+        return [1.0 - len(ids) / 12 for ids in completion_ids]  # shaped: variance in every group
+
+
+@pytest.mark.parametrize("solved, skipped, moves", [(2, 0.0, True), (4, 1.0, False)])
+def test_dynamic_sampling_keeps_mixed_groups(world, tmp_path, solved, skipped, moves):
+    examples, model_dir = world
+    out = tmp_path / f"judged{solved}"
+    summary = run_grpo(_cfg(model_dir, out, dynamic_sampling=True, rewards=["format"], save_steps=10),
+                       examples=examples, log=lambda m: None, extra_rewards=[_Judged(solved)])
+    assert [p.get("skipped") for p in summary["zero_std_frac_curve"]] == [skipped, skipped]
+    before, after = _weights(model_dir), _weights(out / "final")
+    assert any(not torch.equal(before[k], after[k]) for k in before) is moves
+
+
+def test_dynamic_sampling_without_an_execution_reward_is_a_config_error(world, tmp_path):
+    from sqlcoach.errors import ConfigError
+
+    examples, model_dir = world
+    with pytest.raises(ConfigError, match="none of the rewards.*executes SQL"):
+        run_grpo(_cfg(model_dir, tmp_path / "x", dynamic_sampling=True, rewards=["format"]), examples=examples,
+                 log=lambda m: None)

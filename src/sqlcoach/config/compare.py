@@ -56,15 +56,24 @@ class CompareConfig:
     data_kind: str = "spider"
     start_size: str = "small"  # model size when building the start (sqlcoach.models.tiny.SIZES)
     start_sft_steps: int = 250
+    # the built start's learning-rate schedule: constant (deliberately short of converged, the
+    # demo comparison) or cosine (the demo's warmup-then-anneal, by steps: a converged start that
+    # is the same on every machine, unlike the demo's clock-driven run)
+    start_schedule: Literal["constant", "cosine"] = "constant"
     start_world_train: int | None = None  # questions in a built world (None: the world's default)
     start_world_dev: int | None = None
     # the budget every method gets
     budget: Literal["steps", "seconds", "samples"] = "steps"
     budget_value: float = 50
     seed: int = 0
+    # run every method once per seed, all from the same start (built with `seed`); the report shows
+    # mean +- 95% CI over questions and seeds and each method's paired difference to `control`
+    # (null: one run, with `seed`)
+    seeds: list[int] | None = None
+    control: str | None = None  # the method the others are compared with (null: the one named "sft", if any)
     # evaluation (the same for every method)
     eval_split: str = "dev"
-    eval_limit: int | None = None  # the first N questions of eval_split (None: all)
+    eval_limit: int | None = None  # N questions of eval_split stratified over its databases (None: all)
     eval_batch_size: int = 32
     max_new_tokens: int = 96
     # the prompt every method trains and is scored with (null: the start model's sqlcoach_recipe.json;
@@ -90,6 +99,8 @@ class CompareConfig:
             raise ConfigError(f"budget_value must be > 0 (got {self.budget_value}): each method needs something to spend")
         if self.budget in ("steps", "samples") and self.budget_value != int(self.budget_value):
             raise ConfigError(f"budget_value must be a whole number for budget={self.budget} (got {self.budget_value})")
+        if self.start_schedule not in ("constant", "cosine"):
+            raise ConfigError(f"start_schedule must be constant or cosine, got {self.start_schedule!r}")
         if self.start_sft_steps < 1:
             raise ConfigError("start_sft_steps must be >= 1")
         if self.eval_limit is not None and self.eval_limit < 1:
@@ -128,6 +139,23 @@ class CompareConfig:
         if dup or "start" in names:
             raise ConfigError(f"method names must be unique and not 'start' (reserved for the start row): {dup or ['start']}")
         self.methods = specs
+        if self.seeds is not None:
+            if not isinstance(self.seeds, list) or not self.seeds or not all(isinstance(x, int) for x in self.seeds):
+                raise ConfigError(f"seeds must be a non-empty list of integers or null, got {self.seeds!r}")
+            if len(set(self.seeds)) != len(self.seeds):
+                raise ConfigError(f"seeds must be distinct, got {self.seeds}")
+        if self.control is not None and self.control not in names:
+            raise ConfigError(f"control={self.control!r} is not one of the methods {names}")
+
+    def seed_list(self) -> list[int]:
+        """The seeds every method runs with: ``seeds``, else ``[seed]``."""
+        return list(self.seeds) if self.seeds else [self.seed]
+
+    def control_name(self) -> str | None:
+        """The method each other one is compared with: ``control``, else the one named ``sft``."""
+        if self.control:
+            return self.control
+        return "sft" if any(m.name == "sft" for m in self.methods) else None
 
 
 def load_compare_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> CompareConfig:

@@ -63,6 +63,9 @@ class GRPORunConfig(PromptFields, TrainerFields, RunConfig):
     drop_always: bool = opt(True, "... and drop the prompts it solves k/k")
     drop_never: bool = opt(True, "... and those it solves 0/k")
     pass_rate_max_prompts: int | None = opt(None, "filter only the first N prompts (null: all)")
+    dynamic_sampling: bool = opt(False, "DAPO dynamic sampling, online: leave out of the loss every group whose G "
+                                 "completions all match the gold or all miss it (the binary execution outcome, not "
+                                 "the shaped reward)")
     # GRPO
     num_generations: int = opt(8, "group size G: completions per prompt")
     loss_type: str = opt("dapo", f"TRL loss: one of {LOSS_TYPES}")

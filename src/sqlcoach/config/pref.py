@@ -35,14 +35,46 @@ class PreferenceFields:
     lora_target_modules: list[str] = redefault(RunConfig, "lora_target_modules", ["q_proj", "k_proj", "v_proj", "o_proj"])
 
     def _check(self) -> None:
-        if not self.pairs_path:
+        if not self.pairs_path and getattr(self, "rounds", 1) <= 1:
             raise ConfigError("pairs_path is required: the JSONL written by `sqlcoach pairs mine`")
         if self.max_pairs is not None and self.max_pairs < 1:
             raise ConfigError("max_pairs must be >= 1 or null (all pairs)")
 
 
 @dataclass
-class DPORunConfig(PreferenceFields, TrainerFields, EpochFields, RunConfig):
+class OnlineFields:
+    """Iterative (online) DPO: ``rounds`` rounds of (mine pairs from the current policy's samples on
+    ``mine_limit`` new training questions, then DPO on them, the reference reset to the policy the
+    round started from). ``rounds: 1`` is offline DPO on ``pairs_path``."""
+
+    rounds: int = opt(1, "iterative DPO: rounds of mine-then-train with the current policy (1: offline, on pairs_path)")
+    mine_data_kind: str = opt("spider", "iterative DPO: the questions' dataset format (a key of sqlcoach.data.LOADERS)")
+    mine_data_path: str = opt("", "iterative DPO: the dataset the pairs are mined from (required with rounds > 1)")
+    mine_split: str = opt("train", "iterative DPO: its split")
+    mine_limit: int = opt(160, "iterative DPO: questions per round (each round takes the next ones of the shuffled split)")
+    mine_k: int = opt(8, "iterative DPO: samples per question")
+    mine_temperature: float = opt(0.8, "iterative DPO: sampling temperature")
+    mine_max_new_tokens: int = opt(96, "iterative DPO: tokens per sample")
+
+    def _check(self) -> None:
+        if self.rounds < 1:
+            raise ConfigError(f"rounds must be >= 1 (1: offline DPO on pairs_path), got {self.rounds}")
+        if self.rounds > 1:
+            from sqlcoach.config.base import _choices_error
+            from sqlcoach.data.registry import LOADERS
+
+            if not self.mine_data_path:
+                raise ConfigError("rounds > 1 (iterative DPO) needs mine_data_path: the questions each round mines pairs from")
+            if self.mine_data_kind not in LOADERS:
+                raise _choices_error("mine_data_kind", self.mine_data_kind, LOADERS)
+            if self.mine_limit < 1 or self.mine_k < 2 or self.mine_max_new_tokens < 1:
+                raise ConfigError("mine_limit >= 1, mine_k >= 2 (a pair needs two samples) and mine_max_new_tokens >= 1")
+            if self.mine_temperature <= 0:
+                raise ConfigError("mine_temperature must be > 0: greedy samples are all the same, no pair to mine")
+
+
+@dataclass
+class DPORunConfig(OnlineFields, PreferenceFields, TrainerFields, EpochFields, RunConfig):
     """One DPO run on TRL's ``DPOTrainer``.
 
     ``method=lora``: the reference model is the same network with the adapters disabled (no second

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass
@@ -64,3 +64,25 @@ def spread(pool: list[Any], n: int) -> list[Any]:
     ``n`` would come from one or two databases)."""
     n = min(int(n), len(pool))
     return [pool[int(i * len(pool) / n)] for i in range(n)] if n else []
+
+
+def stratified(pool: list[Any], n: int | None, key: Callable[[Any], Any] = lambda ex: ex.db_id) -> list[Any]:
+    """``n`` items of ``pool`` with every database (``key``) represented in proportion to its share
+    of the pool (largest remainder), each database's picks evenly spread over its items; returned
+    in the pool's order. Deterministic. ``n=None`` or ``n >= len(pool)``: the whole pool. The
+    comparison scores this sample instead of "the first N", which in a file written grouped by
+    database would be one or two databases."""
+    if n is None or n >= len(pool):
+        return list(pool)
+    groups: dict[Any, list[int]] = {}
+    for i, item in enumerate(pool):
+        groups.setdefault(key(item), []).append(i)
+    quotas = {k: n * len(ix) / len(pool) for k, ix in groups.items()}
+    take = {k: int(q) for k, q in quotas.items()}
+    # the seats left go to the largest remainders (ties: the larger database, then pool order)
+    order = sorted(groups, key=lambda k: (-(quotas[k] - take[k]), -len(groups[k])))
+    for k in order[: n - sum(take.values())]:
+        take[k] += 1
+    picked = [ix[int(j * len(ix) / take[k])] for k, ix in groups.items() for j in range(take[k])]
+    return [pool[i] for i in sorted(picked)]
+

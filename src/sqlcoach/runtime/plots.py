@@ -221,3 +221,31 @@ def peak_memory(row: dict[str, Any]) -> tuple[float | None, str]:
         return float(t["peak_cuda_mb"]), "CUDA max allocated"
     v = t.get("peak_process_rss_mb")
     return (float(v) if isinstance(v, (int, float)) else None), "process peak RSS"
+
+
+def ex_intervals(rows: list[dict[str, Any]]) -> bytes | None:
+    """EX (%) per method as points with 95% error bars (``rows``: the comparison's ``across_seeds``
+    rows, each with ``ex = {mean, lo, hi}``); the control's mean, when one row has ``vs_control``
+    missing and others have it, is drawn as a dashed line."""
+    items = [r for r in rows if r.get("ex")]
+    if not items:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    xs = list(range(len(items)))
+    for i, r in enumerate(items):
+        e = r["ex"]
+        ax.errorbar([i], [100 * e["mean"]], yerr=[[100 * (e["mean"] - e["lo"])], [100 * (e["hi"] - e["mean"])]],
+                    fmt="o", capsize=4, color=f"C{i % 10}")
+        ax.annotate(f"{100 * e['mean']:.1f}", (i, 100 * e["hi"]), ha="center", va="bottom", fontsize=8)
+    has_vc = any(r.get("vs_control") for r in items)
+    ctrl = [r for r in items if has_vc and not r.get("vs_control") and r.get("method") != "start"]
+    if ctrl:
+        ax.axhline(100 * ctrl[0]["ex"]["mean"], ls="--", lw=1, color="grey", label=f"control ({ctrl[0]['name']})")
+        ax.legend(fontsize=8)
+    ax.set_xticks(xs)
+    ax.set_xticklabels([f"{r['name']}\n({r['runs']} run{'s' if r['runs'] != 1 else ''})" for r in items], fontsize=8)
+    ax.set_ylabel("EX (%)")
+    ax.set_title("EX with 95% bootstrap intervals")
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)

@@ -22,6 +22,10 @@ Reads top to bottom:
    was itself an adapter the merged model), ``log_history.json``, ``reward.png`` and
    ``summary.json``; close the executor pool.
 
+With ``dynamic_sampling`` (DAPO's dynamic sampling, online) every generation batch's groups whose
+binary execution outcome is uniform (all G completions match the gold, or none does) are masked
+out of the loss (``with_dynamic_sampling``; the shaped reward's variance is not what decides).
+
 Per step TRL logs ``reward``, ``rewards/<name>/mean`` for every component, ``frac_reward_zero_std``
 (the share of groups whose rewards are all equal: those contribute no gradient) and the execution
 reward's own ``<name>/ex`` and ``<name>/executes``; the summary turns them into curves.
@@ -178,6 +182,61 @@ def summary_prompts(done: Any, cfg: GRPORunConfig) -> int:
     return int(a.per_device_train_batch_size * a.gradient_accumulation_steps * a.world_size // cfg.num_generations)
 
 
+def binary_outcomes(recorder: RewardRecorder, n: int) -> list[float]:
+    """1.0 / 0.0 per completion of the last batch: its SQL's result equals the gold's or not; NaN
+    where the gold cannot be scored. Raises ``ConfigError`` when no reward exposes outcomes."""
+    outcomes = recorder.last.get("outcomes")
+    if outcomes is None or len(outcomes) != n:
+        raise ConfigError("dynamic_sampling needs an execution reward (its outcomes say which completions match the gold)")
+    return [float("nan") if not o.gold_ok else float(bool(o.equal)) for o in outcomes]
+
+
+def uniform_groups(flags: Any, group: int) -> Any:
+    """``[N]`` bool tensor: True for the completions of every group (``group`` consecutive rows of
+    ``flags``, ``[N]`` of 1/0/NaN) whose scored outcomes are all 1 or all 0 (NaN rows ignored; a
+    group with nothing scored counts as uniform: it carries no signal either)."""
+    import torch
+
+    g = flags.view(-1, group)  # [N/G, G]
+    scored = ~torch.isnan(g)
+    ones = (torch.nan_to_num(g, nan=0.0) * scored).sum(dim=1)
+    count = scored.sum(dim=1)
+    uniform = (ones == 0) | (ones == count)
+    return uniform.repeat_interleave(group)  # [N]
+
+
+def with_dynamic_sampling(trainer_cls: type, recorder: RewardRecorder, group: int) -> type:
+    """``trainer_cls`` (TRL's ``GRPOTrainer``) with DAPO's dynamic sampling as a filter: after each
+    generation batch is scored, completions of groups whose binary outcome is uniform (all solved,
+    or none) get zero advantage and are masked out of the loss and of its token normaliser, and
+    ``dynamic_sampling/skipped_frac`` is logged. Departure from DAPO (Yu et al. 2025): DAPO keeps
+    sampling until the batch is full of informative groups; here the batch shrinks instead (no
+    extra generation, so a step costs what it costs without the filter). Outcomes are gathered
+    across processes, since a group may span ranks."""
+
+    class DynamicSamplingGRPOTrainer(trainer_cls):  # type: ignore[misc, valid-type]
+        def _generate_and_score_completions(self, inputs: Any) -> dict[str, Any]:
+            import torch
+
+            out = super()._generate_and_score_completions(inputs)
+            if not self.model.training:
+                return out
+            adv = out["advantages"]
+            local = torch.tensor(binary_outcomes(recorder, adv.shape[0]), device=adv.device)
+            everyone = self.accelerator.gather(local)  # [N], groups contiguous as in TRL's advantages
+            skip_all = uniform_groups(everyone, group)
+            i = self.accelerator.process_index
+            skip = skip_all[i * adv.shape[0]:(i + 1) * adv.shape[0]]
+            out["advantages"] = torch.where(skip, torch.zeros_like(adv), adv)
+            out["completion_mask"] = out["completion_mask"] * (~skip).unsqueeze(1).to(out["completion_mask"].dtype)
+            if "num_items_in_batch" in out:
+                out["num_items_in_batch"] = self.accelerator.gather(out["completion_mask"].sum()).sum()
+            self._metrics["train"]["dynamic_sampling/skipped_frac"].append(skip_all.float().mean().item())
+            return out
+
+    return DynamicSamplingGRPOTrainer
+
+
 def _grpo_args(cfg: GRPORunConfig, model: Any) -> Any:
     from trl import GRPOConfig
 
@@ -214,7 +273,8 @@ def _curves(history: list[dict[str, Any]], names: list[str]) -> tuple[list[dict[
                 point[f"{name}/ex"] = h[f"{name}/ex"]
         reward_curve.append(point)
         if "frac_reward_zero_std" in h:
-            zero_curve.append({"step": h["step"], "frac": h["frac_reward_zero_std"]})
+            zero_curve.append({"step": h["step"], "frac": h["frac_reward_zero_std"],
+                               **({"skipped": h["dynamic_sampling/skipped_frac"]} if "dynamic_sampling/skipped_frac" in h else {})})
     return reward_curve, zero_curve
 
 
@@ -269,6 +329,9 @@ def _rewards(cfg: GRPORunConfig, pool: Any, extra: list[Callable[..., Any]] | No
     names = [r.__name__ for r in rewards]
     if len(set(names)) != len(names):
         raise ConfigError(f"reward names must be distinct (TRL logs each by name), got {names}")
+    if cfg.dynamic_sampling and not any(hasattr(r, "last_outcomes") for r in rewards):
+        raise ConfigError(f"dynamic_sampling filters on the execution outcome, but none of the rewards {names} executes SQL "
+                          "(add 'execution' or a preset that has it)")
     return rewards
 
 
@@ -328,8 +391,10 @@ def run_grpo(
         log(f"rewards: {names}; {len(rows)} prompts; G={cfg.num_generations}")
         args = _grpo_args(cfg, model)
 
+        trainer_cls = with_dynamic_sampling(GRPOTrainer, recorder, cfg.num_generations) if cfg.dynamic_sampling else GRPOTrainer
+
         def make_trainer(cbs: list[Any]) -> Any:
-            return GRPOTrainer(model=model, reward_funcs=recorder.wrapped, args=args, train_dataset=Dataset.from_list(rows),
+            return trainer_cls(model=model, reward_funcs=recorder.wrapped, args=args, train_dataset=Dataset.from_list(rows),
                                processing_class=tokenizer, peft_config=peft_config, callbacks=cbs)
 
         shown = sample_log_callback(samples, lambda: recorder.sample_rows(cfg.num_examine, cfg.num_generations))

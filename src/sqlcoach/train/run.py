@@ -257,13 +257,18 @@ def model_recipe(cfg: Any, recipe_name: str, **lengths: Any) -> Any:
     return start.then(recipe_name, **mine, **{k: v for k, v in lengths.items() if v is not None})
 
 
-def save_final(trainer: Any, tokenizer: Any, output_dir: str | Path, *, merge: bool = False, recipe: Any = None) -> Path:
+def save_final(trainer: Any, tokenizer: Any, output_dir: str | Path, *, merge: bool = False, recipe: Any = None,
+               model: Any = None) -> Path:
     """``output_dir/final``: the model (or LoRA adapter; with ``merge`` the merged model), the
     tokenizer and the prompt ``recipe`` (``sqlcoach_recipe.json``), loadable by
-    ``sqlcoach.models.load_model``; ``log_history.json`` beside it."""
+    ``sqlcoach.models.load_model``; ``log_history.json`` beside it. ``model`` (a plain, already
+    merged model) is saved instead of the trainer's."""
     out = Path(output_dir)
     final = out / "final"
-    if merge:
+    if model is not None:
+        if trainer.is_world_process_zero():
+            model.save_pretrained(str(final))
+    elif merge:
         if trainer.is_world_process_zero():
             trainer.model.merge_and_unload().save_pretrained(str(final))
     else:

@@ -3,6 +3,7 @@ methods, and one real child process running a fake recipe (no torch)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -257,3 +258,94 @@ def test_changing_only_evaluation_settings_reevaluates_without_training(tmp_path
     fake.calls.clear()
     R.run_compare(_cfg(tmp_path, eval_start=False, eval_limit=9, seen_eval_limit=4), tmp_path / "out", log=lambda m: None)
     assert fake.calls == [("eval", "sft"), ("eval", "grpo")]
+
+
+class _SeededChildren(_FakeChildren):
+    """Evaluations whose per-question outcomes depend on the method and the seed."""
+
+    def __call__(self, mode, job, job_dir, *, log=print, threads=1):
+        res = super().__call__(mode, job, job_dir, log=log, threads=threads)
+        self.calls[-1] = (mode, job.get("name", "start"), job.get("seed"))
+        if mode == "eval" and res.get("status") == "ok":
+            name, seed = job.get("name", "start"), job.get("seed", 0)
+            p = {"start": 0.3, "sft": 0.5, "grpo": 0.7}[name]
+            import random
+
+            rng = random.Random(f"{name}{seed}")
+            ex = [int(rng.random() < p) for _ in range(60)]
+            res["per_question"] = {"ex": ex, "db_id": ["a", "b", "c"] * 20,
+                                   "hardness": ["easy", "medium", "hard", "extra"] * 15, "error": [None] * 60}
+            res["by_db"] = {db: {"n": 20, "ex": sum(ex[i::3]) / 20} for i, db in enumerate("abc")}
+        return res
+
+
+def test_seeds_run_every_method_once_per_seed_and_report_intervals(tmp_path, monkeypatch):
+    fake = _SeededChildren()
+    monkeypatch.setattr(J, "run_child", fake)
+    out = tmp_path / "out"
+    rep = R.run_compare(_cfg(tmp_path, seeds=[0, 1, 2]), out, log=lambda m: None)
+    # the start once; then seed-major: every method with seed 0, then 1, then 2
+    assert fake.calls[0] == ("eval", "start", 0)
+    assert [c for c in fake.calls if c[0] == "train"] == [
+        ("train", "sft", 0), ("train", "grpo", 0), ("train", "sft", 1), ("train", "grpo", 1),
+        ("train", "sft", 2), ("train", "grpo", 2)]
+    assert (out / "methods" / "grpo" / "seed2" / "result.json").is_file()
+    agg = {r["name"]: r for r in rep["across_seeds"]["rows"]}
+    assert rep["across_seeds"]["control"] == "sft" and agg["grpo"]["runs"] == 3 and agg["start"]["runs"] == 1
+    g = agg["grpo"]
+    assert g["ex"]["lo"] < g["ex"]["mean"] < g["ex"]["hi"] and g["ex"]["questions"] == 60 and g["ex"]["seeds"] == 3
+    assert g["vs_control"]["mean"] > 0 and "vs_control" not in agg["sft"]
+    assert set(g["by_db"]) == {"a", "b", "c"} and g["complex_ex"]["questions"] == 30
+    md = (out / "report.md").read_text()
+    assert "## Across seeds" in md and "| grpo | 3 |" in md and "sft seed 1" in md and "EX per database" in md
+    assert "EX with 95% intervals" in (out / "report.html").read_text()
+    assert "## Seed 000's table, measured" in md and "| grpo (grpo) |" in md and "71-75" in md
+    # same command again: nothing reruns; the seeds are part of each run's hash
+    fake.calls.clear()
+    R.run_compare(_cfg(tmp_path, seeds=[0, 1, 2]), out, log=lambda m: None)
+    assert fake.calls == []
+
+
+def test_seeds_and_control_are_validated(tmp_path):
+    with pytest.raises(ConfigError, match="distinct"):
+        _cfg(tmp_path, seeds=[1, 1])
+    with pytest.raises(ConfigError, match="non-empty list"):
+        _cfg(tmp_path, seeds=[])
+    with pytest.raises(ConfigError, match="control='dpo' is not one of"):
+        _cfg(tmp_path, control="dpo")
+    assert _cfg(tmp_path).seed_list() == [0] and _cfg(tmp_path, seeds=[3, 4]).seed_list() == [3, 4]
+    assert _cfg(tmp_path).control_name() == "sft" and _cfg(tmp_path, control="grpo").control_name() == "grpo"
+
+
+def test_stratified_sample_covers_every_database_in_proportion():
+    from types import SimpleNamespace
+
+    from sqlcoach.pipelines.evaluate import stratified
+
+    pool = [SimpleNamespace(db_id=db, i=i) for i, db in enumerate(["a"] * 50 + ["b"] * 30 + ["c"] * 15 + ["d"] * 5)]
+    got = stratified(pool, 20)
+    counts = {db: sum(1 for x in got if x.db_id == db) for db in "abcd"}
+    assert counts == {"a": 10, "b": 6, "c": 3, "d": 1}
+    assert [x.i for x in got] == sorted(x.i for x in got)  # the pool's order
+    assert stratified(pool, 20) == got and len(stratified(pool, 7)) == 7
+    assert stratified(pool, None) == pool and stratified(pool, 500) == pool
+    # "the first 20" would have been database a only
+    assert {x.db_id for x in pool[:20]} == {"a"}
+
+
+def test_every_shipped_method_entry_builds_a_valid_recipe_config(tmp_path):
+    """Each method of each shipped comparison, with its recipe YAML, overrides and the comparison's
+    fixed keys, passes its recipe config's rules (a typo in an override fails here, not after an
+    hour of running)."""
+    root = Path(__file__).resolve().parents[3]
+    for f in sorted((root / "configs" / "compare").glob("*.yaml")):
+        cfg = load_compare_config(f)
+        for seed in cfg.seed_list():
+            base = R._job_base(dataclasses.replace(cfg, seed=seed), tmp_path / "start", tmp_path / "world")
+            base.update(template="anonymized", schema_style="compact", schema_sample_values=0)
+            for m in cfg.methods:
+                job = dict(base, name=m.name, method=m.method, config=str(root / m.config) if m.config else "",
+                           overrides=R.fill_placeholders(m.overrides, base, tmp_path / m.name),
+                           output_dir=str(tmp_path / m.name / "train"))
+                cls = RECIPES[m.method].config
+                build_config(cls, J.recipe_values(m.method, cls, job), source=f"{f.name}: {m.name}")

@@ -78,3 +78,13 @@ def test_total_seconds_adds_preparation_training_and_evaluation():
     assert total_seconds(row) == 410.0
     assert total_seconds({"eval": {"process_seconds": 60.0}}) == 60.0
     assert total_seconds({}) is None
+
+
+def test_steps_to_95_percent_of_the_final_reward():
+    from sqlcoach.pipelines.compare.report import steps_to_fraction
+
+    rising = [[s, min(1.0, s / 50)] for s in range(1, 101)]  # rises to 1.0 by step 50, then flat
+    got = steps_to_fraction(rising)
+    assert 45 <= got <= 60
+    assert steps_to_fraction([[1, 0.5], [2, 0.4], [3, 0.3]]) is None  # never rose
+    assert steps_to_fraction([[1, 0.5]]) is None

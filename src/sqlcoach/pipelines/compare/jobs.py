@@ -306,12 +306,12 @@ def _child_eval(job: dict[str, Any]) -> dict[str, Any]:
     of databases seen in training, spread over the split), scored by ``evaluate_examples``."""
     from sqlcoach.data import load_examples
     from sqlcoach.models.load import load_model
-    from sqlcoach.pipelines.evaluate import predict_and_score, spread
+    from sqlcoach.pipelines.evaluate import predict_and_score, spread, stratified
     from sqlcoach.runtime.memory import track_peak
 
-    examples = load_examples(job["data_kind"], job["world"], job["eval_split"])
-    if job.get("eval_limit"):
-        examples = examples[: job["eval_limit"]]
+    # eval_limit: a sample stratified over the split's databases, never "the first N" (dev files
+    # are grouped by database, so the first 200 came from 2 of 5 databases)
+    examples = stratified(load_examples(job["data_kind"], job["world"], job["eval_split"]), job.get("eval_limit"))
     pred_path, device = Path(job["pred_path"]), job["device"]
 
     def score(exs: list[Any], path: Path) -> Any:
@@ -343,12 +343,31 @@ def _child_eval(job: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb_eval": round(mem.rss_mb, 1),
         "peak_cuda_mb_eval": round(mem.cuda_mb, 1) if mem.cuda_mb is not None else None,
         "samples": main.samples, "pred_path": str(pred_path), "seen": seen,
+        "per_question": per_question(main.report.verdicts), "by_db": by_database(main.report.verdicts),
     }
+
+
+def per_question(verdicts: list[Any]) -> dict[str, list[Any]]:
+    """The evaluation's outcomes question by question, in question order: what the report's
+    confidence intervals and paired tests resample (``metrics.stats``)."""
+    return {"ex": [int(bool(v.ex)) for v in verdicts], "db_id": [v.db_id for v in verdicts],
+            "hardness": [v.hardness for v in verdicts], "error": [v.error for v in verdicts]}
+
+
+def by_database(verdicts: list[Any]) -> dict[str, dict[str, Any]]:
+    """``{db_id: {"n": questions, "ex": EX}}`` over the evaluation questions."""
+    out: dict[str, dict[str, Any]] = {}
+    for v in verdicts:
+        d = out.setdefault(v.db_id, {"n": 0, "correct": 0})
+        d["n"] += 1
+        d["correct"] += int(bool(v.ex))
+    return {k: {"n": d["n"], "ex": d["correct"] / d["n"]} for k, d in sorted(out.items())}
 
 
 def _child_start(job: dict[str, Any]) -> dict[str, Any]:
     """The start checkpoint, built as ``sqlcoach demo`` builds it (``pipelines.demo.build_tiny_start``)
-    with the demo's SFT recipe cut to ``start_sft_steps`` at a constant learning rate."""
+    with the demo's SFT recipe cut to ``start_sft_steps``: at a constant learning rate, or with
+    ``start_schedule: cosine`` the demo's warmup and cosine anneal laid over those steps."""
     from sqlcoach.pipelines.demo import build_tiny_start, demo_sft_values
 
     world, base = Path(job["world"]), Path(job["start_dir"])
@@ -356,6 +375,10 @@ def _child_start(job: dict[str, Any]) -> dict[str, Any]:
     values.update(model=str(base / "model-init"), data_path=str(world), output_dir=str(base / "sft"),
                   max_steps=job["start_sft_steps"], max_seconds=None, anneal_by_clock=False, seed=job["seed"],
                   disable_tqdm=True)
+    if job.get("start_schedule", "constant") == "cosine":  # the demo's schedule, by steps instead of the clock
+        values.update(lr_scheduler_type="cosine")
+    else:
+        values.update(lr_scheduler_type="constant", warmup_ratio=0.0)
     from sqlcoach.prompts.recipe import PROMPT_KEYS
 
     values.update({k: job[k] for k in PROMPT_KEYS if job.get(k) is not None})

@@ -16,8 +16,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sqlcoach.metrics.stats import bootstrap_mean, paired_difference
 from sqlcoach.runtime import plots
 from sqlcoach.types import HARDNESS_LEVELS
+
+#: the hardness levels "complex-query EX" counts (seed 000's complex-query column)
+COMPLEX = ("hard", "extra")
 
 COLUMNS = (
     "method", "status", "steps", "s/step (median)", "train s", "total s", "gen tok/s", "trained tok/s", "peak MiB",
@@ -33,8 +37,9 @@ def _num(x: Any, fmt: str = "{:.3g}") -> str:
     return "-" if not isinstance(x, (int, float)) else fmt.format(x)
 
 
-def method_cells(row: dict[str, Any]) -> list[str]:
-    """The table cells of one method row (``report["methods"][i]``), in ``COLUMNS`` order."""
+def method_cells(row: dict[str, Any], show_seed: bool = False) -> list[str]:
+    """The table cells of one method row (``report["methods"][i]``), in ``COLUMNS`` order
+    (``show_seed``: the run's seed after its name, when the comparison ran several)."""
     t = row.get("train") or {}
     if t.get("status", "ok") != "ok":  # a failed training has no figures worth a cell
         t = {}
@@ -45,7 +50,8 @@ def method_cells(row: dict[str, Any]) -> list[str]:
     rc = t.get("reward_curve") or []
     by_h = s.get("by_hardness", {})
     return [
-        row.get("name", "?") + ("" if row.get("method") in (None, row.get("name")) else f" ({row['method']})"),
+        row.get("name", "?") + ("" if row.get("method") in (None, row.get("name")) else f" ({row['method']})")
+        + (f" seed {row['seed']}" if show_seed and row.get("seed") is not None else ""),
         status,
         _num(t.get("global_step"), "{:d}") if isinstance(t.get("global_step"), int) else "-",
         _num(t.get("median_step_seconds"), "{:.3f}"),
@@ -77,9 +83,60 @@ def total_seconds(row: dict[str, Any]) -> float | None:
 def markdown_table(report: dict[str, Any]) -> str:
     """The comparison as a GitHub-flavoured Markdown table (EX/EM/executes in %)."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
+    multi = _multi_seed(report)
     for row in report["methods"]:
-        cells = [c.replace("|", "\\|") for c in method_cells(row)]
+        cells = [c.replace("|", "\\|") for c in method_cells(row, multi)]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _multi_seed(report: dict[str, Any]) -> bool:
+    return len((report.get("across_seeds") or {}).get("seeds") or []) > 1
+
+
+ACROSS_COLUMNS = ("method", "runs", "EX % [95% CI]", "complex EX % (hard+extra)", "diff to control, points [95% CI]",
+                  "p (bootstrap)", "p (McNemar)", "executes %", "s/step", "train s", "total s", "peak MiB")
+
+
+def _ci(e: dict[str, Any] | None, scale: float = 100.0, signed: bool = False) -> str:
+    if not e:
+        return "-"
+    f = "{:+.1f}" if signed else "{:.1f}"
+    return f"{f.format(scale * e['mean'])} [{f.format(scale * e['lo'])}, {f.format(scale * e['hi'])}]"
+
+
+def across_cells(row: dict[str, Any]) -> list[str]:
+    """Cells of one ``across_seeds`` row, in ``ACROSS_COLUMNS`` order."""
+    vc = row.get("vs_control")
+    return [
+        row["name"], str(row["runs"]), _ci(row["ex"]), _ci(row.get("complex_ex")), _ci(vc, signed=True),
+        _num(vc["p_bootstrap"], "{:.3g}") if vc else "-", _num(vc["p_mcnemar"], "{:.3g}") if vc else "-",
+        _pct(row.get("executes")), _num(row.get("median_step_seconds"), "{:.3f}"),
+        _num(row.get("train_seconds"), "{:.0f}"), _num(row.get("total_seconds"), "{:.0f}"), _num(row.get("peak_mb"), "{:.0f}"),
+    ]
+
+
+def across_markdown(report: dict[str, Any]) -> str:
+    """The per-method summary over seeds (``across_seeds``) as Markdown, with a caption saying what
+    the intervals resample; per-database EX as a second table. Empty when there is none."""
+    agg = report.get("across_seeds") or {}
+    rows = agg.get("rows") or []
+    if not rows:
+        return ""
+    lines = ["## Across seeds", "", "| " + " | ".join(ACROSS_COLUMNS) + " |", "|" + "|".join("---" for _ in ACROSS_COLUMNS) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in across_cells(r)) + " |" for r in rows]
+    q = rows[0]["ex"]["questions"]
+    lines += ["", f"Seeds {agg.get('seeds')}; {q} questions. EX: mean over runs and questions, 95% percentile bootstrap "
+              "resampling questions and seeds. Difference: each method minus the control "
+              f"({agg.get('control') or 'none'}) on the same questions (paired bootstrap; McNemar exact, largest p over "
+              "seed pairs). The start row is one greedy evaluation standing for every seed."
+              + (f" Left out (failed or no per-question outcomes): {agg['failed']}." if agg.get("failed") else ""), ""]
+    dbs = sorted({db for r in rows for db in r.get("by_db", {})})
+    if dbs:
+        lines += ["### EX per database (%, mean over seeds)", "", "| method | " + " | ".join(dbs) + " |",
+                  "|---|" + "|".join("---" for _ in dbs) + "|"]
+        lines += ["| " + r["name"] + " | " + " | ".join(_pct(r.get("by_db", {}).get(db)) for db in dbs) + " |" for r in rows]
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -116,6 +173,12 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("command"):
         parts += ["```", report["command"], "```", ""]
     parts += [markdown_table(report), "", caption(report), ""]
+    across = across_markdown(report)
+    if across:
+        parts += [across, ""]
+    s000 = seed000_markdown(report)
+    if s000:
+        parts += [s000, ""]
     return "\n".join(parts)
 
 
@@ -137,13 +200,28 @@ def html_page(report: dict[str, Any]) -> str:
         p.append(f"<pre>{esc(report['command'])}</pre>")
     p.append(f"<p>{esc(caption(report))}</p>")
     p.append("<h2>Methods</h2><table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in COLUMNS) + "</tr>")
+    multi = _multi_seed(report)
     for row in report["methods"]:
-        cells = method_cells(row)
+        cells = method_cells(row, multi)
         ok = row.get("status") == "ok"
         p.append("<tr>" + "".join(
             f"<td class='l{'' if ok or i != 1 else ' bad'}'>{esc(c)}</td>" if i < 2 else f"<td>{esc(c)}</td>"
             for i, c in enumerate(cells)) + "</tr>")
     p.append("</table>")
+    p += _across_html(report)
+    s000 = seed000_markdown(report)
+    if s000:  # the same table, rendered from its Markdown rows
+        md = [line for line in s000.splitlines() if line.startswith("|")]
+        p.append("<h2>Seed 000's table, measured</h2><table>")
+        for i, line in enumerate(md):
+            if i == 1:
+                continue
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            tag = "th" if i == 0 else "td"
+            p.append("<tr>" + "".join(f"<{tag} class='l'>{esc(c)}</{tag}>" if j == 0 else f"<{tag}>{esc(c)}</{tag}>"
+                                      for j, c in enumerate(cells)) + "</tr>")
+        p.append("</table>")
+        p.append(f"<p>{esc(next(x for x in s000.splitlines() if x.startswith('Claimed')))}</p>")
     # EM per hardness and error classes: the second table
     p.append("<h2>EM per hardness and error classes</h2>")
     errs: list[str] = []
@@ -158,7 +236,9 @@ def html_page(report: dict[str, Any]) -> str:
         p.append("<tr>" + "".join(f"<td class='l'>{esc(c)}</td>" if i == 0 else f"<td>{esc(c)}</td>"
                                   for i, c in enumerate(cells)) + "</tr>")
     p.append("</table>")
-    figs = plots.all_figures(report["methods"])
+    seeds = (report.get("across_seeds") or {}).get("seeds") or []
+    # per-run figures show the first seed's runs (one bar or curve per method); the intervals are above
+    figs = plots.all_figures([r for r in report["methods"] if r.get("seed") in (None, *seeds[:1])])
     if figs:
         p.append("<h2>Figures</h2>")
         for cap, png in figs:
@@ -180,6 +260,35 @@ def html_page(report: dict[str, Any]) -> str:
     return "\n".join(p) + "\n"
 
 
+def _across_html(report: dict[str, Any]) -> list[str]:
+    """The ``across_seeds`` tables and the EX-with-interval figure (error bars) as HTML parts."""
+    esc = html.escape
+    agg = report.get("across_seeds") or {}
+    rows = agg.get("rows") or []
+    if not rows:
+        return []
+    p = ["<h2>Across seeds</h2><table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in ACROSS_COLUMNS) + "</tr>"]
+    for r in rows:
+        p.append("<tr>" + "".join(f"<td class='l'>{esc(c)}</td>" if i == 0 else f"<td>{esc(c)}</td>"
+                                  for i, c in enumerate(across_cells(r))) + "</tr>")
+    p.append("</table>")
+    md = across_markdown(report).split("\n")
+    cap = next((line for line in md if line.startswith("Seeds ")), "")
+    p.append(f"<p>{esc(cap)}</p>")
+    png = plots.ex_intervals(rows)
+    if png:
+        p.append(f"<figure><img alt='EX with 95% intervals' src='{plots.data_uri(png)}'><figcaption>EX (%) per method, "
+                 "mean with its 95% bootstrap interval (questions and seeds); the control's mean as a line</figcaption></figure>")
+    dbs = sorted({db for r in rows for db in r.get("by_db", {})})
+    if dbs:
+        p.append("<h3>EX per database (%, mean over seeds)</h3><table><tr><th class='l'>method</th>"
+                 + "".join(f"<th>{esc(db)}</th>" for db in dbs) + "</tr>")
+        for r in rows:
+            p.append(f"<tr><td class='l'>{esc(r['name'])}</td>" + "".join(f"<td>{_pct(r.get('by_db', {}).get(db))}</td>" for db in dbs) + "</tr>")
+        p.append("</table>")
+    return p
+
+
 def write_reports(report: dict[str, Any], out: str | Path) -> dict[str, Path]:
     """Write ``report.json``, ``report.md`` and ``report.html`` into ``out``; returns their paths."""
     out = Path(out)
@@ -195,3 +304,152 @@ def write_reports(report: dict[str, Any], out: str | Path) -> dict[str, Path]:
         tmp.write_text(texts[k], encoding="utf-8")
         os.replace(tmp, path)
     return paths
+
+
+def _median(xs: list[float]) -> float | None:
+    xs = sorted(x for x in xs if isinstance(x, (int, float)))
+    if not xs:
+        return None
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+
+
+def _mean(xs: list[Any]) -> float | None:
+    xs = [x for x in xs if isinstance(x, (int, float))]
+    return sum(xs) / len(xs) if xs else None
+
+
+def _ex_rows(runs: list[dict[str, Any]], keep: Any = None) -> list[list[int]]:
+    """Per-seed 0/1 EX rows of the questions ``keep(hardness)`` admits (all when ``None``)."""
+    out = []
+    for r in runs:
+        pq = r["eval"]["per_question"]
+        out.append([x for x, h in zip(pq["ex"], pq["hardness"]) if keep is None or keep(h)])
+    return out
+
+
+def across_seeds(rows: list[dict[str, Any]], seeds: list[int], control: str | None, *,
+                 replicates: int = 2000) -> dict[str, Any]:
+    """Each method's runs over ``seeds`` in one row: EX mean with a 95% bootstrap interval over
+    questions and seeds (``metrics.stats.bootstrap_mean``), complex-query EX (hard + extra), the
+    paired difference to ``control`` on the same questions (bootstrap interval and p-value, exact
+    McNemar), median s/step over the runs, mean training and total time, the largest peak memory,
+    the execution rate, and EX per database (mean over seeds). The start row is deterministic
+    (greedy decoding of one checkpoint): its one evaluation stands for every seed. Runs without
+    per-question outcomes (results written before they were kept) or that failed are left out and
+    counted in ``failed``."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    failed: dict[str, int] = {}
+    for r in rows:
+        ok = r.get("status") == "ok" and (r.get("eval") or {}).get("per_question")
+        if ok:
+            by_name.setdefault(r["name"], []).append(r)
+        else:
+            failed[r["name"]] = failed.get(r["name"], 0) + 1
+    ctrl_runs = by_name.get(control or "", [])
+    out_rows = []
+    for name, runs in by_name.items():
+        ex = _ex_rows(runs)
+        est = bootstrap_mean(ex, replicates=replicates)
+        cx = _ex_rows(runs, lambda h: h in COMPLEX)
+        cx_est = bootstrap_mean(cx, replicates=replicates) if cx and cx[0] else None
+        row: dict[str, Any] = {
+            "name": name, "method": runs[0].get("method"), "runs": len(runs),
+            "seeds": [r.get("seed") for r in runs], "ex": est.as_dict(),
+            "complex_ex": cx_est.as_dict() if cx_est else None,
+            "executes": _mean([(r["eval"].get("summary") or {}).get("executes") for r in runs]),
+            "median_step_seconds": _median([(r.get("train") or {}).get("median_step_seconds") for r in runs]),
+            "train_seconds": _mean([(r.get("train") or {}).get("seconds") for r in runs]),
+            "total_seconds": _mean([total_seconds(r) for r in runs]),
+            "peak_mb": max((m for m in (plots.peak_memory(r)[0] for r in runs) if m is not None), default=None),
+            "by_db": _by_db_mean(runs),
+        }
+        if ctrl_runs and name != control:
+            c = _ex_rows(ctrl_runs)
+            if len(c[0]) == len(ex[0]):
+                row["vs_control"] = dataclasses_dict(paired_difference(ex, c, replicates=replicates))
+        out_rows.append(row)
+    return {"seeds": seeds, "control": control if ctrl_runs else None, "rows": out_rows, "failed": failed}
+
+
+def dataclasses_dict(x: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(x)
+
+
+def _by_db_mean(runs: list[dict[str, Any]]) -> dict[str, float]:
+    dbs: dict[str, list[float]] = {}
+    for r in runs:
+        for db, d in (r["eval"].get("by_db") or {}).items():
+            dbs.setdefault(db, []).append(d["ex"])
+    return {db: sum(v) / len(v) for db, v in sorted(dbs.items())}
+
+
+#: What seed 000 asserts for PPO / DPO / GRPO on one GPU (accuracy %, complex-query F1, execution
+#: success %, s per step, GB): the report sets the measured values beside these.
+SEED000 = {
+    "ppo": {"accuracy": "65-70", "complex": "60 (F1)", "executes": "82", "s/step": "3.2", "memory": "18 GB"},
+    "dpo": {"accuracy": "68-72", "complex": "62 (F1)", "executes": "85", "s/step": "2.8", "memory": "16 GB"},
+    "grpo": {"accuracy": "71-75", "complex": "68 (F1)", "executes": "89", "s/step": "2.1", "memory": "12 GB"},
+}
+
+
+def steps_to_fraction(curve: list[list[float]], frac: float = 0.95) -> float | None:
+    """The first step at which the reward curve (``[[step, value], ...]``, smoothed over a window of
+    a tenth of its points) has covered ``frac`` of its way from its first to its final smoothed
+    value; ``None`` for fewer than 3 points or a curve that never rose."""
+    if len(curve) < 3:
+        return None
+    w = max(1, len(curve) // 10)
+    vals = [sum(p[1] for p in curve[max(0, i - w + 1): i + 1]) / len(curve[max(0, i - w + 1): i + 1]) for i in range(len(curve))]
+    first, last = vals[0], vals[-1]
+    if last <= first:
+        return None
+    target = first + frac * (last - first)
+    return next(curve[i][0] for i, v in enumerate(vals) if v >= target)
+
+
+def seed000_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """For each of PPO, DPO and GRPO (the across-seeds row named after the method, else the first
+    of that method): the measured figures seed 000's table asserts, beside its claims."""
+    agg = {r["name"]: r for r in (report.get("across_seeds") or {}).get("rows") or []}
+    runs = [r for r in report.get("methods") or [] if r.get("status") == "ok"]
+    out = []
+    for kind, claim in SEED000.items():
+        row = agg.get(kind) or next((r for r in agg.values() if r.get("method") == kind), None)
+        if row is None:
+            continue
+        mine = [r for r in runs if r.get("name") == row["name"]]
+        to95 = [steps_to_fraction((r.get("train") or {}).get("reward_curve") or []) for r in mine]
+        to95 = [x for x in to95 if x is not None]
+        step95 = _median(to95)
+        sps = row.get("median_step_seconds")
+        out.append({"method": kind, "row": row["name"], "claim": claim, "ex": row["ex"], "complex_ex": row.get("complex_ex"),
+                    "executes": row.get("executes"), "s_per_step": sps, "peak_mb": row.get("peak_mb"),
+                    "total_seconds": row.get("total_seconds"), "steps_to_95": step95,
+                    "seconds_to_95": step95 * sps if step95 is not None and sps else None})
+    return out
+
+
+def seed000_markdown(report: dict[str, Any]) -> str:
+    """Seed 000's table with the measured values (empty when no PPO/DPO/GRPO row was scored)."""
+    rows = seed000_rows(report)
+    if not rows:
+        return ""
+    head = ["method", "EX % measured [95% CI]", "accuracy claimed", "complex EX % measured", "complex claimed",
+            "executes % measured", "claimed", "s/step measured", "claimed", "peak MiB measured", "claimed",
+            "steps (s) to 95% of final reward", "total s"]
+    lines = ["## Seed 000's table, measured", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        c = r["claim"]
+        to95 = "-" if r["steps_to_95"] is None else f"{r['steps_to_95']:.0f} ({_num(r['seconds_to_95'], '{:.0f}')})"
+        lines.append("| " + " | ".join([
+            f"{r['method']} ({r['row']})", _ci(r["ex"]), c["accuracy"], _ci(r["complex_ex"]), c["complex"],
+            _pct(r["executes"]), c["executes"], _num(r["s_per_step"], "{:.3f}"), c["s/step"], _num(r["peak_mb"], "{:.0f}"),
+            c["memory"], to95, _num(r["total_seconds"], "{:.0f}")]) + " |")
+    lines += ["", "Claimed: seed 000's figures (a 7B-class model on one GPU, its own data; complex-query F1 is not EX). "
+              "Measured: this comparison (machine and model in the caption); complex EX is EX on hard + extra questions; "
+              "steps to 95%: the first step where the smoothed reward curve covers 95% of its rise (median over seeds).", ""]
+    return "\n".join(lines)
+

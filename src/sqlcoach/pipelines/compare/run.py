@@ -47,13 +47,14 @@ from sqlcoach.errors import ConfigError
 from sqlcoach.pipelines.compare import jobs
 from sqlcoach.pipelines.compare.jobs import _jsonable, read_json, write_json
 
-#: Result file schema version (a change re-runs every method). 2: recipes write train.run.RunSummary.
-RESULT_VERSION = 2
+#: Result file schema version (a change re-runs every method). 2: recipes write train.run.RunSummary;
+#: 3: eval_limit is a sample stratified over databases (was: the first N), per-question outcomes kept.
+RESULT_VERSION = 3
 
 
 #: Settings that decide a training result, and those that only decide its evaluation: changing
 #: the latter re-evaluates every method without training it again.
-TRAIN_KEYS = ("start", "world", "data_kind", "start_size", "start_sft_steps", "start_world_train", "start_world_dev",
+TRAIN_KEYS = ("start", "world", "data_kind", "start_size", "start_sft_steps", "start_schedule", "start_world_train", "start_world_dev",
               "budget", "budget_value", "seed", "template", "schema_style", "schema_sample_values", "device")
 EVAL_KEYS = ("eval_split", "eval_limit", "eval_batch_size", "max_new_tokens", "seen_eval_split", "seen_eval_limit")
 
@@ -144,7 +145,7 @@ def run_compare(cfg: CompareConfig, out: str | Path, *, log: Callable[[str], Non
                 config_path: str | None = None) -> dict[str, Any]:
     """Run (or resume) the comparison into ``out``; returns the report dict (also written as
     ``report.json``, ``report.md``, ``report.html``)."""
-    from sqlcoach.pipelines.compare.report import write_reports
+    from sqlcoach.pipelines.compare.report import across_seeds, write_reports
 
     t0 = time.monotonic()
     out = Path(out)
@@ -156,13 +157,21 @@ def run_compare(cfg: CompareConfig, out: str | Path, *, log: Callable[[str], Non
         start_info.update(_build_start(cfg, base, out, log))
     base.update(_start_prompt(cfg, start, log))
     fingerprint = start_fingerprint(start)
-    entries: list[MethodSpec | None] = ([None] if cfg.eval_start else []) + list(cfg.methods)
-    rows = [_run_method(cfg, spec, base, out, fingerprint, start, log) for spec in entries]
+    seeds = cfg.seed_list()
+    # greedy evaluation of the start does not depend on the seed: one row, shared by every seed
+    rows = [_run_method(cfg, None, base, out, fingerprint, start, log)] if cfg.eval_start else []
+    for seed in seeds:  # seed-major: a complete first set of results comes early
+        cfg_s = dataclasses.replace(cfg, seed=seed) if seed != cfg.seed else cfg
+        base_s = dict(base, seed=seed)
+        for spec in cfg.methods:
+            rows.append(_run_method(cfg_s, spec, base_s, out, fingerprint, start, log,
+                                    seed_dir=f"seed{seed}" if len(seeds) > 1 else None))
     report = {
         "command": f"sqlcoach compare --config {config_path} --out {out}" if config_path else None,
         "config": _jsonable(dataclasses.asdict(cfg)),
         "start": start_info,
         "methods": rows,
+        "across_seeds": across_seeds(rows, seeds, cfg.control_name()),
         "machine": machine_info(cfg.threads),
         "seconds_this_run": round(time.monotonic() - t0, 1),
     }
@@ -182,7 +191,8 @@ def _start_prompt(cfg: CompareConfig, start: Path, log: Callable[[str], None]) -
 def _build_start(cfg: CompareConfig, base: dict[str, Any], out: Path, log: Callable[[str], None]) -> dict[str, Any]:
     log(f"building the start checkpoint in {out / 'start'} (world, model init, {cfg.start_sft_steps} SFT steps)")
     res = jobs.run_child("start", dict(base, start_dir=str(out / "start"), start_size=cfg.start_size,
-                                       start_sft_steps=cfg.start_sft_steps, start_world_train=cfg.start_world_train,
+                                       start_sft_steps=cfg.start_sft_steps, start_schedule=cfg.start_schedule,
+                                       start_world_train=cfg.start_world_train,
                                        start_world_dev=cfg.start_world_dev),
                          out / "start", log=log, threads=cfg.threads)
     if res.get("status") != "ok":
@@ -224,16 +234,20 @@ def _train_method(cfg: CompareConfig, spec: MethodSpec, base: dict[str, Any], md
 
 
 def _run_method(cfg: CompareConfig, spec: MethodSpec | None, base: dict[str, Any], out: Path,
-                fingerprint: list[list[Any]], start: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    """Train (unless ``spec`` is ``None``: the start row) and evaluate one method; its result row."""
+                fingerprint: list[list[Any]], start: Path, log: Callable[[str], None],
+                seed_dir: str | None = None) -> dict[str, Any]:
+    """Train (unless ``spec`` is ``None``: the start row) and evaluate one method with ``cfg.seed``;
+    its result row. With several seeds each run lives in ``methods/<name>/<seed_dir>``."""
     name = "start" if spec is None else spec.name
-    mdir = out / "methods" / name
+    mdir = out / "methods" / name / (seed_dir or "")
     h = method_hash(cfg, spec, fingerprint)
     done = read_json(mdir / "result.json")
+    label = f"{name} (seed {cfg.seed})" if seed_dir else name
     if done and done.get("config_hash") == h and done.get("status") == "ok":
-        log(f"{name}: done already (result.json matches config hash {h}); skipping")
+        log(f"{label}: done already (result.json matches config hash {h}); skipping")
         return done
     row: dict[str, Any] = {"name": name, "method": "start" if spec is None else spec.method, "config_hash": h,
+                           "seed": None if spec is None else cfg.seed,
                            "config": None if spec is None else dataclasses.asdict(spec)}
     mdir.mkdir(parents=True, exist_ok=True)
     train = None
