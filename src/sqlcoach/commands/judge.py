@@ -80,9 +80,11 @@ def run(args: argparse.Namespace) -> int:
     if multi:
         raise DataError("multi-turn gold files are not supported by the judge", path=args.gold)
     preds, warnings = read_pred(args.pred, gold, multi)
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
     n = min(len(gold), args.limit or len(gold))
+    given = sum(1 for _ in open(args.pred, encoding="utf-8", errors="replace")) if Path(args.pred).suffix != ".json" else n
+    for w in warnings:
+        if "count as empty predictions" not in w or given < n:  # a --limit within the file is not a short file
+            print(f"warning: {w}", file=sys.stderr)
     gold, preds = gold[:n], preds[:n]
     questions = read_questions(args.questions, n)
     raw = _raw_outputs(Path(args.pred), n) or preds
