@@ -11,7 +11,8 @@ substituted in one pass (a question or SQL that contains a placeholder's text is
 ``parse_reply`` never raises: a reply with all four dimension scores is ``ok`` (a missing or
 inconsistent ``OVERALL_SCORE`` is then the mean of the four, and says so in ``problems``); a reply
 without them is ``malformed`` and counted, never a crash, never guessed. Scores are read from the
-usual variations: ``**SQL_SCORE:** 4``, ``SQL_SCORE = [4]``, ``sql score: 4/5``, ``4.5``.
+usual variations: ``**SQL_SCORE:** 4``, ``SQL_SCORE = [4]``, ``sql score: 4/5``, ``4.5``; a range
+such as ``SQL_SCORE: [1-5]`` (a small model echoing the template, seen with SmolLM2) is refused.
 
 Requests go through ``sqlcoach.generate.openai_client`` (the API backend's client: same retries,
 deadline, concurrency and ``max_rps`` limit). ``judge_run`` writes one JSONL record per example as
@@ -46,7 +47,8 @@ PLACEHOLDERS = ("db_id", "schema", "question", "gold_sql", "prediction")
 #: an output scored at least this on SQL correctness counts as "judged correct" in the confusion table
 PASS_SCORE = 4.0
 
-_FIELD = {d: re.compile(rf"{d}[ _-]*score\W*?[:=]\W*?(\d+(?:\.\d+)?)(\s*/\s*5)?", re.I) for d in (*DIMENSIONS, "overall")}
+_FIELD = {d: re.compile(rf"{d}[ _-]*score\W*?[:=]\W*?(\d+(?:\.\d+)?)(\s*[-\u2013]\s*\d+)?(\s*/\s*5)?", re.I)
+          for d in (*DIMENSIONS, "overall")}
 _EXPL = re.compile(r"explanation\W*?[:=]\W*(.*?)(?=\n\s*\W*(?:error[ _-]*type|[a-z]+[ _-]*score)\b|\Z)", re.I | re.S)
 _ETYPE = re.compile(r"error[ _-]*type\W*?[:=]\W*([a-z_/ -]+)", re.I)
 
@@ -79,6 +81,9 @@ def parse_reply(text: Any) -> JudgeScores:
         if not m:
             if d != "overall":
                 s.problems.append(f"no {d.upper()}_SCORE")
+            continue
+        if m.group(2):  # "SQL_SCORE: [1-5]": the template's placeholder echoed back, not a score
+            s.problems.append(f"{d.upper()}_SCORE is the placeholder {m.group(1)}{m.group(2).strip()}, not a score")
             continue
         v = float(m.group(1))
         if not (1.0 <= v <= 5.0) or not math.isfinite(v):

@@ -52,6 +52,16 @@ def test_malformed_replies_are_counted_not_guessed(reply, problem):
     assert problem in s.problems
 
 
+def test_the_template_echoed_back_is_not_a_score():
+    # what SmolLM2-135M-Instruct replied when served as the judge (sqlcoach serve, 2026-12-02)
+    reply = ("SQL_SCORE: [1-5]\nREASONING_SCORE: [1-5]\nFORMAT_SCORE: [1-5]\nEDUCATIONAL_SCORE: [1-5]\n"
+             "OVERALL_SCORE: [average of the four scores]\nEXPLANATION: [one or two sentences]\n\nThe answer is:\n[1-5]")
+    s = parse_reply(reply)
+    assert not s.ok and s.sql is None and s.overall is None
+    assert "SQL_SCORE is the placeholder 1-5, not a score" in s.problems
+    assert parse_reply("SQL_SCORE: 4 - 5\nREASONING_SCORE: 3\nFORMAT_SCORE: 5\nEDUCATIONAL_SCORE: 4").sql is None
+
+
 def test_missing_or_inconsistent_overall_uses_the_mean():
     s = parse_reply("SQL_SCORE: 5\nREASONING_SCORE: 4\nFORMAT_SCORE: 5\nEDUCATIONAL_SCORE: 2\nERROR_TYPE: none")
     assert s.ok and s.overall == 4.0 and "no OVERALL_SCORE: the mean of the four used" in s.problems
