@@ -28,6 +28,8 @@ VERBS: dict[str, str] = {
     "compare": "compare",
     "judge": "judge",
     "demo": "demo",
+    "serve": "serve",
+    "ask": "ask",
 }
 
 

@@ -1,0 +1,511 @@
+"""The HTTP side of ``sqlcoach serve``: an OpenAI-compatible API, ``/v1/sql`` and the web page.
+
+Routes (``build_app``): ``GET /v1/models`` (and ``/v1/models/{id}``), ``POST /v1/chat/completions``
+(``stream`` true or false), ``POST /v1/completions``, ``GET /v1/databases``, ``POST /v1/sql``
+(``{database, question}`` -> ``{sql, columns, rows, error, seconds, ...}``), ``GET /health`` and the
+page at ``/``. Errors have OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``.
+
+What a client gets for what (each is a test in tests/unit/serve/):
+
+* a body over ``max_body_bytes``: 413; malformed JSON, a missing or ill-typed field, ``n > 1``:
+  400; an unknown model: 404; an unknown database: 404; a prompt that with its ``max_tokens`` does
+  not fit the context length: 400; a wrong or missing API key (with ``--api-key``): 401;
+* a full queue, or a deadline that passed while the request waited: 503 with ``Retry-After``;
+* a generation that reaches its deadline: the text so far, ``finish_reason: "length"``;
+* anything unexpected inside the server: a JSON 500, logged with its traceback; the process
+  and every other request go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sqlcoach.errors import DataError
+from sqlcoach.serve.engine import Engine, GenParams, Job, JobResult, QueueFull, QueueTimeout
+
+log = logging.getLogger("sqlcoach.serve")
+RETRY_AFTER_S = 1
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", code: str | None = None,
+                 param: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
+        self.headers = headers or {}
+
+
+def error_body(message: str, type: str = "invalid_request_error", code: str | None = None,
+               param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def busy(message: str) -> ApiError:
+    return ApiError(503, message, type="server_busy", code="queue_full", headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+# -- request bodies (unknown fields are ignored, as OpenAI's clients send many) -----------------
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ChatMessage(_Body):
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+
+class _Sampling(_Body):
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    n: int = 1
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+
+
+class ChatRequest(_Sampling):
+    model: str
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+
+
+class CompletionRequest(_Sampling):
+    model: str
+    prompt: str | list[str]
+
+
+class SqlRequest(_Body):
+    database: str = Field(min_length=1, max_length=256)
+    question: str = Field(min_length=1, max_length=4000)
+    model: str | None = None
+    max_tokens: int | None = Field(None, ge=1)
+
+
+@dataclass
+class ServeSettings:
+    model_name: str
+    context_length: int
+    api_key: str | None = None
+    max_body_bytes: int = 1 << 20
+    request_timeout: float = 60.0  # seconds per request, queue wait included
+    default_max_tokens: int = 256
+    default_temperature: float = 0.0
+    sql_max_tokens: int = 256
+
+
+class Server:
+    """What the routes share: the engine, the request-side tokenizer, the prompt recipe, the
+    databases and the sandbox. ``tokenizer`` is a private copy: the engine thread decodes with its
+    own, and a fast tokenizer must not be used from two threads at once."""
+
+    def __init__(self, engine: Engine, settings: ServeSettings, *, recipe: Any, databases: Any, runner: Any,
+                 model_path: str = ""):
+        self.engine = engine
+        self.settings = settings
+        self.recipe = recipe
+        self.builder = recipe.builder()
+        self.databases = databases
+        self.runner = runner
+        self.model_path = model_path
+        self.tokenizer = copy.deepcopy(engine.tokenizer)
+        self._tok_lock = threading.Lock()
+        self.started = int(time.time())
+
+    def encode(self, text: str) -> list[int]:
+        with self._tok_lock:
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def chat_text(self, messages: list[dict]) -> str:
+        from sqlcoach.prompts.chat import to_text
+
+        with self._tok_lock:
+            return to_text(messages, self.tokenizer)
+
+    def sql_prompt(self, ex: Any) -> str:
+        from sqlcoach.serve.text2sql import prompt_for
+
+        with self._tok_lock:
+            return prompt_for(self.builder, self.tokenizer, ex)
+
+    def close(self) -> None:
+        self.engine.close()
+        if self.runner is not None:
+            self.runner.close()
+
+
+# -- helpers shared by the routes -----------------------------------------------------------------
+def _check_model(server: Server, name: str | None) -> None:
+    if name is not None and name != server.settings.model_name:
+        raise ApiError(404, f"The model '{name}' does not exist; this server serves '{server.settings.model_name}'",
+                       code="model_not_found", param="model")
+
+
+def _params(server: Server, req: _Sampling, prompt_len: int, max_tokens: int | None) -> GenParams:
+    s = server.settings
+    if req.n != 1:
+        raise ApiError(400, "n must be 1: this server returns one choice per request", param="n")
+    room = s.context_length - prompt_len
+    if max_tokens is not None and prompt_len + max_tokens > s.context_length:
+        raise ApiError(400, f"This model's maximum context length is {s.context_length} tokens. However, you "
+                       f"requested {prompt_len + max_tokens} tokens ({prompt_len} in the prompt, {max_tokens} in "
+                       "the completion). Please reduce the length of the prompt or max_tokens.",
+                       code="context_length_exceeded", param="max_tokens")
+    if room < 1:
+        raise ApiError(400, f"This model's maximum context length is {s.context_length} tokens, and the prompt "
+                       f"alone has {prompt_len}. Please reduce the length of the prompt.",
+                       code="context_length_exceeded", param="messages")
+    stop = (req.stop,) if isinstance(req.stop, str) else tuple(req.stop or ())
+    if len(stop) > 4 or any(not x for x in stop):
+        raise ApiError(400, "stop takes at most 4 non-empty strings", param="stop")
+    temperature = s.default_temperature if req.temperature is None else req.temperature
+    return GenParams(max_new_tokens=max_tokens if max_tokens is not None else min(s.default_max_tokens, room),
+                     temperature=temperature, top_p=1.0 if req.top_p is None else req.top_p, stop=stop)
+
+
+def _submit(server: Server, prompt_ids: list[int], params: GenParams, *, stream: bool = False) -> tuple[Job, Any]:
+    """Queue a job; returns ``(job, asyncio.Queue)`` receiving ``("text", piece)`` and ``("done", outcome)``."""
+    loop = asyncio.get_running_loop()
+    q: asyncio.Queue = asyncio.Queue()
+
+    def put(item: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(q.put_nowait, item)
+        except RuntimeError:  # the event loop is gone (shutdown): nobody is waiting any more
+            pass
+
+    job = Job(prompt_ids=prompt_ids, params=params, deadline=time.monotonic() + server.settings.request_timeout,
+              on_done=lambda outcome: put(("done", outcome)),
+              on_text=(lambda piece: put(("text", piece))) if stream else None)
+    try:
+        server.engine.submit(job)
+    except QueueFull as exc:
+        raise busy(f"the server is busy: {exc}; retry after {RETRY_AFTER_S} s") from None
+    return job, q
+
+
+def _outcome(outcome: Any) -> JobResult:
+    if isinstance(outcome, JobResult):
+        return outcome
+    if isinstance(outcome, (QueueFull, QueueTimeout)):
+        raise busy(f"the server is busy: {outcome}")
+    raise outcome  # an internal error: the 500 handler logs it
+
+
+#: Seconds past a job's deadline after which a request stops waiting for the engine (which
+#: answers every job, so this only guards against a bug): the client gets a JSON 500.
+ENGINE_GRACE_S = 30.0
+
+
+async def _next(job: Job, q: asyncio.Queue) -> tuple[str, Any]:
+    left = max(0.0, job.deadline - time.monotonic()) + ENGINE_GRACE_S
+    try:
+        return await asyncio.wait_for(q.get(), timeout=left)
+    except asyncio.TimeoutError:
+        raise RuntimeError("the generation engine did not answer a request in time") from None
+
+
+async def _wait(job: Job, q: asyncio.Queue) -> JobResult:
+    try:
+        while True:
+            kind, value = await _next(job, q)
+            if kind == "done":
+                return _outcome(value)
+    finally:
+        job.cancel()  # no-op when finished; stops the row when the request was cancelled
+
+
+def _usage(res: JobResult) -> dict[str, int]:
+    return {"prompt_tokens": res.prompt_tokens, "completion_tokens": res.completion_tokens,
+            "total_tokens": res.prompt_tokens + res.completion_tokens}
+
+
+def _message_text(m: ChatMessage) -> str:
+    if m.content is None or isinstance(m.content, str):
+        return m.content or ""
+    parts = []
+    for part in m.content:
+        if part.get("type") != "text" or not isinstance(part.get("text"), str):
+            raise ApiError(400, "only text content parts are supported", param="messages")
+        parts.append(part["text"])
+    return "".join(parts)
+
+
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
+
+
+def _chat_messages(req: ChatRequest) -> list[dict]:
+    out = []
+    for m in req.messages:
+        if m.role not in _ROLES:
+            raise ApiError(400, f"unknown role {m.role!r} (known: {', '.join(_ROLES)})", param="messages")
+        out.append({"role": _ROLES[m.role], "content": _message_text(m)})
+    return out
+
+
+def _sse(obj: Any) -> str:
+    import json
+
+    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+
+# -- the app --------------------------------------------------------------------------------------
+def build_app(server: Server) -> FastAPI:
+    """The FastAPI app serving ``server`` (see the module docstring for the routes and errors)."""
+    app = FastAPI(title="sqlcoach serve", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.server = server
+    _add_error_handlers(app)
+    auth = Depends(_auth_dependency(server.settings.api_key))
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        e = server.engine
+        return {"status": "ok", "queued": e.queued(), "running": e.running, "batches": e.batches,
+                "batched_requests": e.batched_jobs}
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(resources.files("sqlcoach.serve").joinpath("page.html").read_text(encoding="utf-8"))
+
+    def model_card() -> dict[str, Any]:
+        return {"id": server.settings.model_name, "object": "model", "created": server.started,
+                "owned_by": "sqlcoach", "max_model_len": server.settings.context_length,
+                "sqlcoach_recipe": server.recipe.as_dict()}
+
+    @app.get("/v1/models", dependencies=[auth])
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [model_card()]}
+
+    @app.get("/v1/models/{model_id:path}", dependencies=[auth])
+    async def model(model_id: str) -> dict[str, Any]:
+        _check_model(server, model_id)
+        return model_card()
+
+    @app.post("/v1/chat/completions", dependencies=[auth])
+    async def chat(req: ChatRequest) -> Any:
+        _check_model(server, req.model)
+        text = await asyncio.to_thread(server.chat_text, _chat_messages(req))
+        ids = await asyncio.to_thread(server.encode, text)
+        params = _params(server, req, len(ids), req.max_completion_tokens or req.max_tokens)
+        job, q = _submit(server, ids, params, stream=req.stream)
+        rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if req.stream:
+            usage = bool((req.stream_options or {}).get("include_usage"))
+            return StreamingResponse(_stream(job, q, rid, created, server.settings.model_name, usage, chat=True),
+                                     media_type="text/event-stream")
+        res = await _wait(job, q)
+        return {"id": rid, "object": "chat.completion", "created": created, "model": server.settings.model_name,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": res.text},
+                             "finish_reason": res.finish_reason, "logprobs": None}],
+                "usage": _usage(res), "sqlcoach": {"seconds": round(res.seconds, 4), "deadline_hit": res.deadline_hit}}
+
+    @app.post("/v1/completions", dependencies=[auth])
+    async def completions(req: CompletionRequest) -> Any:
+        _check_model(server, req.model)
+        prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
+        if len(prompts) != 1:
+            raise ApiError(400, "prompt must be one string (or a list of one)", param="prompt")
+        ids = await asyncio.to_thread(server.encode, prompts[0])
+        params = _params(server, req, len(ids), req.max_tokens if req.max_tokens is not None else 16)
+        job, q = _submit(server, ids, params, stream=req.stream)
+        rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        if req.stream:
+            usage = bool((req.stream_options or {}).get("include_usage"))
+            return StreamingResponse(_stream(job, q, rid, created, server.settings.model_name, usage, chat=False),
+                                     media_type="text/event-stream")
+        res = await _wait(job, q)
+        return {"id": rid, "object": "text_completion", "created": created, "model": server.settings.model_name,
+                "choices": [{"index": 0, "text": res.text, "finish_reason": res.finish_reason, "logprobs": None}],
+                "usage": _usage(res)}
+
+    @app.get("/v1/databases", dependencies=[auth])
+    async def databases() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": name} for name in server.databases.names()]}
+
+    @app.post("/v1/sql", dependencies=[auth])
+    async def sql(req: SqlRequest) -> dict[str, Any]:
+        return await _answer_sql(server, req)
+
+    return app
+
+
+async def _answer_sql(server: Server, req: SqlRequest) -> dict[str, Any]:
+    from sqlcoach.serve.text2sql import answer_from_text, example_for
+
+    _check_model(server, req.model)
+    try:
+        db_path = server.databases.path(req.database)
+    except DataError as exc:
+        raise ApiError(404, str(exc), code="database_not_found", param="database") from None
+    ex = example_for(req.question, db_path, req.database)
+    try:
+        prompt = await asyncio.to_thread(server.sql_prompt, ex)
+    except DataError as exc:
+        raise ApiError(422, f"cannot prompt for database {req.database!r}: {exc}", param="database") from None
+    ids = await asyncio.to_thread(server.encode, prompt)
+    max_tokens = req.max_tokens or min(server.settings.sql_max_tokens, max(1, server.settings.context_length - len(ids)))
+    params = _params(server, _Sampling(temperature=0.0), len(ids), max_tokens)
+    job, q = _submit(server, ids, params)
+    res = await _wait(job, q)
+    answer = await asyncio.to_thread(answer_from_text, res.text, ex, server.recipe.template, server.runner,
+                                     database=req.database, generation_seconds=res.seconds)
+    return answer.as_json()
+
+
+async def _stream(job: Job, q: asyncio.Queue, rid: str, created: int, model: str, usage: bool, *, chat: bool) -> Any:
+    """Server-sent events in OpenAI's chunk format, then ``data: [DONE]``. A failure after the
+    headers went out is sent as one ``{"error": ...}`` event (the status line is already 200)."""
+    obj = "chat.completion.chunk" if chat else "text_completion"
+
+    def chunk(piece: str | None, finish: str | None, first: bool = False) -> dict[str, Any]:
+        if chat:
+            delta: dict[str, Any] = {} if piece is None else {"content": piece}
+            if first:
+                delta["role"] = "assistant"
+            choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        else:
+            choice = {"index": 0, "text": piece or "", "finish_reason": finish, "logprobs": None}
+        return {"id": rid, "object": obj, "created": created, "model": model, "choices": [choice]}
+
+    try:
+        if chat:
+            yield _sse(chunk("", None, first=True))
+        while True:
+            try:
+                kind, value = await _next(job, q)
+            except RuntimeError as exc:
+                log.error("%s", exc)
+                yield _sse(error_body("internal error while generating", "server_error"))
+                break
+            if kind == "text":
+                yield _sse(chunk(value, None))
+                continue
+            try:
+                res = _outcome(value)
+            except ApiError as exc:
+                yield _sse(error_body(exc.message, exc.type, exc.code))
+                break
+            except Exception as exc:  # noqa: BLE001
+                log.error("generation failed for a streaming request: %r", exc)
+                yield _sse(error_body("internal error while generating", "server_error"))
+                break
+            yield _sse(chunk(None, res.finish_reason))
+            if usage:
+                yield _sse({"id": rid, "object": obj, "created": created, "model": model, "choices": [],
+                            "usage": _usage(res)})
+            break
+        yield "data: [DONE]\n\n"
+    finally:
+        job.cancel()  # the client went away (or we are done): stop generating for it
+
+
+def _auth_dependency(api_key: str | None) -> Any:
+    async def check(request: Request) -> None:
+        if api_key is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), api_key.encode()):
+            raise ApiError(401, "Incorrect or missing API key: send 'Authorization: Bearer <key>'",
+                           type="authentication_error", code="invalid_api_key")
+
+    return check
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = [str(x) for x in err.get("loc", ()) if x != "body"]
+        if err.get("type") == "json_invalid":
+            return f"malformed JSON body: {err.get('ctx', {}).get('error', err.get('msg'))}"
+        parts.append(f"{'.'.join(loc) or 'body'}: {err.get('msg')}")
+    return "invalid request: " + "; ".join(parts)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.message, exc.type, exc.code, exc.param), status_code=exc.status,
+                            headers=exc.headers)
+
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(error_body(_validation_message(exc)), status_code=400)
+
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse(error_body("internal server error (logged by the server)", "server_error"),
+                            status_code=500)
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, internal)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets 413 before the app sees it
+    (by its Content-Length, or by counting a chunked body); the body is read once and replayed."""
+
+    def __init__(self, app: Any, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        try:
+            too_big = length is not None and int(length) > self.limit
+        except ValueError:
+            return await _send_json(send, 400, error_body("bad Content-Length header"))
+        if too_big:
+            return await _send_json(send, 413, error_body(f"request body over {self.limit} bytes"))
+        chunks, size, more = [], 0, True
+        while more:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return None
+            body = msg.get("body", b"")
+            size += len(body)
+            if size > self.limit:
+                return await _send_json(send, 413, error_body(f"request body over {self.limit} bytes"))
+            chunks.append(body)
+            more = msg.get("more_body", False)
+        replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def again() -> dict:
+            return replay.pop() if replay else await receive()
+
+        return await self.app(scope, again, send)
+
+
+async def _send_json(send: Any, status: int, body: dict[str, Any]) -> None:
+    import json
+
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": data})
+
+
+def asgi_app(server: Server) -> Any:
+    """``build_app(server)`` behind the body-size limit: what uvicorn runs."""
+    return BodyLimit(build_app(server), server.settings.max_body_bytes)

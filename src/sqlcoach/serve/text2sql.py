@@ -1,0 +1,179 @@
+"""Question + database -> prompt -> (model) -> SQL -> sandboxed result: shared by ``serve`` and ``ask``.
+
+``Databases`` is the only way a request reaches a database file: it lists the SQLite files under
+one folder once, at start-up, and a request names one of them (``db_id``); no text from a request
+is ever turned into a path. ``prompt_for`` builds the prompt exactly as prediction does
+(``PromptBuilder.prediction_text`` with the model's recipe), except that a database whose schema
+cannot be read is an error, not an empty schema. ``answer_from_text`` extracts the SQL
+(``sql.extract.extract_sql``, placeholders of an anonymizing template mapped back) and runs it in
+the sandbox (``execution.pool.ExecutorPool``: read-only, a deadline with a hard kill, a row cap).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlcoach.errors import ConfigError, DataError
+from sqlcoach.types import Example
+
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+
+
+class Databases:
+    """The SQLite files of ``folder``, by name, fixed at construction.
+
+    Names: ``<folder>/<name>.sqlite`` (also ``.sqlite3``, ``.db``) and Spider's layout
+    ``<folder>/<name>/<name>.sqlite`` (or the only SQLite file in ``<folder>/<name>/``). A file whose
+    real path (symlinks resolved) lies outside ``folder`` is left out. ``path(name)`` is a
+    dictionary lookup: an unknown name is a ``DataError``, never a file-system access."""
+
+    def __init__(self, folder: str | Path | None):
+        self.folder = Path(folder).resolve() if folder is not None else None
+        self._paths: dict[str, str] = {}
+        if self.folder is None:
+            return
+        if not self.folder.is_dir():
+            raise ConfigError(f"--databases {folder}: not a folder")
+        for entry in sorted(self.folder.iterdir()):
+            if entry.is_file() and entry.suffix.lower() in SQLITE_SUFFIXES:
+                self._add(entry.stem, entry)
+            elif entry.is_dir():
+                own = [entry / f"{entry.name}{s}" for s in SQLITE_SUFFIXES if (entry / f"{entry.name}{s}").is_file()]
+                found = own or [p for p in sorted(entry.iterdir()) if p.is_file() and p.suffix.lower() in SQLITE_SUFFIXES]
+                if len(own) == 1 or len(found) == 1:
+                    self._add(entry.name, found[0])
+
+    def _add(self, name: str, path: Path) -> None:
+        real = Path(os.path.realpath(path))
+        if self.folder is not None and (real == self.folder or self.folder in real.parents) and name not in self._paths:
+            self._paths[name] = str(real)
+
+    def names(self) -> list[str]:
+        return sorted(self._paths)
+
+    def path(self, name: Any) -> str:
+        if not isinstance(name, str) or name not in self._paths:
+            known = ", ".join(self.names()[:20]) or "none (start the server with --databases DIR)"
+            raise DataError(f"unknown database {name!r}; known: {known}")
+        return self._paths[name]
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
+def example_for(question: str, db_path: str, db_id: str | None = None) -> Example:
+    """The ``Example`` a question over ``db_path`` is prompted as (no gold SQL)."""
+    return Example(id="ask", db_id=db_id or Path(db_path).stem, question=question, db_path=db_path, source="ask")
+
+
+def prompt_for(builder: Any, tokenizer: Any, ex: Example) -> str:
+    """The chat-formatted prompt text for ``ex`` (as ``sqlcoach predict`` builds it); a
+    ``DataError`` when the database's schema cannot be read."""
+    builder.schema_text(ex.db_path)  # raises UnreadableDatabase (a DataError) instead of an empty schema
+    return builder.prediction_text(ex, tokenizer)
+
+
+def messages_for(builder: Any, ex: Example) -> list[dict]:
+    """The chat messages for ``ex`` (for an OpenAI-compatible server that applies its own chat template)."""
+    return builder.messages(ex)
+
+
+@dataclass
+class SqlAnswer:
+    """What ``/v1/sql`` and ``sqlcoach ask`` return for one question."""
+
+    database: str
+    question: str
+    sql: str
+    raw: str
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+    error: str | None = None  # None, or "<class>: <message>" (no_sql, exec_error, timeout, too_large, ...)
+    seconds: float = 0.0  # generation + execution
+    generation_seconds: float = 0.0
+    execution_seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (bytes, bytearray)):
+        return "0x" + bytes(v[:64]).hex() + ("..." if len(v) > 64 else "")
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        return str(v)
+    return v
+
+
+class SqlRunner:
+    """One sandboxed executor pool, safe to call from several threads (calls take turns)."""
+
+    def __init__(self, *, timeout: float = 10.0, max_rows: int = 1000, workers: int = 1):
+        from sqlcoach.execution.pool import ExecutorPool
+        from sqlcoach.execution.sandbox import Limits
+
+        self.limits = Limits(timeout=timeout, max_rows=max_rows, max_bytes=16 * 2**20)
+        self.pool = ExecutorPool(workers, self.limits)
+        self._lock = threading.Lock()
+
+    def run(self, db_path: str, sql: str) -> Any:
+        with self._lock:
+            return self.pool.run_one(db_path, sql)
+
+    def close(self) -> None:
+        with self._lock:
+            self.pool.close()
+
+
+def answer_from_text(raw: str, ex: Example, template: str, runner: SqlRunner, *, database: str,
+                     generation_seconds: float = 0.0) -> SqlAnswer:
+    """Extract the SQL of ``raw`` (mapped back from placeholders for an anonymizing template) and
+    run it in the sandbox; every failure is in ``error``, nothing raises because of the text."""
+    from sqlcoach.prompts.templates import restore_sql
+    from sqlcoach.sql.extract import extract_sql
+
+    sql = restore_sql((extract_sql(raw) or "").strip(), ex, template)
+    t0 = time.monotonic()
+    out = SqlAnswer(database=database, question=ex.question, sql=sql, raw=raw, generation_seconds=generation_seconds)
+    if not sql:
+        out.error = "no_sql: no SQL found in the model's answer"
+    else:
+        res = runner.run(str(ex.db_path), sql)
+        if res.ok:
+            out.columns = list(res.columns)
+            out.rows = [[_jsonable(v) for v in row] for row in res.rows or ()]
+        else:
+            out.error = f"{res.error}: {res.message}" if res.message else str(res.error)
+    out.execution_seconds = round(time.monotonic() - t0, 4)
+    out.generation_seconds = round(generation_seconds, 4)
+    out.seconds = round(out.generation_seconds + out.execution_seconds, 4)
+    return out
+
+
+def format_table(columns: list[str], rows: list[list[Any]], *, max_rows: int = 50, max_width: int = 40) -> str:
+    """``columns`` and ``rows`` as a plain-text table (``+---+`` borders); at most ``max_rows``
+    rows (a last line says how many were left out), each cell cut to ``max_width`` characters."""
+
+    def cell(v: Any) -> str:
+        s = "NULL" if v is None else str(v)
+        s = " ".join(s.split()) if ("\n" in s or "\t" in s) else s
+        return s if len(s) <= max_width else s[: max_width - 3] + "..."
+
+    shown = [[cell(v) for v in row] for row in rows[:max_rows]]
+    head = [cell(c) for c in columns]
+    widths = [max([len(head[i])] + [len(r[i]) for r in shown if i < len(r)]) for i in range(len(head))]
+    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+
+    def line(values: list[str]) -> str:
+        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths)) + " |"
+
+    out = [rule, line(head), rule, *(line(r) for r in shown), rule]
+    if len(rows) > max_rows:
+        out.append(f"({len(rows) - max_rows} more rows not shown)")
+    out.append(f"{len(rows)} row{'s' if len(rows) != 1 else ''}")
+    return "\n".join(out)
