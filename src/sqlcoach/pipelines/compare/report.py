@@ -262,9 +262,10 @@ def html_page(report: dict[str, Any]) -> str:
     for title, cols, rows in (("Cost", COST_COLUMNS, costs), ("Plans (EXPLAIN QUERY PLAN)", PLAN_COLUMNS, plans)):
         if rows:
             p.append(f"<h2>{esc(title)}</h2><table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr>")
+            left = {0, len(cols) - 1} if title == "Cost" else {0}  # names and the "priced as" text
             for r in rows:
-                p.append("<tr>" + "".join(f"<td class='l'>{esc(c)}</td>" if i in (0, len(cols) - 1) and title == "Cost"
-                                          or i == 0 else f"<td>{esc(c)}</td>" for i, c in enumerate(r)) + "</tr>")
+                p.append("<tr>" + "".join(f"<td class='l'>{esc(c)}</td>" if i in left else f"<td>{esc(c)}</td>"
+                                          for i, c in enumerate(r)) + "</tr>")
             p.append("</table>")
     if plans:
         p.append("<p>correct but worse plan: EX-correct, and at least as many full scans, temp B-trees, automatic "
