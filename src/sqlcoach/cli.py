@@ -26,6 +26,7 @@ VERBS: dict[str, str] = {
     "rm": "rm",
     "export": "export",
     "compare": "compare",
+    "judge": "judge",
     "demo": "demo",
     "serve": "serve",
     "ask": "ask",

@@ -63,3 +63,29 @@ def test_report_html_renders_with_tables_and_figures(tmp_path):
     assert "failed: prepare `sqlcoach pairs mine` exited with 1" in dom
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not_blank(shot) > 0.02
+
+
+def test_evaluate_html_with_plans_renders(tmp_path):
+    """`sqlcoach evaluate --html` on a small database: the plans section is in the rendered DOM."""
+    import sqlite3
+
+    from sqlcoach.cli import main
+
+    db = tmp_path / "database" / "m"
+    db.mkdir(parents=True)
+    con = sqlite3.connect(db / "m.sqlite")
+    con.executescript("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INT); INSERT INTO t VALUES (1,'x',3),(2,'y',1);")
+    con.commit()
+    con.close()
+    gold = tmp_path / "gold.sql"
+    gold.write_text("SELECT a FROM t WHERE id = 1\tm\nSELECT a FROM t ORDER BY b\tm\n")
+    pred = tmp_path / "pred.sql"
+    pred.write_text("SELECT a FROM t WHERE id + 0 = 1\nSELECT a FROM t ORDER BY b\n")
+    page = tmp_path / "eval.html"
+    assert main(["evaluate", "--gold", str(gold), "--pred", str(pred), "--db", str(tmp_path / "database"),
+                 "--etype", "exec", "--workers", "0", "--html", str(page)]) == 0
+    dom, shot = render(page, tmp_path)
+    assert "Plans (EXPLAIN QUERY PLAN)" in dom and "temp_btree_order_by" in dom
+    assert "Correct but worse plans (first 1)" in dom and "id + 0 = 1" in dom
+    assert len(re.findall(r"<table", dom)) >= 4  # accuracy, errors, plan features, worse examples
+    assert not_blank(shot) > 0.02

@@ -2,7 +2,7 @@
 
     sqlcoach evaluate --gold dev_gold.sql --pred pred.sql --db database/ --table tables.json \\
         --etype all [--keep-distinct] [--plug-value] [--mode spider|bird] [--timeout 30] \\
-        [--workers N] [--gold-errors count|exclude] [--per-example rows.jsonl] [--out summary.json]
+        [--workers N] [--gold-errors count|exclude] [--per-example rows.jsonl] [--out summary.json] [--html page.html] [--no-explain]
 
 A gold query that fails counts as a wrong prediction by default, as the official scorers have it
 (``--gold-errors exclude`` leaves such examples out); the table shows the other figure beside it.
@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="bird mode: timing runs per query for VES/R-VES (default 10; 0 = off)")
     p.add_argument("--per-example", dest="per_example", help="write one JSON row per example here")
     p.add_argument("--out", help="write the summary JSON here")
+    p.add_argument("--html", help="write the summary as a self-contained HTML page here (plans section included)")
+    p.add_argument("--no-explain", dest="explain", action="store_false",
+                   help="skip the EXPLAIN QUERY PLAN audit of predictions and golds (on by default)")
     p.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="force the progress bar on (default: on for long runs on a terminal)")
     p.add_argument("--progress_bar_for_each_datapoint", dest="progress", action="store_true",
@@ -78,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         mode=args.mode, keep_distinct=args.keep_distinct, plug_value=args.plug_value,
         timeout=args.timeout, workers=args.workers, progress=progress,
         difficulty_path=args.difficulty, ves_iterations=args.ves_iterations, gold_errors=args.gold_errors,
+        explain=args.explain,
     )
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
@@ -85,6 +89,12 @@ def run(args: argparse.Namespace) -> int:
         report.write_per_example(args.per_example)
     if args.out:
         report.write_summary(args.out)
+    if args.html:
+        from sqlcoach.metrics.evaluate import _atomic_write
+        from sqlcoach.metrics.html import summary_html
+
+        cmd = "sqlcoach evaluate " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
+        _atomic_write(args.html, summary_html(report.summary, report.rows(), command=cmd))
     s = report.summary["all"]
     if args.quiet:
         parts = [f"count {s['count']}"]

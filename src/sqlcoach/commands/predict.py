@@ -4,6 +4,8 @@
         [--kind spider] [--n 1] [--temperature 0] [--batch-size 8] [--max-new-tokens 256] \\
         [--template T] [--schema-style S] [--schema-samples N] [--value-retrieval K] [--token-budget N] \\
         [--history questions|predicted|gold] [--backend hf|vllm] [--limit N] [--resume]
+    sqlcoach predict --backend openai --base-url http://127.0.0.1:8000/v1 --model NAME --data D --out OUT \\
+        [--api-key-env OPENAI_API_KEY] [--concurrency 4] [--request-timeout 60] [--max-retries 5] [--max-rps R]
 
 Writes OUT (Spider format: one SQL per line) and OUT with suffix .jsonl (raw outputs, samples,
 votes). The prompt settings default to what the model recorded (``sqlcoach_recipe.json``; an
@@ -16,6 +18,12 @@ afresh, says which settings differ and keeps the old JSONL as OUT.jsonl.stale. M
 interactions), which ``sqlcoach evaluate`` scores with question and interaction match; ``--history
 gold`` (earlier turns' gold SQL in the prompt) is an oracle setting and is labelled as one. ``--n 8``
 samples 8 answers per question and votes by execution result (self-consistency).
+
+``--backend openai`` sends each question's chat messages to any OpenAI-compatible endpoint
+(``sqlcoach serve``, vLLM, a hosted API; ``--model`` is the name it serves) through
+``sqlcoach.generate.api_backend``: bounded concurrency, retries with backoff on 429/5xx, a request
+timeout, an error class per failed example (never a crash), token usage per example in the JSONL,
+and ``--resume`` keyed by content (example + endpoint, model, decoding and prompt settings).
 """
 
 from __future__ import annotations
@@ -51,9 +59,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--history", dest="turn_history", default=None, choices=["questions", "predicted", "gold"],
                    help="multi-turn data: earlier questions only (default), the model's own earlier predictions, "
                         "or the earlier gold SQL (an oracle setting, labelled as such)")
-    p.add_argument("--backend", default="hf", choices=["hf", "vllm"],
+    p.add_argument("--backend", default="hf", choices=["hf", "vllm", "openai"],
                    help="hf: batched HF generate; vllm (GPU): every prompt in one LLM.generate call, a LoRA adapter "
-                   "folder served with enable_lora + LoRARequest (not merged)")
+                   "folder served with enable_lora + LoRARequest (not merged); openai: any OpenAI-compatible endpoint (--base-url)")
+    p.add_argument("--base-url", default=None, help="openai backend: the endpoint, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--api-key-env", default=None,
+                   help="openai backend: environment variable holding the API key (default: OPENAI_API_KEY if set, "
+                   "else no key, as local servers need)")
+    p.add_argument("--concurrency", type=int, default=4, help="openai backend: requests in flight")
+    p.add_argument("--request-timeout", type=float, default=60.0, help="openai backend: seconds per request attempt")
+    p.add_argument("--max-retries", type=int, default=5, help="openai backend: retries on 429/5xx/timeouts/connection errors")
+    p.add_argument("--max-rps", type=float, default=None, help="openai backend: at most this many requests per second")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--device", default="auto")
     p.add_argument("--quantization", default=None, choices=["4bit", "8bit"])
@@ -79,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         examples = examples[: args.limit]
     temperature = args.temperature if args.temperature is not None else (0.8 if args.n > 1 else 0.0)
+    if args.backend == "openai":
+        return _run_openai(args, examples, temperature)
 
     from sqlcoach.generate.predict import predict
     from sqlcoach.models.load import load_model, load_tokenizer
@@ -104,6 +122,45 @@ def run(args: argparse.Namespace) -> int:
         token_budget=recipe.token_budget, turn_history=recipe.turn_history, model_id=args.model,
         workers=args.workers, timeout=args.timeout, seed=args.seed, generate_fn=generate_fn, resume=args.resume,
     )
+    print(summary.line())
+    print(f"wrote {summary.sql_path} and {summary.jsonl_path}")
+    if args.json_out:
+        from dataclasses import asdict
+
+        with open(args.json_out, "w") as fh:
+            json.dump(asdict(summary), fh, indent=2)
+    return 0
+
+
+def api_key_from_env(var: str | None) -> str | None:
+    """The API key: ``$var`` (a ``ConfigError`` when that variable is unset), else ``$OPENAI_API_KEY``
+    when set, else ``None`` (local servers need no key). The key itself is never printed."""
+    import os
+
+    if var:
+        if not os.environ.get(var):
+            raise ConfigError(f"--api-key-env {var}: that environment variable is not set")
+        return os.environ[var]
+    return os.environ.get("OPENAI_API_KEY") or None
+
+
+def _run_openai(args: argparse.Namespace, examples: list, temperature: float) -> int:
+    from sqlcoach.generate.api_backend import predict_api
+    from sqlcoach.generate.openai_client import ChatClient
+    from sqlcoach.prompts.recipe import filled
+
+    if not args.base_url:
+        raise ConfigError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+    if args.n != 1:
+        raise ConfigError("--backend openai predicts one answer per question (--n 1); voting needs a local backend")
+    if args.concurrency < 1:
+        raise ConfigError("--concurrency must be >= 1")
+    template, style, samples = filled(args.template, args.schema_style, args.schema_samples)
+    client = ChatClient(args.base_url, args.model, api_key=api_key_from_env(args.api_key_env),
+                        timeout=args.request_timeout, max_retries=args.max_retries, max_rps=args.max_rps)
+    summary = predict_api(client, examples, args.out, temperature=temperature, top_p=args.top_p,
+                          max_tokens=args.max_new_tokens, seed=args.seed, template=template, schema_style=style,
+                          schema_sample_values=samples, concurrency=args.concurrency, resume=args.resume)
     print(summary.line())
     print(f"wrote {summary.sql_path} and {summary.jsonl_path}")
     if args.json_out:

@@ -16,6 +16,10 @@ from sqlcoach.errors import ConfigError
 
 #: the recipes a comparison can train (``sqlcoach.train.recipes.RECIPES`` has the same keys; a test checks it)
 METHOD_KINDS = ("sft", "dpo", "grpo", "ppo")
+#: methods that are not trained: a model behind an OpenAI-compatible endpoint, evaluated as is
+API_KINDS = ("api",)
+#: what ``overrides`` may set for an ``api`` method (its prompt; decoding stays the comparison's)
+API_OVERRIDES = ("template", "schema_style", "schema_sample_values", "max_rps")
 BUDGETS = ("steps", "seconds", "samples")
 
 
@@ -25,25 +29,100 @@ class MethodSpec:
     recipe; ``config`` is that recipe's YAML (its own keys; ``""``: the recipe's defaults);
     ``overrides`` are recipe keys set on top; ``prepare`` lists ``sqlcoach`` command lines run
     before training, with ``{start}``, ``{world}``, ``{dir}`` (this method's folder), ``{seed}``
-    replaced."""
+    replaced.
+
+    ``method: api`` is a model behind an OpenAI-compatible endpoint (``base_url``, ``model``, the
+    key in the environment variable ``api_key_env``): not trained, predicted through
+    ``sqlcoach.generate.api_backend`` on the same questions and scored exactly as the trained
+    methods; ``overrides`` may set only ``API_OVERRIDES``."""
 
     name: str = ""
     method: str = "sft"
     config: str = ""
     overrides: Any = None
     prepare: list[str] = field(default_factory=list)
+    base_url: str = ""  # method api: e.g. http://127.0.0.1:8000/v1
+    model: str = ""  # method api: the name the endpoint serves
+    api_key_env: str = ""  # method api: environment variable with the key ("" = OPENAI_API_KEY if set, else none)
+    concurrency: int = 4  # method api: requests in flight
+    request_timeout: float = 60.0  # method api: seconds per request attempt
+    max_retries: int = 5  # method api: retries on 429/5xx/timeouts
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("every method needs a name (its label in the report)")
         if not all(c.isalnum() or c in "-_." for c in self.name):
             raise ConfigError(f"method name {self.name!r} may only hold letters, digits, '-', '_' and '.' (it is a folder name)")
-        if self.method not in METHOD_KINDS:
-            raise ConfigError(f"method {self.name}: method must be one of {METHOD_KINDS}, got {self.method!r}")
+        if self.method not in METHOD_KINDS + API_KINDS:
+            raise ConfigError(f"method {self.name}: method must be one of {METHOD_KINDS + API_KINDS}, got {self.method!r}")
         if self.overrides is None:
             self.overrides = {}
         if not isinstance(self.overrides, dict):
             raise ConfigError(f"method {self.name}: overrides must be a mapping of recipe key: value")
+        if self.method in API_KINDS:
+            self._check_api()
+        elif self.base_url or self.model or self.api_key_env:
+            raise ConfigError(f"method {self.name}: base_url, model and api_key_env are for method: api only")
+
+    def _check_api(self) -> None:
+        if not self.base_url or not self.model:
+            raise ConfigError(f"method {self.name}: method api needs base_url (e.g. http://127.0.0.1:8000/v1) and model")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"method {self.name}: base_url must be an http(s) URL, got {self.base_url!r}")
+        if self.config or self.prepare:
+            raise ConfigError(f"method {self.name}: method api is not trained: config and prepare must be empty")
+        bad = sorted(set(self.overrides) - set(API_OVERRIDES))
+        if bad:
+            raise ConfigError(f"method {self.name}: method api overrides may set only {API_OVERRIDES}, not {bad}")
+        if self.concurrency < 1 or self.request_timeout <= 0 or self.max_retries < 0:
+            raise ConfigError(f"method {self.name}: concurrency >= 1, request_timeout > 0, max_retries >= 0")
+
+
+@dataclass
+class ApiPrice:
+    """What one API model costs: dollars per million input (prompt) and output (completion)
+    tokens, and what fine-tuning it cost, if it was (``train_usd``; 0 for a model used as is)."""
+
+    input_per_m: float = 0.0
+    output_per_m: float = 0.0
+    train_usd: float = 0.0
+
+    def __post_init__(self) -> None:
+        if min(self.input_per_m, self.output_per_m, self.train_usd) < 0:
+            raise ConfigError("API prices must be >= 0")
+
+
+@dataclass
+class PriceTable:
+    """The prices of a comparison's report columns ($ to train, $ per 1,000 predictions).
+
+    ``train_per_hour`` / ``predict_per_hour``: dollars per hour of the machine that trains and
+    that predicts with local models (a GPU-hour or a CPU-hour: ``hardware`` says which; seed 004's
+    example is an NVIDIA A40 at $0.475/h). ``api``: method name (or served model name) -> its
+    ``ApiPrice``. An unset price leaves its cells empty: nothing is invented."""
+
+    hardware: str = ""
+    train_per_hour: float | None = None
+    predict_per_hour: float | None = None
+    api: Any = None
+
+    def __post_init__(self) -> None:
+        for k in ("train_per_hour", "predict_per_hour"):
+            v = getattr(self, k)
+            if v is not None and v < 0:
+                raise ConfigError(f"prices.{k} must be >= 0 or null")
+        raw = self.api or {}
+        if not isinstance(raw, dict):
+            raise ConfigError("prices.api must map a method (or model) name to {input_per_m, output_per_m, train_usd}")
+        for k, v in raw.items():
+            if not isinstance(v, (dict, ApiPrice)):
+                raise ConfigError(f"prices.api.{k} must be a mapping {{input_per_m, output_per_m, train_usd}}")
+        self.api = {str(k): v if isinstance(v, ApiPrice) else build_config(ApiPrice, v, source=f"prices.api.{k}")
+                    for k, v in raw.items()}
+
+    def for_api(self, name: str, model: str) -> ApiPrice | None:
+        """The price of an API method: by its method name, else by its served model name."""
+        return self.api.get(name) or self.api.get(model)
 
 
 @dataclass
@@ -91,6 +170,8 @@ class CompareConfig:
     threads: int | None = 1  # OMP_NUM_THREADS of each child process (None: inherit)
     # what to compare
     methods: Any = None
+    # $ per machine-hour and per million API tokens (PriceTable; null: no cost columns)
+    prices: Any = None
 
     def __post_init__(self) -> None:
         if self.budget not in BUDGETS:
@@ -139,6 +220,10 @@ class CompareConfig:
         if dup or "start" in names:
             raise ConfigError(f"method names must be unique and not 'start' (reserved for the start row): {dup or ['start']}")
         self.methods = specs
+        if self.prices is not None and not isinstance(self.prices, PriceTable):
+            if not isinstance(self.prices, dict):
+                raise ConfigError("prices must be a mapping (hardware, train_per_hour, predict_per_hour, api)")
+            self.prices = build_config(PriceTable, self.prices, source="prices")
         if self.seeds is not None:
             if not isinstance(self.seeds, list) or not self.seeds or not all(isinstance(x, int) for x in self.seeds):
                 raise ConfigError(f"seeds must be a non-empty list of integers or null, got {self.seeds!r}")

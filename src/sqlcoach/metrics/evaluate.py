@@ -104,6 +104,7 @@ def evaluate_pairs(
     interactions: Sequence[int] | None = None,
     ves_iterations: int | None = None,
     gold_errors: str = "count",
+    explain: bool = True,
 ) -> EvalReport:
     """Score ``preds[i]`` against ``golds[i] = (gold_sql, db_id)``.
 
@@ -115,6 +116,8 @@ def evaluate_pairs(
     ``exclude`` (left out of the denominator); the summary shows both figures either way.
     A database folder holding ``fills.json`` (synthetic fills) scores its examples test-suite
     style and marks an example ``unmeasurable`` when its gold returns no row on any fill.
+    ``explain``: the EXPLAIN QUERY PLAN audit (``sqlcoach.metrics.plans``) of every executed prediction and gold,
+    per example (``plan_pred``, ``plan_gold``, ``plan_worse``) and in ``summary["plans"]``.
     Never raises because of a prediction; raises ``ConfigError`` for bad options, ``DataError`` for lengths.
     """
     _check_options(etype, mode)
@@ -155,6 +158,7 @@ def evaluate_pairs(
 
     outcomes = None
     bird_extra: dict[str, Any] = {}
+    plans: tuple[list[Any], list[Any]] | None = None
     if etype in ("all", "exec"):
         own_pool = pool is None
         if own_pool:
@@ -167,6 +171,8 @@ def evaluate_pairs(
             )
             if mode == "bird":
                 bird_extra = _bird_extras(outcomes, files, pool, ves_iterations, progress)
+            if explain:
+                plans = _plans(outcomes, preds, gold_sqls, files, pool, mode)
         finally:
             if own_pool:
                 pool.close()
@@ -187,6 +193,9 @@ def evaluate_pairs(
             extra["soft_f1"] = round(bird_extra["soft_f1_each"][i], 6)
             if "ratios" in bird_extra:
                 extra["time_ratio"] = round(bird_extra["ratios"][i], 6)
+        if plans is not None:
+            pp, gp = plans[0][i], plans[1][i]
+            extra.update(plan_pred=pp, plan_gold=gp, plan_worse=_plan_worse(pp, gp) if o.ex else None)
         verdicts.append(
             Verdict(i, db_ids[i], o.ex, em, hard, diff, o.error, o.message, o.seconds, extra)
         )
@@ -198,6 +207,10 @@ def evaluate_pairs(
     }
     if outcomes is None:
         extra_summary["note"] = "etype=match: EX not computed"
+    if plans is not None:
+        from sqlcoach.metrics.plans import summarize_plans
+
+        extra_summary["plans"] = summarize_plans(plans[0], plans[1], [v.ex for v in verdicts])
     if bird_extra:
         extra_summary["bird"] = {k: v for k, v in bird_extra.items() if k not in ("soft_f1_each", "ratios")}
     summary = summarize(verdicts, interactions=interactions, extra=extra_summary, gold_errors=gold_errors)
@@ -207,6 +220,32 @@ def evaluate_pairs(
         summary["executes"] = None
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     return EvalReport(verdicts, summary, warnings, list(preds), gold_sqls)
+
+
+def _plans(outcomes: Sequence[Any], preds: Sequence[str], golds: Sequence[str], files: Sequence[Sequence[str]],
+           pool: ExecutorPool, mode: str) -> tuple[list[Any], list[Any]]:
+    """Plan features of every prediction that executed and every gold that executed, on the
+    example's first database file. The SQL explained is the SQL as written (after the official
+    scorer's lexical clean-up in spider mode, but keeping DISTINCT: its sort is part of the plan)."""
+    from sqlcoach.metrics.ex import prepare
+    from sqlcoach.metrics.plans import explain_plans
+
+    pred_jobs: list[tuple[str, str] | None] = []
+    gold_jobs: list[tuple[str, str] | None] = []
+    for o, p, g, f in zip(outcomes, preds, golds, files):
+        gold_ran = bool(f) and o.gold_result is not None and o.gold_result.ok
+        pred_ran = gold_ran and o.error in (None, "wrong_result")
+        wp, wg, _ = prepare(p or "", g or "", mode=mode, keep_distinct=True)
+        pred_jobs.append((f[0], wp) if pred_ran else None)
+        gold_jobs.append((f[0], wg) if gold_ran else None)
+    return explain_plans(pool, pred_jobs), explain_plans(pool, gold_jobs, cache=True)
+
+
+def _plan_worse(pp: Any, gp: Any) -> bool | None:
+    from sqlcoach.metrics.plans import worse
+
+    ok = isinstance(pp, dict) and isinstance(gp, dict) and "error" not in pp and "error" not in gp
+    return worse(pp, gp) if ok else None
 
 
 def _bird_extras(

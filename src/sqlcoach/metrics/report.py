@@ -137,6 +137,11 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append("")
         parts = [f"{k} {v:.2f}" for k, v in bird.items() if isinstance(v, (int, float)) and k != "iterations"]
         lines.append("BIRD: " + "  ".join(parts) + (f"  (VES timing: {bird['iterations']} iterations)" if "iterations" in bird else ""))
+    if summary.get("plans"):
+        from sqlcoach.metrics.plans import format_plans
+
+        lines.append("")
+        lines.append(format_plans(summary["plans"]))
     errs = {k: v for k, v in summary.get("errors", {}).items() if v}
     lines.append("")
     scored = summary["all"]["scored"]

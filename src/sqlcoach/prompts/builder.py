@@ -15,7 +15,7 @@ build_rl_rows``: GRPO, PPO)            RL columns (``RL_COLUMNS``); the rows are
                                        (see ``rl_rows`` for what that means for the skip list).
 Renamed SFT copies                     ``schema`` (the cached ``Schema`` object, to rename) and
 (``train.augment.renamed_rows``)       ``sft_row_for_schema`` (render a row from a renamed schema).
-Prediction text                        ``prediction_text``: *lenient*. An absent database gives an empty
+Prediction text                        ``prediction_text`` (and ``prediction_messages``): *lenient*. An absent database gives an empty
 (``generate.predict``)                 schema; an unreadable one an empty schema and one warning on stderr
                                        per database; a ``DataError`` from the template a warning and the
                                        ``minimal`` template instead. Never skips an example.
@@ -372,13 +372,18 @@ class PromptBuilder:
         with the anonymized template's placeholders) a warning and the ``minimal`` template."""
         from sqlcoach.prompts.chat import to_text
 
+        return to_text(self.prediction_messages(ex), tokenizer)
+
+    def prediction_messages(self, ex: Any) -> list[dict]:
+        """The chat messages :meth:`prediction_text` formats (what a chat endpoint is sent), under
+        the same lenient rule: empty schema for an absent/unreadable database, the ``minimal``
+        template when the builder's template raises ``DataError``. Never fails on the data."""
         text, values = self.lenient_example_text(ex)
         try:
-            messages = self.render(ex, text, values)
+            return list(self.render(ex, text, values))
         except DataError as exc:  # e.g. names that clash with the anonymized template's placeholders
             print(f"warning: {ex.id}: {exc}; prompting with the minimal template instead", file=sys.stderr)
-            messages = self.render(ex, text, values, "minimal")
-        return to_text(messages, tokenizer)
+            return list(self.render(ex, text, values, "minimal"))
 
     def prediction_texts(self, examples: Any, tokenizer: Any) -> list[str]:
         """:meth:`prediction_text` of each example."""

@@ -312,6 +312,8 @@ def _child_eval(job: dict[str, Any]) -> dict[str, Any]:
     # eval_limit: a sample stratified over the split's databases, never "the first N" (dev files
     # are grouped by database, so the first 200 came from 2 of 5 databases)
     examples = stratified(load_examples(job["data_kind"], job["world"], job["eval_split"]), job.get("eval_limit"))
+    if job.get("api"):
+        return _child_eval_api(job, examples)
     pred_path, device = Path(job["pred_path"]), job["device"]
 
     def score(exs: list[Any], path: Path) -> Any:
@@ -339,7 +341,7 @@ def _child_eval(job: dict[str, Any]) -> dict[str, Any]:
     return {
         "status": "ok", "questions": len(examples), "summary": _jsonable(main.report.summary),
         "generated_tokens": summ.generated_tokens, "generated_tokens_per_s": summ.tokens_per_s,
-        "examples_per_s": summ.examples_per_s, "predict_seconds": summ.seconds,
+        "examples_per_s": summ.examples_per_s, "predict_seconds": summ.seconds, "prompt_tokens": summ.prompt_tokens,
         "peak_rss_mb_eval": round(mem.rss_mb, 1),
         "peak_cuda_mb_eval": round(mem.cuda_mb, 1) if mem.cuda_mb is not None else None,
         "samples": main.samples, "pred_path": str(pred_path), "seen": seen,
@@ -362,6 +364,38 @@ def by_database(verdicts: list[Any]) -> dict[str, dict[str, Any]]:
         d["n"] += 1
         d["correct"] += int(bool(v.ex))
     return {k: {"n": d["n"], "ex": d["correct"] / d["n"]} for k, d in sorted(out.items())}
+
+
+def _child_eval_api(job: dict[str, Any], examples: list[Any]) -> dict[str, Any]:
+    """An ``api`` method's evaluation: the same questions through its endpoint, scored as the others."""
+    import os
+
+    from sqlcoach.generate.openai_client import ChatClient
+    from sqlcoach.pipelines.evaluate import api_predict_and_score
+
+    api = job["api"]
+    key_var = api.get("api_key_env") or ""
+    if key_var and not os.environ.get(key_var):
+        raise ConfigError(f"method {job['name']}: api_key_env {key_var} is not set in the environment")
+    key = os.environ.get(key_var) if key_var else os.environ.get("OPENAI_API_KEY")
+    client = ChatClient(api["base_url"], api["model"], api_key=key or None, timeout=api["request_timeout"],
+                        max_retries=api["max_retries"], max_rps=api.get("max_rps"))
+    main = api_predict_and_score(
+        client, examples, Path(job["pred_path"]), template=job["template"], schema_style=job["schema_style"],
+        schema_sample_values=job["schema_sample_values"], max_new_tokens=job["max_new_tokens"], seed=job["seed"],
+        concurrency=api["concurrency"], tables_path=Path(job["world"]) / "tables.json", progress=False, samples=6)
+    print(main.report.table(), flush=True)
+    summ = main.predict
+    print(summ.line(), flush=True)
+    return {
+        "status": "ok", "questions": len(examples), "summary": _jsonable(main.report.summary),
+        "generated_tokens": summ.completion_tokens, "prompt_tokens": summ.prompt_tokens,
+        "usage_known": summ.usage_known, "api_errors": summ.errors, "api_retries": summ.retries,
+        "examples_per_s": summ.examples_per_s, "predict_seconds": summ.seconds,
+        "generated_tokens_per_s": summ.tokens_per_s, "samples": main.samples, "pred_path": str(job["pred_path"]),
+        "seen": None, "api": {"base_url": api["base_url"], "model": api["model"]},
+        "per_question": per_question(main.report.verdicts), "by_db": by_database(main.report.verdicts),
+    }
 
 
 def _child_start(job: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,11 @@ EX and EM overall, EX per hardness, the share of predictions that execute, and t
 ``html_page(report)`` holds the same tables and the figures of ``sqlcoach.runtime.plots`` as inline
 PNG data URIs, with inline CSS and no script: the file opens from disk with no server and no
 network. ``write_reports(report, out)`` writes all three files.
+
+Two more tables follow the methods: **cost** (``cost_cells``: $ to train, $ per 1,000
+predictions and tokens per question, from the config's ``prices``) and **plans** (``plan_cells``:
+from each evaluation's EXPLAIN QUERY PLAN audit, how often a method's SQL is correct but plans
+worse than the gold's, and the plan features of its predictions against the golds').
 """
 
 from __future__ import annotations
@@ -68,6 +73,102 @@ def method_cells(row: dict[str, Any], show_seed: bool = False) -> list[str]:
         _pct(((ev.get("seen") or {}).get("summary") or {}).get("executes")),
         _num(rc[-1][1], "{:.3f}") if rc else "-",
     ]
+
+
+COST_COLUMNS = ("method", "EX", "questions", "$ to train", "$ per 1,000 predictions", "tokens per question (in+out)",
+                "priced as")
+
+
+def _usd(x: float | None) -> str:
+    return "-" if x is None else (f"{x:.4f}" if x < 1 else f"{x:.2f}")
+
+
+def cost_cells(row: dict[str, Any], prices: dict[str, Any] | None) -> list[str]:
+    """One row of the cost table (``COST_COLUMNS``); a price the config does not give is ``-``.
+
+    Trained methods: $ to train = (preparation + training process seconds) / 3600 x
+    ``train_per_hour``; $ per 1,000 predictions = prediction seconds per question x 1000 / 3600 x
+    ``predict_per_hour`` (generation only: model loading is not a per-prediction cost).
+    API methods: $ to train = the price entry's ``train_usd``; $ per 1,000 predictions = the mean
+    prompt and completion tokens per question (from the responses' usage) x $ per 1M tokens x 1000.
+    Tokens per question: prompt + generated tokens over the evaluation questions."""
+    prices = prices or {}
+    t = row.get("train") or {}
+    ev = row.get("eval") or {}
+    n = ev.get("questions")
+    s = (ev.get("summary") or {}).get("all") or {}
+    is_api = row.get("method") == "api"
+    pin, pout = ev.get("prompt_tokens"), ev.get("generated_tokens")
+    per_q_n = ev.get("usage_known") if is_api else n
+    tok = (f"{pin / per_q_n:.0f}+{pout / per_q_n:.0f}"
+           if isinstance(pin, (int, float)) and isinstance(pout, (int, float)) and per_q_n else "-")
+    train_usd = per_1k = None
+    priced = "-"
+    if is_api:
+        spec = row.get("config") or {}
+        api = prices.get("api") or {}
+        price = api.get(row.get("name")) or api.get(spec.get("model"))
+        if price:
+            priced = f"${price['input_per_m']:g}/${price['output_per_m']:g} per 1M tokens in/out"
+            train_usd = float(price.get("train_usd") or 0.0)
+            if tok != "-":
+                per_q = (pin * price["input_per_m"] + pout * price["output_per_m"]) / 1e6 / per_q_n
+                per_1k = per_q * 1000
+    else:
+        hw = prices.get("hardware") or "machine"
+        tph, pph = prices.get("train_per_hour"), prices.get("predict_per_hour")
+        secs = [t.get("prepare_seconds"), t.get("process_seconds")] if row.get("train") else []
+        nums = [float(x) for x in secs if isinstance(x, (int, float))]
+        if tph is not None and nums:
+            train_usd = sum(nums) / 3600 * tph
+        ps = ev.get("predict_seconds")
+        if pph is not None and isinstance(ps, (int, float)) and n:
+            per_1k = ps / n * 1000 / 3600 * pph
+        if tph is not None or pph is not None:
+            priced = f"{hw}: " + ", ".join(f"{k} ${v:g}/h" for k, v in (("train", tph), ("predict", pph)) if v is not None)
+    return [row.get("name", "?"), _pct(s.get("ex")), str(n) if n is not None else "-", _usd(train_usd), _usd(per_1k),
+            tok, priced]
+
+
+PLAN_COLUMNS = ("method", "correct", "compared with gold plan", "correct but worse plan", "share",
+                "full scans pred/gold", "temp B-trees pred/gold", "automatic indexes pred/gold",
+                "correlated subqueries pred/gold")
+
+
+def plan_cells(row: dict[str, Any]) -> list[str] | None:
+    """One row of the plans table (``PLAN_COLUMNS``), ``None`` when the evaluation has no audit.
+    Feature cells count the queries having the feature, among explained predictions / golds."""
+    s = ((row.get("eval") or {}).get("summary") or {})
+    pl = s.get("plans")
+    if not pl:
+        return None
+    f = pl["features"]
+    correct = round(((s.get("all") or {}).get("ex") or 0) * ((s.get("all") or {}).get("scored") or 0))
+    return [row.get("name", "?"), str(correct), str(pl["correct_compared"]), str(pl["correct_but_worse"]),
+            _pct(pl.get("correct_but_worse_share")),
+            *(f"{f[k]['pred']}/{f[k]['gold']}" for k in ("full_scans", "temp_btrees", "automatic_indexes",
+                                                         "correlated_subqueries"))]
+
+
+def _md(columns: tuple[str, ...], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def cost_and_plan_tables(report: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
+    prices = (report.get("config") or {}).get("prices")
+    ok = [r for r in report["methods"] if r.get("status") == "ok"]
+    multi = _multi_seed(report)
+
+    def named(cells: list[str] | None, r: dict[str, Any]) -> list[str] | None:  # one row per run: say whose seed
+        if cells and multi and r.get("seed") is not None:
+            cells = [f"{cells[0]} seed {r['seed']}", *cells[1:]]
+        return cells
+
+    costs = [named(cost_cells(r, prices), r) for r in ok]
+    plans = [c for c in (named(plan_cells(r), r) for r in ok) if c]
+    return costs, plans
 
 
 def total_seconds(row: dict[str, Any]) -> float | None:
@@ -179,6 +280,13 @@ def markdown(report: dict[str, Any]) -> str:
     s000 = seed000_markdown(report)
     if s000:
         parts += [s000, ""]
+    costs, plans = cost_and_plan_tables(report)
+    if costs:
+        parts += ["## Cost", "", _md(COST_COLUMNS, costs), ""]
+    if plans:
+        parts += ["## Plans (EXPLAIN QUERY PLAN)", "", _md(PLAN_COLUMNS, plans), "",
+                  "correct but worse plan: EX-correct, and at least as many full scans, temp B-trees, automatic "
+                  "indexes, correlated subqueries and loops as the gold's plan, more of one.", ""]
     return "\n".join(parts)
 
 
@@ -236,6 +344,18 @@ def html_page(report: dict[str, Any]) -> str:
         p.append("<tr>" + "".join(f"<td class='l'>{esc(c)}</td>" if i == 0 else f"<td>{esc(c)}</td>"
                                   for i, c in enumerate(cells)) + "</tr>")
     p.append("</table>")
+    costs, plans = cost_and_plan_tables(report)
+    for title, cols, rows in (("Cost", COST_COLUMNS, costs), ("Plans (EXPLAIN QUERY PLAN)", PLAN_COLUMNS, plans)):
+        if rows:
+            p.append(f"<h2>{esc(title)}</h2><table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr>")
+            left = {0, len(cols) - 1} if title == "Cost" else {0}  # names and the "priced as" text
+            for r in rows:
+                p.append("<tr>" + "".join(f"<td class='l'>{esc(c)}</td>" if i in left else f"<td>{esc(c)}</td>"
+                                          for i, c in enumerate(r)) + "</tr>")
+            p.append("</table>")
+    if plans:
+        p.append("<p>correct but worse plan: EX-correct, and at least as many full scans, temp B-trees, automatic "
+                 "indexes, correlated subqueries and loops as the gold's plan, more of one.</p>")
     seeds = (report.get("across_seeds") or {}).get("seeds") or []
     # per-run figures show the first seed's runs (one bar or curve per method); the intervals are above
     figs = plots.all_figures([r for r in report["methods"] if r.get("seed") in (None, *seeds[:1])])

@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlcoach.config.compare import CompareConfig, MethodSpec
+from sqlcoach.config.compare import API_KINDS, CompareConfig, MethodSpec
 from sqlcoach.errors import ConfigError
 from sqlcoach.pipelines.compare import jobs
 from sqlcoach.pipelines.compare.jobs import _jsonable, read_json, write_json
@@ -164,6 +164,8 @@ def run_compare(cfg: CompareConfig, out: str | Path, *, log: Callable[[str], Non
         cfg_s = dataclasses.replace(cfg, seed=seed) if seed != cfg.seed else cfg
         base_s = dict(base, seed=seed)
         for spec in cfg.methods:
+            if spec.method in API_KINDS and seed != seeds[0]:
+                continue  # nothing trained: like the start, one greedy evaluation stands for every seed
             rows.append(_run_method(cfg_s, spec, base_s, out, fingerprint, start, log,
                                     seed_dir=f"seed{seed}" if len(seeds) > 1 else None))
     report = {
@@ -240,6 +242,8 @@ def _run_method(cfg: CompareConfig, spec: MethodSpec | None, base: dict[str, Any
     its result row. With several seeds each run lives in ``methods/<name>/<seed_dir>``."""
     name = "start" if spec is None else spec.name
     mdir = out / "methods" / name / (seed_dir or "")
+    if spec is not None and spec.method in API_KINDS:
+        return _run_api_method(cfg, spec, base, mdir, log)
     h = method_hash(cfg, spec, fingerprint)
     done = read_json(mdir / "result.json")
     label = f"{name} (seed {cfg.seed})" if seed_dir else name
@@ -268,6 +272,35 @@ def _run_method(cfg: CompareConfig, spec: MethodSpec | None, base: dict[str, Any
     return _finish(row, mdir, log, f"{name}: EX {_pct(all_.get('ex'))} EM {_pct(all_.get('em'))} on {ev['questions']} questions; "
                    f"executes {_pct(ev['summary'].get('executes'))}"
                    + (f"; seen databases: EX {_pct(seen['summary']['all'].get('ex'))} on {seen['questions']}" if seen else ""))
+
+
+def _run_api_method(cfg: CompareConfig, spec: MethodSpec, base: dict[str, Any], mdir: Path,
+                    log: Callable[[str], None]) -> dict[str, Any]:
+    """An ``api`` method: no training; its endpoint answers the evaluation questions (resumed by
+    content inside the child, so a rerun pays only for what is missing), scored as the others.
+    Its hash leaves the start checkpoint out: a new start does not re-buy the API's answers."""
+    h = method_hash(cfg, spec, None)
+    done = read_json(mdir / "result.json")
+    if done and done.get("config_hash") == h and done.get("status") == "ok":
+        log(f"{spec.name}: done already (result.json matches config hash {h}); skipping")
+        return done
+    row: dict[str, Any] = {"name": spec.name, "method": spec.method, "config_hash": h, "config": dataclasses.asdict(spec)}
+    mdir.mkdir(parents=True, exist_ok=True)
+    prompt = {k: spec.overrides[k] for k in ("template", "schema_style", "schema_sample_values") if k in spec.overrides}
+    api = {"base_url": spec.base_url, "model": spec.model, "api_key_env": spec.api_key_env,
+           "concurrency": spec.concurrency, "request_timeout": spec.request_timeout, "max_retries": spec.max_retries,
+           "max_rps": spec.overrides.get("max_rps")}
+    log(f"{spec.name}: evaluating {spec.model} at {spec.base_url} (API, not trained)")
+    ev = jobs.run_child("eval", dict(base, **prompt, name=spec.name, api=api, pred_path=str(mdir / "pred.sql")), mdir,
+                        log=log, threads=cfg.threads)
+    if ev.get("status") != "ok":
+        row.update(status=ev.get("status"), train=None, eval=ev)
+        return _finish(row, mdir, log, f"{spec.name}: evaluation {ev.get('status')} (log: {ev.get('log')})")
+    row.update(status="ok", train=None, eval=ev)
+    errs = {k: v for k, v in (ev.get("api_errors") or {}).items() if v}
+    return _finish(row, mdir, log, f"{spec.name}: EX {_pct(ev['summary']['all'].get('ex'))} on {ev['questions']} "
+                   f"questions; {ev.get('prompt_tokens')} prompt + {ev.get('generated_tokens')} completion tokens"
+                   + (f"; request errors {errs}" if errs else ""))
 
 
 def _pct(x: Any) -> str:

@@ -1,0 +1,206 @@
+"""Predict SQL through any OpenAI-compatible chat endpoint (``sqlcoach predict --backend openai``).
+
+``predict_api(client, examples, out_path, ...)`` writes the same two files as
+``sqlcoach.generate.predict.predict``:
+
+* ``out_path``: one SQL per example, in example order (an empty line for an example without SQL,
+  including one whose request failed: the scorer then counts it as ``no_sql``);
+* ``out_path.with_suffix(".jsonl")``: one record per example, appended and flushed as each answer
+  arrives: ``index, id, db_id, key, raw, sql, error, message, attempts, status, usage
+  {prompt_tokens, completion_tokens}, finish_reason, seconds``. ``error`` is ``None`` or a class
+  of ``openai_client.API_ERRORS``.
+
+Every example gets a prediction or an error class: a failed request never stops the run.
+Requests go out ``concurrency`` at a time with the client's retries, backoff and deadline
+(``sqlcoach.generate.openai_client``). The prompt is ``PromptBuilder.prediction_messages`` sent
+as chat messages (the server applies its own chat template); SQL is pulled out of the reply by
+``sqlcoach.sql.extract.extract_sql`` as for local models.
+
+Resume (``resume=True``) is keyed by content (``sqlcoach.generate.keys.resume_key``: the
+example's identity + a hash of base URL, model, decoding and prompt settings): a record is kept
+only when it succeeded and its key is this run's key for some example; failed examples and every
+example whose settings changed are requested again. Without ``resume`` the files are replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlcoach.generate.openai_client import API_ERRORS, ChatClient, ChatResult, run_requests
+from sqlcoach.types import Example
+
+
+@dataclass
+class ApiPredictSummary:
+    """What an API prediction run did; ``errors`` counts the examples per error class (all of
+    them, resumed ones included: a resumed record has none)."""
+
+    examples: int
+    predicted_now: int
+    resumed: int
+    seconds: float
+    prompt_tokens: int
+    completion_tokens: int
+    usage_known: int  # examples whose response carried usage
+    examples_per_s: float
+    retries: int
+    errors: dict[str, int]
+    sql_path: str
+    jsonl_path: str
+    dropped: int = 0  # records of the JSONL not reused (failed, or other settings / examples)
+    bad_lines: list[str] = field(default_factory=list)
+    # the same names as PredictSummary, so that code reading either keeps working
+    generated_tokens: int = 0
+    tokens_per_s: float = 0.0
+
+    def line(self) -> str:
+        errs = ", ".join(f"{k} {v}" for k, v in self.errors.items() if v) or "none"
+        return (f"requested {self.predicted_now} examples ({self.resumed} resumed from the JSONL) in {self.seconds:.1f}s: "
+                f"{self.examples_per_s:.2f} examples/s, {self.retries} retries; tokens: {self.prompt_tokens} prompt + "
+                f"{self.completion_tokens} completion ({self.usage_known} of {self.examples} with usage); errors: {errs}")
+
+
+def api_settings(client: ChatClient, *, temperature: float, top_p: float, max_tokens: int, seed: int | None,
+                 template: str, schema_style: str, schema_sample_values: int) -> dict[str, Any]:
+    """The settings that decide an API answer: what the resume key hashes."""
+    return {"backend": "openai", "base_url": client.base_url, "model": client.model, "temperature": temperature,
+            "top_p": top_p, "max_tokens": max_tokens, "seed": seed, "template": template,
+            "schema_style": schema_style, "schema_sample_values": schema_sample_values}
+
+
+def read_records(jsonl: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every readable record of a JSONL (in file order) and ``path:line: reason`` per bad line."""
+    recs: list[dict[str, Any]] = []
+    bad: list[str] = []
+    if not jsonl.exists():
+        return recs, bad
+    with jsonl.open(encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
+                    raise ValueError("no key")
+            except ValueError as exc:
+                bad.append(f"{jsonl}:{lineno}: unreadable record ({exc.__class__.__name__}); requesting it again")
+                continue
+            recs.append(rec)
+    return recs, bad
+
+
+def reusable(records: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[int, dict[str, Any]]:
+    """index -> record to keep on resume: the last successful record per key, for the keys of
+    this run (re-indexed to this run's example order)."""
+    by_key: dict[str, dict[str, Any]] = {}
+    for rec in records:
+        if rec.get("error") is None and isinstance(rec.get("sql"), str):
+            by_key[rec["key"]] = rec
+    out = {}
+    for i, k in enumerate(keys):
+        if k in by_key:
+            out[i] = dict(by_key[k], index=i)
+    return out
+
+
+def predict_api(
+    client: ChatClient,
+    examples: Sequence[Example],
+    out_path: str | Path,
+    *,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    max_tokens: int = 256,
+    seed: int | None = None,
+    template: str = "sql_terminal",
+    schema_style: str = "compact",
+    schema_sample_values: int = 3,
+    concurrency: int = 4,
+    resume: bool = False,
+    progress: bool = True,
+) -> ApiPredictSummary:
+    """Predict every example through ``client``; see the module docstring for files and resume."""
+    from sqlcoach.generate.keys import resume_key, settings_hash
+    from sqlcoach.generate.predict import _choose, _rewrite, one_line
+    from sqlcoach.prompts.builder import PromptBuilder
+    from sqlcoach.sql.extract import extract_sql
+
+    builder = PromptBuilder(template, schema_style, schema_sample_values)  # checks the names first
+    h = settings_hash(api_settings(client, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
+                                   template=template, schema_style=schema_style,
+                                   schema_sample_values=schema_sample_values))
+    keys = [resume_key(ex, h) for ex in examples]
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    jsonl = out.with_suffix(".jsonl") if out.suffix != ".jsonl" else out.with_suffix(".records.jsonl")
+    if not resume:
+        for old in (out, jsonl):
+            old.unlink(missing_ok=True)
+    records, bad = read_records(jsonl)
+    for b in bad:
+        print(f"warning: {b}", file=sys.stderr)
+    done = reusable(records, keys)
+    dropped = len(records) - len(done)
+    _rewrite(jsonl, [done[i] for i in sorted(done)])  # only what this run reuses stays in the file
+    todo = [i for i in range(len(examples)) if i not in done]
+    resumed = len(done)
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"predict ({client.model})", unit="ex", file=sys.stderr)
+
+    def call(i: int) -> ChatResult:
+        return client.chat(builder.prediction_messages(examples[i]), max_tokens=max_tokens,
+                           temperature=temperature, top_p=top_p, seed=seed)
+
+    t0 = time.monotonic()
+    retries = 0
+    with jsonl.open("a", encoding="utf-8") as fh:
+
+        def on_result(i: int, res: ChatResult) -> None:
+            nonlocal retries
+            retries += max(0, res.attempts - 1)
+            ex = examples[i]
+            if res.ok:
+                rec = _choose([i], [ex], [[res.text]], extract_sql, 1, None, template)[0]  # type: ignore[arg-type]
+            else:
+                rec = {"index": i, "id": ex.id, "db_id": ex.db_id, "raw": "", "sql": ""}
+            rec.update(key=keys[i], error=res.error, message=res.message, attempts=res.attempts, status=res.status,
+                       usage=res.usage(), finish_reason=res.finish_reason, seconds=res.seconds)
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+            done[i] = rec
+
+        try:
+            run_requests(todo, call, on_result, concurrency=concurrency, progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
+    secs = time.monotonic() - t0
+    lines = [one_line(done[i]["sql"]) if i in done else "" for i in range(len(examples))]
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    os.replace(tmp, out)
+    errors = {e: 0 for e in API_ERRORS}
+    for rec in done.values():
+        if rec.get("error"):
+            errors[rec["error"]] = errors.get(rec["error"], 0) + 1
+    usages = [rec.get("usage") or {} for rec in done.values()]
+    known = [u for u in usages if u.get("prompt_tokens") is not None and u.get("completion_tokens") is not None]
+    comp = sum(int(u["completion_tokens"]) for u in known)
+    return ApiPredictSummary(
+        examples=len(examples), predicted_now=len(todo), resumed=resumed, seconds=round(secs, 3),
+        prompt_tokens=sum(int(u["prompt_tokens"]) for u in known), completion_tokens=comp, usage_known=len(known),
+        examples_per_s=round(len(todo) / secs, 3) if secs > 0 else 0.0, retries=retries, errors=errors,
+        sql_path=str(out), jsonl_path=str(jsonl), dropped=dropped, bad_lines=bad,
+        generated_tokens=comp, tokens_per_s=round(comp / secs, 2) if secs > 0 else 0.0,
+    )

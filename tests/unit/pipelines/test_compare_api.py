@@ -1,0 +1,114 @@
+"""`method: api` rows in a comparison: a fake OpenAI-compatible endpoint answers the evaluation
+questions in a real child process; the row is scored by the same scorer as trained methods, gets
+cost cells from the price table, a plans row, and is not asked again on a rerun."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from fake_openai import FakeOpenAI  # noqa: E402
+
+from sqlcoach.config import build_config  # noqa: E402
+from sqlcoach.config.compare import CompareConfig  # noqa: E402
+from sqlcoach.errors import ConfigError  # noqa: E402
+from sqlcoach.pipelines.compare import run_compare  # noqa: E402
+from sqlcoach.pipelines.compare.report import cost_cells  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from sqlcoach.data.world import build_world
+
+    out = tmp_path_factory.mktemp("w") / "world"
+    build_world(out, seed=0, n_train=20, n_dev=8, progress=False)
+    return out
+
+
+def _responder(world):
+    from sqlcoach.data import load_examples
+
+    exs = load_examples("spider", str(world), "dev")
+    golds = {ex.question: ex.gold_sql for ex in exs}
+    order = list(golds)
+
+    def responder(req, n):
+        text = req["messages"][-1]["content"]
+        q = next(q for q in golds if q in text)
+        k = order.index(q)
+        if k == 1 and n < 3:
+            return ("status", 429, "", {"Retry-After": "0.05"})
+        sql = golds[q] if k % 2 == 0 else "SELECT 1"
+        return ("ok", sql, {"prompt_tokens": 100, "completion_tokens": 20})
+
+    return responder
+
+
+def test_api_method_validation(tmp_path):
+    base = dict(start=str(tmp_path), world=str(tmp_path))
+    with pytest.raises(ConfigError, match="needs base_url"):
+        build_config(CompareConfig, dict(base, methods=[{"name": "a", "method": "api"}]))
+    with pytest.raises(ConfigError, match="not trained"):
+        build_config(CompareConfig, dict(base, methods=[{"name": "a", "method": "api", "base_url": "http://x/v1",
+                                                          "model": "m", "config": "configs/sft/demo.yaml"}]))
+    with pytest.raises(ConfigError, match="overrides may set only"):
+        build_config(CompareConfig, dict(base, methods=[{"name": "a", "method": "api", "base_url": "http://x/v1",
+                                                          "model": "m", "overrides": {"learning_rate": 1}}]))
+    with pytest.raises(ConfigError, match="for method: api only"):
+        build_config(CompareConfig, dict(base, methods=[{"name": "a", "method": "sft", "base_url": "http://x/v1"}]))
+    with pytest.raises(ConfigError, match="prices.api.a"):
+        build_config(CompareConfig, dict(base, methods=[{"name": "a", "method": "sft"}],
+                                         prices={"api": {"a": {"input_per_m": 1, "per_call": 2}}}))
+
+
+def test_compare_with_an_api_row(world, tmp_path):
+    start = tmp_path / "start"
+    start.mkdir()
+    (start / "config.json").write_text("{}")
+    prices = {"hardware": "NVIDIA A40", "train_per_hour": 0.475, "predict_per_hour": 0.475,
+              "api": {"served": {"input_per_m": 0.5, "output_per_m": 1.5, "train_usd": 8.0}}}
+    with FakeOpenAI(_responder(world)) as srv:
+        cfg = build_config(CompareConfig, dict(
+            start=str(start), world=str(world), eval_start=False, eval_limit=8, template="sql_terminal",
+            schema_style="compact", schema_sample_values=0, prices=prices, threads=1,
+            methods=[{"name": "served", "method": "api", "base_url": srv.base_url, "model": "fake",
+                      "concurrency": 2, "max_retries": 4}]))
+        out = tmp_path / "cmp"
+        report = run_compare(cfg, out, log=lambda m: None)
+        row = report["methods"][0]
+        assert row["status"] == "ok", row
+        ev = row["eval"]
+        assert ev["questions"] == 8 and ev["summary"]["all"]["ex"] == 0.5  # gold for half, SELECT 1 for the rest
+        assert ev["api_retries"] >= 1 and not any(ev["api_errors"].values())
+        assert ev["prompt_tokens"] == 800 and ev["generated_tokens"] == 160 and ev["usage_known"] == 8
+        assert ev["summary"]["plans"]["explained_gold"] == 8
+        n_req = len(srv.requests)
+        # rerun: the row is reused, the endpoint is not asked again
+        again = run_compare(cfg, out, log=lambda m: None)
+        assert again["methods"][0]["status"] == "ok" and len(srv.requests) == n_req
+    cells = dict(zip(("method", "EX", "questions", "train", "per1k", "tok", "priced"),
+                     cost_cells(row, report["config"]["prices"])))
+    # 100 in + 20 out per question at $0.5 / $1.5 per 1M: $0.00008 per question, $0.08 per 1,000
+    assert cells["per1k"] == "0.0800" and cells["train"] == "8.00" and cells["tok"] == "100+20"
+    md = (out / "report.md").read_text()
+    assert "## Cost" in md and "| served | 50.0 | 8 | 8.00 | 0.0800 | 100+20 |" in md
+    assert "## Plans (EXPLAIN QUERY PLAN)" in md
+    page = (out / "report.html").read_text()
+    assert "<h2>Cost</h2>" in page and "<h2>Plans (EXPLAIN QUERY PLAN)</h2>" in page
+    recs = [json.loads(x) for x in (out / "methods" / "served" / "pred.jsonl").read_text().splitlines()]
+    assert len(recs) == 8 and all(r["usage"]["completion_tokens"] == 20 for r in recs)
+
+
+def test_cost_of_a_trained_row():
+    row = {"name": "sft", "method": "sft", "status": "ok",
+           "train": {"prepare_seconds": 60.0, "process_seconds": 3540.0},
+           "eval": {"questions": 100, "predict_seconds": 36.0, "prompt_tokens": 30000, "generated_tokens": 4000,
+                    "summary": {"all": {"ex": 0.25}}}}
+    c = cost_cells(row, {"hardware": "NVIDIA A40", "train_per_hour": 0.475, "predict_per_hour": 0.475})
+    # one hour of training at $0.475; 0.36 s per prediction -> 360 s per 1,000 -> $0.0475
+    assert c[3] == "0.4750" and c[4] == "0.0475" and c[5] == "300+40" and c[6].startswith("NVIDIA A40")
+    assert cost_cells(row, None)[3:5] == ["-", "-"]  # no prices: nothing invented
