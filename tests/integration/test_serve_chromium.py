@@ -40,6 +40,8 @@ def test_page_asks_and_shows_the_result_table(tmp_path):
         try:
             browser.open(srv.url + "/")
             browser.wait_for("document.querySelectorAll('#database option').length === 2")
+            # the model name and the database list come from two separate fetches: wait for both
+            browser.wait_for("document.getElementById('model').textContent !== '…'")
             assert browser.js("document.getElementById('model').textContent") == "taught-tiny"
             browser.js("document.getElementById('database').value = 'concert'")
             browser.js("const q = document.getElementById('question'); q.focus();")
