@@ -35,6 +35,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sqlcoach.metrics.stats import mcnemar_counts, wilson
+
 VARIANTS = {
     "anonymized": [],
     "real": ["template=minimal"],
@@ -42,28 +44,6 @@ VARIANTS = {
     "values-off": ["value_retrieval=0"],
     "values-on": [],
 }
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of k successes in n."""
-    if n == 0:
-        return (0.0, 0.0)
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / d
-    return (c - h, c + h)
-
-
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value for b and c discordant pairs."""
-    from math import comb
-
-    n = b + c
-    if n == 0:
-        return 1.0
-    tail = sum(comb(n, i) for i in range(0, min(b, c) + 1)) / 2 ** n
-    return min(1.0, 2 * tail)
 
 
 def per_question(out: Path) -> list[bool]:
@@ -123,7 +103,7 @@ def main() -> int:
         only_a = sum(x and not y for x, y in zip(a, b))
         only_b = sum(y and not x for x, y in zip(a, b))
         print(f"paired over {len(a)} questions: both right {sum(x and y for x, y in zip(a, b))}, only {rows[0][0]} {only_a}, "
-              f"only {rows[1][0]} {only_b}, exact McNemar p = {mcnemar_exact(only_a, only_b):.4f}")
+              f"only {rows[1][0]} {only_b}, exact McNemar p = {mcnemar_counts(only_a, only_b):.4f}")
     print(f"(load average now: {os.getloadavg()[0]:.1f}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')})")
     return 0
 

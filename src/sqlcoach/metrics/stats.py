@@ -139,14 +139,19 @@ def mcnemar(a: Scores, b: Scores) -> tuple[float, int, int]:
         raise ValueError(f"mcnemar: a has {sa} seeds x {na} questions, b has {sb} x {nb}")
     a_only = sum(1 for ra, rb in zip(a, b) for x, y in zip(ra, rb) if x and not y)
     b_only = sum(1 for ra, rb in zip(a, b) for x, y in zip(ra, rb) if y and not x)
+    return mcnemar_counts(a_only, b_only), a_only, b_only
+
+
+def mcnemar_counts(a_only: int, b_only: int) -> float:
+    """Exact two-sided McNemar p-value from the two discordant counts."""
     n = a_only + b_only
     if n == 0:
-        return 1.0, 0, 0
+        return 1.0
     k = min(a_only, b_only)
     # P(X <= k) for X ~ Binomial(n, 1/2), doubled; log-space so n in the thousands stays finite
     log_half_n = -n * math.log(2)
     tail = sum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half_n) for i in range(k + 1))
-    return min(1.0, 2 * tail), a_only, b_only
+    return min(1.0, 2 * tail)
 
 
 def paired_difference(a: Scores, b: Scores, *, replicates: int = 2000, level: float = 0.95,
