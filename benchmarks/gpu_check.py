@@ -256,21 +256,26 @@ def part_sft(args: argparse.Namespace, rec: Recorder) -> None:
     rec.figure("trainable_parameters", summary["trainable_parameters"])
 
 
-def part_grpo(args: argparse.Namespace, rec: Recorder) -> None:
-    torch = need_cuda(args)
+def _grpo_part(args: argparse.Namespace, rec: Recorder, torch: Any, name: str, *, learning_rate: float,
+               **extra: Any) -> None:
+    """One GRPO run on SmolLM2 for ``args.grpo_steps`` steps (``extra``: config fields of the
+    variant, e.g. the vLLM engine's) and its figures: steps, completions per step, median step
+    time, peak memory, rollout tokens/s, final reward; on a vLLM run also the GPU memory in use."""
     from sqlcoach.config import GRPORunConfig, build_config
     from sqlcoach.train.grpo import run_grpo
 
     model_dir = smollm2_folder(args, rec)
     per_step = args.grpo_prompts_per_step
     exs, data_path, note = examples(args, "dev_train", 4 * args.grpo_steps * per_step)
-    out = Path(args.work) / "grpo"
+    base = common_train(args, Path(args.work) / name)
+    if extra.get("use_vllm"):
+        base["method"] = "full"  # TRL syncs full weights into the colocated engine each step
     cfg = build_config(GRPORunConfig, dict(
-        model=str(model_dir), data_path=data_path, split="dev_train", **PROMPT, **common_train(args, out),
+        model=str(model_dir), data_path=data_path, split="dev_train", **PROMPT, **base,
         rewards="execution", reward_workers=4, num_generations=args.grpo_generations,
         per_device_train_batch_size=args.grpo_generations * per_step, max_steps=args.grpo_steps,
-        max_examples=args.grpo_steps * per_step, max_completion_length=args.grpo_completion, learning_rate=1e-5,
-        temperature=1.0, sample_log_every=1_000_000, num_examine=0))
+        max_examples=args.grpo_steps * per_step, max_completion_length=args.grpo_completion,
+        learning_rate=learning_rate, temperature=1.0, sample_log_every=1_000_000, num_examine=0, **extra))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -280,10 +285,18 @@ def part_grpo(args: argparse.Namespace, rec: Recorder) -> None:
     rec.figure("completions_per_step", args.grpo_generations * per_step)
     rec.figure("median_step_s", summary["median_step_seconds"], "s")
     rec.figure("max_memory_allocated_mb", summary["peak_cuda_mb"], "MiB")
+    if extra.get("use_vllm"):
+        free, total = torch.cuda.mem_get_info()
+        rec.figure("nvidia_smi_used_mb", mib(total - free), "MiB")
     if summary["train_seconds"]:
-        rec.figure("generated_tokens_per_s", summary["tokens_generated"] / summary["train_seconds"], "tokens/s")
+        rec.figure("rollout_tokens_per_s" if extra.get("use_vllm") else "generated_tokens_per_s",
+                   summary["tokens_generated"] / summary["train_seconds"], "tokens/s")
     rec.figure("final_reward", summary["final_reward"])
     rec.figure("wall_s", time.perf_counter() - t0, "s")
+
+
+def part_grpo(args: argparse.Namespace, rec: Recorder) -> None:
+    _grpo_part(args, rec, need_cuda(args), "grpo", learning_rate=1e-5)
 
 
 def part_qlora(args: argparse.Namespace, rec: Recorder) -> None:
@@ -375,36 +388,8 @@ def part_vllm(args: argparse.Namespace, rec: Recorder) -> None:
 
 def part_grpo_vllm(args: argparse.Namespace, rec: Recorder) -> None:
     torch = need_cuda(args, cpu_ok=False)  # vLLM needs CUDA
-    from sqlcoach.config import GRPORunConfig, build_config
-    from sqlcoach.train.grpo import run_grpo
-
-    model_dir = smollm2_folder(args, rec)
-    per_step = args.grpo_prompts_per_step
-    exs, data_path, note = examples(args, "dev_train", 4 * args.grpo_steps * per_step)
-    out = Path(args.work) / "grpo_vllm"
-    base = common_train(args, out)
-    base["method"] = "full"  # TRL syncs full weights into the colocated engine each step
-    cfg = build_config(GRPORunConfig, dict(
-        model=str(model_dir), data_path=data_path, split="dev_train", **PROMPT, **base,
-        rewards="execution", reward_workers=4, num_generations=args.grpo_generations,
-        per_device_train_batch_size=args.grpo_generations * per_step, max_steps=args.grpo_steps,
-        max_examples=args.grpo_steps * per_step, max_completion_length=args.grpo_completion, learning_rate=1e-6,
-        temperature=1.0, sample_log_every=1_000_000, num_examine=0, use_vllm=True, vllm_mode="colocate",
-        vllm_gpu_memory_utilization=args.vllm_colocate_memory))
-    torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    summary = run_grpo(cfg, examples=exs, log=lambda m: None)
-    rec.figure("data", note)
-    rec.figure("steps", summary["global_step"])
-    rec.figure("completions_per_step", args.grpo_generations * per_step)
-    rec.figure("median_step_s", summary["median_step_seconds"], "s")
-    rec.figure("max_memory_allocated_mb", summary["peak_cuda_mb"], "MiB")
-    free, total = torch.cuda.mem_get_info()
-    rec.figure("nvidia_smi_used_mb", mib(total - free), "MiB")
-    if summary["train_seconds"]:
-        rec.figure("rollout_tokens_per_s", summary["tokens_generated"] / summary["train_seconds"], "tokens/s")
-    rec.figure("final_reward", summary["final_reward"])
-    rec.figure("wall_s", time.perf_counter() - t0, "s")
+    _grpo_part(args, rec, torch, "grpo_vllm", learning_rate=1e-6, use_vllm=True, vllm_mode="colocate",
+               vllm_gpu_memory_utilization=args.vllm_colocate_memory)
 
 
 def part_predict_vllm(args: argparse.Namespace, rec: Recorder) -> None:

@@ -33,6 +33,27 @@ def script(*steps: tuple) -> Callable[[dict, int], tuple]:
     return responder
 
 
+def tiny_world(out: Any) -> Any:
+    """A small generated world (20 train, 8 dev questions) at ``out``, for endpoint tests."""
+    from sqlcoach.data.world import build_world
+
+    build_world(out, seed=0, n_train=20, n_dev=8, progress=False)
+    return out
+
+
+def dev_golds(world: Any) -> dict[str, str]:
+    """question -> gold SQL of the world's dev split, in file order."""
+    from sqlcoach.data import load_examples
+
+    return {ex.question: ex.gold_sql for ex in load_examples("spider", str(world), "dev")}
+
+
+def asked(req: dict, questions: Any) -> str:
+    """The one of ``questions`` that a chat request's last message asks."""
+    text = req["messages"][-1]["content"]
+    return next(q for q in questions if q in text)
+
+
 def _words(messages: list[dict]) -> int:
     return sum(len(str(m.get("content", "")).split()) for m in messages)
 

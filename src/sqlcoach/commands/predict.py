@@ -122,12 +122,17 @@ def run(args: argparse.Namespace) -> int:
         token_budget=recipe.token_budget, turn_history=recipe.turn_history, model_id=args.model,
         workers=args.workers, timeout=args.timeout, seed=args.seed, generate_fn=generate_fn, resume=args.resume,
     )
+    return _report(summary, args.json_out)
+
+
+def _report(summary, json_out: str | None) -> int:
+    """Print a prediction summary (local or API backend) and write it as JSON to ``json_out``."""
+    from dataclasses import asdict
+
     print(summary.line())
     print(f"wrote {summary.sql_path} and {summary.jsonl_path}")
-    if args.json_out:
-        from dataclasses import asdict
-
-        with open(args.json_out, "w") as fh:
+    if json_out:
+        with open(json_out, "w") as fh:
             json.dump(asdict(summary), fh, indent=2)
     return 0
 
@@ -161,11 +166,4 @@ def _run_openai(args: argparse.Namespace, examples: list, temperature: float) ->
     summary = predict_api(client, examples, args.out, temperature=temperature, top_p=args.top_p,
                           max_tokens=args.max_new_tokens, seed=args.seed, template=template, schema_style=style,
                           schema_sample_values=samples, concurrency=args.concurrency, resume=args.resume)
-    print(summary.line())
-    print(f"wrote {summary.sql_path} and {summary.jsonl_path}")
-    if args.json_out:
-        from dataclasses import asdict
-
-        with open(args.json_out, "w") as fh:
-            json.dump(asdict(summary), fh, indent=2)
-    return 0
+    return _report(summary, args.json_out)

@@ -16,7 +16,7 @@ Requests go out ``concurrency`` at a time with the client's retries, backoff and
 as chat messages (the server applies its own chat template); SQL is pulled out of the reply by
 ``sqlcoach.sql.extract.extract_sql`` as for local models.
 
-Resume (``resume=True``) is keyed by content (``sqlcoach.generate.keys.resume_key``: the
+Resume (``resume=True``) is keyed by content (``sqlcoach.generate.resume.resume_key``: the
 example's identity + a hash of base URL, model, decoding and prompt settings): a record is kept
 only when it succeeded and its key is this run's key for some example; failed examples and every
 example whose settings changed are requested again. Without ``resume`` the files are replaced.
@@ -31,7 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sqlcoach.generate.openai_client import API_ERRORS, ChatClient, ChatResult, run_requests
 from sqlcoach.types import Example
@@ -96,18 +96,80 @@ def read_records(jsonl: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return recs, bad
 
 
-def reusable(records: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[int, dict[str, Any]]:
-    """index -> record to keep on resume: the last successful record per key, for the keys of
-    this run (re-indexed to this run's example order)."""
+def reusable(records: Sequence[dict[str, Any]], keys: Sequence[str],
+             ok: Callable[[dict[str, Any]], bool] | None = None) -> dict[int, dict[str, Any]]:
+    """index -> record to keep on resume: the last record per key that ``ok`` accepts (default: a
+    successful prediction, ``error`` None and a ``sql`` string), for the keys of this run
+    (re-indexed to this run's example order)."""
+    ok = ok or (lambda rec: rec.get("error") is None and isinstance(rec.get("sql"), str))
     by_key: dict[str, dict[str, Any]] = {}
     for rec in records:
-        if rec.get("error") is None and isinstance(rec.get("sql"), str):
+        if isinstance(rec.get("key"), str) and ok(rec):
             by_key[rec["key"]] = rec
     out = {}
     for i, k in enumerate(keys):
         if k in by_key:
             out[i] = dict(by_key[k], index=i)
     return out
+
+
+@dataclass
+class KeyedRun:
+    """What ``run_keyed`` did: ``done`` holds every record of this run by index (kept and new)."""
+
+    done: dict[int, dict[str, Any]]
+    requested: list[int]  # the indices this run sent a request for
+    resumed: int  # records kept from the JSONL
+    dropped: int  # records of the JSONL not kept (failed, or another run's settings / examples)
+    bad_lines: list[str]
+    seconds: float
+
+
+def run_keyed(jsonl: Path, keys: Sequence[str], call: Callable[[int], ChatResult],
+              record: Callable[[int, ChatResult], dict[str, Any]], *, resume: bool, concurrency: int,
+              desc: str | None, ok: Callable[[dict[str, Any]], bool] | None = None) -> KeyedRun:
+    """The content-keyed request loop of API prediction and judging.
+
+    Without ``resume`` the JSONL starts empty. With it, the records ``reusable(..., ok)`` keeps are
+    the only ones left in the file (rewritten atomically) and only the other indices are
+    requested. ``record(i, result)`` builds index ``i``'s record (``key`` is added); each is appended,
+    flushed and fsynced as it arrives, so a killed run loses at most the requests in flight. Bad
+    JSONL lines are returned as ``path:line: reason`` and printed as warnings; ``desc`` names a
+    tqdm bar on stderr (``None``: no bar)."""
+    from sqlcoach.generate.predict import _rewrite
+
+    jsonl.parent.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        jsonl.unlink(missing_ok=True)
+    records, bad = read_records(jsonl)
+    for b in bad:
+        print(f"warning: {b}", file=sys.stderr)
+    done = reusable(records, keys, ok)
+    _rewrite(jsonl, [done[i] for i in sorted(done)])
+    resumed = len(done)
+    todo = [i for i in range(len(keys)) if i not in done]
+    bar = None
+    if desc is not None and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc=desc, unit="ex", file=sys.stderr)
+    t0 = time.monotonic()
+    with jsonl.open("a", encoding="utf-8") as fh:
+
+        def on_result(i: int, res: ChatResult) -> None:
+            rec = {**record(i, res), "key": keys[i]}
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+            done[i] = rec
+
+        try:
+            run_requests(todo, call, on_result, concurrency=concurrency, progress=bar)
+        finally:
+            if bar is not None:
+                bar.close()
+    return KeyedRun(done=done, requested=todo, resumed=resumed, dropped=len(records) - resumed,
+                    bad_lines=bad, seconds=time.monotonic() - t0)
 
 
 def predict_api(
@@ -127,8 +189,8 @@ def predict_api(
     progress: bool = True,
 ) -> ApiPredictSummary:
     """Predict every example through ``client``; see the module docstring for files and resume."""
-    from sqlcoach.generate.keys import resume_key, settings_hash
-    from sqlcoach.generate.predict import _choose, _rewrite, one_line
+    from sqlcoach.generate.predict import _choose, one_line
+    from sqlcoach.generate.resume import resume_key, settings_hash
     from sqlcoach.prompts.builder import PromptBuilder
     from sqlcoach.sql.extract import extract_sql
 
@@ -141,51 +203,27 @@ def predict_api(
     out.parent.mkdir(parents=True, exist_ok=True)
     jsonl = out.with_suffix(".jsonl") if out.suffix != ".jsonl" else out.with_suffix(".records.jsonl")
     if not resume:
-        for old in (out, jsonl):
-            old.unlink(missing_ok=True)
-    records, bad = read_records(jsonl)
-    for b in bad:
-        print(f"warning: {b}", file=sys.stderr)
-    done = reusable(records, keys)
-    dropped = len(records) - len(done)
-    _rewrite(jsonl, [done[i] for i in sorted(done)])  # only what this run reuses stays in the file
-    todo = [i for i in range(len(examples)) if i not in done]
-    resumed = len(done)
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), desc=f"predict ({client.model})", unit="ex", file=sys.stderr)
+        out.unlink(missing_ok=True)
 
     def call(i: int) -> ChatResult:
         return client.chat(builder.prediction_messages(examples[i]), max_tokens=max_tokens,
                            temperature=temperature, top_p=top_p, seed=seed)
 
-    t0 = time.monotonic()
-    retries = 0
-    with jsonl.open("a", encoding="utf-8") as fh:
+    def record(i: int, res: ChatResult) -> dict[str, Any]:
+        ex = examples[i]
+        if res.ok:
+            rec = _choose([i], [ex], [[res.text]], extract_sql, 1, None, template)[0]  # type: ignore[arg-type]
+        else:
+            rec = {"index": i, "id": ex.id, "db_id": ex.db_id, "raw": "", "sql": ""}
+        rec.update(error=res.error, message=res.message, attempts=res.attempts, status=res.status,
+                   usage=res.usage(), finish_reason=res.finish_reason, seconds=res.seconds)
+        return rec
 
-        def on_result(i: int, res: ChatResult) -> None:
-            nonlocal retries
-            retries += max(0, res.attempts - 1)
-            ex = examples[i]
-            if res.ok:
-                rec = _choose([i], [ex], [[res.text]], extract_sql, 1, None, template)[0]  # type: ignore[arg-type]
-            else:
-                rec = {"index": i, "id": ex.id, "db_id": ex.db_id, "raw": "", "sql": ""}
-            rec.update(key=keys[i], error=res.error, message=res.message, attempts=res.attempts, status=res.status,
-                       usage=res.usage(), finish_reason=res.finish_reason, seconds=res.seconds)
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-            done[i] = rec
-
-        try:
-            run_requests(todo, call, on_result, concurrency=concurrency, progress=bar)
-        finally:
-            if bar is not None:
-                bar.close()
-    secs = time.monotonic() - t0
+    run = run_keyed(jsonl, keys, call, record, resume=resume, concurrency=concurrency,
+                    desc=f"predict ({client.model})" if progress else None)
+    done = run.done
+    retries = sum(max(0, int(done[i].get("attempts") or 1) - 1) for i in run.requested if i in done)
+    secs = run.seconds
     lines = [one_line(done[i]["sql"]) if i in done else "" for i in range(len(examples))]
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
@@ -198,9 +236,9 @@ def predict_api(
     known = [u for u in usages if u.get("prompt_tokens") is not None and u.get("completion_tokens") is not None]
     comp = sum(int(u["completion_tokens"]) for u in known)
     return ApiPredictSummary(
-        examples=len(examples), predicted_now=len(todo), resumed=resumed, seconds=round(secs, 3),
+        examples=len(examples), predicted_now=len(run.requested), resumed=run.resumed, seconds=round(secs, 3),
         prompt_tokens=sum(int(u["prompt_tokens"]) for u in known), completion_tokens=comp, usage_known=len(known),
-        examples_per_s=round(len(todo) / secs, 3) if secs > 0 else 0.0, retries=retries, errors=errors,
-        sql_path=str(out), jsonl_path=str(jsonl), dropped=dropped, bad_lines=bad,
+        examples_per_s=round(len(run.requested) / secs, 3) if secs > 0 else 0.0, retries=retries, errors=errors,
+        sql_path=str(out), jsonl_path=str(jsonl), dropped=run.dropped, bad_lines=run.bad_lines,
         generated_tokens=comp, tokens_per_s=round(comp / secs, 2) if secs > 0 else 0.0,
     )

@@ -31,14 +31,13 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlcoach.errors import DataError
-from sqlcoach.generate.openai_client import API_ERRORS, ChatClient, ChatResult, run_requests
+from sqlcoach.generate.openai_client import API_ERRORS, ChatClient, ChatResult
 
 DIMENSIONS = ("sql", "reasoning", "format", "educational")
 ERROR_TYPES = ("none", "syntax", "logic", "format", "other")
@@ -145,7 +144,7 @@ class JudgeItem:
 
 
 def item_key(item: JudgeItem, settings_h: str) -> str:
-    from sqlcoach.generate.keys import settings_hash
+    from sqlcoach.generate.resume import settings_hash
 
     return settings_hash({"db_id": item.db_id, "question": item.question, "gold": item.gold_sql,
                           "prediction": item.prediction}) + ":" + settings_h
@@ -154,30 +153,15 @@ def item_key(item: JudgeItem, settings_h: str) -> str:
 def judge_run(client: ChatClient, items: Sequence[JudgeItem], out_jsonl: str | Path, *, template: str,
               max_tokens: int = 400, temperature: float = 0.0, concurrency: int = 4, resume: bool = False,
               progress: bool = True) -> list[dict[str, Any]]:
-    """Judge every item; returns one record per item (in item order), also in ``out_jsonl``."""
-    from sqlcoach.generate.api_backend import read_records
-    from sqlcoach.generate.keys import settings_hash
-    from sqlcoach.generate.predict import _rewrite
+    """Judge every item; returns one record per item (in item order), also in ``out_jsonl``.
+    Resume keeps a record whose request succeeded and whose key (item content + judge settings)
+    is this run's key for some item (``api_backend.run_keyed``)."""
+    from sqlcoach.generate.api_backend import run_keyed
+    from sqlcoach.generate.resume import settings_hash
 
     h = settings_hash({"base_url": client.base_url, "model": client.model, "max_tokens": max_tokens,
                        "temperature": temperature, "template": template})
     keys = [item_key(it, h) for it in items]
-    out = Path(out_jsonl)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        out.unlink(missing_ok=True)
-    old, bad = read_records(out)
-    for b in bad:
-        print(f"warning: {b}", file=sys.stderr)
-    by_key = {r["key"]: r for r in old if r.get("request_error") is None}
-    done = {i: dict(by_key[k], index=i) for i, k in enumerate(keys) if k in by_key}
-    _rewrite(out, [done[i] for i in sorted(done)])
-    todo = [i for i in range(len(items)) if i not in done]
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), desc=f"judge ({client.model})", unit="ex", file=sys.stderr)
 
     def call(i: int) -> ChatResult:
         it = items[i]
@@ -185,24 +169,15 @@ def judge_run(client: ChatClient, items: Sequence[JudgeItem], out_jsonl: str | P
                         prediction=it.prediction or "(empty)")
         return client.chat([{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=temperature)
 
-    with out.open("a", encoding="utf-8") as fh:
+    def record(i: int, res: ChatResult) -> dict[str, Any]:
+        return {"index": i, "db_id": items[i].db_id, "request_error": res.error, "message": res.message,
+                "attempts": res.attempts, "usage": res.usage(), "reply": res.text,
+                "scores": asdict(parse_reply(res.text)) if res.ok else None}
 
-        def on_result(i: int, res: ChatResult) -> None:
-            it = items[i]
-            rec: dict[str, Any] = {"index": i, "db_id": it.db_id, "key": keys[i], "request_error": res.error,
-                                   "message": res.message, "attempts": res.attempts, "usage": res.usage(),
-                                   "reply": res.text}
-            rec["scores"] = asdict(parse_reply(res.text)) if res.ok else None
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            fh.flush()
-            done[i] = rec
-
-        try:
-            run_requests(todo, call, on_result, concurrency=concurrency, progress=bar)
-        finally:
-            if bar is not None:
-                bar.close()
-    return [done[i] for i in range(len(items))]
+    run = run_keyed(Path(out_jsonl), keys, call, record, resume=resume, concurrency=concurrency,
+                    desc=f"judge ({client.model})" if progress else None,
+                    ok=lambda rec: rec.get("request_error") is None)
+    return [run.done[i] for i in range(len(items))]
 
 
 def _mean(xs: Sequence[float]) -> float | None:

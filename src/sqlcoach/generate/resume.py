@@ -15,6 +15,11 @@ another template, ...) means nothing is kept: the old JSONL is moved aside to
 differ. Any backend uses the same rule: build a ``RunIdentity`` (``model_identity`` for a local
 folder or hub id; an API backend passes its endpoint and model name as the model mapping) and
 call ``resume_records``.
+
+The API backend and the LLM judge resume by content instead, record by record: a record carries
+``key = resume_key(example, settings)`` (``example_key`` plus ``settings_hash`` of the endpoint,
+model, decoding and prompt settings) and is kept only when that is this run's key for some example,
+whatever its position in the file (``api_backend.run_keyed``).
 """
 
 from __future__ import annotations
@@ -159,3 +164,14 @@ def set_aside(jsonl: Path, log: Callable[[str], None]) -> Path | None:
     os.replace(jsonl, stale)
     log(f"kept the old predictions as {stale}")
     return stale
+
+
+def settings_hash(settings: Mapping[str, Any]) -> str:
+    """A stable hash of the settings that decide an output (key order does not matter)."""
+    return _digest(dict(settings))[:16]
+
+
+def resume_key(ex: Any, settings: Mapping[str, Any] | str) -> str:
+    """``<example_key>:<settings hash>``; pass a precomputed ``settings_hash`` string to save work."""
+    h = settings if isinstance(settings, str) else settings_hash(settings)
+    return f"{example_key(ex)}:{h}"

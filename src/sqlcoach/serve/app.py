@@ -230,6 +230,22 @@ async def _wait(job: Job, q: asyncio.Queue) -> JobResult:
         job.cancel()  # no-op when finished; stops the row when the request was cancelled
 
 
+async def _generate(server: Server, req: Any, ids: list[int], max_tokens: int | None, *,
+                    chat: bool) -> tuple[Any, JobResult | None]:
+    """Queue one chat or text completion: ``(StreamingResponse, None)`` when ``req.stream``, else
+    the response head (id, object, created, model) and the finished result."""
+    params = _params(server, req, len(ids), max_tokens)
+    job, q = _submit(server, ids, params, stream=req.stream)
+    rid, created = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}", int(time.time())
+    if req.stream:
+        usage = bool((req.stream_options or {}).get("include_usage"))
+        return StreamingResponse(_stream(job, q, rid, created, server.settings.model_name, usage, chat=chat),
+                                 media_type="text/event-stream"), None
+    res = await _wait(job, q)
+    return {"id": rid, "object": "chat.completion" if chat else "text_completion", "created": created,
+            "model": server.settings.model_name}, res
+
+
 def _usage(res: JobResult) -> dict[str, int]:
     return {"prompt_tokens": res.prompt_tokens, "completion_tokens": res.completion_tokens,
             "total_tokens": res.prompt_tokens + res.completion_tokens}
@@ -301,15 +317,10 @@ def build_app(server: Server) -> FastAPI:
         _check_model(server, req.model)
         text = await asyncio.to_thread(server.chat_text, _chat_messages(req))
         ids = await asyncio.to_thread(server.encode, text)
-        params = _params(server, req, len(ids), req.max_completion_tokens or req.max_tokens)
-        job, q = _submit(server, ids, params, stream=req.stream)
-        rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        if req.stream:
-            usage = bool((req.stream_options or {}).get("include_usage"))
-            return StreamingResponse(_stream(job, q, rid, created, server.settings.model_name, usage, chat=True),
-                                     media_type="text/event-stream")
-        res = await _wait(job, q)
-        return {"id": rid, "object": "chat.completion", "created": created, "model": server.settings.model_name,
+        head, res = await _generate(server, req, ids, req.max_completion_tokens or req.max_tokens, chat=True)
+        if res is None:
+            return head
+        return {**head,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": res.text},
                              "finish_reason": res.finish_reason, "logprobs": None}],
                 "usage": _usage(res), "sqlcoach": {"seconds": round(res.seconds, 4), "deadline_hit": res.deadline_hit}}
@@ -321,15 +332,10 @@ def build_app(server: Server) -> FastAPI:
         if len(prompts) != 1:
             raise ApiError(400, "prompt must be one string (or a list of one)", param="prompt")
         ids = await asyncio.to_thread(server.encode, prompts[0])
-        params = _params(server, req, len(ids), req.max_tokens if req.max_tokens is not None else 16)
-        job, q = _submit(server, ids, params, stream=req.stream)
-        rid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
-        if req.stream:
-            usage = bool((req.stream_options or {}).get("include_usage"))
-            return StreamingResponse(_stream(job, q, rid, created, server.settings.model_name, usage, chat=False),
-                                     media_type="text/event-stream")
-        res = await _wait(job, q)
-        return {"id": rid, "object": "text_completion", "created": created, "model": server.settings.model_name,
+        head, res = await _generate(server, req, ids, req.max_tokens if req.max_tokens is not None else 16, chat=False)
+        if res is None:
+            return head
+        return {**head,
                 "choices": [{"index": 0, "text": res.text, "finish_reason": res.finish_reason, "logprobs": None}],
                 "usage": _usage(res)}
 

@@ -11,29 +11,22 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from fake_openai import FakeOpenAI  # noqa: E402
+from fake_openai import FakeOpenAI, asked, dev_golds, tiny_world  # noqa: E402
 
 from sqlcoach.cli import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from sqlcoach.data.world import build_world
-
-    out = tmp_path_factory.mktemp("w") / "world"
-    build_world(out, seed=0, n_train=20, n_dev=8, progress=False)
-    return out
+    return tiny_world(tmp_path_factory.mktemp("w") / "world")
 
 
 def gold_responder(world):
-    from sqlcoach.data import load_examples
-
-    golds = {ex.question: ex.gold_sql for ex in load_examples("spider", str(world), "dev")}
+    golds = dev_golds(world)
     seen: dict[str, int] = {}
 
     def responder(req, n):
-        text = req["messages"][-1]["content"]
-        q = next(q for q in golds if q in text)
+        q = asked(req, golds)
         seen[q] = seen.get(q, 0) + 1
         if list(golds).index(q) % 4 == 0 and seen[q] == 1:
             return ("status", 503, "warming up")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from fake_openai import FakeOpenAI  # noqa: E402
+from fake_openai import FakeOpenAI, asked, dev_golds, tiny_world  # noqa: E402
 
 from sqlcoach.config import build_config  # noqa: E402
 from sqlcoach.config.compare import CompareConfig  # noqa: E402
@@ -22,23 +22,15 @@ from sqlcoach.pipelines.compare.report import cost_cells  # noqa: E402
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from sqlcoach.data.world import build_world
-
-    out = tmp_path_factory.mktemp("w") / "world"
-    build_world(out, seed=0, n_train=20, n_dev=8, progress=False)
-    return out
+    return tiny_world(tmp_path_factory.mktemp("w") / "world")
 
 
 def _responder(world):
-    from sqlcoach.data import load_examples
-
-    exs = load_examples("spider", str(world), "dev")
-    golds = {ex.question: ex.gold_sql for ex in exs}
+    golds = dev_golds(world)
     order = list(golds)
 
     def responder(req, n):
-        text = req["messages"][-1]["content"]
-        q = next(q for q in golds if q in text)
+        q = asked(req, golds)
         k = order.index(q)
         if k == 1 and n < 3:
             return ("status", 429, "", {"Retry-After": "0.05"})
