@@ -3,23 +3,28 @@
     OMP_NUM_THREADS=1 python benchmarks/step_overhead.py --model runs/compare-converged/start/sft/final \\
         --world runs/compare-converged/start/world [--steps 6] [--repeats 3] [--out runs/step-overhead]
 
-Four runs, interleaved ``--repeats`` times (A B C D A B C D ...) so that a change in the machine's load
-hits all three alike:
+Five runs, interleaved ``--repeats`` times (A B C D E A B C D E ...) so that a change in the
+machine's load hits all of them alike:
 
 A. sqlcoach GRPO (``run_grpo``: reward recorder, sample log, wall-clock and step-timer callbacks,
-   neutral generation config) for ``--steps`` optimizer steps;
+   neutral generation config) for ``--steps`` optimizer steps; ``beta`` 0 (no reference model);
 B. plain TRL ``GRPOTrainer`` on the same model, the same prompt rows, the same reward
    (sqlcoach's ``execution_binary``; TRL has no SQL reward), the same ``GRPOConfig`` and the same
-   neutral generation config, timed by the same step-timer callback and nothing else;
+   neutral generation config, timed by the same step-timer callback and nothing else. TRL's
+   ``GRPOConfig`` turns activation checkpointing on by default; sqlcoach's recipe turns it off
+   unless asked, so B turns it off too (otherwise B recomputes every forward and the ratio
+   measures checkpointing, not bookkeeping);
 C. sqlcoach PPO (``run_ppo``) with a rollout of the same size as one GRPO step (8 prompts x G=8 =
    64 completions; PPO draws one completion per prompt, so 64 prompts), the same forward
    micro-batch (8) and completion length, one pass over the rollout (as GRPO's one update per
-   generation batch); D. the same with two passes (``ppo_epochs: 2``, the demo's PPO config).
+   generation batch) and ``kl_coef`` 0 (no reference model, as A's ``beta`` 0);
+D. the same with the KL penalty (``kl_coef`` 0.05: a reference forward per rollout);
+E. D with two passes (``ppo_epochs: 2``, the demo's PPO config).
 
 Every run: full fine-tuning, fp32 on CPU, forward micro-batches of 8 sequences, 64 completions per
 step, ``max_completion_length`` 64, no pass-rate filter or gold curation (those run before the
 steps and are not what is timed). Prints one JSON object: median seconds per step of each run over all its timed
-steps, A/B (target <= 1.05) and C/A (target <= 1.5), the per-repeat medians, and the mean reward of
+steps, A/B (target <= 1.05) and C/A (target <= 1.5; D/A and E/A beside it), the per-repeat medians, and the mean reward of
 A and B (equal work: the same seed gives the same completions, so these match when nothing but
 bookkeeping differs).
 """
@@ -71,6 +76,7 @@ def run_plain_trl(model_dir: str, rows: list, out: Path, steps: int) -> dict:
     from sqlcoach.models.load import load_model
     from sqlcoach.rewards import build_rewards
     from sqlcoach.train.callbacks import step_timer
+    from sqlcoach.train.run import _checkpointing_field
 
     model, tok = load_model(model_dir, device="cpu", dtype="float32")
     tok.padding_side = "left"
@@ -82,7 +88,8 @@ def run_plain_trl(model_dir: str, rows: list, out: Path, steps: int) -> dict:
         args = GRPOConfig(output_dir=str(out), max_steps=steps, save_steps=10_000, logging_steps=1, use_cpu=True,
                           bf16=False, report_to="none", disable_tqdm=True, lr_scheduler_type="constant", warmup_steps=0, data_seed=0,
                           loss_type="dapo", beta=0.0, scale_rewards="none", epsilon_high=0.2,
-                          generation_kwargs={"use_cache": True}, log_completions=False, **c)
+                          generation_kwargs={"use_cache": True}, log_completions=False,
+                          **_checkpointing_field(False), **c)
         timer = step_timer()
         trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=Dataset.from_list(rows),
                               processing_class=tok, callbacks=[timer])
@@ -93,7 +100,7 @@ def run_plain_trl(model_dir: str, rows: list, out: Path, steps: int) -> dict:
     return {"median": statistics.median(timer.seconds), "reward": statistics.mean(h["reward"] for h in hist if "reward" in h)}
 
 
-def run_sqlcoach_ppo(model: str, world: str, out: Path, steps: int, epochs: int = 1) -> dict:
+def run_sqlcoach_ppo(model: str, world: str, out: Path, steps: int, epochs: int = 1, kl_coef: float = 0.0) -> dict:
     from sqlcoach.config import PPORunConfig, build_config
     from sqlcoach.train.ppo import run_ppo
 
@@ -101,7 +108,8 @@ def run_sqlcoach_ppo(model: str, world: str, out: Path, steps: int, epochs: int 
         model=model, data_path=world, output_dir=str(out), method="full", rewards=["execution"], rollout_batch_size=64,
         per_device_train_batch_size=8, gradient_accumulation_steps=1, ppo_epochs=epochs, max_new_tokens=64, temperature=0.8,
         max_steps=steps, save_steps=10_000, logging_steps=1, use_cpu=True, dtype="float32", template="anonymized",
-        schema_style="compact", schema_sample_values=0, reward_workers=1, seed=0, learning_rate=1e-5))
+        schema_style="compact", schema_sample_values=0, reward_workers=1, seed=0, learning_rate=1e-5,
+        kl_coef=kl_coef))
     s = run_ppo(cfg, log=lambda m: None)
     return {"median": s["median_step_seconds"]}
 
@@ -116,13 +124,16 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(a.out)
     rows = _rows(a.world, 64)
-    res: dict[str, list[dict]] = {"sqlcoach_grpo": [], "plain_trl_grpo": [], "sqlcoach_ppo": [], "sqlcoach_ppo_2_epochs": []}
+    res: dict[str, list[dict]] = {"sqlcoach_grpo": [], "plain_trl_grpo": [], "sqlcoach_ppo": [], "sqlcoach_ppo_kl": [],
+                                  "sqlcoach_ppo_kl_2_epochs": []}
     t0 = time.monotonic()
     for r in range(a.repeats):
         res["sqlcoach_grpo"].append(run_sqlcoach_grpo(a.model, rows, out / f"a{r}", a.steps))
         res["plain_trl_grpo"].append(run_plain_trl(a.model, rows, out / f"b{r}", a.steps))
         res["sqlcoach_ppo"].append(run_sqlcoach_ppo(a.model, a.world, out / f"c{r}", a.steps))
-        res["sqlcoach_ppo_2_epochs"].append(run_sqlcoach_ppo(a.model, a.world, out / f"d{r}", a.steps, epochs=2))
+        res["sqlcoach_ppo_kl"].append(run_sqlcoach_ppo(a.model, a.world, out / f"d{r}", a.steps, kl_coef=0.05))
+        res["sqlcoach_ppo_kl_2_epochs"].append(run_sqlcoach_ppo(a.model, a.world, out / f"e{r}", a.steps, epochs=2,
+                                                                kl_coef=0.05))
         print(f"repeat {r}: " + ", ".join(f"{k} {v[-1]['median']:.3f} s/step" for k, v in res.items()), flush=True)
     med = {k: statistics.median(x["median"] for x in v) for k, v in res.items()}
     report = {
@@ -131,7 +142,8 @@ def main() -> None:
         "per_repeat": {k: [round(x["median"], 3) for x in v] for k, v in res.items()},
         "sqlcoach_over_plain_trl": round(med["sqlcoach_grpo"] / med["plain_trl_grpo"], 3), "target_sqlcoach_over_trl": 1.05,
         "ppo_over_grpo": round(med["sqlcoach_ppo"] / med["sqlcoach_grpo"], 3), "target_ppo_over_grpo": 1.5,
-        "ppo_2_epochs_over_grpo": round(med["sqlcoach_ppo_2_epochs"] / med["sqlcoach_grpo"], 3),
+        "ppo_kl_over_grpo": round(med["sqlcoach_ppo_kl"] / med["sqlcoach_grpo"], 3),
+        "ppo_kl_2_epochs_over_grpo": round(med["sqlcoach_ppo_kl_2_epochs"] / med["sqlcoach_grpo"], 3),
         "mean_reward": {k: [round(x["reward"], 4) for x in res[k]] for k in ("sqlcoach_grpo", "plain_trl_grpo")},
         "machine": {"cpu_count": os.cpu_count(), "omp_threads": os.environ.get("OMP_NUM_THREADS")},
     }

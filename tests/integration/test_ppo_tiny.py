@@ -97,6 +97,24 @@ def test_full_ppo_changes_model_weights(world, tmp_path):
     assert any("layers.0." in k for k in changed) and any("layers.1." in k for k in changed)
 
 
+def test_kl_coef_zero_loads_and_runs_no_reference(world, tmp_path, monkeypatch):
+    """kl_coef 0 (as GRPO's beta 0): no frozen copy, no reference forward, kl logged as not measured;
+    the same seed with the penalty on does run the reference."""
+    from sqlcoach.train import ppo_core
+
+    calls = []
+    real = ppo_core.reference_logits
+    monkeypatch.setattr(ppo_core, "reference_logits", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model, rows = world
+    msgs: list[str] = []
+    s = run_ppo(_cfg(model, tmp_path / "a", method="full", kl_coef=0.0), rows=rows, log=msgs.append)
+    assert s["global_step"] == 2 and not calls
+    assert all(r["kl"] is None for r in s["reward_curve"])
+    assert any("reference: none (kl_coef 0" in m for m in msgs)
+    s = run_ppo(_cfg(model, tmp_path / "b", method="full", kl_coef=0.05), rows=rows, log=lambda m: None)
+    assert calls and all(isinstance(r["kl"], float) for r in s["reward_curve"])
+
+
 def test_resume_continues_step_count(world, tmp_path):
     model, rows = world
     first = run_ppo(_cfg(model, tmp_path, max_steps=1), rows=rows, log=lambda m: None)

@@ -138,6 +138,7 @@ class _Policy:
     optimizer: Any
     kl_ctl: Any
     eos_ids: list[int]
+    measures_kl: bool = True  # False with kl_coef 0: no reference, the KL is not measured
 
 
 @dataclass
@@ -151,6 +152,19 @@ class _Progress:
     step_seconds: list[float] = field(default_factory=list)
     checkpoint: Path | None = None
     stopped_by_clock: bool = False
+
+
+def uses_reference(cfg: PPORunConfig) -> bool:
+    """Whether the run needs the reference policy: only for the KL penalty (``kl_coef > 0`` or an
+    adaptive ``kl_target``). With ``kl_coef: 0`` no frozen copy is loaded and no reference forward
+    runs (as GRPO with ``beta: 0``); the logged ``kl`` is then ``None`` (not measured)."""
+    return cfg.kl_coef > 0 or cfg.kl_target is not None
+
+
+def _reference_kind(cfg: PPORunConfig, pol: _Policy) -> str:
+    if not uses_reference(cfg):
+        return "none (kl_coef 0: no KL penalty, the KL is not measured)"
+    return "policy with adapters disabled" if pol.ref_model is None else "frozen copy of the start model"
 
 
 def _setup_policy(cfg: PPORunConfig) -> _Policy:
@@ -175,13 +189,13 @@ def _setup_policy(cfg: PPORunConfig) -> _Policy:
         from peft import get_peft_model
 
         policy = get_peft_model(policy, lora_config(cfg))
-    else:
+    elif uses_reference(cfg):
         ref_model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype).to(accelerator.device)
         ref_model.eval().requires_grad_(False)
     model = core.PolicyWithValue(policy, core.hidden_size_of(policy)).to(accelerator.device)
     model.eval()  # dropout off during rollouts *and* updates (N+ details)
     stop_ids = eos_ids(policy, tokenizer)
-    return _Policy(accelerator, tokenizer, model, model, ref_model, None, None, stop_ids)
+    return _Policy(accelerator, tokenizer, model, model, ref_model, None, None, stop_ids, uses_reference(cfg))
 
 
 def _setup_optimizer(cfg: PPORunConfig, pol: _Policy) -> None:
@@ -320,6 +334,8 @@ def _advantages(cfg: PPORunConfig, pol: _Policy, ro: _Rollout) -> tuple[Any, Any
             old_logp.append(core.logprobs_from_logits(logits, resp))
             old_v.append(v.float())
             del logits
+            if not uses_reference(cfg):
+                continue
             if pol.ref_model is None:
                 with net.policy.disable_adapter():
                     rl = core.reference_logits(net.policy, seqs, attn, ro.P, cfg.temperature)
@@ -327,7 +343,8 @@ def _advantages(cfg: PPORunConfig, pol: _Policy, ro: _Rollout) -> tuple[Any, Any
                 rl = core.reference_logits(pol.ref_model, seqs, attn, ro.P, cfg.temperature)
             ref_logp.append(core.logprobs_from_logits(rl, resp))
             del rl
-        old_logp_t, old_v_t, ref_logp_t = torch.cat(old_logp), torch.cat(old_v), torch.cat(ref_logp)  # [B, R]
+        old_logp_t, old_v_t = torch.cat(old_logp), torch.cat(old_v)  # [B, R]
+        ref_logp_t = torch.cat(ref_logp) if ref_logp else old_logp_t  # no reference: KL term 0
         kl = core.per_token_kl(old_logp_t, ref_logp_t, ro.mask)  # [B, R]
         tok_rewards = core.token_rewards(ro.scores, kl, ro.mask, pol.kl_ctl.value)  # [B, R]
         adv, returns = core.gae(tok_rewards, old_v_t, ro.mask, cfg.gamma, cfg.lam)  # [B, R]
@@ -358,8 +375,13 @@ def _update(cfg: PPORunConfig, pol: _Policy, ro: _Rollout, old_logp: Any, old_v:
                     m = ro.mask[idx]
                     pg, pgs = core.policy_loss(logp, old_logp[idx], adv[idx], m, cfg.cliprange)
                     vf, vfs = core.value_loss(v.float(), old_v[idx], returns[idx], m, cfg.cliprange_value)
-                    ent = core.masked_mean(core.entropy_from_logits(logits), m)
-                    loss = pg + cfg.vf_coef * vf - cfg.ent_coef * ent
+                    if cfg.ent_coef > 0:
+                        ent = core.masked_mean(core.entropy_from_logits(logits), m)
+                        loss = pg + cfg.vf_coef * vf - cfg.ent_coef * ent
+                    else:  # a statistic only: no graph through a softmax over the vocabulary
+                        with torch.no_grad():
+                            ent = core.masked_mean(core.entropy_from_logits(logits.detach()), m)
+                        loss = pg + cfg.vf_coef * vf
                     acc.backward(loss)
                     if acc.sync_gradients:
                         acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -393,7 +415,7 @@ def _record(pol: _Policy, ro: _Rollout, kl: Any, stats: dict[str, list[float]], 
         "step": prog.step,
         "reward": float((g(ro.scores) * g_valid).sum() / n_valid),  # after the EOS penalty
         "score": float((g_scores * g_valid).sum() / n_valid),  # reward functions only
-        "kl": mean_kl,
+        "kl": mean_kl if pol.measures_kl else None,
         "kl_coef": kl_coef_used,
         **mean_stats,
         "no_eos": float(1.0 - g(ro.has_eos.float()).mean()),
@@ -465,7 +487,7 @@ def run_ppo(
         say(f"PPO ({cfg.method}): {n_trainable:,} trainable parameters (value head "
             f"{sum(p.numel() for p in pol.unwrapped.value_head.parameters())}), {len(rows)} prompts, "
             f"{pol.accelerator.num_processes} process(es), reference: "
-            f"{'policy with adapters disabled' if pol.ref_model is None else 'frozen copy of the start model'}")
+            f"{_reference_kind(cfg, pol)}")
         prog = _resume(pol, out, resume, say)
         out.mkdir(parents=True, exist_ok=True)
         loop_start = time.monotonic()

@@ -289,14 +289,17 @@ class PolicyWithValue(nn.Module):
         """``[B, T]`` sequences (prompt of padded length ``context_length`` + response) ->
         ``(logits [B, R, V] / temperature, values [B, R])`` for the R response positions: position
         t holds the distribution of response token t and the value of the state before it."""
+        # logits_to_keep: the LM head runs on the R + 1 last positions only, not the prompt's (the
+        # same logits; TRL's trainers do the same), a saving of the prompt's share of the head
         out = self.policy(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids_from_mask(attention_mask),
             output_hidden_states=True,
             use_cache=False,
+            logits_to_keep=input_ids.shape[1] - context_length + 1,
         )
-        logits = out.logits[:, context_length - 1 : -1, :] / temperature  # [B, R, V]
+        logits = out.logits[:, :-1, :] / temperature  # [B, R, V]
         hidden = out.hidden_states[-1][:, context_length - 1 : -1, :]  # [B, R, H]
         values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)  # [B, R]
         return logits, values
@@ -316,8 +319,9 @@ def reference_logits(
         attention_mask=attention_mask,
         position_ids=position_ids_from_mask(attention_mask),
         use_cache=False,
+        logits_to_keep=input_ids.shape[1] - context_length + 1,
     )
-    return out.logits[:, context_length - 1 : -1, :] / temperature
+    return out.logits[:, :-1, :] / temperature
 
 
 def hidden_size_of(model: Any) -> int:
