@@ -138,7 +138,7 @@ class _Policy:
     optimizer: Any
     kl_ctl: Any
     eos_ids: list[int]
-    measures_kl: bool = True  # False with kl_coef 0: no reference, the KL is not measured
+    measures_kl: bool = True  # uses_reference(cfg), fixed at setup: False means no reference, KL not measured
 
 
 @dataclass
@@ -161,8 +161,8 @@ def uses_reference(cfg: PPORunConfig) -> bool:
     return cfg.kl_coef > 0 or cfg.kl_target is not None
 
 
-def _reference_kind(cfg: PPORunConfig, pol: _Policy) -> str:
-    if not uses_reference(cfg):
+def _reference_kind(pol: _Policy) -> str:
+    if not pol.measures_kl:
         return "none (kl_coef 0: no KL penalty, the KL is not measured)"
     return "policy with adapters disabled" if pol.ref_model is None else "frozen copy of the start model"
 
@@ -334,7 +334,7 @@ def _advantages(cfg: PPORunConfig, pol: _Policy, ro: _Rollout) -> tuple[Any, Any
             old_logp.append(core.logprobs_from_logits(logits, resp))
             old_v.append(v.float())
             del logits
-            if not uses_reference(cfg):
+            if not pol.measures_kl:  # kl_coef 0: no reference forward (uses_reference)
                 continue
             if pol.ref_model is None:
                 with net.policy.disable_adapter():
@@ -487,7 +487,7 @@ def run_ppo(
         say(f"PPO ({cfg.method}): {n_trainable:,} trainable parameters (value head "
             f"{sum(p.numel() for p in pol.unwrapped.value_head.parameters())}), {len(rows)} prompts, "
             f"{pol.accelerator.num_processes} process(es), reference: "
-            f"{_reference_kind(cfg, pol)}")
+            f"{_reference_kind(pol)}")
         prog = _resume(pol, out, resume, say)
         out.mkdir(parents=True, exist_ok=True)
         loop_start = time.monotonic()
