@@ -75,7 +75,7 @@ from sqlcoach.prompts.templates import (
     shown_inputs,
 )
 from sqlcoach.schema.introspect import introspect, schema_from_tables_json
-from sqlcoach.schema.serialize import serialize
+from sqlcoach.schema.serialize import approx_tokens, serialize
 from sqlcoach.schema.values import retrieve_values
 from sqlcoach.types import Example, Schema
 
@@ -391,21 +391,20 @@ TOKENS_PER_MESSAGE = 3
 TOKENS_PER_EXAMPLE = 3
 
 
-def approx_openai_tokens(text: str) -> int:
-    """The documented approximation of a GPT tokenizer when tiktoken is absent: one token per 4
-    characters, rounded up (OpenAI's own rule of thumb for English text)."""
-    return -(-len(text) // 4)
+#: how the count is made without tiktoken: sqlcoach's own ``approx_tokens`` (a word or a
+#: punctuation mark = one token); benchmarks/openai_tokens.py measures it against cl100k_base
+APPROX_COUNTER = "an approximation, words + punctuation marks (schema.serialize.approx_tokens)"
 
 
 def _openai_counter() -> tuple[Callable[[str], int], str]:
     try:
         import tiktoken  # optional: not a dependency of sqlcoach
     except ImportError:
-        return approx_openai_tokens, "an approximation, ceil(characters / 4): tiktoken is not installed"
+        return approx_tokens, f"{APPROX_COUNTER}: tiktoken is not installed"
     try:
         enc = tiktoken.get_encoding("cl100k_base")  # GPT-3.5 / GPT-4's; downloads its table once
     except Exception as exc:  # no network for the first download: say so, count approximately
-        return approx_openai_tokens, f"an approximation, ceil(characters / 4): tiktoken cl100k_base unavailable ({exc.__class__.__name__})"
+        return approx_tokens, f"{APPROX_COUNTER}: tiktoken's cl100k_base unavailable ({exc.__class__.__name__})"
     return (lambda text: len(enc.encode(text, disallowed_special=()))), "tiktoken cl100k_base (GPT-3.5's tokenizer)"
 
 
@@ -413,7 +412,7 @@ def count_training_tokens(records: Iterable[dict[str, Any]],
                           count: Callable[[str], int] | None = None, counter: str = "") -> TokenCount:
     """Tokens of ``openai`` records (``{"messages": [...]}``): per example 3 + per message 3 +
     the role's and the content's tokens (OpenAI's chat overheads). ``count`` defaults to tiktoken's
-    cl100k_base when installed, else :func:`approx_openai_tokens`; ``counter`` names it."""
+    cl100k_base when installed, else ``approx_tokens`` (``APPROX_COUNTER``); ``counter`` names it."""
     if count is None:
         count, counter = _openai_counter()
     total = n = 0
@@ -494,5 +493,5 @@ def read_training_file(path: str | Path) -> tuple[list[dict[str, Any]], list[Pro
 
 
 __all__ = ["DBGPT_HUB", "DBGPT_HUB_INSTRUCTION", "EXPORT_KIND", "FORMATS", "ExportSummary", "RenderDefaults", "SchemaSource",
-           "TokenCount", "atomic_write", "build_record", "count_training_tokens", "export_examples", "format_defaults",
+           "APPROX_COUNTER", "TokenCount", "atomic_write", "build_record", "count_training_tokens", "export_examples", "format_defaults",
            "read_training_file", "schema_text"]
