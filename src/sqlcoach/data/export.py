@@ -43,7 +43,7 @@ record ends up with the whole interaction's history; sqlcoach writes each turn's
 
 ``chat`` and ``rl`` records also carry ``prompt_settings`` (template, schema style, sample values,
 value retrieval, token budget, turn history), so that ``sqlcoach train sft data_kind=export``
-(``read_training_file``, which reads all four formats back) records in the trained model the
+(``read_training_file``, which reads every format back) records in the trained model the
 prompt it was trained on. Multi-turn history in ``chat``/``rl`` follows ``turn_history`` (default
 ``questions``: earlier questions only, as the prompt builder shows them).
 
@@ -453,7 +453,8 @@ def read_training_file(path: str | Path) -> tuple[list[dict[str, Any]], list[Pro
     taken as written; ``rl`` rows get the gold SQL in the template's answer format as completion
     (not for an anonymizing template, whose placeholders the file does not record); ``dbgpt`` and
     ``llamafactory`` records become a user message (instruction + input, after the system message
-    and history turns). The settings are those the records carry (``chat``/``rl``), ``None`` for
+    and history turns); ``openai`` records split before their last (assistant) message. The
+    settings are those the records carry (``chat``/``rl``), ``None`` for
     the formats that have no place for them. A bad record is a problem with file and line."""
     from sqlcoach.data.jsonl import iter_records
 
