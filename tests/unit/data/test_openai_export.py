@@ -90,3 +90,15 @@ def test_cli_build_openai_prints_the_token_count_and_its_counter(data_dir: Path,
         assert line.startswith(f"training tokens: {count_training_tokens(recs, approx_tokens).tokens} tokens in 2 examples")
     # 'lost' has no database: reported, not written
     assert "problems: 3" in printed.err and "no database" in (tmp_path / "ft.jsonl.problems.txt").read_text()
+
+
+def test_bad_openai_records_and_bad_numbers_are_clear_errors(data_dir: Path, tmp_path: Path) -> None:
+    f = tmp_path / "ft.jsonl"
+    good = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "SELECT 1"}]}
+    f.write_text(json.dumps(good) + "\n" + json.dumps({"messages": [{"role": "user", "content": "q"}]}) + "\n")
+    rows, problems, _ = read_training_file(f)
+    assert rows == [{"prompt": good["messages"][:1], "completion": good["messages"][1:]}]
+    assert [(p.line, "must end with the assistant's answer" in p.message) for p in problems] == [(2, True)]
+    for flag in ("--sample-values", "--value-retrieval"):
+        assert main(["data", "build", "--kind", "spider", "--path", str(data_dir / "spider"), "--format", "openai",
+                     "--out", str(tmp_path / "x.jsonl"), flag, "-1"]) == 2
