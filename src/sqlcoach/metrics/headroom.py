@@ -106,14 +106,14 @@ class HeadroomTable:
         lines = [
             f"headroom: {self.questions} questions, {self.n} samples each; greedy = {self.greedy_source}; "
             "95% intervals (Wilson; bootstrap over questions for pass@k, k < n)",
-            f"{'figure':<{name_w}}" + "".join(f"{c:>{w}}" for c in cols) + f"{'vs greedy (all)':>{w + 8}}",
+            f"{'figure':<{name_w}}" + "".join(f"{c:>{w}}" for c in cols) + "   vs greedy (all questions)",
             f"{'questions':<{name_w}}" + "".join(f"{first[c].questions:>{w}}" for c in cols),
         ]
         for r in self.rows:
             cells = "".join(f"{_fmt(r.cells[c]):>{w}}" for c in cols)
             d = r.vs_greedy
             diff = f"{d.mean:+.3f} [{d.lo:+.3f},{d.hi:+.3f}] p={d.p_mcnemar:.2g}" if d is not None else ""
-            lines.append(f"{r.name:<{name_w}}{cells}{diff:>{w + 8}}")
+            lines.append(f"{r.name:<{name_w}}{cells}   {diff}".rstrip())
         if self.left_out:
             lines.append("left out: " + ", ".join(f"{k} {v}" for k, v in sorted(self.left_out.items())))
         return "\n".join(lines)
