@@ -16,7 +16,10 @@ What it does, each step with the library call a user would make:
    prompt recipe (``sqlcoach_recipe.json``), as ``sqlcoach predict`` does;
 3. runs ``sqlcoach evaluate --gold OUT/gold.sql --pred OUT/sc{n}.sql --db WORLD/database
    --greedy OUT/greedy.sql --etype exec --out OUT/summary.json`` in a child process, the command a
-   user types: it prints EX of the chosen answers, then the headroom table (``metrics.headroom``).
+   user types: it prints EX of the chosen answers, then the headroom table (``metrics.headroom``);
+4. shows ``--show`` questions where ``vote`` and ``vote-nonempty`` chose differently: each pick's
+   SQL, its result as a model would read it (``execution.render.render_result``, 300 characters)
+   and whether it is right.
 
 Prints the prediction times and the machine's load (``os.getloadavg``) beside the tables: the
 figures are accuracies, which do not depend on load, the seconds do.
@@ -44,6 +47,7 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--show", type=int, default=3, help="questions where vote and vote-nonempty differ, shown")
     args = ap.parse_args()
 
     from sqlcoach.data import load_examples
@@ -82,7 +86,46 @@ def main() -> int:
            "--db", str(world / "database"), "--greedy", str(out / "greedy.sql"), "--etype", "exec",
            "--no-explain", "--out", str(out / "summary.json")]
     print("$ sqlcoach " + " ".join(cmd[3:]), flush=True)
-    return subprocess.run(cmd).returncode
+    rc = subprocess.run(cmd).returncode
+    if args.show:
+        show_differences(dev, sc.with_suffix(".jsonl"), args.show)
+    return rc
+
+
+def show_differences(dev: list, jsonl: Path, limit: int) -> None:
+    """Print up to ``limit`` questions on which ``vote`` and ``vote-nonempty`` pick different
+    samples (those where exactly one pick is right first), with what each pick returned (rendered
+    as a model reads it) and its EX."""
+    import json
+
+    from sqlcoach.execution.pool import ExecutorPool
+    from sqlcoach.execution.render import render_result
+    from sqlcoach.execution.select import Candidates, get_selector
+    from sqlcoach.metrics import evaluate_examples
+
+    recs = {r["index"]: r for r in map(json.loads, jsonl.read_text(encoding="utf-8").splitlines())}
+    found = []  # (question, results, picks)
+    with ExecutorPool(workers=1) as pool:
+        for i, ex in enumerate(dev):
+            sqls = recs[i]["samples"]
+            res = [pool.run_one(ex.db_path, s, cache=True) if s else None for s in sqls]
+            c = Candidates.of(sqls, res, question=ex.question)
+            picks = {name: get_selector(name)(c) for name in ("vote", "vote-nonempty")}
+            if picks["vote"].chosen != picks["vote-nonempty"].chosen:
+                found.append((ex, res, picks))
+        right = evaluate_examples([ex for ex, _, p in found for _ in p], [q.sql for _, _, p in found for q in p.values()],
+                                  etype="exec", explain=False, pool=pool).verdicts if found else []
+    pairs = [(f, (right[2 * k].ex, right[2 * k + 1].ex)) for k, f in enumerate(found)]
+    better = sum(b and not a for _, (a, b) in pairs)
+    worse = sum(a and not b for _, (a, b) in pairs)
+    print(f"\nvote and vote-nonempty differ on {len(found)} of {len(dev)} questions: vote-nonempty right and vote "
+          f"wrong on {better}, the reverse on {worse}")
+    pairs.sort(key=lambda fp: fp[1][0] == fp[1][1])  # a pick that matters first
+    for (ex, res, picks), oks in pairs[:limit]:
+        print(f"\n[{ex.db_id}] {ex.question}\n  gold: {ex.gold_sql}\n  votes: {list(picks['vote'].votes)}")
+        for (name, p), ok in zip(picks.items(), oks):
+            body = render_result(res[p.chosen], budget=300).replace("\n", "\n      ")
+            print(f"  {name} -> sample {p.chosen} ({'right' if ok else 'wrong'}): {p.sql}\n      {body}")
 
 
 if __name__ == "__main__":
