@@ -150,6 +150,10 @@ def test_evaluate_finds_the_samples_beside_the_prediction_file(tmp_path, db_dir,
     assert "headroom: 3 questions, 4 samples each" in text and "vote-nonempty@4" in text
     summary = json.loads(out.read_text())
     assert summary["headroom"]["samples"] == str(jsonl) and summary["headroom"]["n"] == 4
+    from sqlcoach.metrics.html import summary_html
+
+    page = summary_html(summary)
+    assert "Headroom of the sampled run" in page and "<td class='l'>vote-nonempty@4</td><td>66.67 [" in page
     # --no-headroom turns the search off; a prediction file of another run gets a warning, no table
     assert _cli("--gold", gold, "--pred", pred, "--db", db_dir, "--no-headroom") == 0
     assert "headroom" not in capsys.readouterr().out
