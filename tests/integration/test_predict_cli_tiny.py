@@ -75,6 +75,16 @@ def test_cli_init_train_predict_export(world, tmp_path, capsys):
     # other decoding settings: afresh too, and the message names the setting
     assert main(["predict", "--model", str(model), "--out", str(sc), "--n", "3", "--temperature", "0.5", "--resume", *common]) == 0
     assert "decoding.temperature: 0.8 -> 0.5" in capsys.readouterr().err
+    # another selection rule: recorded in every record; evaluate then finds the samples beside the file
+    ne = tmp_path / "pred" / "ne.sql"
+    assert main(["predict", "--model", str(adapter), "--out", str(ne), "--n", "3", "--select", "vote-nonempty", *common]) == 0
+    recs = [json.loads(x) for x in ne.with_suffix(".jsonl").read_text().splitlines()]
+    assert all(r["select"] == "vote-nonempty" and 0 <= r["chosen"] < 3 for r in recs if r["sql"])
+    capsys.readouterr()
+    assert main(["evaluate", "--gold", str(world / "dev_gold.sql"), "--pred", str(ne), "--db", str(world / "database"),
+                 "--etype", "exec", "--workers", "0", "--no-explain"]) == 0
+    out = capsys.readouterr().out
+    assert "headroom: 10 questions, 3 samples each" in out and "vote-nonempty@3" in out and "pass@3" in out
 
     merged = tmp_path / "merged"
     assert main(["export", "--adapter", str(adapter), "--out", str(merged)]) == 0

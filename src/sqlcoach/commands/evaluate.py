@@ -2,7 +2,8 @@
 
     sqlcoach evaluate --gold dev_gold.sql --pred pred.sql --db database/ --table tables.json \\
         --etype all [--keep-distinct] [--plug-value] [--mode spider|bird] [--timeout 30] \\
-        [--workers N] [--gold-errors count|exclude] [--per-example rows.jsonl] [--out summary.json] [--html page.html] [--no-explain]
+        [--workers N] [--gold-errors count|exclude] [--per-example rows.jsonl] [--out summary.json] [--html page.html] [--no-explain] \\
+        [--samples pred.jsonl] [--greedy greedy.sql] [--no-headroom]
 
 A gold query that fails counts as a wrong prediction by default, as the official scorers have it
 (``--gold-errors exclude`` leaves such examples out); the table shows the other figure beside it.
@@ -12,6 +13,11 @@ are scored per question and per interaction.
 The flags of the official test-suite scorer are accepted under their own spelling too
 (``--keep_distinct``, ``--plug_value``, ``--progress_bar_for_each_datapoint``), so switching is a
 one-word change of the command. Imports nothing heavy: no torch, no transformers.
+
+A sampled run (``sqlcoach predict --n 8``) also gets its headroom table (greedy, each selection
+rule's pick, pass@k for k = 1..n, by hardness with intervals; ``sqlcoach.metrics.headroom``): by
+itself when ``--pred X.sql`` has the predict JSONL ``X.jsonl`` of the same run beside it, or from
+``--samples``; ``--greedy`` gives a greedy prediction file for the greedy row (default: sample 1).
 """
 
 from __future__ import annotations
@@ -60,6 +66,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="force the progress bar on (default: on for long runs on a terminal)")
     p.add_argument("--progress_bar_for_each_datapoint", dest="progress", action="store_true",
                    help=argparse.SUPPRESS)
+    p.add_argument("--samples", default=None,
+                   help="a `predict --n N` JSONL (N > 1) of these questions: also print the headroom table (greedy, "
+                   "vote, vote-nonempty, pass@k). Default: the .jsonl beside --pred when it holds that run's samples")
+    p.add_argument("--greedy", default=None,
+                   help="headroom table: a greedy prediction file (one SQL per line) for the greedy row (default: sample 1)")
+    p.add_argument("--no-headroom", dest="headroom", action="store_false",
+                   help="do not look for samples beside --pred (an explicit --samples is still used)")
     p.add_argument("--quiet", action="store_true", help="print only the EX/EM line")
     p.set_defaults(func=run)
 
@@ -83,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         difficulty_path=args.difficulty, ves_iterations=args.ves_iterations, gold_errors=args.gold_errors,
         explain=args.explain,
     )
+    table = _headroom(args, report)
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if args.per_example:
@@ -105,4 +119,31 @@ def run(args: argparse.Namespace) -> int:
         print("  ".join(parts))
     else:
         print(report.table())
+    if table is not None and not args.quiet:
+        print()
+        print(table.table())
     return 0
+
+
+def _headroom(args: argparse.Namespace, report):
+    """The headroom table of the sampled run behind ``--pred`` (or ``--samples``), put into the
+    summary as ``headroom``; ``None`` when there is none."""
+    from sqlcoach.metrics.headroom import headroom_files, samples_beside
+
+    samples = args.samples
+    if samples is None and args.headroom:
+        samples, why = samples_beside(args.pred, report.preds)
+        if why:
+            report.warnings.append(why)
+    if samples is None:
+        if args.greedy:
+            raise SqlcoachError("--greedy is the greedy row of the headroom table: it needs a sampled run "
+                                "(--samples, or a predict --n N JSONL beside --pred)")
+        return None
+    if args.etype == "match":
+        raise SqlcoachError("the headroom table scores samples by execution: it needs --etype exec or all")
+    table = headroom_files(args.gold, samples, db_dir=args.db, greedy_path=args.greedy, mode=args.mode,
+                           keep_distinct=args.keep_distinct, gold_errors=args.gold_errors, timeout=args.timeout,
+                           workers=args.workers)
+    report.summary["headroom"] = {"samples": str(samples), **table.as_dict()}
+    return table

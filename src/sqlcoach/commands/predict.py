@@ -3,7 +3,8 @@
     sqlcoach predict --model runs/sft/final --data world/ --split dev --out runs/pred/dev.sql \\
         [--kind spider] [--n 1] [--temperature 0] [--batch-size 8] [--max-new-tokens 256] \\
         [--template T] [--schema-style S] [--schema-samples N] [--value-retrieval K] [--token-budget N] \\
-        [--history questions|predicted|gold] [--backend hf|vllm] [--limit N] [--resume]
+        [--history questions|predicted|gold] [--backend hf|vllm] [--limit N] [--resume] \\
+        [--n 8 --select vote|first|vote-nonempty]
     sqlcoach predict --backend openai --base-url http://127.0.0.1:8000/v1 --model NAME --data D --out OUT \\
         [--api-key-env OPENAI_API_KEY] [--concurrency 4] [--request-timeout 60] [--max-retries 5] [--max-rps R]
 
@@ -17,7 +18,10 @@ afresh, says which settings differ and keeps the old JSONL as OUT.jsonl.stale. M
 (SParC, CoSQL, CHASE) is written in the official multi-turn layout (a blank line between
 interactions), which ``sqlcoach evaluate`` scores with question and interaction match; ``--history
 gold`` (earlier turns' gold SQL in the prompt) is an oracle setting and is labelled as one. ``--n 8``
-samples 8 answers per question and votes by execution result (self-consistency).
+samples 8 answers per question and votes by execution result (self-consistency); ``--select`` picks
+another rule among the samples (``first``: the first sample that runs; ``vote-nonempty``: the vote
+among the samples that return rows; see ``sqlcoach.execution.select``), and the JSONL records the
+chosen sample, every sample's vote count and the rule.
 
 ``--backend openai`` sends each question's chat messages to any OpenAI-compatible endpoint
 (``sqlcoach serve``, vLLM, a hosted API; ``--model`` is the name it serves) through
@@ -32,6 +36,7 @@ import argparse
 import json
 
 from sqlcoach.errors import ConfigError
+from sqlcoach.execution.select import DEFAULT_SELECTOR, SELECTORS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="dev")
     p.add_argument("--out", required=True, help="prediction file to write (Spider format)")
     p.add_argument("--n", type=int, default=1, help="samples per question; > 1 votes by execution result")
+    p.add_argument("--select", default=None, choices=sorted(SELECTORS),
+                   help=f"with --n > 1: how the answer is chosen among the samples (default {DEFAULT_SELECTOR}: the "
+                   "largest group of samples with the same result; first: the first sample that runs; vote-nonempty: "
+                   "the vote among the samples that return rows, the plain vote when none does). A sample whose SQL "
+                   "fails never wins over one that runs")
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature (default 0 = greedy for n=1, 0.8 for n>1)")
     p.add_argument("--top-p", type=float, default=1.0)
@@ -87,6 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ConfigError("--n must be >= 1")
+    if args.select is not None and args.n < 2:
+        raise ConfigError("--select chooses among sampled answers: it needs --n 2 or more")
     if args.batch_size < 1 or args.max_new_tokens < 1:
         raise ConfigError("--batch-size and --max-new-tokens must be >= 1")
     from sqlcoach.data import load_examples
@@ -121,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
         schema_sample_values=recipe.schema_sample_values, value_retrieval=recipe.value_retrieval,
         token_budget=recipe.token_budget, turn_history=recipe.turn_history, model_id=args.model,
         workers=args.workers, timeout=args.timeout, seed=args.seed, generate_fn=generate_fn, resume=args.resume,
+        select=args.select or DEFAULT_SELECTOR,
     )
     return _report(summary, args.json_out)
 

@@ -22,8 +22,9 @@ run's (``sqlcoach.generate.resume``); a torn last line is reported with file and
 example is predicted again. A different run key starts afresh, says which settings differ, and
 keeps the old JSONL as ``<jsonl>.stale``.
 Prompts come from ``sqlcoach.prompts.builder.PromptBuilder.prediction_text``. With ``n > 1``
-every sample is executed in the sandboxed pool and the answer is chosen by result-set vote
-(``sqlcoach.generate.vote``).
+every sample is executed in the sandboxed pool and the answer is chosen by a selection rule
+(``select``: ``vote``, the result-set vote, by default; ``first``, ``vote-nonempty``; the rules and
+their ties are in ``sqlcoach.execution.select``); the record says which rule chose (``select``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlcoach.generate.vote import vote
+from sqlcoach.execution.select import DEFAULT_SELECTOR, Candidates, Selector, get_selector
 from sqlcoach.types import Example
 
 if TYPE_CHECKING:
@@ -219,6 +220,7 @@ def predict(
     progress: bool = True,
     generate_fn: Callable[..., Any] | None = None,
     resume: bool = False,
+    select: str | Selector = DEFAULT_SELECTOR,
 ) -> PredictSummary:
     """Predict every example; see the module docstring for the files and the resume rule.
 
@@ -230,7 +232,9 @@ def predict(
 
     ``generate_fn`` replaces HF generation (same signature as ``generate.hf.generate_texts``; the
     vLLM backend plugs in here). ``extract`` turns raw text into SQL (default
-    ``sqlcoach.sql.extract.extract_sql``; ``None`` from it means "no SQL")."""
+    ``sqlcoach.sql.extract.extract_sql``; ``None`` from it means "no SQL"). ``select``: with
+    ``n > 1``, the name of a rule of ``sqlcoach.execution.select.SELECTORS`` or a ``Selector``
+    callable (a learned one); a name that is not a rule is a ``ConfigError`` before anything runs."""
     from sqlcoach.generate.hf import generate_texts
     from sqlcoach.prompts.builder import PromptBuilder
 
@@ -238,8 +242,13 @@ def predict(
     # before any file is touched.
     builder = PromptBuilder(template, schema_style, schema_sample_values, value_retrieval=value_retrieval,
                             token_budget=token_budget, turn_history=turn_history)
+    selector = get_selector(select) if isinstance(select, str) else select
+    rule = select if isinstance(select, str) else getattr(select, "__name__", type(select).__name__)
+    # The rule joins the run key only when it is not the default, so that the runs made before
+    # selection rules existed (all voted) still resume.
+    chosen_by = {"select": rule} if n > 1 and rule != DEFAULT_SELECTOR else {}
     identity = _identity(model, model_id, builder, n=n, temperature=temperature, top_p=top_p,
-                         max_new_tokens=max_new_tokens, seed=seed, generate_fn=generate_fn)
+                         max_new_tokens=max_new_tokens, seed=seed, generate_fn=generate_fn, **chosen_by)
     if extract is None:
         from sqlcoach.sql.extract import extract_sql as extract
     gen = generate_fn or generate_texts
@@ -290,7 +299,7 @@ def predict(
             )
             gen_tokens += g.generated_tokens
             prompt_tokens += g.prompt_tokens
-            records = _choose(ids, exs, g.texts, extract, n, pool, template)
+            records = _choose(ids, exs, g.texts, extract, n, pool, template, selector)
             for rec, ex in zip(records, exs):
                 rec.update(example=example_key(examples[rec["index"]]), run_key=identity.key)
                 if builder.turn_history == "predicted" and ex.turns:
@@ -405,8 +414,10 @@ def _choose(
     n: int,
     pool: _LazyPool,
     template: str = "sql_terminal",
+    selector: Selector | None = None,
 ) -> list[dict[str, Any]]:
-    """One JSONL record per example; with n > 1 runs every distinct (db, SQL) once and votes.
+    """One JSONL record per example; with n > 1 runs every distinct (db, SQL) once and lets
+    ``selector`` (default: the vote) choose.
     ``sql`` is what runs on the database (placeholders of an anonymizing template mapped back);
     ``raw`` is the model's text as written."""
     from sqlcoach.prompts.templates import restore_sql
@@ -424,17 +435,20 @@ def _choose(
             rec.update(raw=outs[0], sql=ss[0])
         else:
             res = [results.get((ex.db_path, s)) if ex.db_path and s else None for s in ss]
-            v = vote(ss, res)
+            v = (selector or get_selector(DEFAULT_SELECTOR))(Candidates.of(ss, res, question=ex.question))
             rec.update(
                 raw=outs[v.chosen] if v.chosen >= 0 else outs[0],
                 sql=v.sql,
                 samples=ss,
                 raw_samples=outs,
                 sample_errors=[getattr(r, "error", "not_run") if r is not None else "not_run" for r in res],
-                votes=[v.sizes[g] if g >= 0 else 0 for g in v.group_of],
+                votes=list(v.votes),
                 chosen=v.chosen,
                 fallback=v.fallback,
+                select=v.rule,
             )
+            if v.scores is not None:
+                rec["scores"] = list(v.scores)
         records.append(rec)
     return records
 

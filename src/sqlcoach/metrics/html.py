@@ -3,7 +3,8 @@
 Inline CSS, no script, no image: the file opens from disk with no server and no network. It holds
 the EX/EM table by hardness, the error classes, the EXPLAIN QUERY PLAN audit (feature counts of
 predictions and golds) and the first examples whose prediction is correct but plans worse than
-the gold (``sqlcoach.metrics.plans.worse``), with both SQL texts and the features that differ.
+the gold (``sqlcoach.metrics.plans.worse``), with both SQL texts and the features that differ, and
+for a sampled run its headroom table (``sqlcoach.metrics.headroom``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,24 @@ def plans_table(plans: dict[str, Any]) -> str:
     return _table(["feature", "predictions with it", "golds with it", "count in predictions", "count in golds"], rows)
 
 
+def headroom_html(head: dict[str, Any]) -> str:
+    """The headroom section of a summary (``HeadroomTable.as_dict()``, ``sqlcoach.metrics.headroom``)."""
+    levels = head["levels"]
+
+    def cell(c: dict[str, Any]) -> str:
+        return f"{_fmt(c['mean'])} [{_fmt(c['lo'])}, {_fmt(c['hi'])}]"
+
+    body = [["questions", *(head["rows"][0]["cells"][lv]["questions"] for lv in levels), ""]]
+    for r in head["rows"]:
+        d = r.get("vs_greedy")
+        vs = f"{100 * d['mean']:+.2f} [{100 * d['lo']:+.2f}, {100 * d['hi']:+.2f}] p={d['p_mcnemar']:.2g}" if d else ""
+        body.append([r["name"], *(cell(r["cells"][lv]) for lv in levels), vs])
+    return (f"<h2>Headroom of the sampled run</h2><p>{head['questions']} questions, {head['n']} samples each; greedy = "
+            f"{html.escape(str(head['greedy']))}; % with 95% intervals (Wilson; bootstrap over questions for pass@k, "
+            "k &lt; n); the last column is the paired difference from greedy.</p>"
+            + _table(["", *levels, "vs greedy (all)"], body))
+
+
 def summary_html(summary: dict[str, Any], rows: Sequence[dict[str, Any]] = (), *, title: str = "sqlcoach evaluate",
                  command: str | None = None, worst: int = 20) -> str:
     """The page (see the module docstring); ``rows`` are ``EvalReport.rows()`` (for the examples)."""
@@ -60,6 +79,8 @@ def summary_html(summary: dict[str, Any], rows: Sequence[dict[str, Any]] = (), *
     p.append(f"<p>executes: {_fmt(summary.get('executes'))}%</p>")
     errs = summary.get("errors") or {}
     p.append("<h2>Error classes</h2>" + _table(["class", "examples"], [[k, v] for k, v in errs.items()]))
+    if summary.get("headroom"):
+        p.append(headroom_html(summary["headroom"]))
     plans = summary.get("plans")
     if plans:
         share = plans.get("correct_but_worse_share")

@@ -81,6 +81,48 @@ def test_self_consistency_votes_by_result(tmp_path, db):
     assert out.read_text().splitlines() == [samples[2]] * 2
 
 
+def test_select_rule_is_applied_recorded_and_part_of_the_run_key(tmp_path, db):
+    from sqlcoach.generate.resume import read_meta
+
+    samples = ["SELECT name FROM item WHERE price > 100",  # runs, empty result
+               "SELECT name FROM item WHERE price > 100",  # the same empty result: the vote's majority
+               "SELECT nme FROM item",                      # fails
+               "SELECT name FROM item WHERE price > 5"]     # cup, hat
+    gen = FakeGen(lambda p, n: samples[:n])
+    keys = {}
+    for rule, want in (("vote", 0), ("vote-nonempty", 3), ("first", 0)):
+        out = tmp_path / f"{rule}.sql"
+        P.predict(None, None, _examples(db, 1), out, n=4, generate_fn=gen, extract=lambda t: t, progress=False,
+                  workers=0, select=rule)
+        rec = json.loads(out.with_suffix(".jsonl").read_text().splitlines()[0])
+        assert (rec["chosen"], rec["select"], rec["sql"]) == (want, rule, samples[want])
+        assert rec["votes"] == [2, 2, 0, 1] and rec["fallback"] is False
+        keys[rule] = read_meta(out)["run_key"]
+    assert len(set(keys.values())) == 3  # a file chosen by one rule never resumes under another
+
+
+def test_unknown_select_rule_fails_before_any_file_is_touched(tmp_path, db):
+    from sqlcoach.errors import ConfigError
+
+    out = tmp_path / "pred.sql"
+    out.write_text("SELECT keep\n")
+    with pytest.raises(ConfigError, match="vote-nonempty"):
+        P.predict(None, None, _examples(db, 1), out, n=2, generate_fn=FakeGen(lambda p, n: ["x"] * n),
+                  select="verifier", progress=False)
+    assert out.read_text() == "SELECT keep\n"
+
+
+def test_cli_select_needs_samples():
+    from sqlcoach.cli import build_parser
+    from sqlcoach.commands.predict import run
+    from sqlcoach.errors import ConfigError
+
+    args = build_parser().parse_args(["predict", "--model", "m", "--data", "d", "--out", "o.sql", "--select", "first"])
+    with pytest.raises(ConfigError, match="--n 2"):
+        run(args)
+    assert build_parser().parse_args(["predict", "--model", "m", "--data", "d", "--out", "o.sql"]).select is None
+
+
 def test_resume_skips_done_examples_and_reports_torn_line(tmp_path, db, capsys):
     out = tmp_path / "pred.sql"
     jsonl = tmp_path / "pred.jsonl"

@@ -1,10 +1,10 @@
-"""Self-consistency voting rules (see sqlcoach.generate.vote's docstring)."""
+"""Self-consistency voting rules (see sqlcoach.execution.vote's docstring)."""
 
 from __future__ import annotations
 
 import pytest
 
-from sqlcoach.generate.vote import vote
+from sqlcoach.execution.vote import vote
 from sqlcoach.types import ExecResult
 
 
