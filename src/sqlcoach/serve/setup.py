@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import sys
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlcoach.errors import ConfigError
+from sqlcoach.runtime.web import warn_if_open
 
 
 @dataclass
@@ -52,15 +52,6 @@ class ServeOptions:
             raise ConfigError("--api-key must not be empty")
         if not Path(self.model).exists():
             raise ConfigError(f"model not found: {self.model} (a model folder sqlcoach can load, or a .gguf file)")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def context_length(model: Any, tokenizer: Any, override: int | None) -> int:
@@ -112,9 +103,7 @@ def serve_forever(opts: ServeOptions) -> int:
     from sqlcoach.serve.app import asgi_app
 
     opts.check()
-    if not is_loopback(opts.host) and opts.api_key is None:
-        print(f"warning: serving on {opts.host} without --api-key: anyone who can reach this address can use "
-              "the model and the databases", file=sys.stderr)
+    warn_if_open(opts.host, opts.api_key, "the model and the databases")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = open_server(opts)
     s = server.settings
