@@ -43,7 +43,7 @@ def open_viewer(opts: ViewOptions, log: object = None) -> object:
     from sqlcoach.view.runs import load_catalog
 
     say = log if callable(log) else (lambda m: print(m, file=sys.stderr, flush=True))
-    catalog = load_catalog(opts.roots, data=opts.data, log=say)
+    catalog = load_catalog(opts.roots, data=opts.data, workers=opts.sql_workers, log=say)
     runner = SqlRunner(timeout=opts.sql_timeout, max_rows=opts.max_rows, workers=opts.sql_workers)
     return Viewer(catalog, runner, api_key=opts.api_key)
 
