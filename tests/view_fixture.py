@@ -87,14 +87,20 @@ def tiny_png(path: Path, w: int = 8, h: int = 8) -> Path:
     return path
 
 
-def training_run(folder: Path, steps: int = 40) -> Path:
+def training_run(folder: Path, steps: int = 40, *, rewards: bool = False) -> Path:
+    """``summary.json`` as ``train.run.write_summary`` writes it, ``log_history.json``, ``loss.png``;
+    ``rewards``: a ``reward_curve`` in the summary too (as the RL recipes keep)."""
     folder.mkdir(parents=True, exist_ok=True)
     history = [{"step": s, "loss": 3.0 / (1 + s / 10), "learning_rate": 1e-3} for s in range(5, steps + 1, 5)]
-    (folder / "summary.json").write_text(json.dumps({
-        "recipe": "sft", "final_dir": str(folder / "final"), "global_step": steps, "max_steps": steps, "seconds": 12.5,
-        "train_seconds": 11.0, "median_step_seconds": 0.27, "peak_memory_mb": 900.0, "peak_cuda_mb": None,
-        "train_loss": 1.2, "rows": 100, "skipped": 0, "trainable_parameters": 1000, "device": "cpu",
-        "resumed_from": None, "stopped_by_clock": False, "plot_png": str(folder / "loss.png")}))
+    flat = {"recipe": "grpo" if rewards else "sft", "final_dir": str(folder / "final"), "global_step": steps,
+            "max_steps": steps, "seconds": 12.5, "train_seconds": 11.0, "median_step_seconds": 0.27,
+            "peak_memory_mb": 900.0, "peak_cuda_mb": None, "train_loss": 1.2, "rows": 100, "skipped": 0,
+            "trainable_parameters": 1000, "device": "cpu", "resumed_from": None, "stopped_by_clock": False,
+            "plot_png": str(folder / "loss.png")}
+    if rewards:
+        flat["reward_curve"] = [{"step": s, "execution": s / steps, "format": 1.0} for s in range(5, steps + 1, 5)]
+    (folder / "summary.json").write_text(json.dumps({"recipe": flat["recipe"], "config": {"learning_rate": 1e-3},
+                                                     "summary": flat}))
     (folder / "log_history.json").write_text(json.dumps(history))
     tiny_png(folder / "loss.png")
     return folder
@@ -118,7 +124,7 @@ def make_runs(base: Path) -> dict[str, Path]:
     (cmp_ / "report.json").write_text(json.dumps({"config": {"world": "", "data_kind": "spider"}}))
     write_jsonl(cmp_ / "methods" / "a" / "pred.jsonl", prediction_records(cworld, PRED_A))
     write_jsonl(cmp_ / "methods" / "b" / "pred.jsonl", prediction_records(cworld, PRED_B))
-    training_run(cmp_ / "methods" / "a" / "train")
+    training_run(cmp_ / "methods" / "a" / "train", rewards=True)
     (cmp_ / "report.html").write_text("<!doctype html><title>compare report</title><h1>compare report</h1>")
     return {"demo": demo, "compare": cmp_}
 

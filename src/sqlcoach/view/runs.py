@@ -101,9 +101,11 @@ class Training:
     summary: dict[str, Any]
     curves: dict[str, list[list[float]]]
     plots: list[int]
+    config: dict[str, Any] = field(default_factory=dict)
 
     def card(self) -> dict[str, Any]:
-        return {"id": self.id, "label": self.label, "summary": self.summary, "curves": self.curves, "plots": self.plots}
+        return {"id": self.id, "label": self.label, "summary": self.summary, "curves": self.curves, "plots": self.plots,
+                "config": self.config}
 
 
 @dataclass
@@ -301,8 +303,10 @@ CURVE_KEYS = ("loss", "eval_loss", "reward", "rewards/mean", "kl", "objective/kl
 MAX_POINTS = 400
 
 
-def curves_of(history: Any) -> dict[str, list[list[float]]]:
-    """``{name: [[step, value], ...]}`` from a Trainer log history (at most ``MAX_POINTS`` each)."""
+def curves_of(history: Any, *, every_key: bool = False) -> dict[str, list[list[float]]]:
+    """``{name: [[step, value], ...]}`` from a Trainer log history (the ``CURVE_KEYS`` and
+    ``reward*`` values; ``every_key``: every number, as in a recipe's ``reward_curve``), at most
+    ``MAX_POINTS`` points each."""
     out: dict[str, list[list[float]]] = {}
     if not isinstance(history, list):
         return out
@@ -310,23 +314,31 @@ def curves_of(history: Any) -> dict[str, list[list[float]]]:
         if not isinstance(h, dict) or not isinstance(h.get("step"), (int, float)):
             continue
         for k, v in h.items():
-            if (k in CURVE_KEYS or k.startswith("reward")) and isinstance(v, (int, float)) and not isinstance(v, bool):
+            wanted = every_key or k in CURVE_KEYS or k.startswith("reward")
+            if k != "step" and wanted and isinstance(v, (int, float)) and not isinstance(v, bool):
                 out.setdefault(k, []).append([float(h["step"]), float(v)])
     for k, pts in out.items():
         if len(pts) > MAX_POINTS:
             step = len(pts) / MAX_POINTS
             out[k] = [pts[int(i * step)] for i in range(MAX_POINTS)] + [pts[-1]]
-    return {k: v for k, v in out.items() if len(v) > 1 or k == "train_loss"}
+    return {k: v for k, v in out.items() if len(v) > 1}
 
 
 def _training(cat: Catalog, path: Path, label: str) -> None:
+    """A recipe's ``summary.json`` (``{"recipe", "config", "summary"}``, ``train.run.write_summary``;
+    a flat summary is read too), its curves and the PNG plots beside it."""
     data = _read_json(path)
-    if not isinstance(data, dict) or not ("global_step" in data or "recipe" in data):
+    if not isinstance(data, dict):
         return
-    history = data.get("log_history") or _read_json(path.parent / "log_history.json")
-    summary = {k: v for k, v in data.items() if not isinstance(v, (list, dict)) or k in ("details",)}
+    flat = data["summary"] if isinstance(data.get("summary"), dict) else data
+    if not ("global_step" in flat or "recipe" in flat):
+        return
+    history = flat.get("log_history") or _read_json(path.parent / "log_history.json")
+    curves = {**curves_of(history), **curves_of(flat.get("reward_curve"), every_key=True)}
+    summary = {k: v for k, v in flat.items() if not isinstance(v, (list, dict))}
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
     plots = [cat.add_file(p) for p in sorted(path.parent.glob("*.png")) if p.is_file() and not p.is_symlink()]
-    cat.trainings.append(Training(len(cat.trainings), label, summary, curves_of(history), plots))
+    cat.trainings.append(Training(len(cat.trainings), label, summary, curves, plots, config))
 
 
 # -- walking the folders ------------------------------------------------------------------------

@@ -58,6 +58,8 @@ def test_catalog_finds_predictions_trainings_and_reports(client):
     assert [t["label"] for t in cat["trainings"]] == ["demo/sft", "compare-x/methods/a/train"]
     assert cat["trainings"][0]["summary"]["global_step"] == 40
     assert [p[0] for p in cat["trainings"][0]["curves"]["loss"]] == [float(s) for s in range(5, 41, 5)]
+    assert cat["trainings"][0]["config"] == {"learning_rate": 1e-3}
+    assert sorted(cat["trainings"][1]["curves"]) == ["execution", "format", "loss"]  # the reward curve's values too
     assert sorted(r["label"] for r in cat["reports"]) == ["compare-x/report.html", "demo/report.html"]
 
 
