@@ -54,6 +54,13 @@ class Viewer:
         self.catalog = catalog
         self.runner = runner
         self.api_key = api_key
+        self._facets: dict[int, dict[str, dict[str, int]]] = {}
+
+    def facets(self, f: PredFile) -> dict[str, dict[str, int]]:
+        """``facets(f.rows)``, computed once (rows never change after loading)."""
+        if f.id not in self._facets:
+            self._facets[f.id] = facets(f.rows)
+        return self._facets[f.id]
 
     def pred_file(self, fid: int) -> PredFile:
         if not 0 <= fid < len(self.catalog.pred_files):
@@ -231,7 +238,7 @@ def build_app(viewer: Viewer) -> FastAPI:
         f = viewer.pred_file(fid)
         picked = select_rows(f.rows, verdict=verdict, error=error, hardness=hardness, db=db, q=q, sort=sort, order=order)
         return {"file": fid, "total": len(picked), "all": len(f.rows), "offset": offset,
-                "rows": [r.brief() for r in picked[offset: offset + limit]], "facets": facets(f.rows)}
+                "rows": [r.brief() for r in picked[offset: offset + limit]], "facets": viewer.facets(f)}
 
     @app.get("/api/files/{fid}/rows/{pos}", dependencies=[auth])
     async def one(fid: int, pos: int) -> dict[str, Any]:
