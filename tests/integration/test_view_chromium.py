@@ -23,16 +23,12 @@ pytest.importorskip("uvicorn")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import view_fixture as vf  # noqa: E402
-from cdp import Browser  # noqa: E402
+from cdp import CHROMIUM, Browser, chromium_marks  # noqa: E402
 from serve_process import ServeProcess  # noqa: E402
 
 from sqlcoach.metrics.stats import mcnemar_counts  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (apt-get install -y chromium)"),
-]
+pytestmark = chromium_marks()
 
 def _cells(browser: Browser, table: str) -> list[list[str]]:
     """The text of each body cell of the table ``table`` (a CSS selector), row by row."""

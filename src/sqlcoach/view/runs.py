@@ -212,23 +212,24 @@ def _read_json(path: Path) -> Any:
 
 # -- reading one JSONL file ----------------------------------------------------------------------
 def read_jsonl(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
-    """``([(line number, record)], bad lines)``: each bad line as ``{"file", "line", "text", "error"}``
-    (not JSON, or JSON that is not an object); blank lines are skipped."""
+    """``([(line number, record)], bad lines)`` through ``data.jsonl.iter_records`` (the loaders'
+    reader): each bad line as ``{"file", "line", "text", "error"}`` (not JSON, or JSON that is not
+    an object); blank lines are skipped. A file that cannot be read at all is a ``DataError``."""
+    from sqlcoach.data.jsonl import LoadReport, iter_records
+
+    report = LoadReport()
     good, bad = [], []
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError as exc:
-                bad.append({"file": str(path), "line": n, "text": line.rstrip("\n")[:300], "error": f"not JSON: {exc}"})
-                continue
-            if not isinstance(rec, dict):
-                bad.append({"file": str(path), "line": n, "text": line.rstrip("\n")[:300],
-                            "error": f"a JSON {type(rec).__name__}, not an object"})
-                continue
+    for n, rec in iter_records(path, report):
+        if isinstance(rec, dict):
             good.append((n, rec))
+        else:
+            bad.append({"file": str(path), "line": n, "error": f"a JSON {type(rec).__name__}, not an object"})
+    bad += [{"file": str(path), "line": p.line, "error": p.message} for p in report.problems]
+    if bad:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        for b in bad:
+            b["text"] = lines[b["line"] - 1][:300] if b["line"] and b["line"] <= len(lines) else ""
+        bad.sort(key=lambda b: b["line"] or 0)
     return good, bad
 
 
@@ -397,7 +398,11 @@ def _pred_file(cat: Catalog, f: Path, label: str, root: Path, allowed: list[Path
     if f.stat().st_size > MAX_JSONL_BYTES:
         cat.problems.append(f"{f}: left out (over {MAX_JSONL_BYTES >> 20} MiB)")
         return
-    records, bad = read_jsonl(f)
+    try:
+        records, bad = read_jsonl(f)
+    except DataError as exc:
+        cat.problems.append(f"{f}: left out ({exc})")
+        return
     kind = kind_of(records)
     if kind is None:
         if bad and not records:

@@ -154,8 +154,23 @@ def test_malformed_line_is_reported_with_file_and_line_and_the_rest_loads(client
     f = _file(client, "demo/pred/sc2.jsonl")
     assert f["count"] == 6 and f["bad_count"] == 1
     bad = f["bad_lines"][0]
-    assert bad["line"] == vf.BAD_LINE and bad["file"].endswith("demo/pred/sc2.jsonl") and bad["error"].startswith("not JSON")
+    assert bad["line"] == vf.BAD_LINE and bad["file"].endswith("demo/pred/sc2.jsonl")
+    assert bad["error"].startswith("invalid JSON") and bad["text"].startswith('{"index": 99')
     assert (f["scored"], f["right"]) == (6, 4)
+
+
+def test_an_unreadable_file_is_left_out_and_the_others_load(tmp_path, runs):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "broken.jsonl").write_bytes(b'{"index": 0, "sql": "SELECT \xff"}\n')
+    vf.per_example_file(tmp_path / "run" / "rows.jsonl", 4, bad_at=2)
+    c, viewer = _client(tmp_path / "run", data=runs["demo"] / "world")
+    try:
+        cat = c.get("/api/catalog").json()
+        assert [f["label"] for f in cat["files"]] == ["run/rows.jsonl"]
+        assert cat["files"][0]["count"] == 4 and cat["files"][0]["bad_lines"][0]["line"] == 2
+        assert any("broken.jsonl: left out" in p for p in cat["problems"])
+    finally:
+        viewer.close()
 
 
 def test_ab_diff_with_mcnemar(client):
