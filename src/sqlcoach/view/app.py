@@ -32,7 +32,7 @@ from fastapi import Depends, FastAPI, Query
 from fastapi.responses import FileResponse, HTMLResponse
 
 from sqlcoach.runtime.web import ApiError, add_error_handlers, bearer_auth
-from sqlcoach.view.runs import VERDICTS, Catalog, PredFile, Row
+from sqlcoach.view.runs import VERDICTS, Catalog, PredFile, Row, inside
 
 log = logging.getLogger("sqlcoach.view")
 MAX_PAGE = 500
@@ -256,6 +256,8 @@ def build_app(viewer: Viewer) -> FastAPI:
         if not 0 <= bid < len(cat.files):
             raise ApiError(404, f"no file {bid}", code="not_found")
         path = cat.files[bid]
+        if not inside(path, cat.roots):  # re-pointed at something outside since start-up
+            raise ApiError(404, f"file {bid} is no longer inside the folders given", code="not_found")
         if path.suffix == ".png":
             return FileResponse(path, media_type="image/png")
         return FileResponse(path, media_type="text/html", headers={"Content-Security-Policy": REPORT_CSP})

@@ -175,7 +175,8 @@ def _norm(sql: str) -> str:
     return " ".join(sql.split()).rstrip(";").strip().lower()
 
 
-def _inside(path: Path, folders: list[Path]) -> bool:
+def inside(path: Path, folders: list[Path]) -> bool:
+    """True when ``path``'s real path (links resolved) is one of ``folders`` or lies under one."""
     real = Path(os.path.realpath(path))
     return any(real == f or f in real.parents for f in folders)
 
@@ -194,7 +195,7 @@ def _world_for(path: Path, root: Path, allowed: list[Path]) -> Path | None:
             if _is_data_folder(cand):
                 return cand
         cfg_world = ((_read_json(d / "report.json") or {}).get("config") or {}).get("world")
-        if isinstance(cfg_world, str) and cfg_world and _is_data_folder(Path(cfg_world)) and _inside(Path(cfg_world), allowed):
+        if isinstance(cfg_world, str) and cfg_world and _is_data_folder(Path(cfg_world)) and inside(Path(cfg_world), allowed):
             return Path(cfg_world)
         if d == root or root not in d.parents:
             return None
@@ -263,7 +264,7 @@ def make_rows(kind: str, records: list[tuple[int, dict[str, Any]]], index: Examp
         db_id = _text(rec.get("db_id")) or (ex.db_id if ex else "")
         idx = _int(rec.get("index"), pos)
         key = example_key(ex) if ex is not None else (_text(rec.get("example")) or f"{db_id}#{idx}")
-        db_path = str(ex.db_path) if ex is not None and ex.db_path and _inside(Path(ex.db_path), allowed) else None
+        db_path = str(ex.db_path) if ex is not None and ex.db_path and inside(Path(ex.db_path), allowed) else None
         if kind == "per-example":
             ex_v = rec.get("ex")
             verdict = "right" if ex_v is True else "wrong" if ex_v is False else "unscored"
@@ -378,7 +379,7 @@ def load_catalog(roots: list[str | Path], *, data: str | Path | None = None, wor
         for root in paths:
             base = root if root.is_dir() else root.parent
             for f in _walk(root):
-                if not _inside(f, [Path(os.path.realpath(root if root.is_dir() else f))]):
+                if not inside(f, [Path(os.path.realpath(root if root.is_dir() else f))]):
                     cat.problems.append(f"{f}: left out (a link to outside {root})")
                     continue
                 label = f"{root.name}/{f.relative_to(base)}" if root.is_dir() else f.name

@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
 
 from sqlcoach.errors import ConfigError
 from sqlcoach.runtime.web import warn_if_open
+
+if TYPE_CHECKING:
+    from sqlcoach.view.app import Viewer
 
 
 @dataclass
@@ -36,13 +40,14 @@ class ViewOptions:
             raise ConfigError("--api-key must not be empty")
 
 
-def open_viewer(opts: ViewOptions, log: object = None) -> object:
-    """Load the catalog of ``opts.roots`` (scoring what needs it) and start the sandbox: a ``view.app.Viewer``."""
+def open_viewer(opts: ViewOptions, log: Callable[[str], None] | None = None) -> Viewer:
+    """Load the catalog of ``opts.roots`` (scoring what needs it; progress lines to ``log``,
+    default stderr) and start the sandbox: a ``view.app.Viewer``."""
     from sqlcoach.execution.runner import SqlRunner
     from sqlcoach.view.app import Viewer
     from sqlcoach.view.runs import load_catalog
 
-    say = log if callable(log) else (lambda m: print(m, file=sys.stderr, flush=True))
+    say = log or (lambda m: print(m, file=sys.stderr, flush=True))
     catalog = load_catalog(opts.roots, data=opts.data, workers=opts.sql_workers, log=say)
     runner = SqlRunner(timeout=opts.sql_timeout, max_rows=opts.max_rows, workers=opts.sql_workers)
     return Viewer(catalog, runner, api_key=opts.api_key)
@@ -58,7 +63,7 @@ def view_forever(opts: ViewOptions) -> int:
     warn_if_open(opts.host, opts.api_key, "the predictions and the databases of these runs")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     viewer = open_viewer(opts)
-    cat = viewer.catalog  # type: ignore[attr-defined]
+    cat = viewer.catalog
     for p in cat.problems:
         print(f"note: {p}", file=sys.stderr)
     bad = sum(len(f.bad_lines) for f in cat.pred_files)
@@ -67,8 +72,8 @@ def view_forever(opts: ViewOptions) -> int:
           f"{len(cat.reports)} reports on http://{opts.host}:{opts.port}" + ("  (API key required)" if opts.api_key else ""),
           file=sys.stderr, flush=True)
     try:
-        uvicorn.run(build_app(viewer), host=opts.host, port=opts.port, log_level="info",  # type: ignore[arg-type]
-                    access_log=False, timeout_graceful_shutdown=5)
+        uvicorn.run(build_app(viewer), host=opts.host, port=opts.port, log_level="info", access_log=False,
+                    timeout_graceful_shutdown=5)
     finally:
-        viewer.close()  # type: ignore[attr-defined]
+        viewer.close()
     return 0

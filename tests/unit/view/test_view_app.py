@@ -233,6 +233,12 @@ def test_a_link_to_outside_the_folder_is_left_out(tmp_path):
         assert any("a link to outside" in p for p in cat["problems"])
         for i in range(len(viewer.catalog.files)):
             assert "secret" not in c.get(f"/blob/{i}").text
+        # a report re-pointed outside after start-up is not served either
+        rid = cat["reports"][0]["id"]
+        (run / "report.html").unlink()
+        (run / "report.html").symlink_to(outside / "secret.html")
+        r = c.get(f"/blob/{rid}")
+        assert r.status_code == 404 and "secret" not in r.text
     finally:
         viewer.close()
 
