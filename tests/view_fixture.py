@@ -44,11 +44,12 @@ BAD_LINE = 3
 
 def make_world(folder: Path) -> Path:
     """A Spider-layout world: ``dev.json``, ``dev_gold.sql``, ``database/{concert,shop}/*.sqlite``."""
-    for db, ddl, rows, table in (("concert", "CREATE TABLE singer (singer_id INTEGER PRIMARY KEY, name TEXT, age INTEGER, country TEXT)", SINGERS, "singer"),
-                                 ("shop", "CREATE TABLE item (id INTEGER PRIMARY KEY, label TEXT, price REAL)", ITEMS, "item")):
+    tables = (("concert", "singer", "singer_id INTEGER PRIMARY KEY, name TEXT, age INTEGER, country TEXT", SINGERS),
+              ("shop", "item", "id INTEGER PRIMARY KEY, label TEXT, price REAL", ITEMS))
+    for db, table, columns, rows in tables:
         (folder / "database" / db).mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(folder / "database" / db / f"{db}.sqlite")
-        con.execute(ddl)
+        con.execute(f"CREATE TABLE {table} ({columns})")
         con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
         con.commit()
         con.close()

@@ -37,12 +37,17 @@ from sqlcoach.view.runs import VERDICTS, Catalog, PredFile, Row, inside
 log = logging.getLogger("sqlcoach.view")
 MAX_PAGE = 500
 SHOW_ROWS = 200
-SORTS = {
-    "index": lambda r: r.index, "db": lambda r: (r.db_id, r.index), "hardness": lambda r: (_HARD.get(r.hardness or "", 9), r.index),
-    "verdict": lambda r: (r.verdict, r.index), "error": lambda r: (r.error or "", r.index),
-    "question": lambda r: ((r.question or "").lower(), r.index), "line": lambda r: r.line,
-}
 _HARD = {"easy": 0, "medium": 1, "hard": 2, "extra": 3}
+#: the ``sort`` values of the rows route: each a key, ties broken by index
+SORTS = {
+    "index": lambda r: r.index,
+    "db": lambda r: (r.db_id, r.index),
+    "hardness": lambda r: (_HARD.get(r.hardness or "", 9), r.index),
+    "verdict": lambda r: (r.verdict, r.index),
+    "error": lambda r: (r.error or "", r.index),
+    "question": lambda r: ((r.question or "").lower(), r.index),
+    "line": lambda r: r.line,
+}
 #: reports are self-contained pages: they may show inline images and styles, never run or fetch anything
 REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox"
 
