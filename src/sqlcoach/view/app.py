@@ -132,13 +132,17 @@ def _plan(res: Any) -> dict[str, Any] | None:
 def samples_of(rec: dict[str, Any]) -> list[dict[str, Any]]:
     """One dict per sample of a self-consistency record: ``sql``, ``chosen``, and every list field
     of the record as long as ``samples`` (``votes``, ``sample_errors``, ``raw_samples``, and a
-    verifier's per-candidate scores when the record has them) under its own name."""
+    verifier's per-candidate scores when the record has them) under its own name. ``samples``
+    may also be a list of objects (``{"sql", "score", ...}``): their fields are the columns."""
     sqls = rec.get("samples")
     if not isinstance(sqls, list) or not sqls:
         return []
+    chosen = rec.get("chosen")
+    if all(isinstance(s, dict) for s in sqls):  # one object per candidate: its fields are the columns
+        return [{"sql": str(s.get("sql", "")), "chosen": i == chosen, **{k: v for k, v in s.items() if k != "sql"}}
+                for i, s in enumerate(sqls)]
     cols = {k: v for k, v in rec.items() if k != "samples" and isinstance(v, list) and len(v) == len(sqls)
             and k not in ("history_sql", "turns")}
-    chosen = rec.get("chosen")
     return [{"sql": s, "chosen": i == chosen, **{k: v[i] for k, v in cols.items()}} for i, s in enumerate(sqls)]
 
 

@@ -146,6 +146,9 @@ def test_samples_votes_verifier_scores_and_agent_turns(client):
     assert [s["chosen"] for s in d["samples"]] == [True, False]
     assert d["turns"][0]["observation"] == "avg(age)\n34.5"
     assert d["turns"][0]["query_pretty"] == "SELECT\n  AVG(age)\nFROM singer"
+    # candidates as objects: their fields are the columns
+    objs = samples_of({"samples": [{"sql": "SELECT 1", "score": 0.7}, {"sql": "SELECT 2", "score": 0.1}], "chosen": 1})
+    assert objs == [{"sql": "SELECT 1", "chosen": False, "score": 0.7}, {"sql": "SELECT 2", "chosen": True, "score": 0.1}]
     # records without them: empty lists, not errors
     assert samples_of({"sql": "x"}) == [] and turns_of({"turns": "junk"}) == []
 
