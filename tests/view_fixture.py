@@ -126,6 +126,9 @@ def make_runs(base: Path) -> dict[str, Path]:
     write_jsonl(cmp_ / "methods" / "a" / "pred.jsonl", prediction_records(cworld, PRED_A))
     write_jsonl(cmp_ / "methods" / "b" / "pred.jsonl", prediction_records(cworld, PRED_B))
     training_run(cmp_ / "methods" / "a" / "train", rewards=True)
+    write_jsonl(cmp_ / "methods" / "a" / "train" / "samples.jsonl",  # the RL sample log: not a prediction file
+                [{"step": 1, "index": 0, "question": "q", "db_id": "concert", "gold_sql": "SELECT 1", "completion": "x",
+                  "sql": "SELECT 1", "reward": 1.0}])
     (cmp_ / "report.html").write_text("<!doctype html><title>compare report</title><h1>compare report</h1>")
     return {"demo": demo, "compare": cmp_}
 

@@ -181,8 +181,10 @@ def open_row(viewer: Viewer, f: PredFile, row: Row) -> dict[str, Any]:
     plans_worse = None
     if gold_plan and pred_plan and "features" in gold_plan and "features" in pred_plan:
         plans_worse = worse(pred_plan["features"], gold_plan["features"])
-    shown = {"samples", "raw_samples", "sample_errors", "votes", "chosen", "turns", "raw", "sql", "pred", "gold", "index",
-             "id", "db_id", "example", "hardness", "ex", "error", "message"}
+    shown = {"samples", "raw_samples", "sample_errors", "votes", "chosen", "turns", "raw", "sql", "index", "id", "db_id",
+             "example"}
+    if f.kind == "per-example":  # the verdict fields shown above (in a prediction record, error is the API's)
+        shown |= {"pred", "gold", "hardness", "ex", "error", "message"}
     return {
         **row.brief(), "file": f.id, "file_label": f.label, "line": row.line, "key": row.key, "message": row.message,
         "has_database": row.db_path is not None,

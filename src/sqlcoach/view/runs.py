@@ -4,8 +4,8 @@
 without following symlinked folders and leaving out any file whose real path lies outside the
 folder, and collects:
 
-* **prediction files**: JSONL files whose records are ``sqlcoach predict``'s (``index`` and
-  ``sql``: a demo's ``pred/*.jsonl``, a comparison's ``methods/*/pred.jsonl``, a ``predict``
+* **prediction files**: JSONL files whose records are ``sqlcoach predict``'s (``index``, ``sql``,
+  ``raw``: a demo's ``pred/*.jsonl``, a comparison's ``methods/*/pred.jsonl``, a ``predict``
   output) or ``sqlcoach evaluate --per-example`` rows (``ex``, ``pred``, ``gold``). Every line
   that is not a JSON object is kept as a bad line with its file and line number; the rest loads.
 * **training runs**: every ``summary.json`` a recipe wrote (``train.run.RunSummary``), the PNG
@@ -235,10 +235,12 @@ def read_jsonl(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[dict[
 
 
 def kind_of(records: list[tuple[int, dict[str, Any]]]) -> str | None:
-    """``predictions`` (``sqlcoach predict`` records), ``per-example`` (``evaluate --per-example``
-    rows) or ``None`` (some other JSONL), by the first readable record."""
+    """``predictions`` (``sqlcoach predict`` records: ``index``, ``sql`` and the model's ``raw``
+    text, from HF, vLLM or API prediction), ``per-example`` (``evaluate --per-example`` rows) or
+    ``None`` (some other JSONL: the RL recipes' ``samples.jsonl``, mined pairs), by the first
+    readable record."""
     for _, r in records[:1]:
-        if "index" in r and "sql" in r:
+        if "index" in r and "sql" in r and "raw" in r:
             return "predictions"
         if "ex" in r and "pred" in r and "gold" in r:
             return "per-example"
