@@ -100,3 +100,24 @@ def test_filter_open_a_question_and_compare_two_files(tmp_path):
         Path(keep).mkdir(parents=True, exist_ok=True)
         for shot in shots:
             shutil.copy(shot, Path(keep) / shot.name)
+
+
+def test_with_an_api_key_the_page_asks_for_it_once(tmp_path):
+    runs = vf.make_runs(tmp_path / "runs")
+    with ServeProcess(runs["demo"], "--api-key", "s3cret", verb="view", log=tmp_path / "view.log") as srv:
+        browser = Browser(str(CHROMIUM), tmp_path / "profile")
+        try:
+            browser.open(srv.url + "/")
+            browser.wait_for("getComputedStyle(document.getElementById('keybox')).display !== 'none'")
+            rows_before = browser.js("document.querySelectorAll('#rows tbody tr').length")
+            browser.js("document.getElementById('apikey').focus()")
+            browser.send("Input.insertText", {"text": "s3cret"})
+            browser.js("document.getElementById('keygo').click()")
+            browser.wait_for("document.querySelectorAll('#rows tbody tr').length === 6")
+            # the plots come through the key too (fetched, then shown from a blob: address)
+            browser.js("document.querySelector('nav button[data-tab=runs]').click()")
+            browser.wait_for("[...document.querySelectorAll('#runs-out img')].length > 0 && "
+                             "[...document.querySelectorAll('#runs-out img')].every(i => i.complete && i.naturalWidth > 0)")
+        finally:
+            browser.close()
+    assert rows_before == 0
