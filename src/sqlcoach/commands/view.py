@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every /api request")
     p.add_argument("--sql-timeout", type=float, default=5.0, help="seconds one query of an opened question may run")
     p.add_argument("--max-rows", type=int, default=1000, help="rows a query may return (more is an error)")
-    p.add_argument("--sql-workers", type=int, default=1, help="sandbox worker processes (0: in the server process)")
+    p.add_argument("--sql-workers", type=int, default=1,
+                   help="sandbox worker processes for opened questions (0: in the server process, scoring at start-up too)")
     p.set_defaults(func=run)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
@@ -48,7 +49,9 @@ def open_viewer(opts: ViewOptions, log: Callable[[str], None] | None = None) -> 
     from sqlcoach.view.runs import load_catalog
 
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    catalog = load_catalog(opts.roots, data=opts.data, workers=opts.sql_workers, log=say)
+    # scoring at start-up is one batch: every CPU (in-process when --sql-workers is 0)
+    scoring_workers = 0 if opts.sql_workers == 0 else (os.cpu_count() or 1)
+    catalog = load_catalog(opts.roots, data=opts.data, workers=scoring_workers, log=say)
     runner = SqlRunner(timeout=opts.sql_timeout, max_rows=opts.max_rows, workers=opts.sql_workers)
     return Viewer(catalog, runner, api_key=opts.api_key)
 
