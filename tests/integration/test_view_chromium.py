@@ -66,6 +66,7 @@ def test_filter_open_a_question_and_compare_two_files(tmp_path):
             pred_rows = _cells(browser, "#pred-result table")
             heading = browser.js("document.querySelector('#opened h2').textContent")
             shots.append(browser.screenshot(tmp_path / "question.png"))
+            link = browser.js("location.href")
             # A/B: greedy (A) against the sampled file (B)
             browser.js("document.querySelector('nav button[data-tab=ab]').click()")
             _select(browser, "ab-a", "0")
@@ -81,12 +82,16 @@ def test_filter_open_a_question_and_compare_two_files(tmp_path):
             curves = browser.js("document.querySelectorAll('#runs-out svg polyline').length")
             reports = browser.js("[...document.querySelectorAll('#runs-out a[data-blob]')].map(a => a.textContent)")
             shots.append(browser.screenshot(tmp_path / "runs.png"))
+            # the address of an opened question opens it again
+            browser.open(link)
+            browser.wait_for("!!document.querySelector('#gold-result table')")
+            heading_again = browser.js("document.querySelector('#opened h2').textContent")
         finally:
             browser.close()
     assert len(files) == 4 and files[0].startswith("demo/pred/greedy.jsonl · 6 rows · EX 50.0% (3/6)")
     assert [r[0] for r in wrong] == ["2", "3", "5"] and all(r[6] == "wrong" for r in wrong)
     assert info == "1–2 of 2 (filtered from 6)"
-    assert heading == "What is the average age of singers?"
+    assert heading == heading_again == "What is the average age of singers?" and link.endswith("#f=0&r=2")
     assert gold_sql == "SELECT\n  AVG(age)\nFROM singer"
     assert gold_rows == [["34.5"]] and pred_rows == [["45"]]
     assert (a_only, b_only) == ("1", "2")
