@@ -1,5 +1,5 @@
 """What sqlcoach's HTTP apps share (``serve`` and ``view``): the bind-address check, the API-key
-dependency, and the JSON error shape with its handlers.
+dependency, and the JSON error shape with its handlers, and running uvicorn until stopped.
 
 Errors have OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, on every route
 of every app: a 401 for a wrong or missing key (``bearer_auth``), 400 for a request FastAPI could
@@ -11,7 +11,7 @@ import ipaddress
 import logging
 import secrets
 import sys
-from typing import Any
+from typing import Any, Callable
 
 log = logging.getLogger("sqlcoach.web")
 
@@ -47,6 +47,23 @@ def warn_if_open(host: str, api_key: str | None, what: str) -> None:
     if not is_loopback(host) and api_key is None:
         print(f"warning: serving on {host} without --api-key: anyone who can reach this address can use {what}",
               file=sys.stderr)
+
+
+def log_to_stderr() -> None:
+    """The servers' log lines on stderr with time, level and logger."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def run_until_stopped(app: Any, host: str, port: int, close: Callable[[], None]) -> int:
+    """Run the ASGI ``app`` with uvicorn on ``host:port`` until Ctrl-C (or SIGTERM), giving
+    requests in flight 5 s to finish, then ``close()`` whatever it holds (always); 0."""
+    import uvicorn
+
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=5)
+    finally:
+        close()
+    return 0
 
 
 def bearer_auth(api_key: str | None) -> Any:

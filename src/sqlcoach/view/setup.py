@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from sqlcoach.errors import ConfigError
-from sqlcoach.runtime.web import warn_if_open
+from sqlcoach.runtime.web import log_to_stderr, run_until_stopped, warn_if_open
 
 if TYPE_CHECKING:
     from sqlcoach.view.app import Viewer
@@ -58,13 +57,11 @@ def open_viewer(opts: ViewOptions, log: Callable[[str], None] | None = None) -> 
 
 def view_forever(opts: ViewOptions) -> int:
     """``sqlcoach view``: load, then run uvicorn until Ctrl-C; 0 on a clean stop."""
-    import uvicorn
-
     from sqlcoach.view.app import build_app
 
     opts.check()
     warn_if_open(opts.host, opts.api_key, "the predictions and the databases of these runs")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_stderr()
     viewer = open_viewer(opts)
     cat = viewer.catalog
     for p in cat.problems:
@@ -74,9 +71,4 @@ def view_forever(opts: ViewOptions) -> int:
           + (f", {bad} malformed lines" if bad else "") + f"), {len(cat.trainings)} training runs, "
           f"{len(cat.reports)} reports on http://{opts.host}:{opts.port}" + ("  (API key required)" if opts.api_key else ""),
           file=sys.stderr, flush=True)
-    try:
-        uvicorn.run(build_app(viewer), host=opts.host, port=opts.port, log_level="info", access_log=False,
-                    timeout_graceful_shutdown=5)
-    finally:
-        viewer.close()
-    return 0
+    return run_until_stopped(build_app(viewer), opts.host, opts.port, viewer.close)
