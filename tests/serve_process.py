@@ -1,4 +1,4 @@
-"""Start a real ``sqlcoach serve`` process on 127.0.0.1 (a free port) and wait until it answers."""
+"""Start a real ``sqlcoach serve`` (or ``view``) process on 127.0.0.1 (a free port) and wait until it answers."""
 
 from __future__ import annotations
 
@@ -21,21 +21,23 @@ def free_port() -> int:
 
 class ServeProcess:
     """``with ServeProcess(model, *flags) as srv:`` -> ``srv.url`` (``http://127.0.0.1:PORT``);
-    the process is stopped (SIGTERM, then SIGKILL) on exit; its output is in ``srv.log``."""
+    the process is stopped (SIGTERM, then SIGKILL) on exit; its output is in ``srv.log``.
+    ``verb="view"`` starts ``sqlcoach view TARGET *flags`` instead (any verb answering ``/health``)."""
 
-    def __init__(self, model: str | Path, *flags: str, log: Path, start_timeout: float = 90.0):
+    def __init__(self, model: str | Path, *flags: str, log: Path, start_timeout: float = 90.0, verb: str = "serve"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = Path(log)
         env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "HF_HUB_OFFLINE": "1"}
         self._fh = self.log.open("w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "sqlcoach.cli", "serve", str(model), "--port",
-                                      str(self.port), *flags], stdout=self._fh, stderr=subprocess.STDOUT, env=env)
+        # --port last: ``view`` takes several folders, and argparse wants them before any option
+        self.proc = subprocess.Popen([sys.executable, "-m", "sqlcoach.cli", verb, str(model), *flags, "--port",
+                                      str(self.port)], stdout=self._fh, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + start_timeout
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"sqlcoach serve exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+                raise RuntimeError(f"sqlcoach {verb} exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
             try:
                 with urllib.request.urlopen(self.url + "/health", timeout=2) as r:
                     if r.status == 200:
@@ -44,7 +46,7 @@ class ServeProcess:
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"sqlcoach serve did not answer in {start_timeout} s:\n{self.log.read_text()[-3000:]}")
+                raise RuntimeError(f"sqlcoach {verb} did not answer in {start_timeout} s:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.2)
 
     def stop(self) -> None:

@@ -30,6 +30,7 @@ VERBS: dict[str, str] = {
     "demo": "demo",
     "serve": "serve",
     "ask": "ask",
+    "view": "view",
 }
 
 

@@ -2,7 +2,8 @@
 
 Chromium reads NUL-terminated JSON commands from file descriptor 3 and writes NUL-terminated
 replies and events to file descriptor 4: no websocket, no extra package, no network. Enough to
-open a page, run JavaScript in it and take a screenshot.
+open a page, run JavaScript in it and take a screenshot. ``chromium_marks()``: the marks of a
+test that drives it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,17 @@ import select
 import subprocess
 import time
 from pathlib import Path
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def chromium_marks() -> list:
+    """``pytestmark`` of a test that drives Chromium: integration, skipped with a reason when
+    ``CHROMIUM`` is absent."""
+    import pytest
+
+    return [pytest.mark.integration,
+            pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install -y chromium)")]
 
 
 class Browser:

@@ -21,14 +21,10 @@ pytest.importorskip("fastapi")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serve_fixture as sf  # noqa: E402
-from cdp import Browser  # noqa: E402
+from cdp import CHROMIUM, Browser, chromium_marks  # noqa: E402
 from serve_process import ServeProcess  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (apt-get install -y chromium)"),
-]
+pytestmark = chromium_marks()
 
 
 def test_page_asks_and_shows_the_result_table(tmp_path):

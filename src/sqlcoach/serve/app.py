@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import secrets
 import threading
 import time
 import uuid
@@ -29,30 +28,16 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi import Depends, FastAPI
+from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sqlcoach.errors import DataError
+from sqlcoach.runtime.web import ApiError, add_error_handlers, bearer_auth, error_body
 from sqlcoach.serve.engine import Engine, GenParams, Job, JobResult, QueueFull, QueueTimeout
 
 log = logging.getLogger("sqlcoach.serve")
 RETRY_AFTER_S = 1
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
-        self.headers = headers or {}
-
-
-def error_body(message: str, type: str = "invalid_request_error", code: str | None = None,
-               param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
 def busy(message: str) -> ApiError:
@@ -285,8 +270,8 @@ def build_app(server: Server) -> FastAPI:
     """The FastAPI app serving ``server`` (see the module docstring for the routes and errors)."""
     app = FastAPI(title="sqlcoach serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.server = server
-    _add_error_handlers(app)
-    auth = Depends(_auth_dependency(server.settings.api_key))
+    add_error_handlers(app, log)
+    auth = Depends(bearer_auth(server.settings.api_key))
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -418,51 +403,6 @@ async def _stream(job: Job, q: asyncio.Queue, rid: str, created: int, model: str
         yield "data: [DONE]\n\n"
     finally:
         job.cancel()  # the client went away (or we are done): stop generating for it
-
-
-def _auth_dependency(api_key: str | None) -> Any:
-    async def check(request: Request) -> None:
-        if api_key is None:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), api_key.encode()):
-            raise ApiError(401, "Incorrect or missing API key: send 'Authorization: Bearer <key>'",
-                           type="authentication_error", code="invalid_api_key")
-
-    return check
-
-
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = [str(x) for x in err.get("loc", ()) if x != "body"]
-        if err.get("type") == "json_invalid":
-            return f"malformed JSON body: {err.get('ctx', {}).get('error', err.get('msg'))}"
-        parts.append(f"{'.'.join(loc) or 'body'}: {err.get('msg')}")
-    return "invalid request: " + "; ".join(parts)
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.message, exc.type, exc.code, exc.param), status_code=exc.status,
-                            headers=exc.headers)
-
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(error_body(_validation_message(exc)), status_code=400)
-
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
-
-    async def internal(request: Request, exc: Exception) -> JSONResponse:
-        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
-        return JSONResponse(error_body("internal server error (logged by the server)", "server_error"),
-                            status_code=500)
-
-    app.add_exception_handler(ApiError, api_error)
-    app.add_exception_handler(RequestValidationError, invalid)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, internal)
 
 
 class BodyLimit:

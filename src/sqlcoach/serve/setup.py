@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
-import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlcoach.errors import ConfigError
+from sqlcoach.runtime.web import log_to_stderr, run_until_stopped, warn_if_open
 
 
 @dataclass
@@ -52,15 +51,6 @@ class ServeOptions:
             raise ConfigError("--api-key must not be empty")
         if not Path(self.model).exists():
             raise ConfigError(f"model not found: {self.model} (a model folder sqlcoach can load, or a .gguf file)")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def context_length(model: Any, tokenizer: Any, override: int | None) -> int:
@@ -107,24 +97,15 @@ def open_server(opts: ServeOptions, *, batch_fn: Any = None, loaded: tuple[Any, 
 
 def serve_forever(opts: ServeOptions) -> int:
     """``sqlcoach serve``: open the server and run uvicorn until Ctrl-C; 0 on a clean stop."""
-    import uvicorn
-
     from sqlcoach.serve.app import asgi_app
 
     opts.check()
-    if not is_loopback(opts.host) and opts.api_key is None:
-        print(f"warning: serving on {opts.host} without --api-key: anyone who can reach this address can use "
-              "the model and the databases", file=sys.stderr)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    warn_if_open(opts.host, opts.api_key, "the model and the databases")
+    log_to_stderr()
     server = open_server(opts)
     s = server.settings
     print(f"sqlcoach serve: {s.model_name} (context {s.context_length} tokens, template {server.recipe.template}) "
           f"on http://{opts.host}:{opts.port}  databases: {len(server.databases)}"
           + (f" from {server.databases.folder}" if server.databases.folder else "")
           + ("  (API key required)" if s.api_key else ""), file=sys.stderr, flush=True)
-    try:
-        uvicorn.run(asgi_app(server), host=opts.host, port=opts.port, log_level="info", access_log=False,
-                    timeout_graceful_shutdown=5)
-    finally:
-        server.close()
-    return 0
+    return run_until_stopped(asgi_app(server), opts.host, opts.port, server.close)

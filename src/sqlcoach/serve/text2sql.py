@@ -12,13 +12,13 @@ the sandbox (``execution.pool.ExecutorPool``: read-only, a deadline with a hard 
 from __future__ import annotations
 
 import os
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlcoach.errors import ConfigError, DataError
+from sqlcoach.execution.runner import SqlRunner, jsonable_value
 from sqlcoach.types import Example
 
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
@@ -102,34 +102,6 @@ class SqlAnswer:
         return asdict(self)
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (bytes, bytearray)):
-        return "0x" + bytes(v[:64]).hex() + ("..." if len(v) > 64 else "")
-    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
-        return str(v)
-    return v
-
-
-class SqlRunner:
-    """One sandboxed executor pool, safe to call from several threads (calls take turns)."""
-
-    def __init__(self, *, timeout: float = 10.0, max_rows: int = 1000, workers: int = 1):
-        from sqlcoach.execution.pool import ExecutorPool
-        from sqlcoach.execution.sandbox import Limits
-
-        self.limits = Limits(timeout=timeout, max_rows=max_rows, max_bytes=16 * 2**20)
-        self.pool = ExecutorPool(workers, self.limits)
-        self._lock = threading.Lock()
-
-    def run(self, db_path: str, sql: str) -> Any:
-        with self._lock:
-            return self.pool.run_one(db_path, sql)
-
-    def close(self) -> None:
-        with self._lock:
-            self.pool.close()
-
-
 def answer_from_text(raw: str, ex: Example, template: str, runner: SqlRunner, *, database: str,
                      generation_seconds: float = 0.0) -> SqlAnswer:
     """Extract the SQL of ``raw`` (mapped back from placeholders for an anonymizing template) and
@@ -146,7 +118,7 @@ def answer_from_text(raw: str, ex: Example, template: str, runner: SqlRunner, *,
         res = runner.run(str(ex.db_path), sql)
         if res.ok:
             out.columns = list(res.columns)
-            out.rows = [[_jsonable(v) for v in row] for row in res.rows or ()]
+            out.rows = [[jsonable_value(v) for v in row] for row in res.rows or ()]
         else:
             out.error = f"{res.error}: {res.message}" if res.message else str(res.error)
     out.execution_seconds = round(time.monotonic() - t0, 4)

@@ -102,6 +102,19 @@ def parse_sql(sql: str) -> tuple[exp.Expression | None, str | None]:
     return _parse_cached(normalize_sql(sql))
 
 
+def pretty_sql(sql: str) -> str:
+    """``sql`` laid out by sqlglot for reading (SQLite dialect, one clause per line), from the tree
+    ``parse_sql`` gives; the text as written when it does not parse as one statement. For display
+    only: sqlglot may respell keywords and quoting. Never raises."""
+    tree, _ = parse_sql(sql)
+    if not isinstance(tree, exp.Query):  # unparsed, or something SQLite would not run as a query
+        return sql
+    try:
+        return tree.sql(dialect="sqlite", pretty=True)
+    except Exception:  # noqa: BLE001  (sqlglot's generator on an odd tree: show the text as written)
+        return sql
+
+
 @lru_cache(maxsize=8192)
 def _parse_cached(text: str) -> tuple[exp.Expression | None, str | None]:
     if not text:
