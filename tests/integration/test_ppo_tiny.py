@@ -54,7 +54,7 @@ def world(tmp_path_factory):
 def _cfg(model, out, **kw) -> PPORunConfig:
     values = dict(model=str(model), data_path="(rows given in the test)", output_dir=str(out), method="lora",
                   rollout_batch_size=4, per_device_train_batch_size=2, gradient_accumulation_steps=2, ppo_epochs=2,
-                  max_new_tokens=12, temperature=1.0, learning_rate=1e-2, max_steps=2, use_cpu=True,
+                  max_completion_length=12, temperature=1.0, learning_rate=1e-2, max_steps=2, use_cpu=True,
                   dtype="float32", reward_workers=0, save_steps=1, save_total_limit=None, sample_every=1,
                   num_samples=1, lora_r=4, lora_alpha=8, lora_target_modules=["q_proj", "v_proj"],
                   missing_eos_penalty=0.5, seed=0)

@@ -75,7 +75,7 @@ def _sampled_logp(scores, response):
 def test_rollout_logprobs_are_those_generate_sampled_from(checkpoint, method, monkeypatch):
     pol = _policy(checkpoint, method)
     original = pol.unwrapped.policy.generation_config
-    cfg = SimpleNamespace(temperature=T, top_k=0, max_new_tokens=10, missing_eos_penalty=0.0)
+    cfg = SimpleNamespace(temperature=T, top_k=0, max_completion_length=10, missing_eos_penalty=0.0)
     seen = {}
     real = hf.neutral_generate
 
