@@ -42,8 +42,8 @@ class RewardFn(Protocol):
 
     __name__: str
 
-    def __call__(self, prompts: Sequence[Any] | None = ..., completions: Sequence[Any] = ...,
-                 completion_ids: Sequence[Any] | None = ..., **columns: Any) -> list[float | None]: ...
+    def __call__(self, prompts: Sequence[Any] | None = None, completions: Sequence[Any] = (),
+                 completion_ids: Sequence[Any] | None = None, **columns: Any) -> list[float | None]: ...
 
 
 @runtime_checkable

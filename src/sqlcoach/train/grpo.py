@@ -55,6 +55,7 @@ from typing import Any, Callable
 
 from sqlcoach.config import GRPORunConfig
 from sqlcoach.errors import ConfigError
+from sqlcoach.generate.base import GenerateFn
 from sqlcoach.rewards.base import OutcomeSource, RewardFn
 from sqlcoach.train.rl import outcome_source, prompt_rows, rl_pool, rl_rewards, rl_task, sample_rows
 from sqlcoach.train.run import (
@@ -133,7 +134,7 @@ def vllm_args(cfg: GRPORunConfig) -> dict[str, Any]:
     return out
 
 
-def rollout_generate_fn(cfg: GRPORunConfig, tokenizer: Any) -> Callable[..., Any] | None:
+def rollout_generate_fn(cfg: GRPORunConfig, tokenizer: Any) -> GenerateFn | None:
     """What samples the pass-rate filter: the rollout backend (``use_vllm``: the vLLM server in
     server mode, a vLLM engine of the start model in colocate mode), else ``None`` (HF generate)."""
     if not cfg.use_vllm:

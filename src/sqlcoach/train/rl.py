@@ -23,6 +23,7 @@ from typing import Any, Callable, TypedDict
 
 from sqlcoach.config import RLFields
 from sqlcoach.errors import ConfigError, DataError
+from sqlcoach.generate.base import GenerateFn
 from sqlcoach.rewards.base import OutcomeSource, RewardFn
 from sqlcoach.tasks import Task
 
@@ -71,7 +72,7 @@ def _train_rows(cfg: Any, task: Task, examples: list[Any] | None, log: Callable[
 
 def prompt_rows(cfg: Any, task: Task, *, pool: Any, log: Callable[[str], None], examples: list[Any] | None = None,
                 rows: list[dict[str, Any]] | None = None, model: Any = None, tokenizer: Any = None,
-                generate: Callable[..., Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                generate: GenerateFn | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The prompt rows of an RL run and how they were chosen: ``(rows, {"build", "gold", "pass_rate"})``.
 
     ``rows`` (ready rows) replaces loading and building (cut to ``max_examples``; curation still

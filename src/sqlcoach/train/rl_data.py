@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sqlcoach.errors import ConfigError, ModelError
+from sqlcoach.generate.base import GenerateFn
 from sqlcoach.prompts.builder import RL_COLUMNS  # noqa: F401  (defined in the builder; importable here)
 
 
@@ -130,7 +131,7 @@ def pass_rate_filter(
     seed: int = 0,
     pool: Any = None,
     mode: str = "spider",
-    generate: Callable[..., Any] | None = None,
+    generate: GenerateFn | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Drop prompts the starting policy solves always (``drop_always``) or never (``drop_never``).
 

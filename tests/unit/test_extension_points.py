@@ -1,0 +1,100 @@
+"""One conformance test per named extension point (DESIGN.md, style 13): every registered recipe
+keeps ``RecipeFn``, every generator ``GenerateFn``, every registered reward ``RewardFn`` (and the
+executing ones ``OutcomeSource``), every registered task ``Task``."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+
+import pytest
+
+from sqlcoach.generate.base import GenerateFn
+from sqlcoach.rewards.base import OutcomeSource, RewardFn
+from sqlcoach.tasks import TASKS, Environment, Task, is_multi_turn
+
+
+def _params(fn) -> list[tuple[str, object, object]]:
+    """(name, kind, default) of each parameter, ``self`` left out."""
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values() if p.name != "self"]
+
+
+def test_every_recipe_keeps_the_recipe_contract():
+    from sqlcoach.train.recipes import RECIPES, RecipeFn
+
+    contract = {name: (kind, default) for name, kind, default in _params(RecipeFn.__call__)[1:]}
+    assert set(contract) == {"resume", "callbacks", "log"}
+    for name, recipe in RECIPES.items():
+        params = inspect.signature(recipe.run).parameters
+        first, *rest = params.values()
+        assert first.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD, name  # cfg
+        for key, (kind, default) in contract.items():
+            assert key in params, f"{name} has no {key}="
+            assert (params[key].kind, params[key].default) == (kind, default), (name, key)
+        # anything beyond the contract is optional: a caller that knows only the contract can call it
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not p.empty for p in rest), name
+
+
+def test_generators_keep_the_generate_contract():
+    from sqlcoach.generate import vllm_backend
+    from sqlcoach.generate.hf import generate_texts
+
+    assert _params(generate_texts) == _params(GenerateFn.__call__)
+    for factory in (vllm_backend.vllm_generate_fn, vllm_backend.vllm_server_generate_fn):
+        assert typing.get_type_hints(factory)["return"] is GenerateFn
+    # the functions the vLLM factories return spell the same parameters (read from their source:
+    # building them needs vLLM and a GPU)
+    src = inspect.getsource(vllm_backend)
+    for name, _, _default in _params(GenerateFn.__call__):
+        assert src.count(f"{name}: ") >= 2, name
+
+
+def test_every_registered_reward_keeps_the_reward_contract():
+    from sqlcoach.rewards import REWARDS, build_rewards, close_rewards
+
+    names = [n for n in REWARDS if n != "reward_model"]  # the reward model needs a trained folder
+    rewards = build_rewards(names)
+    try:
+        for r in rewards:
+            assert isinstance(r, RewardFn) and r.__name__ in REWARDS
+            assert [p[:2] for p in _params(type(r).__call__)] == [p[:2] for p in _params(RewardFn.__call__)]
+            assert isinstance(r, OutcomeSource) == r.__name__.startswith("execution"), r.__name__
+            assert r(prompts=[], completions=[], completion_ids=[], gold_sql=[], db_path=[]) == []
+    finally:
+        close_rewards(rewards)
+    from sqlcoach.rewards.reward_model import RewardModelReward
+
+    rm = RewardModelReward("rm-folder")  # loads nothing until called
+    assert isinstance(rm, RewardFn) and not isinstance(rm, OutcomeSource)
+    assert [p[:2] for p in _params(RewardModelReward.__call__)] == [p[:2] for p in _params(RewardFn.__call__)]
+
+
+def test_every_registered_task_keeps_the_task_contract():
+    from sqlcoach.prompts.builder import PromptBuilder
+
+    for name, factory in TASKS.items():
+        task = factory(PromptBuilder(), pool=None)
+        assert isinstance(task, Task) and task.name == name
+        for method in ("train_rows", "eval_rows", "outcomes", "outcome"):
+            assert _params(getattr(task, method)) == _params(getattr(Task, method)), (name, method)
+        assert is_multi_turn(task) == isinstance(task, Environment)
+
+
+def test_a_multi_turn_environment_plugs_into_the_same_contract():
+    """What the agent issue adds: a Task with ``step`` and ``max_turns`` is an Environment."""
+    from sqlcoach.tasks import SqlExecutionTask, Step
+
+    class OneQueryAgent(SqlExecutionTask):
+        name, max_turns = "agent", 2
+
+        def step(self, row, history, completion):
+            return Step(done=True, outcome=self.outcome(row, completion))
+
+    class NoStep(SqlExecutionTask):
+        max_turns = 2
+
+    from sqlcoach.prompts.builder import PromptBuilder
+
+    assert is_multi_turn(OneQueryAgent(PromptBuilder())) and not is_multi_turn(NoStep(PromptBuilder()))
+    with pytest.raises(TypeError):
+        Step()  # done is required
