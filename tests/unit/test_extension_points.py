@@ -98,3 +98,43 @@ def test_a_multi_turn_environment_plugs_into_the_same_contract():
     assert is_multi_turn(OneQueryAgent(PromptBuilder())) and not is_multi_turn(NoStep(PromptBuilder()))
     with pytest.raises(TypeError):
         Step()  # done is required
+
+
+def test_the_documented_reward_and_task_examples_plug_in(tmp_path, monkeypatch):
+    """docs/architecture.md's ten lines, run: a reward by name in a config, a task without gold."""
+    import sqlite3
+
+    from sqlcoach.config import PPORunConfig, build_config
+    from sqlcoach.rewards import registry
+    from sqlcoach.rewards.base import Reward
+    from sqlcoach.rewards.common import completion_sql
+    from sqlcoach.tasks import SqlExecutionTask
+    from sqlcoach.train import rl
+    from sqlcoach.types import Example
+
+    class ShortSQL(Reward):
+        default_name = "short_sql"
+
+        def score(self, completions, columns):
+            return [self.weight * (len(completion_sql(c)) < 200) for c in completions]
+
+    class VerifiedSQL(SqlExecutionTask):
+        name, needs_gold = "verified", False
+
+        def train_rows(self, examples, *, tokenizer=None, log=None):
+            return self.rows_where(examples, None, tokenizer=tokenizer, log=log)
+
+    monkeypatch.setitem(registry.REWARDS, "short_sql", ShortSQL)
+    monkeypatch.setitem(TASKS, "verified", VerifiedSQL)
+    db = tmp_path / "t.sqlite"
+    sqlite3.connect(db).executescript("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
+    cfg = build_config(PPORunConfig, dict(model="m", data_path="d", task="verified", rewards=["execution", "short_sql"],
+                                          template="sql_terminal", schema_style="compact", schema_sample_values=0,
+                                          value_retrieval=0, token_budget=0, turn_history="questions"))
+    short = rl.rl_rewards(cfg, None)[1]
+    assert short.__name__ == "short_sql" and short(completions=["SELECT x FROM t", "SELECT " + "x" * 300 + " FROM t"]) == [1.0, 0.0]
+    task = rl.rl_task(cfg, None)
+    assert isinstance(task, VerifiedSQL) and isinstance(task, Task)
+    gold_less = [Example(id="q0", db_id="t", question="x?", gold_sql=None, db_path=str(db))]
+    rows, report = rl.prompt_rows(cfg, task, pool=None, log=lambda m: None, examples=gold_less)
+    assert [r["id"] for r in rows] == ["q0"] and report["gold"] is None  # no gold curation for a gold-free task

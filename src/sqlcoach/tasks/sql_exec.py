@@ -38,8 +38,11 @@ class SqlExecutionTask:
         self.handle = pool if isinstance(pool, PoolHandle) else PoolHandle(pool, workers=0 if pool is None else None)
         self.scorer = ExecutionScorer(self.handle, mode=mode, keep_distinct=keep_distinct)
 
-    def _rows(self, examples: list[Any], skip: Callable[[Any], str | None] | None, tokenizer: Any,
-              log: Callable[[str], None] | None) -> list[Row]:
+    def rows_where(self, examples: list[Any], skip: Callable[[Any], str | None] | None, *, tokenizer: Any = None,
+                   log: Callable[[str], None] | None = None) -> list[Row]:
+        """Rows of the examples ``skip`` lets through (``skip(ex)``: a reason, or ``None`` to keep;
+        ``None``: every example with a readable database); one ``log`` line per skipped example
+        (the first 10, then a count). ``DataError`` when no row is left."""
         rows, skipped = self.builder.rl_rows(examples, tokenizer=tokenizer, skip=skip)
         if log is not None:
             for s in skipped[:10]:
@@ -53,12 +56,12 @@ class SqlExecutionTask:
     def train_rows(self, examples: list[Any], *, tokenizer: Any = None,
                    log: Callable[[str], None] | None = None) -> list[Row]:
         """Rows of the examples that have gold SQL and a readable database. ``DataError`` when none has."""
-        return self._rows(examples, needs_gold, tokenizer, log)
+        return self.rows_where(examples, needs_gold, tokenizer=tokenizer, log=log)
 
     def eval_rows(self, examples: list[Any], *, tokenizer: Any = None,
                   log: Callable[[str], None] | None = None) -> list[Row]:
         """Rows of every example with a readable database, gold or not."""
-        return self._rows(examples, None, tokenizer, log)
+        return self.rows_where(examples, None, tokenizer=tokenizer, log=log)
 
     def outcomes(self, rows: list[Row], completions: list[Any]) -> list[Outcome]:
         from sqlcoach.rewards.common import completion_sql
