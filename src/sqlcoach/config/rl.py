@@ -48,6 +48,7 @@ class RLFields:
 
     renamed: ClassVar[dict[str, str]] = RENAMED
 
+    max_examples: int | None = opt(None, "use N examples, drawn after shuffling them with seed (null: all)")
     task: str = opt("sql_exec", "what is trained and how a completion is judged: a key of sqlcoach.tasks.TASKS")
     # rewards (sqlcoach.rewards.build_rewards; summed per completion)
     rewards: Any = opt("execution", "a preset name (seed-multi, arctic), one reward name, or a list of names / {name, weight, ...} ([] with reward_model: that alone)")
