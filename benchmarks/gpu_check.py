@@ -275,7 +275,7 @@ def _grpo_part(args: argparse.Namespace, rec: Recorder, torch: Any, name: str, *
         rewards="execution", reward_workers=4, num_generations=args.grpo_generations,
         per_device_train_batch_size=args.grpo_generations * per_step, max_steps=args.grpo_steps,
         max_examples=args.grpo_steps * per_step, max_completion_length=args.grpo_completion,
-        learning_rate=learning_rate, temperature=1.0, sample_log_every=1_000_000, num_examine=0, **extra))
+        learning_rate=learning_rate, temperature=1.0, sample_every=1_000_000, num_samples=0, **extra))
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()

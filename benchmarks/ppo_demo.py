@@ -39,7 +39,7 @@ def evaluate(model_dir: str, examples: list[Any], pred_path: Path, cfg: Any) -> 
     model, tok = load_model(model_dir, dtype="float32", device="cpu")
     t0 = time.monotonic()
     summ = predict(
-        model, tok, examples, pred_path, n=1, temperature=0.0, batch_size=16, max_new_tokens=cfg.max_new_tokens,
+        model, tok, examples, pred_path, n=1, temperature=0.0, batch_size=16, max_new_tokens=cfg.max_completion_length,
         template=cfg.template, schema_style=cfg.schema_style, schema_sample_values=cfg.schema_sample_values,
         workers=1, progress=False,
     )

@@ -111,7 +111,7 @@ def train_grpo(start: Path, out: Path, args: argparse.Namespace) -> dict:
         scale_rewards="none", temperature=1.0, max_completion_length=args.max_new_tokens, learning_rate=5e-5,
         per_device_train_batch_size=8, gradient_accumulation_steps=1, max_steps=10_000, max_seconds=args.grpo_seconds,
         lora_r=16, lora_alpha=32, lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], use_cpu=True,
-        dtype="float32", logging_steps=1, sample_log_every=5, num_examine=2, save_steps=10_000, seed=0, disable_tqdm=True,
+        dtype="float32", logging_steps=1, sample_every=5, num_samples=2, save_steps=10_000, seed=0, disable_tqdm=True,
     ), source="smollm2 GRPO")
     return run_grpo(cfg, log=lambda m: print(f"[grpo] {m}", flush=True))
 

@@ -58,7 +58,7 @@ def run_sqlcoach_grpo(model: str, rows: list, out: Path, steps: int) -> dict:
 
     cfg = build_config(GRPORunConfig, dict(
         model=model, data_path="(rows)", output_dir=str(out), method="full", rewards="execution_binary",
-        curate_gold=False, pass_rate_k=0, max_steps=steps, save_steps=10_000, logging_steps=1, sample_log_every=10_000,
+        curate_gold=False, pass_rate_k=0, max_steps=steps, save_steps=10_000, logging_steps=1, sample_every=10_000,
         use_cpu=True, dtype="float32", disable_tqdm=True, reward_workers=1, lr_scheduler_type="constant",
         warmup_ratio=0.0, loss_type="dapo", beta=0.0, scale_rewards="none", template="anonymized",
         schema_style="compact", schema_sample_values=0, **COMMON))
@@ -106,7 +106,7 @@ def run_sqlcoach_ppo(model: str, world: str, out: Path, steps: int, epochs: int 
 
     cfg = build_config(PPORunConfig, dict(
         model=model, data_path=world, output_dir=str(out), method="full", rewards=["execution"], rollout_batch_size=64,
-        per_device_train_batch_size=8, gradient_accumulation_steps=1, ppo_epochs=epochs, max_new_tokens=64, temperature=0.8,
+        per_device_train_batch_size=8, gradient_accumulation_steps=1, ppo_epochs=epochs, max_completion_length=64, temperature=0.8,
         max_steps=steps, save_steps=10_000, logging_steps=1, use_cpu=True, dtype="float32", template="anonymized",
         schema_style="compact", schema_sample_values=0, reward_workers=1, seed=0, learning_rate=1e-5,
         kl_coef=kl_coef))

@@ -62,11 +62,11 @@ def build(root: str | Path) -> dict[str, Path]:
                     warmup_ratio=0.0, beta=0.1, lr_scheduler_type="constant", precompute_ref_log_probs=False),
         "grpo": dict(common, **hf, data_kind="jsonl", data_path=str(data), split="train", method="full", max_steps=2,
                      num_generations=4, max_completion_length=12, temperature=1.0, save_steps=1, rewards=["execution", "ngram"],
-                     reward_workers=0, sample_log_every=1, num_examine=2, template="sql_terminal",
+                     reward_workers=0, sample_every=1, num_samples=2, template="sql_terminal",
                      schema_style="compact", schema_sample_values=0, pass_rate_k=2, drop_always=False,
                      drop_never=False),
         "ppo": dict(common, data_kind="jsonl", data_path=str(data), split="train", method="lora", max_steps=2,
-                    ppo_epochs=1, max_new_tokens=10, temperature=1.0, top_k=1, rewards=["execution", "ngram"], reward_workers=0, save_steps=1,
+                    ppo_epochs=1, max_completion_length=10, temperature=1.0, top_k=1, rewards=["execution", "ngram"], reward_workers=0, save_steps=1,
                     sample_every=1, num_samples=1, lora_r=4, lora_alpha=8, lora_target_modules=["q_proj", "v_proj"],
                     template="sql_terminal", schema_style="compact", schema_sample_values=0),
     }

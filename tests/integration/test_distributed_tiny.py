@@ -136,7 +136,7 @@ def test_grpo_two_ranks_see_the_same_global_batches(runs):
     s2 = _summary(root, "grpo", 2)
     assert s2["prompts_per_step"] == 2 and s2["tokens_generated"] > 0
     samples = (root / "grpo-2" / "samples.jsonl").read_text().splitlines()
-    assert len(samples) == 2 * 2  # num_examine rows at steps 1 and 2, written by rank 0 only
+    assert len(samples) == 2 * 2  # num_samples rows at steps 1 and 2, written by rank 0 only
 
 
 def test_bookkeeping_is_printed_once(runs):

@@ -60,7 +60,7 @@ def _cfg(model, out, **kw) -> GRPORunConfig:
     values = dict(model=str(model), data_path="(examples given in the test)", output_dir=str(out),
                   method="full", num_generations=4, per_device_train_batch_size=8, max_steps=2,
                   max_completion_length=12, learning_rate=5e-2, temperature=1.0, use_cpu=True,
-                  dtype="float32", logging_steps=1, sample_log_every=1, num_examine=3, save_steps=1,
+                  dtype="float32", logging_steps=1, sample_every=1, num_samples=3, save_steps=1,
                   disable_tqdm=True, reward_workers=0, rewards=["execution", {"name": "format", "weight": 0.5}],
                   lora_r=4, lora_alpha=8, seed=0)
     values.update(kw)
@@ -100,7 +100,7 @@ def test_two_steps_change_the_weights_and_log_everything(world, tmp_path):
     assert all(0.0 <= p["frac"] <= 1.0 for p in summary["zero_std_frac_curve"])
     assert summary["tokens_generated"] > 0 and summary["median_step_seconds"] > 0
     assert summary["peak_memory_mb"] > 0
-    # The sample log: num_examine rows per logged step, with SQL, result and rewards.
+    # The sample log: num_samples rows per logged step, with SQL, result and rewards.
     rows = [json.loads(line) for line in (out / SAMPLES_FILE).read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 1, 1, 2, 2, 2]
     for r in rows:

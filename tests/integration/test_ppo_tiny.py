@@ -54,7 +54,7 @@ def world(tmp_path_factory):
 def _cfg(model, out, **kw) -> PPORunConfig:
     values = dict(model=str(model), data_path="(rows given in the test)", output_dir=str(out), method="lora",
                   rollout_batch_size=4, per_device_train_batch_size=2, gradient_accumulation_steps=2, ppo_epochs=2,
-                  max_new_tokens=12, temperature=1.0, learning_rate=1e-2, max_steps=2, use_cpu=True,
+                  max_completion_length=12, temperature=1.0, learning_rate=1e-2, max_steps=2, use_cpu=True,
                   dtype="float32", reward_workers=0, save_steps=1, save_total_limit=None, sample_every=1,
                   num_samples=1, lora_r=4, lora_alpha=8, lora_target_modules=["q_proj", "v_proj"],
                   missing_eos_penalty=0.5, seed=0)
@@ -70,8 +70,11 @@ def _weights(path):
 
 def test_lora_ppo_changes_adapter_and_logs(world, tmp_path):
     model, rows = world
-    s = run_ppo(_cfg(model, tmp_path), rows=rows, log=lambda m: None)
-    assert s["global_step"] == 2 and len(s["reward_curve"]) == 2
+    from sqlcoach.train.callbacks import step_timer
+
+    timer = step_timer()  # RecipeFn's callbacks: PPO calls their step hooks around each PPO step
+    s = run_ppo(_cfg(model, tmp_path), rows=rows, callbacks=[timer], log=lambda m: None)
+    assert s["global_step"] == 2 and len(s["reward_curve"]) == 2 and len(timer.seconds) == 2
     assert s["tokens_generated"] > 0 and s["peak_memory_mb"] > 0 and s["median_step_seconds"] > 0
     rec = s["reward_curve"][0]
     for key in ("reward", "kl", "entropy", "vf_loss", "clipfrac", "approxkl", "rewards/execution"):
@@ -81,7 +84,8 @@ def test_lora_ppo_changes_adapter_and_logs(world, tmp_path):
     lora_b = [v for k, v in adapter.items() if "lora_B" in k]
     assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # B was zero-initialised
     samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
-    assert {"question", "sql", "result", "gold_sql", "reward"} <= set(samples[0])
+    assert {"question", "sql", "result", "gold_sql", "reward", "rewards"} <= set(samples[0])
+    assert set(samples[0]["rewards"]) == {"execution"} and samples[0]["result"]  # the execution outcome, as GRPO's rows
     from sqlcoach.models.load import load_model
 
     load_model(tmp_path / "final", device="cpu", dtype="float32")  # the adapter reloads on its base

@@ -116,8 +116,8 @@ def test_grpo_from_the_sft_adapter(sft, spider, tmp_path):
     cfg = build_config(GRPORunConfig, dict(
         model=str(sft_out / "final"), data_path=str(SPIDER), split="dev_train", output_dir=str(out), **COMMON,
         rewards="execution", reward_workers=0, num_generations=2, per_device_train_batch_size=2, max_steps=2,
-        max_examples=2, max_completion_length=16, learning_rate=1e-5, temperature=1.0, sample_log_every=1,
-        num_examine=1))
+        max_examples=2, max_completion_length=16, learning_rate=1e-5, temperature=1.0, sample_every=1,
+        num_samples=1))
     lines: list[str] = []
     summary = run_grpo(cfg, examples=spider["dev_train"][:8], log=lines.append)
     assert summary["global_step"] == 2 and summary["rows"] == 2, summary

@@ -19,6 +19,7 @@ from sqlcoach.config.loading import (
 )
 from sqlcoach.config.ppo import PPORunConfig
 from sqlcoach.config.pref import DPORunConfig, PreferenceFields, RMRunConfig
+from sqlcoach.config.rl import RLFields
 from sqlcoach.config.sft import SFTRunConfig
 
 CONFIGS: dict[str, type[RunConfig]] = {
@@ -31,6 +32,6 @@ CONFIGS: dict[str, type[RunConfig]] = {
 
 __all__ = [
     "CONFIGS", "DPORunConfig", "EpochFields", "GRPORunConfig", "PPORunConfig", "PreferenceFields", "PromptFields",
-    "RMRunConfig", "RunConfig", "SFTRunConfig", "TrainerFields", "build_config", "coerce", "config_to_dict",
+    "RLFields", "RMRunConfig", "RunConfig", "SFTRunConfig", "TrainerFields", "build_config", "coerce", "config_to_dict",
     "describe_fields", "load_config", "parse_overrides",
 ]

@@ -15,9 +15,9 @@ Shared fields and rules: ``config.base``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlcoach.config.base import PromptFields, RunConfig, TrainerFields, opt, redefault
+from sqlcoach.config.rl import RLFields
 from sqlcoach.errors import ConfigError
 
 #: TRL 1.16 ``GRPOConfig.loss_type`` values (trl/trainer/grpo_config.py).
@@ -26,43 +26,14 @@ SCALE_REWARDS = ("group", "batch", "none")
 VLLM_MODES = ("colocate", "server")
 
 
-def yaml_value(value: Any, key: str, *, list_text: bool = False) -> Any:
-    """A ``key=value`` override that holds YAML (a list or a mapping) parsed; other values as given.
-
-    With ``list_text`` a bare comma-separated string (``execution,format``) is read as a list."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if list_text and not text.startswith("[") and "," in text:
-        text = f"[{text}]"
-    if not text.startswith(("[", "{")):
-        return value
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{key}: not valid YAML: {exc}") from exc
-
-
 @dataclass
-class GRPORunConfig(PromptFields, TrainerFields, RunConfig):
+class GRPORunConfig(RLFields, PromptFields, TrainerFields, RunConfig):
     """One GRPO run on TRL's ``GRPOTrainer``."""
 
     method_note = " (QLoRA is not wired for GRPO)"
 
     output_dir: str = redefault(RunConfig, "output_dir", "runs/grpo")
-    # rewards
-    rewards: Any = opt("execution", "a preset name (seed-multi, arctic), one reward name, or a list of names / {name, weight, ...}")
-    reward_options: Any = opt({}, "build_rewards(**reward_options); on the command line a YAML mapping")
-    reward_workers: int = opt(1, "SQL executor processes shared by all reward calls (0: in this process)")
-    reward_timeout: float = opt(5.0, "seconds per query in the executor's sandbox")
-    # curation (sqlcoach.train.rl_data)
-    curate_gold: bool = opt(True, "drop prompts whose gold SQL fails or returns nothing")
-    pass_rate_k: int = opt(0, "> 0: sample k completions per prompt with the start policy first")
-    drop_always: bool = opt(True, "... and drop the prompts it solves k/k")
-    drop_never: bool = opt(True, "... and those it solves 0/k")
-    pass_rate_max_prompts: int | None = opt(None, "filter only the first N prompts (null: all)")
+    # rewards, SQL workers, curation, temperature, max_completion_length, the sample log: config.rl.RLFields
     dynamic_sampling: bool = opt(False, "DAPO dynamic sampling, online: leave out of the loss every group whose G "
                                  "completions all match the gold or all miss it (the binary execution outcome, not "
                                  "the shaped reward)")
@@ -75,9 +46,7 @@ class GRPORunConfig(PromptFields, TrainerFields, RunConfig):
     scale_rewards: str = opt("group", f"advantage scaling: one of {SCALE_REWARDS}")
     num_iterations: int = opt(1, "policy updates per generation batch (mu)")
     mask_truncated_completions: bool = opt(False, "leave completions without EOS out of the loss")
-    temperature: float = opt(1.0, "sampling temperature of the rollouts")
     top_p: float = opt(1.0, "nucleus sampling of the rollouts")
-    max_completion_length: int = opt(256, "tokens per completion")
     # optimisation (GRPO's defaults)
     learning_rate: float = redefault(RunConfig, "learning_rate", 1e-6)
     lr_scheduler_type: str = redefault(TrainerFields, "lr_scheduler_type", "constant")
@@ -101,33 +70,9 @@ class GRPORunConfig(PromptFields, TrainerFields, RunConfig):
     vllm_server_timeout: float = opt(240.0, "server: seconds to wait for trl vllm-serve to come up")
     # bookkeeping
     logging_steps: int = redefault(RunConfig, "logging_steps", 1)
-    sample_log_every: int = opt(10, "every N steps: print and save sampled (question, SQL, result, reward) rows")
-    num_examine: int = opt(4, "rows shown each time (0: none)")
     save_steps: int = redefault(RunConfig, "save_steps", 50)
 
     def _check(self) -> None:
-        self.rewards = yaml_value(self.rewards, "rewards", list_text=True)
-        if not isinstance(self.rewards, (str, list, tuple)) or not self.rewards:
-            raise ConfigError(
-                "rewards must be a preset name (seed-multi, arctic), a reward name, or a non-empty list of "
-                f"names / {{name: ..., weight: ...}} entries; got {self.rewards!r}"
-            )
-        self.reward_options = yaml_value(self.reward_options, "reward_options")
-        if isinstance(self.reward_options, str) and not self.reward_options.strip():
-            self.reward_options = {}
-        if not isinstance(self.reward_options, dict):
-            raise ConfigError(f"reward_options must be a mapping of build_rewards options, got {self.reward_options!r}")
-        if self.reward_workers < 0:
-            raise ConfigError("reward_workers must be >= 0 (0 runs SQL in the training process, without a hard kill)")
-        if self.reward_timeout <= 0:
-            raise ConfigError("reward_timeout must be > 0 seconds: model-written SQL can run forever")
-        if self.pass_rate_k < 0 or self.pass_rate_k == 1:
-            raise ConfigError(
-                f"pass_rate_k must be 0 (off) or >= 2, got {self.pass_rate_k}: with one sample every prompt is "
-                "'always' or 'never' solved and the filter would drop them all"
-            )
-        if self.pass_rate_max_prompts is not None and self.pass_rate_max_prompts < 1:
-            raise ConfigError("pass_rate_max_prompts must be >= 1 or null")
         self._check_grpo()
         if self.max_steps < 1:
             raise ConfigError(f"max_steps must be >= 1 (got {self.max_steps}); use max_seconds for a time budget")
@@ -141,8 +86,6 @@ class GRPORunConfig(PromptFields, TrainerFields, RunConfig):
         if self.method != "lora" and self.merge_lora:
             raise ConfigError("merge_lora applies to method=lora only (a full fine-tune has nothing to merge)")
         self._check_vllm()
-        if self.sample_log_every < 1 or self.num_examine < 0:
-            raise ConfigError("sample_log_every must be >= 1 and num_examine >= 0 (0 shows no sample rows)")
 
     def _check_grpo(self) -> None:
         if self.num_generations < 2:
@@ -169,12 +112,8 @@ class GRPORunConfig(PromptFields, TrainerFields, RunConfig):
             raise ConfigError(f"scale_rewards must be one of {SCALE_REWARDS} (or true/false), got {self.scale_rewards!r}")
         if self.num_iterations < 1:
             raise ConfigError("num_iterations must be >= 1 (policy updates per generation batch)")
-        if not self.temperature > 0:
-            raise ConfigError(f"temperature must be > 0 (got {self.temperature}): GRPO needs different samples in a group")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_completion_length < 1:
-            raise ConfigError("max_completion_length must be >= 1 token")
 
     def _check_vllm(self) -> None:
         if self.vllm_mode not in VLLM_MODES:

@@ -105,8 +105,16 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
 
 
 def build_config(cls: type[T], values: dict[str, Any], *, source: str = "config") -> T:
-    """Build the dataclass ``cls`` from ``values``; unknown keys are an error listing the valid ones."""
+    """Build the dataclass ``cls`` from ``values``; unknown keys are an error listing the valid ones,
+    and a key the class lists in ``renamed`` an error naming its new name."""
     ftypes = _field_types(cls)
+    renamed = getattr(cls, "renamed", {})  # old key -> new key (e.g. config.rl.RENAMED)
+    stale = sorted(k for k in values if k in renamed and k not in ftypes)
+    if stale:
+        raise ConfigError(
+            f"{source}: " + "; ".join(f"{k!r} was renamed to {renamed[k]!r}" for k in stale) + " (one name per idea "
+            "across the RL recipes): rename the key in the file or the override"
+        )
     unknown = sorted(set(values) - set(ftypes))
     if unknown:
         raise ConfigError(

@@ -15,13 +15,15 @@ it has none of ``TrainerFields`` (scheduler, warmup, activation checkpointing).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlcoach.config.base import PromptFields, RunConfig, opt, redefault
+from sqlcoach.config.rl import RLFields
 from sqlcoach.errors import ConfigError
 
 
 @dataclass
-class PPORunConfig(PromptFields, RunConfig):
+class PPORunConfig(RLFields, PromptFields, RunConfig):
     """One PPO run (sqlcoach's own loop: ``sqlcoach.train.ppo``)."""
 
     method_note = (" (QLoRA PPO is not supported: the reference is the policy with adapters disabled, "
@@ -29,16 +31,16 @@ class PPORunConfig(PromptFields, RunConfig):
 
     method: str = redefault(RunConfig, "method", "lora")
     output_dir: str = redefault(RunConfig, "output_dir", "runs/ppo")
-    # rewards: project reward functions and/or a trained reward model; summed per completion
-    rewards: list[str] = opt(["execution"], "reward names or one preset name ([] for none)")
-    reward_model: str | None = opt(None, "a `sqlcoach train rm` folder whose score is added to the rewards")
-    reward_model_weight: float = opt(1.0, "weight of the reward model's score")
-    reward_workers: int = opt(1, "SQL executor processes used by the execution rewards (0: in this process)")
+    # rewards, SQL workers and timeout, curation, temperature, max_completion_length, the sample log:
+    # config.rl.RLFields (PPO's defaults below)
+    rewards: Any = redefault(RLFields, "rewards", ["execution"])
+    temperature: float = redefault(RLFields, "temperature", 0.7)
+    max_completion_length: int = redefault(RLFields, "max_completion_length", 64)
+    sample_every: int = redefault(RLFields, "sample_every", 5)
+    num_samples: int = redefault(RLFields, "num_samples", 3)
     missing_eos_penalty: float = opt(1.0, "subtracted from the score of a completion that never ends")
     # rollout (sampling)
     rollout_batch_size: int = opt(16, "prompts per PPO step per device (one completion each)")
-    max_new_tokens: int = opt(64, "tokens per completion")
-    temperature: float = opt(0.7, "sampling temperature (log-probs divide the logits by it)")
     top_k: int = opt(0, "top-k filter of the sampler (0: none; log-probs are those of the full softmax)")
     # PPO
     ppo_epochs: int = opt(2, "passes over each rollout")
@@ -61,18 +63,12 @@ class PPORunConfig(PromptFields, RunConfig):
     # bookkeeping
     logging_steps: int = redefault(RunConfig, "logging_steps", 1)
     save_steps: int = redefault(RunConfig, "save_steps", 10)
-    sample_every: int = opt(5, "log sample rows every N PPO steps (0: never)")
-    num_samples: int = opt(3, "rows shown each time")
 
     @property
     def mini_batch_size(self) -> int:
         return self.per_device_train_batch_size * self.gradient_accumulation_steps
 
     def _check(self) -> None:
-        if not self.rewards and not self.reward_model:
-            raise ConfigError("no reward: give rewards (e.g. [execution]) and/or reward_model (a `sqlcoach train rm` folder)")
-        if self.reward_workers < 0:
-            raise ConfigError("reward_workers must be >= 0 (0 runs SQL in this process, without a hard kill)")
         if self.missing_eos_penalty < 0:
             raise ConfigError("missing_eos_penalty must be >= 0: it is subtracted from the score of a completion without EOS")
         if self.rollout_batch_size < 1:
@@ -82,19 +78,11 @@ class PPORunConfig(PromptFields, RunConfig):
                 f"rollout_batch_size ({self.rollout_batch_size}) must be a multiple of per_device_train_batch_size * "
                 f"gradient_accumulation_steps ({self.mini_batch_size}): every mini-batch must be a full optimizer step"
             )
-        if self.max_new_tokens < 1:
-            raise ConfigError("max_new_tokens must be >= 1")
-        if self.temperature <= 0:
-            raise ConfigError(
-                f"temperature must be > 0 (got {self.temperature}): PPO samples, and its log-probs divide the logits by it"
-            )
         if self.top_k < 0:
             raise ConfigError("top_k must be >= 0 (0: no filter)")
         self._check_ppo()
         if self.max_steps < 1:
             raise ConfigError("max_steps must be >= 1 (PPO steps: one rollout each)")
-        if self.sample_every < 0 or self.num_samples < 0:
-            raise ConfigError("sample_every and num_samples must be >= 0")
 
     def _check_ppo(self) -> None:
         if self.ppo_epochs < 1:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlcoach.errors import ConfigError
+from sqlcoach.generate.base import GenerateFn
 from sqlcoach.generate.hf import Generations
 
 
@@ -54,7 +55,7 @@ def vllm_generate_fn(
     gpu_memory_utilization: float = 0.85,
     dtype: str = "auto",
     release_after: int | None = None,
-) -> Callable[..., Generations]:
+) -> GenerateFn:
     """Build the vLLM engine once and return a ``generate_texts``-compatible function.
 
     ``model_path``: a model folder or hub id, or a LoRA adapter folder (served on its base with
@@ -113,7 +114,7 @@ def vllm_generate_fn(
 
 def vllm_server_generate_fn(
     tokenizer: Any, *, base_url: str | None = None, host: str = "0.0.0.0", port: int = 8000, timeout: float = 240.0,
-) -> Callable[..., Generations]:
+) -> GenerateFn:
     """A ``generate_texts``-compatible function that samples on a running ``trl vllm-serve``
     (TRL's ``VLLMClient``; the server holds the model, so ``model`` is ignored); the token ids it
     returns are decoded with ``tokenizer``. All prompts go in one request."""

@@ -10,9 +10,10 @@ consumer                               rule (method)
 SFT rows (``train.sft``,               ``sft_rows`` / ``sft_row``: *strict*. No gold SQL, no database, an
 ``models.tiny.training_corpus``)       unreadable database or a ``DataError`` from the template (e.g. an
                                        anonymized-template name clash) skips the example, with the reason.
-RL rows (``train.rl_data.              ``rl_rows`` / ``rl_row``: the SFT rule and the SFT prompt, plus the
-build_rl_rows``: GRPO, PPO)            RL columns (``RL_COLUMNS``); the rows are built database by database
-                                       (see ``rl_rows`` for what that means for the skip list).
+RL rows (``tasks.sql_exec``,          ``rl_rows`` / ``rl_row``: the SFT prompt plus the RL columns
+``train.rl_data.build_rl_rows``:       (``RL_COLUMNS``); which examples are usable is the caller's rule
+GRPO, PPO)                             (``skip=``: the execution task needs gold SQL); the rows are built
+                                       database by database (see ``rl_rows`` for the skip list).
 Renamed SFT copies                     ``schema`` (the cached ``Schema`` object, to rename) and
 (``train.augment.renamed_rows``)       ``sft_row_for_schema`` (render a row from a renamed schema).
 Prediction text                        ``prediction_text`` (and ``prediction_messages``): *lenient*. An absent database gives an empty
@@ -40,7 +41,7 @@ through ``introspect`` when the files are present.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from sqlcoach.errors import ConfigError, DataError
 from sqlcoach.types import Schema
@@ -333,19 +334,27 @@ class PromptBuilder:
         of the chat-formatted prompt, with a ``tokenizer``). ``DataError`` as :meth:`sft_row`."""
         return self._rl_columns(ex, self.sft_row(ex)["prompt"], tokenizer)
 
-    def rl_rows(self, examples: Any, tokenizer: Any = None) -> tuple[list[dict[str, Any]], list[str]]:
+    def rl_rows(self, examples: Any, tokenizer: Any = None, *,
+                skip: Callable[[Any], str | None] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
         """RL rows of the usable examples, in example order, and the skip reasons.
 
-        As ``build_rl_rows`` always did: the reasons without a database read (no gold SQL, no
-        database) come first, in example order; then the examples are taken database by database
-        (in order of first appearance), and a database for which any example fails (unreadable,
-        or a template error, which for the anonymized template is a property of the database)
-        contributes no row at all, its reasons following."""
+        Which examples a consumer can use is its own rule, not the builder's: ``skip(ex)`` returns
+        the reason to leave ``ex`` out, or ``None`` (the single-turn execution task, which scores
+        against the gold, passes ``sqlcoach.tasks.sql_exec.needs_gold``: "no gold SQL"). The
+        builder itself only needs a database. An example without gold SQL that ``skip`` lets
+        through gets the SFT prompt alone (its ``gold_sql`` column is ``None``).
+
+        As ``build_rl_rows`` always did: the consumer's reasons and "no database" (no database read)
+        come first, in example order; then the examples are taken database by database (in order of
+        first appearance), and a database for which any example fails (unreadable, or a template
+        error, which for the anonymized template is a property of the database) contributes no row
+        at all, its reasons following."""
         usable: list[Any] = []
         skipped: list[str] = []
         for ex in examples:
-            if not ex.gold_sql:
-                skipped.append(f"{ex.id}: no gold SQL")
+            reason = skip(ex) if skip is not None else None
+            if reason:
+                skipped.append(f"{ex.id}: {reason}")
             elif not ex.db_path:
                 skipped.append(f"{ex.id}: no database")
             else:
@@ -355,14 +364,27 @@ class PromptBuilder:
             groups.setdefault(ex.db_path, []).append(i)
         prompts: list[Any] = [None] * len(usable)
         for db_path, idx in groups.items():
-            rows, why = self.sft_rows([usable[i] for i in idx])
-            if len(rows) == len(idx):
-                for i, row in zip(idx, rows):
-                    prompts[i] = row["prompt"]
+            got, why = self._rl_prompts([usable[i] for i in idx])
+            if len(got) == len(idx):
+                for i, prompt in zip(idx, got):
+                    prompts[i] = prompt
             else:
                 skipped.extend(why or [f"{usable[i].id}: unreadable database {db_path}" for i in idx])
         out = [self._rl_columns(ex, prompt, tokenizer) for ex, prompt in zip(usable, prompts) if prompt is not None]
         return out, skipped
+
+    def _rl_prompts(self, examples: list[Any]) -> tuple[list[list[dict]], list[str]]:
+        """The SFT prompt of each example (through ``sft_row`` when it has gold SQL, so the
+        template's completion rules apply as in SFT; the prompt alone otherwise) and the reasons of
+        those that fail."""
+        prompts: list[list[dict]] = []
+        skipped: list[str] = []
+        for ex in examples:
+            try:
+                prompts.append(self.sft_row(ex)["prompt"] if ex.gold_sql else list(self.render(ex, *self.example_schema_text(ex))))
+            except DataError as exc:
+                skipped.append(f"{ex.id}: {exc}")
+        return prompts, skipped
 
     def prediction_text(self, ex: Any, tokenizer: Any) -> str:
         """The chat-formatted prompt text for predicting ``ex`` (``prompts.chat.to_text``).

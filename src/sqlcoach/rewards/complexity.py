@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 from sqlglot import exp
 
-from sqlcoach.errors import ConfigError
-from sqlcoach.rewards.common import column, completion_sql, names_of
+from sqlcoach.rewards.base import Reward
+from sqlcoach.rewards.common import completion_sql
 from sqlcoach.sql.parse import parse_sql
 
 #: (node class, weight); a node counts once, with the weight of the first class it is an instance of.
@@ -101,28 +101,21 @@ def complexity_score(pred: float, gold: float | None) -> float:
     return math.exp(-0.5 * math.log(ratio) ** 2)
 
 
-class ComplexityReward:
+class ComplexityReward(Reward):
     """``complexity`` reward; see the module docstring for the count and the formula."""
 
-    def __init__(self, weight: float = 0.6, *, gold_column: str = "gold_sql", name: str = "complexity"):
-        if weight < 0:
-            raise ConfigError(f"reward weight must be >= 0, got {weight}")
-        self.weight = float(weight)
-        self.gold_column = gold_column
-        self.__name__ = name
+    default_name = "complexity"
 
-    def __call__(
-        self,
-        prompts: Sequence[Any] | None = None,
-        completions: Sequence[Any] = (),
-        completion_ids: Sequence[Any] | None = None,
-        **columns: Any,
-    ) -> list[float | None]:
+    def __init__(self, weight: float = 0.6, *, gold_column: str = "gold_sql", name: str = "complexity"):
+        super().__init__(weight, name=name)
+        self.gold_column = gold_column
+
+    def score(self, completions: list[Any], columns: dict[str, Any]) -> list[float | None]:
         """One reward per completion; ``None`` where a gold is given but does not parse."""
         n = len(completions)
-        golds = column(columns, self.gold_column, n, reward=self.__name__, required=False)
+        golds = self.column(columns, self.gold_column, n, required=False)
         out: list[float | None] = []
-        for completion, gold, names in zip(completions, golds, names_of(columns, n, reward=self.__name__)):
+        for completion, gold, names in zip(completions, golds, self.names(columns, n)):
             gold_c = None
             if gold is not None and str(gold).strip():
                 gold_c = sql_complexity(str(gold))

@@ -45,7 +45,8 @@ from typing import Any, Callable, Sequence
 from sqlcoach.errors import ConfigError
 from sqlcoach.execution.sandbox import Limits, execute_on_copy
 from sqlcoach.metrics.ex import EX_MODES, ExItem, ExOutcome, database_files, prepare, score_execution, synthetic_files
-from sqlcoach.rewards.common import column, completion_sql, names_of
+from sqlcoach.rewards.base import OutcomeSource, Reward
+from sqlcoach.rewards.common import completion_sql
 from sqlcoach.rewards.errors import classify, error_credit
 from sqlcoach.sql.rewrite import statement_type
 from sqlcoach.types import ExecResult
@@ -395,8 +396,9 @@ def _gold_failed(sql: str, message: str) -> Outcome:
     return Outcome(sql=sql, statement="", gold_ok=False, error="gold_error", message=message)
 
 
-class _ExecutionBase:
-    """TRL reward contract around an ``ExecutionScorer``; subclasses map an Outcome to a float."""
+class _ExecutionBase(Reward, OutcomeSource):
+    """TRL reward contract around an ``ExecutionScorer``; subclasses map an Outcome to a float.
+    An ``OutcomeSource``: ``last_outcomes`` holds the outcomes of the last batch."""
 
     default_name = "execution"
 
@@ -411,31 +413,22 @@ class _ExecutionBase:
         db_column: str = "db_path",
         name: str | None = None,
     ):
-        if weight < 0:
-            raise ConfigError(f"reward weight must be >= 0 (a negative weight turns the reward upside down), got {weight}")
-        self.weight = float(weight)
+        super().__init__(weight, name=name)
         self.scorer = ExecutionScorer(pool, mode=mode, keep_distinct=keep_distinct)
         self.gold_column = gold_column
         self.db_column = db_column
-        self.__name__ = name or self.default_name
         #: Outcomes of the last batch, for logging samples (question, SQL, result, reward).
         self.last_outcomes: list[Outcome] = []
 
     def value(self, outcome: Outcome) -> float | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __call__(
-        self,
-        prompts: Sequence[Any] | None = None,
-        completions: Sequence[Any] = (),
-        completion_ids: Sequence[Any] | None = None,
-        **columns: Any,
-    ) -> list[float | None]:
+    def score(self, completions: list[Any], columns: dict[str, Any]) -> list[float | None]:
         """One reward per completion, ``None`` where the gold cannot be scored."""
         n = len(completions)
-        golds = column(columns, self.gold_column, n, reward=self.__name__)
-        dbs = column(columns, self.db_column, n, reward=self.__name__)
-        sqls = [completion_sql(c, names) for c, names in zip(completions, names_of(columns, n, reward=self.__name__))]
+        golds = self.column(columns, self.gold_column, n)
+        dbs = self.column(columns, self.db_column, n)
+        sqls = [completion_sql(c, names) for c, names in zip(completions, self.names(columns, n))]
         outcomes = self.scorer.score(sqls, golds, dbs)
         self.last_outcomes = outcomes
         rewards = [self.value(o) for o in outcomes]

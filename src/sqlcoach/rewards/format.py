@@ -23,11 +23,12 @@ against the whole text, DOTALL and case-insensitive).
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Any
 
 from sqlcoach.errors import ConfigError
 from sqlcoach.prompts.templates import TEMPLATES as PROMPT_TEMPLATES
-from sqlcoach.rewards.common import column, completion_text
+from sqlcoach.rewards.base import Reward
+from sqlcoach.rewards.common import completion_text
 
 _EXTRA: dict[str, re.Pattern[str]] = {
     "think": re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL | re.IGNORECASE),
@@ -62,8 +63,10 @@ def format_ok(text: str, pattern: re.Pattern[str]) -> bool:
     return all(g is not None and g.strip() for g in match.groups())
 
 
-class FormatReward:
+class FormatReward(Reward):
     """``format`` reward: ``weight`` when the completion has the template's shape, else 0."""
+
+    default_name = "format"
 
     def __init__(
         self,
@@ -74,24 +77,15 @@ class FormatReward:
         template_column: str = "format_template",
         name: str = "format",
     ):
-        if weight < 0:
-            raise ConfigError(f"reward weight must be >= 0, got {weight}")
-        self.weight = float(weight)
+        super().__init__(weight, name=name)
         self.template = template
         self.pattern = _compile(pattern) if pattern is not None else _template(template, "template=")
         self.template_column = template_column
-        self.__name__ = name
 
-    def __call__(
-        self,
-        prompts: Sequence[Any] | None = None,
-        completions: Sequence[Any] = (),
-        completion_ids: Sequence[Any] | None = None,
-        **columns: Any,
-    ) -> list[float | None]:
+    def score(self, completions: list[Any], columns: dict[str, Any]) -> list[float | None]:
         """``weight`` or 0.0 per completion; a per-example template column overrides the default."""
         n = len(completions)
-        templates = column(columns, self.template_column, n, reward=self.__name__, required=False)
+        templates = self.column(columns, self.template_column, n, required=False)
         out: list[float | None] = []
         for completion, tmpl in zip(completions, templates):
             pattern = self.pattern

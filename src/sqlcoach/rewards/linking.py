@@ -22,8 +22,8 @@ from typing import Any, Sequence
 
 from sqlglot import exp
 
-from sqlcoach.errors import ConfigError
-from sqlcoach.rewards.common import column, completion_sql, names_of
+from sqlcoach.rewards.base import Reward
+from sqlcoach.rewards.common import completion_sql
 from sqlcoach.sql.parse import parse_sql
 
 
@@ -75,31 +75,22 @@ def ngram_f1(pred: Sequence[str], gold: Sequence[str], max_n: int = 4) -> float:
     return sum(scores) / len(scores) if scores else 0.0
 
 
-class _GoldSimilarity:
+class _GoldSimilarity(Reward):
     default_name = ""
 
     def __init__(self, weight: float = 1.0, *, gold_column: str = "gold_sql", name: str | None = None):
-        if weight < 0:
-            raise ConfigError(f"reward weight must be >= 0, got {weight}")
-        self.weight = float(weight)
+        super().__init__(weight, name=name)
         self.gold_column = gold_column
-        self.__name__ = name or self.default_name
 
     def similarity(self, pred: str, gold: str) -> float | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def __call__(
-        self,
-        prompts: Sequence[Any] | None = None,
-        completions: Sequence[Any] = (),
-        completion_ids: Sequence[Any] | None = None,
-        **columns: Any,
-    ) -> list[float | None]:
+    def score(self, completions: list[Any], columns: dict[str, Any]) -> list[float | None]:
         """One reward in [0, weight] per completion, ``None`` where the gold is missing or unusable."""
         n = len(completions)
-        golds = column(columns, self.gold_column, n, reward=self.__name__)
+        golds = self.column(columns, self.gold_column, n)
         out: list[float | None] = []
-        for completion, gold, names in zip(completions, golds, names_of(columns, n, reward=self.__name__)):
+        for completion, gold, names in zip(completions, golds, self.names(columns, n)):
             if gold is None or not str(gold).strip():
                 out.append(None)
                 continue

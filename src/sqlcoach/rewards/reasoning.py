@@ -21,10 +21,10 @@ import re
 import sqlite3
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from sqlcoach.errors import ConfigError
-from sqlcoach.rewards.common import column, completion_text, identifiers, words
+from sqlcoach.rewards.base import Reward
+from sqlcoach.rewards.common import completion_text, identifiers, words
 
 SQL_TERMS: tuple[str, ...] = (
     "select", "where", "join", "group by", "order by", "having", "count", "sum", "avg", "average",
@@ -114,26 +114,19 @@ def reasoning_parts(reasoning: str, names: frozenset[str] = frozenset()) -> dict
     return {"length": length, "terms": terms, "structure": structure, "steps": steps, "schema": schema}
 
 
-class ReasoningQualityReward:
+class ReasoningQualityReward(Reward):
     """``reasoning_quality`` reward: ``min(1, sum(reasoning_parts))·weight``."""
 
-    def __init__(self, weight: float = 0.7, *, db_column: str = "db_path", name: str = "reasoning_quality"):
-        if weight < 0:
-            raise ConfigError(f"reward weight must be >= 0, got {weight}")
-        self.weight = float(weight)
-        self.db_column = db_column
-        self.__name__ = name
+    default_name = "reasoning_quality"
 
-    def __call__(
-        self,
-        prompts: Sequence[Any] | None = None,
-        completions: Sequence[Any] = (),
-        completion_ids: Sequence[Any] | None = None,
-        **columns: Any,
-    ) -> list[float | None]:
+    def __init__(self, weight: float = 0.7, *, db_column: str = "db_path", name: str = "reasoning_quality"):
+        super().__init__(weight, name=name)
+        self.db_column = db_column
+
+    def score(self, completions: list[Any], columns: dict[str, Any]) -> list[float | None]:
         """One reward in [0, weight] per completion; never ``None`` (it needs no gold)."""
         n = len(completions)
-        dbs = column(columns, self.db_column, n, reward=self.__name__, required=False)
+        dbs = self.column(columns, self.db_column, n, required=False)
         out: list[float | None] = []
         for completion, db in zip(completions, dbs):
             text = reasoning_text(completion_text(completion))

@@ -11,17 +11,16 @@ branches on dataset or reward names.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from sqlcoach.errors import ConfigError
+from sqlcoach.rewards.base import RewardFn
 from sqlcoach.rewards.complexity import ComplexityReward
 from sqlcoach.rewards.execution import ExecutionBinaryReward, ExecutionReward, PoolHandle
 from sqlcoach.rewards.format import FormatReward
 from sqlcoach.rewards.linking import NgramReward, SchemaLinkingReward
 from sqlcoach.rewards.reasoning import ReasoningQualityReward
 from sqlcoach.rewards.reward_model import RewardModelReward
-
-RewardFn = Callable[..., "list[float | None]"]
 
 REWARDS: dict[str, type] = {
     "execution": ExecutionReward,

@@ -8,15 +8,17 @@ Reads top to bottom:
 
 1. model and tokenizer (``sqlcoach.models.load``; a LoRA adapter given as ``model`` is merged
    first, so GRPO continues from exactly the SFT policy);
-2. prompts: questions -> ``rl_data.build_rl_rows`` (the SFT recipe's own prompt), shuffled with
-   ``seed`` and cut to ``max_examples``; ``curate_gold`` drops prompts whose gold fails or returns
-   nothing; with ``pass_rate_k`` the start policy samples k answers per prompt and prompts solved
-   always or never are dropped (their groups would have zero reward variance: no signal);
-3. rewards: ``sqlcoach.rewards.build_rewards`` on ONE ``ExecutorPool`` shared by every reward call
-   (gold results cached there), wrapped by a recorder that keeps the last batch for the sample log;
+2. prompts (``train.rl.prompt_rows``, PPO's too): questions shuffled with ``seed`` and cut to
+   ``max_examples`` -> the task's rows (``tasks.sql_exec``: the SFT recipe's own prompt);
+   ``curate_gold`` drops prompts whose gold fails or returns nothing; with ``pass_rate_k`` the
+   start policy samples k answers per prompt and prompts solved always or never are dropped
+   (their groups would have zero reward variance: no signal);
+3. rewards (``train.rl.rl_rewards``): ``sqlcoach.rewards.build_rewards`` on ONE ``ExecutorPool``
+   shared by every reward call (gold results cached there), wrapped by a recorder that keeps the
+   last batch for the sample log;
 4. ``GRPOConfig`` + ``GRPOTrainer`` (LoRA through ``peft_config``) run by ``train.run.fit``
    (wall-clock budget written into checkpoints for ``--resume``, step timer, peak memory) with
-   the sample log (``train.samples``: every ``sample_log_every`` steps ``num_examine`` rows of
+   the sample log (``train.samples``: every ``sample_every`` steps ``num_samples`` rows of
    question, SQL, execution result, rewards printed and appended to ``output_dir/samples.jsonl``);
 5. save ``output_dir/final`` (full model, or the adapter, or with ``merge_lora`` or a start that
    was itself an adapter the merged model), ``log_history.json``, ``reward.png`` and
@@ -47,14 +49,15 @@ EX down). configs/grpo/qwen2.5-coder-7b-arctic.yaml is the GPU recipe closer to 
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from sqlcoach.config import GRPORunConfig
-from sqlcoach.errors import ConfigError, DataError
-from sqlcoach.train.rl_data import build_rl_rows, curate_gold, sharded_pass_rate_filter
+from sqlcoach.errors import ConfigError
+from sqlcoach.generate.base import GenerateFn
+from sqlcoach.rewards.base import OutcomeSource, RewardFn
+from sqlcoach.train.rl import outcome_source, prompt_rows, rl_pool, rl_rewards, rl_task, sample_rows
 from sqlcoach.train.run import (
     RunSummary,
     fit,
@@ -77,7 +80,7 @@ class RewardRecorder:
     batch: completions, dataset columns, each component's rewards, and the execution outcomes.
     Also counts the generated tokens (``completion_ids``) over the whole run."""
 
-    def __init__(self, rewards: list[Callable[..., Any]]):
+    def __init__(self, rewards: list[RewardFn]):
         self.rewards = rewards
         self.last: dict[str, Any] = {}
         self.tokens_generated = 0
@@ -100,50 +103,18 @@ class RewardRecorder:
                     "outcomes": None,
                 }
             recorder.last["rewards"][fn.__name__] = list(values)
-            outcomes = getattr(fn, "last_outcomes", None)
-            if outcomes and recorder.last.get("outcomes") is None:
-                recorder.last["outcomes"] = list(outcomes)
+            if isinstance(fn, OutcomeSource) and fn.last_outcomes and recorder.last.get("outcomes") is None:
+                recorder.last["outcomes"] = list(fn.last_outcomes)
             return values
 
         reward.__name__ = fn.__name__
         return reward
 
     def sample_rows(self, n: int, group: int) -> list[dict[str, Any]]:
-        """Up to ``n`` rows of the last batch, the first completion of each of the first groups
-        (so the rows show different questions), then the rest in order."""
-        from sqlcoach.rewards.common import completion_sql, completion_text
-
+        """Up to ``n`` rows of the last batch (``train.rl.sample_rows``: one per group first)."""
         last = self.last
-        completions = last.get("completions") or []
-        if not completions or n <= 0:
-            return []
-        order = list(range(0, len(completions), group)) + [i for i in range(len(completions)) if i % group]
-        cols = last["columns"]
-        rows = []
-        for i in order[:n]:
-            text = completion_text(completions[i])
-            o = last["outcomes"][i] if last.get("outcomes") else None
-            if o is None:
-                result = None
-            elif o.error:
-                result = f"{o.error}: {o.message}"[:200] if o.message else o.error
-            else:
-                result = "equal to gold" if o.equal else f"ran, wrong result (jaccard {o.jaccard:.2f})"
-            comp = {name: vals[i] for name, vals in last["rewards"].items()}
-            rows.append(
-                {
-                    "index": i,
-                    "question": (cols.get("question") or [None] * len(completions))[i],
-                    "db_id": (cols.get("db_id") or [None] * len(completions))[i],
-                    "gold_sql": (cols.get("gold_sql") or [None] * len(completions))[i],
-                    "completion": text[:500],
-                    "sql": o.sql if o is not None else completion_sql(completions[i], (cols.get("sql_names") or [None] * len(completions))[i]),
-                    "result": result,
-                    "rewards": comp,
-                    "reward": round(sum(v for v in comp.values() if v is not None), 4),
-                }
-            )
-        return rows
+        return sample_rows(last.get("completions") or [], last.get("columns") or {}, last.get("rewards") or {},
+                           last.get("outcomes"), n=n, group=group)
 
 
 def vllm_args(cfg: GRPORunConfig) -> dict[str, Any]:
@@ -163,7 +134,7 @@ def vllm_args(cfg: GRPORunConfig) -> dict[str, Any]:
     return out
 
 
-def rollout_generate_fn(cfg: GRPORunConfig, tokenizer: Any) -> Callable[..., Any] | None:
+def rollout_generate_fn(cfg: GRPORunConfig, tokenizer: Any) -> GenerateFn | None:
     """What samples the pass-rate filter: the rollout backend (``use_vllm``: the vLLM server in
     server mode, a vLLM engine of the start model in colocate mode), else ``None`` (HF generate)."""
     if not cfg.use_vllm:
@@ -278,60 +249,11 @@ def _curves(history: list[dict[str, Any]], names: list[str]) -> tuple[list[dict[
     return reward_curve, zero_curve
 
 
-def _prompt_rows(cfg: GRPORunConfig, model: Any, tokenizer: Any, examples: list[Any] | None,
-                 rows: list[dict[str, Any]] | None, pool: Any, log: Callable[[str], None]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """RL rows (built from shuffled examples unless given), gold curation, the pass-rate filter;
-    returns ``(rows, curation report)``."""
-    build_report: dict[str, Any] = {}
-    if rows is None:
-        if examples is None:
-            from sqlcoach.data import load_examples
-
-            examples = load_examples(cfg.data_kind, cfg.data_path, cfg.split)
-        examples = list(examples)
-        random.Random(cfg.seed).shuffle(examples)
-        if cfg.max_examples is not None:
-            examples = examples[: cfg.max_examples]
-        rows = build_rl_rows(examples, template=cfg.template, schema_style=cfg.schema_style,
-                             schema_sample_values=cfg.schema_sample_values,
-                             value_retrieval=cfg.value_retrieval, token_budget=cfg.token_budget,
-                             turn_history=cfg.turn_history, log=log)
-        build_report = {"examples": len(examples), "rows": len(rows)}
-    elif cfg.max_examples is not None:
-        rows = rows[: cfg.max_examples]
-    gold_report = pass_report = None
-    if cfg.curate_gold:
-        rows, gold_report = curate_gold(rows, pool=pool)
-        log(f"gold curation: kept {gold_report['kept']} of {gold_report['in']} prompts; dropped {gold_report['dropped']}")
-    if cfg.pass_rate_k:
-        head = rows if cfg.pass_rate_max_prompts is None else rows[: cfg.pass_rate_max_prompts]
-        # each rank samples its share of the prompts (rows[r::N]) and the pass rates are gathered
-        rows, pass_report = sharded_pass_rate_filter(
-            head, model=model, tokenizer=tokenizer, generate=rollout_generate_fn(cfg, tokenizer), k=cfg.pass_rate_k,
-            drop_always=cfg.drop_always, drop_never=cfg.drop_never, temperature=cfg.temperature, max_new_tokens=cfg.max_completion_length,
-            seed=cfg.seed, pool=pool,
-        )
-        log(
-            f"pass-rate filter (k={cfg.pass_rate_k}, {pass_report['seconds']} s): kept {pass_report['kept']} of "
-            f"{pass_report['in']}; dropped {pass_report['dropped_always']} always solved, "
-            f"{pass_report['dropped_never']} never solved; mean pass rate {pass_report['mean_pass_rate']}"
-        )
-        pass_report = {k: v for k, v in pass_report.items() if k != "pass_rates"}
-    if not rows:
-        raise DataError("no RL prompt left after curation (see the curation log lines)", path=cfg.data_path)
-    return rows, {"build": build_report, "gold": gold_report, "pass_rate": pass_report}
-
-
-def _rewards(cfg: GRPORunConfig, pool: Any, extra: list[Callable[..., Any]] | None) -> list[Callable[..., Any]]:
-    from sqlcoach.rewards import build_rewards
-
-    rewards = build_rewards(cfg.rewards, pool=pool, **dict(cfg.reward_options)) + list(extra or [])
-    names = [r.__name__ for r in rewards]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"reward names must be distinct (TRL logs each by name), got {names}")
-    if cfg.dynamic_sampling and not any(hasattr(r, "last_outcomes") for r in rewards):
-        raise ConfigError(f"dynamic_sampling filters on the execution outcome, but none of the rewards {names} executes SQL "
-                          "(add 'execution' or a preset that has it)")
+def _rewards(cfg: GRPORunConfig, pool: Any, extra: list[RewardFn] | None) -> list[RewardFn]:
+    rewards = rl_rewards(cfg, pool, extra, device="cpu" if cfg.use_cpu else "auto")
+    if cfg.dynamic_sampling and outcome_source(rewards) is None:
+        raise ConfigError(f"dynamic_sampling filters on the execution outcome, but none of the rewards "
+                          f"{[r.__name__ for r in rewards]} executes SQL (add 'execution' or a preset that has it)")
     return rewards
 
 
@@ -342,7 +264,7 @@ def run_grpo(
     examples: list[Any] | None = None,
     rows: list[dict[str, Any]] | None = None,
     callbacks: list[Any] | None = None,
-    extra_rewards: list[Callable[..., Any]] | None = None,
+    extra_rewards: list[RewardFn] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train as ``cfg`` says; returns the summary dict (``train.run.RunSummary``, also in
@@ -356,63 +278,80 @@ def run_grpo(
     ``TrainerCallback``s; ``extra_rewards`` are reward callables of your own (TRL's contract, a
     distinct ``__name__`` each) added after the configured ones. With ``resume=True`` training
     continues from the last checkpoint in ``output_dir`` (the wall-clock budget continues too)."""
-    from datasets import Dataset
-    from trl import GRPOTrainer
-
-    from sqlcoach.execution.pool import ExecutorPool
-    from sqlcoach.execution.sandbox import Limits
-    from sqlcoach.models.load import is_adapter
     from sqlcoach.rewards import close_rewards
-    from sqlcoach.runtime.dist import ensure_group, gather_objects
-    from sqlcoach.runtime.plots import plot_rewards
+    from sqlcoach.runtime.dist import ensure_group
 
     t0 = time.monotonic()
     log = main_log(log)  # every rank trains; rank 0 alone prints and writes the bookkeeping
     ensure_group(cfg.use_cpu)  # torchrun: join the process group now (the pass-rate filter gathers over it)
     cfg, _ = with_model_prompt(cfg, log)
-    samples = SampleLog(cfg.output_dir, every=cfg.sample_log_every, n=cfg.num_examine, log=log, fresh=not resume)
-    model, tokenizer, device = load_policy(cfg, padding_side="left", why="GRPO samples from chat-formatted prompts")
-    # TRL's GenerationConfig leaves many fields None, and transformers fills None fields from the
-    # model's own generation_config (a checkpoint's no_repeat_ngram_size, bad words, ...): make
-    # that config neutral, so the rollouts sample from softmax(logits / T) with TRL's top_p/top_k.
-    from sqlcoach.generate.hf import decoding_config
-
-    model.generation_config = decoding_config(model, tokenizer, do_sample=False, max_new_tokens=cfg.max_completion_length)
-    peft_config = lora_config(cfg) if cfg.method == "lora" else None
-    pool = ExecutorPool(workers=cfg.reward_workers, limits=Limits(timeout=cfg.reward_timeout))
-    rewards: list[Any] = []
+    samples = SampleLog(cfg.output_dir, every=cfg.sample_every, n=cfg.num_samples, log=log, fresh=not resume)
+    model, tokenizer, device = _load_model(cfg)
+    pool = rl_pool(cfg)  # one executor pool for every SQL of the run (rewards, curation, the pass-rate filter)
+    rewards: list[RewardFn] = []
     try:
-        rows, curation = _prompt_rows(cfg, model, tokenizer, examples, rows, pool, log)
+        rows, curation = prompt_rows(cfg, rl_task(cfg, pool), pool=pool, log=log, examples=examples, rows=rows,
+                                     model=model, tokenizer=tokenizer,
+                                     generate=rollout_generate_fn(cfg, tokenizer) if cfg.pass_rate_k else None)
         model.train()
-        # one executor pool for every reward call; the recorder keeps the last batch for the sample log
         rewards = _rewards(cfg, pool, extra_rewards)
-        names = [r.__name__ for r in rewards]
-        recorder = RewardRecorder(rewards)
-        log(f"rewards: {names}; {len(rows)} prompts; G={cfg.num_generations}")
-        args = _grpo_args(cfg, model)
-
-        trainer_cls = with_dynamic_sampling(GRPOTrainer, recorder, cfg.num_generations) if cfg.dynamic_sampling else GRPOTrainer
-
-        def make_trainer(cbs: list[Any]) -> Any:
-            return trainer_cls(model=model, reward_funcs=recorder.wrapped, args=args, train_dataset=Dataset.from_list(rows),
-                               processing_class=tokenizer, peft_config=peft_config, callbacks=cbs)
-
-        shown = sample_log_callback(samples, lambda: recorder.sample_rows(cfg.num_examine, cfg.num_generations))
-        done = fit(cfg, make_trainer, resume=resume, callbacks=[shown, *(callbacks or [])], log=log)
+        recorder = RewardRecorder(rewards)  # keeps the last batch for the sample log
+        log(f"rewards: {[r.__name__ for r in rewards]}; {len(rows)} prompts; G={cfg.num_generations}")
+        done = _train(cfg, model, tokenizer, rows, recorder, samples, resume=resume, callbacks=callbacks, log=log)
     finally:
         close_rewards(rewards)
         pool.close()
+    return _finish(cfg, done, tokenizer, recorder, rows=len(rows), curation=curation, samples=samples, t0=t0, device=device)
+
+
+def _load_model(cfg: GRPORunConfig) -> tuple[Any, Any, str]:
+    """The policy with a neutral generation config: TRL's ``GenerationConfig`` leaves many fields
+    None, and transformers fills None fields from the model's own generation_config (a
+    checkpoint's no_repeat_ngram_size, bad words, ...); neutral, the rollouts sample from
+    softmax(logits / T) with TRL's top_p/top_k."""
+    from sqlcoach.generate.hf import decoding_config
+
+    model, tokenizer, device = load_policy(cfg, padding_side="left", why="GRPO samples from chat-formatted prompts")
+    model.generation_config = decoding_config(model, tokenizer, do_sample=False, max_new_tokens=cfg.max_completion_length)
+    return model, tokenizer, device
+
+
+def _train(cfg: GRPORunConfig, model: Any, tokenizer: Any, rows: list[dict[str, Any]], recorder: RewardRecorder,
+           samples: SampleLog, *, resume: bool, callbacks: list[Any] | None, log: Callable[[str], None]) -> Any:
+    """TRL's ``GRPOTrainer`` (with dynamic sampling when asked) run by ``train.run.fit``, the sample log attached."""
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    peft_config = lora_config(cfg) if cfg.method == "lora" else None
+    args = _grpo_args(cfg, model)
+    trainer_cls = with_dynamic_sampling(GRPOTrainer, recorder, cfg.num_generations) if cfg.dynamic_sampling else GRPOTrainer
+
+    def make_trainer(cbs: list[Any]) -> Any:
+        return trainer_cls(model=model, reward_funcs=recorder.wrapped, args=args, train_dataset=Dataset.from_list(rows),
+                           processing_class=tokenizer, peft_config=peft_config, callbacks=cbs)
+
+    shown = sample_log_callback(samples, lambda: recorder.sample_rows(cfg.num_samples, cfg.num_generations))
+    return fit(cfg, make_trainer, resume=resume, callbacks=[shown, *(callbacks or [])], log=log)
+
+
+def _finish(cfg: GRPORunConfig, done: Any, tokenizer: Any, recorder: RewardRecorder, *, rows: int,
+            curation: dict[str, Any], samples: SampleLog, t0: float, device: str) -> dict[str, Any]:
+    """Save ``final/``, the reward plot and the summary."""
+    from sqlcoach.models.load import is_adapter
+    from sqlcoach.runtime.dist import gather_objects
+    from sqlcoach.runtime.plots import plot_rewards
 
     # A LoRA trained on top of a merged start adapter must be saved merged: an adapter file would name
     # the start adapter's base and lose the start's own weights.
     merge = cfg.method == "lora" and (cfg.merge_lora or is_adapter(cfg.model))
     final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=merge,
                        recipe=model_recipe(cfg, "grpo", max_new_tokens=cfg.max_completion_length))
+    names = [r.__name__ for r in recorder.rewards]
     reward_curve, zero_curve = _curves(list(done.trainer.state.log_history), names)
     png = on_main(lambda: plot_rewards(reward_curve, Path(cfg.output_dir) / "reward.png",
                                        title=f"GRPO ({cfg.method}, G={cfg.num_generations}) reward"))
     tokens = sum(gather_objects(int(recorder.tokens_generated)))  # each rank counted its own completions
-    summary = RunSummary.of_fit("grpo", done, final=final, t0=t0, rows=len(rows), skipped=0, device=device, plot=png, details={
+    summary = RunSummary.of_fit("grpo", done, final=final, t0=t0, rows=rows, skipped=0, device=device, plot=png, details={
         "tokens_generated": tokens, "rewards": names, "prompts_per_step": summary_prompts(done, cfg), "curation": curation,
         "reward_curve": reward_curve, "zero_std_frac_curve": zero_curve,
         "final_reward": reward_curve[-1]["reward"] if reward_curve else None, "samples_path": samples.written,

@@ -8,11 +8,12 @@ and statistics are gathered for the logs).
 Why it exists: TRL's ``PPOTrainer`` moved to ``trl.experimental.ppo`` in 0.26, was removed in 1.13,
 and only ever took a reward *model*. This recipe takes the project's reward functions
 (``sqlcoach.rewards.build_rewards``: the execution reward IS the EX metric), a trained reward model
-(``sqlcoach.rewards.reward_model.RewardModelReward``), or both summed. Rollout prompts and gold
-curation are GRPO's (``sqlcoach.train.rl_data``); the tensor maths is in ``sqlcoach.train.ppo_core``.
+(``sqlcoach.rewards.reward_model.RewardModelReward``), or both summed. The RL layer is GRPO's
+(``sqlcoach.train.rl``: the same config group ``RLFields``, the same prompt rows, executor pool,
+reward list and sample rows); the tensor maths is in ``sqlcoach.train.ppo_core``.
 
 Reads top to bottom: (1) accelerator, policy + value head, reference, (2) prompt rows and rewards,
-(3) optimizer, (4) resume, (5) the loop: rollout -> score -> KL-shaped token rewards -> GAE ->
+(3) optimizer (the ``_Policy`` is complete from here on), (4) resume, (5) the loop: rollout -> score -> KL-shaped token rewards -> GAE ->
 ``ppo_epochs`` passes of clipped policy/value updates over mini-batches -> log, samples,
 checkpoints, (6) save ``output_dir/final`` and the summary.
 
@@ -61,7 +62,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sqlcoach.config import PPORunConfig
-from sqlcoach.errors import ConfigError, DataError
+from sqlcoach.errors import ConfigError
 from sqlcoach.train.run import (
     RunSummary,
     last_checkpoint,
@@ -71,6 +72,8 @@ from sqlcoach.train.run import (
     with_model_prompt,
     write_summary,
 )
+from sqlcoach.rewards.base import RewardFn
+from sqlcoach.train.rl import outcome_source, prompt_rows, rl_pool, rl_rewards, rl_task, sample_rows
 from sqlcoach.train.samples import SampleLog
 
 #: the file whose presence makes a ``checkpoint-N`` folder complete (``train.run.last_checkpoint``)
@@ -93,12 +96,12 @@ def rows_for_step(rows: list[dict[str, Any]], step: int, batch: int, rank: int, 
 
 
 def score_completions(
-    reward_fns: list[Callable[..., Any]],
+    reward_fns: list[RewardFn],
     rows: list[dict[str, Any]],
     texts: list[str],
     completion_ids: list[list[int]],
-) -> tuple[list[float | None], dict[str, float]]:
-    """Call every reward with TRL's contract; returns ``(scores, mean_per_reward)``.
+) -> tuple[list[float | None], dict[str, float], dict[str, list[float | None]]]:
+    """Call every reward with TRL's contract; returns ``(scores, mean_per_reward, values_per_reward)``.
 
     A completion's score is the sum of its rewards that are not ``None``; ``None`` when all are."""
     prompts = [r["prompt"] for r in rows]
@@ -121,14 +124,28 @@ def score_completions(
     for fn, values in zip(reward_fns, per_fn):
         ok = [float(v) for v in values if v is not None]
         means[f"rewards/{getattr(fn, '__name__', 'reward')}"] = sum(ok) / len(ok) if ok else float("nan")
-    return scores, means
+    return scores, means, {getattr(fn, "__name__", "reward"): values for fn, values in zip(reward_fns, per_fn)}
+
+
+@dataclass(frozen=True)
+class _Nets:
+    """What the first setup step builds: the accelerator, the tokenizer, the policy with its value
+    head (not yet prepared by accelerate), the reference (``None``: the policy with adapters
+    disabled, or no reference at all when ``measures_kl`` is False) and the stop tokens."""
+
+    accelerator: Any
+    tokenizer: Any
+    model: Any
+    ref_model: Any
+    eos_ids: list[int]
+    measures_kl: bool  # uses_reference(cfg): False means no reference, KL not measured
 
 
 @dataclass
 class _Policy:
-    """What setup builds: the accelerator, the tokenizer, the policy with its value head (wrapped by
-    accelerate, and unwrapped), the reference (``None``: the policy with adapters disabled), the
-    optimizer, the KL controller and the stop tokens."""
+    """Everything the loop trains with, built complete by ``_prepare`` (``_Nets`` + the optimizer):
+    the policy with its value head wrapped by accelerate (``model``) and unwrapped, the reference,
+    the optimizer, the KL controller and the stop tokens."""
 
     accelerator: Any
     tokenizer: Any
@@ -138,7 +155,7 @@ class _Policy:
     optimizer: Any
     kl_ctl: Any
     eos_ids: list[int]
-    measures_kl: bool = True  # uses_reference(cfg), fixed at setup: False means no reference, KL not measured
+    measures_kl: bool
 
 
 @dataclass
@@ -167,7 +184,7 @@ def _reference_kind(pol: _Policy) -> str:
     return "policy with adapters disabled" if pol.ref_model is None else "frozen copy of the start model"
 
 
-def _setup_policy(cfg: PPORunConfig) -> _Policy:
+def _setup_policy(cfg: PPORunConfig) -> _Nets:
     """Accelerator, tokenizer, policy + value head, reference (in this order: the random
     initialisations of the LoRA adapters and the value head follow ``set_seed``)."""
     from accelerate import Accelerator
@@ -195,45 +212,31 @@ def _setup_policy(cfg: PPORunConfig) -> _Policy:
     model = core.PolicyWithValue(policy, core.hidden_size_of(policy)).to(accelerator.device)
     model.eval()  # dropout off during rollouts *and* updates (N+ details)
     stop_ids = eos_ids(policy, tokenizer)
-    return _Policy(accelerator, tokenizer, model, model, ref_model, None, None, stop_ids, uses_reference(cfg))
+    return _Nets(accelerator=accelerator, tokenizer=tokenizer, model=model, ref_model=ref_model, eos_ids=stop_ids,
+                 measures_kl=uses_reference(cfg))
 
 
-def _setup_optimizer(cfg: PPORunConfig, pol: _Policy) -> None:
-    """AdamW over the trainable policy weights and the value head, through accelerate; the KL
-    controller. (After the rows and rewards are built, as before: a reward model that loads
-    must not shift the random state the policy samples with.)"""
+def _prepare(cfg: PPORunConfig, nets: _Nets) -> _Policy:
+    """AdamW over the trainable policy weights and the value head, both prepared by accelerate;
+    the KL controller; the complete ``_Policy``. (After the rows and rewards are built, as before:
+    a reward model that loads must not shift the random state the policy samples with.)"""
     import torch
 
     from sqlcoach.train import ppo_core as core
 
-    trainable = [p for p in pol.model.policy.parameters() if p.requires_grad]
+    trainable = [p for p in nets.model.policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [
             {"params": trainable, "lr": cfg.learning_rate},
-            {"params": list(pol.model.value_head.parameters()), "lr": cfg.value_learning_rate or cfg.learning_rate},
+            {"params": list(nets.model.value_head.parameters()), "lr": cfg.value_learning_rate or cfg.learning_rate},
         ],
         weight_decay=cfg.weight_decay,
     )
-    pol.model, pol.optimizer = pol.accelerator.prepare(pol.model, optimizer)
-    pol.unwrapped = pol.accelerator.unwrap_model(pol.model)
-    pol.kl_ctl = core.kl_controller(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon)
-
-
-def _prompt_rows(cfg: PPORunConfig, pool: Any, say: Callable[[str], None]) -> list[dict[str, Any]]:
-    """GRPO's RL rows over the first ``max_examples`` examples, gold-curated."""
-    from sqlcoach.data import load_examples
-    from sqlcoach.train.rl_data import build_rl_rows, curate_gold
-
-    examples = load_examples(cfg.data_kind, cfg.data_path, cfg.split)
-    if cfg.max_examples is not None:
-        examples = examples[: cfg.max_examples]
-    rows = build_rl_rows(examples, template=cfg.template, schema_style=cfg.schema_style,
-                         schema_sample_values=cfg.schema_sample_values,
-                         value_retrieval=cfg.value_retrieval, token_budget=cfg.token_budget,
-                         turn_history=cfg.turn_history, log=say)
-    rows, report = curate_gold(rows, pool=pool)
-    say(f"prompts: {report['kept']} of {report['in']} kept (dropped: {report['dropped']})")
-    return rows
+    model, optimizer = nets.accelerator.prepare(nets.model, optimizer)
+    return _Policy(accelerator=nets.accelerator, tokenizer=nets.tokenizer, model=model,
+                   unwrapped=nets.accelerator.unwrap_model(model), ref_model=nets.ref_model, optimizer=optimizer,
+                   kl_ctl=core.kl_controller(cfg.kl_coef, cfg.kl_target, cfg.kl_horizon), eos_ids=nets.eos_ids,
+                   measures_kl=nets.measures_kl)
 
 
 def _resume(pol: _Policy, out: Path, resume: bool, say: Callable[[str], None]) -> _Progress:
@@ -271,8 +274,10 @@ class _Rollout:
     resp_mask: Any  # [B, R]
     has_eos: Any  # [B]
     texts: list[str]
-    raw_scores: list[float | None]
-    per_reward: dict[str, float]
+    raw_scores: list[float | None]  # [B] sum of the rewards that are not None; None when all are
+    per_reward: dict[str, float]  # rewards/<name>: the batch mean of each reward
+    reward_values: dict[str, list[float | None]]  # <name>: [B] each reward's values
+    outcomes: list[Any] | None  # [B] execution outcomes (train.rl.outcome_source), None without one
     valid: Any  # [B]
     scores: Any  # [B], after the EOS penalty
     mask: Any  # [B, R] tokens that train
@@ -280,7 +285,7 @@ class _Rollout:
     t_score: float
 
 
-def _rollout(cfg: PPORunConfig, pol: _Policy, batch_rows: list[dict[str, Any]], reward_fns: list[Callable[..., Any]]) -> _Rollout:
+def _rollout(cfg: PPORunConfig, pol: _Policy, batch_rows: list[dict[str, Any]], reward_fns: list[RewardFn]) -> _Rollout:
     """Sample one completion per prompt with the current policy and score it (rewards + EOS penalty;
     a completion whose rewards are all ``None`` is left out of the update)."""
     import torch
@@ -295,7 +300,7 @@ def _rollout(cfg: PPORunConfig, pol: _Policy, batch_rows: list[dict[str, Any]], 
     # Sample from softmax(logits / T) (top_k 0: no cut), the distribution the log-probs are computed
     # under; nothing from the checkpoint's generation_config (repetition penalty, top-k...) applies.
     gen_cfg = decoding_config(pol.unwrapped.policy, tok, do_sample=True, temperature=cfg.temperature, top_p=1.0,
-                              top_k=cfg.top_k, max_new_tokens=cfg.max_new_tokens, eos_token_id=pol.eos_ids)
+                              top_k=cfg.top_k, max_new_tokens=cfg.max_completion_length, eos_token_id=pol.eos_ids)
     enc = tok([to_text(r["prompt"], tok) for r in batch_rows], add_special_tokens=False, padding=True,
               return_tensors="pt").to(dev)
     P = enc["input_ids"].shape[1]
@@ -309,13 +314,16 @@ def _rollout(cfg: PPORunConfig, pol: _Policy, batch_rows: list[dict[str, Any]], 
     lengths = resp_mask.sum(1).tolist()
     ids_list = [response[i, : lengths[i]].tolist() for i in range(len(batch_rows))]
     texts = [tok.decode(ids, skip_special_tokens=True) for ids in ids_list]
-    raw_scores, per_reward = score_completions(reward_fns, batch_rows, texts, ids_list)
+    raw_scores, per_reward, reward_values = score_completions(reward_fns, batch_rows, texts, ids_list)
+    source = outcome_source(reward_fns)
     valid = torch.tensor([s is not None for s in raw_scores], device=dev)  # [B]
     scores = torch.tensor([0.0 if s is None else s for s in raw_scores], device=dev)
     scores = core.apply_eos_penalty(scores, has_eos, cfg.missing_eos_penalty)  # [B]
     mask = resp_mask * valid.long().unsqueeze(1)  # [B, R]
-    return _Rollout(batch_rows, seqs, response, attn, P, resp_mask, has_eos, texts, raw_scores, per_reward, valid,
-                    scores, mask, t_gen, time.monotonic() - ts - t_gen)
+    return _Rollout(rows=batch_rows, seqs=seqs, response=response, attn=attn, P=P, resp_mask=resp_mask, has_eos=has_eos,
+                    texts=texts, raw_scores=raw_scores, per_reward=per_reward, reward_values=reward_values,
+                    outcomes=list(source.last_outcomes) if source is not None else None, valid=valid, scores=scores,
+                    mask=mask, t_gen=t_gen, t_score=time.monotonic() - ts - t_gen)
 
 
 def _advantages(cfg: PPORunConfig, pol: _Policy, ro: _Rollout) -> tuple[Any, Any, Any, Any]:
@@ -383,10 +391,13 @@ def _update(cfg: PPORunConfig, pol: _Policy, ro: _Rollout, old_logp: Any, old_v:
                             ent = core.masked_mean(core.entropy_from_logits(logits.detach()), m)
                         loss = pg + cfg.vf_coef * vf
                     acc.backward(loss)
+                    # One optimizer step per mini-batch: accelerate sets sync_gradients on the last of
+                    # its gradient_accumulation_steps micro-batches (the config makes a mini-batch exactly
+                    # that many), so the step, the clip and the zero_grad happen at that boundary only.
                     if acc.sync_gradients:
                         acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                    pol.optimizer.step()
-                    pol.optimizer.zero_grad()
+                        pol.optimizer.step()
+                        pol.optimizer.zero_grad()
                 for k, val in (("pg_loss", pg), ("vf_loss", vf), ("entropy", ent), ("clipfrac", pgs["clipfrac"]),
                                ("approxkl", pgs["approxkl"]), ("vf_clipfrac", vfs["vf_clipfrac"])):
                     stats[k].append(float(val.detach()))
@@ -429,7 +440,7 @@ def _record(pol: _Policy, ro: _Rollout, kl: Any, stats: dict[str, list[float]], 
     }
 
 
-def _ppo_step(cfg: PPORunConfig, pol: _Policy, rows: list[dict[str, Any]], reward_fns: list[Callable[..., Any]],
+def _ppo_step(cfg: PPORunConfig, pol: _Policy, rows: list[dict[str, Any]], reward_fns: list[RewardFn],
               prog: _Progress) -> tuple[_Rollout, dict[str, Any]]:
     """rollout -> score -> KL-shaped token rewards -> GAE -> clipped updates -> record."""
     ts = time.monotonic()
@@ -451,73 +462,92 @@ def run_ppo(
     *,
     resume: bool = False,
     rows: list[dict[str, Any]] | None = None,
-    reward_fns: list[Callable[..., Any]] | None = None,
+    reward_fns: list[RewardFn] | None = None,
+    callbacks: list[Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Train as ``cfg`` says; returns the summary dict (``train.run.RunSummary``, also in
-    ``output_dir/summary.json``) with the details ``tokens_generated``, ``kl_coef_final`` and
-    ``reward_curve`` (one record per PPO step).
+    ``output_dir/summary.json``) with the details ``tokens_generated``, ``kl_coef_final``,
+    ``curation`` (``train.rl.prompt_rows``' report) and ``reward_curve`` (one record per PPO step).
 
     Guarantees: ``output_dir/final`` holds the policy (full model or LoRA adapter) + tokenizer and
     ``value_head.pt``; ``output_dir/log_history.json`` one record per logged step;
     ``output_dir/samples.jsonl`` the sample rows. With ``resume=True`` the run continues from the
     last ``checkpoint-N`` (weights, optimizer, KL coefficient, RNG, step count, reward curve).
-    ``rows`` replaces the prompt loading (RL rows: ``prompt`` + the columns the rewards read);
-    ``reward_fns`` replaces the rewards the config names."""
-    from sqlcoach.execution.pool import ExecutorPool
-    from sqlcoach.runtime.memory import track_peak
-
-    from sqlcoach.runtime.dist import main_log, shared_value
+    ``rows`` replaces the prompt loading and building (RL rows: ``prompt`` + the columns the
+    rewards read; curation still applies, as in GRPO); ``reward_fns`` replaces the rewards the
+    config names; ``callbacks`` are ``TrainerCallback``s whose ``on_step_begin`` / ``on_step_end``
+    run around each PPO step (PPO has no Trainer: no other hook is called)."""
+    from sqlcoach.runtime.dist import main_log
 
     t0 = time.monotonic()
-    out = Path(cfg.output_dir)
     say = main_log(log)  # every rank trains; rank 0 alone prints and writes the bookkeeping
     cfg, _ = with_model_prompt(cfg, say)
-    pol = _setup_policy(cfg)
-    main = pol.accelerator.is_main_process
-    samples = SampleLog(out, every=cfg.sample_every, n=cfg.num_samples, log=say, fresh=not resume)
-    pool = ExecutorPool(workers=cfg.reward_workers)
+    nets = _setup_policy(cfg)
+    samples = SampleLog(cfg.output_dir, every=cfg.sample_every, n=cfg.num_samples, log=say, fresh=not resume)
+    pool = rl_pool(cfg)  # one executor pool for every SQL of the run, reward_timeout s per query
     try:
-        rows = _prompt_rows(cfg, pool, say) if rows is None else rows
-        if not rows:
-            raise DataError("no prompt rows to train on", path=cfg.data_path)
-        reward_fns = _build_reward_fns(cfg, pool) if reward_fns is None else reward_fns
-        _setup_optimizer(cfg, pol)
+        rows, curation = prompt_rows(cfg, rl_task(cfg, pool), pool=pool, log=say, rows=rows,
+                                     model=nets.model.policy, tokenizer=nets.tokenizer)
+        if reward_fns is None:
+            reward_fns = rl_rewards(cfg, pool, device="cpu" if cfg.use_cpu else "auto")
+        pol = _prepare(cfg, nets)
         n_trainable = sum(p.numel() for p in pol.unwrapped.parameters() if p.requires_grad)
         say(f"PPO ({cfg.method}): {n_trainable:,} trainable parameters (value head "
             f"{sum(p.numel() for p in pol.unwrapped.value_head.parameters())}), {len(rows)} prompts, "
             f"{pol.accelerator.num_processes} process(es), reference: "
             f"{_reference_kind(pol)}")
-        prog = _resume(pol, out, resume, say)
-        out.mkdir(parents=True, exist_ok=True)
-        loop_start = time.monotonic()
-        with track_peak() as peak:
-            while prog.step < cfg.max_steps:
-                ro, record = _ppo_step(cfg, pol, rows, reward_fns, prog)
-                if main and (prog.step % cfg.logging_steps == 0 or prog.step == cfg.max_steps):
-                    say(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()}))
-                if main and samples.due(prog.step):
-                    samples.write(prog.step, _sample_rows(ro, cfg.num_samples, pool))
-                # rank 0's clock decides for every rank: one rank stopping alone would hang the others
-                spent = shared_value(prog.already + time.monotonic() - loop_start)
-                stop = cfg.max_seconds is not None and spent >= cfg.max_seconds and prog.step < cfg.max_steps
-                if prog.step % cfg.save_steps == 0 or stop:
-                    _save_checkpoint(pol, out / f"checkpoint-{prog.step}", prog, spent, cfg.save_total_limit)
-                if stop:
-                    prog.stopped_by_clock = True
-                    say(f"stopping at step {prog.step}: max_seconds={cfg.max_seconds} spent; --resume continues")
-                    break
-        train_seconds = time.monotonic() - loop_start
+        prog = _resume(pol, Path(cfg.output_dir), resume, say)
+        train_seconds, peak = _loop(cfg, pol, rows, reward_fns, prog, samples, callbacks or [], say)
     finally:
         pool.close()
 
     summary = _summary(cfg, pol, prog, rows=len(rows), n_trainable=n_trainable, t0=t0,
-                       train_seconds=train_seconds, peak=peak)
+                       train_seconds=train_seconds, peak=peak, curation=curation)
     return _save_final(cfg, pol, prog, summary)
 
 
+def _loop(cfg: PPORunConfig, pol: _Policy, rows: list[dict[str, Any]], reward_fns: list[RewardFn], prog: _Progress,
+          samples: SampleLog, callbacks: list[Any], say: Callable[[str], None]) -> tuple[float, Any]:
+    """PPO steps until ``max_steps`` or the wall-clock budget, with the log line, the sample rows
+    and the checkpoints; returns ``(training seconds, peak memory)``."""
+    from sqlcoach.runtime.dist import shared_value
+    from sqlcoach.runtime.memory import track_peak
+
+    from transformers import TrainerControl, TrainerState
+
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    main = pol.accelerator.is_main_process
+    state, control = TrainerState(max_steps=cfg.max_steps), TrainerControl()  # what the callbacks' hooks see (args: None)
+    loop_start = time.monotonic()
+    with track_peak() as peak:
+        while prog.step < cfg.max_steps:
+            state.global_step = prog.step
+            for cb in callbacks:
+                cb.on_step_begin(None, state, control)
+            ro, record = _ppo_step(cfg, pol, rows, reward_fns, prog)
+            state.global_step = prog.step
+            for cb in callbacks:
+                cb.on_step_end(None, state, control)
+            if main and (prog.step % cfg.logging_steps == 0 or prog.step == cfg.max_steps):
+                say(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.items()}))
+            if main and samples.due(prog.step):
+                samples.write(prog.step, _sample_rows(ro, cfg.num_samples))
+            # rank 0's clock decides for every rank: one rank stopping alone would hang the others
+            spent = shared_value(prog.already + time.monotonic() - loop_start)
+            stop = cfg.max_seconds is not None and spent >= cfg.max_seconds and prog.step < cfg.max_steps
+            if prog.step % cfg.save_steps == 0 or stop:
+                _save_checkpoint(pol, out / f"checkpoint-{prog.step}", prog, spent, cfg.save_total_limit)
+            if stop:
+                prog.stopped_by_clock = True
+                say(f"stopping at step {prog.step}: max_seconds={cfg.max_seconds} spent; --resume continues")
+                break
+    return time.monotonic() - loop_start, peak
+
+
 def _summary(cfg: PPORunConfig, pol: _Policy, prog: _Progress, *, rows: int, n_trainable: int, t0: float,
-             train_seconds: float, peak: Any) -> RunSummary:
+             train_seconds: float, peak: Any, curation: dict[str, Any]) -> RunSummary:
     return RunSummary(
         recipe="ppo", final_dir=str(Path(cfg.output_dir) / "final"), global_step=prog.step, max_steps=cfg.max_steps,
         seconds=round(time.monotonic() - t0, 2), train_seconds=round(train_seconds, 2),
@@ -528,7 +558,8 @@ def _summary(cfg: PPORunConfig, pol: _Policy, prog: _Progress, *, rows: int, n_t
         stopped_by_clock=prog.stopped_by_clock, plot_png=None, world_size=pol.accelerator.num_processes,
         global_batch=cfg.rollout_batch_size * pol.accelerator.num_processes,
         distributed_type=str(getattr(pol.accelerator.distributed_type, "value", pol.accelerator.distributed_type)),
-        details={"tokens_generated": prog.tokens_generated, "kl_coef_final": pol.kl_ctl.value, "reward_curve": prog.reward_curve},
+        details={"tokens_generated": prog.tokens_generated, "kl_coef_final": pol.kl_ctl.value, "curation": curation,
+                 "reward_curve": prog.reward_curve},
     )
 
 
@@ -545,27 +576,12 @@ def _save_final(cfg: PPORunConfig, pol: _Policy, prog: _Progress, summary: RunSu
     pol.unwrapped.policy.save_pretrained(str(final))
     pol.tokenizer.save_pretrained(str(final))
     torch.save(pol.unwrapped.value_head.state_dict(), final / "value_head.pt")
-    model_recipe(cfg, "ppo", max_new_tokens=cfg.max_new_tokens).save(final)
+    model_recipe(cfg, "ppo", max_new_tokens=cfg.max_completion_length).save(final)
     (out / "log_history.json").write_text(json.dumps(prog.reward_curve, indent=1) + "\n")
     return write_summary(cfg, summary)
 
 
 # ----------------------------------------------------------------------------- helpers of the recipe
-
-
-def _build_reward_fns(cfg: PPORunConfig, pool: Any) -> list[Callable[..., Any]]:
-    """The configured reward functions (sharing ``pool``) and the reward model, if any."""
-    fns: list[Callable[..., Any]] = []
-    if cfg.rewards:
-        from sqlcoach.rewards import build_rewards
-
-        spec: Any = cfg.rewards[0] if len(cfg.rewards) == 1 else list(cfg.rewards)
-        fns.extend(build_rewards(spec, pool=pool))
-    if cfg.reward_model:
-        from sqlcoach.rewards.reward_model import RewardModelReward
-
-        fns.append(RewardModelReward(cfg.reward_model, weight=cfg.reward_model_weight, device="cpu" if cfg.use_cpu else "auto"))
-    return fns
 
 
 def _load_trainable(model: Any, state: dict[str, Any]) -> None:
@@ -610,20 +626,8 @@ def _save_checkpoint(pol: _Policy, path: Path, prog: _Progress, spent: float, ke
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _sample_rows(ro: _Rollout, n: int, pool: Any) -> list[dict[str, Any]]:
-    """(question, SQL, result, gold, reward) of the first ``n`` completions of a rollout; the SQL
-    is run once more in the sandbox to show its result."""
-    from sqlcoach.rewards.common import completion_sql
-
-    rows = ro.rows[:n]
-    sqls = [completion_sql(t, r.get("sql_names")) for t, r in zip(ro.texts, rows)]
-    results = pool.run([(r["db_path"], s or "SELECT NULL WHERE 0") for r, s in zip(rows, sqls)])
-    out = []
-    for i, (row, sql, res) in enumerate(zip(rows, sqls, results)):
-        result = f"{res.error}: {res.message[:120]}" if res.error else repr(list(res.rows or [])[:3])[:200]
-        out.append({
-            "question": row.get("question", ""), "db_id": row.get("db_id"), "sql": sql,
-            "result": result if sql else "(no SQL)", "gold_sql": row.get("gold_sql", ""), "score": ro.raw_scores[i],
-            "reward": round(float(ro.scores[i]), 4), "completion": ro.texts[i][:500],
-        })
-    return out
+def _sample_rows(ro: _Rollout, n: int) -> list[dict[str, Any]]:
+    """The sample-log rows of the first ``n`` completions of a rollout (``train.rl.sample_rows``);
+    ``reward`` is the score the update used (after the EOS penalty)."""
+    columns = {k: [r.get(k) for r in ro.rows] for k in ("question", "db_id", "gold_sql", "sql_names")}
+    return sample_rows(ro.texts, columns, ro.reward_values, ro.outcomes, n=n, totals=[float(x) for x in ro.scores])

@@ -28,7 +28,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlcoach.errors import ConfigError, DataError, ModelError
+from sqlcoach.errors import ConfigError, ModelError
+from sqlcoach.generate.base import GenerateFn
 from sqlcoach.prompts.builder import RL_COLUMNS  # noqa: F401  (defined in the builder; importable here)
 
 
@@ -44,25 +45,18 @@ def build_rl_rows(
     tokenizer: Any = None,
     log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Examples -> RL prompt rows (see the module docstring for the columns).
+    """Examples -> RL prompt rows (see the module docstring for the columns): the training rows
+    of the single-turn execution task (``tasks.sql_exec.SqlExecutionTask.train_rows``).
 
-    Examples without gold SQL, without a database, or whose database schema cannot be read are
-    skipped (``log`` receives one line per skipped example when given). With a ``tokenizer`` each
-    row also gets ``prompt_tokens``: the length of the chat-formatted prompt, so that callers can
-    drop prompts that would not fit. Raises ``DataError`` when no example is usable.
-    A thin wrapper over ``PromptBuilder.rl_rows``."""
+    Examples without gold SQL (the task's rule), without a database, or whose database schema
+    cannot be read are skipped (``log`` receives one line per skipped example when given). With a
+    ``tokenizer`` each row also gets ``prompt_tokens``: the length of the chat-formatted prompt, so
+    that callers can drop prompts that would not fit. Raises ``DataError`` when no example is usable."""
     from sqlcoach.prompts.builder import PromptBuilder
+    from sqlcoach.tasks import SqlExecutionTask
 
     builder = PromptBuilder(template, schema_style, schema_sample_values, value_retrieval=value_retrieval, token_budget=token_budget, turn_history=turn_history)
-    out, skipped = builder.rl_rows(examples, tokenizer=tokenizer)
-    if log is not None:
-        for s in skipped[:10]:
-            log(f"skipped example {s}")
-        if len(skipped) > 10:
-            log(f"... and {len(skipped) - 10} more skipped examples")
-    if not out:
-        raise DataError(f"no usable RL prompt ({len(skipped)} examples skipped)")
-    return out
+    return SqlExecutionTask(builder).train_rows(examples, tokenizer=tokenizer, log=log)
 
 
 def _gold_files(db_path: str) -> tuple[str, ...]:
@@ -137,7 +131,7 @@ def pass_rate_filter(
     seed: int = 0,
     pool: Any = None,
     mode: str = "spider",
-    generate: Callable[..., Any] | None = None,
+    generate: GenerateFn | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Drop prompts the starting policy solves always (``drop_always``) or never (``drop_never``).
 

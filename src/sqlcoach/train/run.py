@@ -33,13 +33,42 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, TypeVar
 
-from sqlcoach.config import config_to_dict
+from sqlcoach.config import RunConfig, config_to_dict
 from sqlcoach.errors import ModelError
 from sqlcoach.runtime.dist import barrier, is_main, main_log  # noqa: F401 - main_log: the recipes' import
 
 SUMMARY_FILE = "summary.json"
+
+
+class TrainerRunConfig(Protocol):
+    """The config of a recipe on a ``transformers.Trainer`` (SFT, GRPO, DPO, RM): the fields of
+    ``config.base.RunConfig`` and ``TrainerFields`` that ``trainer_kwargs`` and ``fit`` read (no
+    single class has both groups, so the type says which fields it needs)."""
+
+    output_dir: str
+    seed: int
+    learning_rate: float
+    weight_decay: float
+    max_grad_norm: float
+    per_device_train_batch_size: int
+    gradient_accumulation_steps: int
+    max_steps: int
+    use_cpu: bool
+    logging_steps: int
+    save_steps: int
+    save_total_limit: int | None
+    max_seconds: float | None
+    lr_scheduler_type: str
+    warmup_ratio: float
+    activation_checkpointing: bool
+    report_to: str
+    disable_tqdm: bool
+
+
+#: a recipe config with ``PromptFields`` on top of ``RunConfig`` (SFT, GRPO, PPO): ``with_model_prompt`` returns the same class
+PromptRunConfig = TypeVar("PromptRunConfig", bound=RunConfig)
 
 
 def last_checkpoint(output_dir: str | Path, marker: str = "trainer_state.json") -> Path | None:
@@ -63,7 +92,7 @@ def say_resume(resume: bool, ckpt: Path | None, output_dir: str, log: Callable[[
         log(f"--resume: no checkpoint in {output_dir}; starting from step 0")
 
 
-def trainer_kwargs(cfg: Any, *, bf16: bool, fp16: bool) -> dict[str, Any]:
+def trainer_kwargs(cfg: TrainerRunConfig, *, bf16: bool, fp16: bool) -> dict[str, Any]:
     """The ``transformers.TrainingArguments`` fields every TRL-based recipe sets the same way.
 
     Each recipe adds its own (``num_train_epochs``, ``max_length``, generation settings, ...)."""
@@ -115,7 +144,7 @@ def precision_flags(model: Any) -> dict[str, bool]:
     return {"bf16": dtype == torch.bfloat16, "fp16": dtype == torch.float16}
 
 
-def preference_args(cfg: Any, config_cls: type, model: Any, **extra: Any) -> Any:
+def preference_args(cfg: TrainerRunConfig, config_cls: type, model: Any, **extra: Any) -> Any:
     """The TRL config both preference recipes build the same way (``config_cls``: DPOConfig or RewardConfig)."""
     return config_cls(
         **trainer_kwargs(cfg, **precision_flags(model)),
@@ -126,7 +155,7 @@ def preference_args(cfg: Any, config_cls: type, model: Any, **extra: Any) -> Any
     )
 
 
-def lora_config(cfg: Any, task_type: str = "CAUSAL_LM", modules_to_save: list[str] | None = None) -> Any:
+def lora_config(cfg: RunConfig, task_type: str = "CAUSAL_LM", modules_to_save: list[str] | None = None) -> Any:
     """The peft ``LoraConfig`` every recipe builds from its config's lora_* fields (bias off)."""
     from peft import LoraConfig
 
@@ -145,7 +174,7 @@ def require_chat_template(tokenizer: Any, model: str, why: str) -> None:
         )
 
 
-def load_policy(cfg: Any, *, padding_side: str, why: str) -> tuple[Any, Any, str]:
+def load_policy(cfg: RunConfig, *, padding_side: str, why: str) -> tuple[Any, Any, str]:
     """(model, tokenizer, device) for training; a LoRA adapter folder as ``cfg.model`` is merged
     into its base first, so the recipe continues from exactly that policy."""
     from sqlcoach.models.load import load_model
@@ -174,7 +203,7 @@ class Fit:
 
 
 def fit(
-    cfg: Any,
+    cfg: TrainerRunConfig,
     make_trainer: Callable[[list[Any]], Any],
     *,
     resume: bool,
@@ -232,7 +261,7 @@ def check_rows_kept(trainer: Any, n: int, *, what: str, max_length: int, hint: s
     return kept
 
 
-def with_model_prompt(cfg: Any, log: Callable[[str], None]) -> tuple[Any, Any]:
+def with_model_prompt(cfg: PromptRunConfig, log: Callable[[str], None]) -> tuple[PromptRunConfig, Any]:
     """``(cfg, recipe)``: the config's prompt settings resolved against the start model's
     ``sqlcoach_recipe.json`` (``null`` settings take the recorded value; an explicit one that
     differs is used and printed), and the ``PromptRecipe`` this run trains with."""
@@ -246,7 +275,7 @@ def with_model_prompt(cfg: Any, log: Callable[[str], None]) -> tuple[Any, Any]:
     return cfg, rec
 
 
-def model_recipe(cfg: Any, recipe_name: str, **lengths: Any) -> Any:
+def model_recipe(cfg: RunConfig, recipe_name: str, **lengths: Any) -> Any:
     """The ``PromptRecipe`` a run of ``recipe_name`` records in its final model: the config's
     prompt settings when it has them (SFT, GRPO, PPO), else the start model's (DPO, RM train on
     pairs whose prompts the start model's recipe built), plus the lengths it trained with."""
@@ -351,7 +380,7 @@ def _distributed_type(trainer: Any) -> str:
     return str(getattr(kind, "value", kind or "NO"))
 
 
-def write_summary(cfg: Any, summary: RunSummary) -> dict[str, Any]:
+def write_summary(cfg: RunConfig, summary: RunSummary) -> dict[str, Any]:
     """Write ``output_dir/summary.json`` (recipe, config, summary; rank 0 only) and return the
     summary dict (on every rank)."""
     flat = summary.as_dict()

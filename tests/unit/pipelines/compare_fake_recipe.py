@@ -22,7 +22,8 @@ class FakeRunConfig:
     fail: bool = False
 
 
-def run_fake(cfg: FakeRunConfig, log=print) -> dict:
+def run_fake(cfg: FakeRunConfig, *, resume: bool = False, callbacks=None, log=print) -> dict:
+    """Keeps ``sqlcoach.train.recipes.RecipeFn``; ``callbacks`` are not called (no steps to time)."""
     if cfg.fail:
         raise RuntimeError("the fake recipe was asked to fail")
     out = Path(cfg.output_dir)
@@ -35,4 +36,14 @@ def run_fake(cfg: FakeRunConfig, log=print) -> dict:
     # the fields of sqlcoach.train.run.RunSummary that compare reads, plus two recipe details
     return {"final_dir": str(final), "global_step": cfg.max_steps, "seconds": 3.0, "train_seconds": 2.0,
             "median_step_seconds": 0.5, "peak_memory_mb": 1.0, "tokens_generated": 400,
-            "reward_curve": [0.1 * s for s in range(cfg.max_steps)]}
+            "reward_curve": [{"step": s + 1, "reward": 0.1 * s} for s in range(cfg.max_steps)]}
+
+
+def __getattr__(name: str):
+    """``FAKE``: the ``Recipe`` the compare test registers under the ``sqlcoach.recipes`` entry
+    points (built on first use: importing this module must not import torch)."""
+    if name == "FAKE":
+        from sqlcoach.train.recipes import Recipe
+
+        return Recipe(FakeRunConfig, run_fake)
+    raise AttributeError(name)

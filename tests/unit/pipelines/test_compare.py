@@ -126,10 +126,11 @@ def test_hash_follows_what_decides_the_outcome(tmp_path):
     assert R.method_hash(cfg, spec) != h1  # editing the recipe YAML re-runs the method
 
 
-def test_reward_curve_shapes():
-    assert J.reward_curve({"reward_curve": [0.5, 0.7]}, [])[0] == [[1.0, 0.5], [2.0, 0.7]]
-    assert J.reward_curve({"reward_curve": [{"step": 3, "reward": 0.2, "kl": 1}]}, [])[0] == [[3.0, 0.2]]
-    assert J.reward_curve({"reward_curve": [[4, 0.1]]}, [])[0] == [[4.0, 0.1]]
+def test_reward_curve_has_one_shape():
+    """``train.rl.RewardPoint``: {"step", "reward", ...} dicts; points without a number are skipped."""
+    got = J.reward_curve({"reward_curve": [{"step": 3, "reward": 0.2, "kl": 1}, {"step": 4, "reward": None}]}, [])
+    assert got == ([[3.0, 0.2]], "summary.reward_curve")
+    assert J.reward_curve({"reward_curve": [0.5, 0.7]}, []) == ([], None)  # bare numbers are not a reward curve
     hist = [{"step": 1, "rewards/margins": 0.3}, {"step": 2, "loss": 1.0}]
     assert J.reward_curve({}, hist) == ([[1.0, 0.3]], "rewards/margins")
     assert J.reward_curve({}, [{"step": 1, "loss": 1.0}]) == ([], None)
@@ -211,10 +212,21 @@ def test_failing_methods_are_reported_not_raised(tmp_path, monkeypatch):
     assert ("train", "grpo") in fake.calls and ("train", "sft") not in fake.calls
 
 
+def _register_fake_recipe(tmp_path: Path, monkeypatch) -> None:
+    """The fake recipe as a plugin would register it: an entry point in the ``sqlcoach.recipes``
+    group (a bare .dist-info folder on PYTHONPATH), seen by the child process's ``RECIPES``."""
+    dist = tmp_path / "plugins" / "sqlcoach_fake_recipe-0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sqlcoach-fake-recipe\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text("[sqlcoach.recipes]\nfake = compare_fake_recipe:FAKE\n")
+    paths = [str(HERE), str(dist.parent), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
+    monkeypatch.setitem(RECIPES, "fake", FAKE)  # this process imported RECIPES before the entry point existed
+
+
 def test_a_real_child_process_runs_a_fake_recipe(tmp_path, monkeypatch):
     """The train child end to end: subprocess, recipe config, summary keys, peak RSS via wait4."""
-    monkeypatch.setenv("PYTHONPATH", str(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    monkeypatch.setitem(RECIPES, "fake", FAKE)
+    _register_fake_recipe(tmp_path, monkeypatch)
     job = _job(tmp_path, method="fake", budget_value=4)
     res = J.run_child("train", job, tmp_path / "m", log=lambda m: None)
     assert res["status"] == "ok", res

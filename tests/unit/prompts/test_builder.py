@@ -16,6 +16,7 @@ from sqlcoach.prompts.builder import RL_COLUMNS, PromptBuilder, UnreadableDataba
 from sqlcoach.prompts.templates import TEMPLATES
 from sqlcoach.schema.serialize import STYLES
 from sqlcoach.types import Example
+from sqlcoach.tasks import needs_gold
 
 # the module (sqlcoach.schema re-exports a function of the same name)
 introspect_mod = importlib.import_module("sqlcoach.schema.introspect")
@@ -205,9 +206,20 @@ def test_unreadable_database_is_reported_once_and_cached(dbs):
         b.messages(_ex(0, None))
 
 
-def test_rl_rows_skip_unusable_examples_with_the_old_order(dbs):
+def test_rl_rows_without_a_gold_rule_keep_gold_less_examples(dbs):
+    """The builder itself needs only a database: gold is the task's business (tasks.sql_exec)."""
     exs = _examples(dbs)
     rows, skipped = PromptBuilder("sql_terminal", "compact", 0).rl_rows(exs)
+    assert [r["id"] for r in rows] == ["q0", "q1", "q2", "q5", "q7", "q8"]
+    q2 = rows[2]
+    assert q2["gold_sql"] is None
+    assert q2["prompt"] == PromptBuilder("sql_terminal", "compact", 0).messages(exs[2])
+    assert not any("no gold SQL" in s for s in skipped)
+
+
+def test_rl_rows_skip_unusable_examples_with_the_old_order(dbs):
+    exs = _examples(dbs)
+    rows, skipped = PromptBuilder("sql_terminal", "compact", 0).rl_rows(exs, skip=needs_gold)
     assert [r["id"] for r in rows] == ["q0", "q1", "q5", "q7", "q8"]
     sft_rows, _ = _reference_build_rows(exs, template="sql_terminal", schema_style="compact", sample_values=0)
     assert [r["prompt"] for r in rows] == [r["prompt"] for r in sft_rows]
@@ -222,10 +234,10 @@ def test_rl_rows_skip_unusable_examples_with_the_old_order(dbs):
         f"q4: cannot read schema of {b}: {b}: cannot read schema: file is not a database",
         f"q6: unreadable database {b}",
     ]
-    _, skipped = PromptBuilder().rl_rows([exs[4], exs[2], exs[0]])
+    _, skipped = PromptBuilder().rl_rows([exs[4], exs[2], exs[0]], skip=needs_gold)
     assert skipped[0] == "q2: no gold SQL" and skipped[1].startswith("q4: cannot read schema of")
     # the anonymized template: a clashing database gives no row; the others carry their name map
-    rows, skipped = PromptBuilder("anonymized", "compact", 0).rl_rows(exs)
+    rows, skipped = PromptBuilder("anonymized", "compact", 0).rl_rows(exs, skip=needs_gold)
     assert "q7" not in [r["id"] for r in rows] and skipped[-1].startswith("q7: ")
     assert '"t1": "item"' in rows[0]["sql_names"]
 

@@ -46,6 +46,8 @@ def test_unknown_key_is_an_error_listing_valid_keys():
         ({"missing_eos_penalty": -1}, "missing_eos_penalty"),
         ({"save_total_limit": 0}, "save_total_limit"),
         ({"max_steps": 0}, "max_steps"),
+        ({"max_new_tokens": 64}, "'max_new_tokens' was renamed to 'max_completion_length'"),
+        ({"sample_every": -1}, "sample_every and num_samples must be >= 0"),
     ],
 )
 def test_bad_values_are_refused(bad, message):

@@ -63,7 +63,8 @@ def _policy(path, method: str) -> ppo._Policy:
         policy = get_peft_model(policy, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
     net = core.PolicyWithValue(policy, core.hidden_size_of(policy)).eval()
     acc = SimpleNamespace(device=torch.device("cpu"))
-    return ppo._Policy(acc, tok, net, net, None, None, None, hf.eos_ids(policy, tok))
+    return ppo._Policy(accelerator=acc, tokenizer=tok, model=net, unwrapped=net, ref_model=None, optimizer=None,
+                       kl_ctl=None, eos_ids=hf.eos_ids(policy, tok), measures_kl=True)
 
 
 def _sampled_logp(scores, response):
@@ -75,7 +76,7 @@ def _sampled_logp(scores, response):
 def test_rollout_logprobs_are_those_generate_sampled_from(checkpoint, method, monkeypatch):
     pol = _policy(checkpoint, method)
     original = pol.unwrapped.policy.generation_config
-    cfg = SimpleNamespace(temperature=T, top_k=0, max_new_tokens=10, missing_eos_penalty=0.0)
+    cfg = SimpleNamespace(temperature=T, top_k=0, max_completion_length=10, missing_eos_penalty=0.0)
     seen = {}
     real = hf.neutral_generate
 

@@ -30,9 +30,10 @@ def test_score_completions_sums_rewards_and_keeps_none_only_when_all_none():
         return [0.5, 0.25, None]
 
     rows = [{"prompt": [{"role": "user", "content": "q"}], "gold_sql": f"g{i}"} for i in range(3)]
-    scores, means = score_completions([a, b], rows, ["x", "y", "z"], [[1], [2], [3]])
+    scores, means, values = score_completions([a, b], rows, ["x", "y", "z"], [[1], [2], [3]])
     assert scores == [1.5, 0.25, None]
     assert means == {"rewards/a": 1.0, "rewards/b": 0.375}
+    assert values == {"a": [1.0, None, None], "b": [0.5, 0.25, None]}
 
 
 def test_score_completions_refuses_a_reward_of_the_wrong_length():

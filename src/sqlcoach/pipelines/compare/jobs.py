@@ -4,16 +4,15 @@ Every training run and every evaluation is a separate Python process. The parent
 waits for it with ``os.wait4`` and records that process's peak resident set (``ru_maxrss``: the
 whole process, model loading included; on Linux the largest of the process and the children it
 reaped, e.g. SQL executor workers, not their sum). Inside the child,
-``sqlcoach.runtime.memory.track_peak`` adds CUDA's ``max_memory_allocated`` on a GPU. The median
-time per optimizer step comes from a ``TrainerCallback`` when the recipe accepts ``callbacks=``,
-otherwise from the recipe's summary (``median_step_seconds``), otherwise seconds / steps (marked
-``mean``).
+``sqlcoach.runtime.memory.track_peak`` adds CUDA's ``max_memory_allocated`` on a GPU. Every recipe
+keeps ``train.recipes.RecipeFn`` (``callbacks=``, ``log=``); the median time per optimizer step
+comes from the step-timer callback when the recipe called it, otherwise from the recipe's summary
+(``median_step_seconds``), otherwise seconds / steps (marked ``mean``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import math
 import os
@@ -26,17 +25,7 @@ from typing import Any, Callable
 
 from sqlcoach.config import build_config
 from sqlcoach.errors import ConfigError
-from sqlcoach.train.recipes import RECIPES, Recipe
-
-#: the recipes that ship (a child process finds any other through SQLCOACH_COMPARE_EXTRA_RECIPES)
-BUILTIN = frozenset(RECIPES)
-
-
-def extra_recipes_from_env() -> None:
-    """Recipes a test added to ``RECIPES`` in the parent (``kind=module:function:config_module:Class;...``)."""
-    for item in filter(None, os.environ.get("SQLCOACH_COMPARE_EXTRA_RECIPES", "").split(";")):
-        kind, spec = item.split("=", 1)
-        RECIPES[kind] = Recipe.from_spec(spec)
+from sqlcoach.train.recipes import RECIPES
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -89,9 +78,6 @@ def run_child(mode: str, job: dict[str, Any], job_dir: Path, *, log: Callable[[s
     job = dict(job, result_path=str(result_path))
     write_json(job_path, job)
     env = child_env(threads)
-    extra = [f"{k}={r.spec()}" for k, r in RECIPES.items() if k not in BUILTIN]
-    if extra:
-        env["SQLCOACH_COMPARE_EXTRA_RECIPES"] = ";".join(extra)
     log_path = job_dir / f"{mode}.log"
     t0 = time.monotonic()
     with log_path.open("w") as fh:
@@ -196,9 +182,11 @@ def _log_history(summary: dict[str, Any], output_dir: Path) -> list[dict[str, An
 
 
 def curve(history: list[dict[str, Any]], key: str) -> list[list[float]]:
-    """``[[step, value], ...]`` of ``key`` in a log history (entries without it are skipped)."""
+    """``[[step, value], ...]`` of ``key`` in a log history (entries without it, or not a mapping, are skipped)."""
     out = []
     for h in history:
+        if not isinstance(h, dict):
+            continue
         v, s = h.get(key), h.get("step")
         if isinstance(v, (int, float)) and isinstance(s, (int, float)) and math.isfinite(float(v)):
             out.append([float(s), float(v)])
@@ -206,21 +194,12 @@ def curve(history: list[dict[str, Any]], key: str) -> list[list[float]]:
 
 
 def reward_curve(summary: dict[str, Any], history: list[dict[str, Any]]) -> tuple[list[list[float]], str | None]:
-    """The reward per step: the recipe's ``reward_curve`` (numbers, ``[step, value]`` pairs or
-    ``{"step", "reward"}`` dicts), else the log history's ``reward`` (TRL GRPO), else DPO's
+    """The reward per step: the recipe's ``reward_curve`` (its one shape, ``train.rl.RewardPoint``:
+    ``{"step", "reward", ...}`` dicts), else the log history's ``reward`` (TRL GRPO), else DPO's
     ``rewards/margins``. Returns (curve, source key)."""
     rc = summary.get("reward_curve")
     if isinstance(rc, list) and rc:
-        out = []
-        for i, item in enumerate(rc):
-            if isinstance(item, (int, float)):
-                out.append([float(i + 1), float(item)])
-            elif isinstance(item, (list, tuple)) and len(item) >= 2:
-                out.append([float(item[0]), float(item[1])])
-            elif isinstance(item, dict):
-                val = item.get("reward", item.get("mean", item.get("value")))
-                if isinstance(val, (int, float)):
-                    out.append([float(item.get("step", i + 1)), float(val)])
+        out = curve(rc, "reward")  # a point whose reward is None or not finite is skipped
         if out:
             return out, "summary.reward_curve"
     for key in ("reward", "rewards/mean", "rewards/margins"):
@@ -238,23 +217,16 @@ def _child_train(job: dict[str, Any]) -> dict[str, Any]:
     cls, fn = RECIPES[kind].config, RECIPES[kind].run
     values = recipe_values(kind, cls, job)
     cfg = build_config(cls, values, source=f"{job['name']} ({kind}) recipe config")
-    kwargs: dict[str, Any] = {}
-    params = inspect.signature(fn).parameters
-    timer = None
-    if "callbacks" in params:
-        timer = step_timer()
-        kwargs["callbacks"] = [timer]
-    if "log" in params:
-        kwargs["log"] = lambda m: print(f"[{job['name']}] {m}", flush=True)
+    timer = step_timer()
     print(f"[{job['name']}] {kind}: {cls.__name__} " + json.dumps(_jsonable(values), default=str), flush=True)
     t0 = time.monotonic()
     with track_peak() as mem:
-        summary = fn(cfg, **kwargs) or {}
+        summary = fn(cfg, callbacks=[timer], log=lambda m: print(f"[{job['name']}] {m}", flush=True)) or {}
     seconds = time.monotonic() - t0
     out_dir = Path(values["output_dir"])
     history = _log_history(summary, out_dir)
     steps = int(summary.get("global_step") or 0)
-    if timer is not None and timer.seconds:
+    if timer.seconds:
         median_step, step_source = _median(timer.seconds), "callback"
     elif isinstance(summary.get("median_step_seconds"), (int, float)):
         median_step, step_source = float(summary["median_step_seconds"]), "summary"
@@ -280,7 +252,7 @@ def _child_train(job: dict[str, Any]) -> dict[str, Any]:
         "seconds": round(train_secs, 2),
         "median_step_seconds": median_step,
         "step_time_source": step_source,
-        "step_seconds": [round(d, 4) for d in (timer.seconds if timer else [])],
+        "step_seconds": [round(d, 4) for d in timer.seconds],
         "trained_tokens": trained_tokens,
         "trained_tokens_per_s": round(trained_tokens / train_secs, 1) if trained_tokens and train_secs > 0 else None,
         "generated_tokens": gen_tokens,
@@ -429,7 +401,6 @@ def _child_start(job: dict[str, Any]) -> dict[str, Any]:
 def child_main(argv: list[str]) -> int:
     """Entry point of a child process: ``MODE JOB.json``; writes the job's ``result_path``."""
     mode, job_path = argv
-    extra_recipes_from_env()
     job = json.loads(Path(job_path).read_text())
     fn = {"train": _child_train, "eval": _child_eval, "start": _child_start}[mode]
     try:

@@ -1,0 +1,31 @@
+"""Tasks and environments: what RL trains on and how a completion is judged (``tasks.base``).
+
+``TASKS`` maps a name (``RLFields.task``) to a factory ``(builder, *, pool) -> Task``; the RL
+layer (``sqlcoach.train.rl``) asks the task for its rows and whether it needs gold. Adding a task
+or a multi-turn environment is adding an entry (docs/architecture.md, "Tasks and environments").
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from sqlcoach.tasks.base import Environment, Step, Task, is_multi_turn
+from sqlcoach.tasks.sql_exec import SqlExecutionTask, needs_gold
+
+#: name -> factory(builder, *, pool) -> Task
+TASKS: dict[str, Callable[..., Task]] = {
+    "sql_exec": SqlExecutionTask,
+}
+
+
+def build_task(name: str, builder: Any, *, pool: Any = None) -> Task:
+    """The task ``name`` on ``builder`` (a ``PromptBuilder``) and ``pool`` (shared with the rewards).
+    ``ConfigError`` names the known tasks when ``name`` is not one."""
+    from sqlcoach.errors import ConfigError
+
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}; known: {sorted(TASKS)}")
+    return TASKS[name](builder, pool=pool)
+
+
+__all__ = ["Environment", "SqlExecutionTask", "Step", "TASKS", "Task", "build_task", "is_multi_turn", "needs_gold"]
