@@ -110,7 +110,7 @@ for part in "${parts[@]}"; do
   [[ "$DRY" == 1 ]] && limit=60
   say "part $part (at most $limit s)"
   rc=0
-  timeout -k 10 "$limit" "$PY" benchmarks/gpu_check.py --part "$part" --results "$RESULTS" --work "$WORK" \
+  timeout -k 10 "$limit" "$PY" benchmarks/gpu_check.py --part "$part" --results "$RESULTS" --work "$WORK" --cap "$limit" \
     ${mode[@]+"${mode[@]}"} ${EXTRA[@]+"${EXTRA[@]}"} || rc=$?
   if (( rc == 124 || rc == 137 )); then
     echo "SKIP $part: timed out after $limit s"
