@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import sys
 import threading
 from typing import Sequence
@@ -20,14 +21,26 @@ from sqlcoach.metrics.cache import get_hardness, put_hardness
 _PARALLEL_MIN = 400
 
 
-def _chunk(args: tuple[list[tuple[str, str, str]], str | None, bool]) -> list[tuple[bool | None, str | None]]:
+Rows = list[tuple[str, str, str]]
+Chunk = tuple[Rows, str | None, bool]
+Labels = list[tuple[bool | None, str | None]]
+
+
+def _chunk(args: Chunk) -> Labels:
+    rows, tables_path, want_em = args
+    return _label(rows, _tables_for(tables_path, want_em), want_em)
+
+
+def _tables_for(tables_path: str | None, want_em: bool) -> dict:
     # imported here, not at module level: in the forked children the parser loads while the
     # parent is already executing queries
     from sqlcoach.sql.tables import load_tables
 
-    rows, tables_path, want_em = args
-    tables = load_tables(tables_path) if (tables_path and want_em) else {}
-    out: list[tuple[bool | None, str | None]] = []
+    return load_tables(tables_path) if (tables_path and want_em) else {}
+
+
+def _label(rows: Rows, tables: dict, want_em: bool) -> Labels:
+    out: Labels = []
     for pred, gold, db_id in rows:
         hard = _safe_hardness(gold)
         em: bool | None = None
@@ -58,24 +71,27 @@ def _safe_em(pred: str, gold: str, db) -> bool:
 
 
 class PendingEM:
-    """EM and hardness being computed in forked processes; ``result()`` collects them.
+    """EM and hardness being computed in a forked process; ``result()`` collects them.
 
-    Started before execution so that parsing (one core) overlaps with the executor's workers.
-    Plain ``fork`` processes with a pipe each, no executor thread: the parent stays
-    single-threaded, so the executor pool may still fork its own workers cheaply afterwards.
+    Started before execution so that parsing overlaps with the executor's workers. One plain
+    ``fork`` process (a pipe, no executor thread: the parent stays single-threaded, so the
+    executor pool may still fork its own workers cheaply afterwards) imports the parser and reads
+    tables.json ONCE, then forks a helper per further chunk, so the ~0.25 s import of sqlglot is
+    paid once however many chunks there are. A chunk whose process dies is computed where it was
+    to be collected instead; results never depend on how the rows were split.
     """
 
     def __init__(
         self,
-        chunks: list[tuple[list[tuple[str, str, str]], str | None, bool]],
+        chunks: list[Chunk],
         *,
-        done: list[tuple[bool | None, str | None]] | None = None,
+        done: Labels | None = None,
         cache_golds: Sequence[str] | None = None,
     ):
         self._chunks = chunks
         self._done = done
         self._cache_golds = cache_golds
-        self._procs: list[tuple[object, object] | None] = []
+        self._proc: tuple[object, object] | None = None
         if done is not None:
             return
         can_fork = (
@@ -83,44 +99,85 @@ class PendingEM:
             and threading.active_count() == 1
             and "torch" not in sys.modules  # forking after torch started its threads can deadlock
         )
-        ctx = multiprocessing.get_context("fork") if can_fork else None
-        for chunk in chunks:
-            if ctx is None or len(chunks) == 1:
-                self._procs.append(None)
-                continue
+        if can_fork and len(chunks) > 1:
+            ctx = multiprocessing.get_context("fork")
             parent, child = ctx.Pipe(duplex=False)
-            proc = ctx.Process(target=_child, args=(child, chunk), daemon=True)
+            proc = ctx.Process(target=_leader, args=(child, chunks), daemon=True)
             proc.start()
             child.close()
-            self._procs.append((proc, parent))
+            self._proc = (proc, parent)
 
-    def result(self) -> list[tuple[bool | None, str | None]]:
+    def result(self) -> Labels:
         if self._done is not None:
             return self._done
-        out: list[tuple[bool | None, str | None]] = []
-        for chunk, handle in zip(self._chunks, self._procs):
-            part = None
-            if handle is not None:
-                proc, conn = handle
-                try:
-                    part = conn.recv()
-                except (EOFError, OSError):
-                    part = None  # the child died: compute its share here instead
-                finally:
-                    conn.close()
-                    proc.join(timeout=5)
-            out.extend(part if part is not None else _chunk(chunk))
+        out: Labels | None = None
+        if self._proc is not None:
+            proc, conn = self._proc
+            try:
+                out = conn.recv()
+            except (EOFError, OSError):
+                out = None  # the process died: compute everything here instead
+            finally:
+                conn.close()
+                proc.join(timeout=5)
+        if out is None:
+            out = [label for chunk in self._chunks for label in _chunk(chunk)]
         if self._cache_golds is not None:
             put_hardness(self._cache_golds, [h for _, h in out])
         self._done = out
         return out
 
 
-def _child(conn, chunk) -> None:
+def _leader(conn, chunks: list[Chunk]) -> None:
+    """Load the parser and tables once, fork one helper per chunk after the first, label the
+    first chunk here, then send every chunk's labels back in order."""
     try:
-        conn.send(_chunk(chunk))
+        _, tables_path, want_em = chunks[0]
+        tables = _tables_for(tables_path, want_em)
+        import sqlcoach.sql.exact_match  # noqa: F401 - loaded before the fork, shared by the helpers
+        import sqlcoach.sql.hardness  # noqa: F401
+
+        helpers = [_fork_helper(rows, tables, want_em) for rows, _, _ in chunks[1:]]
+        parts = [_label(chunks[0][0], tables, want_em)]
+        for (rows, _, _), helper in zip(chunks[1:], helpers):
+            part = _collect_helper(helper)
+            parts.append(part if part is not None else _label(rows, tables, want_em))
+        conn.send([label for part in parts for label in part])
     finally:
         conn.close()
+
+
+def _fork_helper(rows: Rows, tables: dict, want_em: bool) -> tuple[int, int] | None:
+    """(pid, read end of its pipe) of a forked process labelling ``rows``; None if fork failed."""
+    try:
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid == 0:  # the helper: label, write the pickle, leave without running any cleanup
+        code = 1
+        try:
+            os.close(read_fd)
+            with os.fdopen(write_fd, "wb") as fh:
+                pickle.dump(_label(rows, tables, want_em), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    return pid, read_fd
+
+
+def _collect_helper(helper: tuple[int, int] | None) -> Labels | None:
+    if helper is None:
+        return None
+    pid, read_fd = helper
+    try:
+        with os.fdopen(read_fd, "rb") as fh:
+            data = fh.read()
+        os.waitpid(pid, 0)
+        return pickle.loads(data) if data else None
+    except (OSError, pickle.UnpicklingError, EOFError, ChildProcessError):
+        return None
 
 
 def start_em_and_hardness(

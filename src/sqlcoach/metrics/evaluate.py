@@ -164,7 +164,9 @@ def evaluate_pairs(
         if own_pool:
             pool = ExecutorPool(workers=workers, limits=Limits(timeout=timeout))
         try:
-            items = [ExItem(p or "", g, *synthetic_files(f)) for p, g, f in zip(preds, gold_sqls, files)]
+            # one look for fills.json per database, not per example (a Spider file has ~50 per database)
+            scored_files = {f: synthetic_files(f) for f in dict.fromkeys(files)}
+            items = [ExItem(p or "", g, *scored_files[f]) for p, g, f in zip(preds, gold_sqls, files)]
             outcomes = score_execution(
                 items, pool=pool, mode=mode, keep_distinct=keep_distinct,
                 plug_value=plug_value, progress=progress,

@@ -137,9 +137,17 @@ def merge_foreign_keys(struct: Struct | None, db: SpiderDbSchema | None = None) 
     if struct is None or db is None or not db.foreign_key_map:
         return struct
     tables = {unit[1][2:-2] for unit in struct["from"]["table_units"] if unit[0] == "table_unit"}
-    valid = {cid for cid in db.column_ids if "." in cid and cid[2 : cid.index(".")] in tables}
-    kmap = {cid: rep for cid, rep in db.foreign_key_map.items() if cid in valid}
+    fk_tables = _fk_column_tables(db)
+    kmap = {cid: rep for cid, rep in db.foreign_key_map.items() if fk_tables.get(cid) in tables}
     return _map_columns(struct, lambda col: (col[0], kmap.get(col[1], col[1]), col[2]))
+
+
+@lru_cache(maxsize=256)
+def _fk_column_tables(db: SpiderDbSchema) -> dict[str, str]:
+    """{column id: its table} for the FK-linked columns of ``db`` that are qualified column ids
+    (what merge_foreign_keys may replace), computed once per schema instead of once per query."""
+    columns = set(db.column_ids)
+    return {cid: cid[2 : cid.index(".")] for cid in db.foreign_key_map if cid in columns and "." in cid}
 
 
 def drop_distinct(struct: Struct | None, db: SpiderDbSchema | None = None) -> Struct | None:
