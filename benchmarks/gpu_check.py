@@ -404,7 +404,9 @@ def part_predict_vllm(args: argparse.Namespace, rec: Recorder) -> None:
     exs, _, note = examples(args, "dev_eval", args.vllm_prompts)
     out = Path(args.work) / "predict_vllm"
     model, tok = load_model(str(model_dir), dtype="bfloat16", device="cuda")
-    kw = dict(max_new_tokens=args.vllm_tokens, progress=False, **PROMPT)
+    from sqlcoach.prompts.settings import PromptSettings
+
+    kw = dict(max_new_tokens=args.vllm_tokens, progress=False, prompt=PromptSettings(**PROMPT))
     hf = predict(model, tok, exs, out / "hf.sql", batch_size=args.hf_batch, **kw)
     del model
     import torch

@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 from sqlcoach.generate.vote import vote
 from sqlcoach.types import Example
 
+from sqlcoach.prompts.settings import PromptSettings
+
 if TYPE_CHECKING:
     from sqlcoach.prompts.builder import PromptBuilder
 
@@ -129,9 +131,7 @@ def build_prompts(
     examples: Sequence[Example],
     tokenizer: Any,
     *,
-    template: str,
-    schema_style: str,
-    sample_values: int = 3,
+    prompt: PromptSettings | None = None,
     builder: PromptBuilder | None = None,
 ) -> list[str]:
     """Chat-formatted prompt text of each example (schema text computed once per database).
@@ -139,12 +139,11 @@ def build_prompts(
     An example whose database cannot be read still gets a prompt (with an empty schema), so that
     one broken database never stops a prediction run; its SQL will be scored as whatever comes out.
     A thin wrapper over ``PromptBuilder.prediction_text``; pass ``builder`` (a ``PromptBuilder``)
-    to share its schema cache across calls (``template``, ``schema_style`` and ``sample_values``
-    are then its own)."""
+    to share its schema cache across calls (``prompt`` is then its own)."""
     from sqlcoach.prompts.builder import PromptBuilder
 
     if builder is None:
-        builder = PromptBuilder(template, schema_style, sample_values)
+        builder = PromptBuilder.from_settings(prompt or PromptSettings())
     return builder.prediction_texts(examples, tokenizer)
 
 
@@ -204,12 +203,7 @@ def predict(
     top_p: float = 1.0,
     batch_size: int = 8,
     max_new_tokens: int = 256,
-    template: str = "sql_terminal",
-    schema_style: str = "compact",
-    schema_sample_values: int = 3,
-    value_retrieval: int | None = None,
-    token_budget: int | None = None,
-    turn_history: str | None = None,
+    prompt: PromptSettings | None = None,
     model_id: Any = None,
     workers: int | None = None,
     timeout: float = 10.0,
@@ -226,7 +220,8 @@ def predict(
     example is predicted. ``resume=True``: the examples already in the JSONL are kept, not predicted
     again, when their example key and the run key match (``sqlcoach.generate.resume``).
     ``model_id``: the model's identity for the run key (a path or hub id, or a mapping; default
-    the model's ``name_or_path``).
+    the model's ``name_or_path``). ``prompt``: the prompt settings (default ``PromptSettings()``;
+    a model's own are ``prompts.recipe.resolve_prompt(model, ...).prompt``).
 
     ``generate_fn`` replaces HF generation (same signature as ``generate.hf.generate_texts``; the
     vLLM backend plugs in here). ``extract`` turns raw text into SQL (default
@@ -236,8 +231,7 @@ def predict(
 
     # One builder (one schema cache) for the whole run; it checks template and schema style
     # before any file is touched.
-    builder = PromptBuilder(template, schema_style, schema_sample_values, value_retrieval=value_retrieval,
-                            token_budget=token_budget, turn_history=turn_history)
+    builder = PromptBuilder.from_settings(prompt or PromptSettings())
     identity = _identity(model, model_id, builder, n=n, temperature=temperature, top_p=top_p,
                          max_new_tokens=max_new_tokens, seed=seed, generate_fn=generate_fn)
     if extract is None:
@@ -272,10 +266,7 @@ def predict(
             exs = [examples[i] for i in ids]
             if builder.turn_history == "predicted":
                 exs = [_with_predicted_turns(ex, prev[i], done) for i, ex in zip(ids, exs)]
-            prompts = build_prompts(
-                exs, tokenizer, template=template, schema_style=schema_style, sample_values=schema_sample_values,
-                builder=builder,
-            )
+            prompts = build_prompts(exs, tokenizer, builder=builder)
             g = gen(
                 model,
                 tokenizer,
@@ -290,7 +281,7 @@ def predict(
             )
             gen_tokens += g.generated_tokens
             prompt_tokens += g.prompt_tokens
-            records = _choose(ids, exs, g.texts, extract, n, pool, template)
+            records = _choose(ids, exs, g.texts, extract, n, pool, builder.template)
             for rec, ex in zip(records, exs):
                 rec.update(example=example_key(examples[rec["index"]]), run_key=identity.key)
                 if builder.turn_history == "predicted" and ex.turns:

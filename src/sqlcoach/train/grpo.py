@@ -54,6 +54,7 @@ from typing import Any, Callable
 
 from sqlcoach.config import GRPORunConfig
 from sqlcoach.errors import ConfigError, DataError
+from sqlcoach.prompts.settings import PromptSettings
 from sqlcoach.train.rl_data import build_rl_rows, curate_gold, sharded_pass_rate_filter
 from sqlcoach.train.run import (
     RunSummary,
@@ -292,10 +293,7 @@ def _prompt_rows(cfg: GRPORunConfig, model: Any, tokenizer: Any, examples: list[
         random.Random(cfg.seed).shuffle(examples)
         if cfg.max_examples is not None:
             examples = examples[: cfg.max_examples]
-        rows = build_rl_rows(examples, template=cfg.template, schema_style=cfg.schema_style,
-                             schema_sample_values=cfg.schema_sample_values,
-                             value_retrieval=cfg.value_retrieval, token_budget=cfg.token_budget,
-                             turn_history=cfg.turn_history, log=log)
+        rows = build_rl_rows(examples, prompt=PromptSettings.of(cfg), log=log)
         build_report = {"examples": len(examples), "rows": len(rows)}
     elif cfg.max_examples is not None:
         rows = rows[: cfg.max_examples]

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlcoach.errors import ConfigError, DataError
+from sqlcoach.prompts.settings import PromptSettings
 from sqlcoach.types import Example
 
 CHOSEN_MODES = ("correct_or_gold", "correct", "gold")
@@ -181,12 +182,7 @@ def mine_pairs(
     temperature: float = 1.0,
     top_p: float = 1.0,
     max_new_tokens: int = 256,
-    template: str = "sql_terminal",
-    schema_style: str = "compact",
-    schema_sample_values: int = 3,
-    value_retrieval: int | None = None,
-    token_budget: int | None = None,
-    turn_history: str | None = None,
+    prompt: PromptSettings | None = None,
     pool: Any = None,
     seed: int = 0,
     batch_size: int = 8,
@@ -214,7 +210,7 @@ def mine_pairs(
 
     _check_mine_args(k, chosen, pairs_per_question, rejected_order, temperature, log)
     # Unknown template or schema style: a clear error before any generation.
-    builder = PromptBuilder(template, schema_style, schema_sample_values, value_retrieval=value_retrieval, token_budget=token_budget, turn_history=turn_history)
+    builder = PromptBuilder.from_settings(prompt or PromptSettings())
     if generate_fn is None:
         from sqlcoach.generate.hf import generate_texts as generate_fn
     own_pool = pool is None
@@ -244,9 +240,9 @@ def mine_pairs(
                 max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed + start,
             )
             outs: list[list[str]] = gen.texts  # [Q][k]
-            sqls, outcomes = _score_samples(exs, outs, template, pool, mode)
+            sqls, outcomes = _score_samples(exs, outs, builder.template, pool, mode)
             for q, (ex, msgs) in enumerate(zip(exs, messages)):
-                for row in _question_pairs(ex, msgs, outs[q], sqls[q], outcomes[q * k : (q + 1) * k], stats, template=template,
+                for row in _question_pairs(ex, msgs, outs[q], sqls[q], outcomes[q * k : (q + 1) * k], stats, template=builder.template,
                                            chosen=chosen, rejected_order=rejected_order, pairs_per_question=pairs_per_question):
                     pairs.append(row)
                     if len(pairs) <= show:

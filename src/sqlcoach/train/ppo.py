@@ -222,15 +222,13 @@ def _setup_optimizer(cfg: PPORunConfig, pol: _Policy) -> None:
 def _prompt_rows(cfg: PPORunConfig, pool: Any, say: Callable[[str], None]) -> list[dict[str, Any]]:
     """GRPO's RL rows over the first ``max_examples`` examples, gold-curated."""
     from sqlcoach.data import load_examples
+    from sqlcoach.prompts.settings import PromptSettings
     from sqlcoach.train.rl_data import build_rl_rows, curate_gold
 
     examples = load_examples(cfg.data_kind, cfg.data_path, cfg.split)
     if cfg.max_examples is not None:
         examples = examples[: cfg.max_examples]
-    rows = build_rl_rows(examples, template=cfg.template, schema_style=cfg.schema_style,
-                         schema_sample_values=cfg.schema_sample_values,
-                         value_retrieval=cfg.value_retrieval, token_budget=cfg.token_budget,
-                         turn_history=cfg.turn_history, log=say)
+    rows = build_rl_rows(examples, prompt=PromptSettings.of(cfg), log=say)
     rows, report = curate_gold(rows, pool=pool)
     say(f"prompts: {report['kept']} of {report['in']} kept (dropped: {report['dropped']})")
     return rows

@@ -319,9 +319,7 @@ def _child_eval(job: dict[str, Any]) -> dict[str, Any]:
     def score(exs: list[Any], path: Path) -> Any:
         return predict_and_score(
             model, tok, exs, path, n=1, temperature=0.0, batch_size=job["eval_batch_size"],
-            max_new_tokens=job["max_new_tokens"], template=job["template"], schema_style=job["schema_style"],
-            schema_sample_values=job["schema_sample_values"], value_retrieval=job.get("value_retrieval"),
-            token_budget=job.get("token_budget"), turn_history=job.get("turn_history"), seed=job["seed"], progress=False,
+            max_new_tokens=job["max_new_tokens"], prompt=job_prompt(job), seed=job["seed"], progress=False,
             tables_path=Path(job["world"]) / "tables.json", samples=6,
         )
 
@@ -347,6 +345,20 @@ def _child_eval(job: dict[str, Any]) -> dict[str, Any]:
         "samples": main.samples, "pred_path": str(pred_path), "seen": seen,
         "per_question": per_question(main.report.verdicts), "by_db": by_database(main.report.verdicts),
     }
+
+
+def job_prompt(job: dict[str, Any]) -> Any:
+    """The ``PromptSettings`` an evaluation job carries: all six ``PROMPT_KEYS`` (the start model's
+    recorded recipe with the comparison's explicit settings on top, resolved once by the parent's
+    ``run._start_prompt``; an ``api`` method's overrides on top of those). A key missing from the
+    job is an error, never a silent default: a local row and an ``api`` row of one start are
+    prompted byte for byte alike."""
+    from sqlcoach.prompts.settings import PROMPT_KEYS, PromptSettings
+
+    missing = [k for k in PROMPT_KEYS if job.get(k) is None]
+    if missing:
+        raise ConfigError(f"evaluation job {job.get('name')!r} lacks the prompt settings {missing}")
+    return PromptSettings(**{k: job[k] for k in PROMPT_KEYS})
 
 
 def per_question(verdicts: list[Any]) -> dict[str, list[Any]]:
@@ -381,8 +393,7 @@ def _child_eval_api(job: dict[str, Any], examples: list[Any]) -> dict[str, Any]:
     client = ChatClient(api["base_url"], api["model"], api_key=key or None, timeout=api["request_timeout"],
                         max_retries=api["max_retries"], max_rps=api.get("max_rps"))
     main = api_predict_and_score(
-        client, examples, Path(job["pred_path"]), template=job["template"], schema_style=job["schema_style"],
-        schema_sample_values=job["schema_sample_values"], max_new_tokens=job["max_new_tokens"], seed=job["seed"],
+        client, examples, Path(job["pred_path"]), prompt=job_prompt(job), max_new_tokens=job["max_new_tokens"], seed=job["seed"],
         concurrency=api["concurrency"], tables_path=Path(job["world"]) / "tables.json", progress=False, samples=6)
     print(main.report.table(), flush=True)
     summ = main.predict

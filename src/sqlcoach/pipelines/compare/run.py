@@ -183,11 +183,11 @@ def run_compare(cfg: CompareConfig, out: str | Path, *, log: Callable[[str], Non
 
 def _start_prompt(cfg: CompareConfig, start: Path, log: Callable[[str], None]) -> dict[str, Any]:
     """The prompt settings every method uses: the config's, else what the start model recorded."""
-    from sqlcoach.prompts.recipe import PROMPT_KEYS, resolve_prompt
+    from sqlcoach.prompts.recipe import resolve_prompt
 
     rec = resolve_prompt(start, template=cfg.template, schema_style=cfg.schema_style,
                          schema_sample_values=cfg.schema_sample_values, log=log)
-    return {k: getattr(rec, k) for k in PROMPT_KEYS}
+    return rec.prompt.as_dict()  # checked once here; every job carries all six (jobs.job_prompt)
 
 
 def _build_start(cfg: CompareConfig, base: dict[str, Any], out: Path, log: Callable[[str], None]) -> dict[str, Any]:
