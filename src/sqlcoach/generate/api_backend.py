@@ -36,6 +36,7 @@ from typing import Any, Callable
 from sqlcoach.errors import ConfigError
 from sqlcoach.generate.openai_client import API_ERRORS, ChatClient, ChatResult, run_requests
 from sqlcoach.prompts.settings import PromptSettings
+from sqlcoach.runtime.files import atomic_write
 from sqlcoach.types import Example
 
 
@@ -232,9 +233,7 @@ def predict_api(
     retries = sum(max(0, int(done[i].get("attempts") or 1) - 1) for i in run.requested if i in done)
     secs = run.seconds
     lines = [one_line(done[i]["sql"]) if i in done else "" for i in range(len(examples))]
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write(out, "".join(line + "\n" for line in lines))
     errors = {e: 0 for e in API_ERRORS}
     for rec in done.values():
         if rec.get("error"):

@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlcoach.generate.vote import vote
-from sqlcoach.types import Example
-
 from sqlcoach.prompts.settings import PromptSettings
+from sqlcoach.runtime.files import atomic_write
+from sqlcoach.types import Example
 
 if TYPE_CHECKING:
     from sqlcoach.prompts.builder import PromptBuilder
@@ -168,30 +168,6 @@ def read_done(jsonl_path: Path) -> tuple[dict[int, dict[str, Any]], list[str]]:
     return done, bad
 
 
-class _LazyPool:
-    """One executor pool for the whole run, started on first use (greedy runs never start it)."""
-
-    def __init__(self, workers: int | None, timeout: float):
-        self.workers = workers
-        self.timeout = timeout
-        self.pool: Any = None
-
-    def run(self, jobs: list[tuple[str, str]]) -> list[Any]:
-        if not jobs:
-            return []
-        if self.pool is None:
-            from sqlcoach.execution.pool import ExecutorPool
-            from sqlcoach.execution.sandbox import Limits
-
-            self.pool = ExecutorPool(self.workers, Limits(timeout=self.timeout))
-        return list(self.pool.run(jobs))
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
-            self.pool = None
-
-
 def predict(
     model: Any,
     tokenizer: Any,
@@ -260,7 +236,10 @@ def predict(
         bar = tqdm(total=len(todo), desc=f"predict (n={n})", unit="ex", file=sys.stderr)
     t0 = time.monotonic()
     gen_tokens = prompt_tokens = 0
-    pool = _LazyPool(workers, timeout)
+    from sqlcoach.execution.pool import LazyPool
+    from sqlcoach.execution.sandbox import Limits
+
+    pool = LazyPool(workers=workers, limits=Limits(timeout=timeout))  # started by the first vote
     try:
         for start, ids in _chunks(todo, chunk, prev if builder.turn_history == "predicted" else None):
             exs = [examples[i] for i in ids]
@@ -299,9 +278,7 @@ def predict(
             bar.close()
     secs = time.monotonic() - t0
     sqls = [done[i]["sql"] if i in done else "" for i in range(len(examples))]
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(sql_file_text(examples, sqls), encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write(out, sql_file_text(examples, sqls))
     return PredictSummary(
         examples=len(examples),
         predicted_now=len(todo),
@@ -394,7 +371,7 @@ def _choose(
     texts: list[list[str]],
     extract: Callable[[str], str | None],
     n: int,
-    pool: _LazyPool,
+    pool: Any,  # an execution.pool.LazyPool (or None when n == 1)
     template: str = "sql_terminal",
 ) -> list[dict[str, Any]]:
     """One JSONL record per example; with n > 1 runs every distinct (db, SQL) once and votes.
@@ -431,9 +408,7 @@ def _choose(
 
 
 def _rewrite(path: Path, records: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def read_predictions(jsonl_path: str | Path) -> list[Any]:

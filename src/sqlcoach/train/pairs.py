@@ -47,6 +47,7 @@ from typing import Any
 
 from sqlcoach.errors import ConfigError, DataError
 from sqlcoach.prompts.settings import PromptSettings
+from sqlcoach.runtime.files import atomic_write
 from sqlcoach.types import Example
 
 CHOSEN_MODES = ("correct_or_gold", "correct", "gold")
@@ -369,14 +370,7 @@ def split_holdout(
 
 def write_pairs(path: str | Path, pairs: Sequence[dict[str, Any]]) -> Path:
     """Write JSONL atomically (temporary file + rename); returns the path."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in pairs:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, p)
-    return p
+    return atomic_write(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in pairs))
 
 
 def read_pairs(path: str | Path) -> list[dict[str, Any]]:

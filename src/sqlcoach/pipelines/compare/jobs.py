@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from sqlcoach.config import build_config
 from sqlcoach.errors import ConfigError
+from sqlcoach.runtime.files import atomic_write
 from sqlcoach.train.recipes import RECIPES, Recipe
 
 #: the recipes that ship (a child process finds any other through SQLCOACH_COMPARE_EXTRA_RECIPES)
@@ -48,10 +49,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def child_env(threads: int | None) -> dict[str, str]:

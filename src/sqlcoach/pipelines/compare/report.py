@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from sqlcoach.metrics.stats import bootstrap_mean, paired_difference
 from sqlcoach.runtime import plots
+from sqlcoach.runtime.files import atomic_write
 from sqlcoach.types import HARDNESS_LEVELS
 
 #: the hardness levels "complex-query EX" counts (seed 000's complex-query column)
@@ -420,9 +420,7 @@ def write_reports(report: dict[str, Any], out: str | Path) -> dict[str, Path]:
         "html": html_page(report),
     }
     for k, path in paths.items():
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(texts[k], encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, texts[k])
     return paths
 
 
