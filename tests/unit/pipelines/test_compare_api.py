@@ -70,7 +70,7 @@ def test_compare_with_an_api_row(world, tmp_path):
             methods=[{"name": "served", "method": "api", "base_url": srv.base_url, "model": "fake",
                       "concurrency": 2, "max_retries": 4}]))
         out = tmp_path / "cmp"
-        report = run_compare(cfg, out, log=lambda m: None)
+        report = run_compare(cfg, out, log=lambda m: None).as_dict()
         row = report["methods"][0]
         assert row["status"] == "ok", row
         ev = row["eval"]
@@ -80,7 +80,7 @@ def test_compare_with_an_api_row(world, tmp_path):
         assert ev["summary"]["plans"]["explained_gold"] == 8
         n_req = len(srv.requests)
         # rerun: the row is reused, the endpoint is not asked again
-        again = run_compare(cfg, out, log=lambda m: None)
+        again = run_compare(cfg, out, log=lambda m: None).as_dict()
         assert again["methods"][0]["status"] == "ok" and len(srv.requests) == n_req
     cells = dict(zip(("method", "EX", "questions", "train", "per1k", "tok", "priced"),
                      cost_cells(row, report["config"]["prices"])))
@@ -137,7 +137,7 @@ def test_an_api_row_and_a_local_row_of_one_start_get_byte_identical_prompts(worl
     def in_process(mode, job, job_dir, **kw):  # the child's code, without the child process
         job_dir.mkdir(parents=True, exist_ok=True)
         assert mode == "eval"
-        return {**jobs._child_eval(job), "process_seconds": 0.0, "peak_process_rss_mb": 0.0}
+        return {**jobs._child_eval(job).as_dict(), "process_seconds": 0.0, "peak_process_rss_mb": 0.0}
 
     monkeypatch.setattr(load, "load_model", lambda *a, **k: (None, Tok()))
     monkeypatch.setattr(hf, "generate_texts", fake_generate)
@@ -146,7 +146,7 @@ def test_an_api_row_and_a_local_row_of_one_start_get_byte_identical_prompts(worl
         cfg = build_config(CompareConfig, dict(
             start=str(start), world=str(world), eval_start=True, eval_limit=8, threads=1, device="cpu",
             methods=[{"name": "served", "method": "api", "base_url": srv.base_url, "model": "fake"}]))
-        report = run_compare(cfg, tmp_path / "cmp", log=lambda m: None)
+        report = run_compare(cfg, tmp_path / "cmp", log=lambda m: None).as_dict()
         api_prompts = [json.dumps(r["messages"], ensure_ascii=False) for r in srv.requests]
     assert [r["status"] for r in report["methods"]] == ["ok", "ok"], report["methods"]
     assert len(local_prompts) == 8 and sorted(api_prompts) == sorted(local_prompts)

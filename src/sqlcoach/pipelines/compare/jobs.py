@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from sqlcoach.config import build_config
 from sqlcoach.errors import ConfigError
+from sqlcoach.pipelines.compare.result import EvalResult, TrainResult
 from sqlcoach.runtime.files import atomic_write
 from sqlcoach.train.recipes import RECIPES, Recipe
 
@@ -228,7 +229,7 @@ def reward_curve(summary: dict[str, Any], history: list[dict[str, Any]]) -> tupl
     return [], None
 
 
-def _child_train(job: dict[str, Any]) -> dict[str, Any]:
+def _child_train(job: dict[str, Any]) -> TrainResult:
     from sqlcoach.runtime.memory import track_peak
     from sqlcoach.train.callbacks import step_timer
 
@@ -271,35 +272,35 @@ def _child_train(job: dict[str, Any]) -> dict[str, Any]:
     gen_tokens = summary.get("tokens_generated")
     rc, rc_source = reward_curve(summary, history)
     final_dir = summary.get("final_dir") or str(out_dir / "final")
-    return {
-        "status": "ok",
-        "final_dir": str(final_dir),
-        "global_step": steps,
-        "seconds": round(train_secs, 2),
-        "median_step_seconds": median_step,
-        "step_time_source": step_source,
-        "step_seconds": [round(d, 4) for d in (timer.seconds if timer else [])],
-        "trained_tokens": trained_tokens,
-        "trained_tokens_per_s": round(trained_tokens / train_secs, 1) if trained_tokens and train_secs > 0 else None,
-        "generated_tokens": gen_tokens,
-        "generated_tokens_per_s": round(float(gen_tokens) / train_secs, 1)
+    return TrainResult(
+        status="ok",
+        final_dir=str(final_dir),
+        global_step=steps,
+        seconds=round(train_secs, 2),
+        median_step_seconds=median_step,
+        step_time_source=step_source,
+        step_seconds=[round(d, 4) for d in (timer.seconds if timer else [])],
+        trained_tokens=trained_tokens,
+        trained_tokens_per_s=round(trained_tokens / train_secs, 1) if trained_tokens and train_secs > 0 else None,
+        generated_tokens=gen_tokens,
+        generated_tokens_per_s=round(float(gen_tokens) / train_secs, 1)
         if isinstance(gen_tokens, (int, float)) and train_secs > 0 else None,
-        "peak_rss_mb_training": round(mem.rss_mb, 1),
-        "peak_cuda_mb": round(mem.cuda_mb, 1) if mem.cuda_mb is not None else summary.get("peak_cuda_mb"),
-        "recipe_peak_memory_mb": summary.get("peak_memory_mb"),
-        "loss_curve": curve(history, "loss") or curve(history, "pg_loss"),  # PPO logs its policy-gradient loss
-        "reward_curve": rc,
-        "reward_curve_source": rc_source,
-        "recipe_config": _jsonable(values),
-        "recipe_summary": _jsonable({k: v for k, v in summary.items() if k not in ("log_history", "reward_curve")}),
-    }
+        peak_rss_mb_training=round(mem.rss_mb, 1),
+        peak_cuda_mb=round(mem.cuda_mb, 1) if mem.cuda_mb is not None else summary.get("peak_cuda_mb"),
+        recipe_peak_memory_mb=summary.get("peak_memory_mb"),
+        loss_curve=curve(history, "loss") or curve(history, "pg_loss"),  # PPO logs its policy-gradient loss
+        reward_curve=rc,
+        reward_curve_source=rc_source,
+        recipe_config=_jsonable(values),
+        recipe_summary=_jsonable({k: v for k, v in summary.items() if k not in ("log_history", "reward_curve")}),
+    )
 
 
 def _jsonable(x: Any) -> Any:
     return json.loads(json.dumps(x, default=str))
 
 
-def _child_eval(job: dict[str, Any]) -> dict[str, Any]:
+def _child_eval(job: dict[str, Any]) -> EvalResult:
     """Greedy predictions on the evaluation questions (and, with ``seen_eval_limit``, on questions
     of databases seen in training, spread over the split), scored by ``evaluate_examples``."""
     from sqlcoach.data import load_examples
@@ -334,15 +335,15 @@ def _child_eval(job: dict[str, Any]) -> dict[str, Any]:
     for s in main.samples[:3]:  # show the samples in the log
         print(f"  Q: {s['question']}\n  pred: {s['pred']}\n  gold: {s['gold']}\n  ex={s['ex']} error={s['error']}", flush=True)
     summ = main.predict
-    return {
-        "status": "ok", "questions": len(examples), "summary": _jsonable(main.report.summary),
-        "generated_tokens": summ.generated_tokens, "generated_tokens_per_s": summ.tokens_per_s,
-        "examples_per_s": summ.examples_per_s, "predict_seconds": summ.seconds, "prompt_tokens": summ.prompt_tokens,
-        "peak_rss_mb_eval": round(mem.rss_mb, 1),
-        "peak_cuda_mb_eval": round(mem.cuda_mb, 1) if mem.cuda_mb is not None else None,
-        "samples": main.samples, "pred_path": str(pred_path), "seen": seen,
-        "per_question": per_question(main.report.verdicts), "by_db": by_database(main.report.verdicts),
-    }
+    return EvalResult(
+        status="ok", questions=len(examples), summary=_jsonable(main.report.summary),
+        generated_tokens=summ.generated_tokens, generated_tokens_per_s=summ.tokens_per_s,
+        examples_per_s=summ.examples_per_s, predict_seconds=summ.seconds, prompt_tokens=summ.prompt_tokens,
+        peak_rss_mb_eval=round(mem.rss_mb, 1),
+        peak_cuda_mb_eval=round(mem.cuda_mb, 1) if mem.cuda_mb is not None else None,
+        samples=main.samples, pred_path=str(pred_path), seen=seen,
+        per_question=per_question(main.report.verdicts), by_db=by_database(main.report.verdicts),
+    )
 
 
 def job_prompt(job: dict[str, Any]) -> Any:
@@ -376,7 +377,7 @@ def by_database(verdicts: list[Any]) -> dict[str, dict[str, Any]]:
     return {k: {"n": d["n"], "ex": d["correct"] / d["n"]} for k, d in sorted(out.items())}
 
 
-def _child_eval_api(job: dict[str, Any], examples: list[Any]) -> dict[str, Any]:
+def _child_eval_api(job: dict[str, Any], examples: list[Any]) -> EvalResult:
     """An ``api`` method's evaluation: the same questions through its endpoint, scored as the others."""
     import os
 
@@ -396,15 +397,15 @@ def _child_eval_api(job: dict[str, Any], examples: list[Any]) -> dict[str, Any]:
     print(main.report.table(), flush=True)
     summ = main.predict
     print(summ.line(), flush=True)
-    return {
-        "status": "ok", "questions": len(examples), "summary": _jsonable(main.report.summary),
-        "generated_tokens": summ.completion_tokens, "prompt_tokens": summ.prompt_tokens,
-        "usage_known": summ.usage_known, "api_errors": summ.errors, "api_retries": summ.retries,
-        "examples_per_s": summ.examples_per_s, "predict_seconds": summ.seconds,
-        "generated_tokens_per_s": summ.tokens_per_s, "samples": main.samples, "pred_path": str(job["pred_path"]),
-        "seen": None, "api": {"base_url": api["base_url"], "model": api["model"]},
-        "per_question": per_question(main.report.verdicts), "by_db": by_database(main.report.verdicts),
-    }
+    return EvalResult(
+        status="ok", questions=len(examples), summary=_jsonable(main.report.summary),
+        generated_tokens=summ.completion_tokens, prompt_tokens=summ.prompt_tokens,
+        usage_known=summ.usage_known, api_errors=summ.errors, api_retries=summ.retries,
+        examples_per_s=summ.examples_per_s, predict_seconds=summ.seconds,
+        generated_tokens_per_s=summ.tokens_per_s, samples=main.samples, pred_path=str(job["pred_path"]),
+        seen=None, api={"base_url": api["base_url"], "model": api["model"]},
+        per_question=per_question(main.report.verdicts), by_db=by_database(main.report.verdicts),
+    )
 
 
 def _child_start(job: dict[str, Any]) -> dict[str, Any]:
@@ -443,6 +444,8 @@ def child_main(argv: list[str]) -> int:
     fn = {"train": _child_train, "eval": _child_eval, "start": _child_start}[mode]
     try:
         res = fn(job)
+        if isinstance(res, (TrainResult, EvalResult)):
+            res = res.as_dict()
     except Exception as exc:  # the parent reports it and goes on with the other methods
         import traceback
 
