@@ -192,7 +192,7 @@ def predict_api(
     """Predict every example through ``client``; see the module docstring for files and resume.
     ``prompt`` (default ``PromptSettings()``) decides the messages, as for a local model: the same
     settings give the same ``PromptBuilder.prediction_messages``."""
-    from sqlcoach.generate.predict import _choose, one_line
+    from sqlcoach.generate.predict import _choose, one_line, records_path
     from sqlcoach.generate.resume import resume_key, settings_hash
     from sqlcoach.prompts.builder import PromptBuilder
     from sqlcoach.sql.extract import extract_sql
@@ -209,7 +209,7 @@ def predict_api(
     keys = [resume_key(ex, h) for ex in examples]
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    jsonl = out.with_suffix(".jsonl") if out.suffix != ".jsonl" else out.with_suffix(".records.jsonl")
+    jsonl = records_path(out)
     if not resume:
         out.unlink(missing_ok=True)
 
