@@ -97,10 +97,10 @@ def start_rows(world: Path, cfg: SFTRunConfig, extra_corpus: list[str] | None = 
     spelled with its merges, as dev names will be."""
     from sqlcoach.data import load_examples
     from sqlcoach.models.tiny import training_corpus
+    from sqlcoach.prompts.settings import PromptSettings
     from sqlcoach.train.sft import build_training_rows
 
-    corpus = training_corpus(world, template=cfg.template, schema_style=cfg.schema_style, sample_values=cfg.schema_sample_values,
-                             value_retrieval=cfg.value_retrieval, token_budget=cfg.token_budget, turn_history=cfg.turn_history)
+    corpus = training_corpus(world, prompt=PromptSettings.of(cfg))
     rows, _ = build_training_rows(load_examples("spider", world, "train"), cfg)
     return rows, corpus + list(extra_corpus or [])
 

@@ -52,14 +52,6 @@ def prompt_settings(source: Any = None, **given: Any) -> dict[str, Any]:
     return PromptSettings.of(source, **given).as_dict()
 
 
-def filled(template: str | None, schema_style: str | None, schema_sample_values: int | None) -> tuple[str, str, int]:
-    """The three prompt settings with every ``None`` replaced by ``DEFAULTS`` (for callers that
-    have no model folder to ask, e.g. rows built from a config before any model is loaded)."""
-    return (DEFAULTS["template"] if template is None else template,
-            DEFAULTS["schema_style"] if schema_style is None else schema_style,
-            DEFAULTS["schema_sample_values"] if schema_sample_values is None else schema_sample_values)
-
-
 @dataclass(frozen=True)
 class PromptRecipe:
     """How to prompt one model. ``source`` says which sqlcoach step wrote it."""
