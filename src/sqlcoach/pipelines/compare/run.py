@@ -44,6 +44,7 @@ from typing import Any, Callable
 
 from sqlcoach.config.compare import API_KINDS, CompareConfig, MethodSpec
 from sqlcoach.errors import ConfigError
+from sqlcoach.prompts.settings import PROMPT_KEYS
 from sqlcoach.pipelines.compare import jobs
 from sqlcoach.pipelines.compare.jobs import _jsonable, read_json, write_json
 from sqlcoach.pipelines.compare.result import CompareReport, EvalResult, MethodRow, TrainResult, summarize_seeds
@@ -77,12 +78,15 @@ def start_fingerprint(start: Path) -> list[list[Any]]:
 
 
 def method_hash(cfg: CompareConfig, spec: MethodSpec | None, start: list[list[Any]] | None = None,
-                *, training_only: bool = False) -> str:
+                *, training_only: bool = False, prompt: dict[str, Any] | None = None) -> str:
     """Hash of what decides a method's outcome: the shared settings, its entry, its recipe YAML's
     text, and the start checkpoint's ``start_fingerprint``. ``spec=None`` is the start row.
-    ``training_only=True`` leaves the evaluation settings out (the hash of ``train.json``)."""
+    ``training_only=True`` leaves the evaluation settings out (the hash of ``train.json``).
+    ``prompt``: the resolved prompt settings, for a row whose start is not in the hash (``api``)."""
     keys = TRAIN_KEYS if training_only else TRAIN_KEYS + EVAL_KEYS
     payload: dict[str, Any] = {"version": RESULT_VERSION, "shared": _shared_settings(cfg, keys), "start": start}
+    if prompt is not None:
+        payload["prompt"] = prompt
     if spec is not None:
         payload["method"] = dataclasses.asdict(spec)
         if spec.config:
@@ -277,15 +281,16 @@ def _run_api_method(cfg: CompareConfig, spec: MethodSpec, base: dict[str, Any], 
                     log: Callable[[str], None]) -> MethodRow:
     """An ``api`` method: no training; its endpoint answers the evaluation questions (resumed by
     content inside the child, so a rerun pays only for what is missing), scored as the others.
-    Its hash leaves the start checkpoint out: a new start does not re-buy the API's answers."""
-    h = method_hash(cfg, spec, None)
+    Its hash leaves the start checkpoint out (a new start does not re-buy the API's answers) but
+    holds the prompt settings it is asked with: the start's recorded recipe and the overrides."""
+    prompt = {k: spec.overrides[k] for k in ("template", "schema_style", "schema_sample_values") if k in spec.overrides}
+    h = method_hash(cfg, spec, None, prompt={k: dict(base, **prompt).get(k) for k in PROMPT_KEYS})
     done = MethodRow.from_dict(read_json(mdir / "result.json"))
     if done and done.config_hash == h and done.ok:
         log(f"{spec.name}: done already (result.json matches config hash {h}); skipping")
         return done
     row = MethodRow(name=spec.name, method=spec.method, config_hash=h, config=dataclasses.asdict(spec))
     mdir.mkdir(parents=True, exist_ok=True)
-    prompt = {k: spec.overrides[k] for k in ("template", "schema_style", "schema_sample_values") if k in spec.overrides}
     api = {"base_url": spec.base_url, "model": spec.model, "api_key_env": spec.api_key_env,
            "concurrency": spec.concurrency, "request_timeout": spec.request_timeout, "max_retries": spec.max_retries,
            "max_rps": spec.overrides.get("max_rps")}
