@@ -20,7 +20,7 @@ This module sits below ``builder.py`` and ``recipe.py`` (both import it; it impo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from sqlcoach.errors import ConfigError
@@ -82,10 +82,6 @@ class PromptSettings:
     def as_dict(self) -> dict[str, Any]:
         """The settings under their ``PROMPT_KEYS`` names (what run keys hash and jobs carry)."""
         return asdict(self)
-
-    def but(self, **changes: Any) -> PromptSettings:
-        """A copy with ``changes`` applied (``None`` values ignored), validated again."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 assert tuple(f.name for f in fields(PromptSettings)) == PROMPT_KEYS  # one list of names, in one order
