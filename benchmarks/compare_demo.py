@@ -44,11 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     print(caption(report))
     print(f"wall time of this call: {wall:.0f} s ({os.cpu_count()} CPUs, load average now "
           f"{os.getloadavg()[0]:.1f}); report: {Path(args.out) / 'report.html'}")
-    for r in report["methods"]:
-        t, ev = r.get("train") or {}, r.get("eval") or {}
-        extra = f", prepare {t['prepare_seconds']} s" if t.get("prepare_seconds") else ""
-        print(f"  {r['name']}: status {r['status']}; process wall: train {t.get('process_seconds', '-')} s{extra}, "
-              f"eval {ev.get('process_seconds', '-')} s; eval peak RSS {ev.get('peak_process_rss_mb', '-')} MiB")
+    for r in report.methods:
+        t, ev = r.train, r.eval
+        extra = f", prepare {t.prepare_seconds} s" if t and t.prepare_seconds else ""
+        train_s = t.process_seconds if t and t.process_seconds is not None else "-"
+        eval_s, eval_rss = (ev.process_seconds, ev.peak_process_rss_mb) if ev else ("-", "-")
+        print(f"  {r.name}: status {r.status}; process wall: train {train_s} s{extra}, "
+              f"eval {eval_s if eval_s is not None else '-'} s; eval peak RSS {eval_rss if eval_rss is not None else '-'} MiB")
     return 0
 
 

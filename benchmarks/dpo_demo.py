@@ -42,13 +42,14 @@ TEMPLATE, SCHEMA_STYLE, SCHEMA_VALUES, MAX_NEW = _SFT["template"], _SFT["schema_
 def evaluate(model_dir: str, examples: list[Any], pred_path: Path) -> dict[str, Any]:
     """Greedy predictions for ``examples`` and their EX: the same procedure for every model."""
     from sqlcoach.generate.predict import predict
+    from sqlcoach.prompts.settings import PromptSettings
     from sqlcoach.metrics import evaluate_examples
     from sqlcoach.models.load import load_model
 
     model, tok = load_model(model_dir, dtype="float32", device="cpu")
     t0 = time.monotonic()
     predict(model, tok, examples, pred_path, n=1, temperature=0.0, batch_size=16, max_new_tokens=MAX_NEW,
-            template=TEMPLATE, schema_style=SCHEMA_STYLE, schema_sample_values=SCHEMA_VALUES, workers=1, progress=True)
+            prompt=PromptSettings.of(template=TEMPLATE, schema_style=SCHEMA_STYLE, schema_sample_values=SCHEMA_VALUES), workers=1, progress=True)
     preds = pred_path.read_text().split("\n")[: len(examples)]
     rep = evaluate_examples(examples, preds, etype="exec", mode="spider", workers=1)
     correct = sum(1 for v in rep.verdicts if v.ex)
@@ -72,6 +73,7 @@ def stage_mine(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     from sqlcoach.data import load_examples
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.models.load import load_model
+    from sqlcoach.prompts.settings import PromptSettings
     from sqlcoach.train.pairs import mine_pairs, split_holdout, write_pairs
 
     train = load_examples("spider", args.world, "train")
@@ -80,7 +82,7 @@ def stage_mine(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     model, tok = load_model(args.start, dtype="float32", device="cpu")
     with ExecutorPool(1) as pool:
         pairs, stats = mine_pairs(model, tok, examples, k=args.k, temperature=args.temperature, max_new_tokens=MAX_NEW,
-                                  template=TEMPLATE, schema_style=SCHEMA_STYLE, schema_sample_values=SCHEMA_VALUES,
+                                  prompt=PromptSettings.of(template=TEMPLATE, schema_style=SCHEMA_STYLE, schema_sample_values=SCHEMA_VALUES),
                                   pool=pool, seed=0, batch_size=8)
     tr, ev = split_holdout(pairs, 0.15, by="question")
     write_pairs(out / "pairs" / "pairs.jsonl", tr)

@@ -444,9 +444,10 @@ def part_sft(args: argparse.Namespace, rec: Recorder) -> None:
 
 
 def _rl_rows(args: argparse.Namespace, n: int) -> list[dict[str, Any]]:
+    from sqlcoach.prompts.settings import PromptSettings
     from sqlcoach.train.rl_data import build_rl_rows
 
-    return build_rl_rows(examples(args, "dev_train", n), **PROMPT)
+    return build_rl_rows(examples(args, "dev_train", n), prompt=PromptSettings(**PROMPT))
 
 
 def part_grpo(args: argparse.Namespace, rec: Recorder) -> None:
@@ -492,12 +493,13 @@ def part_predict(args: argparse.Namespace, rec: Recorder) -> None:
     need_cuda(args)
     from sqlcoach.generate.predict import predict
     from sqlcoach.models.load import load_model
+    from sqlcoach.prompts.settings import PromptSettings
 
     folder = model_folder(args, "qwen2.5-0.5b", rec)
     exs = examples(args, "dev_eval", args.predict_questions)
     model, tok = load_model(str(folder), dtype="float32" if args.cpu_smoke else "bfloat16", device=device(args))
     s = predict(model, tok, exs, Path(args.work) / "predict" / "pred.sql", batch_size=args.predict_batch,
-                max_new_tokens=args.completion, progress=False, workers=4, **PROMPT)
+                max_new_tokens=args.completion, progress=False, workers=4, prompt=PromptSettings(**PROMPT))
     rec.figure("questions", len(exs))
     rec.figure("batch", args.predict_batch)
     rec.figure("examples_per_s", s.examples_per_s, "ex/s")

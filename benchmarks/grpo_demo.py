@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _ex(model_dir: str, examples: list, out: Path, cfg) -> dict:
     """Greedy predictions with sqlcoach.generate.predict, scored by EX on the examples' databases."""
     from sqlcoach.generate.predict import predict
+    from sqlcoach.prompts.settings import PromptSettings
     from sqlcoach.metrics import evaluate_examples
     from sqlcoach.models.load import load_model
 
@@ -42,8 +43,8 @@ def _ex(model_dir: str, examples: list, out: Path, cfg) -> dict:
     if out.with_suffix(".jsonl").exists():
         out.with_suffix(".jsonl").unlink()  # predict resumes from its JSONL; this must be a fresh run
     s = predict(model, tok, examples, out, n=1, temperature=0.0, batch_size=16,
-                max_new_tokens=cfg.max_completion_length, template=cfg.template, schema_style=cfg.schema_style,
-                schema_sample_values=cfg.schema_sample_values, workers=1, progress=False)
+                max_new_tokens=cfg.max_completion_length, prompt=PromptSettings.of(template=cfg.template, schema_style=cfg.schema_style,
+                schema_sample_values=cfg.schema_sample_values), workers=1, progress=False)
     preds = out.read_text(encoding="utf-8").splitlines()
     report = evaluate_examples(examples, preds, etype="exec", workers=1)
     return {

@@ -67,9 +67,7 @@ def main() -> int:
 
     recipe = resolve_prompt(args.model)
     model, tok = load_model(args.model, dtype="auto", device="auto")
-    common = dict(template=recipe.template, schema_style=recipe.schema_style,
-                  schema_sample_values=recipe.schema_sample_values, value_retrieval=recipe.value_retrieval,
-                  token_budget=recipe.token_budget, max_new_tokens=args.max_new_tokens,
+    common = dict(prompt=recipe.prompt, max_new_tokens=args.max_new_tokens,
                   batch_size=args.batch_size, seed=args.seed, model_id=args.model, progress=False)
     t0 = time.monotonic()
     predict(model, tok, dev, out / "greedy.sql", **common)

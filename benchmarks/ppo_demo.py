@@ -33,6 +33,7 @@ from typing import Any
 def evaluate(model_dir: str, examples: list[Any], pred_path: Path, cfg: Any) -> dict[str, Any]:
     """Greedy predictions for ``examples`` and their EX (the same for every model)."""
     from sqlcoach.generate.predict import predict
+    from sqlcoach.prompts.settings import PromptSettings
     from sqlcoach.metrics import evaluate_examples
     from sqlcoach.models.load import load_model
 
@@ -40,7 +41,7 @@ def evaluate(model_dir: str, examples: list[Any], pred_path: Path, cfg: Any) -> 
     t0 = time.monotonic()
     summ = predict(
         model, tok, examples, pred_path, n=1, temperature=0.0, batch_size=16, max_new_tokens=cfg.max_completion_length,
-        template=cfg.template, schema_style=cfg.schema_style, schema_sample_values=cfg.schema_sample_values,
+        prompt=PromptSettings.of(template=cfg.template, schema_style=cfg.schema_style, schema_sample_values=cfg.schema_sample_values),
         workers=1, progress=False,
     )
     preds = pred_path.read_text().split("\n")[: len(examples)]
@@ -86,13 +87,14 @@ def unused_train_questions(args: argparse.Namespace, cfg: Any, steps: int, n: in
     from sqlcoach.data import load_examples
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.train.ppo import rows_for_step
+    from sqlcoach.prompts.settings import PromptSettings
     from sqlcoach.train.rl_data import build_rl_rows, curate_gold
 
     examples = load_examples(cfg.data_kind, args.world, cfg.split)
     if cfg.max_examples is not None:
         examples = examples[: cfg.max_examples]
-    rows = build_rl_rows(examples, template=cfg.template, schema_style=cfg.schema_style,
-                         schema_sample_values=cfg.schema_sample_values)
+    rows = build_rl_rows(examples, prompt=PromptSettings.of(template=cfg.template, schema_style=cfg.schema_style,
+                         schema_sample_values=cfg.schema_sample_values))
     with ExecutorPool(workers=1) as pool:
         rows, _ = curate_gold(rows, pool=pool)
     used = {r["id"] for s in range(steps) for r in rows_for_step(rows, s, cfg.rollout_batch_size, 0, 1, cfg.seed)}
@@ -113,6 +115,7 @@ def make_rm(args: argparse.Namespace, cfg: Any, n: int, seconds: float) -> str:
     from sqlcoach.prompts.templates import render_completion
     from sqlcoach.config import load_config
     from sqlcoach.config import RMRunConfig
+    from sqlcoach.prompts.settings import PromptSettings
     from sqlcoach.train.rl_data import build_rl_rows
     from sqlcoach.train.rm import run_rm
 
@@ -122,8 +125,8 @@ def make_rm(args: argparse.Namespace, cfg: Any, n: int, seconds: float) -> str:
         return str(rm_out / "final")
     examples = load_examples(cfg.data_kind, args.world, cfg.split)
     picked = examples[:: max(1, len(examples) // n)][:n]
-    rows = build_rl_rows(picked, template=cfg.template, schema_style=cfg.schema_style,
-                         schema_sample_values=cfg.schema_sample_values)
+    rows = build_rl_rows(picked, prompt=PromptSettings.of(template=cfg.template, schema_style=cfg.schema_style,
+                         schema_sample_values=cfg.schema_sample_values))
     by_db: dict[str, list[Any]] = {}
     for ex in examples:
         by_db.setdefault(ex.db_id, []).append(ex)

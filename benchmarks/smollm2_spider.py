@@ -63,9 +63,11 @@ def evaluate(stage: str, model_dir: Path, examples: list, out: Path, args: argpa
     from sqlcoach.pipelines.evaluate import predict_and_score
 
     print(f"[{stage}] predicting {len(examples)} questions with {model_dir}", flush=True)
+    from sqlcoach.prompts.settings import PromptSettings
+
     model, tok = load_model(model_dir, dtype="float32", device="cpu")
-    scored = predict_and_score(model, tok, examples, out / stage / "pred.sql", template=TEMPLATE, schema_style=STYLE,
-                               schema_sample_values=VALUES, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+    scored = predict_and_score(model, tok, examples, out / stage / "pred.sql", prompt=PromptSettings(template=TEMPLATE, schema_style=STYLE,
+                               schema_sample_values=VALUES), batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                                tables_path=Path(args.data) / "tables.json", samples=0)
     s = scored.report.summary
     res = {

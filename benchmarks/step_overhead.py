@@ -46,10 +46,11 @@ COMMON = dict(num_generations=8, max_completion_length=64, temperature=0.8, lear
 
 def _rows(world: str, n: int) -> list:
     from sqlcoach.data import load_examples
+    from sqlcoach.prompts.settings import PromptSettings
     from sqlcoach.train.rl_data import build_rl_rows
 
     examples = load_examples("spider", world, "train")[:n]
-    return build_rl_rows(examples, template="anonymized", schema_style="compact", schema_sample_values=0)
+    return build_rl_rows(examples, prompt=PromptSettings.of(template="anonymized", schema_style="compact", schema_sample_values=0))
 
 
 def run_sqlcoach_grpo(model: str, rows: list, out: Path, steps: int) -> dict:

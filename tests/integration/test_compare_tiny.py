@@ -42,7 +42,7 @@ def _run(start: Path, out: Path) -> dict:
     cwd = os.getcwd()
     os.chdir(ROOT)  # recipe config paths in the YAML are relative to the repository
     try:
-        return run_compare(cfg, out, log=lambda m: None)
+        return run_compare(cfg, out, log=lambda m: None).as_dict()  # the shape report.json has
     finally:
         os.chdir(cwd)
 

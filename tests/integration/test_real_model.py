@@ -162,8 +162,7 @@ def test_greedy_prediction_is_deterministic(sft, spider, tmp_path):
     rec = resolve_prompt(final, log=None)
     model, tok = load_model(final, dtype="float32", device="cpu")
     examples = spider["dev_eval"][:4]
-    kw = dict(template=rec.template, schema_style=rec.schema_style, schema_sample_values=rec.schema_sample_values,
-              max_new_tokens=24, batch_size=4, progress=False)
+    kw = dict(prompt=rec.prompt, max_new_tokens=24, batch_size=4, progress=False)
     first = predict(model, tok, examples, tmp_path / "a" / "pred.sql", **kw)
     second = predict(model, tok, examples, tmp_path / "b" / "pred.sql", **kw)
     a, b = Path(first.sql_path), Path(second.sql_path)

@@ -37,5 +37,5 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(markdown_table(report))
     print()
-    say(f"wrote {args.out}/report.json, report.md and report.html ({report['seconds_this_run']}s this run)")
-    return 0 if all(r.get("status") == "ok" for r in report["methods"]) else 1
+    say(f"wrote {args.out}/report.json, report.md and report.html ({report.seconds_this_run}s this run)")
+    return 0 if all(r.ok for r in report.methods) else 1

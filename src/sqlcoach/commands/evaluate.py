@@ -104,11 +104,11 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         report.write_summary(args.out)
     if args.html:
-        from sqlcoach.metrics.evaluate import _atomic_write
+        from sqlcoach.runtime.files import atomic_write
         from sqlcoach.metrics.html import summary_html
 
         cmd = "sqlcoach evaluate " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None
-        _atomic_write(args.html, summary_html(report.summary, report.rows(), command=cmd))
+        atomic_write(args.html, summary_html(report.summary, report.rows(), command=cmd))
     s = report.summary["all"]
     if args.quiet:
         parts = [f"count {s['count']}"]

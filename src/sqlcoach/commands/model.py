@@ -48,16 +48,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sqlcoach.models.tiny import init_tiny_model, training_corpus, world_corpus
 
-    if args.template:
-        texts = training_corpus(args.corpus, template=args.template, schema_style=args.schema_style,
-                                sample_values=args.schema_samples)
-    else:
-        texts = world_corpus(args.corpus)
-    info = init_tiny_model(args.out, args.size, texts, vocab_size=args.vocab_size, seed=args.seed)
-    from sqlcoach.prompts.recipe import PromptRecipe, filled
+    from sqlcoach.prompts.recipe import PromptRecipe
+    from sqlcoach.prompts.settings import PromptSettings
 
+    prompt = PromptSettings.of(template=args.template or None, schema_style=args.schema_style,
+                               schema_sample_values=args.schema_samples)
+    texts = training_corpus(args.corpus, prompt=prompt) if args.template else world_corpus(args.corpus)
+    info = init_tiny_model(args.out, args.size, texts, vocab_size=args.vocab_size, seed=args.seed)
     # the prompts the tokenizer was trained on are the ones to train the model with
-    PromptRecipe(*filled(args.template or None, args.schema_style, args.schema_samples), source="model init").save(args.out)
+    PromptRecipe(**prompt.as_dict(), source="model init").save(args.out)
     print(f"wrote {info['path']}: {info['size']} Qwen2, {info['parameters']:,} parameters, "
           f"vocabulary {info['vocab_size']} (tokenizer trained on {len(texts)} texts)")
     return 0

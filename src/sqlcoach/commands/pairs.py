@@ -99,9 +99,7 @@ def run(args: argparse.Namespace) -> int:
     with ExecutorPool(args.workers) as pool:
         pairs, stats = mine_pairs(
             model, tok, examples, k=args.k, temperature=args.temperature, top_p=args.top_p,
-            max_new_tokens=args.max_new_tokens, template=recipe.template, schema_style=recipe.schema_style,
-            schema_sample_values=recipe.schema_sample_values, value_retrieval=recipe.value_retrieval,
-            token_budget=recipe.token_budget, turn_history=recipe.turn_history, pool=pool, seed=args.seed, batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens, prompt=recipe.prompt, pool=pool, seed=args.seed, batch_size=args.batch_size,
             chosen=args.chosen, rejected_order=order, pairs_per_question=args.pairs_per_question, mode=args.mode,
             generate_fn=generate_fn, chunk_size=chunk,
         )

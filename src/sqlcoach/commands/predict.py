@@ -129,9 +129,7 @@ def run(args: argparse.Namespace) -> int:
     summary = predict(
         model, tokenizer, examples, args.out,
         n=args.n, temperature=temperature, top_p=args.top_p, batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens, template=recipe.template, schema_style=recipe.schema_style,
-        schema_sample_values=recipe.schema_sample_values, value_retrieval=recipe.value_retrieval,
-        token_budget=recipe.token_budget, turn_history=recipe.turn_history, model_id=args.model,
+        max_new_tokens=args.max_new_tokens, prompt=recipe.prompt, model_id=args.model,
         workers=args.workers, timeout=args.timeout, seed=args.seed, generate_fn=generate_fn, resume=args.resume,
         select=args.select or DEFAULT_SELECTOR,
     )
@@ -165,7 +163,7 @@ def api_key_from_env(var: str | None) -> str | None:
 def _run_openai(args: argparse.Namespace, examples: list, temperature: float) -> int:
     from sqlcoach.generate.api_backend import predict_api
     from sqlcoach.generate.openai_client import ChatClient
-    from sqlcoach.prompts.recipe import filled
+    from sqlcoach.prompts.settings import PromptSettings
 
     if not args.base_url:
         raise ConfigError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
@@ -173,10 +171,13 @@ def _run_openai(args: argparse.Namespace, examples: list, temperature: float) ->
         raise ConfigError("--backend openai predicts one answer per question (--n 1); voting needs a local backend")
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be >= 1")
-    template, style, samples = filled(args.template, args.schema_style, args.schema_samples)
+    # no model folder to read a recipe from: the explicit settings, else the defaults (all six)
+    prompt = PromptSettings.of(template=args.template, schema_style=args.schema_style,
+                               schema_sample_values=args.schema_samples, value_retrieval=args.value_retrieval,
+                               token_budget=args.token_budget, turn_history=args.turn_history)
     client = ChatClient(args.base_url, args.model, api_key=api_key_from_env(args.api_key_env),
                         timeout=args.request_timeout, max_retries=args.max_retries, max_rps=args.max_rps)
     summary = predict_api(client, examples, args.out, temperature=temperature, top_p=args.top_p,
-                          max_tokens=args.max_new_tokens, seed=args.seed, template=template, schema_style=style,
-                          schema_sample_values=samples, concurrency=args.concurrency, resume=args.resume)
+                          max_tokens=args.max_new_tokens, seed=args.seed, prompt=prompt,
+                          concurrency=args.concurrency, resume=args.resume)
     return _report(summary, args.json_out)

@@ -32,16 +32,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
 import sqlite3
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from sqlcoach.data.jsonl import LoadReport, default_permissions, iter_records, optional_str, require_str
+from sqlcoach.data.jsonl import LoadReport, iter_records, optional_str, require_str
 from sqlcoach.errors import DataError
+from sqlcoach.runtime.files import atomic_write, replacing
 from sqlcoach.types import Example
 
 _CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\b", re.IGNORECASE)
@@ -83,24 +82,18 @@ def materialise_context(context: str, cache_dir: str | Path) -> str:
     target = Path(cache_dir) / "create_context" / db_id / f"{db_id}.sqlite"
     if target.is_file():
         return str(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".sqlite.tmp", dir=target.parent)
-    os.close(fd)
     try:
-        con = sqlite3.connect(tmp)
-        try:
-            for st in statements:
-                con.execute(st)
-            con.commit()
-        except sqlite3.Error as exc:
-            raise DataError(f"context rejected by SQLite: {exc}") from None
-        finally:
-            con.close()
-        default_permissions(tmp)
-        os.replace(tmp, target)
+        with replacing(target, suffix=".sqlite.tmp") as tmp:
+            con = sqlite3.connect(tmp)
+            try:
+                for st in statements:
+                    con.execute(st)
+                con.commit()
+            except sqlite3.Error as exc:
+                raise DataError(f"context rejected by SQLite: {exc}") from None
+            finally:
+                con.close()
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         try:
             target.parent.rmdir()  # only succeeds when empty, i.e. when materialising failed
         except OSError:
@@ -240,28 +233,28 @@ def _fill_rows(con: sqlite3.Connection, lits: dict[str, Any], rng: random.Random
     return None
 
 
+class _Refused(Exception):
+    """A fill the tables refused (its reason): leaving ``replacing`` by it leaves no file."""
+
+
 def _write_fill(empty: Path, target: Path, lits: dict[str, Any], seed: str, rows: int) -> str | None:
     """Copy the empty database to ``target`` and fill it; the reason (and no file) when it fails."""
-    fd, tmp = tempfile.mkstemp(suffix=".sqlite.tmp", dir=target.parent)
-    os.close(fd)
     try:
-        src = sqlite3.connect(f"file:{empty}?mode=ro", uri=True)
-        dst = sqlite3.connect(tmp)
-        try:
-            src.backup(dst)
-            why = _fill_rows(dst, lits, random.Random(seed), rows)
-            if why is None:
+        with replacing(target, suffix=".sqlite.tmp") as tmp:
+            src = sqlite3.connect(f"file:{empty}?mode=ro", uri=True)
+            dst = sqlite3.connect(tmp)
+            try:
+                src.backup(dst)
+                why = _fill_rows(dst, lits, random.Random(seed), rows)
+                if why is not None:
+                    raise _Refused(why)
                 dst.commit()
-        finally:
-            src.close()
-            dst.close()
-        if why is None:
-            default_permissions(tmp)
-            os.replace(tmp, target)
-        return why
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            finally:
+                src.close()
+                dst.close()
+    except _Refused as exc:
+        return str(exc)
+    return None
 
 
 def read_fills(folder: str | Path) -> dict[str, Any] | None:
@@ -296,9 +289,7 @@ def materialise_fills(db_path: str | Path, lits: dict[str, Any], *, fills: int =
             (folder / name).unlink(missing_ok=True)
     manifest = {"version": FILLS_VERSION, "key": key, "fills": made, "rows_per_table": rows,
                 "reason": None if made else reason, "literals": lits}
-    tmp = folder / (FILLS_FILE + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / FILLS_FILE)
+    atomic_write(folder / FILLS_FILE, json.dumps(manifest, indent=1, ensure_ascii=False, default=str) + "\n")
     return manifest
 
 

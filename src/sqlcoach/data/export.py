@@ -55,14 +55,12 @@ compare with it) or without any schema source are reported as problems and skipp
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from sqlcoach.data.jsonl import LoadReport, Problem, default_permissions
+from sqlcoach.data.jsonl import LoadReport, Problem
 from sqlcoach.errors import ConfigError, DataError
 from sqlcoach.prompts.templates import (
     SQL_TERMINAL_INPUT,
@@ -77,6 +75,7 @@ from sqlcoach.prompts.templates import (
 from sqlcoach.schema.introspect import introspect, schema_from_tables_json
 from sqlcoach.schema.serialize import approx_tokens, serialize
 from sqlcoach.schema.values import retrieve_values
+from sqlcoach.runtime.files import atomic_write
 from sqlcoach.types import Example, Schema
 
 FORMATS: tuple[str, ...] = ("chat", "rl", "dbgpt", "llamafactory", "openai")
@@ -248,20 +247,6 @@ def build_record(ex: Example, fmt: str, schema: str, template: str, settings: di
     if fmt == "openai":
         raise ConfigError("openai records come from the prompt builder (export_examples), not from a schema text")
     raise ConfigError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        default_permissions(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @dataclass

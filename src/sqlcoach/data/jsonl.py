@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -54,13 +53,6 @@ class LoadReport:
         problem = Problem(str(path), line, message)
         self.problems.append(problem)
         log.warning("%s", problem)
-
-
-def default_permissions(path: str | Path) -> None:
-    """Give a file made by ``tempfile.mkstemp`` (mode 0600) the usual mode for new files (umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 def read_text(path: str | Path) -> str:

@@ -20,15 +20,14 @@ should learn to write for SQLite.
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from sqlcoach.data.jsonl import LoadReport, default_permissions, iter_records, require_str
+from sqlcoach.data.jsonl import LoadReport, iter_records, require_str
 from sqlcoach.errors import DataError
+from sqlcoach.runtime.files import replacing
 from sqlcoach.types import Example
 
 AGG_OPS: tuple[str, ...] = ("", "MAX", "MIN", "COUNT", "SUM", "AVG")
@@ -129,9 +128,7 @@ def materialise_table(table: dict, cache_dir: str | Path) -> str:
     decl = ", ".join(
         f"{quote_ident(c)} {'REAL' if str(t).lower() == 'real' else 'TEXT'}" for c, t in zip(cols, types)
     )
-    fd, tmp = tempfile.mkstemp(suffix=".sqlite.tmp", dir=target.parent)
-    os.close(fd)
-    try:
+    with replacing(target, suffix=".sqlite.tmp") as tmp:
         con = sqlite3.connect(tmp)
         try:
             con.execute(f"CREATE TABLE {quote_ident(db_id)} ({decl})")
@@ -145,11 +142,6 @@ def materialise_table(table: dict, cache_dir: str | Path) -> str:
             con.commit()
         finally:
             con.close()
-        default_permissions(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return str(target)
 
 

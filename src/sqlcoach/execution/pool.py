@@ -497,3 +497,57 @@ class ExecutorPool:
         w = _Worker(self._ctx, self.limits)
         self._procs.append(w)
         return w
+
+
+class LazyPool:
+    """One ``ExecutorPool`` shared by a run, started on first use (the one lazy pool wrapper:
+    prediction's voting and the execution rewards both hold one).
+
+    ``LazyPool(pool)`` wraps a caller's pool (never closed here); ``LazyPool(workers=...,
+    limits=...)`` starts its own on first ``.pool`` or ``run`` (a greedy prediction never starts
+    one) and ``close`` stops it. Thread-safe creation. It pickles without its pool (worker
+    processes do not pickle): the copy makes its own when it first needs one, which is what lets
+    the reward objects holding it be sent to other processes."""
+
+    def __init__(self, pool: Any = None, *, workers: int | None = None, limits: Limits | None = None):
+        self._pool = pool
+        self._owned = False
+        self._workers = workers
+        self._limits = limits
+        self._lock = threading.Lock()
+
+    @property
+    def pool(self) -> Any:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ExecutorPool(workers=self._workers, limits=self._limits or Limits())
+                    self._owned = True
+        return self._pool
+
+    @property
+    def limits(self) -> Limits:
+        if self._limits is not None:
+            return self._limits
+        return getattr(self._pool, "limits", None) or Limits()
+
+    def run(self, jobs: Sequence[tuple[Any, str]]) -> list[ExecResult]:
+        """``ExecutorPool.run`` of ``jobs``; no jobs start no pool."""
+        return list(self.pool.run(list(jobs))) if jobs else []
+
+    def close(self) -> None:
+        """Stop the pool if this wrapper started it (a caller's pool is left to its owner)."""
+        if self._owned and self._pool is not None:
+            for method in ("close", "shutdown"):
+                stop = getattr(self._pool, method, None)
+                if callable(stop):
+                    stop()
+                    break
+            self._pool = None
+            self._owned = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_workers": self._workers, "_limits": self._limits}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(None, workers=state["_workers"], limits=state["_limits"])

@@ -33,7 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from sqlcoach.errors import ConfigError
 from sqlcoach.generate.openai_client import API_ERRORS, ChatClient, ChatResult, run_requests
+from sqlcoach.prompts.settings import PromptSettings
+from sqlcoach.runtime.files import atomic_write
 from sqlcoach.types import Example
 
 
@@ -68,11 +71,11 @@ class ApiPredictSummary:
 
 
 def api_settings(client: ChatClient, *, temperature: float, top_p: float, max_tokens: int, seed: int | None,
-                 template: str, schema_style: str, schema_sample_values: int) -> dict[str, Any]:
-    """The settings that decide an API answer: what the resume key hashes."""
+                 prompt: PromptSettings) -> dict[str, Any]:
+    """The settings that decide an API answer: what the resume key hashes (every prompt setting:
+    a record made under another value retrieval, budget or turn history is not this run's)."""
     return {"backend": "openai", "base_url": client.base_url, "model": client.model, "temperature": temperature,
-            "top_p": top_p, "max_tokens": max_tokens, "seed": seed, "template": template,
-            "schema_style": schema_style, "schema_sample_values": schema_sample_values}
+            "top_p": top_p, "max_tokens": max_tokens, "seed": seed, **prompt.as_dict()}
 
 
 def read_records(jsonl: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -181,27 +184,32 @@ def predict_api(
     top_p: float = 1.0,
     max_tokens: int = 256,
     seed: int | None = None,
-    template: str = "sql_terminal",
-    schema_style: str = "compact",
-    schema_sample_values: int = 3,
+    prompt: PromptSettings | None = None,
     concurrency: int = 4,
     resume: bool = False,
     progress: bool = True,
 ) -> ApiPredictSummary:
-    """Predict every example through ``client``; see the module docstring for files and resume."""
-    from sqlcoach.generate.predict import _choose, one_line
+    """Predict every example through ``client``; see the module docstring for files and resume.
+    ``prompt`` (default ``PromptSettings()``) decides the messages, as for a local model: the same
+    settings give the same ``PromptBuilder.prediction_messages``."""
+    from sqlcoach.generate.predict import _choose, one_line, records_path
     from sqlcoach.generate.resume import resume_key, settings_hash
     from sqlcoach.prompts.builder import PromptBuilder
     from sqlcoach.sql.extract import extract_sql
 
-    builder = PromptBuilder(template, schema_style, schema_sample_values)  # checks the names first
+    prompt = prompt or PromptSettings()
+    if prompt.turn_history == "predicted" and any(ex.turns for ex in examples):
+        # the local backend predicts wave by wave to show the model's own earlier SQL; this one
+        # sends every request at once, so the turns would carry whatever SQL the data holds (gold)
+        raise ConfigError("turn_history=predicted is not supported by the API backend (its requests are not "
+                          "ordered by turn); use questions, or gold to show the gold SQL as an oracle")
+    builder = PromptBuilder.from_settings(prompt)
     h = settings_hash(api_settings(client, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
-                                   template=template, schema_style=schema_style,
-                                   schema_sample_values=schema_sample_values))
+                                   prompt=prompt))
     keys = [resume_key(ex, h) for ex in examples]
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    jsonl = out.with_suffix(".jsonl") if out.suffix != ".jsonl" else out.with_suffix(".records.jsonl")
+    jsonl = records_path(out)
     if not resume:
         out.unlink(missing_ok=True)
 
@@ -212,7 +220,7 @@ def predict_api(
     def record(i: int, res: ChatResult) -> dict[str, Any]:
         ex = examples[i]
         if res.ok:
-            rec = _choose([i], [ex], [[res.text]], extract_sql, 1, None, template)[0]  # type: ignore[arg-type]
+            rec = _choose([i], [ex], [[res.text]], extract_sql, 1, None, prompt.template)[0]  # type: ignore[arg-type]
         else:
             rec = {"index": i, "id": ex.id, "db_id": ex.db_id, "raw": "", "sql": ""}
         rec.update(error=res.error, message=res.message, attempts=res.attempts, status=res.status,
@@ -225,9 +233,7 @@ def predict_api(
     retries = sum(max(0, int(done[i].get("attempts") or 1) - 1) for i in run.requested if i in done)
     secs = run.seconds
     lines = [one_line(done[i]["sql"]) if i in done else "" for i in range(len(examples))]
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write(out, "".join(line + "\n" for line in lines))
     errors = {e: 0 for e in API_ERRORS}
     for rec in done.values():
         if rec.get("error"):

@@ -39,6 +39,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlcoach.execution.select import DEFAULT_SELECTOR, Candidates, Selector, get_selector
+from sqlcoach.generate.resume import write_meta
+from sqlcoach.prompts.settings import PromptSettings
+from sqlcoach.runtime.files import atomic_write
 from sqlcoach.types import Example
 
 if TYPE_CHECKING:
@@ -116,9 +119,15 @@ def read_sql_lines(out_path: str | Path, n: int) -> list[str]:
     """The one-line SQL of each of the ``n`` examples of a ``predict`` run, read from its JSONL
     (index order; ``""`` where none), whatever the layout of the SQL file."""
     out = Path(out_path)
-    jsonl = out.with_suffix(".jsonl") if out.suffix != ".jsonl" else out.with_suffix(".records.jsonl")
-    done, _ = read_done(jsonl)
+    done, _ = read_done(records_path(out))
     return [one_line(done[i]["sql"]) if i in done else "" for i in range(n)]
+
+
+def records_path(out_path: str | Path) -> Path:
+    """The JSONL of records beside a prediction file (``pred.sql`` -> ``pred.jsonl``; a file that
+    is itself ``.jsonl`` gets ``.records.jsonl``)."""
+    out = Path(out_path)
+    return out.with_suffix(".jsonl") if out.suffix != ".jsonl" else out.with_suffix(".records.jsonl")
 
 
 def one_line(sql: str) -> str:
@@ -130,9 +139,7 @@ def build_prompts(
     examples: Sequence[Example],
     tokenizer: Any,
     *,
-    template: str,
-    schema_style: str,
-    sample_values: int = 3,
+    prompt: PromptSettings | None = None,
     builder: PromptBuilder | None = None,
 ) -> list[str]:
     """Chat-formatted prompt text of each example (schema text computed once per database).
@@ -140,12 +147,11 @@ def build_prompts(
     An example whose database cannot be read still gets a prompt (with an empty schema), so that
     one broken database never stops a prediction run; its SQL will be scored as whatever comes out.
     A thin wrapper over ``PromptBuilder.prediction_text``; pass ``builder`` (a ``PromptBuilder``)
-    to share its schema cache across calls (``template``, ``schema_style`` and ``sample_values``
-    are then its own)."""
+    to share its schema cache across calls (``prompt`` is then its own)."""
     from sqlcoach.prompts.builder import PromptBuilder
 
     if builder is None:
-        builder = PromptBuilder(template, schema_style, sample_values)
+        builder = PromptBuilder.from_settings(prompt or PromptSettings())
     return builder.prediction_texts(examples, tokenizer)
 
 
@@ -170,30 +176,6 @@ def read_done(jsonl_path: Path) -> tuple[dict[int, dict[str, Any]], list[str]]:
     return done, bad
 
 
-class _LazyPool:
-    """One executor pool for the whole run, started on first use (greedy runs never start it)."""
-
-    def __init__(self, workers: int | None, timeout: float):
-        self.workers = workers
-        self.timeout = timeout
-        self.pool: Any = None
-
-    def run(self, jobs: list[tuple[str, str]]) -> list[Any]:
-        if not jobs:
-            return []
-        if self.pool is None:
-            from sqlcoach.execution.pool import ExecutorPool
-            from sqlcoach.execution.sandbox import Limits
-
-            self.pool = ExecutorPool(self.workers, Limits(timeout=self.timeout))
-        return list(self.pool.run(jobs))
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
-            self.pool = None
-
-
 def predict(
     model: Any,
     tokenizer: Any,
@@ -205,12 +187,7 @@ def predict(
     top_p: float = 1.0,
     batch_size: int = 8,
     max_new_tokens: int = 256,
-    template: str = "sql_terminal",
-    schema_style: str = "compact",
-    schema_sample_values: int = 3,
-    value_retrieval: int | None = None,
-    token_budget: int | None = None,
-    turn_history: str | None = None,
+    prompt: PromptSettings | None = None,
     model_id: Any = None,
     workers: int | None = None,
     timeout: float = 10.0,
@@ -228,7 +205,8 @@ def predict(
     example is predicted. ``resume=True``: the examples already in the JSONL are kept, not predicted
     again, when their example key and the run key match (``sqlcoach.generate.resume``).
     ``model_id``: the model's identity for the run key (a path or hub id, or a mapping; default
-    the model's ``name_or_path``).
+    the model's ``name_or_path``). ``prompt``: the prompt settings (default ``PromptSettings()``;
+    a model's own are ``prompts.recipe.resolve_prompt(model, ...).prompt``).
 
     ``generate_fn`` replaces HF generation (same signature as ``generate.hf.generate_texts``; the
     vLLM backend plugs in here). ``extract`` turns raw text into SQL (default
@@ -240,8 +218,7 @@ def predict(
 
     # One builder (one schema cache) for the whole run; it checks template and schema style
     # before any file is touched.
-    builder = PromptBuilder(template, schema_style, schema_sample_values, value_retrieval=value_retrieval,
-                            token_budget=token_budget, turn_history=turn_history)
+    builder = PromptBuilder.from_settings(prompt or PromptSettings())
     selector = get_selector(select) if isinstance(select, str) else select
     rule = select if isinstance(select, str) else getattr(select, "__name__", type(select).__name__)
     # The rule joins the run key only when it is not the default, so that the runs made before
@@ -249,18 +226,13 @@ def predict(
     chosen_by = {"select": rule} if n > 1 and rule != DEFAULT_SELECTOR else {}
     identity = _identity(model, model_id, builder, n=n, temperature=temperature, top_p=top_p,
                          max_new_tokens=max_new_tokens, seed=seed, generate_fn=generate_fn, **chosen_by)
-    if extract is None:
-        from sqlcoach.sql.extract import extract_sql as extract
+    extract = extract or _extract_sql
     gen = generate_fn or generate_texts
-    out = Path(out_path)
+    out, jsonl = Path(out_path), records_path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    jsonl = out.with_suffix(".jsonl") if out.suffix != ".jsonl" else out.with_suffix(".records.jsonl")
     done, bad, fresh_reason = _resumable(out, jsonl, examples, identity, resume)
-    todo = [i for i in range(len(examples)) if i not in done]
-    resumed = len(done)
+    todo, resumed = [i for i in range(len(examples)) if i not in done], len(done)
     multi = any(interaction_of(ex) is not None for ex in examples)
-    from sqlcoach.generate.resume import example_key, write_meta
-
     write_meta(out, identity, multi_turn=multi, oracle_history=multi and builder.turn_history == "gold")
     prev = earlier_turns(examples)
     if builder.turn_history == "predicted":  # wave by wave: a turn's prompt needs the earlier turns' predictions
@@ -268,75 +240,85 @@ def predict(
     chunk = chunk_size or max(batch_size * 4, 16)
     if chunk_size is None and getattr(gen, "wants_all_prompts", False):
         chunk = max(len(todo), 1)  # vLLM schedules its own batches: every prompt in one call
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(todo), desc=f"predict (n={n})", unit="ex", file=sys.stderr)
+    bar = _progress_bar(len(todo), f"predict (n={n})") if progress and todo else None
     t0 = time.monotonic()
-    gen_tokens = prompt_tokens = 0
-    pool = _LazyPool(workers, timeout)
+    pool = _vote_pool(workers, timeout)
+    decoding = dict(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, batch_size=batch_size)
     try:
-        for start, ids in _chunks(todo, chunk, prev if builder.turn_history == "predicted" else None):
-            exs = [examples[i] for i in ids]
-            if builder.turn_history == "predicted":
-                exs = [_with_predicted_turns(ex, prev[i], done) for i, ex in zip(ids, exs)]
-            prompts = build_prompts(
-                exs, tokenizer, template=template, schema_style=schema_style, sample_values=schema_sample_values,
-                builder=builder,
-            )
-            g = gen(
-                model,
-                tokenizer,
-                prompts,
-                n=n,
-                temperature=temperature,
-                top_p=top_p,
-                max_new_tokens=max_new_tokens,
-                batch_size=batch_size,
-                seed=seed + start,
-                on_batch=(lambda k: bar.update(k)) if bar is not None else None,
-            )
-            gen_tokens += g.generated_tokens
-            prompt_tokens += g.prompt_tokens
-            records = _choose(ids, exs, g.texts, extract, n, pool, template, selector)
-            for rec, ex in zip(records, exs):
-                rec.update(example=example_key(examples[rec["index"]]), run_key=identity.key)
-                if builder.turn_history == "predicted" and ex.turns:
-                    rec["history_sql"] = [t.sql or "" for t in ex.turns]
-            with jsonl.open("a", encoding="utf-8") as fh:
-                for rec in records:
-                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            for rec in records:
-                done[rec["index"]] = rec
+        gen_tokens, prompt_tokens = _predict_chunks(
+            _chunks(todo, chunk, prev if builder.turn_history == "predicted" else None), examples, prev, done, jsonl,
+            model=model, tokenizer=tokenizer, gen=gen, decoding=decoding, seed=seed, builder=builder, extract=extract,
+            pool=pool, selector=selector, run_key=identity.key,
+            on_batch=(lambda k: bar.update(k)) if bar is not None else None)
     finally:
         pool.close()
         if bar is not None:
             bar.close()
     secs = time.monotonic() - t0
     sqls = [done[i]["sql"] if i in done else "" for i in range(len(examples))]
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(sql_file_text(examples, sqls), encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write(out, sql_file_text(examples, sqls))
     return PredictSummary(
-        examples=len(examples),
-        predicted_now=len(todo),
-        resumed=resumed,
-        seconds=round(secs, 3),
-        generated_tokens=gen_tokens,
-        prompt_tokens=prompt_tokens,
+        examples=len(examples), predicted_now=len(todo), resumed=resumed, seconds=round(secs, 3),
+        generated_tokens=gen_tokens, prompt_tokens=prompt_tokens,
         examples_per_s=round(len(todo) / secs, 3) if secs > 0 else 0.0,
-        tokens_per_s=round(gen_tokens / secs, 2) if secs > 0 else 0.0,
-        sql_path=str(out),
-        jsonl_path=str(jsonl),
-        bad_lines=bad,
-        run_key=identity.key,
-        turn_history=builder.turn_history,
-        multi_turn=multi,
+        tokens_per_s=round(gen_tokens / secs, 2) if secs > 0 else 0.0, sql_path=str(out), jsonl_path=str(jsonl),
+        bad_lines=bad, run_key=identity.key, turn_history=builder.turn_history, multi_turn=multi,
         fresh_reason=fresh_reason,
     )
+
+
+def _extract_sql(text: str) -> str | None:
+    from sqlcoach.sql.extract import extract_sql
+
+    return extract_sql(text)
+
+
+def _progress_bar(total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="ex", file=sys.stderr)
+
+
+def _vote_pool(workers: int | None, timeout: float) -> Any:
+    """The executor pool of a run's votes, started by the first vote (a greedy run never starts it)."""
+    from sqlcoach.execution.pool import LazyPool
+    from sqlcoach.execution.sandbox import Limits
+
+    return LazyPool(workers=workers, limits=Limits(timeout=timeout))
+
+
+def _predict_chunks(chunks: Any, examples: Sequence[Example], prev: list[list[int | None]], done: dict[int, dict[str, Any]],
+                    jsonl: Path, *, model: Any, tokenizer: Any, gen: Callable[..., Any], decoding: dict[str, Any],
+                    seed: int, builder: Any, extract: Callable[[str], str | None], pool: Any, selector: Selector,
+                    run_key: str, on_batch: Callable[[int], None] | None) -> tuple[int, int]:
+    """Generate and choose the SQL of each ``(start, ids)`` chunk; each chunk's records are appended
+    to ``jsonl`` (flushed and fsynced: a crash loses at most the chunk in flight) and put in
+    ``done``. Returns (generated tokens, prompt tokens)."""
+    from sqlcoach.generate.resume import example_key
+
+    predicted = builder.turn_history == "predicted"
+    gen_tokens = prompt_tokens = 0
+    for start, ids in chunks:
+        exs = [examples[i] for i in ids]
+        if predicted:
+            exs = [_with_predicted_turns(ex, prev[i], done) for i, ex in zip(ids, exs)]
+        g = gen(model, tokenizer, build_prompts(exs, tokenizer, builder=builder), **decoding, seed=seed + start,
+                on_batch=on_batch)
+        gen_tokens += g.generated_tokens
+        prompt_tokens += g.prompt_tokens
+        records = _choose(ids, exs, g.texts, extract, decoding["n"], pool, builder.template, selector)
+        for rec, ex in zip(records, exs):
+            rec.update(example=example_key(examples[rec["index"]]), run_key=run_key)
+            if predicted and ex.turns:
+                rec["history_sql"] = [t.sql or "" for t in ex.turns]
+        with jsonl.open("a", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        for rec in records:
+            done[rec["index"]] = rec
+    return gen_tokens, prompt_tokens
 
 
 def _identity(model: Any, model_id: Any, builder: Any, *, generate_fn: Any, **decoding: Any) -> Any:
@@ -412,7 +394,7 @@ def _choose(
     texts: list[list[str]],
     extract: Callable[[str], str | None],
     n: int,
-    pool: _LazyPool,
+    pool: Any,  # an execution.pool.LazyPool (or None when n == 1)
     template: str = "sql_terminal",
     selector: Selector | None = None,
 ) -> list[dict[str, Any]]:
@@ -454,9 +436,7 @@ def _choose(
 
 
 def _rewrite(path: Path, records: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def read_predictions(jsonl_path: str | Path) -> list[Any]:

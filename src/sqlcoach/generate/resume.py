@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from sqlcoach.runtime.files import atomic_write
+
 META_SUFFIX = ".meta.json"
 #: weight and config files whose (name, size, mtime) identify a local model folder's contents
 _MODEL_FILES = (".safetensors", ".bin", ".gguf", ".pt", ".json", ".model", ".txt")
@@ -109,12 +111,7 @@ def read_meta(out_path: str | Path) -> dict[str, Any] | None:
 
 def write_meta(out_path: str | Path, identity: RunIdentity, **extra: Any) -> Path:
     """Write ``<out>.meta.json`` atomically (run key, its inputs, and ``extra`` such as the layout)."""
-    p = meta_path(out_path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps({**identity.as_dict(), **extra}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, p)
-    return p
+    return atomic_write(meta_path(out_path), json.dumps({**identity.as_dict(), **extra}, indent=2, ensure_ascii=False) + "\n")
 
 
 @dataclass

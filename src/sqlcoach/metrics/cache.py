@@ -20,6 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
+from sqlcoach.runtime.files import atomic_write
+
 
 def cache_dir() -> Path | None:
     if os.environ.get("SQLCOACH_NO_CACHE", "") not in ("", "0"):
@@ -65,10 +67,6 @@ def put_hardness(golds: Sequence[str], labels: Sequence[str | None]) -> None:
     if folder is None:
         return
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{_key(golds)}.json"
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(list(labels)), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(folder / f"{_key(golds)}.json", json.dumps(list(labels)))
     except OSError:
         pass

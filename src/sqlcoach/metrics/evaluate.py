@@ -12,7 +12,6 @@ from the gold. This module imports no torch/transformers: scoring stays light.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from sqlcoach.metrics.em import start_em_and_hardness
 from sqlcoach.metrics.ex import EX_MODES, ExItem, database_files, score_execution, synthetic_files
 from sqlcoach.metrics.files import read_difficulties, read_gold, read_pred
 from sqlcoach.metrics.report import format_table, summarize
+from sqlcoach.runtime.files import atomic_write
 from sqlcoach.types import Example, Verdict
 
 ETYPES = ("all", "exec", "match")
@@ -64,18 +64,10 @@ class EvalReport:
         return out
 
     def write_per_example(self, path: str | Path) -> None:
-        _atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.rows()))
+        atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.rows()))
 
     def write_summary(self, path: str | Path) -> None:
-        _atomic_write(path, json.dumps(self.summary, indent=2, ensure_ascii=False) + "\n")
-
-
-def _atomic_write(path: str | Path, text: str) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, p)
+        atomic_write(path, json.dumps(self.summary, indent=2, ensure_ascii=False) + "\n")
 
 
 def _check_options(etype: str, mode: str) -> None:

@@ -183,3 +183,146 @@ def paired_difference(a: Scores, b: Scores, *, replicates: int = 2000, level: fl
     a_only, b_only = sum(t[1] for t in tests), sum(t[2] for t in tests)
     return PairedDifference(_mean(ra) - _mean(rb), _percentile(diffs, alpha), _percentile(diffs, 1 - alpha),
                             n_q, min(sa, sb), level, p_boot, p_mc, a_only, b_only)
+
+
+def median_of(xs: Sequence[Any]) -> float | None:
+    """The median of the numbers among ``xs`` (other values skipped); ``None`` when there are none."""
+    vals = sorted(x for x in xs if isinstance(x, (int, float)))
+    if not vals:
+        return None
+    m = len(vals) // 2
+    return vals[m] if len(vals) % 2 else (vals[m - 1] + vals[m]) / 2
+
+
+def mean_of(xs: Sequence[Any]) -> float | None:
+    """The mean of the numbers among ``xs`` (other values skipped); ``None`` when there are none."""
+    vals = [x for x in xs if isinstance(x, (int, float))]
+    return sum(vals) / len(vals) if vals else None
+
+
+def steps_to_fraction(curve: Sequence[Sequence[float]], frac: float = 0.95) -> float | None:
+    """The first step at which the reward curve (``[[step, value], ...]``, smoothed over a window of
+    a tenth of its points) has covered ``frac`` of its way from its first to its final smoothed
+    value; ``None`` for fewer than 3 points or a curve that never rose."""
+    if len(curve) < 3:
+        return None
+    w = max(1, len(curve) // 10)
+    vals = [sum(p[1] for p in curve[max(0, i - w + 1): i + 1]) / len(curve[max(0, i - w + 1): i + 1]) for i in range(len(curve))]
+    first, last = vals[0], vals[-1]
+    if last <= first:
+        return None
+    target = first + frac * (last - first)
+    return next(curve[i][0] for i, v in enumerate(vals) if v >= target)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """One training run's evaluation, as ``across_seeds`` needs it: per-question 0/1 EX and
+    hardness (same questions, same order, in every run), and the run's own figures."""
+
+    name: str
+    method: str | None
+    seed: int | None
+    ex: Sequence[int]
+    hardness: Sequence[str | None]
+    executes: float | None = None
+    by_db: dict[str, float] | None = None  # EX per database
+    median_step_seconds: float | None = None
+    train_seconds: float | None = None
+    total_seconds: float | None = None
+    peak_mb: float | None = None
+
+
+@dataclass
+class AcrossRow:
+    """One method over its runs (``across_seeds``); ``ex``, ``complex_ex`` and ``vs_control`` are
+    ``Estimate.as_dict`` / ``PairedDifference`` mappings (``None`` where not measurable)."""
+
+    name: str
+    method: str | None
+    runs: int
+    seeds: list[int | None]
+    ex: dict[str, Any]
+    complex_ex: dict[str, Any] | None = None
+    executes: float | None = None
+    median_step_seconds: float | None = None
+    train_seconds: float | None = None
+    total_seconds: float | None = None
+    peak_mb: float | None = None
+    by_db: dict[str, float] = None  # type: ignore[assignment]
+    vs_control: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if out["vs_control"] is None:  # no control, or this is the control: the key is absent
+            del out["vs_control"]
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AcrossRow:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class AcrossSeeds:
+    """Every method's runs over the seeds, in one row each; ``failed``: runs left out, by name."""
+
+    seeds: list[int]
+    control: str | None
+    rows: list[AcrossRow]
+    failed: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seeds": self.seeds, "control": self.control, "rows": [r.as_dict() for r in self.rows],
+                "failed": self.failed}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> AcrossSeeds:
+        d = d or {}
+        return cls(seeds=list(d.get("seeds") or []), control=d.get("control"),
+                   rows=[AcrossRow.from_dict(r) for r in d.get("rows") or []], failed=dict(d.get("failed") or {}))
+
+
+def across_seeds(runs: Sequence[RunOutcome], seeds: list[int], control: str | None, *, failed: dict[str, int] | None = None,
+                 complex_levels: Sequence[str] = ("hard", "extra"), replicates: int = 2000) -> AcrossSeeds:
+    """Each method's runs over ``seeds`` in one row: EX mean with a 95% bootstrap interval over
+    questions and seeds (``bootstrap_mean``), complex-query EX (``complex_levels``), the paired
+    difference to ``control`` on the same questions (bootstrap interval and p-value, exact
+    McNemar; only when both score the same number of questions), median s/step over the runs,
+    mean training and total time, the largest peak memory, the mean execution rate, and EX per
+    database (mean over runs). ``failed`` (runs the caller left out, by name) is reported as is."""
+    by_name: dict[str, list[RunOutcome]] = {}
+    for r in runs:
+        by_name.setdefault(r.name, []).append(r)
+    ctrl_runs = by_name.get(control or "", [])
+    out_rows = []
+    for name, mine in by_name.items():
+        ex = [list(r.ex) for r in mine]
+        est = bootstrap_mean(ex, replicates=replicates)
+        cx = [[x for x, h in zip(r.ex, r.hardness) if h in complex_levels] for r in mine]
+        cx_est = bootstrap_mean(cx, replicates=replicates) if cx and cx[0] else None
+        row = AcrossRow(
+            name=name, method=mine[0].method, runs=len(mine), seeds=[r.seed for r in mine], ex=est.as_dict(),
+            complex_ex=cx_est.as_dict() if cx_est else None,
+            executes=mean_of([r.executes for r in mine]),
+            median_step_seconds=median_of([r.median_step_seconds for r in mine]),
+            train_seconds=mean_of([r.train_seconds for r in mine]),
+            total_seconds=mean_of([r.total_seconds for r in mine]),
+            peak_mb=max((r.peak_mb for r in mine if r.peak_mb is not None), default=None),
+            by_db=_by_db_mean(mine),
+        )
+        if ctrl_runs and name != control:
+            c = [list(r.ex) for r in ctrl_runs]
+            if len(c[0]) == len(ex[0]):
+                row.vs_control = asdict(paired_difference(ex, c, replicates=replicates))
+        out_rows.append(row)
+    return AcrossSeeds(seeds=seeds, control=control if ctrl_runs else None, rows=out_rows, failed=dict(failed or {}))
+
+
+def _by_db_mean(runs: Sequence[RunOutcome]) -> dict[str, float]:
+    dbs: dict[str, list[float]] = {}
+    for r in runs:
+        for db, v in (r.by_db or {}).items():
+            dbs.setdefault(db, []).append(v)
+    return {db: sum(v) / len(v) for db, v in sorted(dbs.items())}

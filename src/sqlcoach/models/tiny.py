@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlcoach.errors import ConfigError, DataError
+from sqlcoach.prompts.settings import PromptSettings
 
 #: Qwen2's pre-tokeniser regex (transformers ``models/qwen2/tokenization_qwen2.py``).
 QWEN2_SPLIT_PATTERN = (
@@ -246,16 +247,15 @@ def world_corpus(world_dir: str | Path) -> list[str]:
     return texts
 
 
-def training_corpus(
-    world_dir: str | Path, *, template: str = "sql_terminal", schema_style: str = "compact", sample_values: int = 0,
-    value_retrieval: int | None = None, token_budget: int | None = None, turn_history: str | None = None,
-) -> list[str]:
+def training_corpus(world_dir: str | Path, *, prompt: PromptSettings | None = None) -> list[str]:
     """``world_corpus`` plus the rendered training prompts and completions of the folder's train
     split, so that the tokenizer merges exactly the text the model will be trained on.
-    Returns ``(texts)``; the dev split is never read."""
+    ``prompt``: the prompt settings (default: the defaults with no sample values). Returns
+    ``(texts)``; the dev split is never read."""
     from sqlcoach.data import load_examples
     from sqlcoach.prompts.builder import PromptBuilder
 
     # The SFT rows exactly as training builds them (models must not import sqlcoach.train).
-    rows, _ = PromptBuilder(template, schema_style, sample_values, value_retrieval=value_retrieval, token_budget=token_budget, turn_history=turn_history).sft_rows(load_examples("spider", world_dir, "train"))
+    builder = PromptBuilder.from_settings(prompt or PromptSettings(schema_sample_values=0))
+    rows, _ = builder.sft_rows(load_examples("spider", world_dir, "train"))
     return world_corpus(world_dir) + [m["content"] for r in rows for m in r["prompt"] + r["completion"]]

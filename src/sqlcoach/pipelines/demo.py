@@ -97,10 +97,10 @@ def start_rows(world: Path, cfg: SFTRunConfig, extra_corpus: list[str] | None = 
     spelled with its merges, as dev names will be."""
     from sqlcoach.data import load_examples
     from sqlcoach.models.tiny import training_corpus
+    from sqlcoach.prompts.settings import PromptSettings
     from sqlcoach.train.sft import build_training_rows
 
-    corpus = training_corpus(world, template=cfg.template, schema_style=cfg.schema_style, sample_values=cfg.schema_sample_values,
-                             value_retrieval=cfg.value_retrieval, token_budget=cfg.token_budget, turn_history=cfg.turn_history)
+    corpus = training_corpus(world, prompt=PromptSettings.of(cfg))
     rows, _ = build_training_rows(load_examples("spider", world, "train"), cfg)
     return rows, corpus + list(extra_corpus or [])
 
@@ -136,6 +136,7 @@ def _score_stage(name: str, model_dir: Path, examples: list[Any], pred_path: Pat
                  out: Path, *, n: int, timings: Any, memory: dict[str, Any]) -> dict[str, Any]:
     from sqlcoach.models.load import load_model
     from sqlcoach.pipelines.evaluate import predict_and_score
+    from sqlcoach.prompts.settings import PromptSettings
     from sqlcoach.runtime.memory import track_peak
 
     say(f"{name}: predicting {len(examples)} dev questions (n={n})")
@@ -144,9 +145,7 @@ def _score_stage(name: str, model_dir: Path, examples: list[Any], pred_path: Pat
         scored = predict_and_score(
             model, tok, examples, pred_path, n=n, temperature=opts.temperature if n > 1 else 0.0,
             batch_size=max(1, opts.batch_size // n) if n > 1 else opts.batch_size, max_new_tokens=opts.max_new_tokens,
-            template=cfg.template, schema_style=cfg.schema_style, schema_sample_values=cfg.schema_sample_values,
-            value_retrieval=cfg.value_retrieval, token_budget=cfg.token_budget, turn_history=cfg.turn_history,
-            seed=opts.seed, tables_path=out / "world" / "tables.json",
+            prompt=PromptSettings.of(cfg), seed=opts.seed, tables_path=out / "world" / "tables.json",
         )
     memory[f"{name}_predict"] = mem.as_dict()
     summ, rep = scored.predict, scored.report

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from sqlcoach.prompts.settings import PromptSettings
+
 
 @dataclass
 class Scored:
@@ -25,12 +27,7 @@ def predict_and_score(
     examples: list[Any],
     pred_path: str | Path,
     *,
-    template: str,
-    schema_style: str,
-    schema_sample_values: int,
-    value_retrieval: int | None = None,
-    token_budget: int | None = None,
-    turn_history: str | None = None,
+    prompt: PromptSettings,
     n: int = 1,
     temperature: float = 0.0,
     batch_size: int = 32,
@@ -41,14 +38,13 @@ def predict_and_score(
     samples: int = 8,
 ) -> Scored:
     """Predict every example afresh (``resume=False``: an older model's predictions in
-    ``pred_path`` are never reused), then score EX/EM by hardness (Spider rules)."""
+    ``pred_path`` are never reused), then score EX/EM by hardness (Spider rules). ``prompt``: the
+    model's prompt settings (``resolve_prompt(model, ...).prompt``)."""
     from sqlcoach.generate.predict import predict
 
     summ = predict(
         model, tokenizer, examples, pred_path, n=n, temperature=temperature, batch_size=batch_size,
-        max_new_tokens=max_new_tokens, template=template, schema_style=schema_style,
-        schema_sample_values=schema_sample_values, value_retrieval=value_retrieval, token_budget=token_budget,
-        turn_history=turn_history, seed=seed, progress=progress, resume=False,
+        max_new_tokens=max_new_tokens, prompt=prompt, seed=seed, progress=progress, resume=False,
     )
     return score_predictions(summ, examples, pred_path, tables_path=tables_path, samples=samples)
 
@@ -68,20 +64,20 @@ def score_predictions(summ: Any, examples: list[Any], pred_path: str | Path, *, 
     return Scored(predict=summ, report=rep, predictions=preds, samples=rows)
 
 
-def api_predict_and_score(client: Any, examples: list[Any], pred_path: str | Path, *, template: str, schema_style: str,
-                          schema_sample_values: int, max_new_tokens: int = 96, seed: int | None = 0,
+def api_predict_and_score(client: Any, examples: list[Any], pred_path: str | Path, *, prompt: PromptSettings,
+                          max_new_tokens: int = 96, seed: int | None = 0,
                           concurrency: int = 4, tables_path: str | Path | None = None, progress: bool = True,
                           samples: int = 8) -> Scored:
     """``predict_and_score`` for a model behind an OpenAI-compatible endpoint (``client``, a
     ``generate.openai_client.ChatClient``): greedy, then scored by ``score_predictions``. Unlike
     local models it resumes (``resume=True``): the API backend's records are keyed by content
     (question + endpoint, model, decoding, prompt), so only answers to this very request are
-    reused, and an interrupted comparison does not pay for its API calls twice."""
+    reused, and an interrupted comparison does not pay for its API calls twice. ``prompt`` is the
+    whole settings object, as for a local model: the same settings give the same messages."""
     from sqlcoach.generate.api_backend import predict_api
 
     summ = predict_api(client, examples, pred_path, temperature=0.0, max_tokens=max_new_tokens, seed=seed,
-                       template=template, schema_style=schema_style, schema_sample_values=schema_sample_values,
-                       concurrency=concurrency, resume=True, progress=progress)
+                       prompt=prompt, concurrency=concurrency, resume=True, progress=progress)
     return score_predictions(summ, examples, pred_path, tables_path=tables_path, samples=samples)
 
 

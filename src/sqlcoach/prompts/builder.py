@@ -43,7 +43,8 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
-from sqlcoach.errors import ConfigError, DataError
+from sqlcoach.errors import DataError
+from sqlcoach.prompts.settings import PromptSettings
 from sqlcoach.types import Schema
 
 #: Columns every RL row carries besides ``prompt`` (``sqlcoach.train.rl_data`` re-exports it).
@@ -74,47 +75,32 @@ class PromptBuilder:
     def __init__(self, template: str = "sql_terminal", schema_style: str = "compact", sample_values: int = 3,
                  *, value_retrieval: int | None = None, token_budget: int | None = None,
                  turn_history: str | None = None):
-        from sqlcoach.prompts.recipe import DEFAULTS, TURN_HISTORIES
-        from sqlcoach.prompts.templates import TEMPLATES, get_template
-        from sqlcoach.schema.serialize import STYLES
-
-        value_retrieval = DEFAULTS["value_retrieval"] if value_retrieval is None else int(value_retrieval)
-        token_budget = DEFAULTS["token_budget"] if token_budget is None else int(token_budget or 0)
-        turn_history = DEFAULTS["turn_history"] if turn_history is None else turn_history
-        if value_retrieval < 0 or token_budget < 0:
-            raise ConfigError("value_retrieval and token_budget must be >= 0 (0 turns them off)")
-        if turn_history not in TURN_HISTORIES:
-            raise ConfigError(f"unknown turn_history {turn_history!r} (known: {', '.join(TURN_HISTORIES)})")
-        self.value_retrieval = value_retrieval
-        self.token_budget = token_budget
-        self.turn_history = turn_history
-
-        try:
-            get_template(template)
-        except ValueError:
-            raise ConfigError(f"unknown template {template!r} (known: {', '.join(TEMPLATES)})") from None
-        if schema_style not in STYLES:
-            raise ConfigError(f"unknown schema style {schema_style!r} (known: {', '.join(STYLES)})")
-        self.template = template
-        self.schema_style = schema_style
-        self.sample_values = sample_values
+        # None: the setting's default (``prompts.settings.DEFAULTS``); PromptSettings checks the rest
+        self.prompt = PromptSettings.of(template=template, schema_style=schema_style,
+                                        schema_sample_values=sample_values, value_retrieval=value_retrieval,
+                                        token_budget=token_budget, turn_history=turn_history)
+        self.template = self.prompt.template
+        self.schema_style = self.prompt.schema_style
+        self.sample_values = self.prompt.schema_sample_values
+        self.value_retrieval = self.prompt.value_retrieval
+        self.token_budget = self.prompt.token_budget
+        self.turn_history = self.prompt.turn_history
         self._schemas: dict[Any, Schema] = {}
         self._texts: dict[Any, str] = {}
         self._failed: dict[Any, BaseException] = {}  # db_path -> why it cannot be read
         self._warned: set[Any] = set()  # databases already warned about on stderr (lenient rule)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> PromptBuilder:
-        """The builder of a ``prompts.recipe.prompt_settings`` mapping (``PROMPT_KEYS``)."""
-        return cls(settings["template"], settings["schema_style"], settings["schema_sample_values"],
-                   value_retrieval=settings.get("value_retrieval"), token_budget=settings.get("token_budget"),
-                   turn_history=settings.get("turn_history"))
+    def from_settings(cls, settings: PromptSettings | Any) -> PromptBuilder:
+        """The builder of a :class:`~sqlcoach.prompts.settings.PromptSettings` (or of a mapping
+        under the ``PROMPT_KEYS`` names, missing keys taking ``DEFAULTS``)."""
+        s = settings if isinstance(settings, PromptSettings) else PromptSettings.of(dict(settings))
+        return cls(s.template, s.schema_style, s.schema_sample_values, value_retrieval=s.value_retrieval,
+                   token_budget=s.token_budget, turn_history=s.turn_history)
 
     def settings(self) -> dict[str, Any]:
         """This builder's settings under the recipe's names (``PROMPT_KEYS``)."""
-        return {"template": self.template, "schema_style": self.schema_style,
-                "schema_sample_values": self.sample_values, "value_retrieval": self.value_retrieval,
-                "token_budget": self.token_budget, "turn_history": self.turn_history}
+        return self.prompt.as_dict()
 
     def __repr__(self) -> str:
         return (f"PromptBuilder(template={self.template!r}, schema_style={self.schema_style!r}, "

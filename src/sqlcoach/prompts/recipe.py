@@ -34,40 +34,22 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sqlcoach.errors import DataError
+from sqlcoach.prompts.builder import PromptBuilder
+from sqlcoach.prompts.settings import DEFAULTS, PROMPT_KEYS, TURN_HISTORIES, PromptSettings
+
+__all__ = ["DEFAULTS", "LEGACY", "PROMPT_KEYS", "RECIPE_FILE", "TURN_HISTORIES", "PromptRecipe", "PromptSettings",
+           "prompt_settings", "read_recipe", "recipe_of", "resolve_prompt"]
 
 RECIPE_FILE = "sqlcoach_recipe.json"
 RECIPE_VERSION = 2  # 2: value_retrieval, token_budget, turn_history applied (1: recorded as null)
-#: what a folder without a recipe is prompted with (sqlcoach's historical defaults)
-DEFAULTS: dict[str, Any] = {
-    "template": "sql_terminal", "schema_style": "compact", "schema_sample_values": 3,
-    "value_retrieval": 5, "token_budget": 0, "turn_history": "questions",
-}
-#: the settings a caller may override, in the order they are reported
-PROMPT_KEYS = tuple(DEFAULTS)
 #: what a recipe file that lacks a key (or records ``null``) meant when it was written
 LEGACY: dict[str, Any] = {"value_retrieval": 0, "token_budget": 0, "turn_history": "questions"}
-#: ``turn_history`` values; ``gold`` is the oracle setting
-TURN_HISTORIES = ("questions", "predicted", "gold")
 
 
 def prompt_settings(source: Any = None, **given: Any) -> dict[str, Any]:
-    """Every ``PROMPT_KEYS`` setting: ``given`` first, then ``source``'s attribute of that name (a
-    config or a recipe), ``None`` replaced by ``DEFAULTS``."""
-    out: dict[str, Any] = {}
-    for k in PROMPT_KEYS:
-        v = given.get(k)
-        if v is None and source is not None:
-            v = getattr(source, k, None)
-        out[k] = DEFAULTS[k] if v is None else v
-    return out
-
-
-def filled(template: str | None, schema_style: str | None, schema_sample_values: int | None) -> tuple[str, str, int]:
-    """The three prompt settings with every ``None`` replaced by ``DEFAULTS`` (for callers that
-    have no model folder to ask, e.g. rows built from a config before any model is loaded)."""
-    return (DEFAULTS["template"] if template is None else template,
-            DEFAULTS["schema_style"] if schema_style is None else schema_style,
-            DEFAULTS["schema_sample_values"] if schema_sample_values is None else schema_sample_values)
+    """Every ``PROMPT_KEYS`` setting as a mapping: ``given`` first, then ``source``'s attribute of
+    that name (a config or a recipe), ``None`` replaced by ``DEFAULTS`` (``PromptSettings.of``)."""
+    return PromptSettings.of(source, **given).as_dict()
 
 
 @dataclass(frozen=True)
@@ -97,11 +79,14 @@ class PromptRecipe:
 
         return get_template(self.template).anonymize
 
-    def builder(self) -> Any:
-        """The ``PromptBuilder`` for this recipe."""
-        from sqlcoach.prompts.builder import PromptBuilder
+    @property
+    def prompt(self) -> PromptSettings:
+        """This recipe's prompt settings, checked (what every consumer is given)."""
+        return PromptSettings(**self.settings())
 
-        return PromptBuilder.from_settings(self.settings())
+    def builder(self) -> PromptBuilder:
+        """The ``PromptBuilder`` for this recipe."""
+        return PromptBuilder.from_settings(self.prompt)
 
     def settings(self) -> dict[str, Any]:
         """The ``PROMPT_KEYS`` settings of this recipe."""

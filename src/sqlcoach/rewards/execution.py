@@ -36,13 +36,13 @@ else 0 (times ``weight``, default 1.0). Same ``None`` rule.
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sqlcoach.errors import ConfigError
+from sqlcoach.execution.pool import LazyPool
 from sqlcoach.execution.sandbox import Limits, execute_on_copy
 from sqlcoach.metrics.ex import EX_MODES, ExItem, ExOutcome, database_files, prepare, score_execution, synthetic_files
 from sqlcoach.rewards.base import OutcomeSource, Reward
@@ -97,54 +97,9 @@ def _safe_write(db: str, sql: str, limits: Limits) -> ExecResult:
         return ExecResult(rows=None, error="exec_error", message=f"{type(exc).__name__}: {exc}")
 
 
-class PoolHandle:
-    """One executor pool shared by the rewards of a run, created on first use.
-
-    ``ExecutorPool`` starts worker processes; creating it lazily keeps ``build_rewards`` cheap
-    and lets the reward objects be pickled (the pool is not part of their state).
-    """
-
-    def __init__(self, pool: Any = None, *, workers: int | None = None, limits: Limits | None = None):
-        self._pool = pool
-        self._owned = False
-        self._workers = workers
-        self._limits = limits
-        self._lock = threading.Lock()
-
-    @property
-    def pool(self) -> Any:
-        if self._pool is None:
-            with self._lock:
-                if self._pool is None:
-                    from sqlcoach.execution.pool import ExecutorPool
-
-                    self._pool = ExecutorPool(workers=self._workers, limits=self._limits or Limits())
-                    self._owned = True
-        return self._pool
-
-    @property
-    def limits(self) -> Limits:
-        if self._limits is not None:
-            return self._limits
-        return getattr(self._pool, "limits", None) or Limits()
-
-    def close(self) -> None:
-        """Stop the pool if this handle created it (a caller's pool is left to its owner)."""
-        if self._owned and self._pool is not None:
-            for method in ("close", "shutdown"):
-                stop = getattr(self._pool, method, None)
-                if callable(stop):
-                    stop()
-                    break
-            self._pool = None
-            self._owned = False
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Worker processes do not pickle; the copy makes its own pool when it first needs one.
-        return {"_workers": self._workers, "_limits": self._limits}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(None, workers=state["_workers"], limits=state["_limits"])
+#: The lazily started pool the rewards of a run share (``execution.pool.LazyPool``; this name is
+#: the rewards' since they had it first).
+PoolHandle = LazyPool
 
 
 @dataclass(frozen=True)

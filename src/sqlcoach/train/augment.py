@@ -35,6 +35,7 @@ from dataclasses import replace
 from typing import Any
 
 from sqlcoach.errors import DataError
+from sqlcoach.prompts.settings import PromptSettings
 from sqlcoach.types import Example, ForeignKey, Schema, Table
 
 #: Identifier words that are kept: conventions that dev schemas share with training schemas.
@@ -242,12 +243,7 @@ def word_pool(schemas: list[Schema], n_fresh: int = 4000, seed: int = 0) -> list
 def renamed_rows(
     examples: list[Any],
     *,
-    template: str,
-    schema_style: str,
-    sample_values: int = 0,
-    value_retrieval: int | None = None,
-    token_budget: int | None = None,
-    turn_history: str | None = None,
+    prompt: PromptSettings,
     copies: int = 1,
     seed: int = 0,
     fresh: bool = True,
@@ -259,7 +255,7 @@ def renamed_rows(
     rendered by ``sqlcoach.prompts.builder.PromptBuilder`` (``schema``, ``sft_row_for_schema``)."""
     from sqlcoach.prompts.builder import PromptBuilder, UnreadableDatabase
 
-    builder = PromptBuilder(template, schema_style, sample_values, value_retrieval=value_retrieval, token_budget=token_budget, turn_history=turn_history)
+    builder = PromptBuilder.from_settings(prompt)
     schemas: dict[str, Schema | None] = {}
     skipped: list[str] = []
     for ex in examples:

@@ -150,9 +150,7 @@ def _mine_round(cfg: DPORunConfig, model: Any, tokenizer: Any, questions: list[A
     was_training = model.training
     model.eval()
     pairs, stats = mine_pairs(model, tokenizer, exs, k=cfg.mine_k, temperature=cfg.mine_temperature,
-                              max_new_tokens=cfg.mine_max_new_tokens, template=prompt.template,
-                              schema_style=prompt.schema_style, schema_sample_values=prompt.schema_sample_values,
-                              pool=pool, seed=cfg.seed + 1000 * r, progress=not cfg.disable_tqdm, show=1, log=log)
+                              max_new_tokens=cfg.mine_max_new_tokens, prompt=prompt.prompt, pool=pool, seed=cfg.seed + 1000 * r, progress=not cfg.disable_tqdm, show=1, log=log)
     model.train(was_training)
     path = write_pairs(Path(cfg.output_dir) / f"round{r}" / "pairs.jsonl", pairs)
     info = {"round": r, "questions": len(exs), "pairs": len(pairs), "mine_seconds": round(stats.seconds, 1),

@@ -46,6 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlcoach.errors import ConfigError, DataError
+from sqlcoach.prompts.settings import PromptSettings
+from sqlcoach.runtime.files import atomic_write
 from sqlcoach.types import Example
 
 CHOSEN_MODES = ("correct_or_gold", "correct", "gold")
@@ -181,12 +183,7 @@ def mine_pairs(
     temperature: float = 1.0,
     top_p: float = 1.0,
     max_new_tokens: int = 256,
-    template: str = "sql_terminal",
-    schema_style: str = "compact",
-    schema_sample_values: int = 3,
-    value_retrieval: int | None = None,
-    token_budget: int | None = None,
-    turn_history: str | None = None,
+    prompt: PromptSettings | None = None,
     pool: Any = None,
     seed: int = 0,
     batch_size: int = 8,
@@ -214,7 +211,7 @@ def mine_pairs(
 
     _check_mine_args(k, chosen, pairs_per_question, rejected_order, temperature, log)
     # Unknown template or schema style: a clear error before any generation.
-    builder = PromptBuilder(template, schema_style, schema_sample_values, value_retrieval=value_retrieval, token_budget=token_budget, turn_history=turn_history)
+    builder = PromptBuilder.from_settings(prompt or PromptSettings())
     if generate_fn is None:
         from sqlcoach.generate.hf import generate_texts as generate_fn
     own_pool = pool is None
@@ -244,9 +241,9 @@ def mine_pairs(
                 max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed + start,
             )
             outs: list[list[str]] = gen.texts  # [Q][k]
-            sqls, outcomes = _score_samples(exs, outs, template, pool, mode)
+            sqls, outcomes = _score_samples(exs, outs, builder.template, pool, mode)
             for q, (ex, msgs) in enumerate(zip(exs, messages)):
-                for row in _question_pairs(ex, msgs, outs[q], sqls[q], outcomes[q * k : (q + 1) * k], stats, template=template,
+                for row in _question_pairs(ex, msgs, outs[q], sqls[q], outcomes[q * k : (q + 1) * k], stats, template=builder.template,
                                            chosen=chosen, rejected_order=rejected_order, pairs_per_question=pairs_per_question):
                     pairs.append(row)
                     if len(pairs) <= show:
@@ -373,14 +370,7 @@ def split_holdout(
 
 def write_pairs(path: str | Path, pairs: Sequence[dict[str, Any]]) -> Path:
     """Write JSONL atomically (temporary file + rename); returns the path."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in pairs:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, p)
-    return p
+    return atomic_write(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in pairs))
 
 
 def read_pairs(path: str | Path) -> list[dict[str, Any]]:

@@ -48,10 +48,10 @@ def rl_pool(cfg: RLFields) -> Any:
 def rl_task(cfg: Any, pool: Any) -> Task:
     """The task ``cfg.task`` on the prompt settings of ``cfg`` (after ``with_model_prompt``)."""
     from sqlcoach.prompts.builder import PromptBuilder
+    from sqlcoach.prompts.settings import PromptSettings
     from sqlcoach.tasks import build_task
 
-    builder = PromptBuilder(cfg.template, cfg.schema_style, cfg.schema_sample_values, value_retrieval=cfg.value_retrieval,
-                            token_budget=cfg.token_budget, turn_history=cfg.turn_history)
+    builder = PromptBuilder.from_settings(PromptSettings.of(cfg))
     return build_task(cfg.task, builder, pool=pool)
 
 

@@ -31,17 +31,13 @@ from typing import Any, Callable
 from sqlcoach.errors import ConfigError, ModelError
 from sqlcoach.generate.base import GenerateFn
 from sqlcoach.prompts.builder import RL_COLUMNS  # noqa: F401  (defined in the builder; importable here)
+from sqlcoach.prompts.settings import PromptSettings
 
 
 def build_rl_rows(
     examples: list[Any],
     *,
-    template: str,
-    schema_style: str,
-    schema_sample_values: int = 0,
-    value_retrieval: int | None = None,
-    token_budget: int | None = None,
-    turn_history: str | None = None,
+    prompt: PromptSettings,
     tokenizer: Any = None,
     log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
@@ -55,7 +51,7 @@ def build_rl_rows(
     from sqlcoach.prompts.builder import PromptBuilder
     from sqlcoach.tasks import SqlExecutionTask
 
-    builder = PromptBuilder(template, schema_style, schema_sample_values, value_retrieval=value_retrieval, token_budget=token_budget, turn_history=turn_history)
+    builder = PromptBuilder.from_settings(prompt)
     return SqlExecutionTask(builder).train_rows(examples, tokenizer=tokenizer, log=log)
 
 

@@ -44,19 +44,16 @@ def build_training_rows(examples: list[Any], cfg: SFTRunConfig) -> tuple[list[di
     ``rename_copies`` schema-renamed copies per example (``sqlcoach.train.augment``), interleaved
     example by example so that any prefix of the rows mixes both. Returns ``(rows, skipped)``."""
     from sqlcoach.prompts.builder import PromptBuilder
-    from sqlcoach.prompts.recipe import prompt_settings
+    from sqlcoach.prompts.settings import PromptSettings
 
-    settings = prompt_settings(cfg)
-    template, style, values = settings["template"], settings["schema_style"], settings["schema_sample_values"]
-    rows, skipped = PromptBuilder.from_settings(settings).sft_rows(examples)
+    prompt = PromptSettings.of(cfg)
+    rows, skipped = PromptBuilder.from_settings(prompt).sft_rows(examples)
     if cfg.rename_copies <= 0:
         return rows, skipped
     from sqlcoach.train.augment import renamed_rows
 
     renamed, skipped2 = renamed_rows(
-        examples, template=template, schema_style=style, sample_values=values,
-        value_retrieval=settings["value_retrieval"], token_budget=settings["token_budget"],
-        turn_history=settings["turn_history"], copies=cfg.rename_copies, seed=cfg.seed, fresh=cfg.rename_fresh_words,
+        examples, prompt=prompt, copies=cfg.rename_copies, seed=cfg.seed, fresh=cfg.rename_fresh_words,
     )
     if not cfg.rename_keep_original:
         return renamed, skipped2

@@ -10,6 +10,7 @@ import pytest
 
 import sqlcoach.generate.predict as P
 from sqlcoach.generate.hf import Generations
+from sqlcoach.prompts.settings import PromptSettings
 from sqlcoach.types import Example
 
 REAL_BUILD_PROMPTS = P.build_prompts  # before the autouse fixture below replaces it
@@ -176,8 +177,8 @@ def test_unknown_template_fails_before_any_file_is_touched(tmp_path, db):
     out = tmp_path / "pred.sql"
     out.write_text("SELECT keep\n")
     with pytest.raises(ConfigError, match="unknown template"):
-        P.predict(None, None, _examples(db, 1), out, generate_fn=FakeGen(lambda p, n: ["x"]), template="nope",
-                  progress=False)
+        P.predict(None, None, _examples(db, 1), out, generate_fn=FakeGen(lambda p, n: ["x"]),
+                  prompt=PromptSettings(template="nope"), progress=False)
     assert out.read_text() == "SELECT keep\n"
 
 
@@ -186,7 +187,7 @@ def test_build_prompts_is_the_builder_prediction_text(db):
 
     exs = _examples(db, 2)
     want = [PromptBuilder("minimal", "compact", 0).prediction_text(ex, None) for ex in exs]
-    assert REAL_BUILD_PROMPTS(exs, None, template="minimal", schema_style="compact", sample_values=0) == want
+    assert REAL_BUILD_PROMPTS(exs, None, prompt=PromptSettings(template="minimal", schema_sample_values=0)) == want
 
 
 def test_one_line():
@@ -208,7 +209,7 @@ def test_anonymized_template_sql_is_mapped_back_before_voting(tmp_path, db):
     gen = FakeGen(lambda p, n: samples[:n])
     out = tmp_path / "anon.sql"
     P.predict(None, None, exs, out, n=3, generate_fn=gen, extract=lambda t: t, progress=False, workers=0,
-              template="anonymized")
+              prompt=PromptSettings(template="anonymized"))
     rec = json.loads((tmp_path / "anon.jsonl").read_text().splitlines()[0])
     assert rec["sql"] == "SELECT price FROM item WHERE name = 'cup'"
     assert rec["raw"] == samples[0] and rec["votes"] == [2, 2, 0]

@@ -16,6 +16,7 @@ from sqlcoach.data import load_examples
 from sqlcoach.generate.hf import Generations
 from sqlcoach.metrics import evaluate_files
 from sqlcoach.prompts.builder import PromptBuilder
+from sqlcoach.prompts.settings import PromptSettings
 
 T1 = "SELECT name FROM singer WHERE age > 30"
 # the second turn's answer IS the first turn's gold: a prompt that leaked it would let a model copy it
@@ -94,7 +95,7 @@ def test_predict_default_history_and_official_layout_scored_by_evaluate(sparc, t
     exs = load_examples("sparc", sparc, "dev")
     gen = AnswerFromPrompt(wrong={"Only those from France."})
     out = tmp_path / "pred.sql"
-    s = P.predict(None, None, exs, out, generate_fn=gen, progress=False, template="sql_terminal")
+    s = P.predict(None, None, exs, out, generate_fn=gen, progress=False, prompt=PromptSettings(template="sql_terminal"))
     for prompt, ex in zip(gen.prompts, exs):
         for sql in _earlier_gold(ex):
             assert sql not in prompt
@@ -113,8 +114,8 @@ def test_predicted_history_shows_the_models_own_sql_turn_by_turn(sparc, tmp_path
     exs = load_examples("sparc", sparc, "dev")
     gen = AnswerFromPrompt(wrong={"Which singers are older than 30?"})
     out = tmp_path / "pred.sql"
-    P.predict(None, None, exs, out, generate_fn=gen, progress=False, template="sql_terminal",
-              turn_history="predicted", chunk_size=16)
+    P.predict(None, None, exs, out, generate_fn=gen, progress=False,
+              prompt=PromptSettings(template="sql_terminal", turn_history="predicted"), chunk_size=16)
     by_q = {re.search(r"(?:Current question:\n)?([^\n]+)\n\n###Response:", p).group(1): p for p in gen.prompts}
     second = by_q["Just their names, please."]
     assert "SQL: SELECT 'wrong'" in second and T1 not in second  # its own (wrong) first answer, not the gold
@@ -128,7 +129,8 @@ def test_gold_history_is_an_oracle_and_labelled(sparc, tmp_path):
     exs = load_examples("sparc", sparc, "dev")
     gen = AnswerFromPrompt()
     out = tmp_path / "pred.sql"
-    s = P.predict(None, None, exs, out, generate_fn=gen, progress=False, template="sql_terminal", turn_history="gold")
+    s = P.predict(None, None, exs, out, generate_fn=gen, progress=False,
+                  prompt=PromptSettings(template="sql_terminal", turn_history="gold"))
     assert any(f"SQL: {T1}" in p for p in gen.prompts)
     assert "ORACLE" in s.line()
     rep = evaluate_files(sparc / "dev_gold.txt", out, db_dir=sparc / "database", etype="exec", workers=0)

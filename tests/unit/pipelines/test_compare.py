@@ -173,7 +173,7 @@ def test_resume_skips_finished_methods_and_reruns_changed_ones(tmp_path, monkeyp
     monkeypatch.setattr(J, "run_child", fake)
     out = tmp_path / "out"
     rep = R.run_compare(_cfg(tmp_path), out, log=lambda m: None)
-    assert [r["status"] for r in rep["methods"]] == ["ok", "ok", "ok"]
+    assert [r.status for r in rep.methods] == ["ok", "ok", "ok"]
     assert fake.calls == [("eval", "start"), ("train", "sft"), ("eval", "sft"), ("train", "grpo"), ("eval", "grpo")]
     for f in ("report.json", "report.md", "report.html"):
         assert (out / f).stat().st_size > 0
@@ -202,7 +202,7 @@ def test_failing_methods_are_reported_not_raised(tmp_path, monkeypatch):
     monkeypatch.setattr(J, "run_child", fake)
     methods = [{"name": "grpo", "method": "grpo"}, {"name": "sft", "method": "sft"}]
     rep = R.run_compare(_cfg(tmp_path, methods=methods, eval_start=False), tmp_path / "out", log=lambda m: None)
-    st = {r["name"]: r["status"] for r in rep["methods"]}
+    st = {r.name: r.status for r in rep.methods}
     assert st["grpo"].startswith("failed: RuntimeError: boom")
     assert st["sft"] == "ok"
     assert "failed" in (tmp_path / "out" / "report.md").read_text()
@@ -295,7 +295,7 @@ def test_seeds_run_every_method_once_per_seed_and_report_intervals(tmp_path, mon
     fake = _SeededChildren()
     monkeypatch.setattr(J, "run_child", fake)
     out = tmp_path / "out"
-    rep = R.run_compare(_cfg(tmp_path, seeds=[0, 1, 2]), out, log=lambda m: None)
+    rep = R.run_compare(_cfg(tmp_path, seeds=[0, 1, 2]), out, log=lambda m: None).as_dict()  # report.json's shape
     # the start once; then seed-major: every method with seed 0, then 1, then 2
     assert fake.calls[0] == ("eval", "start", 0)
     assert [c for c in fake.calls if c[0] == "train"] == [

@@ -70,7 +70,7 @@ def test_compare_with_an_api_row(world, tmp_path):
             methods=[{"name": "served", "method": "api", "base_url": srv.base_url, "model": "fake",
                       "concurrency": 2, "max_retries": 4}]))
         out = tmp_path / "cmp"
-        report = run_compare(cfg, out, log=lambda m: None)
+        report = run_compare(cfg, out, log=lambda m: None).as_dict()
         row = report["methods"][0]
         assert row["status"] == "ok", row
         ev = row["eval"]
@@ -80,7 +80,7 @@ def test_compare_with_an_api_row(world, tmp_path):
         assert ev["summary"]["plans"]["explained_gold"] == 8
         n_req = len(srv.requests)
         # rerun: the row is reused, the endpoint is not asked again
-        again = run_compare(cfg, out, log=lambda m: None)
+        again = run_compare(cfg, out, log=lambda m: None).as_dict()
         assert again["methods"][0]["status"] == "ok" and len(srv.requests) == n_req
     cells = dict(zip(("method", "EX", "questions", "train", "hours", "trained", "per1k", "tok", "priced"),
                      cost_cells(row, report["config"]["prices"])))
@@ -128,3 +128,57 @@ def test_cost_of_a_fine_tuned_api_row_is_trained_tokens_times_the_training_price
         ApiPrice(trained_tokens=10)
     with pytest.raises(ConfigError, match=">= 0"):
         ApiPrice(trained_tokens=-1, train_per_m=8.0)
+
+
+def test_an_api_row_and_a_local_row_of_one_start_get_byte_identical_prompts(world, tmp_path, monkeypatch):
+    """The start records a recipe whose value retrieval, token budget and sample values differ
+    from the builder's defaults; the local ``start`` row and an ``api`` row must send the same
+    messages (the API path once forwarded three of the six settings and fell back to defaults)."""
+    from sqlcoach.generate import hf
+    from sqlcoach.generate.hf import Generations
+    from sqlcoach.models import load
+    from sqlcoach.pipelines.compare import jobs
+    from sqlcoach.prompts.recipe import PromptRecipe
+
+    start = tmp_path / "start"
+    start.mkdir()
+    (start / "config.json").write_text("{}")
+    PromptRecipe(template="sql_terminal", schema_style="ddl", schema_sample_values=2, value_retrieval=1,
+                 token_budget=40, turn_history="questions", source="test").save(start)
+
+    class Tok:  # its "chat template" is the messages themselves, as JSON: the local prompt shows them byte for byte
+        chat_template = "json"
+
+        def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=True):
+            return json.dumps(messages, ensure_ascii=False)
+
+    local_prompts: list[str] = []
+
+    def fake_generate(model, tokenizer, prompts, *, n=1, **kw):
+        local_prompts.extend(prompts)
+        return Generations(texts=[["SELECT 1"] * n for _ in prompts], prompt_tokens=0, generated_tokens=0, seconds=0.0)
+
+    def in_process(mode, job, job_dir, **kw):  # the child's code, without the child process
+        job_dir.mkdir(parents=True, exist_ok=True)
+        assert mode == "eval"
+        return {**jobs._child_eval(job).as_dict(), "process_seconds": 0.0, "peak_process_rss_mb": 0.0}
+
+    monkeypatch.setattr(load, "load_model", lambda *a, **k: (None, Tok()))
+    monkeypatch.setattr(hf, "generate_texts", fake_generate)
+    monkeypatch.setattr(jobs, "run_child", in_process)
+    with FakeOpenAI(lambda req, n: ("ok", "SELECT 1", None)) as srv:
+        cfg = build_config(CompareConfig, dict(
+            start=str(start), world=str(world), eval_start=True, eval_limit=8, threads=1, device="cpu",
+            methods=[{"name": "served", "method": "api", "base_url": srv.base_url, "model": "fake"}]))
+        report = run_compare(cfg, tmp_path / "cmp", log=lambda m: None).as_dict()
+        api_prompts = [json.dumps(r["messages"], ensure_ascii=False) for r in srv.requests]
+    assert [r["status"] for r in report["methods"]] == ["ok", "ok"], report["methods"]
+    assert len(local_prompts) == 8 and sorted(api_prompts) == sorted(local_prompts)
+    # and the recorded recipe mattered: the builder's defaults (what the API row got before) differ
+    from sqlcoach.data import load_examples
+    from sqlcoach.pipelines.evaluate import stratified
+    from sqlcoach.prompts.builder import PromptBuilder
+
+    exs = stratified(load_examples("spider", str(world), "dev"), 8)
+    defaults = PromptBuilder("sql_terminal", "ddl", 2)
+    assert sorted(json.dumps(defaults.prediction_messages(ex), ensure_ascii=False) for ex in exs) != sorted(api_prompts)

@@ -81,7 +81,7 @@ def test_total_seconds_adds_preparation_training_and_evaluation():
 
 
 def test_steps_to_95_percent_of_the_final_reward():
-    from sqlcoach.pipelines.compare.report import steps_to_fraction
+    from sqlcoach.metrics.stats import steps_to_fraction
 
     rising = [[s, min(1.0, s / 50)] for s in range(1, 101)]  # rises to 1.0 by step 50, then flat
     got = steps_to_fraction(rising)

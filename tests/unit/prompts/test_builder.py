@@ -323,3 +323,25 @@ def test_models_do_not_import_train():
     imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
     imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     assert not [m for m in imported if m.startswith("sqlcoach.train")]
+
+
+def test_prompt_settings_are_checked_once_and_travel_whole():
+    import pytest
+
+    from sqlcoach.errors import ConfigError
+    from sqlcoach.prompts.builder import PromptBuilder
+    from sqlcoach.prompts.settings import DEFAULTS, PromptSettings
+
+    s = PromptSettings.of(template="minimal", value_retrieval=None)
+    assert s.as_dict() == {**DEFAULTS, "template": "minimal"}
+    assert PromptSettings.of({"token_budget": 40}).token_budget == 40  # a job mapping
+    b = PromptBuilder.from_settings(s)
+    assert b.prompt == s and b.settings() == s.as_dict()
+    with pytest.raises(ConfigError, match="unknown template"):
+        PromptSettings(template="nope")
+    with pytest.raises(ConfigError, match="turn_history"):
+        PromptSettings(turn_history="everything")
+    with pytest.raises(ConfigError, match=">= 0"):
+        PromptSettings(token_budget=-1)
+    with pytest.raises(Exception):  # frozen: nobody changes a run's settings on the way
+        s.template = "sql_terminal"  # type: ignore[misc]

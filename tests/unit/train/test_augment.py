@@ -8,6 +8,7 @@ import sqlite3
 
 import pytest
 
+from sqlcoach.prompts.settings import PromptSettings
 from sqlcoach.schema.introspect import introspect
 from sqlcoach.train import augment
 from sqlcoach.types import Example
@@ -133,9 +134,9 @@ def _word_map_of(schema, new_schema):
 
 def test_renamed_rows_deterministic_and_copies(db):
     exs = _examples(db)
-    a, sk = augment.renamed_rows(exs, template="sql_terminal", schema_style="compact", copies=2, seed=5)
-    b, _ = augment.renamed_rows(exs, template="sql_terminal", schema_style="compact", copies=2, seed=5)
-    c, _ = augment.renamed_rows(exs, template="sql_terminal", schema_style="compact", copies=2, seed=6)
+    a, sk = augment.renamed_rows(exs, prompt=PromptSettings(schema_sample_values=0), copies=2, seed=5)
+    b, _ = augment.renamed_rows(exs, prompt=PromptSettings(schema_sample_values=0), copies=2, seed=5)
+    c, _ = augment.renamed_rows(exs, prompt=PromptSettings(schema_sample_values=0), copies=2, seed=6)
     assert not sk
     assert len(a) == 2 * len(exs)
     assert a == b and a != c
@@ -171,7 +172,7 @@ def test_pool_without_fresh_words_uses_only_training_schema_words(db):
     schema = introspect(db, sample_values=0)
     pool = augment.word_pool([schema], n_fresh=0)
     assert set(pool) <= set(augment.identifier_words(schema)) - {"id"}
-    rows, _ = augment.renamed_rows(_examples(db), template="minimal", schema_style="compact", fresh=False, seed=2)
+    rows, _ = augment.renamed_rows(_examples(db), prompt=PromptSettings(template="minimal", schema_sample_values=0), fresh=False, seed=2)
     words = set(augment.identifier_words(schema))
     for r in rows:
         names = re.findall(r"\b([a-z]+)(?:_id)?\b", r["prompt"][-1]["content"].split("\nQuestion:")[0])

@@ -11,6 +11,7 @@ import pytest
 
 from sqlcoach.errors import ConfigError, DataError
 from sqlcoach.execution.pool import ExecutorPool
+from sqlcoach.prompts.settings import PromptSettings
 from sqlcoach.train.pairs import (
     build_pairs_for_question,
     mine_pairs,
@@ -133,7 +134,7 @@ def test_mine_pairs_kinds_fallback_and_stats(world):
     logs = []
     with ExecutorPool(0) as pool:
         pairs, stats = mine_pairs(None, None, _examples(world), k=4, pool=pool, generate_fn=gen, progress=False,
-                                  chunk_size=4, log=logs.append, schema_sample_values=0)
+                                  chunk_size=4, log=logs.append, prompt=PromptSettings(schema_sample_values=0))
     assert [c[0] for c in gen.calls] == [4, 2] and all(c[1] == 4 for c in gen.calls)  # chunks of questions, k each
     by_id = {p["id"]: p for p in pairs}
     assert set(by_id) == {"q0", "q1", "q2", "q4"}  # q3 all correct, q5 gold fails
@@ -223,7 +224,7 @@ def test_mine_pairs_with_the_anonymized_template_scores_decoded_sql(world):
 
     with ExecutorPool(0) as pool:
         pairs, stats = mine_pairs(None, None, [ex], k=2, pool=pool, generate_fn=gen, progress=False,
-                                  template="anonymized", schema_sample_values=0)
+                                  prompt=PromptSettings(template="anonymized", schema_sample_values=0))
     assert stats.samples_correct == 1 and stats.by_sample_class.get("wrong_result") == 1
     [p] = pairs
     assert p["chosen"][0]["content"] == right and p["rejected"][0]["content"] == wrong

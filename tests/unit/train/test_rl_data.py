@@ -10,6 +10,7 @@ import pytest
 from sqlcoach.errors import DataError, ModelError
 from sqlcoach.execution.pool import ExecutorPool
 from sqlcoach.prompts.builder import PromptBuilder
+from sqlcoach.prompts.settings import PromptSettings
 from sqlcoach.train.rl_data import RL_COLUMNS, build_rl_rows, curate_gold, pass_rate_filter
 from sqlcoach.types import Example
 
@@ -33,7 +34,7 @@ def _ex(i, sql, db, **kw):
 
 def test_rows_have_the_columns_and_the_sft_prompt(db):
     exs = [_ex(0, "SELECT count(*) FROM item", db, hardness="easy"), _ex(1, "SELECT name FROM item", db)]
-    rows = build_rl_rows(exs, template="sql_terminal", schema_style="compact")
+    rows = build_rl_rows(exs, prompt=PromptSettings(template="sql_terminal", schema_sample_values=0))
     assert len(rows) == 2
     for row in rows:
         assert set(RL_COLUMNS) | {"prompt"} <= set(row)
@@ -54,11 +55,11 @@ def test_anonymized_rows_carry_the_name_map_and_the_filter_decodes_with_it(db):
 
     exs = [Example(id="a", db_id="shop", question="What is the price of the ink?",
                    gold_sql="SELECT price FROM item WHERE name = 'ink'", db_path=db)]
-    [row] = build_rl_rows(exs, template="anonymized", schema_style="compact")
+    [row] = build_rl_rows(exs, prompt=PromptSettings(template="anonymized", schema_sample_values=0))
     names = json.loads(row["sql_names"])
     assert names["t1"] == "item" and names["v1"] == "ink"
     assert "Question: What is the c2 of the v1?" in row["prompt"][-1]["content"]
-    assert build_rl_rows(exs, template="sql_terminal", schema_style="compact")[0]["sql_names"] == ""
+    assert build_rl_rows(exs, prompt=PromptSettings(template="sql_terminal", schema_sample_values=0))[0]["sql_names"] == ""
 
     def gen(model, tok, texts, *, n, **kw):  # half right once decoded, half wrong
         return Generations([["SELECT c2 FROM t1 WHERE c1 = 'v1'", "SELECT c1 FROM t1"] for _ in texts], 0, 0, 0.0)
@@ -78,11 +79,11 @@ def test_rows_skip_unusable_examples_and_keep_order(db, tmp_path):
         _ex(4, "SELECT 2", db),
     ]
     seen = []
-    rows = build_rl_rows(exs, template="omnisql", schema_style="compact", log=seen.append)
+    rows = build_rl_rows(exs, prompt=PromptSettings(template="omnisql", schema_sample_values=0), log=seen.append)
     assert [r["id"] for r in rows] == ["q0", "q4"]
     assert any("q1" in s for s in seen) and any("q2" in s for s in seen) and any("q3" in s for s in seen)
     with pytest.raises(DataError):
-        build_rl_rows(exs[1:4], template="omnisql", schema_style="compact")
+        build_rl_rows(exs[1:4], prompt=PromptSettings(template="omnisql", schema_sample_values=0))
 
 
 def test_prompt_tokens_with_a_tokenizer(db):
@@ -92,7 +93,7 @@ def test_prompt_tokens_with_a_tokenizer(db):
         def __call__(self, text, add_special_tokens=False):
             return {"input_ids": text.split()}
 
-    rows = build_rl_rows([_ex(0, "SELECT 1", db)], template="sql_terminal", schema_style="compact", tokenizer=Tok())
+    rows = build_rl_rows([_ex(0, "SELECT 1", db)], prompt=PromptSettings(template="sql_terminal", schema_sample_values=0), tokenizer=Tok())
     assert rows[0]["prompt_tokens"] == len(rows[0]["prompt"][-1]["content"].split())
 
 
@@ -104,7 +105,7 @@ def test_curate_gold_drops_failing_and_empty_golds(db, tmp_path):
         _ex(3, "SELECT max(x) FROM empty_t", db),  # one row of NULL
         _ex(4, "SELECT name FROM item WHERE price > 3", db),
     ]
-    rows = build_rl_rows(exs, template="sql_terminal", schema_style="compact")
+    rows = build_rl_rows(exs, prompt=PromptSettings(template="sql_terminal", schema_sample_values=0))
     rows.append(dict(rows[0], id="q5", db_path=str(tmp_path / "emptydir")))
     (tmp_path / "emptydir").mkdir()
     with ExecutorPool(workers=0) as pool:
@@ -139,7 +140,7 @@ def _fake_generate(answers):
 
 def test_pass_rate_filter_drops_always_and_never_solved(db):
     exs = [_ex(i, "SELECT count(*) FROM item", db) for i in range(4)]
-    rows = build_rl_rows(exs, template="sql_terminal", schema_style="compact")
+    rows = build_rl_rows(exs, prompt=PromptSettings(template="sql_terminal", schema_sample_values=0))
     right, wrong, broken = "SELECT count(*) FROM item", "SELECT 7", "SELEC garbage"
     answers = [
         [right] * 4,  # always solved
@@ -168,7 +169,7 @@ def test_pass_rate_filter_drops_always_and_never_solved(db):
 
 def test_pass_rate_filter_counts_unscorable_and_checks_shapes(db):
     rows = build_rl_rows([_ex(0, "SELECT nope FROM item", db), _ex(1, "SELECT 1", db)],
-                         template="sql_terminal", schema_style="compact")
+                         prompt=PromptSettings(template="sql_terminal", schema_sample_values=0))
     generate, _ = _fake_generate([["SELECT 1", "SELECT 2"], ["SELECT 1", "SELECT 2"]])
     kept, stats = pass_rate_filter(rows, model=None, tokenizer=None, k=2, generate=generate)
     assert [r["id"] for r in kept] == ["q1"] and stats["unscorable"] == 1 and stats["pass_rates"][0] is None

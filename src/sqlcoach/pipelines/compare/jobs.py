@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 from sqlcoach.config import build_config
 from sqlcoach.errors import ConfigError
+from sqlcoach.pipelines.compare.result import EvalResult, TrainResult
+from sqlcoach.runtime.files import atomic_write
 from sqlcoach.train.recipes import RECIPES
 
 
@@ -37,10 +39,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def child_env(threads: int | None) -> dict[str, str]:
@@ -209,7 +208,7 @@ def reward_curve(summary: dict[str, Any], history: list[dict[str, Any]]) -> tupl
     return [], None
 
 
-def _child_train(job: dict[str, Any]) -> dict[str, Any]:
+def _child_train(job: dict[str, Any]) -> TrainResult:
     from sqlcoach.runtime.memory import track_peak
     from sqlcoach.train.callbacks import step_timer
 
@@ -245,35 +244,35 @@ def _child_train(job: dict[str, Any]) -> dict[str, Any]:
     gen_tokens = summary.get("tokens_generated")
     rc, rc_source = reward_curve(summary, history)
     final_dir = summary.get("final_dir") or str(out_dir / "final")
-    return {
-        "status": "ok",
-        "final_dir": str(final_dir),
-        "global_step": steps,
-        "seconds": round(train_secs, 2),
-        "median_step_seconds": median_step,
-        "step_time_source": step_source,
-        "step_seconds": [round(d, 4) for d in timer.seconds],
-        "trained_tokens": trained_tokens,
-        "trained_tokens_per_s": round(trained_tokens / train_secs, 1) if trained_tokens and train_secs > 0 else None,
-        "generated_tokens": gen_tokens,
-        "generated_tokens_per_s": round(float(gen_tokens) / train_secs, 1)
+    return TrainResult(
+        status="ok",
+        final_dir=str(final_dir),
+        global_step=steps,
+        seconds=round(train_secs, 2),
+        median_step_seconds=median_step,
+        step_time_source=step_source,
+        step_seconds=[round(d, 4) for d in timer.seconds],
+        trained_tokens=trained_tokens,
+        trained_tokens_per_s=round(trained_tokens / train_secs, 1) if trained_tokens and train_secs > 0 else None,
+        generated_tokens=gen_tokens,
+        generated_tokens_per_s=round(float(gen_tokens) / train_secs, 1)
         if isinstance(gen_tokens, (int, float)) and train_secs > 0 else None,
-        "peak_rss_mb_training": round(mem.rss_mb, 1),
-        "peak_cuda_mb": round(mem.cuda_mb, 1) if mem.cuda_mb is not None else summary.get("peak_cuda_mb"),
-        "recipe_peak_memory_mb": summary.get("peak_memory_mb"),
-        "loss_curve": curve(history, "loss") or curve(history, "pg_loss"),  # PPO logs its policy-gradient loss
-        "reward_curve": rc,
-        "reward_curve_source": rc_source,
-        "recipe_config": _jsonable(values),
-        "recipe_summary": _jsonable({k: v for k, v in summary.items() if k not in ("log_history", "reward_curve")}),
-    }
+        peak_rss_mb_training=round(mem.rss_mb, 1),
+        peak_cuda_mb=round(mem.cuda_mb, 1) if mem.cuda_mb is not None else summary.get("peak_cuda_mb"),
+        recipe_peak_memory_mb=summary.get("peak_memory_mb"),
+        loss_curve=curve(history, "loss") or curve(history, "pg_loss"),  # PPO logs its policy-gradient loss
+        reward_curve=rc,
+        reward_curve_source=rc_source,
+        recipe_config=_jsonable(values),
+        recipe_summary=_jsonable({k: v for k, v in summary.items() if k not in ("log_history", "reward_curve")}),
+    )
 
 
 def _jsonable(x: Any) -> Any:
     return json.loads(json.dumps(x, default=str))
 
 
-def _child_eval(job: dict[str, Any]) -> dict[str, Any]:
+def _child_eval(job: dict[str, Any]) -> EvalResult:
     """Greedy predictions on the evaluation questions (and, with ``seen_eval_limit``, on questions
     of databases seen in training, spread over the split), scored by ``evaluate_examples``."""
     from sqlcoach.data import load_examples
@@ -291,9 +290,7 @@ def _child_eval(job: dict[str, Any]) -> dict[str, Any]:
     def score(exs: list[Any], path: Path) -> Any:
         return predict_and_score(
             model, tok, exs, path, n=1, temperature=0.0, batch_size=job["eval_batch_size"],
-            max_new_tokens=job["max_new_tokens"], template=job["template"], schema_style=job["schema_style"],
-            schema_sample_values=job["schema_sample_values"], value_retrieval=job.get("value_retrieval"),
-            token_budget=job.get("token_budget"), turn_history=job.get("turn_history"), seed=job["seed"], progress=False,
+            max_new_tokens=job["max_new_tokens"], prompt=job_prompt(job), seed=job["seed"], progress=False,
             tables_path=Path(job["world"]) / "tables.json", samples=6,
         )
 
@@ -310,15 +307,29 @@ def _child_eval(job: dict[str, Any]) -> dict[str, Any]:
     for s in main.samples[:3]:  # show the samples in the log
         print(f"  Q: {s['question']}\n  pred: {s['pred']}\n  gold: {s['gold']}\n  ex={s['ex']} error={s['error']}", flush=True)
     summ = main.predict
-    return {
-        "status": "ok", "questions": len(examples), "summary": _jsonable(main.report.summary),
-        "generated_tokens": summ.generated_tokens, "generated_tokens_per_s": summ.tokens_per_s,
-        "examples_per_s": summ.examples_per_s, "predict_seconds": summ.seconds, "prompt_tokens": summ.prompt_tokens,
-        "peak_rss_mb_eval": round(mem.rss_mb, 1),
-        "peak_cuda_mb_eval": round(mem.cuda_mb, 1) if mem.cuda_mb is not None else None,
-        "samples": main.samples, "pred_path": str(pred_path), "seen": seen,
-        "per_question": per_question(main.report.verdicts), "by_db": by_database(main.report.verdicts),
-    }
+    return EvalResult(
+        status="ok", questions=len(examples), summary=_jsonable(main.report.summary),
+        generated_tokens=summ.generated_tokens, generated_tokens_per_s=summ.tokens_per_s,
+        examples_per_s=summ.examples_per_s, predict_seconds=summ.seconds, prompt_tokens=summ.prompt_tokens,
+        peak_rss_mb_eval=round(mem.rss_mb, 1),
+        peak_cuda_mb_eval=round(mem.cuda_mb, 1) if mem.cuda_mb is not None else None,
+        samples=main.samples, pred_path=str(pred_path), seen=seen,
+        per_question=per_question(main.report.verdicts), by_db=by_database(main.report.verdicts),
+    )
+
+
+def job_prompt(job: dict[str, Any]) -> Any:
+    """The ``PromptSettings`` an evaluation job carries: all six ``PROMPT_KEYS`` (the start model's
+    recorded recipe with the comparison's explicit settings on top, resolved once by the parent's
+    ``run._start_prompt``; an ``api`` method's overrides on top of those). A key missing from the
+    job is an error, never a silent default: a local row and an ``api`` row of one start are
+    prompted byte for byte alike."""
+    from sqlcoach.prompts.settings import PROMPT_KEYS, PromptSettings
+
+    missing = [k for k in PROMPT_KEYS if job.get(k) is None]
+    if missing:
+        raise ConfigError(f"evaluation job {job.get('name')!r} lacks the prompt settings {missing}")
+    return PromptSettings(**{k: job[k] for k in PROMPT_KEYS})
 
 
 def per_question(verdicts: list[Any]) -> dict[str, list[Any]]:
@@ -338,7 +349,7 @@ def by_database(verdicts: list[Any]) -> dict[str, dict[str, Any]]:
     return {k: {"n": d["n"], "ex": d["correct"] / d["n"]} for k, d in sorted(out.items())}
 
 
-def _child_eval_api(job: dict[str, Any], examples: list[Any]) -> dict[str, Any]:
+def _child_eval_api(job: dict[str, Any], examples: list[Any]) -> EvalResult:
     """An ``api`` method's evaluation: the same questions through its endpoint, scored as the others."""
     import os
 
@@ -353,21 +364,20 @@ def _child_eval_api(job: dict[str, Any], examples: list[Any]) -> dict[str, Any]:
     client = ChatClient(api["base_url"], api["model"], api_key=key or None, timeout=api["request_timeout"],
                         max_retries=api["max_retries"], max_rps=api.get("max_rps"))
     main = api_predict_and_score(
-        client, examples, Path(job["pred_path"]), template=job["template"], schema_style=job["schema_style"],
-        schema_sample_values=job["schema_sample_values"], max_new_tokens=job["max_new_tokens"], seed=job["seed"],
+        client, examples, Path(job["pred_path"]), prompt=job_prompt(job), max_new_tokens=job["max_new_tokens"], seed=job["seed"],
         concurrency=api["concurrency"], tables_path=Path(job["world"]) / "tables.json", progress=False, samples=6)
     print(main.report.table(), flush=True)
     summ = main.predict
     print(summ.line(), flush=True)
-    return {
-        "status": "ok", "questions": len(examples), "summary": _jsonable(main.report.summary),
-        "generated_tokens": summ.completion_tokens, "prompt_tokens": summ.prompt_tokens,
-        "usage_known": summ.usage_known, "api_errors": summ.errors, "api_retries": summ.retries,
-        "examples_per_s": summ.examples_per_s, "predict_seconds": summ.seconds,
-        "generated_tokens_per_s": summ.tokens_per_s, "samples": main.samples, "pred_path": str(job["pred_path"]),
-        "seen": None, "api": {"base_url": api["base_url"], "model": api["model"]},
-        "per_question": per_question(main.report.verdicts), "by_db": by_database(main.report.verdicts),
-    }
+    return EvalResult(
+        status="ok", questions=len(examples), summary=_jsonable(main.report.summary),
+        generated_tokens=summ.completion_tokens, prompt_tokens=summ.prompt_tokens,
+        usage_known=summ.usage_known, api_errors=summ.errors, api_retries=summ.retries,
+        examples_per_s=summ.examples_per_s, predict_seconds=summ.seconds,
+        generated_tokens_per_s=summ.tokens_per_s, samples=main.samples, pred_path=str(job["pred_path"]),
+        seen=None, api={"base_url": api["base_url"], "model": api["model"]},
+        per_question=per_question(main.report.verdicts), by_db=by_database(main.report.verdicts),
+    )
 
 
 def _child_start(job: dict[str, Any]) -> dict[str, Any]:
@@ -405,6 +415,8 @@ def child_main(argv: list[str]) -> int:
     fn = {"train": _child_train, "eval": _child_eval, "start": _child_start}[mode]
     try:
         res = fn(job)
+        if isinstance(res, (TrainResult, EvalResult)):
+            res = res.as_dict()
     except Exception as exc:  # the parent reports it and goes on with the other methods
         import traceback
 

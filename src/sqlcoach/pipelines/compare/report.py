@@ -12,28 +12,79 @@ of a trained row or the trained tokens of a fine-tuned API model, $ per 1,000 pr
 tokens per question, from the config's ``prices``) and **plans** (``plan_cells``:
 from each evaluation's EXPLAIN QUERY PLAN audit, how often a method's SQL is correct but plans
 worse than the gold's, and the plan features of its predictions against the golds').
+
+The report is a ``result.CompareReport`` (a ``report.json`` mapping of any version is read with
+``CompareReport.of``); every table is a :class:`Table` (columns, cells, which columns align left)
+rendered to Markdown by ``Table.markdown`` and to HTML by ``Table.html``: one model, two renderers.
+The statistics (intervals, paired tests, steps to 95% of the reward) come from ``metrics.stats``.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlcoach.config.compare import api_training_usd
-from sqlcoach.metrics.stats import bootstrap_mean, paired_difference
+from sqlcoach.metrics.stats import AcrossRow, median_of, steps_to_fraction
+from sqlcoach.pipelines.compare.result import COMPLEX, CompareReport, MethodRow, peak_mb
 from sqlcoach.runtime import plots
+from sqlcoach.runtime.files import atomic_write
 from sqlcoach.types import HARDNESS_LEVELS
 
-#: the hardness levels "complex-query EX" counts (seed 000's complex-query column)
-COMPLEX = ("hard", "extra")
+__all__ = ["COMPLEX", "COLUMNS", "COST_COLUMNS", "PLAN_COLUMNS", "ACROSS_COLUMNS", "Table", "method_cells", "cost_cells",
+           "plan_cells", "total_seconds", "markdown_table", "markdown", "html_page", "write_reports", "seed000_rows"]
 
 COLUMNS = (
     "method", "status", "steps", "s/step (median)", "train s", "total s", "gen tok/s", "trained tok/s", "peak MiB",
     "EX", "EM", *(f"EX {lv}" for lv in HARDNESS_LEVELS), "executes", "EX seen", "executes seen", "last reward",
 )
+
+
+@dataclass
+class Table:
+    """One table of the report: ``columns`` and ``rows`` of cell text.
+
+    HTML: cells of ``left`` columns align left (class ``l``), ``cell_class`` overrides a column's
+    class (``code``), ``head_left`` says which header cells align left, ``bad`` marks cells
+    ``(row, column)`` in red. Markdown escapes ``|`` inside cells, so no text can break a row."""
+
+    columns: Sequence[str]
+    rows: list[list[str]]
+    left: frozenset[int] = frozenset({0})
+    head_left: frozenset[int] = frozenset()
+    cell_class: dict[int, str] = field(default_factory=dict)
+    bad: set[tuple[int, int]] = field(default_factory=set)
+
+    def markdown(self) -> str:
+        lines = ["| " + " | ".join(self.columns) + " |", "|" + "|".join("---" for _ in self.columns) + "|"]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in self.rows]
+        return "\n".join(lines)
+
+    def html(self, heading: str = "", *, header_own_line: bool = False) -> list[str]:
+        """The table as lines of HTML: ``heading`` + ``<table>`` + the header row (on a line of its
+        own with ``header_own_line``), one line per row, ``</table>``."""
+        esc = html.escape
+
+        def attr(cls: str | None) -> str:
+            return f" class='{cls}'" if cls else ""
+
+        head = "<tr>" + "".join(f"<th{attr('l' if j in self.head_left else None)}>{esc(c)}</th>"
+                                for j, c in enumerate(self.columns)) + "</tr>"
+        out = [f"{heading}<table>", head] if header_own_line else [f"{heading}<table>{head}"]
+        for i, row in enumerate(self.rows):
+            cells = []
+            for j, c in enumerate(row):
+                cls = self.cell_class.get(j) or ("l" if j in self.left else None)
+                if (i, j) in self.bad:
+                    cls = f"{cls} bad" if cls else "bad"
+                cells.append(f"<td{attr(cls)}>{esc(c)}</td>")
+            out.append("<tr>" + "".join(cells) + "</tr>")
+        out.append("</table>")
+        return out
 
 
 def _pct(x: Any) -> str:
@@ -44,36 +95,47 @@ def _num(x: Any, fmt: str = "{:.3g}") -> str:
     return "-" if not isinstance(x, (int, float)) else fmt.format(x)
 
 
-def method_cells(row: dict[str, Any], show_seed: bool = False) -> list[str]:
-    """The table cells of one method row (``report["methods"][i]``), in ``COLUMNS`` order
-    (``show_seed``: the run's seed after its name, when the comparison ran several)."""
-    t = row.get("train") or {}
-    if t.get("status", "ok") != "ok":  # a failed training has no figures worth a cell
-        t = {}
-    ev = row.get("eval") or {}
-    s = ev.get("summary") or {}
-    status = row.get("status") or "?"
-    mem, _ = plots.peak_memory(row)
-    rc = t.get("reward_curve") or []
-    by_h = s.get("by_hardness", {})
+def _row(row: MethodRow | dict[str, Any]) -> MethodRow:
+    return MethodRow.from_dict(row)
+
+
+def total_seconds(row: MethodRow | dict[str, Any]) -> float | None:
+    """Everything the method cost in wall time (``MethodRow.total_seconds``)."""
+    return _row(row).total_seconds()
+
+
+def method_cells(row: MethodRow | dict[str, Any], show_seed: bool = False) -> list[str]:
+    """The table cells of one method row, in ``COLUMNS`` order (``show_seed``: the run's seed
+    after its name, when the comparison ran several)."""
+    row = _row(row)
+    t = row.train if row.train is not None and row.train.ok else None  # a failed training has no figures worth a cell
+    ev = row.eval
+    last = t.last_reward() if t else None
+
+    def tr(name: str) -> Any:
+        return getattr(t, name) if t else None
+
+    def evv(name: str) -> Any:
+        return getattr(ev, name) if ev else None
+
     return [
-        row.get("name", "?") + ("" if row.get("method") in (None, row.get("name")) else f" ({row['method']})")
-        + (f" seed {row['seed']}" if show_seed and row.get("seed") is not None else ""),
-        status,
-        _num(t.get("global_step"), "{:d}") if isinstance(t.get("global_step"), int) else "-",
-        _num(t.get("median_step_seconds"), "{:.3f}"),
-        _num(t.get("seconds"), "{:.0f}"),
-        _num(total_seconds(row), "{:.0f}"),
-        _num(t.get("generated_tokens_per_s"), "{:.0f}"),
-        _num(t.get("trained_tokens_per_s"), "{:.0f}"),
-        _num(mem, "{:.0f}"),
-        _pct((s.get("all") or {}).get("ex")),
-        _pct((s.get("all") or {}).get("em")),
-        *(_pct((by_h.get(lv) or {}).get("ex")) for lv in HARDNESS_LEVELS),
-        _pct(s.get("executes")),
-        _pct((((ev.get("seen") or {}).get("summary") or {}).get("all") or {}).get("ex")),
-        _pct(((ev.get("seen") or {}).get("summary") or {}).get("executes")),
-        _num(rc[-1][1], "{:.3f}") if rc else "-",
+        row.name + ("" if row.method in (None, row.name) else f" ({row.method})")
+        + (f" seed {row.seed}" if show_seed and row.seed is not None else ""),
+        row.status or "?",
+        _num(tr("global_step"), "{:d}") if isinstance(tr("global_step"), int) else "-",
+        _num(tr("median_step_seconds"), "{:.3f}"),
+        _num(tr("seconds"), "{:.0f}"),
+        _num(row.total_seconds(), "{:.0f}"),
+        _num(tr("generated_tokens_per_s"), "{:.0f}"),
+        _num(tr("trained_tokens_per_s"), "{:.0f}"),
+        _num(peak_mb(row), "{:.0f}"),
+        _pct(evv("ex")),
+        _pct(evv("em")),
+        *(_pct(ev.at(lv) if ev else None) for lv in HARDNESS_LEVELS),
+        _pct(evv("executes")),
+        _pct(evv("seen_ex")),
+        _pct(evv("seen_executes")),
+        _num(last, "{:.3f}") if last is not None else "-",
     ]
 
 
@@ -85,7 +147,7 @@ def _usd(x: float | None) -> str:
     return "-" if x is None else (f"{x:.4f}" if x < 1 else f"{x:.2f}")
 
 
-def cost_cells(row: dict[str, Any], prices: dict[str, Any] | None) -> list[str]:
+def cost_cells(row: MethodRow | dict[str, Any], prices: dict[str, Any] | None) -> list[str]:
     """One row of the cost table (``COST_COLUMNS``); a price the config does not give is ``-``.
 
     Trained methods: train hours = (preparation + training process seconds) / 3600 (GPU- or
@@ -97,22 +159,20 @@ def cost_cells(row: dict[str, Any], prices: dict[str, Any] | None) -> list[str]:
     ``train_usd``); $ per 1,000 predictions = the mean prompt and completion tokens per question
     (from the responses' usage) x $ per 1M tokens x 1000.
     Tokens per question: prompt + generated tokens over the evaluation questions."""
+    row = _row(row)
     prices = prices or {}
-    t = row.get("train") or {}
-    ev = row.get("eval") or {}
-    n = ev.get("questions")
-    s = (ev.get("summary") or {}).get("all") or {}
-    is_api = row.get("method") == "api"
-    pin, pout = ev.get("prompt_tokens"), ev.get("generated_tokens")
-    per_q_n = ev.get("usage_known") if is_api else n
+    ev = row.eval
+    n = ev.questions if ev else None
+    is_api = row.method == "api"
+    pin, pout = (ev.prompt_tokens, ev.generated_tokens) if ev else (None, None)
+    per_q_n = (ev.usage_known if ev else None) if is_api else n
     tok = (f"{pin / per_q_n:.0f}+{pout / per_q_n:.0f}"
            if isinstance(pin, (int, float)) and isinstance(pout, (int, float)) and per_q_n else "-")
     train_usd = per_1k = hours = trained = None
     priced = "-"
     if is_api:
-        spec = row.get("config") or {}
         api = prices.get("api") or {}
-        price = api.get(row.get("name")) or api.get(spec.get("model"))
+        price = api.get(row.name) or api.get((row.config or {}).get("model"))
         if price:
             priced = f"${price['input_per_m']:g}/${price['output_per_m']:g} per 1M tokens in/out"
             trained = int(price.get("trained_tokens") or 0) or None
@@ -120,88 +180,75 @@ def cost_cells(row: dict[str, Any], prices: dict[str, Any] | None) -> list[str]:
                 priced += f", training ${float(price.get('train_per_m') or 0):g} per 1M tokens"
             train_usd = api_training_usd(price)
             if tok != "-":
-                per_q = (pin * price["input_per_m"] + pout * price["output_per_m"]) / 1e6 / per_q_n
-                per_1k = per_q * 1000
+                per_1k = (pin * price["input_per_m"] + pout * price["output_per_m"]) / 1e6 / per_q_n * 1000
     else:
         hw = prices.get("hardware") or "machine"
         tph, pph = prices.get("train_per_hour"), prices.get("predict_per_hour")
-        secs = [t.get("prepare_seconds"), t.get("process_seconds")] if row.get("train") else []
-        nums = [float(x) for x in secs if isinstance(x, (int, float))]
+        t = row.train
+        nums = [float(x) for x in ([t.prepare_seconds, t.process_seconds] if t else []) if isinstance(x, (int, float))]
         hours = sum(nums) / 3600 if nums else None
         if tph is not None and hours is not None:
             train_usd = hours * tph
-        ps = ev.get("predict_seconds")
+        ps = ev.predict_seconds if ev else None
         if pph is not None and isinstance(ps, (int, float)) and n:
             per_1k = ps / n * 1000 / 3600 * pph
         if tph is not None or pph is not None:
             priced = f"{hw}: " + ", ".join(f"{k} ${v:g}/h" for k, v in (("train", tph), ("predict", pph)) if v is not None)
-    return [row.get("name", "?"), _pct(s.get("ex")), str(n) if n is not None else "-", _usd(train_usd),
+    return [row.name, _pct(ev.ex if ev else None), str(n) if n is not None else "-", _usd(train_usd),
             _num(hours, "{:.3f}"), f"{trained:,}" if trained else "-", _usd(per_1k), tok, priced]
 
 
 PLAN_COLUMNS = ("method", "correct", "compared with gold plan", "correct but worse plan", "share",
                 "full scans pred/gold", "temp B-trees pred/gold", "automatic indexes pred/gold",
                 "correlated subqueries pred/gold")
+PLAN_NOTE = ("correct but worse plan: EX-correct, and at least as many full scans, temp B-trees, automatic "
+             "indexes, correlated subqueries and loops as the gold's plan, more of one.")
 
 
-def plan_cells(row: dict[str, Any]) -> list[str] | None:
+def plan_cells(row: MethodRow | dict[str, Any]) -> list[str] | None:
     """One row of the plans table (``PLAN_COLUMNS``), ``None`` when the evaluation has no audit.
     Feature cells count the queries having the feature, among explained predictions / golds."""
-    s = ((row.get("eval") or {}).get("summary") or {})
-    pl = s.get("plans")
+    row = _row(row)
+    pl = row.eval.plans if row.eval else None
     if not pl:
         return None
     f = pl["features"]
-    correct = round(((s.get("all") or {}).get("ex") or 0) * ((s.get("all") or {}).get("scored") or 0))
-    return [row.get("name", "?"), str(correct), str(pl["correct_compared"]), str(pl["correct_but_worse"]),
+    correct = round((row.eval.ex or 0) * (row.eval.scored or 0))
+    return [row.name, str(correct), str(pl["correct_compared"]), str(pl["correct_but_worse"]),
             _pct(pl.get("correct_but_worse_share")),
             *(f"{f[k]['pred']}/{f[k]['gold']}" for k in ("full_scans", "temp_btrees", "automatic_indexes",
                                                          "correlated_subqueries"))]
 
 
-def _md(columns: tuple[str, ...], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-    return "\n".join(lines)
+def cost_and_plan_tables(report: CompareReport | dict[str, Any]) -> tuple[Table | None, Table | None]:
+    """The cost and plans tables (``None`` when empty): one row per successful run."""
+    rep = CompareReport.of(report)
+    prices = rep.config.get("prices")
+    ok = [r for r in rep.methods if r.ok]
+    multi = rep.multi_seed()
 
-
-def cost_and_plan_tables(report: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
-    prices = (report.get("config") or {}).get("prices")
-    ok = [r for r in report["methods"] if r.get("status") == "ok"]
-    multi = _multi_seed(report)
-
-    def named(cells: list[str] | None, r: dict[str, Any]) -> list[str] | None:  # one row per run: say whose seed
-        if cells and multi and r.get("seed") is not None:
-            cells = [f"{cells[0]} seed {r['seed']}", *cells[1:]]
+    def named(cells: list[str] | None, r: MethodRow) -> list[str] | None:  # one row per run: say whose seed
+        if cells and multi and r.seed is not None:
+            cells = [f"{cells[0]} seed {r.seed}", *cells[1:]]
         return cells
 
-    costs = [named(cost_cells(r, prices), r) for r in ok]
+    costs = [c for c in (named(cost_cells(r, prices), r) for r in ok) if c]
     plans = [c for c in (named(plan_cells(r), r) for r in ok) if c]
-    return costs, plans
+    return (Table(COST_COLUMNS, costs, left=frozenset({0, len(COST_COLUMNS) - 1})) if costs else None,
+            Table(PLAN_COLUMNS, plans) if plans else None)
 
 
-def total_seconds(row: dict[str, Any]) -> float | None:
-    """Everything the method cost in wall time: preparation (e.g. DPO's pair mining) + the training
-    process (model loading, data preparation and saving included) + the evaluation process."""
-    t = row.get("train") or {}
-    ev = row.get("eval") or {}
-    parts = [t.get("prepare_seconds"), t.get("process_seconds"), ev.get("process_seconds")]
-    nums = [float(x) for x in parts if isinstance(x, (int, float))]
-    return sum(nums) if nums else None
+def methods_table(report: CompareReport | dict[str, Any]) -> Table:
+    """The main table: one row per method run (``COLUMNS``); a failed run's status in red."""
+    rep = CompareReport.of(report)
+    multi = rep.multi_seed()
+    rows = [method_cells(r, multi) for r in rep.methods]
+    return Table(COLUMNS, rows, left=frozenset({0, 1}), bad={(i, 1) for i, r in enumerate(rep.methods) if not r.ok})
 
 
-def markdown_table(report: dict[str, Any]) -> str:
+def markdown_table(report: CompareReport | dict[str, Any]) -> str:
     """The comparison as a GitHub-flavoured Markdown table (EX/EM/executes in %)."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    multi = _multi_seed(report)
-    for row in report["methods"]:
-        cells = [c.replace("|", "\\|") for c in method_cells(row, multi)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _multi_seed(report: dict[str, Any]) -> bool:
-    return len((report.get("across_seeds") or {}).get("seeds") or []) > 1
+    return methods_table(report).markdown()
 
 
 ACROSS_COLUMNS = ("method", "runs", "EX % [95% CI]", "complex EX % (hard+extra)", "diff to control, points [95% CI]",
@@ -215,62 +262,64 @@ def _ci(e: dict[str, Any] | None, scale: float = 100.0, signed: bool = False) ->
     return f"{f.format(scale * e['mean'])} [{f.format(scale * e['lo'])}, {f.format(scale * e['hi'])}]"
 
 
-def across_cells(row: dict[str, Any]) -> list[str]:
+def across_cells(row: AcrossRow | dict[str, Any]) -> list[str]:
     """Cells of one ``across_seeds`` row, in ``ACROSS_COLUMNS`` order."""
-    vc = row.get("vs_control")
+    r = row if isinstance(row, AcrossRow) else AcrossRow.from_dict(row)
+    vc = r.vs_control
     return [
-        row["name"], str(row["runs"]), _ci(row["ex"]), _ci(row.get("complex_ex")), _ci(vc, signed=True),
+        r.name, str(r.runs), _ci(r.ex), _ci(r.complex_ex), _ci(vc, signed=True),
         _num(vc["p_bootstrap"], "{:.3g}") if vc else "-", _num(vc["p_mcnemar"], "{:.3g}") if vc else "-",
-        _pct(row.get("executes")), _num(row.get("median_step_seconds"), "{:.3f}"),
-        _num(row.get("train_seconds"), "{:.0f}"), _num(row.get("total_seconds"), "{:.0f}"), _num(row.get("peak_mb"), "{:.0f}"),
+        _pct(r.executes), _num(r.median_step_seconds, "{:.3f}"),
+        _num(r.train_seconds, "{:.0f}"), _num(r.total_seconds, "{:.0f}"), _num(r.peak_mb, "{:.0f}"),
     ]
 
 
-def across_markdown(report: dict[str, Any]) -> str:
-    """The per-method summary over seeds (``across_seeds``) as Markdown, with a caption saying what
-    the intervals resample; per-database EX as a second table. Empty when there is none."""
-    agg = report.get("across_seeds") or {}
-    rows = agg.get("rows") or []
-    if not rows:
+def across_tables(report: CompareReport | dict[str, Any]) -> tuple[Table, Table | None, str] | None:
+    """The per-method summary over seeds, EX per database (``None`` without databases) and the
+    caption saying what the intervals resample; ``None`` when there is no summary."""
+    rep = CompareReport.of(report)
+    agg = rep.across_seeds
+    if agg is None or not agg.rows:
+        return None
+    rows = agg.rows
+    q = rows[0].ex["questions"]
+    cap = (f"Seeds {agg.seeds}; {q} questions. EX: mean over runs and questions, 95% percentile bootstrap "
+           "resampling questions and seeds. Difference: each method minus the control "
+           f"({agg.control or 'none'}) on the same questions (paired bootstrap; McNemar exact, largest p over "
+           "seed pairs). The start row is one greedy evaluation standing for every seed."
+           + (f" Left out (failed or no per-question outcomes): {agg.failed}." if agg.failed else ""))
+    dbs = sorted({db for r in rows for db in (r.by_db or {})})
+    by_db = Table(("method", *dbs), [[r.name, *(_pct((r.by_db or {}).get(db)) for db in dbs)] for r in rows],
+                  head_left=frozenset({0})) if dbs else None
+    return Table(ACROSS_COLUMNS, [across_cells(r) for r in rows]), by_db, cap
+
+
+def across_markdown(report: CompareReport | dict[str, Any]) -> str:
+    """The per-method summary over seeds as Markdown, with its caption; per-database EX as a
+    second table. Empty when there is none."""
+    t = across_tables(report)
+    if t is None:
         return ""
-    lines = ["## Across seeds", "", "| " + " | ".join(ACROSS_COLUMNS) + " |", "|" + "|".join("---" for _ in ACROSS_COLUMNS) + "|"]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in across_cells(r)) + " |" for r in rows]
-    q = rows[0]["ex"]["questions"]
-    lines += ["", f"Seeds {agg.get('seeds')}; {q} questions. EX: mean over runs and questions, 95% percentile bootstrap "
-              "resampling questions and seeds. Difference: each method minus the control "
-              f"({agg.get('control') or 'none'}) on the same questions (paired bootstrap; McNemar exact, largest p over "
-              "seed pairs). The start row is one greedy evaluation standing for every seed."
-              + (f" Left out (failed or no per-question outcomes): {agg['failed']}." if agg.get("failed") else ""), ""]
-    dbs = sorted({db for r in rows for db in r.get("by_db", {})})
-    if dbs:
-        lines += ["### EX per database (%, mean over seeds)", "", "| method | " + " | ".join(dbs) + " |",
-                  "|---|" + "|".join("---" for _ in dbs) + "|"]
-        lines += ["| " + r["name"] + " | " + " | ".join(_pct(r.get("by_db", {}).get(db)) for db in dbs) + " |" for r in rows]
-        lines.append("")
+    table, by_db, cap = t
+    lines = ["## Across seeds", "", table.markdown(), "", cap, ""]
+    if by_db is not None:
+        lines += ["### EX per database (%, mean over seeds)", "", by_db.markdown(), ""]
     return "\n".join(lines)
 
 
-def _questions(report: dict[str, Any]) -> int | None:
-    for r in report["methods"]:
-        if r.get("eval"):
-            return r["eval"].get("questions")
-    return None
-
-
-def caption(report: dict[str, Any]) -> str:
+def caption(report: CompareReport | dict[str, Any]) -> str:
     """One paragraph: budget, evaluation set, machine, what the memory column means."""
-    cfg = report.get("config", {})
-    m = report.get("machine", {})
-    n = _questions(report)
+    rep = CompareReport.of(report)
+    cfg, m = rep.config, rep.machine
+    n = rep.questions()
     budget = cfg.get("budget_value")
     bud = f"{budget:g} {cfg.get('budget')}" if isinstance(budget, (int, float)) else str(budget)
     return (
-        f"Budget per method: {bud}, from the start checkpoint {report.get('start', {}).get('path')}. "
+        f"Budget per method: {bud}, from the start checkpoint {rep.start.get('path')}. "
         f"Evaluation: greedy, {n if n is not None else '?'} {cfg.get('eval_split')} questions, EX/EM/executes in %"
         + (f"; EX seen: {cfg.get('seen_eval_limit')} {cfg.get('seen_eval_split')} questions (databases seen in training). "
            if cfg.get("seen_eval_limit") else ". ")
-        + 
-        f"Machine: {m.get('cpu_count')} CPU(s), {m.get('threads_per_method')} thread(s) per method; torch "
+        + f"Machine: {m.get('cpu_count')} CPU(s), {m.get('threads_per_method')} thread(s) per method; torch "
         f"{m.get('torch', '?')}, transformers {m.get('transformers', '?')}, trl {m.get('trl', '?')}. "
         "peak MiB: CUDA max allocated on a GPU, else the training process's peak RSS (model load included). "
         "train s: training proper; total s: preparation + training process + evaluation process. "
@@ -278,24 +327,23 @@ def caption(report: dict[str, Any]) -> str:
     )
 
 
-def markdown(report: dict[str, Any]) -> str:
+def markdown(report: CompareReport | dict[str, Any]) -> str:
+    rep = CompareReport.of(report)
     parts = ["# sqlcoach compare", ""]
-    if report.get("command"):
-        parts += ["```", report["command"], "```", ""]
-    parts += [markdown_table(report), "", caption(report), ""]
-    across = across_markdown(report)
+    if rep.command:
+        parts += ["```", rep.command, "```", ""]
+    parts += [markdown_table(rep), "", caption(rep), ""]
+    across = across_markdown(rep)
     if across:
         parts += [across, ""]
-    s000 = seed000_markdown(report)
+    s000 = seed000_markdown(rep)
     if s000:
         parts += [s000, ""]
-    costs, plans = cost_and_plan_tables(report)
+    costs, plans = cost_and_plan_tables(rep)
     if costs:
-        parts += ["## Cost", "", _md(COST_COLUMNS, costs), ""]
+        parts += ["## Cost", "", costs.markdown(), ""]
     if plans:
-        parts += ["## Plans (EXPLAIN QUERY PLAN)", "", _md(PLAN_COLUMNS, plans), "",
-                  "correct but worse plan: EX-correct, and at least as many full scans, temp B-trees, automatic "
-                  "indexes, correlated subqueries and loops as the gold's plan, more of one.", ""]
+        parts += ["## Plans (EXPLAIN QUERY PLAN)", "", plans.markdown(), "", PLAN_NOTE, ""]
     return "\n".join(parts)
 
 
@@ -308,211 +356,101 @@ _CSS = (
 )
 
 
-def html_page(report: dict[str, Any]) -> str:
-    """The whole report as one HTML string: tables, inline PNG figures, samples, the config."""
+
+def html_page(report: CompareReport | dict[str, Any]) -> str:
+    """The whole report as one HTML file: tables, inline PNG figures, samples, the config."""
+    rep = CompareReport.of(report)
     esc = html.escape
     p = ["<!doctype html>", "<html><head><meta charset='utf-8'><title>sqlcoach compare</title>",
          f"<style>{_CSS}</style></head><body>", "<h1>sqlcoach compare</h1>"]
-    if report.get("command"):
-        p.append(f"<pre>{esc(report['command'])}</pre>")
-    p.append(f"<p>{esc(caption(report))}</p>")
-    p.append("<h2>Methods</h2><table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in COLUMNS) + "</tr>")
-    multi = _multi_seed(report)
-    for row in report["methods"]:
-        cells = method_cells(row, multi)
-        ok = row.get("status") == "ok"
-        p.append("<tr>" + "".join(
-            f"<td class='l{'' if ok or i != 1 else ' bad'}'>{esc(c)}</td>" if i < 2 else f"<td>{esc(c)}</td>"
-            for i, c in enumerate(cells)) + "</tr>")
-    p.append("</table>")
-    p += _across_html(report)
-    s000 = seed000_markdown(report)
-    if s000:  # the same table, rendered from its Markdown rows
-        md = [line for line in s000.splitlines() if line.startswith("|")]
-        p.append("<h2>Seed 000's table, measured</h2><table>")
-        for i, line in enumerate(md):
-            if i == 1:
-                continue
-            cells = [c.strip() for c in line.strip("|").split(" | ")]
-            tag = "th" if i == 0 else "td"
-            p.append("<tr>" + "".join(f"<{tag} class='l'>{esc(c)}</{tag}>" if j == 0 else f"<{tag}>{esc(c)}</{tag}>"
-                                      for j, c in enumerate(cells)) + "</tr>")
-        p.append("</table>")
-        p.append(f"<p>{esc(next(x for x in s000.splitlines() if x.startswith('Claimed')))}</p>")
-    # EM per hardness and error classes: the second table
+    if rep.command:
+        p.append(f"<pre>{esc(rep.command)}</pre>")
+    p.append(f"<p>{esc(caption(rep))}</p>")
+    p += methods_table(rep).html("<h2>Methods</h2>")
+    p += _across_html(rep)
+    s000 = seed000_table(rep)
+    if s000 is not None:
+        p += s000.html("<h2>Seed 000's table, measured</h2>", header_own_line=True)
+        p.append(f"<p>{esc(SEED000_NOTE)}</p>")
     p.append("<h2>EM per hardness and error classes</h2>")
-    errs: list[str] = []
-    for r in report["methods"]:
-        errs += [k for k in ((r.get("eval") or {}).get("summary") or {}).get("errors", {}) if k not in errs]
-    head = ["method", *(f"EM {lv}" for lv in HARDNESS_LEVELS), *errs]
-    p.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>")
-    for r in report["methods"]:
-        s = (r.get("eval") or {}).get("summary") or {}
-        cells = [r.get("name", "?")] + [_pct(((s.get("by_hardness") or {}).get(lv) or {}).get("em")) for lv in HARDNESS_LEVELS]
-        cells += [str((s.get("errors") or {}).get(e, "-")) for e in errs]
-        p.append("<tr>" + "".join(f"<td class='l'>{esc(c)}</td>" if i == 0 else f"<td>{esc(c)}</td>"
-                                  for i, c in enumerate(cells)) + "</tr>")
-    p.append("</table>")
-    costs, plans = cost_and_plan_tables(report)
-    for title, cols, rows in (("Cost", COST_COLUMNS, costs), ("Plans (EXPLAIN QUERY PLAN)", PLAN_COLUMNS, plans)):
-        if rows:
-            p.append(f"<h2>{esc(title)}</h2><table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in cols) + "</tr>")
-            left = {0, len(cols) - 1} if title == "Cost" else {0}  # names and the "priced as" text
-            for r in rows:
-                p.append("<tr>" + "".join(f"<td class='l'>{esc(c)}</td>" if i in left else f"<td>{esc(c)}</td>"
-                                          for i, c in enumerate(r)) + "</tr>")
-            p.append("</table>")
-    if plans:
-        p.append("<p>correct but worse plan: EX-correct, and at least as many full scans, temp B-trees, automatic "
-                 "indexes, correlated subqueries and loops as the gold's plan, more of one.</p>")
-    seeds = (report.get("across_seeds") or {}).get("seeds") or []
-    # per-run figures show the first seed's runs (one bar or curve per method); the intervals are above
-    figs = plots.all_figures([r for r in report["methods"] if r.get("seed") in (None, *seeds[:1])])
-    if figs:
-        p.append("<h2>Figures</h2>")
-        for cap, png in figs:
-            p.append(f"<figure><img alt='{esc(cap)}' src='{plots.data_uri(png)}'><figcaption>{esc(cap)}</figcaption></figure>")
+    p += _em_table(rep).html()
+    costs, plans = cost_and_plan_tables(rep)
+    for title, table in (("Cost", costs), ("Plans (EXPLAIN QUERY PLAN)", plans)):
+        if table is not None:
+            p += table.html(f"<h2>{esc(title)}</h2>")
+    if plans is not None:
+        p.append(f"<p>{PLAN_NOTE}</p>")
+    p += _figures_html(rep)
     p.append("<h2>Samples (first dev questions)</h2>")
-    for r in report["methods"]:
-        samples = (r.get("eval") or {}).get("samples") or []
-        if not samples:
-            continue
-        p.append(f"<h3>{esc(r['name'])}</h3><table><tr><th class='l'>question</th><th class='l'>prediction</th>"
-                 "<th class='l'>gold</th><th>EX</th></tr>")
-        for s in samples:
-            verdict = "yes" if s.get("ex") else (s.get("error") or "no")
-            p.append(f"<tr><td class='l'>{esc(str(s.get('question')))}</td><td class='code'>{esc(str(s.get('pred')))}</td>"
-                     f"<td class='code'>{esc(str(s.get('gold')))}</td><td>{esc(verdict)}</td></tr>")
-        p.append("</table>")
-    p.append("<h2>Configuration</h2><pre>" + esc(json.dumps(report.get("config"), indent=2, default=str)) + "</pre>")
+    for r in rep.methods:
+        samples = (r.eval.samples if r.eval else None) or []
+        if samples:
+            rows = [[str(s.get("question")), str(s.get("pred")), str(s.get("gold")),
+                     "yes" if s.get("ex") else (s.get("error") or "no")] for s in samples]
+            p += Table(("question", "prediction", "gold", "EX"), rows, head_left=frozenset({0, 1, 2}),
+                       cell_class={1: "code", 2: "code"}).html(f"<h3>{esc(r.name)}</h3>")
+    p.append("<h2>Configuration</h2><pre>" + esc(json.dumps(rep.config, indent=2, default=str)) + "</pre>")
     p.append("</body></html>")
     return "\n".join(p) + "\n"
 
 
-def _across_html(report: dict[str, Any]) -> list[str]:
+def _em_table(rep: CompareReport) -> Table:
+    """EM per hardness and the error classes of every method (the HTML's second table)."""
+    errs: list[str] = []
+    for r in rep.methods:
+        errs += [k for k in (r.eval.errors if r.eval else {}) if k not in errs]
+    rows = []
+    for r in rep.methods:
+        ev = r.eval
+        rows.append([r.name] + [_pct(ev.at(lv, "em") if ev else None) for lv in HARDNESS_LEVELS]
+                    + [str((ev.errors if ev else {}).get(e, "-")) for e in errs])
+    return Table(("method", *(f"EM {lv}" for lv in HARDNESS_LEVELS), *errs), rows)
+
+
+def _figures_html(rep: CompareReport) -> list[str]:
+    """Every figure of ``runtime.plots`` as an inline PNG; per-run figures show the first seed's
+    runs (one bar or curve per method), the intervals are in the across-seeds figure."""
+    esc = html.escape
+    seeds = rep.seeds()
+    figs = plots.all_figures([r.as_dict() for r in rep.methods if r.seed in (None, *seeds[:1])])
+    if not figs:
+        return []
+    return ["<h2>Figures</h2>"] + [
+        f"<figure><img alt='{esc(cap)}' src='{plots.data_uri(png)}'><figcaption>{esc(cap)}</figcaption></figure>"
+        for cap, png in figs]
+
+
+def _across_html(rep: CompareReport) -> list[str]:
     """The ``across_seeds`` tables and the EX-with-interval figure (error bars) as HTML parts."""
     esc = html.escape
-    agg = report.get("across_seeds") or {}
-    rows = agg.get("rows") or []
-    if not rows:
+    t = across_tables(rep)
+    if t is None:
         return []
-    p = ["<h2>Across seeds</h2><table><tr>" + "".join(f"<th>{esc(c)}</th>" for c in ACROSS_COLUMNS) + "</tr>"]
-    for r in rows:
-        p.append("<tr>" + "".join(f"<td class='l'>{esc(c)}</td>" if i == 0 else f"<td>{esc(c)}</td>"
-                                  for i, c in enumerate(across_cells(r))) + "</tr>")
-    p.append("</table>")
-    md = across_markdown(report).split("\n")
-    cap = next((line for line in md if line.startswith("Seeds ")), "")
+    table, by_db, cap = t
+    p = table.html("<h2>Across seeds</h2>")
     p.append(f"<p>{esc(cap)}</p>")
-    png = plots.ex_intervals(rows)
+    png = plots.ex_intervals([r.as_dict() for r in rep.across_seeds.rows])  # type: ignore[union-attr]
     if png:
         p.append(f"<figure><img alt='EX with 95% intervals' src='{plots.data_uri(png)}'><figcaption>EX (%) per method, "
                  "mean with its 95% bootstrap interval (questions and seeds); the control's mean as a line</figcaption></figure>")
-    dbs = sorted({db for r in rows for db in r.get("by_db", {})})
-    if dbs:
-        p.append("<h3>EX per database (%, mean over seeds)</h3><table><tr><th class='l'>method</th>"
-                 + "".join(f"<th>{esc(db)}</th>" for db in dbs) + "</tr>")
-        for r in rows:
-            p.append(f"<tr><td class='l'>{esc(r['name'])}</td>" + "".join(f"<td>{_pct(r.get('by_db', {}).get(db))}</td>" for db in dbs) + "</tr>")
-        p.append("</table>")
+    if by_db is not None:
+        p += by_db.html("<h3>EX per database (%, mean over seeds)</h3>")
     return p
 
 
-def write_reports(report: dict[str, Any], out: str | Path) -> dict[str, Path]:
+def write_reports(report: CompareReport | dict[str, Any], out: str | Path) -> dict[str, Path]:
     """Write ``report.json``, ``report.md`` and ``report.html`` into ``out``; returns their paths."""
+    rep = CompareReport.of(report)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "report.html"}
     texts = {
-        "json": json.dumps(report, indent=2, default=str) + "\n",
-        "md": markdown(report),
-        "html": html_page(report),
+        "json": json.dumps(rep.as_dict(), indent=2, default=str) + "\n",
+        "md": markdown(rep),
+        "html": html_page(rep),
     }
     for k, path in paths.items():
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(texts[k], encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, texts[k])
     return paths
-
-
-def _median(xs: list[float]) -> float | None:
-    xs = sorted(x for x in xs if isinstance(x, (int, float)))
-    if not xs:
-        return None
-    m = len(xs) // 2
-    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
-
-
-def _mean(xs: list[Any]) -> float | None:
-    xs = [x for x in xs if isinstance(x, (int, float))]
-    return sum(xs) / len(xs) if xs else None
-
-
-def _ex_rows(runs: list[dict[str, Any]], keep: Any = None) -> list[list[int]]:
-    """Per-seed 0/1 EX rows of the questions ``keep(hardness)`` admits (all when ``None``)."""
-    out = []
-    for r in runs:
-        pq = r["eval"]["per_question"]
-        out.append([x for x, h in zip(pq["ex"], pq["hardness"]) if keep is None or keep(h)])
-    return out
-
-
-def across_seeds(rows: list[dict[str, Any]], seeds: list[int], control: str | None, *,
-                 replicates: int = 2000) -> dict[str, Any]:
-    """Each method's runs over ``seeds`` in one row: EX mean with a 95% bootstrap interval over
-    questions and seeds (``metrics.stats.bootstrap_mean``), complex-query EX (hard + extra), the
-    paired difference to ``control`` on the same questions (bootstrap interval and p-value, exact
-    McNemar), median s/step over the runs, mean training and total time, the largest peak memory,
-    the execution rate, and EX per database (mean over seeds). The start row is deterministic
-    (greedy decoding of one checkpoint): its one evaluation stands for every seed. Runs without
-    per-question outcomes (results written before they were kept) or that failed are left out and
-    counted in ``failed``."""
-    by_name: dict[str, list[dict[str, Any]]] = {}
-    failed: dict[str, int] = {}
-    for r in rows:
-        ok = r.get("status") == "ok" and (r.get("eval") or {}).get("per_question")
-        if ok:
-            by_name.setdefault(r["name"], []).append(r)
-        else:
-            failed[r["name"]] = failed.get(r["name"], 0) + 1
-    ctrl_runs = by_name.get(control or "", [])
-    out_rows = []
-    for name, runs in by_name.items():
-        ex = _ex_rows(runs)
-        est = bootstrap_mean(ex, replicates=replicates)
-        cx = _ex_rows(runs, lambda h: h in COMPLEX)
-        cx_est = bootstrap_mean(cx, replicates=replicates) if cx and cx[0] else None
-        row: dict[str, Any] = {
-            "name": name, "method": runs[0].get("method"), "runs": len(runs),
-            "seeds": [r.get("seed") for r in runs], "ex": est.as_dict(),
-            "complex_ex": cx_est.as_dict() if cx_est else None,
-            "executes": _mean([(r["eval"].get("summary") or {}).get("executes") for r in runs]),
-            "median_step_seconds": _median([(r.get("train") or {}).get("median_step_seconds") for r in runs]),
-            "train_seconds": _mean([(r.get("train") or {}).get("seconds") for r in runs]),
-            "total_seconds": _mean([total_seconds(r) for r in runs]),
-            "peak_mb": max((m for m in (plots.peak_memory(r)[0] for r in runs) if m is not None), default=None),
-            "by_db": _by_db_mean(runs),
-        }
-        if ctrl_runs and name != control:
-            c = _ex_rows(ctrl_runs)
-            if len(c[0]) == len(ex[0]):
-                row["vs_control"] = dataclasses_dict(paired_difference(ex, c, replicates=replicates))
-        out_rows.append(row)
-    return {"seeds": seeds, "control": control if ctrl_runs else None, "rows": out_rows, "failed": failed}
-
-
-def dataclasses_dict(x: Any) -> dict[str, Any]:
-    import dataclasses
-
-    return dataclasses.asdict(x)
-
-
-def _by_db_mean(runs: list[dict[str, Any]]) -> dict[str, float]:
-    dbs: dict[str, list[float]] = {}
-    for r in runs:
-        for db, d in (r["eval"].get("by_db") or {}).items():
-            dbs.setdefault(db, []).append(d["ex"])
-    return {db: sum(v) / len(v) for db, v in sorted(dbs.items())}
 
 
 #: What seed 000 asserts for PPO / DPO / GRPO on one GPU (accuracy %, complex-query F1, execution
@@ -522,63 +460,54 @@ SEED000 = {
     "dpo": {"accuracy": "68-72", "complex": "62 (F1)", "executes": "85", "s/step": "2.8", "memory": "16 GB"},
     "grpo": {"accuracy": "71-75", "complex": "68 (F1)", "executes": "89", "s/step": "2.1", "memory": "12 GB"},
 }
+SEED000_COLUMNS = ("method", "EX % measured [95% CI]", "accuracy claimed", "complex EX % measured", "complex claimed",
+                   "executes % measured", "claimed", "s/step measured", "claimed", "peak MiB measured", "claimed",
+                   "steps (s) to 95% of final reward", "total s")
+SEED000_NOTE = ("Claimed: seed 000's figures (a 7B-class model on one GPU, its own data; complex-query F1 is not EX). "
+                "Measured: this comparison (machine and model in the caption); complex EX is EX on hard + extra questions; "
+                "steps to 95%: the first step where the smoothed reward curve covers 95% of its rise (median over seeds).")
 
 
-def steps_to_fraction(curve: list[list[float]], frac: float = 0.95) -> float | None:
-    """The first step at which the reward curve (``[[step, value], ...]``, smoothed over a window of
-    a tenth of its points) has covered ``frac`` of its way from its first to its final smoothed
-    value; ``None`` for fewer than 3 points or a curve that never rose."""
-    if len(curve) < 3:
-        return None
-    w = max(1, len(curve) // 10)
-    vals = [sum(p[1] for p in curve[max(0, i - w + 1): i + 1]) / len(curve[max(0, i - w + 1): i + 1]) for i in range(len(curve))]
-    first, last = vals[0], vals[-1]
-    if last <= first:
-        return None
-    target = first + frac * (last - first)
-    return next(curve[i][0] for i, v in enumerate(vals) if v >= target)
-
-
-def seed000_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+def seed000_rows(report: CompareReport | dict[str, Any]) -> list[dict[str, Any]]:
     """For each of PPO, DPO and GRPO (the across-seeds row named after the method, else the first
     of that method): the measured figures seed 000's table asserts, beside its claims."""
-    agg = {r["name"]: r for r in (report.get("across_seeds") or {}).get("rows") or []}
-    runs = [r for r in report.get("methods") or [] if r.get("status") == "ok"]
+    rep = CompareReport.of(report)
+    agg = {r.name: r for r in (rep.across_seeds.rows if rep.across_seeds else [])}
+    runs = [r for r in rep.methods if r.ok]
     out = []
     for kind, claim in SEED000.items():
-        row = agg.get(kind) or next((r for r in agg.values() if r.get("method") == kind), None)
+        row = agg.get(kind) or next((r for r in agg.values() if r.method == kind), None)
         if row is None:
             continue
-        mine = [r for r in runs if r.get("name") == row["name"]]
-        to95 = [steps_to_fraction((r.get("train") or {}).get("reward_curve") or []) for r in mine]
-        to95 = [x for x in to95 if x is not None]
-        step95 = _median(to95)
-        sps = row.get("median_step_seconds")
-        out.append({"method": kind, "row": row["name"], "claim": claim, "ex": row["ex"], "complex_ex": row.get("complex_ex"),
-                    "executes": row.get("executes"), "s_per_step": sps, "peak_mb": row.get("peak_mb"),
-                    "total_seconds": row.get("total_seconds"), "steps_to_95": step95,
+        to95 = [steps_to_fraction((r.train.reward_curve if r.train else None) or []) for r in runs if r.name == row.name]
+        step95 = median_of([x for x in to95 if x is not None])
+        sps = row.median_step_seconds
+        out.append({"method": kind, "row": row.name, "claim": claim, "ex": row.ex, "complex_ex": row.complex_ex,
+                    "executes": row.executes, "s_per_step": sps, "peak_mb": row.peak_mb,
+                    "total_seconds": row.total_seconds, "steps_to_95": step95,
                     "seconds_to_95": step95 * sps if step95 is not None and sps else None})
     return out
 
 
-def seed000_markdown(report: dict[str, Any]) -> str:
-    """Seed 000's table with the measured values (empty when no PPO/DPO/GRPO row was scored)."""
+def seed000_table(report: CompareReport | dict[str, Any]) -> Table | None:
+    """Seed 000's table with the measured values (``None`` when no PPO/DPO/GRPO row was scored)."""
     rows = seed000_rows(report)
     if not rows:
-        return ""
-    head = ["method", "EX % measured [95% CI]", "accuracy claimed", "complex EX % measured", "complex claimed",
-            "executes % measured", "claimed", "s/step measured", "claimed", "peak MiB measured", "claimed",
-            "steps (s) to 95% of final reward", "total s"]
-    lines = ["## Seed 000's table, measured", "", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+        return None
+    cells = []
     for r in rows:
         c = r["claim"]
         to95 = "-" if r["steps_to_95"] is None else f"{r['steps_to_95']:.0f} ({_num(r['seconds_to_95'], '{:.0f}')})"
-        lines.append("| " + " | ".join([
+        cells.append([
             f"{r['method']} ({r['row']})", _ci(r["ex"]), c["accuracy"], _ci(r["complex_ex"]), c["complex"],
             _pct(r["executes"]), c["executes"], _num(r["s_per_step"], "{:.3f}"), c["s/step"], _num(r["peak_mb"], "{:.0f}"),
-            c["memory"], to95, _num(r["total_seconds"], "{:.0f}")]) + " |")
-    lines += ["", "Claimed: seed 000's figures (a 7B-class model on one GPU, its own data; complex-query F1 is not EX). "
-              "Measured: this comparison (machine and model in the caption); complex EX is EX on hard + extra questions; "
-              "steps to 95%: the first step where the smoothed reward curve covers 95% of its rise (median over seeds).", ""]
-    return "\n".join(lines)
+            c["memory"], to95, _num(r["total_seconds"], "{:.0f}")])
+    return Table(SEED000_COLUMNS, cells, head_left=frozenset({0}))
 
+
+def seed000_markdown(report: CompareReport | dict[str, Any]) -> str:
+    """Seed 000's table as Markdown with its note (empty when there is none)."""
+    table = seed000_table(report)
+    if table is None:
+        return ""
+    return "\n".join(["## Seed 000's table, measured", "", table.markdown(), "", SEED000_NOTE, ""])

@@ -44,8 +44,10 @@ from typing import Any, Callable
 
 from sqlcoach.config.compare import API_KINDS, CompareConfig, MethodSpec
 from sqlcoach.errors import ConfigError
+from sqlcoach.prompts.settings import PROMPT_KEYS
 from sqlcoach.pipelines.compare import jobs
 from sqlcoach.pipelines.compare.jobs import _jsonable, read_json, write_json
+from sqlcoach.pipelines.compare.result import CompareReport, EvalResult, MethodRow, TrainResult, summarize_seeds
 
 #: Result file schema version (a change re-runs every method). 2: recipes write train.run.RunSummary;
 #: 3: eval_limit is a sample stratified over databases (was: the first N), per-question outcomes kept.
@@ -76,12 +78,15 @@ def start_fingerprint(start: Path) -> list[list[Any]]:
 
 
 def method_hash(cfg: CompareConfig, spec: MethodSpec | None, start: list[list[Any]] | None = None,
-                *, training_only: bool = False) -> str:
+                *, training_only: bool = False, prompt: dict[str, Any] | None = None) -> str:
     """Hash of what decides a method's outcome: the shared settings, its entry, its recipe YAML's
     text, and the start checkpoint's ``start_fingerprint``. ``spec=None`` is the start row.
-    ``training_only=True`` leaves the evaluation settings out (the hash of ``train.json``)."""
+    ``training_only=True`` leaves the evaluation settings out (the hash of ``train.json``).
+    ``prompt``: the resolved prompt settings, for a row whose start is not in the hash (``api``)."""
     keys = TRAIN_KEYS if training_only else TRAIN_KEYS + EVAL_KEYS
     payload: dict[str, Any] = {"version": RESULT_VERSION, "shared": _shared_settings(cfg, keys), "start": start}
+    if prompt is not None:
+        payload["prompt"] = prompt
     if spec is not None:
         payload["method"] = dataclasses.asdict(spec)
         if spec.config:
@@ -142,10 +147,10 @@ def _prepare(spec: MethodSpec, mdir: Path, base: dict[str, Any], log: Callable[[
 
 
 def run_compare(cfg: CompareConfig, out: str | Path, *, log: Callable[[str], None] = print,
-                config_path: str | None = None) -> dict[str, Any]:
-    """Run (or resume) the comparison into ``out``; returns the report dict (also written as
+                config_path: str | None = None) -> CompareReport:
+    """Run (or resume) the comparison into ``out``; returns the report (also written as
     ``report.json``, ``report.md``, ``report.html``)."""
-    from sqlcoach.pipelines.compare.report import across_seeds, write_reports
+    from sqlcoach.pipelines.compare.report import write_reports
 
     t0 = time.monotonic()
     out = Path(out)
@@ -168,26 +173,26 @@ def run_compare(cfg: CompareConfig, out: str | Path, *, log: Callable[[str], Non
                 continue  # nothing trained: like the start, one greedy evaluation stands for every seed
             rows.append(_run_method(cfg_s, spec, base_s, out, fingerprint, start, log,
                                     seed_dir=f"seed{seed}" if len(seeds) > 1 else None))
-    report = {
-        "command": f"sqlcoach compare --config {config_path} --out {out}" if config_path else None,
-        "config": _jsonable(dataclasses.asdict(cfg)),
-        "start": start_info,
-        "methods": rows,
-        "across_seeds": across_seeds(rows, seeds, cfg.control_name()),
-        "machine": machine_info(cfg.threads),
-        "seconds_this_run": round(time.monotonic() - t0, 1),
-    }
+    report = CompareReport(
+        command=f"sqlcoach compare --config {config_path} --out {out}" if config_path else None,
+        config=_jsonable(dataclasses.asdict(cfg)),
+        start=start_info,
+        methods=rows,
+        across_seeds=summarize_seeds(rows, seeds, cfg.control_name()),
+        machine=machine_info(cfg.threads),
+        seconds_this_run=round(time.monotonic() - t0, 1),
+    )
     write_reports(report, out)
     return report
 
 
 def _start_prompt(cfg: CompareConfig, start: Path, log: Callable[[str], None]) -> dict[str, Any]:
     """The prompt settings every method uses: the config's, else what the start model recorded."""
-    from sqlcoach.prompts.recipe import PROMPT_KEYS, resolve_prompt
+    from sqlcoach.prompts.recipe import resolve_prompt
 
     rec = resolve_prompt(start, template=cfg.template, schema_style=cfg.schema_style,
                          schema_sample_values=cfg.schema_sample_values, log=log)
-    return {k: getattr(rec, k) for k in PROMPT_KEYS}
+    return rec.prompt.as_dict()  # checked once here; every job carries all six (jobs.job_prompt)
 
 
 def _build_start(cfg: CompareConfig, base: dict[str, Any], out: Path, log: Callable[[str], None]) -> dict[str, Any]:
@@ -203,41 +208,41 @@ def _build_start(cfg: CompareConfig, base: dict[str, Any], out: Path, log: Calla
     return {"built": True, "seconds": res.get("process_seconds"), "global_step": res.get("global_step")}
 
 
-def _finish(row: dict[str, Any], mdir: Path, log: Callable[[str], None], message: str | None = None) -> dict[str, Any]:
+def _finish(row: MethodRow, mdir: Path, log: Callable[[str], None], message: str | None = None) -> MethodRow:
     if message:
         log(message)
-    write_json(mdir / "result.json", row)
+    write_json(mdir / "result.json", row.as_dict())
     return row
 
 
 def _train_method(cfg: CompareConfig, spec: MethodSpec, base: dict[str, Any], mdir: Path, h_train: str,
-                  log: Callable[[str], None]) -> dict[str, Any]:
+                  log: Callable[[str], None]) -> TrainResult:
     """The method's training result: ``train.json`` when it matches ``h_train``, else prepare + train."""
-    prev = read_json(mdir / "train.json")
-    if prev and prev.get("train_hash") == h_train and prev.get("status") == "ok" and Path(prev["final_dir"]).exists():
+    prev = TrainResult.from_dict(read_json(mdir / "train.json"))
+    if prev and prev.train_hash == h_train and prev.status == "ok" and Path(prev.final_dir or "").exists():
         log(f"{spec.name}: training done already; evaluating only")
         return prev
     tp = time.monotonic()
     err = _prepare(spec, mdir, base, log, cfg.threads)
     prepare_s = round(time.monotonic() - tp, 1) if spec.prepare else None
     if err:
-        return {"status": err}
+        return TrainResult(status=err)
     log(f"{spec.name}: training ({spec.method}) with budget {cfg.budget}={cfg.budget_value:g}")
     job = dict(base, name=spec.name, method=spec.method, config=spec.config,
                overrides=fill_placeholders(spec.overrides, base, mdir), output_dir=str(mdir / "train"))
-    train = jobs.run_child("train", job, mdir, log=log, threads=cfg.threads)
-    train["train_hash"] = h_train
-    train["prepare_seconds"] = prepare_s
-    write_json(mdir / "train.json", train)
-    if train.get("status") == "ok":
-        log(f"{spec.name}: {train['global_step']} steps in {train['seconds']}s, median "
-            f"{train['median_step_seconds']}s/step, peak RSS {train['peak_process_rss_mb']} MiB")
+    train = TrainResult.from_dict(jobs.run_child("train", job, mdir, log=log, threads=cfg.threads))
+    train.train_hash = h_train
+    train.prepare_seconds = prepare_s
+    write_json(mdir / "train.json", train.as_dict())
+    if train.status == "ok":
+        log(f"{spec.name}: {train.global_step} steps in {train.seconds}s, median "
+            f"{train.median_step_seconds}s/step, peak RSS {train.peak_process_rss_mb} MiB")
     return train
 
 
 def _run_method(cfg: CompareConfig, spec: MethodSpec | None, base: dict[str, Any], out: Path,
                 fingerprint: list[list[Any]], start: Path, log: Callable[[str], None],
-                seed_dir: str | None = None) -> dict[str, Any]:
+                seed_dir: str | None = None) -> MethodRow:
     """Train (unless ``spec`` is ``None``: the start row) and evaluate one method with ``cfg.seed``;
     its result row. With several seeds each run lives in ``methods/<name>/<seed_dir>``."""
     name = "start" if spec is None else spec.name
@@ -245,61 +250,59 @@ def _run_method(cfg: CompareConfig, spec: MethodSpec | None, base: dict[str, Any
     if spec is not None and spec.method in API_KINDS:
         return _run_api_method(cfg, spec, base, mdir, log)
     h = method_hash(cfg, spec, fingerprint)
-    done = read_json(mdir / "result.json")
+    done = MethodRow.from_dict(read_json(mdir / "result.json"))
     label = f"{name} (seed {cfg.seed})" if seed_dir else name
-    if done and done.get("config_hash") == h and done.get("status") == "ok":
+    if done and done.config_hash == h and done.ok:
         log(f"{label}: done already (result.json matches config hash {h}); skipping")
         return done
-    row: dict[str, Any] = {"name": name, "method": "start" if spec is None else spec.method, "config_hash": h,
-                           "seed": None if spec is None else cfg.seed,
-                           "config": None if spec is None else dataclasses.asdict(spec)}
+    row = MethodRow(name=name, method="start" if spec is None else spec.method, config_hash=h,
+                    seed=None if spec is None else cfg.seed, config=None if spec is None else dataclasses.asdict(spec))
     mdir.mkdir(parents=True, exist_ok=True)
     train = None
     if spec is not None:
         train = _train_method(cfg, spec, base, mdir, method_hash(cfg, spec, fingerprint, training_only=True), log)
-        if train.get("status") != "ok":
-            row.update(status=train.get("status"), train=train)
-            return _finish(row, mdir, log, f"{name}: {train.get('status')}" + (f" (log: {train['log']})" if train.get("log") else ""))
-    model_dir = str(start) if train is None else train["final_dir"]
+        if train.status != "ok":
+            row.status, row.train = train.status, train
+            return _finish(row, mdir, log, f"{name}: {train.status}" + (f" (log: {train.log})" if train.log else ""))
+    model_dir = str(start) if train is None else str(train.final_dir)
     log(f"{name}: evaluating {model_dir}")
-    ev = jobs.run_child("eval", dict(base, name=name, model=model_dir, pred_path=str(mdir / "pred.sql")), mdir,
-                        log=log, threads=cfg.threads)
-    if ev.get("status") != "ok":
-        row.update(status=ev.get("status"), train=train, eval=ev)
-        return _finish(row, mdir, log, f"{name}: evaluation {ev.get('status')} (log: {ev.get('log')})")
-    row.update(status="ok", train=train, eval=ev)
-    all_, seen = ev["summary"]["all"], ev.get("seen") or {}
-    return _finish(row, mdir, log, f"{name}: EX {_pct(all_.get('ex'))} EM {_pct(all_.get('em'))} on {ev['questions']} questions; "
-                   f"executes {_pct(ev['summary'].get('executes'))}"
-                   + (f"; seen databases: EX {_pct(seen['summary']['all'].get('ex'))} on {seen['questions']}" if seen else ""))
+    ev = EvalResult.from_dict(jobs.run_child("eval", dict(base, name=name, model=model_dir, pred_path=str(mdir / "pred.sql")),
+                                             mdir, log=log, threads=cfg.threads))
+    row.status, row.train, row.eval = ev.status, train, ev
+    if ev.status != "ok":
+        return _finish(row, mdir, log, f"{name}: evaluation {ev.status} (log: {ev.log})")
+    seen = ev.seen or {}
+    return _finish(row, mdir, log, f"{name}: EX {_pct(ev.ex)} EM {_pct(ev.em)} on {ev.questions} questions; "
+                   f"executes {_pct(ev.executes)}"
+                   + (f"; seen databases: EX {_pct(ev.seen_ex)} on {seen['questions']}" if seen else ""))
 
 
 def _run_api_method(cfg: CompareConfig, spec: MethodSpec, base: dict[str, Any], mdir: Path,
-                    log: Callable[[str], None]) -> dict[str, Any]:
+                    log: Callable[[str], None]) -> MethodRow:
     """An ``api`` method: no training; its endpoint answers the evaluation questions (resumed by
     content inside the child, so a rerun pays only for what is missing), scored as the others.
-    Its hash leaves the start checkpoint out: a new start does not re-buy the API's answers."""
-    h = method_hash(cfg, spec, None)
-    done = read_json(mdir / "result.json")
-    if done and done.get("config_hash") == h and done.get("status") == "ok":
+    Its hash leaves the start checkpoint out (a new start does not re-buy the API's answers) but
+    holds the prompt settings it is asked with: the start's recorded recipe and the overrides."""
+    prompt = {k: spec.overrides[k] for k in ("template", "schema_style", "schema_sample_values") if k in spec.overrides}
+    h = method_hash(cfg, spec, None, prompt={k: dict(base, **prompt).get(k) for k in PROMPT_KEYS})
+    done = MethodRow.from_dict(read_json(mdir / "result.json"))
+    if done and done.config_hash == h and done.ok:
         log(f"{spec.name}: done already (result.json matches config hash {h}); skipping")
         return done
-    row: dict[str, Any] = {"name": spec.name, "method": spec.method, "config_hash": h, "config": dataclasses.asdict(spec)}
+    row = MethodRow(name=spec.name, method=spec.method, config_hash=h, config=dataclasses.asdict(spec))
     mdir.mkdir(parents=True, exist_ok=True)
-    prompt = {k: spec.overrides[k] for k in ("template", "schema_style", "schema_sample_values") if k in spec.overrides}
     api = {"base_url": spec.base_url, "model": spec.model, "api_key_env": spec.api_key_env,
            "concurrency": spec.concurrency, "request_timeout": spec.request_timeout, "max_retries": spec.max_retries,
            "max_rps": spec.overrides.get("max_rps")}
     log(f"{spec.name}: evaluating {spec.model} at {spec.base_url} (API, not trained)")
-    ev = jobs.run_child("eval", dict(base, **prompt, name=spec.name, api=api, pred_path=str(mdir / "pred.sql")), mdir,
-                        log=log, threads=cfg.threads)
-    if ev.get("status") != "ok":
-        row.update(status=ev.get("status"), train=None, eval=ev)
-        return _finish(row, mdir, log, f"{spec.name}: evaluation {ev.get('status')} (log: {ev.get('log')})")
-    row.update(status="ok", train=None, eval=ev)
-    errs = {k: v for k, v in (ev.get("api_errors") or {}).items() if v}
-    return _finish(row, mdir, log, f"{spec.name}: EX {_pct(ev['summary']['all'].get('ex'))} on {ev['questions']} "
-                   f"questions; {ev.get('prompt_tokens')} prompt + {ev.get('generated_tokens')} completion tokens"
+    ev = EvalResult.from_dict(jobs.run_child("eval", dict(base, **prompt, name=spec.name, api=api,
+                                                          pred_path=str(mdir / "pred.sql")), mdir, log=log, threads=cfg.threads))
+    row.status, row.eval = ev.status, ev
+    if ev.status != "ok":
+        return _finish(row, mdir, log, f"{spec.name}: evaluation {ev.status} (log: {ev.log})")
+    errs = {k: v for k, v in (ev.api_errors or {}).items() if v}
+    return _finish(row, mdir, log, f"{spec.name}: EX {_pct(ev.ex)} on {ev.questions} "
+                   f"questions; {ev.prompt_tokens} prompt + {ev.generated_tokens} completion tokens"
                    + (f"; request errors {errs}" if errs else ""))
 
 
