@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from sqlcoach.pipelines.demo import DEMO_VOCAB_SIZE, DemoOptions, format_stage_table, run_demo, say
 
     opts = DemoOptions(
-        model=args.model, size=args.size, vocab_size=args.vocab_size or DEMO_VOCAB_SIZE, tokenizer_schemas=args.tokenizer_schemas, seed=args.seed,
+        model=args.model, size=args.size, vocab_size=DEMO_VOCAB_SIZE if args.vocab_size is None else args.vocab_size, tokenizer_schemas=args.tokenizer_schemas, seed=args.seed,
         n=args.n if args.n is not None else (8 if args.model == "tiny" else 0),
         temperature=args.temperature, dev_limit=args.dev_limit, sc_limit=args.sc_limit,
         untrained_limit=args.untrained_limit if args.untrained_limit is not None else (50 if args.model == "tiny" else 20),

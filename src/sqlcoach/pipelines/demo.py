@@ -222,7 +222,7 @@ def run_demo(out: str | Path, opts: DemoOptions) -> dict[str, Any]:
     say(f"SFT ({cfg.method}): {cfg.max_steps} steps, batch {cfg.per_device_train_batch_size}, lr {cfg.learning_rate} "
         f"({cfg.lr_scheduler_type}, warmup {cfg.warmup_ratio:g}), seed {cfg.seed}, {threads} thread(s)"
         + (f", clock limit {cfg.max_seconds:g}s" if cfg.max_seconds else ""))
-    pace = pace_callback(PACE_STEPS, lambda step, sec, total: say(expected_time_line(
+    pace = pace_callback(min(PACE_STEPS, cfg.max_steps - 1) if cfg.max_steps > 1 else PACE_STEPS, lambda step, sec, total: say(expected_time_line(
         step, sec, total, elapsed=time.monotonic() - t_start, predict=_predict_estimate(stages, rows, out, dev, opts))))
     with timings.stage("sft"), track_peak() as mem:
         sft = run_sft(cfg, rows=rows, log=say, callbacks=[pace])
@@ -413,7 +413,8 @@ def _html(report: dict[str, Any], out: Path) -> str:
         stage_table_html(report["stages"]),
     ]
     if chart:
-        parts.append(f"<p><img alt='EX by hardness, one bar per stage' src='{data_uri(chart)}'></p>")
+        parts.append(f"<p><img alt='EX by hardness, one bar per stage' src='{data_uri(chart)}'><br>"
+                     "<small>Each stage over its own questions (the table's count).</small></p>")
     png = sft.get("plot_png")
     if png and Path(png).exists():
         parts.append(f"<h2>SFT loss</h2><img alt='loss curve' src='{png_data_uri(png)}'>")
