@@ -222,8 +222,10 @@ def run_demo(out: str | Path, opts: DemoOptions) -> dict[str, Any]:
     say(f"SFT ({cfg.method}): {cfg.max_steps} steps, batch {cfg.per_device_train_batch_size}, lr {cfg.learning_rate} "
         f"({cfg.lr_scheduler_type}, warmup {cfg.warmup_ratio:g}), seed {cfg.seed}, {threads} thread(s)"
         + (f", clock limit {cfg.max_seconds:g}s" if cfg.max_seconds else ""))
+    t_sft = time.monotonic()
     pace = pace_callback(min(PACE_STEPS, cfg.max_steps - 1) if cfg.max_steps > 1 else PACE_STEPS, lambda step, sec, total: say(expected_time_line(
-        step, sec, total, elapsed=time.monotonic() - t_start, predict=_predict_estimate(stages, rows, out, dev, opts))))
+        step, sec, total, elapsed=time.monotonic() - t_start, predict=_predict_estimate(stages, rows, out, dev, opts),
+        clock_left=cfg.max_seconds - (time.monotonic() - t_sft) if cfg.max_seconds else None)))
     with timings.stage("sft"), track_peak() as mem:
         sft = run_sft(cfg, rows=rows, log=say, callbacks=[pace])
     memory["sft"] = mem.as_dict()
@@ -246,16 +248,21 @@ PACE_STEPS = 20
 
 
 def expected_time_line(step: int, step_seconds: float, max_steps: int, *, elapsed: float,
-                       predict: float | None) -> str:
+                       predict: float | None, clock_left: float | None = None) -> str:
     """The demo's expected-time line, from the median step of its first steps (``step`` done of
-    ``max_steps``), the seconds ``elapsed`` since the demo started and the estimated prediction
-    seconds (``None``: not estimated)."""
+    ``max_steps``), the seconds ``elapsed`` since the demo started, the estimated prediction
+    seconds (``None``: not estimated) and, for a recipe with a wall-clock budget (the pretrained
+    model's), the budget's seconds left, which cap the training still to come."""
     sft_left = max(0, max_steps - step) * step_seconds
+    what = f"SFT ~{max_steps * step_seconds / 60:.1f} min for {max_steps} steps"
+    if clock_left is not None and clock_left < sft_left:
+        sft_left = max(0.0, clock_left)
+        what = f"SFT stopped by its clock in ~{sft_left / 60:.1f} min (~{step + int(sft_left / step_seconds)} steps)"
     total = elapsed + sft_left + (predict or 0.0)
     finish = time.strftime("%H:%M", time.localtime(time.time() + sft_left + (predict or 0.0)))
     pred = f" + prediction ~{predict / 60:.1f} min" if predict is not None else " + prediction (not estimated)"
-    return (f"pace: {step_seconds:.3f} s per step (median of steps 2-{step}): SFT ~{max_steps * step_seconds / 60:.1f} min "
-            f"for {max_steps} steps{pred}; the demo should take ~{total / 60:.1f} min in all (done about {finish})")
+    return (f"pace: {step_seconds:.3f} s per step (median of steps 2-{step}): {what}{pred}; "
+            f"the demo should take ~{total / 60:.1f} min in all (done about {finish})")
 
 
 def _predict_estimate(stages: dict[str, Any], rows: list[dict[str, Any]], out: Path, dev: list[Any],

@@ -87,6 +87,9 @@ def test_expected_time_line():
     # 30 s so far + 1579 steps left x 0.3 s + 40 s of prediction = 543.7 s
     assert "~9.1 min in all" in line
     assert "prediction (not estimated)" in demo.expected_time_line(21, 0.3, 1600, elapsed=0.0, predict=None)
+    # a recipe with a clock (the pretrained model's): the clock, not max_steps, ends the training
+    clocked = demo.expected_time_line(21, 2.0, 5000, elapsed=60.0, predict=None, clock_left=280.0)
+    assert "SFT stopped by its clock in ~4.7 min (~161 steps)" in clocked and "~5.7 min in all" in clocked
 
 
 def test_pace_callback_reports_once_after_its_steps():
