@@ -75,7 +75,7 @@ def main() -> int:
             raise SystemExit(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
         out = Path(args.out) / name
         budget = ([f"max_steps={args.max_steps}", "max_seconds=null", "anneal_by_clock=false", "lr_scheduler_type=linear"]
-                  if args.max_steps else [f"max_seconds={args.max_seconds}"])
+                  if args.max_steps else [f"max_seconds={args.max_seconds}", "anneal_by_clock=true"])
         cmd = [sys.executable, "-m", "sqlcoach.cli", "demo", "--out", str(out),
                *(["--dev-limit", str(args.dev_limit)] if args.dev_limit else []),
                "--n", "0", "--untrained-limit", "0", *budget, *VARIANTS[name], *args.overrides]

@@ -89,3 +89,38 @@ def test_ask_with_a_local_model_and_a_questions_file(setup, tmp_path, capsys):
     docs = json.loads(capsys.readouterr().out)
     assert [d["question"] for d in docs] == ["Who sings?", "List the singers by age"]
     assert all(d["sql"] == sf.TAUGHT_SQL and len(d["rows"]) == 4 for d in docs)
+
+
+def test_unsupported_fields_are_400_through_the_openai_client(setup):
+    """What the openai client sends for tools, tool results, logprobs, JSON mode and penalties is
+    refused with OpenAI's error shape (BadRequestError carrying param and code), not ignored."""
+    srv, _, _ = setup
+    client = openai.OpenAI(base_url=srv.url + "/v1", api_key=KEY, max_retries=0, timeout=60)
+    user = [{"role": "user", "content": "How many singers?"}]
+    call = {"id": "call_1", "type": "function", "function": {"name": "run_sql", "arguments": "{\"sql\": \"SELECT 1\"}"}}
+    tool = {"type": "function", "function": {"name": "run_sql", "description": "run SQL",
+                                             "parameters": {"type": "object", "properties": {"sql": {"type": "string"}}}}}
+    cases = [
+        ({"tools": [tool]}, "tools"),
+        ({"messages": [*user, {"role": "assistant", "content": None, "tool_calls": [call]},
+                       {"role": "tool", "tool_call_id": "call_1", "content": "4"}]}, "messages"),
+        ({"logprobs": True, "top_logprobs": 2}, "logprobs"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"presence_penalty": 0.5}, "presence_penalty"),
+        ({"frequency_penalty": 0.5}, "frequency_penalty"),
+    ]
+    for extra, param in cases:
+        kwargs = {"model": "taught", "messages": user, "max_tokens": 8, **extra}
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(**kwargs)
+        err = info.value
+        assert err.status_code == 400 and err.param == param and err.code == "unsupported_parameter", (extra, err.body)
+        assert "not supported" in err.message
+    with pytest.raises(openai.BadRequestError) as info:
+        client.completions.create(model="taught", prompt="SELECT", max_tokens=4, echo=True)
+    assert info.value.param == "echo"
+    # seed is implemented: a sampled, seeded request gives the same text twice; penalties at 0 pass
+    same = [client.chat.completions.create(model="taught", messages=user, max_tokens=12, temperature=1.5, seed=11,
+                                           presence_penalty=0, frequency_penalty=0).choices[0].message.content
+            for _ in range(2)]
+    assert same[0] == same[1]

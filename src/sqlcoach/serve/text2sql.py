@@ -58,7 +58,7 @@ class Databases:
 
     def path(self, name: Any) -> str:
         if not isinstance(name, str) or name not in self._paths:
-            known = ", ".join(self.names()[:20]) or "none (start the server with --databases DIR)"
+            known = ", ".join(self.names()) or "none (start the server with --databases DIR)"
             raise DataError(f"unknown database {name!r}; known: {known}")
         return self._paths[name]
 
@@ -110,21 +110,56 @@ def answer_from_text(raw: str, ex: Example, template: str, runner: SqlRunner, *,
     from sqlcoach.sql.extract import extract_sql
 
     sql = restore_sql((extract_sql(raw) or "").strip(), ex, template)
-    t0 = time.monotonic()
     out = SqlAnswer(database=database, question=ex.question, sql=sql, raw=raw, generation_seconds=generation_seconds)
     if not sql:
         out.error = "no_sql: no SQL found in the model's answer"
+        return _timed(out, 0.0)
+    return _execute(out, runner, str(ex.db_path))
+
+
+def run_user_sql(sql: str, db_path: str, runner: SqlRunner, *, database: str) -> SqlAnswer:
+    """The user's own ``sql`` (edited on the page) run on ``db_path`` in the same sandbox as the
+    model's SQL (read-only, the runner's deadline and row cap); every failure is in ``error``."""
+    out = SqlAnswer(database=database, question="", sql=sql.strip(), raw=sql)
+    if not out.sql:
+        out.error = "no_sql: the SQL is empty"
+        return _timed(out, 0.0)
+    return _execute(out, runner, db_path)
+
+
+def _execute(out: SqlAnswer, runner: SqlRunner, db_path: str) -> SqlAnswer:
+    """Run ``out.sql`` in the sandbox and fill ``out``'s result (or its error) and timings."""
+    t0 = time.monotonic()
+    res = runner.run(db_path, out.sql)
+    if res.ok:
+        out.columns = list(res.columns)
+        out.rows = [[jsonable_value(v) for v in row] for row in res.rows or ()]
     else:
-        res = runner.run(str(ex.db_path), sql)
-        if res.ok:
-            out.columns = list(res.columns)
-            out.rows = [[jsonable_value(v) for v in row] for row in res.rows or ()]
-        else:
-            out.error = f"{res.error}: {res.message}" if res.message else str(res.error)
-    out.execution_seconds = round(time.monotonic() - t0, 4)
-    out.generation_seconds = round(generation_seconds, 4)
+        out.error = f"{res.error}: {res.message}" if res.message else str(res.error)
+    return _timed(out, time.monotonic() - t0)
+
+
+def _timed(out: SqlAnswer, execution_seconds: float) -> SqlAnswer:
+    out.execution_seconds = round(execution_seconds, 4)
+    out.generation_seconds = round(out.generation_seconds, 4)
     out.seconds = round(out.generation_seconds + out.execution_seconds, 4)
     return out
+
+
+def schema_json(db_path: str, name: str, *, sample_values: int = 3) -> dict[str, Any]:
+    """The schema of the database ``name`` at ``db_path`` for the page: each table with its row
+    count and columns (type, primary key, a few distinct values), and the foreign keys; a
+    ``DataError`` when the file cannot be read as SQLite."""
+    from sqlcoach.schema.introspect import introspect
+
+    schema = introspect(db_path, sample_values=sample_values)
+    return {
+        "database": name,
+        "tables": [{"name": t.name, "rows": t.row_count,
+                    "columns": [{"name": c.name, "type": c.type, "primary_key": c.primary_key, "samples": list(c.samples)}
+                                for c in t.columns]} for t in schema.tables],
+        "foreign_keys": [asdict(fk) for fk in schema.foreign_keys],
+    }
 
 
 def format_table(columns: list[str], rows: list[list[Any]], *, max_rows: int = 50, max_width: int = 40) -> str:

@@ -35,6 +35,35 @@ def step_timer() -> StepTimerCallback:
     return StepTimerCallback()
 
 
+class PaceCallback(StepTimerCallback):
+    """Times the first optimizer steps and reports the pace once (``pace_callback`` says how)."""
+
+    def __init__(self, after_steps: int, report: Any) -> None:
+        super().__init__()
+        self.after_steps, self.report = after_steps, report
+        self.done = False
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+        if self.done:
+            return control
+        super().on_step_end(args, state, control, **kw)
+        if len(self.seconds) >= self.after_steps + 1:
+            import statistics
+
+            self.done = True
+            # the first step pays for allocations and lazy initialisation: not the pace
+            self.report(state.global_step, float(statistics.median(self.seconds[1:])), state.max_steps)
+        return control
+
+
+def pace_callback(after_steps: int, report: Any) -> PaceCallback:
+    """A ``TrainerCallback`` that times the first ``after_steps`` + 1 optimizer steps and then calls
+    ``report(global_step, median_step_seconds, max_steps)`` once (the first step is left out of the
+    median: it pays for allocation and lazy initialisation). The demo prints its expected time
+    from it: a short measured warm-up inside the real run, so nothing is trained twice."""
+    return PaceCallback(max(1, after_steps), report)
+
+
 CLOCK_FILE = "sqlcoach_clock.json"
 
 

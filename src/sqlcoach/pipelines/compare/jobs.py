@@ -381,19 +381,17 @@ def _child_eval_api(job: dict[str, Any], examples: list[Any]) -> EvalResult:
 
 
 def _child_start(job: dict[str, Any]) -> dict[str, Any]:
-    """The start checkpoint, built as ``sqlcoach demo`` builds it (``pipelines.demo.build_tiny_start``)
-    with the demo's SFT recipe cut to ``start_sft_steps``: at a constant learning rate, or with
-    ``start_schedule: cosine`` the demo's warmup and cosine anneal laid over those steps."""
+    """The start checkpoint, built as ``sqlcoach demo`` builds it (``pipelines.demo.build_tiny_start``:
+    the same tokenizer vocabulary and model) with the demo's SFT recipe run for ``start_sft_steps``:
+    with ``start_schedule: cosine`` the recipe's own schedule (warmup, cosine anneal over those
+    steps: at 1600 steps, the demo's model), or at a constant learning rate (a half-trained start)."""
     from sqlcoach.pipelines.demo import build_tiny_start, demo_sft_values
 
     world, base = Path(job["world"]), Path(job["start_dir"])
     values = demo_sft_values()
     values.update(model=str(base / "model-init"), data_path=str(world), output_dir=str(base / "sft"),
-                  max_steps=job["start_sft_steps"], max_seconds=None, anneal_by_clock=False, seed=job["seed"],
-                  disable_tqdm=True)
-    if job.get("start_schedule", "constant") == "cosine":  # the demo's schedule, by steps instead of the clock
-        values.update(lr_scheduler_type="cosine")
-    else:
+                  max_steps=job["start_sft_steps"], seed=job["seed"], disable_tqdm=True)
+    if job.get("start_schedule", "constant") == "constant":
         values.update(lr_scheduler_type="constant", warmup_ratio=0.0)
     from sqlcoach.prompts.recipe import PROMPT_KEYS
 
