@@ -56,6 +56,7 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--min-share", type=float, default=0.4)
     ap.add_argument("--learning-rate", type=float, default=2e-5)
+    ap.add_argument("--questions-per-step", type=int, default=2)
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--show", type=int, default=6)
     args = ap.parse_args()
@@ -83,7 +84,7 @@ def main() -> None:
         run = out / f"adapt-seed{seed}"
         t1 = time.monotonic()
         opts = AdaptOptions(num_generations=args.group, max_steps=args.steps, min_share=args.min_share,
-                            learning_rate=args.learning_rate, use_cpu=True, seed=seed,
+                            learning_rate=args.learning_rate, questions_per_step=args.questions_per_step, use_cpu=True, seed=seed,
                             overrides={"disable_tqdm": True})
         report = adapt(args.model, str(qfile), str(run), databases=str(world / "database"), opts=opts,
                        log=lambda m: print(m) if m.startswith("adapt") else None)

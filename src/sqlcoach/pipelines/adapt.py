@@ -234,6 +234,11 @@ def watch_callback(watch: Watch, every: int) -> Any:
     return AdaptWatch()
 
 
+def reward_names(spec: list[Any]) -> list[str]:
+    """The names of the rewards of ``AdaptOptions.reward`` (names or ``{"name": ...}`` entries)."""
+    return [str(r if isinstance(r, str) else r.get("name")) for r in spec]
+
+
 def read_decisions(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
@@ -274,6 +279,7 @@ def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | Non
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.execution.sandbox import Limits
     from sqlcoach.prompts.recipe import read_recipe, resolve_prompt
+    from sqlcoach.tasks.consensus import ConsensusTask
     from sqlcoach.train.grpo import run_grpo
 
     opts = opts or AdaptOptions()
@@ -286,11 +292,7 @@ def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | Non
     log(f"adapt: {len(qs.examples)} questions ({qs.format}, sha256 {qs.sha256[:12]}) on {len(qs.databases)} "
         f"database(s); training on {len(train)}, {len(held)} held aside for the collapse watch")
     cfg = grpo_config(model, out, opts)
-    recipe = resolve_prompt(model, log=None)
-    builder = recipe.builder()
-    from sqlcoach.tasks.consensus import ConsensusTask
-
-    held_rows = ConsensusTask(builder).train_rows(held, log=log) if held else []
+    held_rows = ConsensusTask(resolve_prompt(model, log=None).builder()).train_rows(held, log=log) if held else []
     pool = ExecutorPool(workers=0, limits=Limits(timeout=cfg.reward_timeout))
 
     def run_sql(rows: list[dict[str, Any]], sqls: list[str]) -> list[Any]:
@@ -314,18 +316,23 @@ def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | Non
         trl_log.setLevel(level)
         pool.close()
     decisions = read_decisions(decisions_path)
-    used = [d for d in decisions if d["reason"] is None]
     final = Path(summary.get("final_dir") or out / "final")
-    if not used:
+    names = reward_names(opts.reward)
+    if "consensus" in names:
+        scored = any(d["reason"] is None for d in decisions)
+        why = (f"no question reached consensus in {len(decisions)} question-rounds (every one skipped: see "
+               f"{decisions_path}); no model written. Lower --min-share, raise --group, or start from a stronger model")
+    else:  # another gold-free reward alone: TRL logs the mean of the rewards it could score
+        scored = any(p.get("reward") is not None for p in summary.get("reward_curve", []))
+        why = f"the rewards {names} scored no completion in {summary.get('global_step')} steps; no model written"
+    if not scored:
         for p in [final, *out.glob("checkpoint-*")]:
             shutil.rmtree(p, ignore_errors=True)
-        raise DataError(f"no question reached consensus in {len(decisions)} question-rounds (every one skipped: "
-                        f"see {decisions_path}); no model written. Lower --min-share, raise --group, or start from a "
-                        "stronger model")
-    rounds = max(d["call"] for d in decisions)
+        raise DataError(why)
+    rounds = max((d["call"] for d in decisions), default=summary.get("global_step"))
     adapted = {"databases": qs.databases, "questions_file": str(Path(questions_path).resolve()),
                "questions_sha256": qs.sha256, "questions": len(train), "held_aside": len(held),
-               "rewards": [r if isinstance(r, str) else r.get("name") for r in opts.reward],
+               "rewards": names,
                "min_share": opts.min_share, "rounds": rounds, "steps": summary.get("global_step"),
                "early_stop": watch.stopped, "start_model": model}
     rec = read_recipe(final)
