@@ -16,7 +16,9 @@ What it does:
    model (``generate.predict.predict``, the model's own recipe) and scored by EX
    (``metrics.evaluate_examples``); adapted minus start is a paired bootstrap difference with
    McNemar's p (``metrics.stats.paired_difference``), overall and per database;
-4. prints the adapt report's per-database table, early stop, the collapse curve and the first
+4. with ``--maj N``, also the start's vote among N samples at temperature 1.0 (maj@N, N times
+   the inference cost), the ceiling consensus training could distil;
+5. prints the adapt report's per-database table, early stop, the collapse curve and the first
    questions of half B whose greedy answer changed (right/wrong before and after).
 
 Prints the machine's load (``os.getloadavg``): the figures are accuracies, the seconds depend on load.
@@ -31,7 +33,8 @@ import time
 from pathlib import Path
 
 
-def _greedy(model_dir: str, examples: list, out: Path) -> list[dict]:
+def _greedy(model_dir: str, examples: list, out: Path, n: int = 1) -> list[dict]:
+    """Greedy (``n=1``) or the execution vote among ``n`` samples at temperature 1.0, scored by EX."""
     from sqlcoach.generate.predict import predict
     from sqlcoach.metrics import evaluate_examples
     from sqlcoach.models.load import load_model
@@ -40,7 +43,7 @@ def _greedy(model_dir: str, examples: list, out: Path) -> list[dict]:
     rec = resolve_prompt(model_dir, log=None)
     model, tok = load_model(model_dir, device="cpu", dtype="float32")
     out.with_suffix(".jsonl").unlink(missing_ok=True)
-    predict(model, tok, examples, out, n=1, temperature=0.0, batch_size=16, max_new_tokens=128,
+    predict(model, tok, examples, out, n=n, temperature=0.0 if n == 1 else 1.0, batch_size=16, max_new_tokens=128,
             template=rec.template, schema_style=rec.schema_style, schema_sample_values=rec.schema_sample_values,
             value_retrieval=rec.value_retrieval, token_budget=rec.token_budget, workers=1, progress=False)
     preds = out.read_text(encoding="utf-8").splitlines()
@@ -59,6 +62,7 @@ def main() -> None:
     ap.add_argument("--questions-per-step", type=int, default=2)
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--show", type=int, default=6)
+    ap.add_argument("--maj", type=int, default=0, help="also score the start's vote among N samples (maj@N) on half B")
     args = ap.parse_args()
 
     from sqlcoach.data import load_examples
@@ -80,7 +84,13 @@ def main() -> None:
     t0 = time.monotonic()
     start = _greedy(args.model, half_b, out / "start_B.sql")
     print(f"start greedy on B: EX {sum(r['ex'] for r in start) / len(start):.4f} ({time.monotonic() - t0:.0f} s)")
-    for seed in [int(s) for s in args.seeds.split(",")]:
+    if args.maj:
+        t1 = time.monotonic()
+        maj = _greedy(args.model, half_b, out / f"start_maj{args.maj}_B.sql", n=args.maj)
+        d = paired_difference([[float(r["ex"]) for r in maj]], [[float(r["ex"]) for r in start]])
+        print(f"start maj@{args.maj} (vote, T=1.0) on B: EX {sum(r['ex'] for r in maj) / len(maj):.4f}; minus greedy "
+              f"{d.mean:+.4f} [{d.lo:+.4f}, {d.hi:+.4f}] mcnemar_p={d.p_mcnemar:.3f} ({time.monotonic() - t1:.0f} s)")
+    for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
         run = out / f"adapt-seed{seed}"
         t1 = time.monotonic()
         opts = AdaptOptions(num_generations=args.group, max_steps=args.steps, min_share=args.min_share,
