@@ -352,7 +352,8 @@ def write_report(out: Path, *, adapted: dict[str, Any], summary: dict[str, Any],
                for r, a, b in zip(held_rows, watch.start_greedy, watch.last_greedy) if a != b]
     per_db = per_database(decisions, train, held)
     png = plot_rewards(watch.curve,
-                       out / "collapse.png", title="adapt: agreement and collapse signals (held-aside, batches)")
+                       out / "collapse.png", title="adapt: agreement and collapse signals",
+                       ylabel="share (entropy: nats)")
     report = {"adapted": adapted, "per_database": per_db, "reward_curve": summary.get("reward_curve", []),
               "collapse_curve": watch.curve, "early_stop": watch.stopped, "changed_answers": changed[:20],
               "changed_count": len(changed), "held_count": len(held_rows), "final": summary.get("final_dir"),
@@ -362,13 +363,14 @@ def write_report(out: Path, *, adapted: dict[str, Any], summary: dict[str, Any],
              f"Start model `{adapted['start_model']}`; questions sha256 `{adapted['questions_sha256'][:16]}`; rewards "
              f"{adapted['rewards']} (min_share {adapted['min_share']}); {adapted['rounds']} reward rounds, "
              f"{adapted['steps']} steps; early stop: {watch.stopped or 'no'}.", "",
-             "| database | train q | held q | used | skipped | rounds skipped | mean vote share | skip reasons |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| database | train q | held q | sampled | used | skipped | rounds skipped | mean vote share | skip reasons |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for db, d in per_db.items():
-        lines.append(f"| {db} | {d['questions']} | {d['held_aside']} | {d['used']} | {d['skipped']} | "
+        lines.append(f"| {db} | {d['questions']} | {d['held_aside']} | {d['sampled']} | {d['used']} | {d['skipped']} | "
                      f"{d['rounds_skipped']}/{d['rounds']} | {d['mean_vote_share']} | {d['skip_reasons']} |")
     lines += ["", "## Reward curve", "", "| step | reward |", "|---|---|"]
-    lines += [f"| {p['step']} | {p.get('reward')} |" for p in report["reward_curve"]]
+    lines += [f"| {p['step']} | " + ("every question skipped" if p.get("reward") is None else f"{p['reward']:.3f}") + " |"
+              for p in report["reward_curve"]]
     keys = sorted({k for p in watch.curve for k in p if k != "step"})
     lines += ["", "## Collapse watch (held-aside greedy; training batches)", "",
               "| step | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
