@@ -92,6 +92,7 @@ def world(tmp_path_factory):
 def _opts(**kw):
     values = dict(num_generations=4, questions_per_step=2, max_steps=2, learning_rate=1e-2, max_completion_length=12,
                   min_share=0.25, held_percent=30, check_every=1, use_cpu=True, reward_workers=0, seed=0,
+                  stop_drop=1.0, max_identical=1.0, max_empty_rise=1.0,  # 2 steps at lr 1e-2: no stop rule here
                   overrides={"disable_tqdm": True, "logging_steps": 1})
     values.update(kw)
     return AdaptOptions(**values)
@@ -142,3 +143,14 @@ def test_no_consensus_writes_no_model(world, tmp_path):
         adapt(str(raw), str(original), str(out), databases=str(root / "database"),
               opts=_opts(max_steps=1, held_percent=0), log=lambda m: None)
     assert not (out / "final").exists() and not list(out.glob("checkpoint-*"))
+
+
+def test_early_stop_without_a_better_check_writes_no_model(world, tmp_path):
+    # lr 1e-2 moves the tiny policy off its own held-aside consensus at once (agreement 1.0 -> 0.0):
+    # the watch stops, no check after the start beat the start, so nothing is kept
+    root, _, taught, original, _ = world
+    out = tmp_path / "stopped"
+    with pytest.raises(DataError, match="no check after the start beat"):
+        adapt(str(taught), str(original), str(out), databases=str(root / "database"),
+              opts=_opts(stop_drop=0.15, max_identical=0.5, max_empty_rise=0.25), log=lambda m: None)
+    assert not (out / "final").exists() and not (out / "best-check").exists()

@@ -38,6 +38,7 @@ from typing import Any, Callable
 from sqlcoach.errors import DataError
 
 DECISIONS_FILE = "consensus_decisions.jsonl"
+BEST_DIR = "best-check"  # the policy of the best watch check, while training runs
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
 
@@ -107,7 +108,8 @@ class Watch:
     held question id to its pseudo-label result (start model's consensus), ``None`` without one."""
 
     def __init__(self, rows: list[dict[str, Any]], *, tokenizer: Any, run_sql: Callable[..., list[Any]],
-                 opts: AdaptOptions, decisions: Callable[[], list[dict[str, Any]]], log: Callable[[str], None]):
+                 opts: AdaptOptions, decisions: Callable[[], list[dict[str, Any]]], log: Callable[[str], None],
+                 best_dir: Path | None = None):
         self.rows = rows
         self.tokenizer = tokenizer
         self.run_sql = run_sql
@@ -120,6 +122,8 @@ class Watch:
         self.last_greedy: list[str] = []
         self.best = -1.0
         self.seen = 0
+        self.best_dir = best_dir  # the policy of the best check is saved here (rollback on early stop)
+        self.best_step: int | None = None
         self.stopped: str | None = None
 
     def _texts(self) -> list[str]:
@@ -191,6 +195,12 @@ class Watch:
             point["train_skipped"] = round(sum(d["reason"] is not None for d in recent) / len(recent), 4)
         self.curve.append(point)
         self.log("adapt watch: " + ", ".join(f"{k}={v}" for k, v in point.items()))
+        a = point.get("agreement")
+        if a is not None and a > self.best:  # strictly better: on a tie the earlier policy is kept
+            self.best_step = step
+            if step > 0 and self.best_dir is not None:
+                shutil.rmtree(self.best_dir, ignore_errors=True)
+                model.save_pretrained(str(self.best_dir))
         self.stopped = self.stopped or self._stop(point)
         return point
 
@@ -232,6 +242,18 @@ def watch_callback(watch: Watch, every: int) -> Any:
                 watch.check(model, state.global_step)
 
     return AdaptWatch()
+
+
+def roll_back(final: Path, best: Path) -> bool:
+    """Replace the weights in ``final`` with those saved at the best check (``best``), when both
+    hold the same kind of weights (an adapter, or a full model); ``False`` when they do not (a
+    run saved merged: its best check is an adapter) and nothing was changed."""
+    files = [f for f in best.glob("*.safetensors")]
+    if not files or not all((final / f.name).is_file() for f in files):
+        return False
+    for f in files:
+        shutil.copyfile(f, final / f.name)
+    return True
 
 
 def reward_names(spec: list[Any]) -> list[str]:
@@ -301,8 +323,10 @@ def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | Non
         it = iter(res)
         return [next(it) if s else None for s in sqls]
 
+    best_dir = out / BEST_DIR
+    shutil.rmtree(best_dir, ignore_errors=True)
     watch = Watch(held_rows, tokenizer=None, run_sql=run_sql, opts=opts,
-                  decisions=lambda: read_decisions(decisions_path), log=log)
+                  decisions=lambda: read_decisions(decisions_path), log=log, best_dir=best_dir)
     import logging
 
     # TRL warns with the whole row for every question whose rewards are all None; a skipped
@@ -325,6 +349,18 @@ def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | Non
     else:  # another gold-free reward alone: TRL logs the mean of the rewards it could score
         scored = any(p.get("reward") is not None for p in summary.get("reward_curve", []))
         why = f"the rewards {names} scored no completion in {summary.get('global_step')} steps; no model written"
+    rolled_back = None
+    if scored and watch.stopped and watch.best_step == 0:
+        scored = False
+        why = (f"training stopped early ({watch.stopped}) and no check after the start beat the start model's "
+               "agreement on the held-aside questions: adapting did not help, no model written")
+    elif scored and watch.stopped and watch.best_step is not None and watch.best_step < (summary.get("global_step") or 0):
+        if roll_back(final, best_dir):
+            rolled_back = watch.best_step
+            log(f"adapt: early stop; final/ holds the policy of step {watch.best_step}, the best check")
+        else:
+            log("adapt: early stop, but final/ was saved merged and cannot be rolled back to the best check; kept as is")
+    shutil.rmtree(best_dir, ignore_errors=True)
     if not scored:
         for p in [final, *out.glob("checkpoint-*")]:
             shutil.rmtree(p, ignore_errors=True)
@@ -334,7 +370,7 @@ def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | Non
                "questions_sha256": qs.sha256, "questions": len(train), "held_aside": len(held),
                "rewards": names,
                "min_share": opts.min_share, "rounds": rounds, "steps": summary.get("global_step"),
-               "early_stop": watch.stopped, "start_model": model}
+               "early_stop": watch.stopped, "rolled_back_to_step": rolled_back, "start_model": model}
     rec = read_recipe(final)
     if rec is not None:
         replace(rec, source="adapt", history=[*rec.history, rec.source], adapted=adapted).save(final)

@@ -53,3 +53,18 @@ def test_split_is_fixed_and_config_anchors_to_the_start(tmp_path):
     cfg = grpo_config("m", tmp_path, AdaptOptions())
     assert cfg.task == "consensus" and cfg.beta > 0 and cfg.method == "lora" and not cfg.curate_gold
     assert cfg.rewards[0]["name"] == "consensus" and cfg.per_device_train_batch_size == 16
+
+
+def test_roll_back_swaps_weights_of_the_same_kind_only(tmp_path):
+    from sqlcoach.pipelines.adapt import roll_back
+
+    final, best = tmp_path / "final", tmp_path / "best"
+    final.mkdir()
+    best.mkdir()
+    (final / "adapter_model.safetensors").write_bytes(b"last")
+    (final / "sqlcoach_recipe.json").write_text("{}")
+    (best / "adapter_model.safetensors").write_bytes(b"best")
+    assert roll_back(final, best) and (final / "adapter_model.safetensors").read_bytes() == b"best"
+    (best / "adapter_model.safetensors").unlink()
+    (best / "model.safetensors").write_bytes(b"full")  # final holds an adapter: not the same kind
+    assert not roll_back(final, best) and not (final / "model.safetensors").exists()
