@@ -67,6 +67,7 @@ def main() -> None:
 
     from sqlcoach.data import load_examples
     from sqlcoach.data.questions import question_bucket
+    from sqlcoach.errors import DataError
     from sqlcoach.metrics.stats import paired_difference
     from sqlcoach.pipelines.adapt import AdaptOptions, adapt
 
@@ -96,8 +97,12 @@ def main() -> None:
         opts = AdaptOptions(num_generations=args.group, max_steps=args.steps, min_share=args.min_share,
                             learning_rate=args.learning_rate, questions_per_step=args.questions_per_step, use_cpu=True, seed=seed,
                             overrides={"disable_tqdm": True})
-        report = adapt(args.model, str(qfile), str(run), databases=str(world / "database"), opts=opts,
-                       log=lambda m: print(m) if m.startswith("adapt") else None)
+        try:
+            report = adapt(args.model, str(qfile), str(run), databases=str(world / "database"), opts=opts,
+                           log=lambda m: print(m) if m.startswith("adapt") else None)
+        except DataError as exc:  # a safeguard refused to write a model: that is a result too
+            print(f"\n== seed {seed}: no model ({time.monotonic() - t1:.0f} s): {exc}")
+            continue
         train_s = time.monotonic() - t1
         adapted = _greedy(str(run / "final"), half_b, out / f"adapted{seed}_B.sql")
         a = [[float(r["ex"]) for r in adapted]]
