@@ -30,6 +30,7 @@ Reads top to bottom:
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -295,8 +296,8 @@ def per_database(decisions: list[dict[str, Any]], train: list[Any], held: list[A
 def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | None = None, db: str | None = None,
           opts: AdaptOptions | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run ``sqlcoach adapt`` (module docstring); returns the report dict (also ``report.json``).
-    ``DataError`` for bad questions or databases, and when no question reached consensus (no
-    model is then written)."""
+    ``DataError`` for bad questions or databases, when no question reached consensus, and when
+    training stopped early with no check better than the start (no model is then written)."""
     from sqlcoach.data.questions import load_questions
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.execution.sandbox import Limits
@@ -315,7 +316,8 @@ def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | Non
         f"database(s); training on {len(train)}, {len(held)} held aside for the collapse watch")
     cfg = grpo_config(model, out, opts)
     held_rows = ConsensusTask(resolve_prompt(model, log=None).builder()).train_rows(held, log=log) if held else []
-    pool = ExecutorPool(workers=0, limits=Limits(timeout=cfg.reward_timeout))
+    # the watch's SQL (model-written: hostile) runs in a worker process, killed past its deadline
+    pool = ExecutorPool(workers=1, limits=Limits(timeout=cfg.reward_timeout))
 
     def run_sql(rows: list[dict[str, Any]], sqls: list[str]) -> list[Any]:
         jobs = [(r["db_path"], s) for r, s in zip(rows, sqls)]
@@ -327,8 +329,6 @@ def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | Non
     shutil.rmtree(best_dir, ignore_errors=True)
     watch = Watch(held_rows, tokenizer=None, run_sql=run_sql, opts=opts,
                   decisions=lambda: read_decisions(decisions_path), log=log, best_dir=best_dir)
-    import logging
-
     # TRL warns with the whole row for every question whose rewards are all None; a skipped
     # question is expected here and is logged once per round in the decisions file instead.
     trl_log = logging.getLogger("trl.trainer.grpo_trainer")
