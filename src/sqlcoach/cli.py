@@ -21,6 +21,7 @@ VERBS: dict[str, str] = {
     "world": "world",
     "model": "model",
     "train": "train",
+    "adapt": "adapt",
     "predict": "predict",
     "pairs": "pairs",
     "rm": "rm",

@@ -66,6 +66,7 @@ class PromptRecipe:
     turn_history: str = DEFAULTS["turn_history"]  # multi-turn history shown (questions, predicted, gold)
     source: str = ""
     history: list[str] = field(default_factory=list)  # the sqlcoach steps that produced this folder, oldest first
+    adapted: dict[str, Any] | None = None  # `sqlcoach adapt`: databases, questions sha256, rewards, rounds
 
     @property
     def system_prompt(self) -> str | None:

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 from sqlcoach.errors import ConfigError
 from sqlcoach.rewards.base import RewardFn
 from sqlcoach.rewards.complexity import ComplexityReward
+from sqlcoach.rewards.consensus import ConsensusReward
 from sqlcoach.rewards.execution import ExecutionBinaryReward, ExecutionReward, PoolHandle
 from sqlcoach.rewards.format import FormatReward
 from sqlcoach.rewards.linking import NgramReward, SchemaLinkingReward
@@ -31,6 +32,7 @@ REWARDS: dict[str, type] = {
     "schema_linking": SchemaLinkingReward,
     "ngram": NgramReward,
     "reward_model": RewardModelReward,  # a trained RM (`sqlcoach train rm`): needs model_dir
+    "consensus": ConsensusReward,  # no gold: agreement of the G samples' results (`sqlcoach adapt`)
 }
 
 PRESETS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
@@ -154,5 +156,6 @@ def close_rewards(rewards: Iterable[Any]) -> None:
     """Stop the executor pools that ``build_rewards`` created for these rewards (caller's pools are kept)."""
     for reward in rewards:
         scorer = getattr(reward, "scorer", None)
-        if scorer is not None:
-            scorer.handle.close()
+        handle = scorer.handle if scorer is not None else getattr(reward, "handle", None)  # consensus: its own handle
+        if isinstance(handle, PoolHandle):
+            handle.close()

@@ -75,19 +75,23 @@ def plot_loss(log_history: list[dict[str, Any]], out_png: str | Path, *, title: 
     return _save(fig, out_png)
 
 
-def plot_rewards(reward_curve: list[dict[str, Any]], out_png: str | Path, *, title: str = "GRPO reward") -> Path | None:
-    """Total reward and each component (``[{step, reward, <name>: ...}]``) against step."""
+def plot_rewards(reward_curve: list[dict[str, Any]], out_png: str | Path, *, title: str = "GRPO reward",
+                 ylabel: str = "mean reward") -> Path | None:
+    """Total reward and each component (``[{step, reward, <name>: ...}]``) against step; a key
+    missing from some points is drawn where it is present (``adapt``'s curves start without the
+    training-batch signals)."""
     if not reward_curve:
         return None
     steps = [p["step"] for p in reward_curve]
     fig, ax = _plt().subplots(figsize=(6, 3.5), dpi=100)
-    for key in [k for k in reward_curve[0] if k != "step"]:
+    keys = list(dict.fromkeys(k for p in reward_curve for k in p if k != "step"))
+    for key in keys:
         ys = [p.get(key) for p in reward_curve]
         if all(y is None for y in ys):
             continue
         ax.plot(steps, [float("nan") if y is None else y for y in ys], label=key, lw=1.8 if key == "reward" else 1.0)
     ax.set_xlabel("step")
-    ax.set_ylabel("mean reward")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from sqlcoach.tasks.base import Environment, Step, Task, is_multi_turn
+from sqlcoach.tasks.consensus import ConsensusTask
 from sqlcoach.tasks.sql_exec import SqlExecutionTask, needs_gold
 
 #: name -> factory(builder, *, pool) -> Task
 TASKS: dict[str, Callable[..., Task]] = {
     "sql_exec": SqlExecutionTask,
+    "consensus": ConsensusTask,
 }
 
 
@@ -28,4 +30,4 @@ def build_task(name: str, builder: Any, *, pool: Any = None) -> Task:
     return TASKS[name](builder, pool=pool)
 
 
-__all__ = ["Environment", "SqlExecutionTask", "Step", "TASKS", "Task", "build_task", "is_multi_turn", "needs_gold"]
+__all__ = ["ConsensusTask", "Environment", "SqlExecutionTask", "Step", "TASKS", "Task", "build_task", "is_multi_turn", "needs_gold"]
