@@ -1,0 +1,214 @@
+"""``predict --agent``: every example answered by a multi-turn trajectory (``sqlcoach.generate.agent``).
+
+``predict_agent(model, tokenizer, examples, out_path, config=AgentConfig(...))`` writes the same
+two files as ``predict``:
+
+* ``out_path`` (Spider format): each trajectory's final answer on one line (``""`` when it gave
+  none), so ``sqlcoach evaluate`` scores it like any prediction file;
+* ``out_path.with_suffix(".jsonl")``: one record per example with ``sql`` (the answer), ``raw``
+  (the whole completion, observations included), ``turns`` (each turn's kind, text, SQL as run,
+  observation, error class, generated tokens, execution seconds), ``finish`` (``solution``,
+  ``turn_limit``, ``observation_budget``, ``length``), ``queries`` and the seconds spent generating
+  and executing.
+
+The prompt is the model's usual prediction prompt with the agent instruction appended to the user
+message (``sqlcoach.prompts.agent``). Greedy unless ``temperature > 0``; no resume (a run is
+written afresh). Queries run in one ``ExecutorPool`` (``workers`` processes; 0 = in this process).
+``recoveries`` needs the gold and so runs at scoring time (``predict`` calls it when the data has
+gold SQL).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlcoach.generate.agent import AgentConfig, SqlAgentEnv, run_agent
+from sqlcoach.types import Example
+
+
+@dataclass
+class AgentSummary:
+    """What an agent run did: the throughput fields of ``PredictSummary`` plus the trajectories'."""
+
+    examples: int
+    predicted_now: int
+    seconds: float
+    generated_tokens: int
+    sql_path: str
+    jsonl_path: str
+    max_turns: int
+    mean_turns: float
+    queries_run: int
+    answered: int
+    finish: dict[str, int] = field(default_factory=dict)
+    generation_seconds: float = 0.0
+    execution_seconds: float = 0.0
+    recoveries: int | None = None
+    first_query_failed: int | None = None
+    resumed: int = 0
+    examples_per_s: float = 0.0
+    tokens_per_s: float = 0.0
+
+    def line(self) -> str:
+        ends = ", ".join(f"{k} {v}" for k, v in sorted(self.finish.items()))
+        rec = ""
+        if self.recoveries is not None:
+            rec = (f"; recoveries {self.recoveries} (first query failed, final answer correct) of "
+                   f"{self.first_query_failed} trajectories whose first query failed")
+        return (
+            f"agent: {self.predicted_now} trajectories in {self.seconds:.1f}s (generation {self.generation_seconds:.1f}s, "
+            f"execution {self.execution_seconds:.2f}s); mean turns {self.mean_turns:.2f} of {self.max_turns}, "
+            f"{self.queries_run} queries run, {self.answered} answered; ends: {ends}{rec}"
+        )
+
+
+def agent_prompts(examples: Sequence[Example], tokenizer: Any, builder: Any, max_turns: int,
+                  instruction: bool = True) -> list[str]:
+    """Each example's prediction prompt (chat-formatted text), with the agent instruction unless
+    ``instruction=False`` (a model trained on agent rows without it, or one that never learnt to
+    read prose: the tiny demo models)."""
+    from sqlcoach.prompts.agent import with_agent_instruction
+    from sqlcoach.prompts.chat import to_text
+
+    def messages(ex: Example) -> list[dict]:
+        m = builder.prediction_messages(ex)
+        return with_agent_instruction(m, max_turns) if instruction else m
+
+    return [to_text(messages(ex), tokenizer) for ex in examples]
+
+
+def env_for(ex: Example, config: AgentConfig, template: str, executor: Any = None, length: Any = None) -> SqlAgentEnv:
+    """The environment of one example: its database, and its template's placeholder mapping."""
+    from sqlcoach.prompts.templates import restore_sql
+
+    return SqlAgentEnv(ex.db_path, config, executor=executor, length=length,
+                       restore=lambda s: restore_sql(s, ex, template))
+
+
+def predict_agent(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    out_path: str | Path,
+    *,
+    config: AgentConfig = AgentConfig(),
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    batch_size: int = 8,
+    max_new_tokens: int = 256,
+    max_total_tokens: int = 1024,
+    template: str = "sql_terminal",
+    schema_style: str = "compact",
+    schema_sample_values: int = 3,
+    value_retrieval: int | None = None,
+    token_budget: int | None = None,
+    workers: int | None = 1,
+    chunk_size: int = 64,
+    seed: int = 0,
+    progress: bool = True,
+    instruction: bool = True,
+) -> AgentSummary:
+    """Run one trajectory per example and write the files (module docstring). Observation
+    budgets are counted in the tokenizer's tokens. ``instruction``: append the agent instruction
+    to the prompt (``agent_prompts``)."""
+    from sqlcoach.execution.pool import ExecutorPool
+    from sqlcoach.execution.render import token_length
+    from sqlcoach.generate.predict import sql_file_text
+    from sqlcoach.prompts.builder import PromptBuilder
+
+    builder = PromptBuilder(template, schema_style, schema_sample_values, value_retrieval=value_retrieval,
+                            token_budget=token_budget)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    jsonl = out.with_suffix(".jsonl") if out.suffix != ".jsonl" else out.with_suffix(".records.jsonl")
+    for old in (out, jsonl):
+        old.unlink(missing_ok=True)
+    length = token_length(tokenizer)
+    records: list[dict[str, Any]] = []
+    t0 = time.monotonic()
+    gen_tokens = 0
+    bar = None
+    if progress and examples:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(examples), desc=f"predict --agent (turns <= {config.max_turns})", unit="ex", file=sys.stderr)
+    with ExecutorPool(workers, config.limits()) as pool:
+        for start in range(0, len(examples), chunk_size):
+            exs = list(examples[start : start + chunk_size])
+            envs = [env_for(ex, config, builder.template, pool, length) for ex in exs]
+            prompts = agent_prompts(exs, tokenizer, builder, config.max_turns, instruction)
+            rolls = run_agent(model, tokenizer, prompts, envs, max_new_tokens=max_new_tokens,
+                              max_total_tokens=max_total_tokens, temperature=temperature, top_p=top_p,
+                              batch_size=batch_size, seed=seed + start, executor=pool)
+            chunk = []
+            for k, (ex, env, roll) in enumerate(zip(exs, envs, rolls)):
+                gen_tokens += sum(roll.env_mask)
+                chunk.append({
+                    "index": start + k, "id": ex.id, "db_id": ex.db_id,
+                    "sql": env.answer or "",
+                    "raw": tokenizer.decode(roll.completion_ids, skip_special_tokens=True),
+                    "agent": True, "finish": env.finish, "turns": [t.as_json() for t in env.turns],
+                    "queries": env.queries_run, "generated_tokens": sum(roll.env_mask),
+                    "observation_tokens": len(roll.env_mask) - sum(roll.env_mask),
+                    "generation_seconds": round(roll.gen_seconds, 4), "execution_seconds": round(roll.exec_seconds, 4),
+                })
+            with jsonl.open("a", encoding="utf-8") as fh:
+                for rec in chunk:
+                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            records += chunk
+            if bar is not None:
+                bar.update(len(exs))
+    if bar is not None:
+        bar.close()
+    secs = time.monotonic() - t0
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(sql_file_text(examples, [r["sql"] for r in records]), encoding="utf-8")
+    os.replace(tmp, out)
+    return summarize(records, config.max_turns, seconds=secs, sql_path=str(out), jsonl_path=str(jsonl),
+                     generated_tokens=gen_tokens)
+
+
+def summarize(records: Sequence[dict[str, Any]], max_turns: int, *, seconds: float, sql_path: str,
+              jsonl_path: str, generated_tokens: int) -> AgentSummary:
+    """The summary of agent records (as ``predict_agent`` writes them)."""
+    n = len(records)
+    finish: dict[str, int] = {}
+    for r in records:
+        finish[str(r.get("finish"))] = finish.get(str(r.get("finish")), 0) + 1
+    return AgentSummary(
+        examples=n, predicted_now=n, seconds=round(seconds, 3), generated_tokens=generated_tokens,
+        sql_path=sql_path, jsonl_path=jsonl_path, max_turns=max_turns,
+        mean_turns=round(sum(len(r["turns"]) for r in records) / n, 3) if n else 0.0,
+        queries_run=sum(int(r["queries"]) for r in records),
+        answered=sum(1 for r in records if r["sql"]), finish=finish,
+        generation_seconds=round(sum(r["generation_seconds"] for r in records), 3),
+        execution_seconds=round(sum(r["execution_seconds"] for r in records), 3),
+        examples_per_s=round(n / seconds, 3) if seconds > 0 else 0.0,
+        tokens_per_s=round(generated_tokens / seconds, 2) if seconds > 0 else 0.0,
+    )
+
+
+def recoveries(records: Sequence[dict[str, Any]], examples: Sequence[Example], pool: Any,
+               mode: str = "spider") -> tuple[int, int]:
+    """``(recovered, first_failed)``: of the trajectories whose first turn ran a query that failed
+    (an error class: exec_error, timeout, ...), how many end with a final answer that is correct
+    under execution accuracy (``metrics.ex.score_execution``, the same EX ``evaluate`` reports).
+    Needs gold SQL; examples without gold or database are left out of both counts."""
+    from sqlcoach.metrics.ex import ExItem, score_execution
+
+    failed = [r for r in records if r.get("turns") and r["turns"][0]["kind"] == "sql"
+              and r["turns"][0]["error"] is not None
+              and examples[r["index"]].gold_sql and examples[r["index"]].db_path]
+    items = [ExItem(r["sql"] or "", str(examples[r["index"]].gold_sql), (str(examples[r["index"]].db_path),))
+             for r in failed]
+    outcomes = score_execution(items, pool=pool, mode=mode) if items else []
+    return sum(1 for o in outcomes if o.ex), len(failed)
