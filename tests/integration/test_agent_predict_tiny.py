@@ -68,3 +68,17 @@ def test_agent_bad_options(setup, tmp_path):
     base = ["predict", "--agent", "--model", str(model), "--data", str(world), "--out", str(tmp_path / "x.sql")]
     assert main([*base, "--n", "2"]) == 2
     assert main([*base, "--max-turns", "0"]) == 2
+
+
+def test_ask_agent_prints_each_turn(setup, capsys):
+    world, model = setup
+    db = next((world / "database").rglob("*.sqlite"))
+    rc = main(["ask", "--agent", "--max-turns", "2", "--max-new-tokens", "5", "--db", str(db), "--model", str(model),
+               "--device", "cpu", "How many rows are there?"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "turn 1 (" in out and "ended: " in out and "SQL: " in out
+    assert main(["ask", "--agent", "--db", str(db), "--json", "--max-turns", "1", "--max-new-tokens", "3",
+                 "--model", str(model), "--device", "cpu", "How many?"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert len(doc["turns"]) == 1 and doc["finish"] in ("solution", "turn_limit", "length")

@@ -43,6 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--template", default=None, help="prompt template (default: the model's recipe)")
     p.add_argument("--schema-style", default=None, help="schema style (default: the model's recipe)")
     p.add_argument("--schema-samples", type=int, default=None, help="sample values per column (default: the recipe)")
+    p.add_argument("--agent", action="store_true",
+                   help="--model: the model may run <sql>...</sql> queries and read their results before its "
+                   "<solution>...</solution>; each turn is printed (docs/agent.md)")
+    p.add_argument("--max-turns", type=int, default=5, help="--agent: model turns per question")
+    p.add_argument("--untagged", default="error", choices=["error", "solution"],
+                   help="--agent: a turn without tags is an error observation (default), or the final answer")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run)
@@ -69,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     if not db.is_file():
         raise DataError("database file not found", str(db))
     questions = read_questions(args)
+    if args.agent:
+        return _run_agent(args, str(db.resolve()), questions)
     from sqlcoach.serve.ask import ask_local, ask_url
     from sqlcoach.serve.text2sql import SqlRunner, format_table
 
@@ -94,5 +102,39 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(format_table(a.columns, a.rows, max_rows=args.show_rows))
         print(f"({a.seconds:.2f} s: generation {a.generation_seconds:.2f} s, execution {a.execution_seconds:.3f} s)")
+    sys.stdout.flush()
+    return 0
+
+
+def _run_agent(args: argparse.Namespace, db_path: str, questions: list[str]) -> int:
+    """``ask --agent``: each question's turns, then its answer as a table (or JSON)."""
+    if args.url:
+        raise ConfigError("--agent runs the model here: use --model, not --url")
+    if args.max_turns < 1:
+        raise ConfigError("--max-turns must be >= 1")
+    from sqlcoach.serve.ask_agent import ask_local_agent, print_turns
+    from sqlcoach.serve.text2sql import SqlRunner, format_table
+
+    runner = SqlRunner(timeout=args.timeout, max_rows=args.max_rows, workers=1)
+    try:
+        answers = ask_local_agent(args, db_path, questions, runner)
+    finally:
+        runner.close()
+    if args.json:
+        docs = [a.as_json() for a in answers]
+        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, ensure_ascii=False))
+        return 0
+    for i, a in enumerate(answers):
+        if i:
+            print()
+        print(f"Q: {a.answer.question}")
+        print_turns(a)
+        print(f"SQL: {a.answer.sql or '(none)'}")
+        if a.answer.error:
+            print(f"error: {a.answer.error}")
+        else:
+            print(format_table(a.answer.columns, a.answer.rows, max_rows=args.show_rows))
+        print(f"({a.answer.seconds:.2f} s: generation {a.answer.generation_seconds:.2f} s, "
+              f"execution {a.answer.execution_seconds:.3f} s)")
     sys.stdout.flush()
     return 0
