@@ -22,6 +22,7 @@ VERBS: dict[str, str] = {
     "model": "model",
     "train": "train",
     "predict": "predict",
+    "agent": "agent",
     "pairs": "pairs",
     "rm": "rm",
     "export": "export",
