@@ -82,3 +82,32 @@ def test_ask_agent_prints_each_turn(setup, capsys):
                  "--model", str(model), "--device", "cpu", "How many?"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert len(doc["turns"]) == 1 and doc["finish"] in ("solution", "turn_limit", "length")
+
+
+def test_agent_rows_train_sft_reads_them(setup, tmp_path, capsys):
+    """Warm-start rows from an untrained policy (every attempt fails: revisions), read by `train sft`."""
+    world, model = setup
+    rows = tmp_path / "rows.jsonl"
+    assert main(["agent", "rows", "--model", str(model), "--data", str(world), "--split", "train", "--limit", "6",
+                 "--out", str(rows), "--max-new-tokens", "8", "--workers", "0", "--device", "cpu",
+                 "--max-turns", "3"]) == 0
+    assert "agent rows" in capsys.readouterr().out
+    from sqlcoach.data.export import read_training_file
+    from sqlcoach.prompts.agent import SOLUTION_CLOSE, SOLUTION_OPEN
+
+    got, problems, settings = read_training_file(rows)
+    assert len(got) == 6 and not problems and settings["template"] == "sql_terminal"
+    recs = [json.loads(line) for line in rows.read_text().splitlines()]
+    for rec, row in zip(recs, got):
+        text = row["completion"][0]["content"]
+        assert text.endswith(SOLUTION_CLOSE) and text.count(SOLUTION_OPEN) == 1
+        if rec["agent_row"] == "revision":
+            assert text.startswith("<sql>") and "\n<observation>\n" in text and "turns left: 2" in text
+        assert "You may run SQL queries" in row["prompt"][-1]["content"]  # the instruction, as predict --agent shows it
+    out = tmp_path / "sft"
+    cfg = tmp_path / "sft.yaml"
+    cfg.write_text("method: full\n")
+    rc = main(["train", "sft", "--config", str(cfg), f"model={model}", "data_kind=export", f"data_path={rows}", f"output_dir={out}",
+               "max_steps=1", "per_device_train_batch_size=2", "use_cpu=true", "dtype=float32", "max_length=2048",
+               "disable_tqdm=true", "report_to=none", "save_steps=1"])
+    assert rc == 0 and (out / "final").is_dir()
