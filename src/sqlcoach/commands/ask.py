@@ -8,6 +8,8 @@ several). With ``--model`` the model is loaded here; with ``--url`` any OpenAI-c
 (``sqlcoach serve``, vLLM's) writes the SQL through /v1/chat/completions, prompted with the
 recipe that server reports (``sqlcoach serve`` does) or the flags. Either way the prompt shows the
 database's schema and the SQL runs HERE in sqlcoach's sandbox (read-only, deadline, row cap).
+``--agent`` (with ``--model``): the model may run queries and read their results before it answers
+(docs/agent.md); each turn is printed before the answer.
 """
 
 from __future__ import annotations
@@ -75,14 +77,20 @@ def run(args: argparse.Namespace) -> int:
     if not db.is_file():
         raise DataError("database file not found", str(db))
     questions = read_questions(args)
-    if args.agent:
-        return _run_agent(args, str(db.resolve()), questions)
+    if args.agent and args.url:
+        raise ConfigError("--agent runs the model here: use --model, not --url")
+    if args.max_turns < 1:
+        raise ConfigError("--max-turns must be >= 1")
     from sqlcoach.serve.ask import ask_local, ask_url
     from sqlcoach.serve.text2sql import SqlRunner, format_table
 
     runner = SqlRunner(timeout=args.timeout, max_rows=args.max_rows, workers=1)
     try:
-        if args.url:
+        if args.agent:
+            from sqlcoach.serve.ask_agent import ask_local_agent
+
+            answers = ask_local_agent(args, str(db.resolve()), questions, runner)
+        elif args.url:
             answers = ask_url(args, str(db.resolve()), questions, runner)
         else:
             answers = ask_local(args, str(db.resolve()), questions, runner)
@@ -95,7 +103,14 @@ def run(args: argparse.Namespace) -> int:
     for i, a in enumerate(answers):
         if i:
             print()
-        print(f"Q: {a.question}")
+        if args.agent:  # the trajectory's turns first, then its answer like any other
+            from sqlcoach.serve.ask_agent import print_turns
+
+            print(f"Q: {a.answer.question}")
+            print_turns(a)
+            a = a.answer
+        else:
+            print(f"Q: {a.question}")
         print(f"SQL: {a.sql or '(none)'}")
         if a.error:
             print(f"error: {a.error}")
@@ -105,36 +120,3 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     return 0
 
-
-def _run_agent(args: argparse.Namespace, db_path: str, questions: list[str]) -> int:
-    """``ask --agent``: each question's turns, then its answer as a table (or JSON)."""
-    if args.url:
-        raise ConfigError("--agent runs the model here: use --model, not --url")
-    if args.max_turns < 1:
-        raise ConfigError("--max-turns must be >= 1")
-    from sqlcoach.serve.ask_agent import ask_local_agent, print_turns
-    from sqlcoach.serve.text2sql import SqlRunner, format_table
-
-    runner = SqlRunner(timeout=args.timeout, max_rows=args.max_rows, workers=1)
-    try:
-        answers = ask_local_agent(args, db_path, questions, runner)
-    finally:
-        runner.close()
-    if args.json:
-        docs = [a.as_json() for a in answers]
-        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, ensure_ascii=False))
-        return 0
-    for i, a in enumerate(answers):
-        if i:
-            print()
-        print(f"Q: {a.answer.question}")
-        print_turns(a)
-        print(f"SQL: {a.answer.sql or '(none)'}")
-        if a.answer.error:
-            print(f"error: {a.answer.error}")
-        else:
-            print(format_table(a.answer.columns, a.answer.rows, max_rows=args.show_rows))
-        print(f"({a.answer.seconds:.2f} s: generation {a.answer.generation_seconds:.2f} s, "
-              f"execution {a.answer.execution_seconds:.3f} s)")
-    sys.stdout.flush()
-    return 0
