@@ -111,3 +111,24 @@ def test_agent_rows_train_sft_reads_them(setup, tmp_path, capsys):
                "max_steps=1", "per_device_train_batch_size=2", "use_cpu=true", "dtype=float32", "max_length=2048",
                "disable_tqdm=true", "report_to=none", "save_steps=1"])
     assert rc == 0 and (out / "final").is_dir()
+
+
+def test_run_agent_env_mask_marks_observation_tokens(setup):
+    """What a GRPO rollout_func returns: env_mask is 0 exactly on the observations' tokens."""
+    world, model_dir = setup
+    from sqlcoach.data import load_examples
+    from sqlcoach.generate.agent import AgentConfig, run_agent
+    from sqlcoach.generate.agent_predict import agent_prompts, env_for
+    from sqlcoach.models.load import load_model
+    from sqlcoach.prompts.recipe import resolve_prompt
+
+    model, tok = load_model(str(model_dir), device="cpu")
+    exs = load_examples("spider", str(world), "dev")[:2]
+    builder = resolve_prompt(str(model_dir)).builder()
+    envs = [env_for(ex, AgentConfig(max_turns=3), builder.template) for ex in exs]
+    rolls = run_agent(model, tok, agent_prompts(exs, tok, builder, 3), envs, max_new_tokens=5, max_total_tokens=400)
+    for env, r in zip(envs, rolls):
+        assert env.done and len(r.env_mask) == len(r.completion_ids) and r.prompt_ids
+        obs_ids = [t for t, m in zip(r.completion_ids, r.env_mask) if m == 0]
+        assert tok.decode(obs_ids) == "".join(t.observation for t in env.turns)
+        assert sum(r.env_mask) == sum(t.tokens for t in env.turns)

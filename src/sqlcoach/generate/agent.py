@@ -225,12 +225,12 @@ class SqlAgentEnv:
             result = ExecResult(None, error="malformed_turn", message=turn.observation)
         if self.turns_left <= 0:
             turn.observation = ""
-            self._end_at_limit("turn_limit")
+            self.end_at_limit("turn_limit")
             return ""
         obs = self._render(result)
         if obs is None:
             turn.observation = ""
-            self._end_at_limit("observation_budget")
+            self.end_at_limit("observation_budget")
             return ""
         turn.observation = obs
         return obs
@@ -283,7 +283,9 @@ class SqlAgentEnv:
         self.finish = finish
         self.answer = answer or None
 
-    def _end_at_limit(self, finish: str) -> None:
+    def end_at_limit(self, finish: str) -> None:
+        """End the trajectory without a solution (``finish`` says why): the answer is the last
+        query run under ``on_limit="last_query"``, none under ``"none"``."""
         last = next((t.sql for t in reversed(self.turns) if t.kind == "sql" and t.sql), None)
         self._end(finish, last if self.config.on_limit == "last_query" else None)
 
@@ -380,7 +382,7 @@ def run_agent(model: Any, tokenizer: Any, prompts: Sequence[str], envs: Sequence
         for i in list(active):
             room = max_total_tokens - len(rolls[i].completion_ids)
             if room < 1:
-                envs[i]._end_at_limit("length")
+                envs[i].end_at_limit("length")
                 active.remove(i)
         if not active:
             break
