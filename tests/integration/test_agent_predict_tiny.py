@@ -52,6 +52,20 @@ def test_predict_agent_writes_every_turn(setup, tmp_path, capsys):
     assert len(out.read_text().splitlines()) == 3
 
 
+def test_predict_agent_self_consistency_over_trajectories(setup, tmp_path, capsys):
+    world, model = setup
+    out = tmp_path / "sc.sql"
+    assert main(["predict", "--agent", "--n", "3", "--temperature", "0.8", "--untagged", "solution", "--max-turns", "2",
+                 "--model", str(model), "--data", str(world), "--split", "dev", "--out", str(out), "--limit", "2",
+                 "--max-new-tokens", "6", "--workers", "0", "--device", "cpu"]) == 0
+    assert "agent: 2 trajectories" in capsys.readouterr().out
+    for line in out.with_suffix(".jsonl").read_text().splitlines():
+        r = json.loads(line)
+        assert len(r["trajectories"]) == 3 and len(r["votes"]) == 3 and r["select"] == "vote"
+        if r["chosen"] >= 0:
+            assert r["sql"] == r["trajectories"][r["chosen"]]["sql"]
+
+
 def test_agent_loop_degenerates_to_greedy(setup, tmp_path):
     """No instruction and untagged text read as the answer: one turn, the same SQL as `predict`."""
     world, model = setup
@@ -66,7 +80,8 @@ def test_agent_loop_degenerates_to_greedy(setup, tmp_path):
 def test_agent_bad_options(setup, tmp_path):
     world, model = setup
     base = ["predict", "--agent", "--model", str(model), "--data", str(world), "--out", str(tmp_path / "x.sql")]
-    assert main([*base, "--n", "2"]) == 2
+    assert main([*base, "--resume"]) == 2
+    assert main([*base, "--history", "gold"]) == 2
     assert main([*base, "--max-turns", "0"]) == 2
 
 

@@ -210,8 +210,8 @@ def _run_agent(args: argparse.Namespace, examples: list, temperature: float) -> 
     """``predict --agent``: one trajectory per example (``sqlcoach.generate.agent_predict``)."""
     if args.backend != "hf":
         raise ConfigError("--agent runs with --backend hf")
-    if args.n != 1 or args.resume or args.turn_history not in (None, "questions"):
-        raise ConfigError("--agent predicts one trajectory per question afresh: no --n > 1, --resume or --history")
+    if args.resume or args.turn_history not in (None, "questions"):
+        raise ConfigError("--agent predicts afresh from the question alone: no --resume or --history")
     from sqlcoach.generate.agent import AgentConfig
 
     config = AgentConfig(max_turns=args.max_turns, observation_budget=args.observation_budget,
@@ -235,7 +235,7 @@ def _run_agent(args: argparse.Namespace, examples: list, temperature: float) -> 
         batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, max_total_tokens=args.max_total_tokens,
         template=recipe.template, schema_style=recipe.schema_style, schema_sample_values=recipe.schema_sample_values,
         value_retrieval=recipe.value_retrieval, token_budget=recipe.token_budget, workers=workers, seed=args.seed,
-        instruction=args.agent_instruction,
+        instruction=args.agent_instruction, n=args.n, select=args.select or DEFAULT_SELECTOR,
     )
     if any(ex.gold_sql for ex in examples):
         from pathlib import Path

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlcoach.execution.select import DEFAULT_SELECTOR
 from sqlcoach.generate.agent import AgentConfig, SqlAgentEnv, run_agent
 from sqlcoach.types import Example
 
@@ -114,10 +115,24 @@ def predict_agent(
     seed: int = 0,
     progress: bool = True,
     instruction: bool = True,
+    n: int = 1,
+    select: str = DEFAULT_SELECTOR,
 ) -> AgentSummary:
     """Run one trajectory per example and write the files (module docstring). Observation
     budgets are counted in the tokenizer's tokens. ``instruction``: append the agent instruction
-    to the prompt (``agent_prompts``)."""
+    to the prompt (``agent_prompts``).
+
+    ``n > 1`` (with ``temperature > 0``): self-consistency over whole trajectories: ``n`` per
+    example, their final answers executed once each and the answer chosen by the selection rule
+    ``select`` (``sqlcoach.execution.select``); the record holds the chosen trajectory's fields,
+    every trajectory under ``trajectories``, and ``votes``/``chosen``/``select``. The summary counts
+    every trajectory."""
+    from sqlcoach.errors import ConfigError
+    from sqlcoach.execution.select import Candidates, get_selector
+
+    if n < 1:
+        raise ConfigError(f"n must be >= 1 (trajectories per question), got {n}")
+    selector = get_selector(select)
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.execution.render import token_length
     from sqlcoach.generate.predict import sql_file_text
@@ -142,23 +157,28 @@ def predict_agent(
     with ExecutorPool(workers, config.limits()) as pool:
         for start in range(0, len(examples), chunk_size):
             exs = list(examples[start : start + chunk_size])
-            envs = [env_for(ex, config, builder.template, pool, length) for ex in exs]
-            prompts = agent_prompts(exs, tokenizer, builder, config.max_turns, instruction)
+            rep = [ex for ex in exs for _ in range(n)]  # n trajectories per example, side by side
+            envs = [env_for(ex, config, builder.template, pool, length) for ex in rep]
+            prompts = agent_prompts(rep, tokenizer, builder, config.max_turns, instruction)
             rolls = run_agent(model, tokenizer, prompts, envs, max_new_tokens=max_new_tokens,
                               max_total_tokens=max_total_tokens, temperature=temperature, top_p=top_p,
                               batch_size=batch_size, seed=seed + start, executor=pool)
             chunk = []
-            for k, (ex, env, roll) in enumerate(zip(exs, envs, rolls)):
-                gen_tokens += sum(roll.env_mask)
-                chunk.append({
-                    "index": start + k, "id": ex.id, "db_id": ex.db_id,
-                    "sql": env.answer or "",
-                    "raw": tokenizer.decode(roll.completion_ids, skip_special_tokens=True),
-                    "agent": True, "finish": env.finish, "turns": [t.as_json() for t in env.turns],
-                    "queries": env.queries_run, "generated_tokens": sum(roll.env_mask),
-                    "observation_tokens": len(roll.env_mask) - sum(roll.env_mask),
-                    "generation_seconds": round(roll.gen_seconds, 4), "execution_seconds": round(roll.exec_seconds, 4),
-                })
+            for k, ex in enumerate(exs):
+                trajs = [_trajectory(envs[k * n + j], rolls[k * n + j], tokenizer) for j in range(n)]
+                gen_tokens += sum(t["generated_tokens"] for t in trajs)
+                rec: dict[str, Any] = {"index": start + k, "id": ex.id, "db_id": ex.db_id, "agent": True}
+                if n == 1:
+                    rec.update(trajs[0])
+                else:
+                    answers = [t["sql"] for t in trajs]
+                    jobs = sorted({a for a in answers if a}) if ex.db_path else []
+                    ran = dict(zip(jobs, pool.run([(str(ex.db_path), a) for a in jobs]))) if jobs else {}
+                    v = selector(Candidates.of(answers, [ran.get(a) for a in answers], question=ex.question))
+                    rec.update(trajs[v.chosen] if v.chosen >= 0 else trajs[0])
+                    rec.update(sql=v.sql, trajectories=trajs, votes=list(v.votes), chosen=v.chosen,
+                               fallback=v.fallback, select=v.rule)
+                chunk.append(rec)
             with jsonl.open("a", encoding="utf-8") as fh:
                 for rec in chunk:
                     fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
@@ -177,21 +197,34 @@ def predict_agent(
                      generated_tokens=gen_tokens)
 
 
+def _trajectory(env: SqlAgentEnv, roll: Any, tokenizer: Any) -> dict[str, Any]:
+    """One trajectory's fields as the JSONL keeps them."""
+    return {
+        "sql": env.answer or "",
+        "raw": tokenizer.decode(roll.completion_ids, skip_special_tokens=True),
+        "finish": env.finish, "turns": [t.as_json() for t in env.turns], "queries": env.queries_run,
+        "generated_tokens": sum(roll.env_mask), "observation_tokens": len(roll.env_mask) - sum(roll.env_mask),
+        "generation_seconds": round(roll.gen_seconds, 4), "execution_seconds": round(roll.exec_seconds, 4),
+    }
+
+
 def summarize(records: Sequence[dict[str, Any]], max_turns: int, *, seconds: float, sql_path: str,
               jsonl_path: str, generated_tokens: int) -> AgentSummary:
-    """The summary of agent records (as ``predict_agent`` writes them)."""
+    """The summary of agent records (as ``predict_agent`` writes them): turns, queries, ends and
+    seconds over every trajectory (all ``n`` of a self-consistency record), answers per record."""
     n = len(records)
+    trajs = [t for r in records for t in (r.get("trajectories") or [r])]
     finish: dict[str, int] = {}
-    for r in records:
-        finish[str(r.get("finish"))] = finish.get(str(r.get("finish")), 0) + 1
+    for t in trajs:
+        finish[str(t.get("finish"))] = finish.get(str(t.get("finish")), 0) + 1
     return AgentSummary(
         examples=n, predicted_now=n, seconds=round(seconds, 3), generated_tokens=generated_tokens,
         sql_path=sql_path, jsonl_path=jsonl_path, max_turns=max_turns,
-        mean_turns=round(sum(len(r["turns"]) for r in records) / n, 3) if n else 0.0,
-        queries_run=sum(int(r["queries"]) for r in records),
+        mean_turns=round(sum(len(t["turns"]) for t in trajs) / len(trajs), 3) if trajs else 0.0,
+        queries_run=sum(int(t["queries"]) for t in trajs),
         answered=sum(1 for r in records if r["sql"]), finish=finish,
-        generation_seconds=round(sum(r["generation_seconds"] for r in records), 3),
-        execution_seconds=round(sum(r["execution_seconds"] for r in records), 3),
+        generation_seconds=round(sum(t["generation_seconds"] for t in trajs), 3),
+        execution_seconds=round(sum(t["execution_seconds"] for t in trajs), 3),
         examples_per_s=round(n / seconds, 3) if seconds > 0 else 0.0,
         tokens_per_s=round(generated_tokens / seconds, 2) if seconds > 0 else 0.0,
     )
