@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Warm start for the SQL agent, then the agent rows of benchmarks/agent_inference.sh on the result.
-#   benchmarks/agent_warmstart.sh START_MODEL WORLD N_TRAIN N_DEV OUTDIR [train sft key=value ...]
+#   [VERIFY=0.2] benchmarks/agent_warmstart.sh START_MODEL WORLD N_TRAIN N_DEV OUTDIR [train sft key=value ...]
 # 1. `sqlcoach agent rows` on the first N_TRAIN training questions (no instruction in the prompt,
 #    3 turns), 2. `train sft` (full, CPU) from START_MODEL on those rows, 3. single-pass greedy and
 #    `predict --agent --no-agent-instruction --max-turns 3` of the warm-started model on N_DEV dev
@@ -9,7 +9,7 @@ set -euo pipefail
 START=$1; WORLD=$2; NTRAIN=$3; NDEV=$4; OUT=$5; shift 5
 mkdir -p "$OUT"
 sqlcoach agent rows --model "$START" --data "$WORLD" --split train --limit "$NTRAIN" --out "$OUT/rows.jsonl" \
-  --device cpu --no-agent-instruction --max-turns 3 2>/dev/null
+  --device cpu --no-agent-instruction --max-turns 3 --verify-fraction "${VERIFY:-0.2}" 2>/dev/null
 cat > "$OUT/sft.yaml" <<YAML
 method: full
 data_kind: export

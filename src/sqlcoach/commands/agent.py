@@ -6,7 +6,7 @@
 
 The model answers each training question once (greedy, its usual prompt); a failed answer becomes a
 revision trajectory (its query, the real observation, the gold as solution), a right one the gold
-answered directly (or, for --verify-fraction of them, run then answered). Inference with the
+answered directly (or, for --verify-fraction of them, its own query run, read and kept). Inference with the
 trained model: ``sqlcoach predict --agent``.
 """
 
@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--max-turns", type=int, default=5, help="the turn count the prompt states (as predict --agent)")
     r.add_argument("--observation-tokens", type=int, default=600, help="tokens per observation at most")
     r.add_argument("--verify-fraction", type=float, default=0.2,
-                   help="share of the rightly answered questions written as 'run the gold, read, answer'")
+                   help="share of the rightly answered questions written as 'run the own answer, read, keep it' "
+                   "(the rest: the gold answered directly)")
     r.add_argument("--no-agent-instruction", dest="agent_instruction", action="store_false",
                    help="leave the protocol instruction out of the prompts (then also at predict --agent)")
     r.add_argument("--batch-size", type=int, default=16)

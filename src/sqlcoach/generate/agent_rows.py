@@ -8,8 +8,10 @@ answer (SQL-Trail, TRUST-SQL). ``warm_start_rows`` writes trajectories in the ag
   ``evaluate`` reports): ``<sql>ATTEMPT</sql>`` + the real observation of ATTEMPT (rendered by
   ``SqlAgentEnv``, exactly what inference would append) + ``<solution>GOLD</solution>``: a revision;
 * the attempt is **right**: ``<solution>GOLD</solution>`` answered directly;
-* ``verify_fraction`` of the right ones instead: ``<sql>GOLD</sql>`` + its observation +
-  ``<solution>GOLD</solution>`` (run, read, answer), so that a query turn is not a sign of failure.
+* ``verify_fraction`` of the right ones instead: ``<sql>ATTEMPT</sql>`` + its observation +
+  ``<solution>ATTEMPT</solution>`` (run, read, keep), so that a query turn is not a sign of failure
+  and a result that looks right is kept (a policy trained on revisions alone learns to change
+  every answer: docs/agent.md).
 
 Rows are TRL conversational prompt/completion rows in the ``chat`` export format
 (``sqlcoach.data.export``) with ``prompt_settings``, so ``sqlcoach train sft data_kind=export
@@ -45,7 +47,7 @@ class RowsSummary:
     def line(self) -> str:
         return (f"wrote {self.revisions + self.direct + self.verified} agent rows to {self.path}: {self.revisions} revisions "
                 f"(the policy's failed attempt, its observation, the gold), {self.direct} gold answered directly, "
-                f"{self.verified} gold run then answered; {len(self.skipped)} examples skipped")
+                f"{self.verified} right attempts run then kept; {len(self.skipped)} examples skipped")
 
 
 def template_sql(sql: str, ex: Example, template: str) -> str:
@@ -99,9 +101,11 @@ def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out
             except DataError as exc:
                 skipped.append(f"{ex.id}: {exc}")
                 continue
+            answer = gold
             if o.ex:
-                kind = "verified" if rng.random() < verify_fraction else "direct"
-                first = gold if kind == "verified" else None
+                kind = "verified" if w and rng.random() < verify_fraction else "direct"
+                first = w if kind == "verified" else None
+                answer = w if kind == "verified" else gold
             elif w:
                 kind, first = "revision", w
             else:  # no SQL came out: nothing to observe
@@ -113,7 +117,7 @@ def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out
                 sql = env.act(turn)
                 obs = env.observe(pool.run([(str(ex.db_path), sql)])[0] if sql else None)
                 text = turn + obs
-            text += solution_turn(gold)
+            text += solution_turn(answer)
             prompt = with_agent_instruction(messages, config.max_turns) if instruction else messages
             rows.append({"prompt": prompt, "completion": [{"role": "assistant", "content": text}], "id": ex.id,
                          "db_id": ex.db_id, "db_path": str(ex.db_path), "gold_sql": ex.gold_sql, "agent_row": kind,
