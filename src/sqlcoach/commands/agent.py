@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--verify-fraction", type=float, default=0.2,
                    help="share of the rightly answered questions written as 'run the own answer, read, keep it' "
                    "(the rest: the gold answered directly)")
+    r.add_argument("--observation-names", default="template", choices=["template", "real"],
+                   help="names in observations as the template writes them (placeholders for the anonymized "
+                   "template) or the database's real names")
     r.add_argument("--no-agent-instruction", dest="agent_instruction", action="store_false",
                    help="leave the protocol instruction out of the prompts (then also at predict --agent)")
     r.add_argument("--batch-size", type=int, default=16)
@@ -50,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--limit must be >= 1")
     from sqlcoach.generate.agent import AgentConfig
 
-    config = AgentConfig(max_turns=args.max_turns, per_observation=args.observation_tokens, timeout=args.timeout)
+    config = AgentConfig(max_turns=args.max_turns, per_observation=args.observation_tokens, timeout=args.timeout,
+                         observation_names=args.observation_names)
     from sqlcoach.data import load_examples
     from sqlcoach.generate.agent_rows import warm_start_rows
     from sqlcoach.models.load import load_model

@@ -110,6 +110,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="--agent: the answer of a trajectory that never wrote <solution>: its last query, or none")
     p.add_argument("--untagged", default="error", choices=["error", "solution"],
                    help="--agent: a turn without tags is an error observation (default), or the final answer")
+    p.add_argument("--observation-names", default="template", choices=["template", "real"],
+                   help="--agent: names in observations as the template writes them (placeholders for the anonymized "
+                   "template) or the database's real names")
     p.add_argument("--no-agent-instruction", dest="agent_instruction", action="store_false",
                    help="--agent: leave the protocol instruction out of the prompt (a model trained on agent rows "
                    "without it; a tiny demo model that cannot read it)")
@@ -216,7 +219,7 @@ def _run_agent(args: argparse.Namespace, examples: list, temperature: float) -> 
 
     config = AgentConfig(max_turns=args.max_turns, observation_budget=args.observation_budget,
                          per_observation=args.observation_tokens, on_limit=args.on_limit, untagged=args.untagged,
-                         timeout=args.timeout)
+                         timeout=args.timeout, observation_names=args.observation_names)
     if args.max_total_tokens < 1:
         raise ConfigError("--max-total-tokens must be >= 1")
     from sqlcoach.execution.pool import ExecutorPool

@@ -56,6 +56,9 @@ from sqlcoach.types import ExecResult
 
 ON_LIMIT = ("last_query", "none")
 UNTAGGED = ("error", "solution")
+#: names in observations: as the prompt's template writes them (placeholders for an anonymizing
+#: template, via the env's ``encode``), or the database's real names
+OBSERVATION_NAMES = ("template", "real")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class AgentConfig:
     timeout: float = 5.0
     max_rows: int = 10_000
     max_bytes: int = 8 * 2**20
+    observation_names: str = "template"
 
     def __post_init__(self) -> None:
         for name in ("max_turns", "observation_budget", "per_observation", "max_rows", "max_bytes"):
@@ -78,6 +82,9 @@ class AgentConfig:
                 raise ConfigError(f"agent {name} must be an int >= 1, got {v!r}")
         if self.on_limit not in ON_LIMIT:
             raise ConfigError(f"agent on_limit must be one of {', '.join(ON_LIMIT)}, got {self.on_limit!r}")
+        if self.observation_names not in OBSERVATION_NAMES:
+            raise ConfigError(f"agent observation_names must be one of {', '.join(OBSERVATION_NAMES)}, "
+                              f"got {self.observation_names!r}")
         if self.untagged not in UNTAGGED:
             raise ConfigError(f"agent untagged must be one of {', '.join(UNTAGGED)}, got {self.untagged!r}")
         if not (isinstance(self.timeout, (int, float)) and not isinstance(self.timeout, bool) and self.timeout > 0):
@@ -148,12 +155,16 @@ class SqlAgentEnv:
     ``executor``: an object with ``run(jobs) -> list[ExecResult]`` (an ``ExecutorPool``: the hard
     kill of runaway queries); ``None`` runs ``sandbox.execute`` in this process (its deadline is
     checked in SQLite's VM, without a hard kill). ``restore(sql)`` maps the model's SQL to the SQL
-    that runs (an anonymizing template's placeholders); ``length`` measures observation budgets."""
+    that runs (an anonymizing template's placeholders); ``encode(text)`` maps the rendered result back
+to the names the model writes (the reverse, used when ``config.observation_names == "template"``);
+``length`` measures observation budgets."""
 
     def __init__(self, db_path: str | None = None, config: AgentConfig = AgentConfig(), *,
                  executor: Any = None, restore: Callable[[str], str] | None = None,
-                 length: LengthFn | None = None, extract: Callable[[str], str | None] | None = None):
+                 length: LengthFn | None = None, extract: Callable[[str], str | None] | None = None,
+                 encode: Callable[[str], str] | None = None):
         self.config = config
+        self.encode = encode
         self.executor = executor
         self.restore = restore or (lambda s: s)
         self.length: LengthFn = length or len
@@ -271,12 +282,32 @@ class SqlAgentEnv:
         room = min(self.config.per_observation, left) - overhead
         if room < 1:
             return None
-        obs = observation_text(render_result(result, budget=room, length=self.length), self.turns_left)
+        obs = observation_text(self._body(result, room), self.turns_left)
         spent = self.length(obs)
         if spent > min(self.config.per_observation, left):  # a non-additive length: render less
             return None
         self.used += spent
         return obs
+
+    def _body(self, result: ExecResult, room: int) -> str:
+        """The rendered result within ``room``; names encoded when asked, rendered smaller until the
+        encoded text fits (placeholders can be longer than the names they replace)."""
+        budget = room
+        while True:
+            body = render_result(result, budget=budget, length=self.length)
+            if self.encode is None or self.config.observation_names == "real":
+                return body
+            try:
+                body = self.encode(body)
+            except Exception:  # noqa: BLE001 - an unencodable text is shown as rendered, never a crash
+                body = render_result(result, budget=room, length=self.length)
+                return body
+            over = self.length(body) - room
+            if over <= 0:
+                return body
+            if budget <= 0:
+                return ""
+            budget = max(0, budget - over)
 
     def _end(self, finish: str, answer: str | None) -> None:
         self.done = True

@@ -86,10 +86,17 @@ def agent_prompts(examples: Sequence[Example], tokenizer: Any, builder: Any, max
 
 
 def env_for(ex: Example, config: AgentConfig, template: str, executor: Any = None, length: Any = None) -> SqlAgentEnv:
-    """The environment of one example: its database, and its template's placeholder mapping."""
-    from sqlcoach.prompts.templates import restore_sql
+    """The environment of one example: its database, and its template's placeholder mapping both
+    ways (the model's SQL to real names before it runs; with ``config.observation_names ==
+    "template"``, the default, the observation's real names to placeholders)."""
+    from sqlcoach.prompts.templates import get_template, restore_sql
 
-    return SqlAgentEnv(ex.db_path, config, executor=executor, length=length,
+    encode = None
+    if get_template(template).anonymize and ex.db_path:
+        from sqlcoach.prompts.anonymize import name_map
+
+        encode = lambda text: name_map(ex).encode_sql(text)  # noqa: E731 - real names -> placeholders
+    return SqlAgentEnv(ex.db_path, config, executor=executor, length=length, encode=encode,
                        restore=lambda s: restore_sql(s, ex, template))
 
 

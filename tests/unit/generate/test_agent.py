@@ -185,3 +185,28 @@ def test_config_is_checked():
 
 def test_observation_wrapper():
     assert observation_text("rows: 0", 2) == "\n<observation>\nrows: 0\nturns left: 2\n</observation>\n"
+
+
+def test_observation_names_encoded_within_budget(db):
+    encode = lambda text: text.replace("name", "a_much_longer_placeholder")  # noqa: E731
+    env = SqlAgentEnv(db, AgentConfig(per_observation=90), encode=encode)
+    obs = env.step(sql_turn("SELECT name FROM item"))
+    assert "columns (1): a_much_longer_placeholder" in obs and len(obs) <= 90
+    real = SqlAgentEnv(db, AgentConfig(observation_names="real"), encode=encode)
+    assert "columns (1): name\n" in real.step(sql_turn("SELECT name FROM item"))
+    broken = SqlAgentEnv(db, AgentConfig(), encode=lambda text: 1 / 0)
+    assert "columns (1): name" in broken.step(sql_turn("SELECT name FROM item"))  # shown as rendered, no crash
+
+
+def test_anonymized_env_speaks_placeholders(db):
+    from sqlcoach.generate.agent_predict import env_for
+    from sqlcoach.types import Example
+
+    ex = Example("q", "shop", "what is the price of pen", "SELECT price FROM item WHERE name = 'pen'", db)
+    env = env_for(ex, AgentConfig(), "anonymized")
+    from sqlcoach.prompts.anonymize import name_map
+
+    nm = name_map(ex)
+    price = nm.encode_sql("SELECT price FROM item")  # the model's spelling of the query
+    obs = env.step(sql_turn(price))
+    assert "rows: 3" in obs and "price" not in obs and price.split()[1] in obs
