@@ -23,6 +23,7 @@ VERBS: dict[str, str] = {
     "train": "train",
     "adapt": "adapt",
     "predict": "predict",
+    "agent": "agent",
     "pairs": "pairs",
     "rm": "rm",
     "export": "export",

@@ -8,6 +8,8 @@ several). With ``--model`` the model is loaded here; with ``--url`` any OpenAI-c
 (``sqlcoach serve``, vLLM's) writes the SQL through /v1/chat/completions, prompted with the
 recipe that server reports (``sqlcoach serve`` does) or the flags. Either way the prompt shows the
 database's schema and the SQL runs HERE in sqlcoach's sandbox (read-only, deadline, row cap).
+``--agent`` (with ``--model``): the model may run queries and read their results before it answers
+(docs/agent.md); each turn is printed before the answer.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--template", default=None, help="prompt template (default: the model's recipe)")
     p.add_argument("--schema-style", default=None, help="schema style (default: the model's recipe)")
     p.add_argument("--schema-samples", type=int, default=None, help="sample values per column (default: the recipe)")
+    p.add_argument("--agent", action="store_true",
+                   help="--model: the model may run <sql>...</sql> queries and read their results before its "
+                   "<solution>...</solution>; each turn is printed (docs/agent.md)")
+    p.add_argument("--max-turns", type=int, default=5, help="--agent: model turns per question")
+    p.add_argument("--untagged", default="error", choices=["error", "solution"],
+                   help="--agent: a turn without tags is an error observation (default), or the final answer")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run)
@@ -69,12 +77,20 @@ def run(args: argparse.Namespace) -> int:
     if not db.is_file():
         raise DataError("database file not found", str(db))
     questions = read_questions(args)
+    if args.agent and args.url:
+        raise ConfigError("--agent runs the model here: use --model, not --url")
+    if args.max_turns < 1:
+        raise ConfigError("--max-turns must be >= 1")
     from sqlcoach.serve.ask import ask_local, ask_url
     from sqlcoach.serve.text2sql import SqlRunner, format_table
 
     runner = SqlRunner(timeout=args.timeout, max_rows=args.max_rows, workers=1)
     try:
-        if args.url:
+        if args.agent:
+            from sqlcoach.serve.ask_agent import ask_local_agent
+
+            answers = ask_local_agent(args, str(db.resolve()), questions, runner)
+        elif args.url:
             answers = ask_url(args, str(db.resolve()), questions, runner)
         else:
             answers = ask_local(args, str(db.resolve()), questions, runner)
@@ -87,7 +103,14 @@ def run(args: argparse.Namespace) -> int:
     for i, a in enumerate(answers):
         if i:
             print()
-        print(f"Q: {a.question}")
+        if args.agent:  # the trajectory's turns first, then its answer like any other
+            from sqlcoach.serve.ask_agent import print_turns
+
+            print(f"Q: {a.answer.question}")
+            print_turns(a)
+            a = a.answer
+        else:
+            print(f"Q: {a.question}")
         print(f"SQL: {a.sql or '(none)'}")
         if a.error:
             print(f"error: {a.error}")
@@ -96,3 +119,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"({a.seconds:.2f} s: generation {a.generation_seconds:.2f} s, execution {a.execution_seconds:.3f} s)")
     sys.stdout.flush()
     return 0
+

@@ -5,6 +5,7 @@
         [--template T] [--schema-style S] [--schema-samples N] [--value-retrieval K] [--token-budget N] \\
         [--history questions|predicted|gold] [--backend hf|vllm] [--limit N] [--resume] \\
         [--n 8 --select vote|first|vote-nonempty]
+    sqlcoach predict --agent [--max-turns 5] [--observation-budget 3000] [--untagged error|solution] ...
     sqlcoach predict --backend openai --base-url http://127.0.0.1:8000/v1 --model NAME --data D --out OUT \\
         [--api-key-env OPENAI_API_KEY] [--concurrency 4] [--request-timeout 60] [--max-retries 5] [--max-rps R]
 
@@ -28,6 +29,11 @@ chosen sample, every sample's vote count and the rule.
 ``sqlcoach.generate.api_backend``: bounded concurrency, retries with backoff on 429/5xx, a request
 timeout, an error class per failed example (never a crash), token usage per example in the JSONL,
 and ``--resume`` keyed by content (example + endpoint, model, decoding and prompt settings).
+
+``--agent`` answers each question with a multi-turn trajectory (docs/agent.md): the model runs
+``<sql>...</sql>`` queries in the sandbox, reads each result, and ends with ``<solution>...</solution>``;
+OUT holds the final answers, the JSONL every turn, and the summary mean turns, queries run,
+recoveries (when the data has gold SQL) and the time split into generation and execution.
 """
 
 from __future__ import annotations
@@ -91,6 +97,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run: keep the predictions already in OUT's .jsonl and predict "
                    "only the missing examples (default: start afresh, replacing OUT and its .jsonl)")
+    p.add_argument("--agent", action="store_true",
+                   help="multi-turn: the model may run <sql>...</sql> queries and read their results before its "
+                   "<solution>...</solution> (hf backend, one trajectory per question)")
+    p.add_argument("--max-turns", type=int, default=5, help="--agent: model turns per trajectory")
+    p.add_argument("--observation-budget", type=int, default=3000,
+                   help="--agent: tokens of observations per trajectory (each at most --observation-tokens)")
+    p.add_argument("--observation-tokens", type=int, default=600, help="--agent: tokens per observation at most")
+    p.add_argument("--max-total-tokens", type=int, default=1024,
+                   help="--agent: tokens per trajectory, observations included (--max-new-tokens bounds one turn)")
+    p.add_argument("--on-limit", default="last_query", choices=["last_query", "none"],
+                   help="--agent: the answer of a trajectory that never wrote <solution>: its last query, or none")
+    p.add_argument("--untagged", default="error", choices=["error", "solution"],
+                   help="--agent: a turn without tags is an error observation (default), or the final answer")
+    p.add_argument("--observation-names", default="template", choices=["template", "real"],
+                   help="--agent: names in observations as the template writes them (placeholders for the anonymized "
+                   "template) or the database's real names")
+    p.add_argument("--no-agent-instruction", dest="agent_instruction", action="store_false",
+                   help="--agent: leave the protocol instruction out of the prompt (a model trained on agent rows "
+                   "without it; a tiny demo model that cannot read it)")
     p.set_defaults(func=run)
 
 
@@ -107,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         examples = examples[: args.limit]
     temperature = args.temperature if args.temperature is not None else (0.8 if args.n > 1 else 0.0)
+    if args.agent:
+        return _run_agent(args, examples, temperature)
     if args.backend == "openai":
         return _run_openai(args, examples, temperature)
 
@@ -180,4 +207,44 @@ def _run_openai(args: argparse.Namespace, examples: list, temperature: float) ->
     summary = predict_api(client, examples, args.out, temperature=temperature, top_p=args.top_p,
                           max_tokens=args.max_new_tokens, seed=args.seed, prompt=prompt,
                           concurrency=args.concurrency, resume=args.resume)
+    return _report(summary, args.json_out)
+
+
+def _run_agent(args: argparse.Namespace, examples: list, temperature: float) -> int:
+    """``predict --agent``: one trajectory per example (``sqlcoach.generate.agent_predict``)."""
+    if args.backend != "hf":
+        raise ConfigError("--agent runs with --backend hf")
+    if args.resume or args.turn_history not in (None, "questions"):
+        raise ConfigError("--agent predicts afresh from the question alone: no --resume or --history")
+    from sqlcoach.generate.agent import AgentConfig
+
+    config = AgentConfig(max_turns=args.max_turns, observation_budget=args.observation_budget,
+                         per_observation=args.observation_tokens, on_limit=args.on_limit, untagged=args.untagged,
+                         timeout=args.timeout, observation_names=args.observation_names)
+    if args.max_total_tokens < 1:
+        raise ConfigError("--max-total-tokens must be >= 1")
+    from sqlcoach.execution.pool import ExecutorPool
+    from sqlcoach.generate.agent_predict import predict_agent, recoveries
+    from sqlcoach.generate.predict import read_done
+    from sqlcoach.models.load import load_model
+    from sqlcoach.prompts.recipe import resolve_prompt
+
+    recipe = resolve_prompt(args.model, template=args.template, schema_style=args.schema_style,
+                            schema_sample_values=args.schema_samples, value_retrieval=args.value_retrieval,
+                            token_budget=args.token_budget)
+    model, tokenizer = load_model(args.model, dtype=args.dtype, device=args.device, quantization=args.quantization)
+    workers = 1 if args.workers is None else args.workers
+    summary = predict_agent(
+        model, tokenizer, examples, args.out, config=config, temperature=temperature, top_p=args.top_p,
+        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, max_total_tokens=args.max_total_tokens,
+        prompt=recipe.prompt, workers=workers, seed=args.seed,
+        instruction=args.agent_instruction, n=args.n, select=args.select or DEFAULT_SELECTOR,
+    )
+    if any(ex.gold_sql for ex in examples):
+        from pathlib import Path
+
+        done, _ = read_done(Path(summary.jsonl_path))
+        with ExecutorPool(workers, config.limits()) as pool:
+            summary.recoveries, summary.first_query_failed = recoveries(
+                [done[i] for i in sorted(done)], examples, pool)
     return _report(summary, args.json_out)

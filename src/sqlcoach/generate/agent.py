@@ -1,0 +1,455 @@
+"""The SQL agent's environment: a model turn runs a query or answers; what it reads back is the
+shared result rendering.
+
+One trajectory = one ``SqlAgentEnv`` over one database. Each model turn (the text generated until
+``</sql>``, ``</solution>`` or the end of the sequence) is parsed by ``parse_turn`` into one of:
+
+* ``sql``: ``<sql>QUERY</sql>``; the query runs in sqlcoach's sandbox (read-only, deadline, row
+  and byte caps: ``sqlcoach.execution``) and the model reads back
+  ``sqlcoach.prompts.agent.observation_text(render_result(result), turns_left)``;
+* ``solution``: ``<solution>QUERY</solution>``; the trajectory ends with QUERY as its answer;
+* ``malformed``: no tag, an unclosed tag, an empty query. It costs a turn and comes back as an
+  error observation (rendered by the same ``render_result``, error class ``malformed_turn``),
+  never an exception. With ``untagged="solution"`` a turn with no tag at all is read as the final
+  answer instead (the SQL extracted from the text), for models never taught the tags.
+
+Guarantees (``tests/unit/generate/test_agent.py``):
+
+* At most ``max_turns`` model turns. A trajectory that reaches the limit without answering ends
+  with its last query as the answer (``on_limit="last_query"``) or no answer (``"none"``).
+* The observations of one trajectory together never exceed ``observation_budget`` units of
+  ``length`` (characters by default; ``token_length(tokenizer)`` for tokens), and each at most
+  ``per_observation``: a result is rendered within what is left, and when not even the wrapper fits
+  the trajectory ends (``finish="observation_budget"``) as at the turn limit. TRL drops a tool
+  result that would overflow the completion instead of cutting it; here nothing overflows.
+* A query never changes a database byte and never outlives its deadline by more than the
+  executor's hard limit (``ExecutorPool``: the worker is killed); a runaway query costs one
+  turn, the trajectory continues.
+
+``step(text)`` does a whole turn. Batched callers (``run_agent``, a GRPO ``rollout_func``) split it:
+``act(text)`` returns the query to run (or ``None``), the caller runs every trajectory's query in one
+``ExecutorPool.run`` call, and ``observe(result)`` returns the text to append.
+
+``run_agent`` is the batched multi-turn generation loop for Hugging Face models: every active
+trajectory's next turn is generated together (stop strings ``</sql>`` / ``</solution>``), their
+queries executed together, observations appended as tokens with ``env_mask`` 0.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlcoach.errors import ConfigError
+from sqlcoach.execution.render import LengthFn, render_result
+from sqlcoach.prompts.agent import (
+    SOLUTION_CLOSE,
+    SOLUTION_OPEN,
+    SQL_CLOSE,
+    SQL_OPEN,
+    STOP_STRINGS,
+    observation_text,
+)
+from sqlcoach.types import ExecResult
+
+ON_LIMIT = ("last_query", "none")
+UNTAGGED = ("error", "solution")
+#: names in observations: as the prompt's template writes them (placeholders for an anonymizing
+#: template, via the env's ``encode``), or the database's real names
+OBSERVATION_NAMES = ("template", "real")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """How a trajectory runs. Budgets are in units of the environment's ``length`` function."""
+
+    max_turns: int = 5
+    observation_budget: int = 3000
+    per_observation: int = 600
+    on_limit: str = "last_query"
+    untagged: str = "error"
+    timeout: float = 5.0
+    max_rows: int = 10_000
+    max_bytes: int = 8 * 2**20
+    observation_names: str = "template"
+
+    def __post_init__(self) -> None:
+        for name in ("max_turns", "observation_budget", "per_observation", "max_rows", "max_bytes"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"agent {name} must be an int >= 1, got {v!r}")
+        if self.on_limit not in ON_LIMIT:
+            raise ConfigError(f"agent on_limit must be one of {', '.join(ON_LIMIT)}, got {self.on_limit!r}")
+        if self.observation_names not in OBSERVATION_NAMES:
+            raise ConfigError(f"agent observation_names must be one of {', '.join(OBSERVATION_NAMES)}, "
+                              f"got {self.observation_names!r}")
+        if self.untagged not in UNTAGGED:
+            raise ConfigError(f"agent untagged must be one of {', '.join(UNTAGGED)}, got {self.untagged!r}")
+        if not (isinstance(self.timeout, (int, float)) and not isinstance(self.timeout, bool) and self.timeout > 0):
+            raise ConfigError(f"agent timeout must be a positive number of seconds, got {self.timeout!r}")
+
+    def limits(self) -> Any:
+        from sqlcoach.execution.sandbox import Limits
+
+        return Limits(timeout=float(self.timeout), max_rows=self.max_rows, max_bytes=self.max_bytes)
+
+
+@dataclass(frozen=True)
+class Action:
+    """A parsed model turn: ``kind`` is ``sql``, ``solution`` or ``malformed`` (``reason`` says why)."""
+
+    kind: str
+    sql: str = ""
+    reason: str = ""
+
+
+def parse_turn(text: str, untagged: str = "error", extract: Callable[[str], str | None] | None = None) -> Action:
+    """The action of one model turn (see the module docstring). Never raises.
+
+    The first opening tag decides (text before it, e.g. reasoning, is allowed); it must be closed and
+    hold a non-empty query. ``untagged="solution"``: a turn without any tag is the final answer,
+    ``extract(text)`` (default ``sqlcoach.sql.extract.extract_sql``)."""
+    starts = [(text.find(open_), kind, open_, close) for kind, open_, close in
+              (("sql", SQL_OPEN, SQL_CLOSE), ("solution", SOLUTION_OPEN, SOLUTION_CLOSE))]
+    found = sorted((pos, kind, o, c) for pos, kind, o, c in starts if pos >= 0)
+    if not found:
+        if untagged == "solution":
+            if extract is None:
+                from sqlcoach.sql.extract import extract_sql as extract
+            sql = (extract(text) or "").strip()
+            return Action("solution", sql) if sql else Action("malformed", reason="no SQL in the turn")
+        return Action("malformed", reason=f"no {SQL_OPEN}...{SQL_CLOSE} or {SOLUTION_OPEN}...{SOLUTION_CLOSE} in the turn")
+    pos, kind, open_, close = found[0]
+    body_start = pos + len(open_)
+    end = text.find(close, body_start)
+    if end < 0:
+        return Action("malformed", reason=f"{open_} without {close}")
+    sql = text[body_start:end].strip()
+    if not sql:
+        return Action("malformed", reason=f"empty {open_}{close}")
+    return Action(kind, sql)
+
+
+@dataclass
+class AgentTurn:
+    """One model turn of a trajectory, as the JSONL keeps it."""
+
+    kind: str  # sql | solution | malformed
+    text: str  # the model's text of this turn
+    sql: str = ""  # the query as it runs (placeholders of an anonymizing template mapped back)
+    observation: str = ""  # what was appended after the turn ("" when the trajectory ended)
+    error: str | None = None  # the query's error class, or "malformed_turn"
+    tokens: int = 0  # generated tokens of this turn
+    exec_seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "text": self.text, "sql": self.sql, "observation": self.observation,
+                "error": self.error, "tokens": self.tokens, "exec_seconds": round(self.exec_seconds, 4)}
+
+
+class SqlAgentEnv:
+    """One trajectory's environment over ``db_path`` (see the module docstring).
+
+    ``executor``: an object with ``run(jobs) -> list[ExecResult]`` (an ``ExecutorPool``: the hard
+    kill of runaway queries); ``None`` runs ``sandbox.execute`` in this process (its deadline is
+    checked in SQLite's VM, without a hard kill). ``restore(sql)`` maps the model's SQL to the SQL
+    that runs (an anonymizing template's placeholders); ``encode(text)`` maps the rendered result back
+to the names the model writes (the reverse, used when ``config.observation_names == "template"``);
+``length`` measures observation budgets."""
+
+    def __init__(self, db_path: str | None = None, config: AgentConfig = AgentConfig(), *,
+                 executor: Any = None, restore: Callable[[str], str] | None = None,
+                 length: LengthFn | None = None, extract: Callable[[str], str | None] | None = None,
+                 encode: Callable[[str], str] | None = None):
+        self.config = config
+        self.encode = encode
+        self.executor = executor
+        self.restore = restore or (lambda s: s)
+        self.length: LengthFn = length or len
+        self.extract = extract
+        self.reset(db_path)
+
+    # ------------------------------------------------------------------ state
+
+    def reset(self, db_path: str | None = None, **_: Any) -> None:
+        """Start a new trajectory (on ``db_path`` when given). Extra keyword arguments (a dataset
+        row's other columns, as TRL's ``environment_factory`` passes them) are ignored."""
+        if db_path is not None:
+            self.db_path = str(db_path)
+        elif not hasattr(self, "db_path"):
+            self.db_path = None
+        self.turns: list[AgentTurn] = []
+        self.used = 0  # observation units spent
+        self.done = False
+        self.finish: str | None = None
+        self.answer: str | None = None
+        self._pending: AgentTurn | None = None
+
+    @property
+    def turns_left(self) -> int:
+        return self.config.max_turns - len(self.turns)
+
+    @property
+    def queries_run(self) -> int:
+        return sum(1 for t in self.turns if t.kind == "sql")
+
+    # ------------------------------------------------------------------ a turn
+
+    def act(self, text: str, tokens: int = 0) -> str | None:
+        """Take the model's turn ``text``; return the SQL the caller must run (then ``observe``),
+        or ``None`` when the turn needs no query (call ``observe(None)`` all the same)."""
+        if self.done:
+            raise RuntimeError("the trajectory has ended; reset() first")
+        if self._pending is not None:
+            raise RuntimeError("act() twice without observe()")
+        a = parse_turn(text, self.config.untagged, self.extract)
+        turn = AgentTurn(a.kind, text, tokens=tokens)
+        if a.kind in ("sql", "solution"):
+            turn.sql = self._restore(a.sql)
+        else:
+            turn.error = "malformed_turn"
+            turn.observation = a.reason  # replaced by the rendered observation in observe()
+        self.turns.append(turn)
+        self._pending = turn
+        if a.kind == "sql" and self.db_path and turn.sql:
+            return turn.sql
+        return None
+
+    def observe(self, result: ExecResult | None, seconds: float = 0.0) -> str:
+        """Finish the pending turn with its query's ``result``; the text to append to the
+        trajectory (``""`` when it has ended: check ``done``)."""
+        turn = self._pending
+        if turn is None:
+            raise RuntimeError("observe() without act()")
+        self._pending = None
+        turn.exec_seconds = seconds
+        if turn.kind == "solution":
+            self._end("solution", turn.sql)
+            return ""
+        if turn.kind == "sql":
+            if result is None:  # no database, or nothing to run
+                result = ExecResult(None, error="exec_error", message="no database to run the query on")
+            turn.error = result.error
+        else:
+            result = ExecResult(None, error="malformed_turn", message=turn.observation)
+        if self.turns_left <= 0:
+            turn.observation = ""
+            self.end_at_limit("turn_limit")
+            return ""
+        obs = self._render(result)
+        if obs is None:
+            turn.observation = ""
+            self.end_at_limit("observation_budget")
+            return ""
+        turn.observation = obs
+        return obs
+
+    def step(self, text: str, tokens: int = 0) -> str:
+        """``act`` + run the query + ``observe``: one whole turn, for callers without batching."""
+        t0 = time.monotonic()
+        sql = self.act(text, tokens)
+        result = self.execute([(self.db_path, sql)])[0] if sql is not None else None
+        return self.observe(result, time.monotonic() - t0 if sql is not None else 0.0)
+
+    def execute(self, jobs: Sequence[tuple[str | None, str]]) -> list[ExecResult]:
+        """Run ``(db_path, sql)`` jobs with this environment's executor and limits."""
+        if self.executor is not None:
+            return list(self.executor.run([(str(d), s) for d, s in jobs]))
+        from sqlcoach.execution.sandbox import execute
+
+        return [execute(str(d), s, self.config.limits()) for d, s in jobs]
+
+    def run_sql(self, sql: str) -> str:
+        """Run one SQL query on the database and return its result as text (the tool form of a
+        turn, for tool-calling chat templates): the rendered result and the turns left."""
+        text = self.step(f"{SQL_OPEN}{sql}{SQL_CLOSE}")
+        return text or "the trajectory has ended: no turns or observation budget left"
+
+    # ------------------------------------------------------------------ internals
+
+    def _restore(self, sql: str) -> str:
+        try:
+            return self.restore(sql)
+        except Exception:  # noqa: BLE001 - a restore failure must not end the trajectory; run what was written
+            return sql
+
+    def _render(self, result: ExecResult) -> str | None:
+        """The observation within what is left of the budget; ``None`` when not even the wrapper fits."""
+        left = self.config.observation_budget - self.used
+        overhead = self.length(observation_text("", self.turns_left))
+        room = min(self.config.per_observation, left) - overhead
+        if room < 1:
+            return None
+        obs = observation_text(self._body(result, room), self.turns_left)
+        spent = self.length(obs)
+        if spent > min(self.config.per_observation, left):  # a non-additive length: render less
+            return None
+        self.used += spent
+        return obs
+
+    def _body(self, result: ExecResult, room: int) -> str:
+        """The rendered result within ``room``; names encoded when asked, rendered smaller until the
+        encoded text fits (placeholders can be longer than the names they replace)."""
+        budget = room
+        while True:
+            body = render_result(result, budget=budget, length=self.length)
+            if self.encode is None or self.config.observation_names == "real":
+                return body
+            try:
+                body = self.encode(body)
+            except Exception:  # noqa: BLE001 - an unencodable text is shown as rendered, never a crash
+                body = render_result(result, budget=room, length=self.length)
+                return body
+            over = self.length(body) - room
+            if over <= 0:
+                return body
+            if budget <= 0:
+                return ""
+            budget = max(0, budget - over)
+
+    def _end(self, finish: str, answer: str | None) -> None:
+        self.done = True
+        self.finish = finish
+        self.answer = answer or None
+
+    def end_at_limit(self, finish: str) -> None:
+        """End the trajectory without a solution (``finish`` says why): the answer is the last
+        query run under ``on_limit="last_query"``, none under ``"none"``."""
+        last = next((t.sql for t in reversed(self.turns) if t.kind == "sql" and t.sql), None)
+        self._end(finish, last if self.config.on_limit == "last_query" else None)
+
+
+# ---------------------------------------------------------------------- the batched loop (HF models)
+
+
+@dataclass
+class Rollout:
+    """One trajectory as tokens (what a GRPO ``rollout_func`` returns) and as turns.
+
+    ``completion_ids`` holds the model's tokens and the observations' tokens in order; ``env_mask``
+    is 1 on the model's tokens and 0 on observation tokens (TRL's ``env_mask``)."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int] = field(default_factory=list)
+    env_mask: list[int] = field(default_factory=list)
+    gen_seconds: float = 0.0
+    exec_seconds: float = 0.0
+
+
+def _cut_turn(ids: list[int], stop_ids: set[int], tokenizer: Any) -> tuple[list[int], str, bool]:
+    """A generated row up to its first end token, as ``(ids, text cut after the first stop string,
+    ended_by_eos)``; a trailing end token is dropped from the ids (the trajectory may go on)."""
+    ended = False
+    for j, t in enumerate(ids):
+        if t in stop_ids:
+            ids, ended = ids[:j], True
+            break
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    cut = min((text.find(s) + len(s) for s in STOP_STRINGS if s in text), default=-1)
+    if cut >= 0:
+        text = text[:cut]
+    return ids, text, ended
+
+
+def generate_turns(model: Any, tokenizer: Any, inputs: list[list[int]], *, max_new_tokens: list[int],
+                   temperature: float = 0.0, top_p: float = 1.0, batch_size: int = 8,
+                   seed: int = 0) -> tuple[list[list[int]], list[str], list[bool]]:
+    """One model turn for each of ``inputs`` (token ids): generation stops at ``</sql>`` /
+    ``</solution>`` (transformers' stop strings) or an end token. Returns per input the new ids
+    (end token dropped), the turn's text (cut after the stop string) and whether an end token
+    ended it. Batches are grouped by length, as ``generate.hf.generate_texts`` does."""
+    import torch
+
+    from sqlcoach.generate.hf import decoding_config, eos_ids, neutral_generate
+
+    device = next(model.parameters()).device
+    tokenizer.padding_side = "left"
+    order = sorted(range(len(inputs)), key=lambda i: -len(inputs[i]))
+    out_ids: list[list[int]] = [[] for _ in inputs]
+    out_text: list[str] = ["" for _ in inputs]
+    out_end: list[bool] = [False for _ in inputs]
+    stop_ids = set(eos_ids(model, tokenizer))
+    if tokenizer.pad_token_id is not None:
+        stop_ids.add(tokenizer.pad_token_id)  # rows finished early are padded with it
+    torch.manual_seed(seed)
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            cfg = decoding_config(model, tokenizer, do_sample=temperature > 0,
+                                  temperature=temperature if temperature > 0 else 1.0, top_p=top_p, top_k=0,
+                                  max_new_tokens=max(max_new_tokens[i] for i in idx))
+            cfg.stop_strings = list(STOP_STRINGS)
+            batch = tokenizer.pad({"input_ids": [inputs[i] for i in idx]}, return_tensors="pt")
+            batch = {k: v.to(device) for k, v in batch.items()}
+            seqs = neutral_generate(model, cfg, **batch, tokenizer=tokenizer)
+            for row, ids in enumerate(seqs[:, batch["input_ids"].shape[1]:].tolist()):
+                i = idx[row]
+                ids = ids[: max_new_tokens[i]]
+                out_ids[i], out_text[i], out_end[i] = _cut_turn(ids, stop_ids, tokenizer)
+    return out_ids, out_text, out_end
+
+
+def run_agent(model: Any, tokenizer: Any, prompts: Sequence[str], envs: Sequence[SqlAgentEnv], *,
+              max_new_tokens: int = 256, max_total_tokens: int = 1024, temperature: float = 0.0,
+              top_p: float = 1.0, batch_size: int = 8, seed: int = 0, executor: Any = None,
+              on_round: Callable[[int, int], None] | None = None) -> list[Rollout]:
+    """Run one trajectory per prompt (chat-formatted text) to its end, batched across trajectories.
+
+    Each round generates the next turn of every active trajectory (at most ``max_new_tokens`` per
+    turn and ``max_total_tokens`` per trajectory, observations included, as GRPO's
+    ``max_completion_length`` bounds it), runs their queries in one ``executor.run`` call (default:
+    each env's own executor), and appends each observation's tokens with ``env_mask`` 0. A
+    trajectory out of tokens ends as at the turn limit (``finish="length"``). ``on_round(round,
+    active)`` reports progress."""
+    if len(prompts) != len(envs):
+        raise ValueError("one environment per prompt")
+    rolls = [Rollout(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    rnd = 0
+    while True:
+        active = [i for i, e in enumerate(envs) if not e.done]
+        for i in list(active):
+            room = max_total_tokens - len(rolls[i].completion_ids)
+            if room < 1:
+                envs[i].end_at_limit("length")
+                active.remove(i)
+        if not active:
+            break
+        rnd += 1
+        if on_round is not None:
+            on_round(rnd, len(active))
+        t0 = time.monotonic()
+        new_ids, texts, _ = generate_turns(
+            model, tokenizer, [rolls[i].prompt_ids + rolls[i].completion_ids for i in active],
+            max_new_tokens=[min(max_new_tokens, max_total_tokens - len(rolls[i].completion_ids)) for i in active],
+            temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed + rnd)
+        gen_s = (time.monotonic() - t0) / len(active)  # batched: each trajectory's share
+        jobs: list[tuple[int, str]] = []
+        for k, i in enumerate(active):
+            rolls[i].completion_ids += new_ids[k]
+            rolls[i].env_mask += [1] * len(new_ids[k])
+            rolls[i].gen_seconds += gen_s
+            sql = envs[i].act(texts[k], tokens=len(new_ids[k]))
+            if sql is not None:
+                jobs.append((i, sql))
+        t1 = time.monotonic()
+        results: dict[int, ExecResult] = {}
+        if jobs:
+            run = executor.run if executor is not None else None
+            if run is not None:
+                res = run([(str(envs[i].db_path), s) for i, s in jobs])
+            else:
+                res = [envs[i].execute([(envs[i].db_path, s)])[0] for i, s in jobs]
+            results = {i: r for (i, _), r in zip(jobs, res)}
+        exec_s = (time.monotonic() - t1) / max(1, len(jobs))
+        for i in active:
+            secs = exec_s if i in results else 0.0
+            rolls[i].exec_seconds += secs
+            obs = envs[i].observe(results.get(i), secs)
+            if obs:
+                ids = tokenizer(obs, add_special_tokens=False)["input_ids"]
+                rolls[i].completion_ids += ids
+                rolls[i].env_mask += [0] * len(ids)
+    return rolls

@@ -1,0 +1,131 @@
+"""Warm-start rows for the agent: multi-turn SFT rows synthesized from what sqlcoach has.
+
+Small policies asked to run queries without ever having seen a trajectory dump tables or never
+answer (SQL-Trail, TRUST-SQL). ``warm_start_rows`` writes trajectories in the agent protocol
+(``sqlcoach.prompts.agent``) for training questions, from the policy's own greedy attempt:
+
+* the attempt **fails** (an execution error, or a result other than the gold's, under the EX that
+  ``evaluate`` reports): ``<sql>ATTEMPT</sql>`` + the real observation of ATTEMPT (rendered by
+  ``SqlAgentEnv``, exactly what inference would append) + ``<solution>GOLD</solution>``: a revision;
+* the attempt is **right**: ``<solution>GOLD</solution>`` answered directly;
+* ``verify_fraction`` of the right ones instead: ``<sql>ATTEMPT</sql>`` + its observation +
+  ``<solution>ATTEMPT</solution>`` (run, read, keep), so that a query turn is not a sign of failure
+  and a result that looks right is kept (a policy trained on revisions alone learns to change
+  every answer: docs/agent.md).
+
+Rows are TRL conversational prompt/completion rows in the ``chat`` export format
+(``sqlcoach.data.export``) with ``prompt_settings``, so ``sqlcoach train sft data_kind=export
+data_path=ROWS.jsonl`` trains on them and the model's recipe records the prompt. The prompt is the
+agent prompt (``agent_predict.agent_prompts``' messages). SQL in completions is in the template's
+own form (placeholders for an anonymizing template). The loss covers the whole completion,
+observation text included: ``train sft`` has no per-token mask for text inside one assistant
+message (observation tokens are never generated at inference, the env inserts them).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlcoach.generate.agent import AgentConfig
+from sqlcoach.types import Example
+
+
+@dataclass
+class RowsSummary:
+    examples: int
+    revisions: int
+    direct: int
+    verified: int
+    skipped: list[str]
+    path: str
+
+    def line(self) -> str:
+        return (f"wrote {self.revisions + self.direct + self.verified} agent rows to {self.path}: {self.revisions} revisions "
+                f"(the policy's failed attempt, its observation, the gold), {self.direct} gold answered directly, "
+                f"{self.verified} right attempts run then kept; {len(self.skipped)} examples skipped")
+
+
+def template_sql(sql: str, ex: Example, template: str) -> str:
+    """``sql`` (real names) as the model writes it under ``template`` (placeholders when it anonymizes)."""
+    from sqlcoach.prompts.templates import get_template
+
+    if not get_template(template).anonymize:
+        return sql
+    from sqlcoach.prompts.anonymize import name_map
+
+    return name_map(ex).encode_sql(sql)
+
+
+def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out_path: str | Path, *,
+                    builder: Any, config: AgentConfig = AgentConfig(), instruction: bool = True,
+                    verify_fraction: float = 0.2, batch_size: int = 16, max_new_tokens: int = 256,
+                    workers: int | None = 1, seed: int = 0) -> RowsSummary:
+    """Write the rows (module docstring) for ``examples`` with gold SQL and a database."""
+    from sqlcoach.errors import ConfigError, DataError
+    from sqlcoach.execution.pool import ExecutorPool
+    from sqlcoach.execution.render import token_length
+    from sqlcoach.generate.agent_predict import env_for
+    from sqlcoach.generate.hf import generate_texts
+    from sqlcoach.metrics.ex import ExItem, score_execution
+    from sqlcoach.prompts.agent import solution_turn, sql_turn, with_agent_instruction
+    from sqlcoach.prompts.templates import restore_sql
+    from sqlcoach.sql.extract import extract_sql
+
+    if not 0.0 <= verify_fraction <= 1.0:
+        raise ConfigError(f"verify_fraction must be in [0, 1], got {verify_fraction}")
+    skipped = [f"{ex.id}: no gold SQL or database" for ex in examples if not (ex.gold_sql and ex.db_path)]
+    usable = [ex for ex in examples if ex.gold_sql and ex.db_path]
+    gen = generate_texts(model, tokenizer, builder.prediction_texts(usable, tokenizer), max_new_tokens=max_new_tokens,
+                         batch_size=batch_size, seed=seed)
+    written = [(extract_sql(t[0]) or "").strip() for t in gen.texts]  # as the model writes it
+    rng = random.Random(seed)
+    length = token_length(tokenizer)
+    counts = {"revision": 0, "direct": 0, "verified": 0}
+    rows: list[dict[str, Any]] = []
+    with ExecutorPool(workers, config.limits()) as pool:
+        runs = [restore_sql(w, ex, builder.template) for w, ex in zip(written, usable)]
+        outcomes = score_execution([ExItem(r, str(ex.gold_sql), (str(ex.db_path),)) for r, ex in zip(runs, usable)],
+                                   pool=pool)
+        for ex, w, o in zip(usable, written, outcomes):
+            if o.error == "gold_error":
+                skipped.append(f"{ex.id}: the gold SQL does not run ({o.message})")
+                continue
+            try:
+                gold = template_sql(str(ex.gold_sql), ex, builder.template)
+                messages = builder.prediction_messages(ex)
+            except DataError as exc:
+                skipped.append(f"{ex.id}: {exc}")
+                continue
+            answer = gold
+            if o.ex:
+                kind = "verified" if w and rng.random() < verify_fraction else "direct"
+                first = w if kind == "verified" else None
+                answer = w if kind == "verified" else gold
+            elif w:
+                kind, first = "revision", w
+            else:  # no SQL came out: nothing to observe
+                kind, first = "direct", None
+            text = ""
+            if first is not None:
+                env = env_for(ex, config, builder.template, pool, length)
+                turn = sql_turn(first)
+                sql = env.act(turn)
+                obs = env.observe(pool.run([(str(ex.db_path), sql)])[0] if sql else None)
+                text = turn + obs
+            text += solution_turn(answer)
+            prompt = with_agent_instruction(messages, config.max_turns) if instruction else messages
+            rows.append({"prompt": prompt, "completion": [{"role": "assistant", "content": text}], "id": ex.id,
+                         "db_id": ex.db_id, "db_path": str(ex.db_path), "gold_sql": ex.gold_sql, "agent_row": kind,
+                         "prompt_settings": builder.settings()})
+            counts[kind] += 1
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    from sqlcoach.data.export import atomic_write
+
+    atomic_write(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return RowsSummary(len(examples), counts["revision"], counts["direct"], counts["verified"], skipped, str(out))

@@ -1,0 +1,70 @@
+"""Warm-start rows (sqlcoach.generate.agent_rows) from scripted policy answers: which row each gets."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+import sqlcoach.generate.hf as hf
+from sqlcoach.data.export import read_training_file
+from sqlcoach.generate.agent import AgentConfig
+from sqlcoach.generate.agent_rows import warm_start_rows
+from sqlcoach.prompts.builder import PromptBuilder
+from sqlcoach.types import Example
+
+
+class WordTokenizer:
+    chat_template = None
+
+    def encode(self, text, add_special_tokens=False):
+        return text.split()
+
+
+@pytest.fixture
+def examples(tmp_path):
+    db = tmp_path / "shop.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript("CREATE TABLE item(id INTEGER PRIMARY KEY, name TEXT, price REAL);"
+                      "INSERT INTO item VALUES (1,'pen',1.5),(2,'ink',3.0);")
+    con.commit()
+    con.close()
+    q = [("how many items", "SELECT count(*) FROM item"), ("item names", "SELECT name FROM item"),
+         ("prices", "SELECT price FROM item"), ("ids", "SELECT id FROM item")]
+    return [Example(f"e{i}", "shop", question, gold, str(db)) for i, (question, gold) in enumerate(q)]
+
+
+def test_rows_by_outcome(examples, tmp_path, monkeypatch):
+    answers = ["SELECT count(*) FROM item",  # right
+               "SELECT nme FROM item",  # fails to run
+               "SELECT id FROM item",  # runs, wrong result
+               ""]  # no SQL at all
+
+    def fake_generate(model, tokenizer, prompts, **kw):
+        assert len(prompts) == 4
+        return hf.Generations([[a] for a in answers], 0, 0, 0.0)
+
+    monkeypatch.setattr(hf, "generate_texts", fake_generate)
+    out = tmp_path / "rows.jsonl"
+    s = warm_start_rows(None, WordTokenizer(), examples, out, builder=PromptBuilder("sql_terminal", "compact", 0),
+                        config=AgentConfig(max_turns=3), verify_fraction=1.0, workers=0)
+    assert (s.revisions, s.direct, s.verified, s.skipped) == (2, 1, 1, [])
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    text = {r["id"]: r["completion"][0]["content"] for r in recs}
+    assert [r["agent_row"] for r in recs] == ["verified", "revision", "revision", "direct"]
+    assert text["e0"].startswith("<sql>SELECT count(*) FROM item</sql>\n<observation>\n")
+    assert text["e0"].endswith("<solution>SELECT count(*) FROM item</solution>")
+    assert "error: exec_error: no such column: nme" in text["e1"] and text["e1"].endswith("<solution>SELECT name FROM item</solution>")
+    assert "rows: 2" in text["e2"] and "turns left: 2" in text["e2"]
+    assert text["e3"] == "<solution>SELECT id FROM item</solution>"
+    rows, problems, settings = read_training_file(out)
+    assert len(rows) == 4 and not problems and settings["template"] == "sql_terminal"
+
+
+def test_verify_fraction_checked(examples, tmp_path):
+    from sqlcoach.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        warm_start_rows(None, WordTokenizer(), examples, tmp_path / "x.jsonl",
+                        builder=PromptBuilder("sql_terminal", "compact", 0), verify_fraction=2.0)
