@@ -6,9 +6,14 @@
     sqlcoach data build --kind spider --path DATA/spider --split train --format chat \\
         --template omnisql --schema-style ddl --out train.jsonl [--no-values] [--budget-tokens N] \\
         [--limit N] [--tokenizer PATH]
+    sqlcoach data build --kind spider --path DATA/spider --split dev --format dbgpt --out dev.json
+    sqlcoach data build --kind spider --path DATA/spider --split train --format openai --out ft.jsonl
 
 Kinds: spider, bird, sparc, cosql, chase, wikisql, create_context, jsonl (docs/data.md).
-Formats: chat, rl, dbgpt, llamafactory. Imports nothing heavy (a tokenizer only with --tokenizer).
+Formats: chat, rl, dbgpt, llamafactory, openai. Each format has its own defaults for the render
+options left unset (``data.export.format_defaults``): ``dbgpt`` alone gives DB-GPT-Hub's own
+records, ``openai`` sqlcoach's training prompt. Imports nothing heavy (a tokenizer only with
+--tokenizer).
 """
 
 from __future__ import annotations
@@ -39,13 +44,28 @@ def _add_source(p: argparse.ArgumentParser) -> None:
 # prompts.templates.TEMPLATES and schema.serialize.STYLES.
 TEMPLATE_CHOICES = ("sql_terminal", "omnisql", "reasoning", "reasoning_tags", "minimal", "anonymized")
 STYLE_CHOICES = ("ddl", "nl", "compact")
+#: data.export.FORMATS and DBGPT_HUB, spelled out for the same reason (the test checks them too)
+FORMAT_CHOICES = ("chat", "rl", "dbgpt", "llamafactory", "openai")
+DBGPT_HUB_TEMPLATE = "dbgpt_hub"
 
 
-def _add_render(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--template", default="omnisql", choices=TEMPLATE_CHOICES)
-    p.add_argument("--schema-style", dest="schema_style", default="ddl", choices=STYLE_CHOICES)
-    p.add_argument("--values", action=argparse.BooleanOptionalAction, default=True,
-                   help="add database values that the question mentions (default: on)")
+def _add_render(p: argparse.ArgumentParser, *, build: bool = False) -> None:
+    # None: the format's default (data.export.format_defaults), filled in by _render_settings
+    p.add_argument("--template", default=None,
+                   choices=TEMPLATE_CHOICES + ((DBGPT_HUB_TEMPLATE,) if build else ()),
+                   help="prompt template (default: the format's; dbgpt_hub = DB-GPT-Hub's own preamble, "
+                        "dbgpt/llamafactory only)" if build else "prompt template (default: omnisql)")
+    p.add_argument("--schema-style", dest="schema_style", default=None, choices=STYLE_CHOICES,
+                   help="schema text style (default: the format's; ddl for chat)")
+    p.add_argument("--values", action=argparse.BooleanOptionalAction, default=None,
+                   help="add database values that the question mentions (default: on, off for dbgpt)")
+    p.add_argument("--value-retrieval", dest="value_retrieval", type=int, default=None,
+                   help="how many such values at most (default: the format's, 10 for chat)")
+    p.add_argument("--sample-values", dest="sample_values", type=int, default=None,
+                   help="example values per column read from the database (default: 3, 0 for dbgpt)")
+    p.add_argument("--schema-source", dest="schema_source", default=None, choices=("database", "tables"),
+                   help="where schemas come from first: the SQLite file or tables.json (default: database; "
+                        "tables for dbgpt, as DB-GPT-Hub)")
     p.add_argument("--budget-tokens", dest="budget_tokens", type=int, default=None,
                    help="shrink the schema text to at most N tokens (documented order, docs/data.md)")
     p.add_argument("--tokenizer", default=None,
@@ -74,11 +94,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     sh.add_argument("--completion", action="store_true", help="also print the target completion")
     sh.set_defaults(func=run, data_action="show")
 
-    bd = dsub.add_parser("build", help="write a training file (chat, rl, dbgpt, llamafactory)")
+    bd = dsub.add_parser("build", help="write a training file (chat, rl, dbgpt, llamafactory, openai)")
     _add_source(bd)
-    _add_render(bd)
-    bd.add_argument("--format", dest="fmt", default="chat", choices=["chat", "rl", "dbgpt", "llamafactory"])
-    bd.add_argument("--out", required=True, help="output file (.jsonl for chat/rl, .json otherwise)")
+    _add_render(bd, build=True)
+    bd.add_argument("--format", dest="fmt", default="chat", choices=FORMAT_CHOICES)
+    bd.add_argument("--out", required=True, help="output file (.jsonl for chat/rl/openai, .json otherwise)")
     bd.add_argument("--limit", type=int, default=None, help="export only the first N examples")
     bd.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     bd.set_defaults(func=run, data_action="build")
@@ -104,6 +124,30 @@ def _load(args: argparse.Namespace):
     return load_examples_with_report(args.kind, args.path, args.split, **kw)
 
 
+def _render_settings(args: argparse.Namespace, fmt: str) -> None:
+    """Fill the render options left unset with format ``fmt``'s defaults (in place); a bad number
+    is a one-line error."""
+    from sqlcoach.data.export import format_defaults
+
+    d = format_defaults(fmt)
+    if args.template is None:
+        args.template = d.template
+    if args.schema_style is None:
+        args.schema_style = d.schema_style
+    if args.values is None:
+        args.values = d.value_retrieval > 0
+    if args.value_retrieval is None:
+        args.value_retrieval = d.value_retrieval or 10  # --values on a format without values: 10
+    if args.sample_values is None:
+        args.sample_values = d.sample_values
+    if args.schema_source is None:
+        args.schema_source = d.schema_source
+    if args.value_retrieval < 0 or args.sample_values < 0:
+        raise SqlcoachError("--value-retrieval and --sample-values must be >= 0")
+    if not args.values:
+        args.value_retrieval = 0
+
+
 def _schema_source(args: argparse.Namespace):
     from sqlcoach.data.export import SchemaSource
     from sqlcoach.data.spider import read_tables_json
@@ -116,7 +160,8 @@ def _schema_source(args: argparse.Namespace):
             if (base / name).is_file():
                 tables_path = base / name
                 break
-    return SchemaSource(read_tables_json(tables_path) if tables_path else {})
+    return SchemaSource(read_tables_json(tables_path) if tables_path else {}, sample_values=args.sample_values,
+                        prefer=args.schema_source)
 
 
 def _tokenizer(args: argparse.Namespace) -> tuple[Any, Callable[[str], int] | None]:
@@ -173,9 +218,10 @@ def run_show(args: argparse.Namespace) -> int:
     if not -len(examples) <= args.index < len(examples):
         raise SqlcoachError(f"--index {args.index} out of range: {len(examples)} examples")
     ex = examples[args.index]
+    _render_settings(args, "chat")
     tok, count = _tokenizer(args)
     text = schema_text(ex, args.schema_style, source=_schema_source(args), values=args.values,
-                       budget_tokens=args.budget_tokens, count_tokens=count)
+                       budget_tokens=args.budget_tokens, count_tokens=count, value_retrieval=args.value_retrieval)
     if args.turn_history == "questions" and any(t.sql for t in ex.turns):
         from dataclasses import replace
 
@@ -196,6 +242,7 @@ def run_show(args: argparse.Namespace) -> int:
 def run_build(args: argparse.Namespace) -> int:
     from sqlcoach.data.export import export_examples
 
+    _render_settings(args, args.fmt)
     examples, problems = _load(args)
     _tok, count = _tokenizer(args)
     try:
@@ -203,11 +250,13 @@ def run_build(args: argparse.Namespace) -> int:
             examples, args.out, args.fmt, template=args.template, schema_style=args.schema_style,
             values=args.values, budget_tokens=args.budget_tokens, count_tokens=count,
             source=_schema_source(args), limit=args.limit, progress=args.progress, problems=problems,
-            turn_history=args.turn_history,
+            turn_history=args.turn_history, value_retrieval=args.value_retrieval,
         )
     except ValueError as exc:
         raise SqlcoachError(str(exc)) from exc
     print(f"wrote {summary.records} {args.fmt} records to {summary.out}")
+    if summary.tokens is not None:
+        print(f"training tokens: {summary.tokens.line()}")
     for f in summary.extra_files:
         print(f"wrote {f}")
     print(f"problems: {len(summary.problems)}", file=sys.stderr if summary.problems else sys.stdout)

