@@ -299,7 +299,8 @@ def predict(
             )
             gen_tokens += g.generated_tokens
             prompt_tokens += g.prompt_tokens
-            records = _choose(ids, exs, g.texts, extract, n, pool, template, selector)
+            records = _choose(ids, exs, g.texts, extract, n, pool, template, selector,
+                              schema_of=builder.lenient_schema_text if getattr(selector, "reads_schema", False) else None)
             for rec, ex in zip(records, exs):
                 rec.update(example=example_key(examples[rec["index"]]), run_key=identity.key)
                 if builder.turn_history == "predicted" and ex.turns:
@@ -415,9 +416,10 @@ def _choose(
     pool: _LazyPool,
     template: str = "sql_terminal",
     selector: Selector | None = None,
+    schema_of: Callable[[Example], str] | None = None,
 ) -> list[dict[str, Any]]:
     """One JSONL record per example; with n > 1 runs every distinct (db, SQL) once and lets
-    ``selector`` (default: the vote) choose.
+    ``selector`` (default: the vote) choose; ``schema_of(ex)``: the schema text a learned selector reads.
     ``sql`` is what runs on the database (placeholders of an anonymizing template mapped back);
     ``raw`` is the model's text as written."""
     from sqlcoach.prompts.templates import restore_sql
@@ -435,7 +437,8 @@ def _choose(
             rec.update(raw=outs[0], sql=ss[0])
         else:
             res = [results.get((ex.db_path, s)) if ex.db_path and s else None for s in ss]
-            v = (selector or get_selector(DEFAULT_SELECTOR))(Candidates.of(ss, res, question=ex.question))
+            context = {"schema_text": schema_of(ex)} if schema_of is not None else {}
+            v = (selector or get_selector(DEFAULT_SELECTOR))(Candidates.of(ss, res, question=ex.question, **context))
             rec.update(
                 raw=outs[v.chosen] if v.chosen >= 0 else outs[0],
                 sql=v.sql,
@@ -449,6 +452,7 @@ def _choose(
             )
             if v.scores is not None:
                 rec["scores"] = list(v.scores)
+                rec["score"] = v.scores[v.chosen] if v.chosen >= 0 else None
         records.append(rec)
     return records
 

@@ -20,6 +20,7 @@ from sqlcoach.rewards.format import FormatReward
 from sqlcoach.rewards.linking import NgramReward, SchemaLinkingReward
 from sqlcoach.rewards.reasoning import ReasoningQualityReward
 from sqlcoach.rewards.reward_model import RewardModelReward
+from sqlcoach.rewards.verifier import VerifierReward
 
 RewardFn = Callable[..., "list[float | None]"]
 
@@ -32,6 +33,7 @@ REWARDS: dict[str, type] = {
     "schema_linking": SchemaLinkingReward,
     "ngram": NgramReward,
     "reward_model": RewardModelReward,  # a trained RM (`sqlcoach train rm`): needs model_dir
+    "verifier": VerifierReward,  # a trained verifier (`sqlcoach train verifier`): needs verifier_path; no gold read
 }
 
 PRESETS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {

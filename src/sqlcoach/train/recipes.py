@@ -18,6 +18,7 @@ from sqlcoach.train.grpo import run_grpo
 from sqlcoach.train.ppo import run_ppo
 from sqlcoach.train.rm import run_rm
 from sqlcoach.train.sft import run_sft
+from sqlcoach.train.verifier import run_verifier
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class Recipe:
         return cls(getattr(importlib.import_module(cfg_mod), cfg_cls), getattr(importlib.import_module(run_mod), run_fn))
 
 
-_RUN: dict[str, Callable[..., dict[str, Any]]] = {"sft": run_sft, "rm": run_rm, "dpo": run_dpo, "grpo": run_grpo, "ppo": run_ppo}
+_RUN: dict[str, Callable[..., dict[str, Any]]] = {"sft": run_sft, "rm": run_rm, "dpo": run_dpo, "grpo": run_grpo, "ppo": run_ppo, "verifier": run_verifier}
 
 #: name -> Recipe; the same keys as ``sqlcoach.config.CONFIGS``.
 RECIPES: dict[str, Recipe] = {name: Recipe(CONFIGS[name], _RUN[name]) for name in CONFIGS}
