@@ -36,6 +36,8 @@ class VerifierRunConfig(PromptFields, TrainerFields, EpochFields, RunConfig):
     result_budget: int = opt(128, "tokens of rendered result the verifier reads (execution.render)")
     holdout: float = opt(0.1, "share of the questions held out for validation (AUC, accuracy, selection)")
     balance: str = opt("weight", "weight: BCE positive weight = negatives / positives; none: plain BCE")
+    ran_only: bool = opt(False, "train and validate on the candidates that ran only (what a selection compares); "
+                         "false: failures too (what a reward scores)")
     rows_path: str | None = opt(None, "train on rows a previous run mined (its verifier_rows.jsonl) instead of sampling")
 
     def _check(self) -> None:

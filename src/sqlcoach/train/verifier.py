@@ -13,7 +13,7 @@ reward. Reads top to bottom:
    rendered within ``result_budget`` tokens into the verifier's input
    (``sqlcoach.models.verifier.verifier_text``). Questions whose gold fails give no row. The rows
    go to ``output_dir/verifier_rows.jsonl`` (``rows_path`` trains on such a file instead).
-2. **Split** by question: ``holdout`` of the questions are held out (no candidate of a held-out
+2. **Split** by question (with ``ran_only``, after dropping the candidates that failed to run): ``holdout`` of the questions are held out (no candidate of a held-out
    question is trained on).
 3. **Model**: ``model`` (any causal checkpoint) as ``AutoModelForSequenceClassification`` with
    ``num_labels=1`` (a new score head on the last token), full or LoRA (head trained in full).
@@ -275,6 +275,8 @@ def run_verifier(
     log = main_log(log)
     tok = load_tokenizer(cfg.model, padding_side="right")
     rows, mined, recipe = _rows_and_recipe(cfg, rows, tok, log)
+    if cfg.ran_only:  # a selection never lets a failing candidate win: learn to rank the others
+        rows = [r for r in rows if r["ran"]]
     train_rows, held = split_by_question(rows, cfg.holdout, cfg.seed)
     pos = sum(r["label"] for r in train_rows)
     if not train_rows or pos in (0, len(train_rows)):
