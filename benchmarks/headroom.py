@@ -158,7 +158,11 @@ def verifier_rows(args: argparse.Namespace, dev: list, recipe, out: Path, sc: Pa
     oks = [(verdicts[2 * k].ex, verdicts[2 * k + 1].ex) for k in range(len(differ))]
     print(f"\nverifier and vote differ on {len(differ)} of {len(dev)} questions: verifier right and vote wrong on "
           f"{sum(a and not b for a, b in oks)}, the reverse on {sum(b and not a for a, b in oks)}")
-    shown = sorted(range(len(differ)), key=lambda k: oks[k][0] == oks[k][1])[: args.show]
+    # as many questions the verifier won as it lost (then the rest), so that both kinds are seen
+    won = [k for k in range(len(differ)) if oks[k][0] and not oks[k][1]]
+    lost = [k for k in range(len(differ)) if oks[k][1] and not oks[k][0]]
+    half = (args.show + 1) // 2
+    shown = (won[:half] + lost[: args.show - min(half, len(won))])[: args.show]
     for k in shown:
         q = differ[k]
         ex = dev[q]
