@@ -243,7 +243,9 @@ def predict(
     builder = PromptBuilder(template, schema_style, schema_sample_values, value_retrieval=value_retrieval,
                             token_budget=token_budget, turn_history=turn_history)
     selector = get_selector(select) if isinstance(select, str) else select
-    rule = select if isinstance(select, str) else getattr(select, "__name__", type(select).__name__)
+    # a learned selector's ``key`` (rule + its folder) keeps runs chosen by two verifiers apart
+    rule = select if isinstance(select, str) else (
+        getattr(select, "key", None) or getattr(select, "__name__", type(select).__name__))
     # The rule joins the run key only when it is not the default, so that the runs made before
     # selection rules existed (all voted) still resume.
     chosen_by = {"select": rule} if n > 1 and rule != DEFAULT_SELECTOR else {}

@@ -44,6 +44,8 @@ class VerifierSelector:
         self.verifier = verifier
         self.rule = rule
         self.__name__ = rule
+        # what predict's run key records: the rule and the verifier's folder (two verifiers never resume each other's file)
+        self.key = f"{rule}:{getattr(verifier, 'path', '') or type(verifier).__name__}"
 
     def __call__(self, c: Candidates) -> Selection:
         plain = select_vote(c)

@@ -108,7 +108,9 @@ class Verifier:
     selections of the same candidates, or a GRPO group's repeats, score once); batches are
     right-padded (the head reads the last real token)."""
 
-    def __init__(self, model: Any, tokenizer: Any, spec: VerifierSpec, *, batch_size: int = 16, cache_size: int = 4096):
+    def __init__(self, model: Any, tokenizer: Any, spec: VerifierSpec, *, batch_size: int = 16, cache_size: int = 4096,
+                 path: str = ""):
+        self.path = path  # the folder it was loaded from ("" when built in memory)
         self.model = model
         self.tokenizer = tokenizer
         self.spec = spec
@@ -181,4 +183,4 @@ def load_verifier(folder: str | Path, *, device: str = "auto", dtype: str = "aut
     tok.padding_side = "right"
     model.config.pad_token_id = tok.pad_token_id
     model.to(dev).eval()
-    return Verifier(model, tok, spec, batch_size=batch_size)
+    return Verifier(model, tok, spec, batch_size=batch_size, path=str(Path(folder).resolve()))

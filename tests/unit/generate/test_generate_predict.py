@@ -131,6 +131,9 @@ def test_a_verifier_selector_reads_the_schema_and_its_scores_are_recorded(tmp_pa
     assert (rec["chosen"], rec["select"]) == (1, "verifier")  # the failing sample scored highest and lost
     assert rec["scores"] == [float(len(x)) for x in samples] and rec["score"] == len(samples[1])
     assert "item(" in Fake.read[0][1]  # predict filled the schema text the verifier reads
+    from sqlcoach.generate.resume import read_meta
+
+    assert "verifier:" in json.dumps(read_meta(out))  # the rule and the verifier join the run key
 
 
 def test_cli_select_needs_samples():
