@@ -19,7 +19,16 @@ What it does, each step with the library call a user would make:
    user types: it prints EX of the chosen answers, then the headroom table (``metrics.headroom``);
 4. shows ``--show`` questions where ``vote`` and ``vote-nonempty`` chose differently: each pick's
    SQL, its result as a model would read it (``execution.render.render_result``, 300 characters)
-   and whether it is right.
+   and whether it is right;
+5. with ``--verifier DIR`` (a folder ``sqlcoach train verifier`` wrote): the headroom table again
+   (``metrics.headroom.headroom``) with the rows ``verifier@n`` and ``vote+verifier@n`` beside
+   the rules (``generate.verifier_select``), each with its paired difference from greedy, written
+   to ``OUT/summary_verifier.json``; the verifier's seconds per question; then ``--show``
+   questions where the verifier and the vote chose differently, with the text the verifier read
+   (its rendered result) and its score of each pick.
+
+``--reuse`` keeps ``OUT/greedy.sql`` and ``OUT/sc{n}.jsonl`` from an earlier run with the same
+questions and skips steps 2-4 (e.g. to add a verifier's rows to a measured run).
 
 Prints the prediction times and the machine's load (``os.getloadavg``) beside the tables: the
 figures are accuracies, which do not depend on load, the seconds do.
@@ -48,6 +57,8 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--show", type=int, default=3, help="questions where vote and vote-nonempty differ, shown")
+    ap.add_argument("--verifier", default=None, help="a verifier folder: add verifier@n and vote+verifier@n rows")
+    ap.add_argument("--reuse", action="store_true", help="reuse OUT's greedy and sampled predictions (skip 2-4)")
     args = ap.parse_args()
 
     from sqlcoach.data import load_examples
@@ -66,6 +77,10 @@ def main() -> int:
     print(f"{len(dev)} dev questions from {len(dbs)} databases ({', '.join(dbs)}); load {os.getloadavg()[0]:.1f}")
 
     recipe = resolve_prompt(args.model)
+    sc = out / f"sc{args.n}.sql"
+    if args.reuse and (out / "greedy.sql").is_file() and sc.with_suffix(".jsonl").is_file():
+        print(f"reusing {out / 'greedy.sql'} and {sc.with_suffix('.jsonl')}")
+        return verifier_rows(args, dev, recipe, out, sc) if args.verifier else 0
     model, tok = load_model(args.model, dtype="auto", device="auto")
     common = dict(prompt=recipe.prompt, max_new_tokens=args.max_new_tokens,
                   batch_size=args.batch_size, seed=args.seed, model_id=args.model, progress=False)
@@ -73,7 +88,6 @@ def main() -> int:
     predict(model, tok, dev, out / "greedy.sql", **common)
     t_greedy = time.monotonic() - t0
     t0 = time.monotonic()
-    sc = out / f"sc{args.n}.sql"
     predict(model, tok, dev, sc, n=args.n, temperature=args.temperature, select=args.select, **common)
     t_sc = time.monotonic() - t0
     print(f"predicted: greedy {t_greedy:.1f}s ({t_greedy / len(dev):.3f} s/question), n={args.n} at "
@@ -87,7 +101,75 @@ def main() -> int:
     rc = subprocess.run(cmd).returncode
     if args.show:
         show_differences(dev, sc.with_suffix(".jsonl"), args.show)
+    if args.verifier:
+        rc = verifier_rows(args, dev, recipe, out, sc) or rc
     return rc
+
+
+def verifier_rows(args: argparse.Namespace, dev: list, recipe, out: Path, sc: Path) -> int:
+    """Step 5 (module docstring): the headroom table with the verifier's selections."""
+    import json
+
+    from sqlcoach.execution.pool import ExecutorPool
+    from sqlcoach.execution.render import render_result
+    from sqlcoach.execution.select import SELECTORS, Candidates
+    from sqlcoach.generate.verifier_select import VerifierSelector
+    from sqlcoach.metrics.em import em_and_hardness
+    from sqlcoach.metrics.ex import database_files
+    from sqlcoach.metrics.headroom import headroom, read_samples
+    from sqlcoach.models.verifier import load_verifier
+
+    world_db = Path(args.world) / "database"
+    samples = read_samples(sc.with_suffix(".jsonl"), len(dev))
+    greedy = [" ".join(line.split()) for line in (out / "greedy.sql").read_text(encoding="utf-8").splitlines()]
+    golds = [" ".join((ex.gold_sql or "").split()) for ex in dev]
+    files = [database_files(world_db, ex.db_id) for ex in dev]
+    hard = [h for _, h in em_and_hardness(golds, golds, [ex.db_id for ex in dev], tables_path=None, want_em=False)]
+    builder = recipe.builder()
+    schemas = [builder.lenient_schema_text(ex) for ex in dev]
+    verifier = load_verifier(args.verifier, device="auto")
+    chosen = {name: VerifierSelector(verifier, name) for name in ("verifier", "vote+verifier")}
+    t0 = time.monotonic()
+    with ExecutorPool(workers=None) as pool:
+        table = headroom(samples, golds, files, hard, pool=pool, greedy=greedy,
+                         selectors={**SELECTORS, **chosen}, questions=[ex.question for ex in dev], schema_texts=schemas)
+        secs = time.monotonic() - t0
+        print(f"\nheadroom with the verifier {args.verifier} ({secs:.1f}s for the table, verifier scoring included; "
+              f"load {os.getloadavg()[0]:.1f})")
+        print(table.table())
+        (out / "summary_verifier.json").write_text(json.dumps(table.as_dict(), indent=2) + "\n")
+        # the verifier's own cost: scoring the n candidates of a question, timed apart from execution
+        results = [[pool.run_one(f[0], s, cache=True) if f and s else None for s in ss] for f, ss in zip(files, samples)]
+        verifier._cache.clear()
+        t0 = time.monotonic()
+        picks = [chosen["verifier"](Candidates.of(ss, rs, question=ex.question, schema_text=st))
+                 for ex, ss, rs, st in zip(dev, samples, results, schemas)]
+        print(f"verifier selection alone: {(time.monotonic() - t0) / len(dev):.4f} s/question "
+              f"(n={len(samples[0])}, load {os.getloadavg()[0]:.1f})")
+        votes = [SELECTORS["vote"](Candidates.of(ss, rs)) for ss, rs in zip(samples, results)]
+        from sqlcoach.metrics import evaluate_examples
+
+        differ = [q for q in range(len(dev)) if picks[q].chosen != votes[q].chosen]
+        verdicts = evaluate_examples([dev[q] for q in differ for _ in (0, 1)],
+                                     [p.sql for q in differ for p in (picks[q], votes[q])], etype="exec", explain=False,
+                                     pool=pool).verdicts if differ else []
+    oks = [(verdicts[2 * k].ex, verdicts[2 * k + 1].ex) for k in range(len(differ))]
+    print(f"\nverifier and vote differ on {len(differ)} of {len(dev)} questions: verifier right and vote wrong on "
+          f"{sum(a and not b for a, b in oks)}, the reverse on {sum(b and not a for a, b in oks)}")
+    # as many questions the verifier won as it lost (then the rest), so that both kinds are seen
+    won = [k for k in range(len(differ)) if oks[k][0] and not oks[k][1]]
+    lost = [k for k in range(len(differ)) if oks[k][1] and not oks[k][0]]
+    half = (args.show + 1) // 2
+    shown = (won[:half] + lost[: args.show - min(half, len(won))])[: args.show]
+    for k in shown:
+        q = differ[k]
+        ex = dev[q]
+        print(f"\n[{ex.db_id}] {ex.question}\n  gold: {ex.gold_sql}\n  votes: {list(votes[q].votes)}")
+        for name, p, ok in (("verifier", picks[q], oks[k][0]), ("vote", votes[q], oks[k][1])):
+            body = render_result(results[q][p.chosen], budget=300).replace("\n", "\n      ")
+            print(f"  {name} -> sample {p.chosen} (score {picks[q].scores[p.chosen]:+.2f}, "
+                  f"{'right' if ok else 'wrong'}): {p.sql}\n      {body}")
+    return 0
 
 
 def show_differences(dev: list, jsonl: Path, limit: int) -> None:

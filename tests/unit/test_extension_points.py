@@ -52,7 +52,8 @@ def test_generators_keep_the_generate_contract():
 def test_every_registered_reward_keeps_the_reward_contract():
     from sqlcoach.rewards import REWARDS, build_rewards, close_rewards
 
-    names = [n for n in REWARDS if n != "reward_model"]  # the reward model needs a trained folder
+    # the reward model and the verifier need a trained folder
+    names = [n for n in REWARDS if n not in ("reward_model", "verifier")]
     rewards = build_rewards(names)
     try:
         for r in rewards:
@@ -67,6 +68,11 @@ def test_every_registered_reward_keeps_the_reward_contract():
     rm = RewardModelReward("rm-folder")  # loads nothing until called
     assert isinstance(rm, RewardFn) and not isinstance(rm, OutcomeSource)
     assert [p[:2] for p in _params(RewardModelReward.__call__)] == [p[:2] for p in _params(RewardFn.__call__)]
+    from sqlcoach.rewards.base import Reward
+    from sqlcoach.rewards.verifier import VerifierReward
+
+    assert issubclass(VerifierReward, Reward) and "last_outcomes" not in vars(VerifierReward)
+    assert [p[:2] for p in _params(VerifierReward.__call__)] == [p[:2] for p in _params(RewardFn.__call__)]
 
 
 def test_every_registered_task_keeps_the_task_contract():

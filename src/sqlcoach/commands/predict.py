@@ -21,8 +21,10 @@ interactions), which ``sqlcoach evaluate`` scores with question and interaction 
 gold`` (earlier turns' gold SQL in the prompt) is an oracle setting and is labelled as one. ``--n 8``
 samples 8 answers per question and votes by execution result (self-consistency); ``--select`` picks
 another rule among the samples (``first``: the first sample that runs; ``vote-nonempty``: the vote
-among the samples that return rows; see ``sqlcoach.execution.select``), and the JSONL records the
-chosen sample, every sample's vote count and the rule.
+among the samples that return rows; ``verifier`` / ``vote+verifier`` with ``--verifier DIR``: a
+trained verifier reads each sample's result, ``sqlcoach.generate.verifier_select``; see
+``sqlcoach.execution.select``), and the JSONL records the chosen sample, every sample's vote count
+and the rule (and, with a verifier, every sample's ``scores`` and the chosen one's ``score``).
 
 ``--backend openai`` sends each question's chat messages to any OpenAI-compatible endpoint
 (``sqlcoach serve``, vLLM, a hosted API; ``--model`` is the name it serves) through
@@ -42,7 +44,7 @@ import argparse
 import json
 
 from sqlcoach.errors import ConfigError
-from sqlcoach.execution.select import DEFAULT_SELECTOR, SELECTORS
+from sqlcoach.execution.select import DEFAULT_SELECTOR, LEARNED_SELECTORS, SELECTORS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,11 +56,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="dev")
     p.add_argument("--out", required=True, help="prediction file to write (Spider format)")
     p.add_argument("--n", type=int, default=1, help="samples per question; > 1 votes by execution result")
-    p.add_argument("--select", default=None, choices=sorted(SELECTORS),
+    p.add_argument("--select", default=None, choices=sorted([*SELECTORS, *LEARNED_SELECTORS]),
                    help=f"with --n > 1: how the answer is chosen among the samples (default {DEFAULT_SELECTOR}: the "
                    "largest group of samples with the same result; first: the first sample that runs; vote-nonempty: "
-                   "the vote among the samples that return rows, the plain vote when none does). A sample whose SQL "
-                   "fails never wins over one that runs")
+                   "the vote among the samples that return rows, the plain vote when none does; verifier: the sample "
+                   "a trained verifier (--verifier) scores highest, reading its result; vote+verifier: the vote "
+                   "weighted by the verifier's probabilities). A sample whose SQL fails never wins over one that runs")
+    p.add_argument("--verifier", default=None,
+                   help="with --select verifier or vote+verifier: the folder `sqlcoach train verifier` wrote (its final/)")
     p.add_argument("--temperature", type=float, default=None,
                    help="sampling temperature (default 0 = greedy for n=1, 0.8 for n>1)")
     p.add_argument("--top-p", type=float, default=1.0)
@@ -124,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--n must be >= 1")
     if args.select is not None and args.n < 2:
         raise ConfigError("--select chooses among sampled answers: it needs --n 2 or more")
+    if (args.select in LEARNED_SELECTORS) != (args.verifier is not None):
+        raise ConfigError(f"--verifier goes with --select {' or '.join(LEARNED_SELECTORS)}, and they need it")
     if args.batch_size < 1 or args.max_new_tokens < 1:
         raise ConfigError("--batch-size and --max-new-tokens must be >= 1")
     from sqlcoach.data import load_examples
@@ -135,12 +142,17 @@ def run(args: argparse.Namespace) -> int:
     if args.agent:
         return _run_agent(args, examples, temperature)
     if args.backend == "openai":
+        if args.verifier is not None:
+            raise ConfigError("--verifier selection runs with the local backends (hf, vllm), not --backend openai")
         return _run_openai(args, examples, temperature)
 
     from sqlcoach.generate.predict import predict
+    from sqlcoach.generate.verifier_select import build_selector
     from sqlcoach.models.load import load_model, load_tokenizer
     from sqlcoach.prompts.recipe import resolve_prompt
 
+    # a verifier folder that is not one fails here, before the policy loads
+    selector = build_selector(args.select or DEFAULT_SELECTOR, args.verifier, device=args.device)
     recipe = resolve_prompt(args.model, template=args.template, schema_style=args.schema_style,
                             schema_sample_values=args.schema_samples, value_retrieval=args.value_retrieval,
                             token_budget=args.token_budget, turn_history=args.turn_history)
@@ -158,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         n=args.n, temperature=temperature, top_p=args.top_p, batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens, prompt=recipe.prompt, model_id=args.model,
         workers=args.workers, timeout=args.timeout, seed=args.seed, generate_fn=generate_fn, resume=args.resume,
-        select=args.select or DEFAULT_SELECTOR,
+        select=selector if args.verifier is not None else args.select or DEFAULT_SELECTOR,
     )
     return _report(summary, args.json_out)
 

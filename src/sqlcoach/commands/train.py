@@ -1,6 +1,6 @@
 """`sqlcoach train METHOD --config FILE [key=value ...] [--resume]`: one verb per recipe.
 
-``METHOD`` is a key of ``sqlcoach.config.CONFIGS`` (sft, rm, dpo, grpo, ppo); each takes its YAML,
+``METHOD`` is a key of ``sqlcoach.config.CONFIGS`` (sft, rm, dpo, grpo, ppo, verifier); each takes its YAML,
 ``key=value`` overrides (types are coerced: ``learning_rate=1e-3``,
 ``lora_target_modules=q_proj,v_proj``), ``--resume`` (continue from the last checkpoint in
 ``output_dir``) and ``--help-config`` (every key with its default and meaning). The run's summary

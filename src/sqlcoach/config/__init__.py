@@ -21,6 +21,7 @@ from sqlcoach.config.ppo import PPORunConfig
 from sqlcoach.config.pref import DPORunConfig, PreferenceFields, RMRunConfig
 from sqlcoach.config.rl import RLFields
 from sqlcoach.config.sft import SFTRunConfig
+from sqlcoach.config.verifier import VerifierRunConfig
 
 CONFIGS: dict[str, type[RunConfig]] = {
     "sft": SFTRunConfig,
@@ -28,10 +29,11 @@ CONFIGS: dict[str, type[RunConfig]] = {
     "dpo": DPORunConfig,
     "grpo": GRPORunConfig,
     "ppo": PPORunConfig,
+    "verifier": VerifierRunConfig,
 }
 
 __all__ = [
     "CONFIGS", "DPORunConfig", "EpochFields", "GRPORunConfig", "PPORunConfig", "PreferenceFields", "PromptFields",
-    "RLFields", "RMRunConfig", "RunConfig", "SFTRunConfig", "TrainerFields", "build_config", "coerce", "config_to_dict",
-    "describe_fields", "load_config", "parse_overrides",
+    "RLFields", "RMRunConfig", "RunConfig", "SFTRunConfig", "TrainerFields", "VerifierRunConfig", "build_config", "coerce",
+    "config_to_dict", "describe_fields", "load_config", "parse_overrides",
 ]

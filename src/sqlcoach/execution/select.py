@@ -134,11 +134,18 @@ SELECTORS: dict[str, Selector] = {
 #: what ``predict`` did before selection rules existed, and still does by default
 DEFAULT_SELECTOR = "vote"
 
+#: selectors that need a trained verifier folder (``--verifier DIR``); built by
+#: ``sqlcoach.generate.verifier_select.build_selector`` (this layer imports no model)
+LEARNED_SELECTORS: tuple[str, ...] = ("verifier", "vote+verifier")
+
 
 def get_selector(name: str) -> Selector:
     """The selector called ``name``; ``ConfigError`` naming the known ones otherwise."""
     try:
         return SELECTORS[name]
     except (KeyError, TypeError):
-        raise ConfigError(f"unknown selection rule {name!r}; choose one of {', '.join(SELECTORS)}") from None
+        if name in LEARNED_SELECTORS:
+            raise ConfigError(f"selection {name!r} reads a trained verifier: give its folder (--verifier DIR)") from None
+        raise ConfigError(f"unknown selection rule {name!r}; choose one of "
+                          f"{', '.join([*SELECTORS, *LEARNED_SELECTORS])}") from None
 

@@ -220,7 +220,9 @@ def predict(
     # before any file is touched.
     builder = PromptBuilder.from_settings(prompt or PromptSettings())
     selector = get_selector(select) if isinstance(select, str) else select
-    rule = select if isinstance(select, str) else getattr(select, "__name__", type(select).__name__)
+    # a learned selector's ``key`` (rule + its folder) keeps runs chosen by two verifiers apart
+    rule = select if isinstance(select, str) else (
+        getattr(select, "key", None) or getattr(select, "__name__", type(select).__name__))
     # The rule joins the run key only when it is not the default, so that the runs made before
     # selection rules existed (all voted) still resume.
     chosen_by = {"select": rule} if n > 1 and rule != DEFAULT_SELECTOR else {}
@@ -306,7 +308,8 @@ def _predict_chunks(chunks: Any, examples: Sequence[Example], prev: list[list[in
                 on_batch=on_batch)
         gen_tokens += g.generated_tokens
         prompt_tokens += g.prompt_tokens
-        records = _choose(ids, exs, g.texts, extract, decoding["n"], pool, builder.template, selector)
+        records = _choose(ids, exs, g.texts, extract, decoding["n"], pool, builder.template, selector,
+                          schema_of=builder.lenient_schema_text if getattr(selector, "reads_schema", False) else None)
         for rec, ex in zip(records, exs):
             rec.update(example=example_key(examples[rec["index"]]), run_key=run_key)
             if predicted and ex.turns:
@@ -397,9 +400,10 @@ def _choose(
     pool: Any,  # an execution.pool.LazyPool (or None when n == 1)
     template: str = "sql_terminal",
     selector: Selector | None = None,
+    schema_of: Callable[[Example], str] | None = None,
 ) -> list[dict[str, Any]]:
     """One JSONL record per example; with n > 1 runs every distinct (db, SQL) once and lets
-    ``selector`` (default: the vote) choose.
+    ``selector`` (default: the vote) choose; ``schema_of(ex)``: the schema text a learned selector reads.
     ``sql`` is what runs on the database (placeholders of an anonymizing template mapped back);
     ``raw`` is the model's text as written."""
     from sqlcoach.prompts.templates import restore_sql
@@ -417,7 +421,8 @@ def _choose(
             rec.update(raw=outs[0], sql=ss[0])
         else:
             res = [results.get((ex.db_path, s)) if ex.db_path and s else None for s in ss]
-            v = (selector or get_selector(DEFAULT_SELECTOR))(Candidates.of(ss, res, question=ex.question))
+            context = {"schema_text": schema_of(ex)} if schema_of is not None else {}
+            v = (selector or get_selector(DEFAULT_SELECTOR))(Candidates.of(ss, res, question=ex.question, **context))
             rec.update(
                 raw=outs[v.chosen] if v.chosen >= 0 else outs[0],
                 sql=v.sql,
@@ -431,6 +436,7 @@ def _choose(
             )
             if v.scores is not None:
                 rec["scores"] = list(v.scores)
+                rec["score"] = v.scores[v.chosen] if v.chosen >= 0 else None
         records.append(rec)
     return records
 

@@ -133,6 +133,7 @@ def headroom(
     greedy: Sequence[str] | None = None,
     selectors: Mapping[str, Selector] | None = None,
     questions: Sequence[str] | None = None,
+    schema_texts: Sequence[str] | None = None,
     mode: str = "spider",
     keep_distinct: bool = False,
     gold_errors: str = "count",
@@ -142,7 +143,8 @@ def headroom(
     against ``golds[q]`` on the database files ``files[q]`` (the first one is where selectors see
     results, as ``predict`` votes on the example's database). ``greedy[q]``: a separate greedy
     answer (default: ``samples[q][0]``). ``selectors``: name -> selector (default: every rule of
-    ``execution.select.SELECTORS``). Raises ``DataError`` when the lengths disagree or the
+    ``execution.select.SELECTORS``); ``questions`` / ``schema_texts``: what a learned selector (a
+    verifier) reads besides the results. Raises ``DataError`` when the lengths disagree or the
     questions do not all have the same n >= 2 samples."""
     from sqlcoach.metrics.ex import ExItem, score_execution, synthetic_files
 
@@ -181,6 +183,7 @@ def headroom(
     jobs = sorted({(files[q][0], s) for q in kept if files[q] for s in samples[q] if s})
     results = dict(zip(jobs, pool.run(jobs, cache=True)))
     ctx = list(questions) if questions is not None else [""] * nq
+    schemas = list(schema_texts) if schema_texts is not None else [""] * nq
 
     per_q: dict[str, list[float]] = {}  # figure -> 0/1 or fraction per kept question
     per_q["greedy"] = [float(verdict[(q, greedy[q] if greedy is not None else samples[q][0])].ex) for q in kept]
@@ -188,7 +191,7 @@ def headroom(
         col = []
         for qi, q in enumerate(kept):
             res = [results.get((files[q][0], s)) if files[q] and s else None for s in samples[q]]
-            pick = sel(Candidates.of(samples[q], res, question=ctx[q]))
+            pick = sel(Candidates.of(samples[q], res, question=ctx[q], schema_text=schemas[q]))
             col.append(float(pick.chosen >= 0 and correct[qi][pick.chosen]))
         per_q[f"{name}@{n}"] = col
     for k in range(1, n + 1):
@@ -215,6 +218,8 @@ _WHAT = {
     "first": "the first sample that runs",
     "vote": "majority vote by execution result",
     "vote-nonempty": "majority vote among the samples that return rows",
+    "verifier": "the sample a trained verifier scores highest (reading its result)",
+    "vote+verifier": "vote weighted by the verifier's probabilities",
     "pass": "unbiased pass@k (Chen et al. 2021)",
 }
 

@@ -326,3 +326,28 @@ def _by_db_mean(runs: Sequence[RunOutcome]) -> dict[str, float]:
         for db, v in (r.by_db or {}).items():
             dbs.setdefault(db, []).append(v)
     return {db: sum(v) / len(v) for db, v in sorted(dbs.items())}
+
+
+def roc_auc(scores: Sequence[float], labels: Sequence[int]) -> float:
+    """Area under the ROC curve: the probability that a random positive scores above a random
+    negative, ties counting one half (the Mann-Whitney U statistic over positives x negatives).
+    ``ValueError`` unless both classes are present and the lengths agree."""
+    if len(scores) != len(labels):
+        raise ValueError(f"{len(scores)} scores for {len(labels)} labels")
+    pos = sum(1 for y in labels if y)
+    neg = len(labels) - pos
+    if not pos or not neg:
+        raise ValueError("AUC needs at least one positive and one negative")
+    # rank-sum with average ranks for ties: O(n log n)
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    ranks = [0.0] * len(scores)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        for t in range(i, j + 1):
+            ranks[order[t]] = (i + j) / 2 + 1
+        i = j + 1
+    rank_sum = sum(r for r, y in zip(ranks, labels) if y)
+    return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)

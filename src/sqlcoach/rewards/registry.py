@@ -22,6 +22,7 @@ from sqlcoach.rewards.format import FormatReward
 from sqlcoach.rewards.linking import NgramReward, SchemaLinkingReward
 from sqlcoach.rewards.reasoning import ReasoningQualityReward
 from sqlcoach.rewards.reward_model import RewardModelReward
+from sqlcoach.rewards.verifier import VerifierReward
 
 REWARDS: dict[str, type] = {
     "execution": ExecutionReward,
@@ -33,6 +34,7 @@ REWARDS: dict[str, type] = {
     "ngram": NgramReward,
     "reward_model": RewardModelReward,  # a trained RM (`sqlcoach train rm`): needs model_dir
     "consensus": ConsensusReward,  # no gold: agreement of the G samples' results (`sqlcoach adapt`)
+    "verifier": VerifierReward,  # a trained verifier (`sqlcoach train verifier`): needs verifier_path; no gold read
 }
 
 PRESETS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {

@@ -207,7 +207,6 @@ def mine_pairs(
     import time
 
     from sqlcoach.prompts.builder import PromptBuilder
-    from sqlcoach.prompts.chat import to_text
 
     _check_mine_args(k, chosen, pairs_per_question, rejected_order, temperature, log)
     # Unknown template or schema style: a clear error before any generation.
@@ -233,15 +232,10 @@ def mine_pairs(
 
         bar = tqdm(total=len(examples), desc=f"mine pairs (k={k})", unit="q", file=sys.stderr)
     try:
-        for start in range(0, len(examples), chunk_size):
-            exs = list(examples[start : start + chunk_size])
-            messages = [builder.messages(ex, lenient=True) for ex in exs]
-            gen = generate_fn(
-                model, tokenizer, [to_text(m, tokenizer) for m in messages], n=k, temperature=temperature, top_p=top_p,
-                max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed + start,
-            )
-            outs: list[list[str]] = gen.texts  # [Q][k]
-            sqls, outcomes = _score_samples(exs, outs, builder.template, pool, mode)
+        for exs, messages, outs, sqls, outcomes in sample_and_score(
+            model, tokenizer, examples, builder, generate_fn, pool, k=k, temperature=temperature, top_p=top_p,
+            max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, chunk_size=chunk_size, mode=mode,
+        ):
             for q, (ex, msgs) in enumerate(zip(exs, messages)):
                 for row in _question_pairs(ex, msgs, outs[q], sqls[q], outcomes[q * k : (q + 1) * k], stats, template=builder.template,
                                            chosen=chosen, rejected_order=rejected_order, pairs_per_question=pairs_per_question):
@@ -261,6 +255,30 @@ def mine_pairs(
             pool.close()
     stats.seconds = time.monotonic() - t0
     return pairs, stats
+
+
+def sample_and_score(
+    model: Any, tokenizer: Any, examples: Sequence[Example], builder: Any, generate_fn: Callable[..., Any], pool: Any, *,
+    k: int, temperature: float, top_p: float, max_new_tokens: int, batch_size: int, seed: int, chunk_size: int,
+    mode: str = "spider",
+) -> Any:
+    """Chunk by chunk of ``chunk_size`` examples: sample ``k`` answers per example with the
+    builder's prompts (``messages(ex, lenient=True)``) and score every sample by THE EX scorer.
+
+    Yields ``(examples, messages, texts [Q][k], sqls [Q][k], outcomes [Q*k] question-major)``:
+    the one sampler behind pair mining and the verifier's training data (``train.verifier``)."""
+    from sqlcoach.prompts.chat import to_text
+
+    for start in range(0, len(examples), chunk_size):
+        exs = list(examples[start : start + chunk_size])
+        messages = [builder.messages(ex, lenient=True) for ex in exs]
+        gen = generate_fn(
+            model, tokenizer, [to_text(m, tokenizer) for m in messages], n=k, temperature=temperature, top_p=top_p,
+            max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed + start,
+        )
+        outs: list[list[str]] = gen.texts  # [Q][k]
+        sqls, outcomes = _score_samples(exs, outs, builder.template, pool, mode)
+        yield exs, messages, outs, sqls, outcomes
 
 
 def _check_mine_args(k: int, chosen: str, pairs_per_question: int, rejected_order: Sequence[str], temperature: float,

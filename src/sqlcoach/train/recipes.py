@@ -25,6 +25,7 @@ from sqlcoach.train.grpo import run_grpo
 from sqlcoach.train.ppo import run_ppo
 from sqlcoach.train.rm import run_rm
 from sqlcoach.train.sft import run_sft
+from sqlcoach.train.verifier import run_verifier
 
 ENTRY_POINT_GROUP = "sqlcoach.recipes"
 
@@ -69,7 +70,8 @@ def _plugins(builtin: dict[str, Recipe]) -> dict[str, Recipe]:
     return out
 
 
-_RUN: dict[str, RecipeFn] = {"sft": run_sft, "rm": run_rm, "dpo": run_dpo, "grpo": run_grpo, "ppo": run_ppo}
+_RUN: dict[str, RecipeFn] = {"sft": run_sft, "rm": run_rm, "dpo": run_dpo, "grpo": run_grpo, "ppo": run_ppo,
+                             "verifier": run_verifier}
 
 #: name -> Recipe: the built-in recipes (the same keys as ``sqlcoach.config.CONFIGS``), then the plugins'.
 RECIPES: dict[str, Recipe] = {name: Recipe(CONFIGS[name], _RUN[name]) for name in CONFIGS}

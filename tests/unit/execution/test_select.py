@@ -79,6 +79,8 @@ def test_registry_names_and_unknown_name():
     assert set(SELECTORS) == {"first", "vote", "vote-nonempty"}
     assert all(SELECTORS[n](cands(("A", ok((1,))))).rule == n for n in SELECTORS)
     with pytest.raises(ConfigError, match="vote-nonempty"):
+        get_selector("majority")
+    with pytest.raises(ConfigError, match="--verifier DIR"):  # a learned selector is built from its folder
         get_selector("verifier")
 
 

@@ -107,10 +107,34 @@ def test_unknown_select_rule_fails_before_any_file_is_touched(tmp_path, db):
 
     out = tmp_path / "pred.sql"
     out.write_text("SELECT keep\n")
-    with pytest.raises(ConfigError, match="vote-nonempty"):
-        P.predict(None, None, _examples(db, 1), out, n=2, generate_fn=FakeGen(lambda p, n: ["x"] * n),
-                  select="verifier", progress=False)
+    for rule, match in (("majority", "vote-nonempty"), ("verifier", "--verifier DIR")):
+        with pytest.raises(ConfigError, match=match):
+            P.predict(None, None, _examples(db, 1), out, n=2, generate_fn=FakeGen(lambda p, n: ["x"] * n),
+                      select=rule, progress=False)
     assert out.read_text() == "SELECT keep\n"
+
+
+def test_a_verifier_selector_reads_the_schema_and_its_scores_are_recorded(tmp_path, db):
+    from sqlcoach.generate.verifier_select import VerifierSelector
+
+    class Fake:
+        read = []
+
+        def score(self, items):
+            self.read.extend(items)
+            return [float(len(sql)) for _, _, sql, _ in items]  # the longest SQL that runs wins
+
+    samples = ["SELECT name FROM item", "SELECT name FROM item WHERE price > 5", "SELECT nme FROM item WHERE 1 = 1 AND 2 = 2"]
+    out = tmp_path / "pred.sql"
+    P.predict(None, None, _examples(db, 1), out, n=3, generate_fn=FakeGen(lambda p, n: samples[:n]),
+              extract=lambda t: t, progress=False, workers=0, select=VerifierSelector(Fake(), "verifier"))
+    rec = json.loads(out.with_suffix(".jsonl").read_text().splitlines()[0])
+    assert (rec["chosen"], rec["select"]) == (1, "verifier")  # the failing sample scored highest and lost
+    assert rec["scores"] == [float(len(x)) for x in samples] and rec["score"] == len(samples[1])
+    assert "item(" in Fake.read[0][1]  # predict filled the schema text the verifier reads
+    from sqlcoach.generate.resume import read_meta
+
+    assert "verifier:" in json.dumps(read_meta(out))  # the rule and the verifier join the run key
 
 
 def test_cli_select_needs_samples():

@@ -1,0 +1,186 @@
+"""A verifier: a causal LM with a one-output score head that reads a candidate's execution result.
+
+What it reads (``verifier_text``), in this order, one text per candidate::
+
+    schema:
+    <the schema text the policy was prompted with, real names>
+    question: <the question>
+    SQL: <the candidate SQL, as it runs on the database>
+    result:
+    <render_result(its execution result) within result_budget tokens>
+
+The result comes from ``sqlcoach.execution.render.render_result`` (the one renderer the agent's
+observations and the pages use): columns, row count, the first rows, or the error class and
+message; a timeout is rendered as ``error: timeout: ...``. The whole text is tokenised and, when
+longer than ``max_length`` tokens, keeps its LAST ``max_length`` tokens: the schema is what gets
+cut, never the result the score head reads last. The score is the head's logit on the last token:
+``sigmoid(score)`` is the verifier's probability that the candidate's result is the gold's.
+
+A verifier folder (``sqlcoach train verifier`` writes ``output_dir/final``) holds a
+``AutoModelForSequenceClassification`` checkpoint with ``num_labels=1``, its tokenizer,
+``sqlcoach_recipe.json`` (the policy's prompt settings, like every sqlcoach model folder) and
+``sqlcoach_verifier.json`` (``VerifierSpec``: ``kind: verifier``, the input format, the result
+budget, the length limit, the base model it was trained from). ``load_verifier`` refuses any other
+folder with one ``ConfigError`` line (no spec, another kind, a head with more than one output).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlcoach.errors import ConfigError
+from sqlcoach.execution.render import render_result, token_length
+from sqlcoach.types import ExecResult
+
+SPEC_FILE = "sqlcoach_verifier.json"
+KIND = "verifier"
+#: the input layout ``verifier_text`` writes; a folder trained on another layout is refused
+INPUT_FORMAT = "schema-question-sql-result/v1"
+
+
+@dataclass(frozen=True)
+class VerifierSpec:
+    """What a verifier folder records about its input (``SPEC_FILE``)."""
+
+    base_model: str
+    result_budget: int = 128
+    max_length: int = 512
+    kind: str = KIND
+    input_format: str = INPUT_FORMAT
+    policy_prompt: dict[str, Any] = field(default_factory=dict)  # the policy's prompt settings (schema text)
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / SPEC_FILE
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+
+def read_spec(folder: str | Path) -> VerifierSpec:
+    """The ``VerifierSpec`` of a verifier folder; ``ConfigError`` (one line) when it is not one."""
+    p = Path(folder)
+    if not p.is_dir():
+        raise ConfigError(f"verifier folder not found: {p}")
+    path = p / SPEC_FILE
+    if not path.is_file():
+        raise ConfigError(f"{p} is not a verifier: no {SPEC_FILE} (train one with `sqlcoach train verifier`)")
+    try:
+        data = json.loads(path.read_text())
+        spec = VerifierSpec(**data)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a readable verifier spec: {exc}") from None
+    if spec.kind != KIND:
+        raise ConfigError(f"{p} is a {spec.kind!r} folder, not a verifier")
+    if spec.input_format != INPUT_FORMAT:
+        raise ConfigError(f"{p} reads input format {spec.input_format!r}; this sqlcoach reads {INPUT_FORMAT!r}")
+    return spec
+
+
+def verifier_text(question: str, schema_text: str, sql: str, result: ExecResult | None, *,
+                  result_budget: int, length: Any = None) -> str:
+    """The text the verifier scores for one candidate (module docstring). ``length``: the budget's
+    unit (a ``LengthFn``, e.g. ``token_length(tokenizer)``; characters by default). A candidate
+    without SQL reads ``not run: no SQL``."""
+    rendered = render_result(result if sql else None, budget=result_budget, length=length)
+    return f"schema:\n{schema_text}\nquestion: {question}\nSQL: {' '.join(sql.split())}\nresult:\n{rendered}"
+
+
+def encode(tokenizer: Any, text: str, max_length: int) -> list[int]:
+    """Token ids of ``text`` plus the end-of-sequence token, the last ``max_length`` kept."""
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if tokenizer.eos_token_id is not None:
+        ids.append(int(tokenizer.eos_token_id))
+    return ids[-max_length:]
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+class Verifier:
+    """A loaded verifier: ``score(items)`` -> one logit per ``(question, schema_text, sql, result)``.
+
+    Identical texts are scored once, and the last ``cache_size`` scores are remembered (two
+    selections of the same candidates, or a GRPO group's repeats, score once); batches are
+    right-padded (the head reads the last real token)."""
+
+    def __init__(self, model: Any, tokenizer: Any, spec: VerifierSpec, *, batch_size: int = 16, cache_size: int = 4096,
+                 path: str = ""):
+        self.path = path  # the folder it was loaded from ("" when built in memory)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self._cache: dict[str, float] = {}
+        self._length = token_length(tokenizer)
+
+    def text(self, question: str, schema_text: str, sql: str, result: ExecResult | None) -> str:
+        return verifier_text(question, schema_text, sql, result, result_budget=self.spec.result_budget,
+                             length=self._length)
+
+    def score(self, items: Sequence[tuple[str, str, str, ExecResult | None]]) -> list[float]:
+        texts = [self.text(*it) for it in items]
+        unique = list(dict.fromkeys(texts))
+        todo = [t for t in unique if t not in self._cache]
+        if len(self._cache) + len(todo) > self.cache_size:
+            self._cache.clear()  # a simple bound: forget everything rather than track recency
+            todo = unique
+        self._cache.update(zip(todo, score_texts(self.model, self.tokenizer, todo, max_length=self.spec.max_length,
+                                                 batch_size=self.batch_size)))
+        return [self._cache[t] for t in texts]
+
+
+def score_texts(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int, batch_size: int = 16) -> list[float]:
+    """The score head's logit for each text (``encode``d), batched by similar length."""
+    import torch
+
+    seqs = [encode(tokenizer, t, max_length) for t in texts]
+    device = next(model.parameters()).device
+    out = [0.0] * len(seqs)
+    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = tokenizer.pad({"input_ids": [seqs[i] for i in idx]}, padding=True, return_tensors="pt")
+            logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
+            for r, i in enumerate(idx):
+                out[i] = float(logits[r, 0])
+    return out
+
+
+def check_head(folder: str | Path) -> None:
+    """``ConfigError`` unless ``folder/config.json`` is a sequence classifier with one output."""
+    cfg_path = Path(folder) / "config.json"
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{folder} is not a verifier: no readable config.json ({exc.__class__.__name__})") from None
+    archs = cfg.get("architectures") or []
+    labels = len(cfg.get("id2label") or {}) or cfg.get("num_labels", 2)
+    if not any(a.endswith("ForSequenceClassification") for a in archs) or labels != 1:
+        raise ConfigError(f"{folder} is not a verifier: its head is {archs or 'unknown'} with {labels} outputs, "
+                          "a verifier is a sequence classifier with one output")
+
+
+def load_verifier(folder: str | Path, *, device: str = "auto", dtype: str = "auto", batch_size: int = 16) -> Verifier:
+    """The verifier in ``folder``; ``ConfigError`` (one line) when the folder is not one."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from sqlcoach.runtime.device import resolve_device, resolve_dtype
+
+    spec = read_spec(folder)
+    check_head(folder)
+    dev = resolve_device(device)
+    model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=1, dtype=resolve_dtype(dtype, dev))
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "right"
+    model.config.pad_token_id = tok.pad_token_id
+    model.to(dev).eval()
+    return Verifier(model, tok, spec, batch_size=batch_size, path=str(Path(folder).resolve()))
