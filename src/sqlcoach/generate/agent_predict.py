@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 from sqlcoach.execution.select import DEFAULT_SELECTOR
 from sqlcoach.generate.agent import AgentConfig, SqlAgentEnv, run_agent
 from sqlcoach.prompts.settings import PromptSettings
+from sqlcoach.runtime.files import atomic_write
 from sqlcoach.types import Example
 
 
@@ -101,6 +101,33 @@ def env_for(ex: Example, config: AgentConfig, template: str, executor: Any = Non
                        restore=lambda s: restore_sql(s, ex, template))
 
 
+def _record(index: int, ex: Example, trajs: list[dict[str, Any]], pool: Any, selector: Any) -> dict[str, Any]:
+    """The JSONL record of one example: its one trajectory, or with several the one whose final
+    answer ``selector`` chose (each distinct answer executed once), every trajectory kept."""
+    from sqlcoach.execution.select import Candidates
+
+    rec: dict[str, Any] = {"index": index, "id": ex.id, "db_id": ex.db_id, "agent": True}
+    if len(trajs) == 1:
+        rec.update(trajs[0])
+        return rec
+    answers = [t["sql"] for t in trajs]
+    jobs = sorted({a for a in answers if a}) if ex.db_path else []
+    ran = dict(zip(jobs, pool.run([(str(ex.db_path), a) for a in jobs]))) if jobs else {}
+    v = selector(Candidates.of(answers, [ran.get(a) for a in answers], question=ex.question))
+    rec.update(trajs[v.chosen] if v.chosen >= 0 else trajs[0])
+    rec.update(sql=v.sql, trajectories=trajs, votes=list(v.votes), chosen=v.chosen, fallback=v.fallback, select=v.rule)
+    return rec
+
+
+def _append(jsonl: Path, records: list[dict[str, Any]]) -> None:
+    """Append ``records`` to ``jsonl``, flushed and fsynced (a crash loses at most this chunk)."""
+    with jsonl.open("a", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def predict_agent(
     model: Any,
     tokenizer: Any,
@@ -133,14 +160,14 @@ def predict_agent(
     every trajectory under ``trajectories``, and ``votes``/``chosen``/``select``. The summary counts
     every trajectory."""
     from sqlcoach.errors import ConfigError
-    from sqlcoach.execution.select import Candidates, get_selector
+    from sqlcoach.execution.select import get_selector
 
     if n < 1:
         raise ConfigError(f"n must be >= 1 (trajectories per question), got {n}")
     selector = get_selector(select)
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.execution.render import token_length
-    from sqlcoach.generate.predict import records_path, sql_file_text
+    from sqlcoach.generate.predict import progress_bar, records_path, sql_file_text
     from sqlcoach.prompts.builder import PromptBuilder
 
     # the agent's prompt is single-turn: a multi-turn example's history setting does not apply
@@ -154,11 +181,7 @@ def predict_agent(
     records: list[dict[str, Any]] = []
     t0 = time.monotonic()
     gen_tokens = 0
-    bar = None
-    if progress and examples:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(examples), desc=f"predict --agent (turns <= {config.max_turns})", unit="ex", file=sys.stderr)
+    bar = progress_bar(len(examples), f"predict --agent (turns <= {config.max_turns})") if progress and examples else None
     with ExecutorPool(workers, config.limits()) as pool:
         for start in range(0, len(examples), chunk_size):
             exs = list(examples[start : start + chunk_size])
@@ -172,32 +195,15 @@ def predict_agent(
             for k, ex in enumerate(exs):
                 trajs = [_trajectory(envs[k * n + j], rolls[k * n + j], tokenizer) for j in range(n)]
                 gen_tokens += sum(t["generated_tokens"] for t in trajs)
-                rec: dict[str, Any] = {"index": start + k, "id": ex.id, "db_id": ex.db_id, "agent": True}
-                if n == 1:
-                    rec.update(trajs[0])
-                else:
-                    answers = [t["sql"] for t in trajs]
-                    jobs = sorted({a for a in answers if a}) if ex.db_path else []
-                    ran = dict(zip(jobs, pool.run([(str(ex.db_path), a) for a in jobs]))) if jobs else {}
-                    v = selector(Candidates.of(answers, [ran.get(a) for a in answers], question=ex.question))
-                    rec.update(trajs[v.chosen] if v.chosen >= 0 else trajs[0])
-                    rec.update(sql=v.sql, trajectories=trajs, votes=list(v.votes), chosen=v.chosen,
-                               fallback=v.fallback, select=v.rule)
-                chunk.append(rec)
-            with jsonl.open("a", encoding="utf-8") as fh:
-                for rec in chunk:
-                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+                chunk.append(_record(start + k, ex, trajs, pool, selector))
+            _append(jsonl, chunk)
             records += chunk
             if bar is not None:
                 bar.update(len(exs))
     if bar is not None:
         bar.close()
     secs = time.monotonic() - t0
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(sql_file_text(examples, [r["sql"] for r in records]), encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write(out, sql_file_text(examples, [r["sql"] for r in records]))
     return summarize(records, config.max_turns, seconds=secs, sql_path=str(out), jsonl_path=str(jsonl),
                      generated_tokens=gen_tokens)
 

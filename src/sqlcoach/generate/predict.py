@@ -242,7 +242,7 @@ def predict(
     chunk = chunk_size or max(batch_size * 4, 16)
     if chunk_size is None and getattr(gen, "wants_all_prompts", False):
         chunk = max(len(todo), 1)  # vLLM schedules its own batches: every prompt in one call
-    bar = _progress_bar(len(todo), f"predict (n={n})") if progress and todo else None
+    bar = progress_bar(len(todo), f"predict (n={n})") if progress and todo else None
     t0 = time.monotonic()
     pool = _vote_pool(workers, timeout)
     decoding = dict(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, batch_size=batch_size)
@@ -275,10 +275,11 @@ def _extract_sql(text: str) -> str | None:
     return extract_sql(text)
 
 
-def _progress_bar(total: int, desc: str) -> Any:
+def progress_bar(total: int, desc: str, unit: str = "ex") -> Any:
+    """A tqdm bar on stderr (stdout stays for results); the caller closes it."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="ex", file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)
 
 
 def _vote_pool(workers: int | None, timeout: float) -> Any:

@@ -342,6 +342,32 @@ def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | Non
     decisions = read_decisions(decisions_path)
     final = Path(summary.get("final_dir") or out / "final")
     names = reward_names(opts.reward)
+    scored, why, rolled_back = _outcome(names, decisions, decisions_path, summary, watch, final, best_dir, log)
+    shutil.rmtree(best_dir, ignore_errors=True)
+    if not scored:
+        for p in [final, *out.glob("checkpoint-*")]:
+            shutil.rmtree(p, ignore_errors=True)
+        raise DataError(why)
+    rounds = max((d["call"] for d in decisions), default=summary.get("global_step"))
+    adapted = {"databases": qs.databases, "questions_file": str(Path(questions_path).resolve()),
+               "questions_sha256": qs.sha256, "questions": len(train), "held_aside": len(held),
+               "rewards": names,
+               "min_share": opts.min_share, "rounds": rounds, "steps": summary.get("global_step"),
+               "early_stop": watch.stopped, "rolled_back_to_step": rolled_back, "start_model": model}
+    rec = read_recipe(final)
+    if rec is not None:
+        replace(rec, source="adapt", history=[*rec.history, rec.source], adapted=adapted).save(final)
+    report = write_report(out, adapted=adapted, summary=summary, decisions=decisions, watch=watch,
+                          train=train, held=held, held_rows=held_rows)
+    return report
+
+
+def _outcome(names: list[str], decisions: list[dict[str, Any]], decisions_path: Path, summary: dict[str, Any],
+             watch: Any, final: Path, best_dir: Path, log: Callable[[str], None]) -> tuple[bool, str, int | None]:
+    """Whether the run earned a model: ``(scored, why not, step rolled back to)``. A run earns one
+    when some question reached consensus (or, for another gold-free reward, some completion was
+    scored) and, after an early stop, a check beat the start; ``final/`` is rolled back to the
+    best check when training stopped past it."""
     if "consensus" in names:
         scored = any(d["reason"] is None for d in decisions)
         why = (f"no question reached consensus in {len(decisions)} question-rounds (every one skipped: see "
@@ -360,23 +386,7 @@ def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | Non
             log(f"adapt: early stop; final/ holds the policy of step {watch.best_step}, the best check")
         else:
             log("adapt: early stop, but final/ was saved merged and cannot be rolled back to the best check; kept as is")
-    shutil.rmtree(best_dir, ignore_errors=True)
-    if not scored:
-        for p in [final, *out.glob("checkpoint-*")]:
-            shutil.rmtree(p, ignore_errors=True)
-        raise DataError(why)
-    rounds = max((d["call"] for d in decisions), default=summary.get("global_step"))
-    adapted = {"databases": qs.databases, "questions_file": str(Path(questions_path).resolve()),
-               "questions_sha256": qs.sha256, "questions": len(train), "held_aside": len(held),
-               "rewards": names,
-               "min_share": opts.min_share, "rounds": rounds, "steps": summary.get("global_step"),
-               "early_stop": watch.stopped, "rolled_back_to_step": rolled_back, "start_model": model}
-    rec = read_recipe(final)
-    if rec is not None:
-        replace(rec, source="adapt", history=[*rec.history, rec.source], adapted=adapted).save(final)
-    report = write_report(out, adapted=adapted, summary=summary, decisions=decisions, watch=watch,
-                          train=train, held=held, held_rows=held_rows)
-    return report
+    return scored, why, rolled_back
 
 
 def write_report(out: Path, *, adapted: dict[str, Any], summary: dict[str, Any], decisions: list[dict[str, Any]],

@@ -38,7 +38,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlcoach.errors import ConfigError, DataError
+from sqlcoach.generate.predict import progress_bar
 from sqlcoach.prompts.settings import PromptSettings
 from sqlcoach.runtime.files import atomic_write
 from sqlcoach.types import Example
@@ -226,11 +226,7 @@ def mine_pairs(
         builder.lenient_schema_text(ex)
     stats = MineStats()
     pairs: list[dict[str, Any]] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(examples), desc=f"mine pairs (k={k})", unit="q", file=sys.stderr)
+    bar = progress_bar(len(examples), f"mine pairs (k={k})", unit="q") if progress else None
     try:
         for exs, messages, outs, sqls, outcomes in sample_and_score(
             model, tokenizer, examples, builder, generate_fn, pool, k=k, temperature=temperature, top_p=top_p,
