@@ -72,19 +72,11 @@ def vllm_generate_fn(
                                         **lora_kwargs, **_neutral_engine_kwargs()), "calls": 0}
     stop_ids = _checkpoint_eos_ids(base)
 
-    def generate(
-        model: Any,
-        tokenizer: Any,
-        prompts: list[str],
-        *,
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_new_tokens: int = 256,
-        batch_size: int = 8,
-        seed: int = 0,
-        on_batch: Callable[[int], None] | None = None,
-    ) -> Generations:
+    # GenerateFn's signature: each implementation spells it (tests/unit/test_extension_points.py
+    # checks that both here and generate_texts keep it)
+    def generate(model: Any, tokenizer: Any, prompts: list[str], *, n: int = 1, temperature: float = 0.0,
+                 top_p: float = 1.0, max_new_tokens: int = 256, batch_size: int = 8, seed: int = 0,
+                 on_batch: Callable[[int], None] | None = None) -> Generations:
         t0 = time.monotonic()
         llm = state["llm"]
         if llm is None:
