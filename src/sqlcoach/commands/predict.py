@@ -3,7 +3,7 @@
     sqlcoach predict --model runs/sft/final --data world/ --split dev --out runs/pred/dev.sql \\
         [--kind spider] [--n 1] [--temperature 0] [--batch-size 8] [--max-new-tokens 256] \\
         [--template T] [--schema-style S] [--schema-samples N] [--value-retrieval K] [--token-budget N] \\
-        [--history questions|predicted|gold] [--backend hf|vllm] [--limit N] [--resume]
+        [--history questions|predicted|gold] [--backend hf|vllm] [--limit N] [--resume] [--prefix-cache auto|on|off]
     sqlcoach predict --backend openai --base-url http://127.0.0.1:8000/v1 --model NAME --data D --out OUT \\
         [--api-key-env OPENAI_API_KEY] [--concurrency 4] [--request-timeout 60] [--max-retries 5] [--max-rps R]
 
@@ -81,6 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run: keep the predictions already in OUT's .jsonl and predict "
                    "only the missing examples (default: start afresh, replacing OUT and its .jsonl)")
+    p.add_argument("--prefix-cache", default="auto", choices=["auto", "on", "off"],
+                   help="hf backend: encode each batch's shared prompt prefix (system prompt + schema) once and "
+                   "reuse it for every question and sample; auto (default) = on for greedy decoding, whose output "
+                   "it leaves unchanged, off for sampling (same distribution, different draws)")
     p.set_defaults(func=run)
 
 
@@ -121,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         schema_sample_values=recipe.schema_sample_values, value_retrieval=recipe.value_retrieval,
         token_budget=recipe.token_budget, turn_history=recipe.turn_history, model_id=args.model,
         workers=args.workers, timeout=args.timeout, seed=args.seed, generate_fn=generate_fn, resume=args.resume,
+        prefix_cache={"auto": None, "on": True, "off": False}[args.prefix_cache],
     )
     return _report(summary, args.json_out)
 

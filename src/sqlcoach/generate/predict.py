@@ -34,6 +34,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,8 @@ class PredictSummary:
     turn_history: str = "questions"
     multi_turn: bool = False
     fresh_reason: str | None = None
+    #: prompt tokens reused from a shared-prefix cache instead of being encoded again (HF ``prefix_cache``)
+    cached_prompt_tokens: int = 0
 
     def line(self) -> str:
         oracle = "; ORACLE history: prompts showed the earlier turns' gold SQL" if self.multi_turn and self.turn_history == "gold" else ""
@@ -219,6 +222,7 @@ def predict(
     progress: bool = True,
     generate_fn: Callable[..., Any] | None = None,
     resume: bool = False,
+    prefix_cache: bool | None = None,
 ) -> PredictSummary:
     """Predict every example; see the module docstring for the files and the resume rule.
 
@@ -230,7 +234,9 @@ def predict(
 
     ``generate_fn`` replaces HF generation (same signature as ``generate.hf.generate_texts``; the
     vLLM backend plugs in here). ``extract`` turns raw text into SQL (default
-    ``sqlcoach.sql.extract.extract_sql``; ``None`` from it means "no SQL")."""
+    ``sqlcoach.sql.extract.extract_sql``; ``None`` from it means "no SQL"). ``prefix_cache``: HF
+    generation encodes each batch's shared prompt prefix (system prompt + schema) once
+    (``generate.hf.generate_texts``: ``None`` = on for greedy, where the output is the same)."""
     from sqlcoach.generate.hf import generate_texts
     from sqlcoach.prompts.builder import PromptBuilder
 
@@ -242,7 +248,7 @@ def predict(
                          max_new_tokens=max_new_tokens, seed=seed, generate_fn=generate_fn)
     if extract is None:
         from sqlcoach.sql.extract import extract_sql as extract
-    gen = generate_fn or generate_texts
+    gen = generate_fn or partial(generate_texts, prefix_cache=prefix_cache)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     jsonl = out.with_suffix(".jsonl") if out.suffix != ".jsonl" else out.with_suffix(".records.jsonl")
@@ -265,7 +271,7 @@ def predict(
 
         bar = tqdm(total=len(todo), desc=f"predict (n={n})", unit="ex", file=sys.stderr)
     t0 = time.monotonic()
-    gen_tokens = prompt_tokens = 0
+    gen_tokens = prompt_tokens = cached_tokens = 0
     pool = _LazyPool(workers, timeout)
     try:
         for start, ids in _chunks(todo, chunk, prev if builder.turn_history == "predicted" else None):
@@ -290,6 +296,7 @@ def predict(
             )
             gen_tokens += g.generated_tokens
             prompt_tokens += g.prompt_tokens
+            cached_tokens += getattr(g, "cached_prompt_tokens", 0)
             records = _choose(ids, exs, g.texts, extract, n, pool, template)
             for rec, ex in zip(records, exs):
                 rec.update(example=example_key(examples[rec["index"]]), run_key=identity.key)
@@ -327,6 +334,7 @@ def predict(
         turn_history=builder.turn_history,
         multi_turn=multi,
         fresh_reason=fresh_reason,
+        cached_prompt_tokens=cached_tokens,
     )
 
 
