@@ -38,12 +38,19 @@ from sqlcoach.metrics.stats import wilson
 TEMPLATE, STYLE, VALUES = "sql_terminal", "compact", 0
 
 
-def eval_set(data: str, n: int) -> list:
-    """``n`` dev_eval questions spread evenly over each of its databases (proportional shares)."""
+def eval_set(data: str, n: int, databases: int | None = None) -> list:
+    """``n`` dev_eval questions spread evenly over each of its databases (proportional shares);
+    ``databases``: only that many databases, those with the most questions."""
     from sqlcoach.data import load_examples
     from sqlcoach.pipelines.evaluate import spread
 
     pool = load_examples("spider", data, "dev_eval")
+    if databases is not None:
+        counts: dict[str, int] = {}
+        for ex in pool:
+            counts[ex.db_id] = counts.get(ex.db_id, 0) + 1
+        keep = set(sorted(counts, key=lambda db: (-counts[db], db))[:databases])
+        pool = [ex for ex in pool if ex.db_id in keep]
     if n >= len(pool):
         return pool
     by_db: dict[str, list] = {}

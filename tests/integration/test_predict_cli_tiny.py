@@ -57,6 +57,11 @@ def test_cli_init_train_predict_export(world, tmp_path, capsys):
                  "--schema-samples", "2", *common]) == 0
     assert "was trained with schema_sample_values=0; this run uses schema_sample_values=2" in capsys.readouterr().out
     assert len(pred.read_text().split("\n")) == 11  # 10 lines + final newline
+    # the schema-prefix cache (on by default for greedy) changes no answer
+    nocache = tmp_path / "pred" / "nocache.sql"
+    assert main(["predict", "--model", str(adapter), "--out", str(nocache), "--prefix-cache", "off", *common]) == 0
+    assert nocache.read_bytes() == pred.read_bytes()
+    capsys.readouterr()
     sc = tmp_path / "pred" / "sc.sql"
     assert main(["predict", "--model", str(adapter), "--out", str(sc), "--n", "3", *common]) == 0
     recs = [json.loads(x) for x in sc.with_suffix(".jsonl").read_text().splitlines()]

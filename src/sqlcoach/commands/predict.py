@@ -3,7 +3,7 @@
     sqlcoach predict --model runs/sft/final --data world/ --split dev --out runs/pred/dev.sql \\
         [--kind spider] [--n 1] [--temperature 0] [--batch-size 8] [--max-new-tokens 256] \\
         [--template T] [--schema-style S] [--schema-samples N] [--value-retrieval K] [--token-budget N] \\
-        [--history questions|predicted|gold] [--backend hf|vllm] [--limit N] [--resume] \\
+        [--history questions|predicted|gold] [--backend hf|vllm] [--limit N] [--resume] [--prefix-cache auto|on|off] \\
         [--n 8 --select vote|first|vote-nonempty]
     sqlcoach predict --agent [--max-turns 5] [--observation-budget 3000] [--untagged error|solution] ...
     sqlcoach predict --backend openai --base-url http://127.0.0.1:8000/v1 --model NAME --data D --out OUT \\
@@ -121,6 +121,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-agent-instruction", dest="agent_instruction", action="store_false",
                    help="--agent: leave the protocol instruction out of the prompt (a model trained on agent rows "
                    "without it; a tiny demo model that cannot read it)")
+    p.add_argument("--prefix-cache", default="auto", choices=["auto", "on", "off"],
+                   help="hf backend: encode each batch's shared prompt prefix (system prompt + schema) once and "
+                   "reuse it for every question and sample; auto (default) = on for greedy decoding, whose output "
+                   "it leaves unchanged, off for sampling (same distribution, different draws)")
     p.set_defaults(func=run)
 
 
@@ -171,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens, prompt=recipe.prompt, model_id=args.model,
         workers=args.workers, timeout=args.timeout, seed=args.seed, generate_fn=generate_fn, resume=args.resume,
         select=selector if args.verifier is not None else args.select or DEFAULT_SELECTOR,
+        prefix_cache={"auto": None, "on": True, "off": False}[args.prefix_cache],
     )
     return _report(summary, args.json_out)
 

@@ -546,6 +546,12 @@ class LazyPool:
             self._pool = None
             self._owned = False
 
+    def __enter__(self) -> LazyPool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     def __getstate__(self) -> dict[str, Any]:
         return {"_workers": self._workers, "_limits": self._limits}
 

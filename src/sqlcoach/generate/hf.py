@@ -2,7 +2,9 @@
 
 Prompts are sorted by token length (longest first) before batching so that each batch holds
 prompts of similar length (little padding) and an out-of-memory error shows on the first batch,
-not after an hour; outputs come back in the caller's order.
+not after an hour; outputs come back in the caller's order. With the prefix cache (on for greedy
+decoding, ``sqlcoach.generate.prefix_cache``) batches are instead formed from prompts sharing a
+token prefix (one database's system prompt + schema), and that prefix is encoded once per batch.
 
 Decoding is what the caller says: ``decoding_config`` + ``neutral_generate`` (used here and by PPO's
 rollout) never let a checkpoint's ``generation_config`` (repetition penalty, top-k, n-gram bans,
@@ -28,6 +30,8 @@ class Generations:
     prompt_tokens: int
     generated_tokens: int
     seconds: float
+    #: prompt tokens read from a shared-prefix cache instead of being encoded again (``prefix_cache``)
+    cached_prompt_tokens: int = 0
 
 
 def generate_texts(
@@ -42,6 +46,7 @@ def generate_texts(
     batch_size: int = 8,
     seed: int = 0,
     on_batch: Callable[[int], None] | None = None,
+    prefix_cache: bool | None = None,
 ) -> Generations:
     """Generate ``n`` completions per prompt (already chat-formatted text).
 
@@ -51,7 +56,13 @@ def generate_texts(
     top-k), and nothing in the checkpoint's ``generation_config`` changes either (``decoding_config``).
     ``batch_size`` counts prompts; a batch holds ``batch_size * n`` sequences.
     Generated-token counts exclude padding and stop at the first eos of each sequence.
-    ``on_batch(k)`` is called after each batch with the number of prompts it finished."""
+    ``on_batch(k)`` is called after each batch with the number of prompts it finished.
+
+    ``prefix_cache`` (``sqlcoach.generate.prefix_cache``): batches are formed from prompts that share
+    a token prefix, which is encoded once per batch and reused by every row (and every sample).
+    ``None`` (default): on for greedy decoding, where the text is the same as without it; off for
+    sampling, where it draws the same distribution but not the same draws (the batches, hence the
+    random stream, differ). ``True``/``False``: on/off whatever the decoding."""
     import torch
 
     if n < 1:
@@ -72,15 +83,28 @@ def generate_texts(
     eos = set(gen_cfg.eos_token_id)
     prompt_tokens = 0
     generated = 0
+    reuse = None
+    if prefix_cache if prefix_cache is not None else not sample:
+        from sqlcoach.generate.prefix_cache import BATCH_OVERHEAD_PER_NEW_TOKEN, PrefixCache, plan_batches
+
+        reuse = PrefixCache(model)
+        batches = plan_batches(enc, batch_size, batch_overhead=BATCH_OVERHEAD_PER_NEW_TOKEN * max_new_tokens)
+    else:
+        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else gen_cfg.eos_token_id[0]
     model.eval()
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = tokenizer.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt")
-            batch = {k: v.to(device) for k, v in batch.items()}
-            prompt_tokens += int(batch["attention_mask"].sum())
-            seqs = neutral_generate(model, gen_cfg, **batch)  # [B*n, prompt_len + new]
-            new = seqs[:, batch["input_ids"].shape[1] :].tolist()
+        for idx in batches:
+            prompt_tokens += sum(len(enc[i]) for i in idx)
+            done = reuse.generate(gen_cfg, [enc[i] for i in idx], n=n, pad_id=pad_id) if reuse is not None else None
+            if done is not None:
+                seqs, width = done
+            else:
+                batch = tokenizer.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt")
+                batch = {k: v.to(device) for k, v in batch.items()}
+                seqs = neutral_generate(model, gen_cfg, **batch)  # [B*n, prompt_len + new]
+                width = batch["input_ids"].shape[1]
+            new = seqs[:, width:].tolist()
             for row, ids in enumerate(new):
                 cut = len(ids)
                 for j, t in enumerate(ids):
@@ -91,7 +115,8 @@ def generate_texts(
                 out[idx[row // n]].append(tokenizer.decode(ids[:cut], skip_special_tokens=True))
             if on_batch is not None:
                 on_batch(len(idx))
-    return Generations(out, prompt_tokens, generated, time.monotonic() - t0)
+    return Generations(out, prompt_tokens, generated, time.monotonic() - t0,
+                       cached_prompt_tokens=reuse.cached_tokens if reuse is not None else 0)
 
 
 def eos_ids(model: Any, tokenizer: Any) -> list[int]:
@@ -201,6 +226,7 @@ def _as_model_generation_config(model: Any, generation_config: Any) -> Iterator[
 def neutral_generate(model: Any, generation_config: Any, **inputs: Any) -> Any:
     """``model.generate(**inputs, generation_config=generation_config)`` with nothing merged in from
     the checkpoint's own generation config (see ``decoding_config``). ``inputs`` are the tensors
-    (``input_ids``, ``attention_mask``); every decoding setting belongs in ``generation_config``."""
+    (``input_ids``, ``attention_mask``) and, from ``prefix_cache``, a KV cache to start from; every
+    decoding setting belongs in ``generation_config``."""
     with _as_model_generation_config(model, generation_config):
         return model.generate(**inputs, generation_config=generation_config)

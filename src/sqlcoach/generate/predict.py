@@ -34,7 +34,9 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +67,8 @@ class PredictSummary:
     turn_history: str = "questions"
     multi_turn: bool = False
     fresh_reason: str | None = None
+    #: prompt tokens reused from a shared-prefix cache instead of being encoded again (HF ``prefix_cache``)
+    cached_prompt_tokens: int = 0
 
     def line(self) -> str:
         oracle = "; ORACLE history: prompts showed the earlier turns' gold SQL" if self.multi_turn and self.turn_history == "gold" else ""
@@ -198,6 +202,7 @@ def predict(
     generate_fn: Callable[..., Any] | None = None,
     resume: bool = False,
     select: str | Selector = DEFAULT_SELECTOR,
+    prefix_cache: bool | None = None,
 ) -> PredictSummary:
     """Predict every example; see the module docstring for the files and the resume rule.
 
@@ -212,61 +217,74 @@ def predict(
     vLLM backend plugs in here). ``extract`` turns raw text into SQL (default
     ``sqlcoach.sql.extract.extract_sql``; ``None`` from it means "no SQL"). ``select``: with
     ``n > 1``, the name of a rule of ``sqlcoach.execution.select.SELECTORS`` or a ``Selector``
-    callable (a learned one); a name that is not a rule is a ``ConfigError`` before anything runs."""
+    callable (a learned one); a name that is not a rule is a ``ConfigError`` before anything runs.
+    ``prefix_cache``: HF generation encodes each batch's shared prompt prefix (system prompt +
+    schema) once (``generate.hf.generate_texts``: ``None`` = on for greedy, where the output is
+    the same)."""
     from sqlcoach.generate.hf import generate_texts
     from sqlcoach.prompts.builder import PromptBuilder
 
     # One builder (one schema cache) for the whole run; it checks template and schema style
     # before any file is touched.
     builder = PromptBuilder.from_settings(prompt or PromptSettings())
-    selector = get_selector(select) if isinstance(select, str) else select
-    # a learned selector's ``key`` (rule + its folder) keeps runs chosen by two verifiers apart
-    rule = select if isinstance(select, str) else (
-        getattr(select, "key", None) or getattr(select, "__name__", type(select).__name__))
-    # The rule joins the run key only when it is not the default, so that the runs made before
-    # selection rules existed (all voted) still resume.
-    chosen_by = {"select": rule} if n > 1 and rule != DEFAULT_SELECTOR else {}
+    selector, chosen_by = _selection(select, n)
     identity = _identity(model, model_id, builder, n=n, temperature=temperature, top_p=top_p,
                          max_new_tokens=max_new_tokens, seed=seed, generate_fn=generate_fn, **chosen_by)
     extract = extract or _extract_sql
-    gen = generate_fn or generate_texts
+    gen = generate_fn or partial(generate_texts, prefix_cache=prefix_cache)
     out, jsonl = Path(out_path), records_path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     done, bad, fresh_reason = _resumable(out, jsonl, examples, identity, resume)
     todo, resumed = [i for i in range(len(examples)) if i not in done], len(done)
     multi = any(interaction_of(ex) is not None for ex in examples)
     write_meta(out, identity, multi_turn=multi, oracle_history=multi and builder.turn_history == "gold")
-    prev = earlier_turns(examples)
-    if builder.turn_history == "predicted":  # wave by wave: a turn's prompt needs the earlier turns' predictions
-        todo.sort(key=lambda i: (len(prev[i]), i))
-    chunk = chunk_size or max(batch_size * 4, 16)
-    if chunk_size is None and getattr(gen, "wants_all_prompts", False):
-        chunk = max(len(todo), 1)  # vLLM schedules its own batches: every prompt in one call
-    bar = progress_bar(len(todo), f"predict (n={n})") if progress and todo else None
+    prev, chunks = _chunk_plan(examples, todo, builder, chunk_size, batch_size, gen)
     t0 = time.monotonic()
-    pool = _vote_pool(workers, timeout)
     decoding = dict(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    try:
-        gen_tokens, prompt_tokens = _predict_chunks(
-            _chunks(todo, chunk, prev if builder.turn_history == "predicted" else None), examples, prev, done, jsonl,
+    with _vote_pool(workers, timeout) as pool, (progress_bar(len(todo), f"predict (n={n})")
+                                                  if progress and todo else nullcontext()) as bar:
+        gen_tokens, prompt_tokens, cached_tokens = _predict_chunks(
+            chunks, examples, prev, done, jsonl,
             model=model, tokenizer=tokenizer, gen=gen, decoding=decoding, seed=seed, builder=builder, extract=extract,
             pool=pool, selector=selector, run_key=identity.key,
             on_batch=(lambda k: bar.update(k)) if bar is not None else None)
-    finally:
-        pool.close()
-        if bar is not None:
-            bar.close()
     secs = time.monotonic() - t0
     sqls = [done[i]["sql"] if i in done else "" for i in range(len(examples))]
     atomic_write(out, sql_file_text(examples, sqls))
     return PredictSummary(
         examples=len(examples), predicted_now=len(todo), resumed=resumed, seconds=round(secs, 3),
-        generated_tokens=gen_tokens, prompt_tokens=prompt_tokens,
+        generated_tokens=gen_tokens, prompt_tokens=prompt_tokens, cached_prompt_tokens=cached_tokens,
         examples_per_s=round(len(todo) / secs, 3) if secs > 0 else 0.0,
         tokens_per_s=round(gen_tokens / secs, 2) if secs > 0 else 0.0, sql_path=str(out), jsonl_path=str(jsonl),
         bad_lines=bad, run_key=identity.key, turn_history=builder.turn_history, multi_turn=multi,
-        fresh_reason=fresh_reason,
-    )
+        fresh_reason=fresh_reason)
+
+
+def _chunk_plan(examples: Sequence[Example], todo: list[int], builder: Any, chunk_size: int | None, batch_size: int,
+                gen: Any) -> tuple[list[list[int | None]], Any]:
+    """The earlier turns of each example and the ``(start, ids)`` chunks of ``todo`` to generate.
+    With predicted history, wave by wave (a turn's prompt needs the earlier turns' predictions;
+    ``todo`` is sorted in place); a generator that schedules its own batches (vLLM) gets every
+    prompt in one call."""
+    prev = earlier_turns(examples)
+    predicted = builder.turn_history == "predicted"
+    if predicted:
+        todo.sort(key=lambda i: (len(prev[i]), i))
+    chunk = chunk_size or max(batch_size * 4, 16)
+    if chunk_size is None and getattr(gen, "wants_all_prompts", False):
+        chunk = max(len(todo), 1)
+    return prev, _chunks(todo, chunk, prev if predicted else None)
+
+
+def _selection(select: str | Selector, n: int) -> tuple[Selector, dict[str, str]]:
+    """The selector of ``select`` (a rule name or a callable) and what it adds to the run key: its
+    rule, only when it is not the default, so that the runs made before selection rules existed
+    (all voted) still resume; a learned selector's ``key`` (rule + its folder) keeps runs chosen by
+    two verifiers apart."""
+    selector = get_selector(select) if isinstance(select, str) else select
+    rule = select if isinstance(select, str) else (
+        getattr(select, "key", None) or getattr(select, "__name__", type(select).__name__))
+    return selector, ({"select": rule} if n > 1 and rule != DEFAULT_SELECTOR else {})
 
 
 def _extract_sql(text: str) -> str | None:
@@ -293,14 +311,14 @@ def _vote_pool(workers: int | None, timeout: float) -> Any:
 def _predict_chunks(chunks: Any, examples: Sequence[Example], prev: list[list[int | None]], done: dict[int, dict[str, Any]],
                     jsonl: Path, *, model: Any, tokenizer: Any, gen: Callable[..., Any], decoding: dict[str, Any],
                     seed: int, builder: Any, extract: Callable[[str], str | None], pool: Any, selector: Selector,
-                    run_key: str, on_batch: Callable[[int], None] | None) -> tuple[int, int]:
+                    run_key: str, on_batch: Callable[[int], None] | None) -> tuple[int, int, int]:
     """Generate and choose the SQL of each ``(start, ids)`` chunk; each chunk's records are appended
     to ``jsonl`` (flushed and fsynced: a crash loses at most the chunk in flight) and put in
-    ``done``. Returns (generated tokens, prompt tokens)."""
+    ``done``. Returns (generated tokens, prompt tokens, prompt tokens read from the prefix cache)."""
     from sqlcoach.generate.resume import example_key
 
     predicted = builder.turn_history == "predicted"
-    gen_tokens = prompt_tokens = 0
+    gen_tokens = prompt_tokens = cached_tokens = 0
     for start, ids in chunks:
         exs = [examples[i] for i in ids]
         if predicted:
@@ -309,6 +327,7 @@ def _predict_chunks(chunks: Any, examples: Sequence[Example], prev: list[list[in
                 on_batch=on_batch)
         gen_tokens += g.generated_tokens
         prompt_tokens += g.prompt_tokens
+        cached_tokens += g.cached_prompt_tokens
         records = _choose(ids, exs, g.texts, extract, decoding["n"], pool, builder.template, selector,
                           schema_of=builder.lenient_schema_text if getattr(selector, "reads_schema", False) else None)
         for rec, ex in zip(records, exs):
@@ -322,7 +341,7 @@ def _predict_chunks(chunks: Any, examples: Sequence[Example], prev: list[list[in
             os.fsync(fh.fileno())
         for rec in records:
             done[rec["index"]] = rec
-    return gen_tokens, prompt_tokens
+    return gen_tokens, prompt_tokens, cached_tokens
 
 
 def _identity(model: Any, model_id: Any, builder: Any, *, generate_fn: Any, **decoding: Any) -> Any:

@@ -246,3 +246,11 @@ def test_cli_resume_flag_is_off_by_default():
     base = ["predict", "--model", "m", "--data", "d", "--out", "o.sql"]
     assert build_parser().parse_args(base).resume is False
     assert build_parser().parse_args([*base, "--resume"]).resume is True
+
+
+def test_cli_prefix_cache_flag_defaults_to_auto():
+    from sqlcoach.cli import build_parser
+
+    base = ["predict", "--model", "m", "--data", "d", "--out", "o.sql"]
+    assert build_parser().parse_args(base).prefix_cache == "auto"
+    assert build_parser().parse_args([*base, "--prefix-cache", "off"]).prefix_cache == "off"

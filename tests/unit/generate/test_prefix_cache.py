@@ -1,0 +1,147 @@
+"""Shared-prefix reuse (``sqlcoach.generate.prefix_cache``): the batch plan, the prefix rule, the
+logits of the cached layout against the plain left-padded batch, and ``generate_texts`` output with
+and without the cache, on a tiny random-init Qwen2."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("tokenizers")
+
+from sqlcoach.generate.hf import generate_texts  # noqa: E402
+from sqlcoach.generate.prefix_cache import (  # noqa: E402
+    PrefixCache,
+    cache_kwarg,
+    gap_layout,
+    plan_batches,
+    positions,
+    reusable,
+    shared_prefix_len,
+)
+from sqlcoach.models.tiny import TinySize, init_tiny_model  # noqa: E402
+
+CORPUS = [
+    "How many singers are there?",
+    "SELECT count(*) FROM singer",
+    "CREATE TABLE singer (id INTEGER, name TEXT, age INTEGER)",
+    "List the names of stadiums in Berlin, ordered by capacity.",
+    "SELECT name FROM stadium WHERE city = 'Berlin' ORDER BY capacity DESC",
+] * 20
+TINY = TinySize(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512)
+SCHEMAS = [
+    "CREATE TABLE singer (id INTEGER, name TEXT, age INTEGER); CREATE TABLE concert (id INTEGER, singer_id INTEGER)",
+    "CREATE TABLE stadium (id INTEGER, name TEXT, city TEXT, capacity INTEGER)",
+]
+QUESTIONS = ["How many singers?", "List the names of stadiums in Berlin ordered by capacity.", "hi",
+             "What is the age of each singer?", "Count concerts", "How many stadiums are in Berlin?"]
+#: two databases' prompts, interleaved (as a caller may pass them)
+PROMPTS = [
+    "<|im_start|>system\nAnswer with SQL.<|im_end|>\n<|im_start|>user\n"
+    f"Database schema: {SCHEMAS[k % 2]}\nQuestion: {QUESTIONS[k // 2]}<|im_end|>\n<|im_start|>assistant\n"
+    for k in range(2 * len(QUESTIONS))
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = tmp_path_factory.mktemp("prefix") / "tiny"
+    init_tiny_model(path, TINY, CORPUS, seed=0)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    # Larger random weights, so that each prompt gets its own greedy answer (the init's small weights
+    # answer every prompt with the same token, which would hide a wrong position or mask).
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for prm in model.parameters():
+            if prm.dim() == 2:
+                prm.normal_(0.0, 0.3)
+    return model, AutoTokenizer.from_pretrained(path)
+
+
+def test_shared_prefix_is_on_token_ids_and_leaves_every_row_a_token():
+    assert shared_prefix_len([[1, 2, 3, 4], [1, 2, 3, 5, 6]]) == 3
+    assert shared_prefix_len([[1, 2, 3], [1, 2, 3, 4]]) == 2  # the shorter row keeps its last token
+    assert shared_prefix_len([[1, 2, 3]]) == 2
+    assert shared_prefix_len([[7, 2], [1, 2]]) == 0
+    assert shared_prefix_len([]) == 0
+
+
+def test_plan_covers_every_prompt_once_and_keeps_databases_apart():
+    a = [1] * 5 + [10] * 200  # database A: a short system prompt, a long schema
+    b = [1] * 5 + [20] * 200
+    enc = [a + [100 + i] * (1 + i % 3) if i % 2 == 0 else b + [200 + i] * (1 + i % 4) for i in range(12)]
+    batches = plan_batches(enc, 8, batch_overhead=50)
+    flat = sorted(i for bt in batches for i in bt)
+    assert flat == list(range(12)) and all(len(bt) <= 8 for bt in batches)
+    for bt in batches:  # never a batch with both schemas: its shared prefix would be 5 tokens
+        assert len({enc[i][5] for i in bt}) == 1, batches
+    assert len(batches) == 2
+    # with nothing shared, batches still fill up (the per-batch overhead outweighs nothing saved)
+    alone = [[i] * 30 for i in range(1, 10)]
+    assert [len(bt) for bt in plan_batches(alone, 4, batch_overhead=500)] == [4, 4, 1]
+    assert plan_batches([], 4, batch_overhead=1) == []
+
+
+def test_cached_layout_gives_the_logits_of_the_left_padded_batch(tiny):
+    """Teacher-forced: each row's logits at every real position of its suffix, computed from the one-row
+    prefix cache copied to every row (gap padding, positions from the mask), equal the logits of the
+    plain left-padded batch: same keys, same positions."""
+    model, tok = tiny
+    rows = [tok(p, add_special_tokens=False)["input_ids"] + [5, 9, 17] for p in PROMPTS[0::2][:4]]
+    p = shared_prefix_len(rows)
+    assert p > 20
+    tok.padding_side = "left"
+    plain = tok.pad({"input_ids": rows}, return_tensors="pt")
+    with torch.inference_mode():
+        ref = model(**plain, position_ids=positions(plain["attention_mask"])).logits
+        pc = PrefixCache(model)
+        prefix = pc.prefix(tuple(rows[0][:p]))
+        assert prefix is not None and reusable(prefix.cache)
+        ids, mask = gap_layout(rows, p, tok.pad_token_id)
+        got = model(input_ids=ids[:, p:], attention_mask=mask, position_ids=positions(mask)[:, p:], use_cache=True,
+                    **{cache_kwarg(): prefix.rows(len(rows))}).logits
+        assert prefix.cache.get_seq_length() == p  # the kept one-row cache is untouched by the batch
+    for i, r in enumerate(rows):
+        s = len(r) - p
+        a, b = ref[i, -s:], got[i, -s:]
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-5), (a - b).abs().max()
+        assert torch.equal(a.argmax(-1), b.argmax(-1))
+
+
+def test_greedy_texts_are_identical_with_and_without_the_cache(tiny):
+    model, tok = tiny
+    off = generate_texts(model, tok, PROMPTS, max_new_tokens=12, batch_size=4, prefix_cache=False)
+    on = generate_texts(model, tok, PROMPTS, max_new_tokens=12, batch_size=4, prefix_cache=True)
+    auto = generate_texts(model, tok, PROMPTS, max_new_tokens=12, batch_size=4)
+    assert on.texts == off.texts == auto.texts
+    assert len({t[0] for t in off.texts}) > len(PROMPTS) // 2  # the answers depend on the prompt
+    assert on.prompt_tokens == off.prompt_tokens and on.generated_tokens == off.generated_tokens
+    assert off.cached_prompt_tokens == 0 and on.cached_prompt_tokens > on.prompt_tokens // 3
+    assert auto.cached_prompt_tokens == on.cached_prompt_tokens  # greedy: on by default
+
+
+def test_samples_from_the_cache_follow_the_same_distribution(tiny):
+    """n > 1 encodes each suffix once and copies it per sample; with top_p so small that only the most
+    likely token survives, every sample must be the greedy answer."""
+    model, tok = tiny
+    greedy = generate_texts(model, tok, PROMPTS, max_new_tokens=10, batch_size=4, prefix_cache=False)
+    sampled = generate_texts(model, tok, PROMPTS, n=3, temperature=1.0, top_p=1e-9, max_new_tokens=10,
+                             batch_size=4, prefix_cache=True)
+    assert sampled.texts == [[g[0]] * 3 for g in greedy.texts]
+    assert sampled.cached_prompt_tokens > 0
+    plain = generate_texts(model, tok, PROMPTS, n=3, temperature=1.0, max_new_tokens=4, batch_size=4)
+    assert plain.cached_prompt_tokens == 0  # sampling: off unless asked
+
+
+def test_a_cache_it_cannot_reuse_falls_back_to_plain_generation(tiny, monkeypatch):
+    import sqlcoach.generate.prefix_cache as pcm
+
+    model, tok = tiny
+    monkeypatch.setattr(pcm, "reusable", lambda cache: False)
+    off = generate_texts(model, tok, PROMPTS[:5], max_new_tokens=6, batch_size=4, prefix_cache=False)
+    on = generate_texts(model, tok, PROMPTS[:5], max_new_tokens=6, batch_size=4, prefix_cache=True)
+    assert on.texts == off.texts and on.cached_prompt_tokens == 0
