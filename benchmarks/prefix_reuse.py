@@ -55,6 +55,7 @@ def main() -> int:
 
     from sqlcoach.generate.predict import predict
     from sqlcoach.models.load import load_model
+    from sqlcoach.prompts.settings import PromptSettings
 
     work = Path(args.work)
     model_dir = Path(args.model) if args.model else work / "smollm2"
@@ -76,7 +77,8 @@ def main() -> int:
         for arm in (arms if r % 2 == 0 else arms[::-1]):
             out = work / f"round{r}" / f"{arm}.sql"
             t0 = time.monotonic()
-            s = predict(model, tok, examples, out, template=TEMPLATE, schema_style=STYLE, schema_sample_values=VALUES,
+            s = predict(model, tok, examples, out,
+                        prompt=PromptSettings(template=TEMPLATE, schema_style=STYLE, schema_sample_values=VALUES),
                         batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, progress=False,
                         prefix_cache=arm == "on")
             wall = time.monotonic() - t0

@@ -177,13 +177,14 @@ def test_prefix_cache_leaves_greedy_predictions_byte_identical(smollm2, spider, 
     tokenizer: 6 dev_eval questions of 2 databases, ddl schema (the longest shared prefix)."""
     from sqlcoach.generate.predict import predict
     from sqlcoach.models.load import load_model
+    from sqlcoach.prompts.settings import PromptSettings
 
     model, tok = load_model(smollm2, dtype="float32", device="cpu")
     pool = spider["dev_eval"]
     dbs = sorted({ex.db_id for ex in pool})[:2]
     examples = [ex for db in dbs for ex in [e for e in pool if e.db_id == db][:3]]
-    kw = dict(template="sql_terminal", schema_style="ddl", schema_sample_values=0, max_new_tokens=16, batch_size=4,
-              progress=False)
+    kw = dict(prompt=PromptSettings(template="sql_terminal", schema_style="ddl", schema_sample_values=0),
+              max_new_tokens=16, batch_size=4, progress=False)
     off = predict(model, tok, examples, tmp_path / "off" / "pred.sql", prefix_cache=False, **kw)
     on = predict(model, tok, examples, tmp_path / "on" / "pred.sql", **kw)
     assert off.cached_prompt_tokens == 0 and on.cached_prompt_tokens > on.prompt_tokens // 2

@@ -39,7 +39,12 @@ def test_generators_keep_the_generate_contract():
     from sqlcoach.generate import vllm_backend
     from sqlcoach.generate.hf import generate_texts
 
-    assert _params(generate_texts) == _params(GenerateFn.__call__)
+    contract = _params(GenerateFn.__call__)
+    # the reference keeps the contract in order; anything beyond it is keyword-only and optional
+    # (HF's prefix_cache), so a caller that knows only the contract can call it
+    assert _params(generate_texts)[: len(contract)] == contract
+    assert all(kind is inspect.Parameter.KEYWORD_ONLY and default is not inspect.Parameter.empty
+               for _, kind, default in _params(generate_texts)[len(contract):])
     for factory in (vllm_backend.vllm_generate_fn, vllm_backend.vllm_server_generate_fn):
         assert typing.get_type_hints(factory)["return"] is GenerateFn
     # the functions the vLLM factories return spell the same parameters (read from their source:
