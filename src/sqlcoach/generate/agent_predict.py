@@ -20,8 +20,6 @@ gold SQL).
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -119,15 +117,6 @@ def _record(index: int, ex: Example, trajs: list[dict[str, Any]], pool: Any, sel
     return rec
 
 
-def _append(jsonl: Path, records: list[dict[str, Any]]) -> None:
-    """Append ``records`` to ``jsonl``, flushed and fsynced (a crash loses at most this chunk)."""
-    with jsonl.open("a", encoding="utf-8") as fh:
-        for rec in records:
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
 def predict_agent(
     model: Any,
     tokenizer: Any,
@@ -167,7 +156,7 @@ def predict_agent(
     selector = get_selector(select)
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.execution.render import token_length
-    from sqlcoach.generate.predict import progress_bar, records_path, sql_file_text
+    from sqlcoach.generate.predict import append_records, progress_bar, records_path, sql_file_text
     from sqlcoach.prompts.builder import PromptBuilder
 
     # the agent's prompt is single-turn: a multi-turn example's history setting does not apply
@@ -196,7 +185,7 @@ def predict_agent(
                 trajs = [_trajectory(envs[k * n + j], rolls[k * n + j], tokenizer) for j in range(n)]
                 gen_tokens += sum(t["generated_tokens"] for t in trajs)
                 chunk.append(_record(start + k, ex, trajs, pool, selector))
-            _append(jsonl, chunk)
+            append_records(jsonl, chunk)
             records += chunk
             if bar is not None:
                 bar.update(len(exs))

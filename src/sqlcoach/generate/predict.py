@@ -134,6 +134,16 @@ def records_path(out_path: str | Path) -> Path:
     return out.with_suffix(".jsonl") if out.suffix != ".jsonl" else out.with_suffix(".records.jsonl")
 
 
+def append_records(jsonl: Path, records: list[dict[str, Any]]) -> None:
+    """Append ``records`` to ``jsonl``, one JSON line each, flushed and fsynced: a crash loses at
+    most the chunk in flight (the resume rule reads what is there)."""
+    with jsonl.open("a", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def one_line(sql: str) -> str:
     """SQL on one line: every run of whitespace containing a newline/tab becomes one space."""
     return " ".join(sql.split())
@@ -334,11 +344,7 @@ def _predict_chunks(chunks: Any, examples: Sequence[Example], prev: list[list[in
             rec.update(example=example_key(examples[rec["index"]]), run_key=run_key)
             if predicted and ex.turns:
                 rec["history_sql"] = [t.sql or "" for t in ex.turns]
-        with jsonl.open("a", encoding="utf-8") as fh:
-            for rec in records:
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_records(jsonl, records)
         for rec in records:
             done[rec["index"]] = rec
     return gen_tokens, prompt_tokens, cached_tokens
