@@ -6,7 +6,8 @@
 MODEL is any folder sqlcoach can load (its sqlcoach_recipe.json gives the prompt for /v1/sql) or
 a .gguf file. Routes: /v1/models, /v1/chat/completions (streaming too), /v1/completions,
 /v1/databases, /v1/sql {database, question} (the SQL runs read-only in the sandbox, on the
-databases under --databases only) and the page at /. See docs/serve.md.
+databases under --databases only; "n" candidates chosen by "select", with --verifier DIR a
+trained verifier; "agent": true runs queries before answering) and the page at /. See docs/serve.md.
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--template", default=None, help="prompt template for /v1/sql (default: the model's recipe)")
     p.add_argument("--schema-style", default=None, help="schema style for /v1/sql (default: the model's recipe)")
     p.add_argument("--schema-samples", type=int, default=None, help="sample values per column (default: the recipe)")
+    p.add_argument("--verifier", default=None,
+                   help="a trained verifier folder (`sqlcoach train verifier`'s final/): /v1/sql may then ask for "
+                   "select verifier or vote+verifier")
+    p.add_argument("--max-n", type=int, default=16, help="candidates one /v1/sql request may ask for (\"n\")")
+    p.add_argument("--agent-turns", type=int, default=5, help="/v1/sql with \"agent\": true: turns when the request names none")
+    p.add_argument("--max-agent-turns", type=int, default=10, help="the most turns a request may ask for (\"max_turns\")")
+    p.add_argument("--no-agent-instruction", dest="agent_instruction", action="store_false",
+                   help="agent requests: leave the protocol instruction out of the prompt (a model trained on agent "
+                   "rows without it)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run)
@@ -62,9 +72,14 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature, max_model_len=args.max_model_len, max_body_bytes=args.max_body_bytes,
         sql_timeout=args.sql_timeout, max_rows=args.max_rows, sql_workers=args.sql_workers, template=args.template,
         schema_style=args.schema_style, schema_samples=args.schema_samples, dtype=args.dtype, device=args.device,
+        verifier=args.verifier, max_n=args.max_n, agent_turns=args.agent_turns, max_agent_turns=args.max_agent_turns,
+        agent_instruction=args.agent_instruction,
     )
     if args.backend == "vllm":
         from sqlcoach.serve.vllm import exec_vllm
+
+        if args.verifier is not None:
+            raise ConfigError("--verifier is read by sqlcoach's own server (--backend hf), not vLLM's")
 
         opts.check()
         exec_vllm(opts)  # does not return

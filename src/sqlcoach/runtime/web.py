@@ -95,6 +95,15 @@ def _validation_message(exc: Any) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
+def _validation_param(exc: Any) -> str | None:
+    """The top-level body field of the first validation error (OpenAI's ``param``), if any."""
+    for err in exc.errors()[:1]:
+        loc = [x for x in err.get("loc", ()) if x != "body"]
+        if loc and isinstance(loc[0], str):
+            return loc[0]
+    return None
+
+
 def add_error_handlers(app: Any, logger: logging.Logger = log) -> None:
     """Every error of ``app`` as a JSON ``error_body``: ``ApiError`` with its status, a request
     that fails validation 400, Starlette's HTTP errors (404, 405) with theirs, anything else a
@@ -108,7 +117,7 @@ def add_error_handlers(app: Any, logger: logging.Logger = log) -> None:
                             headers=exc.headers)
 
     async def invalid(request: Any, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(error_body(_validation_message(exc)), status_code=400)
+        return JSONResponse(error_body(_validation_message(exc), param=_validation_param(exc)), status_code=400)
 
     async def http_error(request: Any, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)

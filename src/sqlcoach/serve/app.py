@@ -44,6 +44,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from sqlcoach.errors import DataError
+from sqlcoach.execution.select import DEFAULT_SELECTOR
 from sqlcoach.runtime.web import ApiError, add_error_handlers, bearer_auth, error_body
 from sqlcoach.serve.engine import Engine, GenParams, Job, JobResult, QueueFull, QueueTimeout
 
@@ -140,6 +141,12 @@ class SqlRequest(_Body):
     question: str = Field(min_length=1, max_length=4000)
     model: str | None = None
     max_tokens: int | None = Field(None, ge=1)
+    # strict: a string, a float or a bool where a count is expected is a 400, not coerced
+    n: int = Field(1, ge=1, strict=True)
+    select: str | None = Field(None, min_length=1, max_length=64)
+    temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
+    agent: bool = Field(False, strict=True)
+    max_turns: int | None = Field(None, ge=1, strict=True)
 
 
 class ExecuteRequest(_Body):
@@ -157,6 +164,11 @@ class ServeSettings:
     default_max_tokens: int = 256
     default_temperature: float = 0.0
     sql_max_tokens: int = 256
+    max_n: int = 16  # candidates one /v1/sql request may ask for (more: 400)
+    sample_temperature: float = 0.8  # /v1/sql with n > 1 and no temperature (as predict --n)
+    agent_turns: int = 5  # /v1/sql with agent: turns when the request names none
+    max_agent_turns: int = 10  # and the most it may name (more: 400)
+    agent_instruction: bool = True  # append the agent protocol's instruction to the prompt
 
 
 class Server:
@@ -165,7 +177,7 @@ class Server:
     own, and a fast tokenizer must not be used from two threads at once."""
 
     def __init__(self, engine: Engine, settings: ServeSettings, *, recipe: Any, databases: Any, runner: Any,
-                 model_path: str = ""):
+                 model_path: str = "", verifier: Any = None):
         self.engine = engine
         self.settings = settings
         self.recipe = recipe
@@ -173,8 +185,10 @@ class Server:
         self.databases = databases
         self.runner = runner
         self.model_path = model_path
+        self.verifier = verifier  # a models.verifier.Verifier (``--verifier DIR``) or None
         self.tokenizer = copy.deepcopy(engine.tokenizer)
         self._tok_lock = threading.Lock()
+        self._select_lock = threading.Lock()  # a verifier's model, tokenizer and cache serve one call at a time
         self.started = int(time.time())
 
     def encode(self, text: str) -> list[int]:
@@ -192,6 +206,41 @@ class Server:
 
         with self._tok_lock:
             return prompt_for(self.builder, self.tokenizer, ex)
+
+    def token_count(self, text: str) -> int:
+        """Tokens of ``text`` (the agent's observation budgets are counted in them)."""
+        return len(self.encode(text))
+
+    def agent_prompt(self, ex: Any, max_turns: int) -> str:
+        """The agent's prompt for ``ex`` (``predict --agent``'s); a ``DataError`` when the
+        database's schema cannot be read."""
+        from sqlcoach.generate.agent_predict import agent_prompts
+
+        self.builder.schema_text(ex.db_path)  # an unreadable database is an error, not an empty schema
+        with self._tok_lock:
+            return agent_prompts([ex], self.tokenizer, self.builder, max_turns, self.settings.agent_instruction)[0]
+
+    def selector(self, name: str) -> Any:
+        """The selection rule ``name`` (``execution.select``), or a learned one over the verifier
+        loaded at start-up; a 400 for an unknown name or a learned rule without a verifier."""
+        from sqlcoach.execution.select import LEARNED_SELECTORS, SELECTORS
+
+        if name in SELECTORS:
+            return SELECTORS[name]
+        if name not in LEARNED_SELECTORS:
+            raise ApiError(400, f"unknown select {name!r}; choose one of {', '.join([*SELECTORS, *LEARNED_SELECTORS])}",
+                           param="select")
+        if self.verifier is None:
+            raise ApiError(400, f"select {name!r} reads a trained verifier and this server has none "
+                           "(start it with --verifier DIR)", code="verifier_not_loaded", param="select")
+        from sqlcoach.generate.verifier_select import VerifierSelector
+
+        return VerifierSelector(self.verifier, name)
+
+    def select(self, selector: Any, candidates: Any) -> Any:
+        """``selector(candidates)``, one call at a time (a verifier is not thread-safe)."""
+        with self._select_lock:
+            return selector(candidates)
 
     def close(self) -> None:
         self.engine.close()
@@ -229,8 +278,10 @@ def _params(server: Server, req: _Sampling, prompt_len: int, max_tokens: int | N
                      seed=req.seed)
 
 
-def _submit(server: Server, prompt_ids: list[int], params: GenParams, *, stream: bool = False) -> tuple[Job, Any]:
-    """Queue a job; returns ``(job, asyncio.Queue)`` receiving ``("text", piece)`` and ``("done", outcome)``."""
+def _submit(server: Server, prompt_ids: list[int], params: GenParams, *, stream: bool = False,
+            deadline: float | None = None) -> tuple[Job, Any]:
+    """Queue a job; returns ``(job, asyncio.Queue)`` receiving ``("text", piece)`` and ``("done", outcome)``.
+    ``deadline``: the job's (monotonic seconds; default ``request_timeout`` from now)."""
     loop = asyncio.get_running_loop()
     q: asyncio.Queue = asyncio.Queue()
 
@@ -240,7 +291,9 @@ def _submit(server: Server, prompt_ids: list[int], params: GenParams, *, stream:
         except RuntimeError:  # the event loop is gone (shutdown): nobody is waiting any more
             pass
 
-    job = Job(prompt_ids=prompt_ids, params=params, deadline=time.monotonic() + server.settings.request_timeout,
+    if deadline is None:
+        deadline = time.monotonic() + server.settings.request_timeout
+    job = Job(prompt_ids=prompt_ids, params=params, deadline=deadline,
               on_done=lambda outcome: put(("done", outcome)),
               on_text=(lambda piece: put(("text", piece))) if stream else None)
     try:
@@ -434,23 +487,179 @@ def _database(server: Server, name: str) -> str:
 
 
 async def _answer_sql(server: Server, req: SqlRequest) -> dict[str, Any]:
+    """``/v1/sql``: one greedy answer; ``n`` sampled candidates and a selection rule (``select``);
+    ``agent``: trajectories that run queries before they answer (``_agent``). Every step that
+    tokenizes, executes SQL or scores runs off the event loop; every generation shares the
+    request's one deadline."""
     from sqlcoach.serve.text2sql import answer_from_text, example_for
 
     _check_model(server, req.model)
+    s = server.settings
+    if req.n > s.max_n:
+        raise ApiError(400, f"n must be at most {s.max_n} on this server (--max-n), got {req.n}", param="n")
+    if req.select is not None and req.n < 2:
+        raise ApiError(400, "select chooses among candidates: it needs n >= 2", param="select")
+    selector = server.selector(req.select or DEFAULT_SELECTOR) if req.n > 1 else None
+    if req.n > 1 and req.temperature == 0:
+        raise ApiError(400, "n > 1 samples its candidates: temperature must be > 0 (or left out)", param="temperature")
+    if req.max_turns is not None and not req.agent:
+        raise ApiError(400, "max_turns is for agent requests (\"agent\": true)", param="max_turns")
+    if req.max_turns is not None and req.max_turns > s.max_agent_turns:
+        raise ApiError(400, f"max_turns must be at most {s.max_agent_turns} on this server, got {req.max_turns}",
+                       param="max_turns")
+    deadline = time.monotonic() + s.request_timeout
     db_path = _database(server, req.database)
     ex = example_for(req.question, db_path, req.database)
+    temperature = req.temperature if req.temperature is not None else (
+        s.sample_temperature if req.n > 1 else s.default_temperature)
+    if req.agent:
+        return await _agent(server, req, ex, selector, temperature, deadline)
     try:
         prompt = await asyncio.to_thread(server.sql_prompt, ex)
     except DataError as exc:
         raise ApiError(422, f"cannot prompt for database {req.database!r}: {exc}", param="database") from None
     ids = await asyncio.to_thread(server.encode, prompt)
-    max_tokens = req.max_tokens or min(server.settings.sql_max_tokens, max(1, server.settings.context_length - len(ids)))
-    params = _params(server, _Sampling(temperature=0.0), len(ids), max_tokens)
-    job, q = _submit(server, ids, params)
-    res = await _wait(job, q)
-    answer = await asyncio.to_thread(answer_from_text, res.text, ex, server.recipe.template, server.runner,
-                                     database=req.database, generation_seconds=res.seconds)
+    max_tokens = req.max_tokens or min(s.sql_max_tokens, max(1, s.context_length - len(ids)))
+    params = _params(server, _Sampling(temperature=temperature), len(ids), max_tokens)
+    results = await _generate_all(server, [ids] * req.n, params, deadline)
+    gen_s = max(r.seconds for r in results)  # the candidates are generated side by side
+    if selector is None:
+        answer = await asyncio.to_thread(answer_from_text, results[0].text, ex, server.recipe.template, server.runner,
+                                         database=req.database, generation_seconds=gen_s)
+        return answer.as_json()
+    raws = [r.text for r in results]
+    answer = await asyncio.to_thread(_select, server, ex, raws, _extracted(server, ex, raws), selector, gen_s, deadline)
     return answer.as_json()
+
+
+def _extracted(server: Server, ex: Any, raws: list[str]) -> list[str]:
+    """The SQL of each completion, placeholders of an anonymizing template mapped back."""
+    from sqlcoach.prompts.templates import restore_sql
+    from sqlcoach.sql.extract import extract_sql
+
+    return [restore_sql((extract_sql(t) or "").strip(), ex, server.recipe.template) for t in raws]
+
+
+def _select(server: Server, ex: Any, raws: list[str], sqls: list[str], selector: Any, gen_s: float,
+            deadline: float) -> Any:
+    """``text2sql.select_answer`` with the server's runner, one selection at a time, and the schema
+    text the policy saw for a selector that reads it (a verifier). Runs in a worker thread."""
+    from sqlcoach.serve.text2sql import select_answer
+
+    schema = server.builder.lenient_schema_text(ex) if getattr(selector, "reads_schema", False) else ""
+    return select_answer(ex, sqls, raws, server.runner, lambda c: server.select(selector, c), database=ex.db_id,
+                         schema_text=schema, generation_seconds=gen_s, deadline=deadline)
+
+
+async def _generate_all(server: Server, inputs: list[list[int]], params: GenParams, deadline: float) -> list[JobResult]:
+    """One job per input, queued together (the engine batches jobs with the same settings) under
+    one deadline; every job is cancelled when one cannot be queued or fails."""
+    subs: list[tuple[Job, Any]] = []
+    try:
+        for ids in inputs:
+            subs.append(_submit(server, ids, params, deadline=deadline))
+    except ApiError:
+        for job, _ in subs:
+            job.cancel()
+        raise
+    got = await asyncio.gather(*(_wait(job, q) for job, q in subs), return_exceptions=True)
+    for job, _ in subs:
+        job.cancel()  # no-op for the finished
+    for g in got:
+        if isinstance(g, BaseException):
+            raise g
+    return list(got)  # type: ignore[arg-type]
+
+
+async def _agent(server: Server, req: SqlRequest, ex: Any, selector: Any, temperature: float,
+                 deadline: float) -> dict[str, Any]:
+    """``/v1/sql`` with ``agent``: ``n`` trajectories (``generate.agent``'s environment, its tags and
+    observations) run side by side through the engine, each turn a job under the request's
+    deadline; one answer (n = 1) or the answer ``selector`` chose among their final answers, with
+    every turn (query, observation) of the chosen trajectory, and with n > 1 every trajectory."""
+    from sqlcoach.generate.agent import AgentConfig
+    from sqlcoach.serve.text2sql import SqlAnswer, fill_result, run_candidates
+
+    s = server.settings
+    limits = server.runner.limits
+    try:
+        config = AgentConfig(max_turns=req.max_turns or s.agent_turns, timeout=limits.timeout,
+                             max_rows=limits.max_rows, max_bytes=limits.max_bytes)
+        prompt = await asyncio.to_thread(server.agent_prompt, ex, config.max_turns)
+    except DataError as exc:
+        raise ApiError(422, f"cannot prompt for database {req.database!r}: {exc}", param="database") from None
+    ids = await asyncio.to_thread(server.encode, prompt)
+    if len(ids) >= s.context_length:
+        raise ApiError(400, f"the agent prompt alone has {len(ids)} tokens, the model's context {s.context_length}",
+                       code="context_length_exceeded", param="question")
+    max_tokens = req.max_tokens or s.sql_max_tokens
+    trajs = await asyncio.gather(*(_trajectory(server, ex, config, ids, max_tokens, temperature, deadline)
+                                   for _ in range(req.n)))
+    gen_s = max(t["generation_seconds"] for t in trajs)
+    if selector is None:
+        t = trajs[0]
+        answer = SqlAnswer(database=ex.db_id, question=ex.question, sql=t["sql"], raw=t["raw"], generation_seconds=gen_s)
+        t0 = time.monotonic()
+        if t["sql"]:
+            res = (await asyncio.to_thread(run_candidates, [t["sql"]], str(ex.db_path), server.runner, deadline=deadline))[0]
+            fill_result(answer, res)
+        else:
+            answer.error = f"no_sql: the trajectory ended ({t['finish']}) without an answer"
+        answer.execution_seconds = round(t["execution_seconds"] + time.monotonic() - t0, 4)
+        answer.generation_seconds = round(gen_s, 4)
+        answer.seconds = round(answer.generation_seconds + answer.execution_seconds, 4)
+        return {**answer.as_json(), "agent": True, "finish": t["finish"], "turns": t["turns"]}
+    answer = await asyncio.to_thread(_select, server, ex, [t["raw"] for t in trajs], [t["sql"] for t in trajs],
+                                     selector, gen_s, deadline)
+    k = answer.chosen if answer.chosen is not None and answer.chosen >= 0 else 0
+    return {**answer.as_json(), "agent": True, "finish": trajs[k]["finish"], "turns": trajs[k]["turns"],
+            "trajectories": [{"sql": t["sql"], "finish": t["finish"], "turns": t["turns"]} for t in trajs]}
+
+
+async def _trajectory(server: Server, ex: Any, config: Any, prompt_ids: list[int], max_tokens: int,
+                      temperature: float, deadline: float) -> dict[str, Any]:
+    """One trajectory to its end: generate a turn (a job stopping after ``</sql>`` or
+    ``</solution>``, the tag kept), let the environment parse it, run its query in the sandbox,
+    append the observation, until an answer, the turn limit, the observation budget, the context
+    (``finish="length"``) or the request's deadline (``finish="deadline"``). The completion is
+    carried as text and re-encoded each turn (the engine returns text)."""
+    from sqlcoach.generate.agent_predict import env_for
+    from sqlcoach.prompts.agent import STOP_STRINGS
+    from sqlcoach.serve.text2sql import run_candidates
+
+    s = server.settings
+    env = env_for(ex, config, server.recipe.template, None, server.token_count)
+    completion = ""
+    comp_ids: list[int] = []
+    gen_s = exec_s = 0.0
+    while not env.done:
+        room = s.context_length - len(prompt_ids) - len(comp_ids)
+        if room < 1:
+            env.end_at_limit("length")
+            break
+        if time.monotonic() > deadline:
+            env.end_at_limit("deadline")
+            break
+        params = GenParams(max_new_tokens=min(max_tokens, room), temperature=temperature,
+                           stop=tuple(STOP_STRINGS), include_stop=True)
+        res = (await _generate_all(server, [prompt_ids + comp_ids], params, deadline))[0]
+        gen_s += res.seconds
+        sql = await asyncio.to_thread(env.act, res.text, res.completion_tokens)
+        t0 = time.monotonic()
+        result = None
+        if sql is not None:
+            result = (await asyncio.to_thread(run_candidates, [sql], str(ex.db_path), server.runner,
+                                              deadline=deadline))[0]
+        secs = time.monotonic() - t0 if sql is not None else 0.0
+        exec_s += secs
+        obs = await asyncio.to_thread(env.observe, result, secs)
+        completion += res.text + obs
+        comp_ids = await asyncio.to_thread(server.encode, completion)
+        if res.deadline_hit and not env.done:
+            env.end_at_limit("deadline")
+    return {"sql": env.answer or "", "raw": completion, "finish": str(env.finish),
+            "turns": [t.as_json() for t in env.turns], "generation_seconds": round(gen_s, 4),
+            "execution_seconds": round(exec_s, 4)}
 
 
 async def _stream(job: Job, q: asyncio.Queue, rid: str, created: int, model: str, usage: bool, *, chat: bool) -> Any:

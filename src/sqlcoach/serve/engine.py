@@ -11,8 +11,8 @@ Per job, inside the shared batch (``_RowControl``, a transformers ``StoppingCrit
 each new token):
 
 * its own ``max_new_tokens`` (the batch runs to the largest; a row that reached its own cap is
-  finished and padded from then on), its ``stop`` strings (the text is cut before the stop) and
-  the model's eos;
+  finished and padded from then on), its ``stop`` strings (the text is cut before the stop, or
+  just after it with ``GenParams.include_stop``) and the model's eos;
 * its deadline (``Job.deadline``, monotonic seconds): a row past it is finished with
   ``finish_reason="length"`` and ``deadline_hit=True``; a job still queued at its deadline is
   answered with ``QueueTimeout`` and never generated;
@@ -62,6 +62,7 @@ class GenParams:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None  # sampling only: the job is generated alone, after torch.manual_seed(seed)
+    include_stop: bool = False  # keep the stop string that ended the text (the agent's turns end with their tag)
 
     @property
     def seeded(self) -> bool:
@@ -266,7 +267,7 @@ class _RowControl:
         for s in self.jobs[i].params.stop:
             at = full.find(s)
             if at >= 0:
-                self.text[i] = full[:at]
+                self.text[i] = full[: at + len(s)] if self.jobs[i].params.include_stop else full[:at]
                 self._finish(i, "stop")
                 return
         self.text[i] = full

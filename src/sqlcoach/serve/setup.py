@@ -36,11 +36,19 @@ class ServeOptions:
     schema_samples: int | None = None
     dtype: str = "auto"
     device: str = "auto"
+    verifier: str | None = None  # a `sqlcoach train verifier` folder: /v1/sql's select verifier, vote+verifier
+    max_n: int = 16
+    agent_turns: int = 5
+    max_agent_turns: int = 10
+    agent_instruction: bool = True
 
     def check(self) -> None:
         if not (0 < self.port < 65536):
             raise ConfigError(f"--port must be in 1..65535, got {self.port}")
-        for name in ("max_batch", "max_queue", "max_tokens", "max_body_bytes", "max_rows"):
+        if self.agent_turns > self.max_agent_turns:
+            raise ConfigError(f"--agent-turns ({self.agent_turns}) must be <= --max-agent-turns ({self.max_agent_turns})")
+        for name in ("max_batch", "max_queue", "max_tokens", "max_body_bytes", "max_rows", "max_n", "agent_turns",
+                     "max_agent_turns"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.request_timeout <= 0 or self.sql_timeout <= 0:
@@ -51,6 +59,8 @@ class ServeOptions:
             raise ConfigError("--api-key must not be empty")
         if not Path(self.model).exists():
             raise ConfigError(f"model not found: {self.model} (a model folder sqlcoach can load, or a .gguf file)")
+        if self.verifier is not None and not Path(self.verifier).is_dir():
+            raise ConfigError(f"--verifier {self.verifier}: not a folder (the final/ folder `sqlcoach train verifier` wrote)")
 
 
 def context_length(model: Any, tokenizer: Any, override: int | None) -> int:
@@ -67,10 +77,12 @@ def context_length(model: Any, tokenizer: Any, override: int | None) -> int:
     raise ConfigError("cannot tell the model's context length: pass --max-model-len")
 
 
-def open_server(opts: ServeOptions, *, batch_fn: Any = None, loaded: tuple[Any, Any] | None = None) -> Any:
+def open_server(opts: ServeOptions, *, batch_fn: Any = None, loaded: tuple[Any, Any] | None = None,
+                verifier: Any = None) -> Any:
     """Load the model (or take ``loaded = (model, tokenizer)``), read its prompt recipe, list the
-    databases, start the engine and the sandbox: a ``serve.app.Server``. ``batch_fn`` replaces
-    HF generation (tests)."""
+    databases, load the verifier of ``opts.verifier`` (or take ``verifier``: anything with the
+    ``models.verifier.Verifier.score`` method) before the model, start the engine and the sandbox:
+    a ``serve.app.Server``. ``batch_fn`` replaces HF generation (tests)."""
     from sqlcoach.prompts.recipe import resolve_prompt
     from sqlcoach.serve.app import ServeSettings, Server
     from sqlcoach.serve.engine import Engine
@@ -80,6 +92,10 @@ def open_server(opts: ServeOptions, *, batch_fn: Any = None, loaded: tuple[Any, 
                             schema_sample_values=opts.schema_samples, log=lambda m: print(m, file=sys.stderr))
     recipe.builder()  # checks template and schema style before the model loads
     databases = Databases(opts.databases)
+    if verifier is None and opts.verifier is not None:
+        from sqlcoach.models.verifier import load_verifier
+
+        verifier = load_verifier(opts.verifier, device=opts.device)  # a folder that is not one fails before the model loads
     if loaded is None:
         from sqlcoach.models.load import load_model
 
@@ -89,10 +105,13 @@ def open_server(opts: ServeOptions, *, batch_fn: Any = None, loaded: tuple[Any, 
         model_name=opts.served_model_name or opts.model, context_length=context_length(model, tokenizer, opts.max_model_len),
         api_key=opts.api_key, max_body_bytes=opts.max_body_bytes, request_timeout=opts.request_timeout,
         default_max_tokens=opts.max_tokens, default_temperature=opts.temperature, sql_max_tokens=opts.max_tokens,
+        max_n=opts.max_n, agent_turns=opts.agent_turns, max_agent_turns=opts.max_agent_turns,
+        agent_instruction=opts.agent_instruction,
     )
     engine = Engine(model, tokenizer, max_batch=opts.max_batch, max_queue=opts.max_queue, batch_fn=batch_fn)
     runner = SqlRunner(timeout=opts.sql_timeout, max_rows=opts.max_rows, workers=opts.sql_workers)
-    return Server(engine, settings, recipe=recipe, databases=databases, runner=runner, model_path=opts.model)
+    return Server(engine, settings, recipe=recipe, databases=databases, runner=runner, model_path=opts.model,
+                  verifier=verifier)
 
 
 def serve_forever(opts: ServeOptions) -> int:
@@ -107,5 +126,6 @@ def serve_forever(opts: ServeOptions) -> int:
     print(f"sqlcoach serve: {s.model_name} (context {s.context_length} tokens, template {server.recipe.template}) "
           f"on http://{opts.host}:{opts.port}  databases: {len(server.databases)}"
           + (f" from {server.databases.folder}" if server.databases.folder else "")
-          + ("  (API key required)" if s.api_key else ""), file=sys.stderr, flush=True)
+          + ("  (API key required)" if s.api_key else "")
+          + (f"  verifier: {opts.verifier}" if server.verifier is not None else ""), file=sys.stderr, flush=True)
     return run_until_stopped(asgi_app(server), opts.host, opts.port, server.close)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlcoach.errors import ConfigError, DataError
 from sqlcoach.execution.runner import SqlRunner, jsonable_value
-from sqlcoach.types import Example
+from sqlcoach.types import ExecResult, Example
 
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 
@@ -97,9 +98,25 @@ class SqlAnswer:
     seconds: float = 0.0  # generation + execution
     generation_seconds: float = 0.0
     execution_seconds: float = 0.0
+    # with several candidates (``select_answer``): the rule, the chosen index, each candidate's
+    # vote count (its group in the plain result vote), the chosen one's verifier score, and each
+    # candidate's SQL / error / votes / score; left out of ``as_json`` for a single answer
+    select: str | None = None
+    chosen: int | None = None
+    votes: list[int] | None = None
+    score: float | None = None
+    candidates: list[dict[str, Any]] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.select is None:
+            for k in SELECTION_FIELDS:
+                d.pop(k)
+        return d
+
+
+#: the fields of ``SqlAnswer`` that only an answer chosen among candidates carries
+SELECTION_FIELDS = ("select", "chosen", "votes", "score", "candidates")
 
 
 def answer_from_text(raw: str, ex: Example, template: str, runner: SqlRunner, *, database: str,
@@ -130,13 +147,63 @@ def run_user_sql(sql: str, db_path: str, runner: SqlRunner, *, database: str) ->
 def _execute(out: SqlAnswer, runner: SqlRunner, db_path: str) -> SqlAnswer:
     """Run ``out.sql`` in the sandbox and fill ``out``'s result (or its error) and timings."""
     t0 = time.monotonic()
-    res = runner.run(db_path, out.sql)
+    fill_result(out, runner.run(db_path, out.sql))
+    return _timed(out, time.monotonic() - t0)
+
+
+def fill_result(out: SqlAnswer, res: ExecResult) -> SqlAnswer:
+    """``out``'s columns and rows from ``res``, or its error as ``"<class>: <message>"``."""
     if res.ok:
         out.columns = list(res.columns)
         out.rows = [[jsonable_value(v) for v in row] for row in res.rows or ()]
     else:
         out.error = f"{res.error}: {res.message}" if res.message else str(res.error)
-    return _timed(out, time.monotonic() - t0)
+    return out
+
+
+def run_candidates(sqls: Sequence[str], db_path: str, runner: SqlRunner, *,
+                   deadline: float | None = None) -> list[ExecResult | None]:
+    """Each candidate's result on ``db_path`` (``None`` for an empty SQL), every distinct SQL run
+    once in the sandbox, one after another. The first always runs; a later one whose turn comes
+    after ``deadline`` (monotonic seconds) is not started (its result is a ``timeout`` saying so),
+    so the candidates cost at most one query's time limit past the request's deadline."""
+    results: dict[str, ExecResult] = {}
+    for sql in dict.fromkeys(s for s in sqls if s):
+        if results and deadline is not None and time.monotonic() > deadline:
+            results[sql] = ExecResult(None, error="timeout", message="not run: the request's deadline had passed")
+        else:
+            results[sql] = runner.run(db_path, sql)
+    return [results.get(s) if s else None for s in sqls]
+
+
+def select_answer(ex: Example, sqls: Sequence[str], raws: Sequence[str], runner: SqlRunner, selector: Any, *,
+                  database: str, schema_text: str = "", generation_seconds: float = 0.0,
+                  deadline: float | None = None) -> SqlAnswer:
+    """The answer chosen among candidates (``sqls[i]`` extracted from ``raws[i]``, ``""`` when none):
+    each distinct SQL run once (``run_candidates``), ``selector`` (an ``execution.select.Selector``;
+    a learned one reads ``schema_text``) picks one, and the chosen candidate's result is the
+    answer's (not run again). The answer carries the rule, the chosen index, every candidate's vote
+    count and score, and the chosen one's score (``SqlAnswer``'s selection fields)."""
+    from sqlcoach.execution.select import Candidates
+
+    t0 = time.monotonic()
+    results = run_candidates(sqls, str(ex.db_path), runner, deadline=deadline)
+    exec_s = time.monotonic() - t0
+    sel = selector(Candidates.of(list(sqls), results, question=ex.question, schema_text=schema_text))
+    k = sel.chosen if sel.chosen >= 0 else 0
+    out = SqlAnswer(database=database, question=ex.question, sql=sel.sql, raw=raws[k] if raws else "",
+                    generation_seconds=generation_seconds, select=sel.rule, chosen=sel.chosen, votes=list(sel.votes),
+                    score=sel.scores[sel.chosen] if sel.scores is not None and sel.chosen >= 0 else None)
+    out.candidates = [{"sql": s, "error": None if r is None or r.ok else r.error,
+                       "rows": len(r.rows) if r is not None and r.rows is not None else None,
+                       "votes": sel.votes[i], "score": None if sel.scores is None else sel.scores[i]}
+                      for i, (s, r) in enumerate(zip(sqls, results))]
+    chosen = results[sel.chosen] if sel.chosen >= 0 else None  # a non-empty SQL always has a result
+    if chosen is None:
+        out.error = "no_sql: no SQL found in any candidate"
+    else:
+        fill_result(out, chosen)
+    return _timed(out, exec_s)
 
 
 def _timed(out: SqlAnswer, execution_seconds: float) -> SqlAnswer:

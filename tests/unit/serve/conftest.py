@@ -32,7 +32,8 @@ def databases(tmp_path):
 
 @pytest.fixture
 def make_client(databases):
-    """``make_client(model_dir, batch_fn=None, **ServeOptions fields) -> (TestClient, Server)``."""
+    """``make_client(model_dir, batch_fn=None, loaded_verifier=None, **ServeOptions fields) ->
+    (TestClient, Server)``; ``loaded_verifier``: an object with ``Verifier.score`` (a fake)."""
     from fastapi.testclient import TestClient
 
     from sqlcoach.serve.app import asgi_app
@@ -40,11 +41,12 @@ def make_client(databases):
 
     made = []
 
-    def make(model_dir, batch_fn=None, **kw):
+    def make(model_dir, batch_fn=None, loaded_verifier=None, **kw):
         kw.setdefault("databases", str(databases))
         kw.setdefault("sql_workers", 0)
         kw.setdefault("served_model_name", "tiny")
-        server = open_server(ServeOptions(model=str(model_dir), device="cpu", **kw), batch_fn=batch_fn)
+        server = open_server(ServeOptions(model=str(model_dir), device="cpu", **kw), batch_fn=batch_fn,
+                             verifier=loaded_verifier)
         client = TestClient(asgi_app(server), raise_server_exceptions=False)
         made.append((client, server))
         return client, server
