@@ -147,3 +147,48 @@ def test_run_agent_env_mask_marks_observation_tokens(setup):
         obs_ids = [t for t, m in zip(r.completion_ids, r.env_mask) if m == 0]
         assert tok.decode(obs_ids) == "".join(t.observation for t in env.turns)
         assert sum(r.env_mask) == sum(t.tokens for t in env.turns)
+
+
+def test_predict_agent_verifier_selection_over_trajectories(setup, tmp_path, monkeypatch):
+    """A learned selector over whole trajectories: it reads each final answer's result, the
+    question and the schema text; a failing answer never wins whatever its score; the record keeps
+    every trajectory's score and the chosen one's. The turns are scripted (``generate_turns``
+    replaced): trajectory j of each question answers with script[j]."""
+    from sqlcoach.data import load_examples
+    from sqlcoach.generate import agent as agent_mod
+    from sqlcoach.generate.agent import AgentConfig
+    from sqlcoach.generate.agent_predict import predict_agent
+    from sqlcoach.generate.verifier_select import VerifierSelector
+    from sqlcoach.models.load import load_model
+
+    class LengthVerifier:  # scores a candidate by its SQL's length: the failing one is the longest
+        read = []
+
+        def score(self, items):
+            self.read.extend(items)
+            return [float(len(sql)) for _, _, sql, _ in items]
+
+    world, model_dir = setup
+    model, tok = load_model(str(model_dir), device="cpu")
+    examples = load_examples("spider", str(world), "dev")[:2]
+    golds = [ex.gold_sql for ex in examples]
+    script = ["<solution>SELECT a_column_that_is_nowhere_to_be_found FROM no_such_table_at_all</solution>",
+              "<solution>{g}</solution>", "<solution>SELECT * FROM ({g}) AS sub</solution>"]
+
+    def scripted(model, tokenizer, inputs, *, max_new_tokens, **kw):
+        texts = [script[i % 3].format(g=golds[i // 3]) for i in range(len(inputs))]
+        return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts], texts, [False] * len(texts)
+
+    monkeypatch.setattr(agent_mod, "generate_turns", scripted)
+    fake = LengthVerifier()
+    out = tmp_path / "v.sql"
+    predict_agent(model, tok, examples, out, config=AgentConfig(max_turns=2), temperature=1.0,
+                  max_new_tokens=8, workers=0, progress=False, n=3, select=VerifierSelector(fake, "verifier"))
+    recs = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
+    for r, g in zip(recs, golds):
+        assert r["select"] == "verifier" and len(r["scores"]) == 3 == len(r["trajectories"])
+        assert r["scores"] == [float(len(t["sql"])) for t in r["trajectories"]]
+        assert (r["chosen"], r["fallback"]) == (2, False)  # the longest that ran; the failing one lost
+        assert r["score"] == r["scores"][2] and r["sql"] == f"SELECT * FROM ({g}) AS sub"
+    assert {q for q, _, _, _ in fake.read} == {ex.question for ex in examples}
+    assert all(s and "(" in s for _, s, _, _ in fake.read)  # the schema text the policy saw

@@ -243,8 +243,12 @@ def _run_agent(args: argparse.Namespace, examples: list, temperature: float) -> 
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.generate.agent_predict import predict_agent, recoveries
     from sqlcoach.generate.predict import read_done
+    from sqlcoach.generate.verifier_select import build_selector
     from sqlcoach.models.load import load_model
     from sqlcoach.prompts.recipe import resolve_prompt
+
+    # a verifier folder that is not one fails here, before the policy loads
+    selector = build_selector(args.select or DEFAULT_SELECTOR, args.verifier, device=args.device)
 
     recipe = resolve_prompt(args.model, template=args.template, schema_style=args.schema_style,
                             schema_sample_values=args.schema_samples, value_retrieval=args.value_retrieval,
@@ -255,7 +259,8 @@ def _run_agent(args: argparse.Namespace, examples: list, temperature: float) -> 
         model, tokenizer, examples, args.out, config=config, temperature=temperature, top_p=args.top_p,
         batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, max_total_tokens=args.max_total_tokens,
         prompt=recipe.prompt, workers=workers, seed=args.seed,
-        instruction=args.agent_instruction, n=args.n, select=args.select or DEFAULT_SELECTOR,
+        instruction=args.agent_instruction, n=args.n,
+        select=selector if args.verifier is not None else args.select or DEFAULT_SELECTOR,
     )
     if any(ex.gold_sql for ex in examples):
         from pathlib import Path

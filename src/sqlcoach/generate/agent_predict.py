@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlcoach.execution.select import DEFAULT_SELECTOR
+from sqlcoach.execution.select import DEFAULT_SELECTOR, Selector
 from sqlcoach.generate.agent import AgentConfig, SqlAgentEnv, run_agent
 from sqlcoach.prompts.settings import PromptSettings
 from sqlcoach.runtime.files import atomic_write
@@ -99,9 +99,11 @@ def env_for(ex: Example, config: AgentConfig, template: str, executor: Any = Non
                        restore=lambda s: restore_sql(s, ex, template))
 
 
-def _record(index: int, ex: Example, trajs: list[dict[str, Any]], pool: Any, selector: Any) -> dict[str, Any]:
+def _record(index: int, ex: Example, trajs: list[dict[str, Any]], pool: Any, selector: Any,
+            schema_text: str = "") -> dict[str, Any]:
     """The JSONL record of one example: its one trajectory, or with several the one whose final
-    answer ``selector`` chose (each distinct answer executed once), every trajectory kept."""
+    answer ``selector`` chose (each distinct answer executed once; a learned selector reads
+    ``schema_text`` beside the question and each answer's result), every trajectory kept."""
     from sqlcoach.execution.select import Candidates
 
     rec: dict[str, Any] = {"index": index, "id": ex.id, "db_id": ex.db_id, "agent": True}
@@ -111,9 +113,12 @@ def _record(index: int, ex: Example, trajs: list[dict[str, Any]], pool: Any, sel
     answers = [t["sql"] for t in trajs]
     jobs = sorted({a for a in answers if a}) if ex.db_path else []
     ran = dict(zip(jobs, pool.run([(str(ex.db_path), a) for a in jobs]))) if jobs else {}
-    v = selector(Candidates.of(answers, [ran.get(a) for a in answers], question=ex.question))
+    v = selector(Candidates.of(answers, [ran.get(a) for a in answers], question=ex.question, schema_text=schema_text))
     rec.update(trajs[v.chosen] if v.chosen >= 0 else trajs[0])
     rec.update(sql=v.sql, trajectories=trajs, votes=list(v.votes), chosen=v.chosen, fallback=v.fallback, select=v.rule)
+    if v.scores is not None:  # a learned selector: every trajectory's score and the chosen one's
+        rec["scores"] = list(v.scores)
+        rec["score"] = v.scores[v.chosen] if v.chosen >= 0 else None
     return rec
 
 
@@ -136,7 +141,7 @@ def predict_agent(
     progress: bool = True,
     instruction: bool = True,
     n: int = 1,
-    select: str = DEFAULT_SELECTOR,
+    select: str | Selector = DEFAULT_SELECTOR,
 ) -> AgentSummary:
     """Run one trajectory per example and write the files (module docstring). Observation
     budgets are counted in the tokenizer's tokens. ``prompt``: the prompt settings (default
@@ -144,16 +149,19 @@ def predict_agent(
     ``instruction``: append the agent instruction to the prompt (``agent_prompts``).
 
     ``n > 1`` (with ``temperature > 0``): self-consistency over whole trajectories: ``n`` per
-    example, their final answers executed once each and the answer chosen by the selection rule
-    ``select`` (``sqlcoach.execution.select``); the record holds the chosen trajectory's fields,
-    every trajectory under ``trajectories``, and ``votes``/``chosen``/``select``. The summary counts
-    every trajectory."""
+    example, their final answers executed once each and the answer chosen by ``select``: the name
+    of a rule of ``sqlcoach.execution.select``, or a ``Selector`` such as a trained verifier's
+    (``generate.verifier_select.build_selector``; it reads each final answer's result, the question
+    and the schema text). The record holds the chosen trajectory's fields, every trajectory under
+    ``trajectories``, and ``votes``/``chosen``/``select`` (a verifier adds ``scores`` and the chosen
+    one's ``score``). The summary counts every trajectory."""
     from sqlcoach.errors import ConfigError
     from sqlcoach.execution.select import get_selector
 
     if n < 1:
         raise ConfigError(f"n must be >= 1 (trajectories per question), got {n}")
-    selector = get_selector(select)
+    selector = get_selector(select) if isinstance(select, str) else select
+    reads_schema = n > 1 and getattr(selector, "reads_schema", False)
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.execution.render import token_length
     from sqlcoach.generate.predict import append_records, progress_bar, records_path, sql_file_text
@@ -184,7 +192,8 @@ def predict_agent(
             for k, ex in enumerate(exs):
                 trajs = [_trajectory(envs[k * n + j], rolls[k * n + j], tokenizer) for j in range(n)]
                 gen_tokens += sum(t["generated_tokens"] for t in trajs)
-                chunk.append(_record(start + k, ex, trajs, pool, selector))
+                schema = builder.lenient_schema_text(ex) if reads_schema else ""
+                chunk.append(_record(start + k, ex, trajs, pool, selector, schema))
             append_records(jsonl, chunk)
             records += chunk
             if bar is not None:
