@@ -97,6 +97,12 @@ def test_ask_agent_prints_each_turn(setup, capsys):
                  "--model", str(model), "--device", "cpu", "How many?"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert len(doc["turns"]) == 1 and doc["finish"] in ("solution", "turn_limit", "length")
+    # self-consistency over trajectories: n of them, the chosen one's turns, every one kept
+    assert main(["ask", "--agent", "--db", str(db), "--json", "--max-turns", "2", "--max-new-tokens", "4", "--n", "3",
+                 "--select", "vote", "--untagged", "solution", "--model", str(model), "--device", "cpu", "How many?"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["select"] == "vote" and len(doc["trajectories"]) == 3 and len(doc["votes"]) == 3
+    assert doc["turns"] == doc["trajectories"][max(doc["chosen"], 0)]["turns"]
 
 
 def test_agent_rows_train_sft_reads_them(setup, tmp_path, capsys):

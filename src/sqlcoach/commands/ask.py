@@ -9,7 +9,9 @@ several). With ``--model`` the model is loaded here; with ``--url`` any OpenAI-c
 recipe that server reports (``sqlcoach serve`` does) or the flags. Either way the prompt shows the
 database's schema and the SQL runs HERE in sqlcoach's sandbox (read-only, deadline, row cap).
 ``--agent`` (with ``--model``): the model may run queries and read their results before it answers
-(docs/agent.md); each turn is printed before the answer.
+(docs/agent.md); each turn is printed before the answer. ``--n N --select RULE`` samples N answers
+(with ``--agent``, N trajectories) and chooses one as ``predict --select`` does (``--verifier DIR``
+for the verifier rules); the chosen candidate's votes and score are printed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 from pathlib import Path
 
 from sqlcoach.errors import ConfigError, DataError
+from sqlcoach.execution.select import DEFAULT_SELECTOR, LEARNED_SELECTORS, SELECTORS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +54,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-turns", type=int, default=5, help="--agent: model turns per question")
     p.add_argument("--untagged", default="error", choices=["error", "solution"],
                    help="--agent: a turn without tags is an error observation (default), or the final answer")
+    p.add_argument("--n", type=int, default=1,
+                   help="sample N answers (with --agent: N trajectories) per question and choose one by --select")
+    p.add_argument("--select", default=None, choices=sorted([*SELECTORS, *LEARNED_SELECTORS]),
+                   help=f"with --n >= 2: how the answer is chosen (default {DEFAULT_SELECTOR}); first, vote, "
+                   "vote-nonempty, or verifier / vote+verifier with --verifier (as predict --select)")
+    p.add_argument("--verifier", default=None,
+                   help="with --select verifier or vote+verifier: the folder `sqlcoach train verifier` wrote (its final/)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature (default: 0, greedy, for one answer; 0.8 with --n >= 2)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (--n >= 2)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run)
@@ -70,6 +83,15 @@ def read_questions(args: argparse.Namespace) -> list[str]:
     return questions
 
 
+def selection_line(a) -> str:
+    """How an answer chosen among candidates was chosen: the rule, the pick, each candidate's votes
+    (and verifier score)."""
+    scores = f", score {a.score:.3f}" if a.score is not None else ""
+    cands = "; ".join(f"#{i} votes {c['votes']}" + (f" score {c['score']:.3f}" if c["score"] is not None else "")
+                      + (f" {c['error']}" if c["error"] else "") for i, c in enumerate(a.candidates or []))
+    return f"chosen by {a.select}: candidate #{a.chosen} of {len(a.candidates or [])}{scores} ({cands})"
+
+
 def run(args: argparse.Namespace) -> int:
     if (args.max_new_tokens is not None and args.max_new_tokens < 1) or args.batch_size < 1 or args.max_rows < 1 or args.timeout <= 0:
         raise ConfigError("--max-new-tokens, --batch-size, --max-rows must be >= 1 and --timeout > 0")
@@ -81,6 +103,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--agent runs the model here: use --model, not --url")
     if args.max_turns < 1:
         raise ConfigError("--max-turns must be >= 1")
+    from sqlcoach.generate.verifier_select import build_selector, check_selection_options
+
+    check_selection_options(args.n, args.select, args.verifier)
+    if args.temperature is None:
+        args.temperature = 0.8 if args.n > 1 else 0.0
+    if args.temperature < 0 or (args.n > 1 and args.temperature == 0):
+        raise ConfigError("--temperature must be >= 0, and > 0 with --n >= 2 (n greedy answers are one answer)")
+    # a verifier folder that is not one fails here, before the model loads
+    selector = build_selector(args.select or DEFAULT_SELECTOR, args.verifier, device=args.device) if args.n > 1 else None
     from sqlcoach.serve.ask import ask_local, ask_url
     from sqlcoach.serve.text2sql import SqlRunner, format_table
 
@@ -89,11 +120,11 @@ def run(args: argparse.Namespace) -> int:
         if args.agent:
             from sqlcoach.serve.ask_agent import ask_local_agent
 
-            answers = ask_local_agent(args, str(db.resolve()), questions, runner)
+            answers = ask_local_agent(args, str(db.resolve()), questions, runner, selector)
         elif args.url:
-            answers = ask_url(args, str(db.resolve()), questions, runner)
+            answers = ask_url(args, str(db.resolve()), questions, runner, selector)
         else:
-            answers = ask_local(args, str(db.resolve()), questions, runner)
+            answers = ask_local(args, str(db.resolve()), questions, runner, selector)
     finally:
         runner.close()
     if args.json:
@@ -112,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"Q: {a.question}")
         print(f"SQL: {a.sql or '(none)'}")
+        if a.select is not None:
+            print(selection_line(a))
         if a.error:
             print(f"error: {a.error}")
         else:

@@ -129,12 +129,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.n < 1:
-        raise ConfigError("--n must be >= 1")
-    if args.select is not None and args.n < 2:
-        raise ConfigError("--select chooses among sampled answers: it needs --n 2 or more")
-    if (args.select in LEARNED_SELECTORS) != (args.verifier is not None):
-        raise ConfigError(f"--verifier goes with --select {' or '.join(LEARNED_SELECTORS)}, and they need it")
+    from sqlcoach.generate.verifier_select import check_selection_options
+
+    check_selection_options(args.n, args.select, args.verifier)
     if args.batch_size < 1 or args.max_new_tokens < 1:
         raise ConfigError("--batch-size and --max-new-tokens must be >= 1")
     from sqlcoach.data import load_examples

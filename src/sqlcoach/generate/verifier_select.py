@@ -86,3 +86,15 @@ def chosen_score(selection: Selection) -> Any:
     if selection.scores is None or selection.chosen < 0:
         return None
     return selection.scores[selection.chosen]
+
+
+def check_selection_options(n: int, select: str | None, verifier: Any) -> None:
+    """The command-line rule shared by ``predict`` and ``ask``: ``--n >= 1``; ``--select`` needs
+    ``--n 2`` or more; ``--verifier`` goes with a learned rule (``LEARNED_SELECTORS``) and they need
+    it. A ``ConfigError`` naming the conflict otherwise."""
+    if n < 1:
+        raise ConfigError("--n must be >= 1")
+    if select is not None and n < 2:
+        raise ConfigError("--select chooses among sampled answers: it needs --n 2 or more")
+    if (select in LEARNED_SELECTORS) != (verifier is not None):
+        raise ConfigError(f"--verifier goes with --select {' or '.join(LEARNED_SELECTORS)}, and they need it")

@@ -18,8 +18,10 @@ from typing import Any
 from sqlcoach.errors import ConfigError, ModelError
 
 
-def ask_local(args: Any, db_path: str, questions: list[str], runner: Any) -> list[Any]:
-    """Load ``args.model``, prompt with its recipe, generate greedily in batches, run each SQL."""
+def ask_local(args: Any, db_path: str, questions: list[str], runner: Any, selector: Any = None) -> list[Any]:
+    """Load ``args.model``, prompt with its recipe, generate in batches, run each SQL: greedily, or
+    with ``args.n > 1`` ``n`` samples per question (``args.temperature``) and the answer ``selector``
+    chose among them (``text2sql.select_answer``: every candidate's votes and score kept)."""
     from sqlcoach.generate.hf import generate_texts
     from sqlcoach.models.load import load_model
     from sqlcoach.prompts.recipe import resolve_prompt
@@ -32,10 +34,28 @@ def ask_local(args: Any, db_path: str, questions: list[str], runner: Any) -> lis
     exs = [example_for(q, db_path) for q in questions]
     prompts = [prompt_for(builder, tok, ex) for ex in exs]
     t0 = time.monotonic()
-    gen = generate_texts(model, tok, prompts, max_new_tokens=args.max_new_tokens or 256, batch_size=args.batch_size)
+    gen = generate_texts(model, tok, prompts, n=args.n, temperature=args.temperature, max_new_tokens=args.max_new_tokens or 256,
+                         batch_size=args.batch_size, seed=args.seed)
     per_question = (time.monotonic() - t0) / max(1, len(prompts))  # batched: the share of each question
-    return [answer_from_text(texts[0], ex, recipe.template, runner, database=ex.db_id,
-                             generation_seconds=per_question) for ex, texts in zip(exs, gen.texts)]
+    if args.n == 1:
+        return [answer_from_text(texts[0], ex, recipe.template, runner, database=ex.db_id,
+                                 generation_seconds=per_question) for ex, texts in zip(exs, gen.texts)]
+    return [choose(ex, texts, recipe.template, runner, selector, builder, per_question) for ex, texts in zip(exs, gen.texts)]
+
+
+def choose(ex: Any, raws: list[str], template: str, runner: Any, selector: Any, builder: Any,
+           generation_seconds: float) -> Any:
+    """The answer ``selector`` chose among the completions ``raws`` of ``ex`` (their SQL extracted
+    and mapped back from an anonymizing template's placeholders; a learned selector reads the
+    schema text ``builder`` shows the policy)."""
+    from sqlcoach.prompts.templates import restore_sql
+    from sqlcoach.serve.text2sql import select_answer
+    from sqlcoach.sql.extract import extract_sql
+
+    sqls = [restore_sql((extract_sql(t) or "").strip(), ex, template) for t in raws]
+    schema = builder.lenient_schema_text(ex) if getattr(selector, "reads_schema", False) else ""
+    return select_answer(ex, sqls, raws, runner, selector, database=ex.db_id, schema_text=schema,
+                         generation_seconds=generation_seconds)
 
 
 def base_url(url: str) -> str:
@@ -66,9 +86,10 @@ def _call(url: str, api_key: str | None, body: dict | None = None, timeout: floa
         raise ModelError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
 
 
-def ask_url(args: Any, db_path: str, questions: list[str], runner: Any) -> list[Any]:
+def ask_url(args: Any, db_path: str, questions: list[str], runner: Any, selector: Any = None) -> list[Any]:
     """Prompt through ``args.url``'s chat endpoint (the recipe it reports, else the flags' or
-    sqlcoach's defaults), greedy, one request per question; run each SQL here."""
+    sqlcoach's defaults), one request per question (greedy), or with ``args.n > 1`` ``n`` sampled
+    requests and the answer ``selector`` chose here; run each SQL here."""
     from sqlcoach.prompts.recipe import DEFAULTS, PromptRecipe
     from sqlcoach.serve.text2sql import answer_from_text, example_for, messages_for
 
@@ -89,15 +110,23 @@ def ask_url(args: Any, db_path: str, questions: list[str], runner: Any) -> list[
     for q in questions:
         ex = example_for(q, db_path)
         builder.schema_text(db_path)  # an unreadable database is an error here, not an empty schema
-        body: dict[str, Any] = {"model": card["id"], "messages": messages_for(builder, ex), "temperature": 0}
+        body: dict[str, Any] = {"model": card["id"], "messages": messages_for(builder, ex), "temperature": args.temperature}
         if args.max_new_tokens is not None:
             body["max_tokens"] = args.max_new_tokens
         t0 = time.monotonic()
-        reply = _call(f"{v1}/chat/completions", args.api_key, body)
+        raws = []
+        for k in range(args.n):  # one choice per request: sqlcoach serve's chat route returns one
+            if args.n > 1:
+                body["seed"] = args.seed + k
+            reply = _call(f"{v1}/chat/completions", args.api_key, body)
+            try:
+                raws.append(reply["choices"][0]["message"]["content"] or "")
+            except (KeyError, IndexError, TypeError):
+                raise ModelError(f"{v1}/chat/completions answered without choices[0].message.content") from None
         secs = time.monotonic() - t0
-        try:
-            raw = reply["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            raise ModelError(f"{v1}/chat/completions answered without choices[0].message.content") from None
-        answers.append(answer_from_text(raw, ex, recipe.template, runner, database=ex.db_id, generation_seconds=secs))
+        if args.n == 1:
+            answers.append(answer_from_text(raws[0], ex, recipe.template, runner, database=ex.db_id,
+                                            generation_seconds=secs))
+        else:
+            answers.append(choose(ex, raws, recipe.template, runner, selector, builder, secs))
     return answers

@@ -18,25 +18,31 @@ from sqlcoach.serve.text2sql import SqlAnswer
 
 @dataclass
 class AgentAnswer:
-    """A question's trajectory (turns, how it ended) and its final answer run on the database."""
+    """A question's trajectory (turns, how it ended) and its final answer run on the database;
+    with several trajectories, the chosen one's, and every trajectory's answer, end and turns."""
 
     answer: SqlAnswer
     turns: list[Any]
     finish: str
+    trajectories: list[dict[str, Any]] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {**self.answer.as_json(), "finish": self.finish, "turns": [t.as_json() for t in self.turns]}
+        out = {**self.answer.as_json(), "finish": self.finish, "turns": [t.as_json() for t in self.turns]}
+        if self.trajectories is not None:
+            out["trajectories"] = self.trajectories
+        return out
 
 
-def ask_local_agent(args: Any, db_path: str, questions: list[str], runner: Any) -> list[AgentAnswer]:
+def ask_local_agent(args: Any, db_path: str, questions: list[str], runner: Any, selector: Any = None) -> list[AgentAnswer]:
     """Load ``args.model`` and answer each question with a trajectory of at most
-    ``args.max_turns`` turns; the final answer is run in ``runner``."""
+    ``args.max_turns`` turns; the final answer is run in ``runner``. With ``args.n > 1``: ``n``
+    sampled trajectories per question and the final answer ``selector`` chose among theirs."""
     from sqlcoach.execution.render import token_length
     from sqlcoach.generate.agent import AgentConfig, run_agent
     from sqlcoach.generate.agent_predict import agent_prompts, env_for
     from sqlcoach.models.load import load_model
     from sqlcoach.prompts.recipe import resolve_prompt
-    from sqlcoach.serve.text2sql import example_for
+    from sqlcoach.serve.text2sql import example_for, select_answer
 
     config = AgentConfig(max_turns=args.max_turns, timeout=args.timeout, max_rows=args.max_rows,
                          untagged=args.untagged)
@@ -46,9 +52,25 @@ def ask_local_agent(args: Any, db_path: str, questions: list[str], runner: Any) 
     model, tok = load_model(args.model, dtype=args.dtype, device=args.device)
     exs = [example_for(q, db_path) for q in questions]
     builder.schema_text(db_path)  # an unreadable database is an error here, not an empty schema
-    envs = [env_for(ex, config, recipe.template, runner.pool, token_length(tok)) for ex in exs]
-    rolls = run_agent(model, tok, agent_prompts(exs, tok, builder, config.max_turns), envs,
-                      max_new_tokens=args.max_new_tokens or 256, batch_size=args.batch_size, executor=runner.pool)
+    n = args.n
+    rep = [ex for ex in exs for _ in range(n)]  # n trajectories per question, side by side
+    envs = [env_for(ex, config, recipe.template, runner.pool, token_length(tok)) for ex in rep]
+    rolls = run_agent(model, tok, agent_prompts(rep, tok, builder, config.max_turns), envs,
+                      max_new_tokens=args.max_new_tokens or 256, batch_size=args.batch_size, executor=runner.pool,
+                      temperature=args.temperature, seed=args.seed)
+    if n > 1:
+        chosen = []
+        for q, ex in enumerate(exs):
+            schema = builder.lenient_schema_text(ex) if getattr(selector, "reads_schema", False) else ""
+            mine = list(zip(envs[q * n:(q + 1) * n], rolls[q * n:(q + 1) * n]))
+            raws = [tok.decode(r.completion_ids, skip_special_tokens=True) for _, r in mine]
+            ans = select_answer(ex, [e.answer or "" for e, _ in mine], raws, runner, selector, database=ex.db_id,
+                                schema_text=schema, generation_seconds=max(r.gen_seconds for _, r in mine))
+            env = mine[ans.chosen if ans.chosen is not None and ans.chosen >= 0 else 0][0]
+            chosen.append(AgentAnswer(ans, list(env.turns), str(env.finish), [
+                {"sql": e.answer or "", "finish": str(e.finish), "turns": [t.as_json() for t in e.turns]}
+                for e, _ in mine]))
+        return chosen
     out = []
     for ex, env, roll in zip(exs, envs, rolls):
         ans = SqlAnswer(database=ex.db_id, question=ex.question, sql=env.answer or "",

@@ -45,6 +45,17 @@ def test_vllm_argv_translates_the_flags(tiny_dir, tmp_path):
     (["ask", "--db", "{db}", "--model", "{tiny}"], "give a question"),
     (["ask", "--db", "{db}", "q", "--url", "ftp://x"], "--url must start with http"),
     (["ask", "--db", "{db}", "q", "--url", "http://127.0.0.1:9"], "cannot reach"),
+    (["ask", "--db", "{db}", "q", "--model", "{tiny}", "--n", "0"], "--n must be >= 1"),
+    (["ask", "--db", "{db}", "q", "--model", "{tiny}", "--select", "vote"], "needs --n 2 or more"),
+    (["ask", "--db", "{db}", "q", "--model", "{tiny}", "--n", "3", "--select", "verifier"], "--verifier goes with"),
+    (["ask", "--db", "{db}", "q", "--model", "{tiny}", "--n", "3", "--verifier", "{tiny}"], "--verifier goes with"),
+    (["ask", "--db", "{db}", "q", "--model", "{tiny}", "--n", "3", "--temperature", "0"], "--temperature"),
+    (["ask", "--db", "{db}", "q", "--model", "{tiny}", "--n", "3", "--select", "verifier", "--verifier", "{tiny}"],
+     "is not a verifier"),
+    (["serve", "{tiny}", "--verifier", "no/such/dir"], "--verifier"),
+    (["serve", "{tiny}", "--max-n", "0"], "--max-n"),
+    (["serve", "{tiny}", "--agent-turns", "12"], "--max-agent-turns"),
+    (["serve", "{tiny}", "--backend", "vllm", "--verifier", "{tiny}"], "--verifier"),
 ])
 def test_user_errors_are_one_line(argv, words, tiny_dir, databases, capsys):
     db = databases / "shop.sqlite"
@@ -61,3 +72,16 @@ def test_table_format():
     t = format_table(["name", "age"], [["Ana", 31], ["Bo", None]])
     assert t.splitlines()[1] == "| name | age  |" and "| Bo   | NULL |" in t and t.endswith("2 rows")
     assert "(8 more rows not shown)" in format_table(["x"], [[i] for i in range(10)], max_rows=2)
+
+
+def test_ask_n_select_prints_the_choice(taught_dir, databases, capsys):
+    db = databases / "concert" / "concert.sqlite"
+    assert main(["ask", "--db", str(db), "--model", str(taught_dir), "--device", "cpu", "--n", "3", "--select",
+                 "vote-nonempty", "--temperature", "0.1", "--max-new-tokens", "24", "Who are the singers?"]) == 0
+    out = capsys.readouterr().out
+    assert "chosen by vote-nonempty: candidate #" in out and " of 3 " in out and "#2 votes" in out
+    assert "4 rows" in out
+    assert main(["ask", "--db", str(db), "--model", str(taught_dir), "--device", "cpu", "--n", "2", "--json",
+                 "--max-new-tokens", "24", "Who?"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["select"] == "vote" and len(doc["candidates"]) == 2 and len(doc["votes"]) == 2 and doc["score"] is None
