@@ -7,7 +7,9 @@
 
 Samples k answers per question, executes them, pairs a correct answer (or the gold) with a wrong
 one (``sqlcoach.train.pairs``), writes TRL preference JSONL, and prints how many questions gave
-pairs. With ``--holdout F`` a fraction F of the questions (or databases) goes to
+pairs. Where no gold exists, ``--scorer verifier --verifier DIR`` ranks the samples by a trained
+verifier reading each result instead: the best-scored one is chosen, a lower-scored one whose
+result differs is rejected, and the gold is never read. With ``--holdout F`` a fraction F of the questions (or databases) goes to
 ``<out stem>_eval.jsonl`` (for ``sqlcoach rm eval``) and never into ``--out``; the stats are
 also written to ``<out stem>.stats.json``.
 """
@@ -41,7 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--schema-style", default=None, help="compact, ddl or nl (default: the model's recipe, else compact)")
     m.add_argument("--schema-samples", type=int, default=None,
                    help="example values per column in the schema text (default: the model's recipe, else 3)")
-    m.add_argument("--chosen", default="correct_or_gold", choices=["correct_or_gold", "correct", "gold"])
+    m.add_argument("--chosen", default=None, choices=["correct_or_gold", "correct", "gold"],
+                   help="--scorer execution: where the chosen answer comes from (default correct_or_gold)")
+    m.add_argument("--scorer", default="execution", choices=["execution", "verifier"],
+                   help="execution: samples judged against the gold by execution; verifier: ranked by a trained "
+                   "verifier reading each result (--verifier DIR), no gold needed: unlabeled questions give pairs")
+    m.add_argument("--verifier", default=None, help="--scorer verifier: the folder `sqlcoach train verifier` wrote (its final/)")
     m.add_argument("--rejected-order", default=None,
                    help="comma-separated error classes, most preferred first (default: "
                         "wrong_result,exec_error,parse_error,timeout,too_large,no_sql); "
@@ -68,6 +75,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--k, --batch-size and --max-new-tokens must be >= 1")
     if args.limit is not None and args.limit < 1:
         raise ConfigError("--limit must be >= 1")
+    if args.scorer == "verifier" and args.verifier is None:
+        raise ConfigError("--scorer verifier ranks the samples with a trained verifier: give its folder (--verifier DIR)")
+    if args.verifier is not None and args.scorer != "verifier":
+        raise ConfigError("--verifier is read only by --scorer verifier (the execution scorer judges by the gold)")
+    if args.scorer == "verifier" and args.chosen is not None:
+        raise ConfigError(f"--chosen {args.chosen} takes the chosen answer from the gold; --scorer verifier chooses "
+                          "the best-scored sample and reads no gold (leave --chosen out)")
+    if args.scorer == "verifier" and args.mode != "spider":
+        raise ConfigError("--mode is the EX rule of the execution scorer; --scorer verifier compares no gold")
     from sqlcoach.train.pairs import REJECTED_ORDER
 
     order = tuple(s.strip() for s in args.rejected_order.split(",") if s.strip()) if args.rejected_order else REJECTED_ORDER
@@ -87,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = resolve_prompt(args.model, template=args.template, schema_style=args.schema_style,
                             schema_sample_values=args.schema_samples)
+    verifier = None
+    if args.verifier is not None:  # a folder that is not a verifier fails here, before the policy loads
+        from sqlcoach.models.verifier import load_verifier
+
+        verifier = load_verifier(args.verifier, device=args.device)
     generate_fn, chunk = None, 64
     if args.backend == "vllm":
         from sqlcoach.generate.vllm_backend import vllm_generate_fn
@@ -100,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
         pairs, stats = mine_pairs(
             model, tok, examples, k=args.k, temperature=args.temperature, top_p=args.top_p,
             max_new_tokens=args.max_new_tokens, prompt=recipe.prompt, pool=pool, seed=args.seed, batch_size=args.batch_size,
-            chosen=args.chosen, rejected_order=order, pairs_per_question=args.pairs_per_question, mode=args.mode,
-            generate_fn=generate_fn, chunk_size=chunk,
+            chosen=args.chosen or "correct_or_gold", rejected_order=order, pairs_per_question=args.pairs_per_question,
+            mode=args.mode, generate_fn=generate_fn, chunk_size=chunk, scorer=args.scorer, verifier=verifier,
         )
     train, held = split_holdout(pairs, args.holdout, by=args.holdout_by, seed=args.seed)
     out = Path(args.out)
@@ -109,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     print(stats.table())
     print(f"wrote {len(train)} pairs to {out}")
     info = {"stats": stats.as_dict(), "train_pairs": len(train), "out": str(out), "model": args.model,
-            "data": args.data, "split": args.split, "k": args.k, "temperature": args.temperature}
+            "data": args.data, "split": args.split, "k": args.k, "temperature": args.temperature,
+            "scorer": args.scorer, "verifier": args.verifier}
     if args.holdout > 0:
         ev = out.with_name(f"{out.stem}_eval.jsonl")
         write_pairs(ev, held)

@@ -23,6 +23,21 @@ metric, no second comparer). Each sample then has one class: correct, or an erro
 
 Questions whose gold fails (``gold_error``) give no pair; they are counted in the stats.
 
+**Without gold** (``scorer="verifier"`` with a trained verifier, ``sqlcoach pairs mine --scorer
+verifier --verifier DIR``): each sample's SQL runs in the sandbox (each distinct one once) and the
+verifier scores it reading the question, the schema text the policy saw and the result
+(``sqlcoach.models.verifier``); the gold is never read, so unlabeled questions give pairs.
+
+* **chosen**: the highest-scored sample whose SQL ran (ties: the earlier sample); none ran, no pair.
+* **rejected**: a sample whose result differs from the chosen one's (another result group under the
+  project's comparer, as the vote groups them, or a failure) and whose score is lower; a sample that
+  failed to run is rejectable whatever its score, as selection never prefers it. Kinds:
+  ``wrong_result`` (ran, a different result: wrong *by the verifier's judgment*, not by a gold)
+  or the error class; ranked by ``rejected_order``, then lowest score first (the widest margin).
+  Samples with the chosen one's result are never rejected.
+
+Rows then carry ``chosen_kind="verifier"`` and the two scores (``chosen_score``, ``rejected_score``).
+
 Rows are TRL's conversational preference format: ``prompt`` (messages), ``chosen`` and
 ``rejected`` (one assistant message each), plus ``id``, ``db_id``, ``db_path``, ``gold_sql``,
 ``question``, ``chosen_kind`` (``sample``/``gold``), ``rejected_kind`` (the error class),
@@ -51,6 +66,8 @@ from sqlcoach.runtime.files import atomic_write
 from sqlcoach.types import Example
 
 CHOSEN_MODES = ("correct_or_gold", "correct", "gold")
+#: what decides which sample is better: execution against the gold, or a trained verifier (no gold)
+SCORERS = ("execution", "verifier")
 #: Default preference among wrong samples: a wrong result teaches most, a missing SQL least.
 REJECTED_ORDER: tuple[str, ...] = ("wrong_result", "exec_error", "parse_error", "timeout", "too_large", "no_sql")
 #: Columns written for every pair, in this order.
@@ -72,6 +89,9 @@ class MineStats:
     samples_correct: int = 0
     questions_any_correct: int = 0
     questions_all_correct: int = 0  # every sample correct: no rejected answer to pair with
+    scorer: str = "execution"
+    samples_ran: int = 0  # scorer "verifier": samples whose SQL ran without error (correctness is unknown)
+    questions_none_ran: int = 0  # scorer "verifier": no sample ran, so no chosen answer
     chosen_sample: int = 0
     chosen_gold: int = 0
     by_rejected_kind: dict[str, int] = field(default_factory=dict)
@@ -97,17 +117,26 @@ class MineStats:
             ("  chosen = gold", self.chosen_gold),
         ]
         rows += [(f"  rejected = {k}", v) for k, v in sorted(self.by_rejected_kind.items(), key=lambda kv: -kv[1])]
-        rows += [
-            ("samples", self.samples),
-            ("samples correct", f"{self.samples_correct} ({_pct(self.samples_correct, self.samples)})"),
-        ]
-        rows += [(f"  samples {k}", v) for k, v in sorted(self.by_sample_class.items(), key=lambda kv: -kv[1])]
-        rows += [
-            ("questions with a correct sample", self.questions_any_correct),
-            ("questions all correct (no pair)", self.questions_all_correct),
-            ("questions with gold error", self.gold_errors),
-            ("seconds", round(self.seconds, 1)),
-        ]
+        if self.scorer == "verifier":  # no gold: what ran and what the verifier could rank
+            rows[3] = ("  chosen = best verifier score", self.chosen_sample)
+            del rows[4]
+            rows += [("samples", self.samples),
+                     ("samples that ran", f"{self.samples_ran} ({_pct(self.samples_ran, self.samples)})")]
+            rows += [(f"  samples {k}", v) for k, v in sorted(self.by_sample_class.items(), key=lambda kv: -kv[1])]
+            rows += [("questions where no sample ran (no pair)", self.questions_none_ran),
+                     ("seconds", round(self.seconds, 1))]
+        else:
+            rows += [
+                ("samples", self.samples),
+                ("samples correct", f"{self.samples_correct} ({_pct(self.samples_correct, self.samples)})"),
+            ]
+            rows += [(f"  samples {k}", v) for k, v in sorted(self.by_sample_class.items(), key=lambda kv: -kv[1])]
+            rows += [
+                ("questions with a correct sample", self.questions_any_correct),
+                ("questions all correct (no pair)", self.questions_all_correct),
+                ("questions with gold error", self.gold_errors),
+                ("seconds", round(self.seconds, 1)),
+            ]
         width = max(len(str(k)) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -174,6 +203,53 @@ def build_pairs_for_question(
     return out
 
 
+def build_pairs_by_score(
+    texts: Sequence[str],
+    sqls: Sequence[str],
+    results: Sequence[Any],
+    scores: Sequence[float],
+    *,
+    rejected_order: Sequence[str] = REJECTED_ORDER,
+    pairs_per_question: int = 1,
+) -> list[dict[str, Any]]:
+    """The pairs of one question ranked by a verifier's ``scores`` (pure: no model, no database;
+    the rules are the module docstring's "Without gold"). ``results[i]``: sample i's
+    ``ExecResult`` (``None`` when it has no SQL). Returns dicts with ``chosen``, ``rejected`` (raw
+    texts), ``chosen_kind`` (``"verifier"``), ``rejected_kind``, ``chosen_sql``, ``rejected_sql``,
+    ``chosen_score``, ``rejected_score``."""
+    from sqlcoach.execution.select import Candidates
+    from sqlcoach.execution.vote import vote
+
+    c = Candidates.of(sqls, results)
+    ran = [i for i in range(len(sqls)) if c.ran(i)]
+    if not ran:
+        return []
+    best = max(ran, key=lambda i: (scores[i], -i))
+    group = vote(sqls, results).group_of
+
+    def kind(i: int) -> str:
+        if i in ran:
+            return "wrong_result"
+        return "no_sql" if not sqls[i] else str(getattr(results[i], "error", None) or "exec_error")
+
+    rank = {k: j for j, k in enumerate(rejected_order)}
+    others = [i for i in range(len(sqls)) if group[i] != group[best] or i not in ran]
+    rejectable = [i for i in others if kind(i) in rank and (i not in ran or scores[i] < scores[best])]
+    seen: set[str] = {texts[best].strip()}
+    out = []
+    for i in sorted(rejectable, key=lambda i: (rank[kind(i)], scores[i], i)):
+        key = texts[i].strip()
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append({"chosen": texts[best], "rejected": texts[i], "chosen_kind": "verifier", "rejected_kind": kind(i),
+                    "chosen_sql": sqls[best], "rejected_sql": sqls[i], "chosen_score": float(scores[best]),
+                    "rejected_score": float(scores[i])})
+        if len(out) == pairs_per_question:
+            break
+    return out
+
+
 def mine_pairs(
     model: Any,
     tokenizer: Any,
@@ -196,8 +272,13 @@ def mine_pairs(
     show: int = 3,
     log: Callable[[str], None] = print,
     generate_fn: Callable[..., Any] | None = None,
+    scorer: str = "execution",
+    verifier: Any = None,
 ) -> tuple[list[dict[str, Any]], MineStats]:
-    """Sample ``k`` answers per example, execute them, and pair a correct one with a wrong one.
+    """Sample ``k`` answers per example, execute them, and pair a correct one with a wrong one;
+    with ``scorer="verifier"`` and a loaded ``verifier`` (``models.verifier.Verifier`` or anything
+    with its ``score``), pair the best-scored with a lower-scored one whose result differs, the
+    gold never read (``chosen`` then must stay at its default).
 
     Returns ``(pairs, stats)``; see the module docstring for the rules. ``pool`` is an
     ``ExecutorPool`` (one is created and closed here when ``None``); ``generate_fn`` replaces HF
@@ -209,6 +290,14 @@ def mine_pairs(
     from sqlcoach.prompts.builder import PromptBuilder
 
     _check_mine_args(k, chosen, pairs_per_question, rejected_order, temperature, log)
+    if scorer not in SCORERS:
+        raise ConfigError(f"scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
+    if (scorer == "verifier") != (verifier is not None):
+        raise ConfigError("the verifier scorer needs a trained verifier (--verifier DIR), and a verifier is read "
+                          "only by --scorer verifier")
+    if scorer == "verifier" and chosen != "correct_or_gold":
+        raise ConfigError(f"--chosen {chosen} reads the gold; with --scorer verifier the chosen answer is the "
+                          "best-scored sample (leave --chosen out)")
     # Unknown template or schema style: a clear error before any generation.
     builder = PromptBuilder.from_settings(prompt or PromptSettings())
     if generate_fn is None:
@@ -224,17 +313,26 @@ def mine_pairs(
     # database, all read up front; a template error is not caught.
     for ex in examples:
         builder.lenient_schema_text(ex)
-    stats = MineStats()
+    stats = MineStats(scorer=scorer)
     pairs: list[dict[str, Any]] = []
     bar = progress_bar(len(examples), f"mine pairs (k={k})", unit="q") if progress else None
     try:
         for exs, messages, outs, sqls, outcomes in sample_and_score(
             model, tokenizer, examples, builder, generate_fn, pool, k=k, temperature=temperature, top_p=top_p,
             max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed, chunk_size=chunk_size, mode=mode,
+            score=_score_samples if scorer == "execution" else _run_samples,
         ):
+            if scorer == "verifier":  # every sample of the chunk in one call (each distinct text scored once)
+                scores = verifier.score([(ex.question, builder.lenient_schema_text(ex), s, outcomes[q * k + j])
+                                         for q, ex in enumerate(exs) for j, s in enumerate(sqls[q])])
             for q, (ex, msgs) in enumerate(zip(exs, messages)):
-                for row in _question_pairs(ex, msgs, outs[q], sqls[q], outcomes[q * k : (q + 1) * k], stats, template=builder.template,
-                                           chosen=chosen, rejected_order=rejected_order, pairs_per_question=pairs_per_question):
+                found = (_question_pairs(ex, msgs, outs[q], sqls[q], outcomes[q * k : (q + 1) * k], stats, template=builder.template,
+                                         chosen=chosen, rejected_order=rejected_order, pairs_per_question=pairs_per_question)
+                         if scorer == "execution" else
+                         _verifier_pairs(ex, msgs, outs[q], sqls[q], outcomes[q * k : (q + 1) * k],
+                                         scores[q * k : (q + 1) * k], stats, rejected_order=rejected_order,
+                                         pairs_per_question=pairs_per_question))
+                for row in found:
                     pairs.append(row)
                     if len(pairs) <= show:
                         log(
@@ -256,10 +354,12 @@ def mine_pairs(
 def sample_and_score(
     model: Any, tokenizer: Any, examples: Sequence[Example], builder: Any, generate_fn: Callable[..., Any], pool: Any, *,
     k: int, temperature: float, top_p: float, max_new_tokens: int, batch_size: int, seed: int, chunk_size: int,
-    mode: str = "spider",
+    mode: str = "spider", score: Callable[..., Any] | None = None,
 ) -> Any:
     """Chunk by chunk of ``chunk_size`` examples: sample ``k`` answers per example with the
-    builder's prompts (``messages(ex, lenient=True)``) and score every sample by THE EX scorer.
+    builder's prompts (``messages(ex, lenient=True)``) and score every sample by THE EX scorer
+    (``score``, default ``_score_samples``; ``_run_samples`` only executes them, for a scorer
+    that needs no gold).
 
     Yields ``(examples, messages, texts [Q][k], sqls [Q][k], outcomes [Q*k] question-major)``:
     the one sampler behind pair mining and the verifier's training data (``train.verifier``)."""
@@ -273,7 +373,7 @@ def sample_and_score(
             max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed + start,
         )
         outs: list[list[str]] = gen.texts  # [Q][k]
-        sqls, outcomes = _score_samples(exs, outs, builder.template, pool, mode)
+        sqls, outcomes = (score or _score_samples)(exs, outs, builder.template, pool, mode)
         yield exs, messages, outs, sqls, outcomes
 
 
@@ -301,12 +401,61 @@ def _score_samples(exs: list[Example], outs: list[list[str]], template: str, poo
     (question-major), scored by THE execution-accuracy scorer."""
     from sqlcoach.metrics.evaluate import example_database_files
     from sqlcoach.metrics.ex import ExItem, score_execution
+
+    sqls = _sample_sqls(exs, outs, template)
+    items = [ExItem(pred=s, gold=ex.gold_sql or "", files=example_database_files(ex, mode)) for ex, row in zip(exs, sqls) for s in row]
+    return sqls, score_execution(items, pool=pool, mode=mode)
+
+
+def _sample_sqls(exs: list[Example], outs: list[list[str]], template: str) -> list[list[str]]:
+    """The SQL of every sample ``[Q][k]`` (``extract_sql``, placeholders mapped back)."""
     from sqlcoach.prompts.templates import restore_sql
     from sqlcoach.sql.extract import extract_sql
 
-    sqls = [[restore_sql((extract_sql(t) or "").strip(), ex, template) for t in row] for ex, row in zip(exs, outs)]
-    items = [ExItem(pred=s, gold=ex.gold_sql or "", files=example_database_files(ex, mode)) for ex, row in zip(exs, sqls) for s in row]
-    return sqls, score_execution(items, pool=pool, mode=mode)
+    return [[restore_sql((extract_sql(t) or "").strip(), ex, template) for t in row] for ex, row in zip(exs, outs)]
+
+
+def _run_samples(exs: list[Example], outs: list[list[str]], template: str, pool: Any, mode: str) -> tuple[list[list[str]], list[Any]]:
+    """The SQL of every sample ``[Q][k]`` and its ``ExecResult`` ``[Q*k]`` (question-major; ``None``
+    for an empty SQL or a question without a database), each distinct (database, SQL) run once in
+    the sandbox. No gold is read. ``mode`` is unused (the signature of ``_score_samples``)."""
+    sqls = _sample_sqls(exs, outs, template)
+    jobs = sorted({(str(ex.db_path), s) for ex, row in zip(exs, sqls) if ex.db_path for s in row if s})
+    ran = dict(zip(jobs, pool.run(jobs))) if jobs else {}
+    return sqls, [ran.get((str(ex.db_path), s)) if ex.db_path and s else None for ex, row in zip(exs, sqls) for s in row]
+
+
+def _verifier_pairs(ex: Example, msgs: list[dict], outs: list[str], sqls: list[str], results: list[Any],
+                    scores: list[float], stats: MineStats, *, rejected_order: Sequence[str],
+                    pairs_per_question: int) -> list[dict[str, Any]]:
+    """The pair rows of one question ranked by the verifier (``build_pairs_by_score``); ``stats`` updated."""
+    stats.questions += 1
+    stats.samples += len(sqls)
+    ran = 0
+    for s, r in zip(sqls, results):
+        key = "ran" if s and r is not None and r.error is None else ("no_sql" if not s else str(getattr(r, "error", None)))
+        stats.by_sample_class[key] = stats.by_sample_class.get(key, 0) + 1
+        ran += key == "ran"
+    stats.samples_ran += ran
+    stats.questions_none_ran += ran == 0
+    found = build_pairs_by_score(outs, sqls, results, scores, rejected_order=rejected_order,
+                                 pairs_per_question=pairs_per_question)
+    stats.questions_with_pairs += bool(found)
+    rows = []
+    for p in found:
+        rows.append({
+            "prompt": msgs,
+            "chosen": [{"role": "assistant", "content": p["chosen"]}],
+            "rejected": [{"role": "assistant", "content": p["rejected"]}],
+            "id": ex.id, "db_id": ex.db_id, "db_path": ex.db_path or "", "gold_sql": ex.gold_sql or "",
+            "question": ex.question, "chosen_kind": p["chosen_kind"], "rejected_kind": p["rejected_kind"],
+            "chosen_sql": p["chosen_sql"], "rejected_sql": p["rejected_sql"],
+            "chosen_score": p["chosen_score"], "rejected_score": p["rejected_score"],
+        })
+        stats.pairs += 1
+        stats.chosen_sample += 1
+        stats.by_rejected_kind[p["rejected_kind"]] = stats.by_rejected_kind.get(p["rejected_kind"], 0) + 1
+    return rows
 
 
 def _question_pairs(ex: Example, msgs: list[dict], outs: list[str], sqls: list[str], res: list[Any], stats: MineStats, *,

@@ -228,3 +228,107 @@ def test_mine_pairs_with_the_anonymized_template_scores_decoded_sql(world):
     assert stats.samples_correct == 1 and stats.by_sample_class.get("wrong_result") == 1
     [p] = pairs
     assert p["chosen"][0]["content"] == right and p["rejected"][0]["content"] == wrong
+
+
+# ------------------------------------------------------------------ no gold: the verifier as the scorer
+
+
+class LengthVerifier:
+    """Scores a sample by its SQL's length (a fake ``Verifier.score``); records what it read."""
+
+    def __init__(self, bonus=None):
+        self.bonus = bonus or {}
+        self.read = []
+
+    def score(self, items):
+        self.read.extend(items)
+        return [float(len(sql)) + self.bonus.get(sql, 0.0) for _, _, sql, _ in items]
+
+
+ALL = "SELECT name FROM singer"
+
+
+def test_pairs_by_score_pure_rules():
+    from sqlcoach.train.pairs import build_pairs_by_score
+    from sqlcoach.types import ExecResult
+
+    ok1, ok2, same2 = ExecResult((("Bo",), ("Cy",))), ExecResult((("Ann",), ("Bo",), ("Cy",))), ExecResult((("Cy",), ("Bo",)))
+    err = ExecResult(None, error="exec_error", message="no such column")
+    texts = ["t0", "t1", "t2", "t3"]
+    sqls = [GOOD, ALL, "SELECT name FROM singer WHERE age >= 31", ERROR]
+    # the failing sample scores highest: never chosen, rejected whatever its score; the same-result one never rejected
+    pairs = build_pairs_by_score(texts, sqls, [ok1, ok2, same2, err], [2.0, 1.0, 0.5, 9.0], pairs_per_question=3)
+    assert [(p["chosen"], p["rejected"], p["rejected_kind"]) for p in pairs] == [("t0", "t1", "wrong_result"),
+                                                                                  ("t0", "t3", "exec_error")]
+    assert pairs[0]["chosen_score"] == 2.0 and pairs[0]["rejected_score"] == 1.0
+    # a different result scored HIGHER than the chosen cannot be: the chosen is the best that ran
+    assert build_pairs_by_score(texts[:2], sqls[:2], [ok1, ok2], [1.0, 3.0])[0]["chosen"] == "t1"
+    # equal scores and different results: not lower, no pair; nothing ran: no pair
+    assert build_pairs_by_score(texts[:2], sqls[:2], [ok1, ok2], [1.0, 1.0]) == []
+    assert build_pairs_by_score(["a", "b"], [ERROR, ""], [err, None], [1.0, 0.0]) == []
+    # rejected_order restricts the kinds
+    only = build_pairs_by_score(texts, sqls, [ok1, ok2, same2, err], [2.0, 1.0, 0.5, 9.0], rejected_order=("exec_error",))
+    assert [p["rejected"] for p in only] == ["t3"]
+
+
+def test_mine_pairs_with_the_verifier_reads_no_gold(world):
+    """Label-free: the same pairs whether the gold is right, garbage or absent."""
+    def mine(gold):
+        exs = [Example(id=e.id, db_id=e.db_id, question=e.question, gold_sql=gold, db_path=e.db_path) for e in _examples(world)]
+        fake = LengthVerifier()
+        with ExecutorPool(0) as pool:
+            pairs, stats = mine_pairs(None, None, exs, k=4, pool=pool, generate_fn=FakeGenerate(), progress=False,
+                                      log=lambda m: None, scorer="verifier", verifier=fake,
+                                      prompt=PromptSettings(schema_sample_values=0))
+        return pairs, stats, fake
+
+    pairs, stats, fake = mine(GOOD)
+    keep = ("prompt", "chosen", "rejected", "chosen_sql", "rejected_sql", "chosen_kind", "rejected_kind",
+            "chosen_score", "rejected_score")
+    for gold in ("SELECT garbage FROM nowhere", None):
+        other, other_stats, _ = mine(gold)
+        assert [{k: p[k] for k in keep} for p in other] == [{k: p[k] for k in keep} for p in pairs]
+        assert other_stats.as_dict() | {"seconds": 0} == stats.as_dict() | {"seconds": 0}
+    by_id = {p["id"]: p for p in pairs}
+    # q0 samples PARSE, GOOD, WRONG, ERROR: GOOD and WRONG ran and score the same (equal length): the
+    # earlier (GOOD) is chosen; WRONG is not lower, so the rejected is one that failed
+    assert by_id["q0"]["chosen_sql"] == GOOD and by_id["q0"]["chosen_kind"] == "verifier"
+    assert by_id["q0"]["rejected_sql"] in (PARSE, ERROR) and by_id["q0"]["rejected_kind"] in ("exec_error", "parse_error")
+    # q1 samples WRONG, ERROR: with no gold the verifier's best that ran is chosen, right or not
+    assert (by_id["q1"]["chosen_sql"], by_id["q1"]["rejected_sql"]) == (WRONG, ERROR)
+    assert "q3" not in by_id  # every sample the same result: nothing to reject
+    assert "q2" not in by_id  # nothing ran: no chosen answer
+    assert stats.questions_none_ran == 1 and stats.samples_ran == stats.by_sample_class["ran"]
+    assert "chosen = best verifier score" in stats.table() and "samples correct" not in stats.table()
+    q, schema, sql, res = fake.read[0]
+    assert "Who is over 30?" in q and "singer" in schema
+    read = {s: r for _, _, s, r in fake.read}
+    assert sorted(read[GOOD].rows) == [("Bo",), ("Cy",)]  # it read the result
+    assert read[ERROR].error == "exec_error" and read[""] is None
+
+
+def test_mine_pairs_verifier_option_conflicts(world):
+    with ExecutorPool(0) as pool:
+        with pytest.raises(ConfigError, match="needs a trained verifier"):
+            mine_pairs(None, None, [], pool=pool, generate_fn=FakeGenerate(), scorer="verifier")
+        with pytest.raises(ConfigError, match="only by --scorer verifier"):
+            mine_pairs(None, None, [], pool=pool, generate_fn=FakeGenerate(), verifier=LengthVerifier())
+        with pytest.raises(ConfigError, match="reads the gold"):
+            mine_pairs(None, None, [], pool=pool, generate_fn=FakeGenerate(), scorer="verifier",
+                       verifier=LengthVerifier(), chosen="gold")
+        with pytest.raises(ConfigError, match="scorer must be"):
+            mine_pairs(None, None, [], pool=pool, generate_fn=FakeGenerate(), scorer="judge")
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--scorer", "verifier"], "give its folder"),
+    (["--verifier", "x"], "only by --scorer verifier"),
+    (["--scorer", "verifier", "--verifier", "x", "--chosen", "gold"], "leave --chosen out"),
+    (["--scorer", "verifier", "--verifier", "x", "--mode", "bird"], "--mode"),
+])
+def test_pairs_mine_cli_conflicts_are_one_line(tmp_path, capsys, extra, words):
+    from sqlcoach.cli import main
+
+    assert main(["pairs", "mine", "--model", "m", "--data", str(tmp_path), "--out", str(tmp_path / "p.jsonl"), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and words in err and len(err.splitlines()) == 1, err
