@@ -79,3 +79,57 @@ def taught_model(out: Path, answer: str = TAUGHT_SQL, *, steps: int = 150) -> Pa
     model.eval()
     model.save_pretrained(out)
     return out
+
+
+AGENT_QUERY = "SELECT count(*) FROM singer"
+
+
+def taught_agent_model(out: Path, *, steps: int = 400, max_turns: int = 5) -> Path:
+    """``tiny_model`` (2048 positions: the agent's prompt is long in this vocabulary) trained to
+    play the agent protocol the way ``sqlcoach serve`` runs it over ``make_databases``' concert
+    database: first turn ``<sql>AGENT_QUERY</sql>``, then, after the observation the server appends
+    (rendered here by the same environment), ``<solution>TAUGHT_SQL</solution>``. The context is
+    tokenized as the server does (prompt ids + the completion text re-encoded)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sqlcoach.execution.sandbox import Limits, execute
+    from sqlcoach.generate.agent import AgentConfig
+    from sqlcoach.generate.agent_predict import agent_prompts, env_for
+    from sqlcoach.prompts.agent import solution_turn, sql_turn
+    from sqlcoach.prompts.builder import PromptBuilder
+    from sqlcoach.types import Example
+
+    tiny_model(out, max_position_embeddings=2048)
+    tok = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    db = str(make_databases(out / "_dbs") / "concert" / "concert.sqlite")
+    builder = PromptBuilder("sql_terminal", "compact", 3)
+    config = AgentConfig(max_turns=max_turns, timeout=10.0, max_rows=1000, max_bytes=16 * 2**20)
+    first, second = sql_turn(AGENT_QUERY), solution_turn(TAUGHT_SQL)
+    texts = []
+    for q in ("How many singers are there?", "List singers by age", "Who sings?", "names and ages of singers",
+              "Who are the singers, youngest first?"):
+        ex = Example(id="t", db_id="concert", question=q, db_path=db)
+        prompt = agent_prompts([ex], tok, builder, max_turns)[0]
+        env = env_for(ex, config, "sql_terminal", None, lambda t: len(tok(t, add_special_tokens=False)["input_ids"]))
+        obs = env.observe(execute(db, env.act(first), Limits(timeout=10.0, max_rows=1000)))
+        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        texts.append((p_ids, [], first))
+        texts.append((p_ids, tok(first + obs, add_special_tokens=False)["input_ids"], second))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    torch.manual_seed(0)
+    model.train()
+    for step in range(steps):
+        p_ids, done_ids, target = texts[step % len(texts)]
+        ctx = p_ids + done_ids
+        t_ids = tok(target, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([ctx + t_ids])
+        labels = torch.tensor([[-100] * len(ctx) + t_ids])
+        loss = model(input_ids=ids, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    model.save_pretrained(out)
+    return out

@@ -111,3 +111,44 @@ def result(browser):
     head = browser.js("[...document.querySelectorAll('#rows th')].map(th => th.textContent)")
     rows = browser.js("[...document.querySelectorAll('#rows tbody tr')].map(tr => [...tr.cells].map(td => td.textContent))")
     return head, rows
+
+
+def test_page_shows_the_turns_of_an_agent_answer(tmp_path):
+    """The agent box ticked: the model (taught the protocol, tests/serve_fixture.py) runs a query,
+    reads its observation and answers; the page lists both turns with the query and what came back,
+    and the answer's table; an answer without the box shows no turns."""
+    model = sf.taught_agent_model(tmp_path / "model")
+    dbs = sf.make_databases(tmp_path / "dbs")
+    with ServeProcess(model, "--databases", str(dbs), "--served-model-name", "agent-tiny", "--max-tokens", "48",
+                      log=tmp_path / "serve.log") as srv:
+        browser = Browser(str(CHROMIUM), tmp_path / "profile")
+        try:
+            browser.open(srv.url + "/")
+            browser.wait_for("document.querySelectorAll('#database option').length === 2")
+            browser.wait_for("document.querySelector('#schema [data-table]') !== null")
+            browser.js("document.getElementById('agent').click()")
+            ask(browser, "Who are the singers, youngest first?")
+            browser.wait_for("!document.getElementById('turns').hidden")
+            turns = browser.js("[...document.querySelectorAll('#turnlist li')].map(li => [li.dataset.kind, "
+                               "li.querySelector('.query').textContent, li.querySelector('.observation')?.textContent ?? null])")
+            finish = browser.js("document.getElementById('finish').textContent")
+            sql = browser.js("document.getElementById('sql').value")
+            head, rows = result(browser)
+            shot = browser.screenshot(tmp_path / "agent.png")
+            # the same question without the agent: no turns shown
+            browser.js("document.getElementById('agent').click()")
+            ask(browser, "Who are the singers, youngest first?")
+            hidden = browser.js("document.getElementById('turns').hidden")
+        finally:
+            browser.close()
+    assert [(k, q) for k, q, _ in turns] == [("sql", sf.AGENT_QUERY), ("solution", sf.TAUGHT_SQL)]
+    observation = turns[0][2]
+    assert observation.startswith("<observation>") and "4" in observation and "turns left: 4" in observation
+    assert turns[1][2] is None and finish == "(2 turn(s), ended: solution)"
+    assert sql == sf.TAUGHT_SQL and head == ["name", "age"]
+    assert rows == [[n, str(a)] for _, n, a, _ in sorted(sf.SINGER_ROWS, key=lambda r: r[2])]
+    assert hidden is True
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    keep = os.environ.get("SQLCOACH_SCREENSHOT_AGENT")
+    if keep:
+        shutil.copy(shot, keep)
