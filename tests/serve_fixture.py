@@ -47,7 +47,6 @@ def taught_model(out: Path, answer: str = TAUGHT_SQL, *, steps: int = 150) -> Pa
     """``tiny_model`` trained (plain Adam on the chat-formatted text) to answer ``answer`` to any
     ``sql_terminal`` prompt over ``make_databases``' concert database: greedy decoding then writes
     exactly ``answer``. A test double for a trained model; it knows one query, nothing else."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from sqlcoach.prompts.builder import PromptBuilder
@@ -63,22 +62,26 @@ def taught_model(out: Path, answer: str = TAUGHT_SQL, *, steps: int = 150) -> Pa
         ex = Example(id="t", db_id="concert", question=q, db_path=str(db_dir / "concert" / "concert.sqlite"))
         prompt = builder.prediction_text(ex, tok)
         texts.append((prompt, answer + tok.eos_token))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    teach(model, [(tok(p, add_special_tokens=False)["input_ids"], tok(t, add_special_tokens=False)["input_ids"])
+                  for p, t in texts], steps)
+    model.save_pretrained(out)
+    return out
+
+
+def teach(model, pairs, steps: int, lr: float = 3e-3) -> None:
+    """Plain Adam on ``(context ids, target ids)`` pairs in turn, the loss on the target only."""
+    import torch
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     torch.manual_seed(0)
     model.train()
     for step in range(steps):
-        prompt, target = texts[step % len(texts)]
-        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-        t_ids = tok(target, add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([p_ids + t_ids])
-        labels = torch.tensor([[-100] * len(p_ids) + t_ids])
-        loss = model(input_ids=ids, labels=labels).loss
+        ctx, target = pairs[step % len(pairs)]
+        loss = model(input_ids=torch.tensor([ctx + target]), labels=torch.tensor([[-100] * len(ctx) + target])).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
-    model.save_pretrained(out)
-    return out
 
 
 AGENT_QUERY = "SELECT count(*) FROM singer"
@@ -90,7 +93,6 @@ def taught_agent_model(out: Path, *, steps: int = 400, max_turns: int = 5) -> Pa
     database: first turn ``<sql>AGENT_QUERY</sql>``, then, after the observation the server appends
     (rendered here by the same environment), ``<solution>TAUGHT_SQL</solution>``. The context is
     tokenized as the server does (prompt ids + the completion text re-encoded)."""
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from sqlcoach.execution.sandbox import Limits, execute
@@ -117,19 +119,7 @@ def taught_agent_model(out: Path, *, steps: int = 400, max_turns: int = 5) -> Pa
         p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
         texts.append((p_ids, [], first))
         texts.append((p_ids, tok(first + obs, add_special_tokens=False)["input_ids"], second))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    torch.manual_seed(0)
-    model.train()
-    for step in range(steps):
-        p_ids, done_ids, target = texts[step % len(texts)]
-        ctx = p_ids + done_ids
-        t_ids = tok(target, add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([ctx + t_ids])
-        labels = torch.tensor([[-100] * len(ctx) + t_ids])
-        loss = model(input_ids=ids, labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    teach(model, [(p_ids + done_ids, tok(target, add_special_tokens=False)["input_ids"])
+                  for p_ids, done_ids, target in texts], steps)
     model.save_pretrained(out)
     return out

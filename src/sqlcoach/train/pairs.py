@@ -443,19 +443,24 @@ def _verifier_pairs(ex: Example, msgs: list[dict], outs: list[str], sqls: list[s
     stats.questions_with_pairs += bool(found)
     rows = []
     for p in found:
-        rows.append({
-            "prompt": msgs,
-            "chosen": [{"role": "assistant", "content": p["chosen"]}],
-            "rejected": [{"role": "assistant", "content": p["rejected"]}],
-            "id": ex.id, "db_id": ex.db_id, "db_path": ex.db_path or "", "gold_sql": ex.gold_sql or "",
-            "question": ex.question, "chosen_kind": p["chosen_kind"], "rejected_kind": p["rejected_kind"],
-            "chosen_sql": p["chosen_sql"], "rejected_sql": p["rejected_sql"],
-            "chosen_score": p["chosen_score"], "rejected_score": p["rejected_score"],
-        })
+        rows.append({**_pair_row(ex, msgs, p, p["chosen_sql"]),
+                     "chosen_score": p["chosen_score"], "rejected_score": p["rejected_score"]})
         stats.pairs += 1
         stats.chosen_sample += 1
         stats.by_rejected_kind[p["rejected_kind"]] = stats.by_rejected_kind.get(p["rejected_kind"], 0) + 1
     return rows
+
+
+def _pair_row(ex: Example, msgs: list[dict], p: dict[str, Any], chosen_sql: str) -> dict[str, Any]:
+    """One pair as a row (``PAIR_COLUMNS``): TRL's conversational preference columns and what people read."""
+    return {
+        "prompt": msgs,
+        "chosen": [{"role": "assistant", "content": p["chosen"]}],
+        "rejected": [{"role": "assistant", "content": p["rejected"]}],
+        "id": ex.id, "db_id": ex.db_id, "db_path": ex.db_path or "", "gold_sql": ex.gold_sql or "",
+        "question": ex.question, "chosen_kind": p["chosen_kind"], "rejected_kind": p["rejected_kind"],
+        "chosen_sql": chosen_sql, "rejected_sql": p["rejected_sql"],
+    }
 
 
 def _question_pairs(ex: Example, msgs: list[dict], outs: list[str], sqls: list[str], res: list[Any], stats: MineStats, *,
@@ -484,14 +489,7 @@ def _question_pairs(ex: Example, msgs: list[dict], outs: list[str], sqls: list[s
     stats.questions_with_pairs += bool(found)
     rows = []
     for p in found:
-        rows.append({
-            "prompt": msgs,
-            "chosen": [{"role": "assistant", "content": p["chosen"]}],
-            "rejected": [{"role": "assistant", "content": p["rejected"]}],
-            "id": ex.id, "db_id": ex.db_id, "db_path": ex.db_path or "", "gold_sql": ex.gold_sql,
-            "question": ex.question, "chosen_kind": p["chosen_kind"], "rejected_kind": p["rejected_kind"],
-            "chosen_sql": p["chosen_sql"] or ex.gold_sql, "rejected_sql": p["rejected_sql"],
-        })
+        rows.append(_pair_row(ex, msgs, p, p["chosen_sql"] or ex.gold_sql))
         stats.pairs += 1
         stats.by_rejected_kind[p["rejected_kind"]] = stats.by_rejected_kind.get(p["rejected_kind"], 0) + 1
         if p["chosen_kind"] == "gold":

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,21 +17,12 @@ from sqlcoach.generate.verifier_select import VerifierSelector, build_selector, 
 from sqlcoach.models.verifier import SPEC_FILE, VerifierSpec, check_head, read_spec, verifier_text
 from sqlcoach.types import ExecResult
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from fake_verifier import FakeVerifier  # noqa: E402
+
 OK = lambda *rows: ExecResult(rows=tuple(rows), columns=("name",))  # noqa: E731
 FAIL = ExecResult(rows=None, error="exec_error", message="no such column: nme")
 TIMEOUT = ExecResult(rows=None, error="timeout", message="")
-
-
-class FakeVerifier:
-    """Scores a candidate by a table keyed on its SQL; records what it was asked to read."""
-
-    def __init__(self, by_sql):
-        self.by_sql = by_sql
-        self.read = []
-
-    def score(self, items):
-        self.read.extend(items)
-        return [self.by_sql.get(sql, 0.0) for _, _, sql, _ in items]
 
 
 # ------------------------------------------------------------------ input text

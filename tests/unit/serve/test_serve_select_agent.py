@@ -11,6 +11,7 @@ import time
 import pytest
 
 import serve_fixture as sf
+from fake_verifier import FakeVerifier
 from test_serve_sql import checksums
 
 Q = {"database": "concert", "question": "Who are the singers?"}
@@ -43,18 +44,6 @@ class Script:
                 text = self.texts.pop(0) if self.texts else "<sql>SELECT 1</sql>"
                 out.append(JobResult(text, "stop", len(j.prompt_ids), 3, 0.01))
         return out
-
-
-class FakeVerifier:
-    """Scores by a table keyed on the SQL; records what it read."""
-
-    def __init__(self, by_sql):
-        self.by_sql = by_sql
-        self.read = []
-
-    def score(self, items):
-        self.read.extend(items)
-        return [self.by_sql.get(sql, 0.0) for _, _, sql, _ in items]
 
 
 OLD = "SELECT name FROM singer WHERE age > 30"
