@@ -3,15 +3,20 @@
 Routes (``build_app``): ``GET /v1/models`` (and ``/v1/models/{id}``), ``POST /v1/chat/completions``
 (``stream`` true or false), ``POST /v1/completions``, ``GET /v1/databases``,
 ``GET /v1/databases/{name}/schema`` (tables, columns, keys, row counts, a few values), ``POST /v1/sql``
-(``{database, question}`` -> ``{sql, columns, rows, error, seconds, ...}``), ``POST /v1/sql/execute``
+(``{database, question}`` -> ``{sql, columns, rows, error, seconds, ...}``; ``n`` candidates chosen by
+``select``, a verifier's rules with ``--verifier``, the response carrying votes and scores;
+``agent: true`` runs the agent's turns through the engine and returns them), ``POST /v1/sql/execute``
 (``{database, sql}``: the user's own SQL, in the same sandbox as the model's: read-only, a deadline,
 a row cap), ``GET /health`` and the page at ``/``. Errors have OpenAI's shape,
 ``{"error": {"message", "type", "param", "code"}}``.
 
 What a client gets for what (each is a test in tests/unit/serve/):
 
-* a body over ``max_body_bytes``: 413; malformed JSON, a missing or ill-typed field, ``n > 1``:
-  400; an unknown model: 404; an unknown database: 404 (naming every database served); a prompt
+* a body over ``max_body_bytes``: 413; malformed JSON, a missing or ill-typed field, ``n > 1``
+  (chat and completions); on ``/v1/sql`` ``n`` over ``max_n`` or not a strict integer, an unknown
+  ``select`` or one without ``n >= 2``, a verifier rule on a server without a verifier
+  (``verifier_not_loaded``), ``max_turns`` over ``max_agent_turns``: 400 (``param`` names the
+  field); an unknown model: 404; an unknown database: 404 (naming every database served); a prompt
   that with its ``max_tokens`` does not fit the context length: 400; a wrong or missing API key
   (with ``--api-key``): 401;
 * a field this server does not implement, set to anything but its neutral value (``UNSUPPORTED``:
