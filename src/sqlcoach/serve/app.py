@@ -598,8 +598,13 @@ async def _agent(server: Server, req: SqlRequest, ex: Any, selector: Any, temper
         raise ApiError(400, f"the agent prompt alone has {len(ids)} tokens, the model's context {s.context_length}",
                        code="context_length_exceeded", param="question")
     max_tokens = req.max_tokens or s.sql_max_tokens
-    trajs = await asyncio.gather(*(_trajectory(server, ex, config, ids, max_tokens, temperature, deadline)
-                                   for _ in range(req.n)))
+    tasks = [asyncio.ensure_future(_trajectory(server, ex, config, ids, max_tokens, temperature, deadline))
+             for _ in range(req.n)]
+    try:
+        trajs = await asyncio.gather(*tasks)
+    finally:  # one trajectory failed (a full queue: 503) or the client left: stop the others' turns
+        for t in tasks:
+            t.cancel()
     gen_s = max(t["generation_seconds"] for t in trajs)
     if selector is None:
         t = trajs[0]

@@ -258,3 +258,16 @@ def test_serve_loads_a_verifier_folder_at_start_up(taught_dir, make_client, tmp_
     assert all(isinstance(c["score"], float) for c in a["candidates"])
     with pytest.raises(ConfigError, match="is not a verifier"):
         make_client(taught_dir, verifier=str(taught_dir))
+
+
+def test_agent_trajectories_that_do_not_fit_the_queue_are_a_503_and_stop(long_dir, make_client):
+    script = Script([], delay=0.3)
+    client, server = make_client(long_dir, batch_fn=script, max_queue=2, max_batch=1)
+    with client:  # one event loop for the whole test, as a real server has: orphaned turns would go on
+        r = client.post("/v1/sql", json={**Q, "agent": True, "n": 6, "max_turns": 5})
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        time.sleep(1.0)
+        calls = len(script.params)
+        time.sleep(1.0)
+        assert server.engine.queued() == 0 and len(script.params) == calls  # nothing more was generated for it
+        assert client.post("/v1/sql", json=Q).status_code == 200
