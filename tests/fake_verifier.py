@@ -15,3 +15,20 @@ class FakeVerifier:
     def score(self, items):
         self.read.extend(items)
         return [self.by_sql.get(sql, 0.0) for _, _, sql, _ in items]
+
+
+def untrained_verifier(policy_dir, out):
+    """A real verifier folder that has learnt nothing: a random score head on ``policy_dir``'s
+    config and tokenizer, and the spec ``load_verifier`` checks. For tests of the wiring (what
+    loads, what is read, what is written), never of the choices."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from sqlcoach.models.verifier import VerifierSpec
+
+    cfg = AutoConfig.from_pretrained(policy_dir, num_labels=1)
+    tok = AutoTokenizer.from_pretrained(policy_dir)
+    cfg.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    AutoModelForSequenceClassification.from_config(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    VerifierSpec(base_model=str(policy_dir)).save(out)
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -144,3 +145,36 @@ def test_hf_generation_is_batched_and_ordered(world, tmp_path):
     assert 0 < many.generated_tokens <= 3 * 8
     sampled = generate_texts(model, tok, prompts, n=3, temperature=1.0, max_new_tokens=8, batch_size=2)
     assert all(len(t) == 3 for t in sampled.texts)
+
+
+def test_pairs_mine_with_a_verifier_folder_reads_no_gold(world, tmp_path, capsys):
+    """``pairs mine --scorer verifier --verifier DIR`` through the CLI on questions whose gold is
+    removed: the verifier folder loads, every sample is counted by whether it ran, and the file and
+    its stats are written (an untrained policy and verifier: the wiring, not the choices)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from fake_verifier import untrained_verifier
+
+    model = tmp_path / "model"
+    assert main(["model", "init", str(model), "--size", "tiny", "--corpus", str(world), "--vocab-size", "600"]) == 0
+    verifier = untrained_verifier(model, tmp_path / "verifier")
+    from sqlcoach.data import load_examples
+
+    unlabeled = tmp_path / "unlabeled.jsonl"
+    unlabeled.write_text("".join(json.dumps({"question": ex.question, "db_id": ex.db_id, "db_path": ex.db_path}) + "\n"
+                                 for ex in load_examples("spider", str(world), "dev")[:4]))
+    out = tmp_path / "pairs.jsonl"
+    capsys.readouterr()
+    assert main(["pairs", "mine", "--model", str(model), "--kind", "jsonl", "--data", str(unlabeled), "--k", "3",
+                 "--max-new-tokens", "12", "--workers", "0", "--device", "cpu", "--out", str(out),
+                 "--scorer", "verifier", "--verifier", str(verifier)]) == 0
+    printed = capsys.readouterr().out
+    assert "samples that ran" in printed and "chosen = best verifier score" in printed
+    stats = json.loads(out.with_name("pairs.stats.json").read_text())
+    assert stats["scorer"] == "verifier" and stats["stats"]["samples"] == 12 and stats["stats"]["gold_errors"] == 0
+    assert out.exists()
+    # the execution scorer on the same questions: no gold, no pair
+    assert main(["pairs", "mine", "--model", str(model), "--kind", "jsonl", "--data", str(unlabeled), "--k", "3",
+                 "--max-new-tokens", "12", "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "ex.jsonl")]) == 0
+    assert json.loads((tmp_path / "ex.stats.json").read_text())["stats"]["gold_errors"] == 4

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import serve_fixture as sf
-from fake_verifier import FakeVerifier
+from fake_verifier import FakeVerifier, untrained_verifier
 from test_serve_sql import checksums
 
 Q = {"database": "concert", "question": "Who are the singers?"}
@@ -239,18 +239,9 @@ def test_taught_model_answers_through_the_sql_route_with_n(taught_dir, make_clie
 def test_serve_loads_a_verifier_folder_at_start_up(taught_dir, make_client, tmp_path):
     """``--verifier DIR`` through ``open_server``: a real (untrained, random-head) verifier folder is
     loaded and scores every candidate; a folder that is not a verifier stops the start, one line."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-
     from sqlcoach.errors import ConfigError
-    from sqlcoach.models.verifier import VerifierSpec
 
-    folder = tmp_path / "verifier"
-    cfg = AutoConfig.from_pretrained(taught_dir, num_labels=1)
-    tok = AutoTokenizer.from_pretrained(taught_dir)
-    cfg.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    AutoModelForSequenceClassification.from_config(cfg).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    VerifierSpec(base_model=str(taught_dir)).save(folder)
+    folder = untrained_verifier(taught_dir, tmp_path / "verifier")
     client, server = make_client(taught_dir, verifier=str(folder))
     assert server.verifier is not None and server.verifier.path == str(folder.resolve())
     a = client.post("/v1/sql", json={**Q, "n": 3, "select": "verifier", "temperature": 0.1}).json()
