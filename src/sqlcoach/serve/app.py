@@ -496,7 +496,7 @@ async def _answer_sql(server: Server, req: SqlRequest) -> dict[str, Any]:
     ``agent``: trajectories that run queries before they answer (``_agent``). Every step that
     tokenizes, executes SQL or scores runs off the event loop; every generation shares the
     request's one deadline."""
-    from sqlcoach.serve.text2sql import answer_from_text, example_for
+    from sqlcoach.serve.text2sql import answer_from_text, example_for, sql_of
 
     _check_model(server, req.model)
     s = server.settings
@@ -533,16 +533,9 @@ async def _answer_sql(server: Server, req: SqlRequest) -> dict[str, Any]:
                                          database=req.database, generation_seconds=gen_s)
         return answer.as_json()
     raws = [r.text for r in results]
-    answer = await asyncio.to_thread(_select, server, ex, raws, _extracted(server, ex, raws), selector, gen_s, deadline)
+    sqls = [sql_of(t, ex, server.recipe.template) for t in raws]
+    answer = await asyncio.to_thread(_select, server, ex, raws, sqls, selector, gen_s, deadline)
     return answer.as_json()
-
-
-def _extracted(server: Server, ex: Any, raws: list[str]) -> list[str]:
-    """The SQL of each completion, placeholders of an anonymizing template mapped back."""
-    from sqlcoach.prompts.templates import restore_sql
-    from sqlcoach.sql.extract import extract_sql
-
-    return [restore_sql((extract_sql(t) or "").strip(), ex, server.recipe.template) for t in raws]
 
 
 def _select(server: Server, ex: Any, raws: list[str], sqls: list[str], selector: Any, gen_s: float,

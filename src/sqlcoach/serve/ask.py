@@ -48,11 +48,9 @@ def choose(ex: Any, raws: list[str], template: str, runner: Any, selector: Any, 
     """The answer ``selector`` chose among the completions ``raws`` of ``ex`` (their SQL extracted
     and mapped back from an anonymizing template's placeholders; a learned selector reads the
     schema text ``builder`` shows the policy)."""
-    from sqlcoach.prompts.templates import restore_sql
-    from sqlcoach.serve.text2sql import select_answer
-    from sqlcoach.sql.extract import extract_sql
+    from sqlcoach.serve.text2sql import select_answer, sql_of
 
-    sqls = [restore_sql((extract_sql(t) or "").strip(), ex, template) for t in raws]
+    sqls = [sql_of(t, ex, template) for t in raws]
     schema = builder.lenient_schema_text(ex) if getattr(selector, "reads_schema", False) else ""
     return select_answer(ex, sqls, raws, runner, selector, database=ex.db_id, schema_text=schema,
                          generation_seconds=generation_seconds)

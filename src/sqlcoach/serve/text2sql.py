@@ -119,14 +119,20 @@ class SqlAnswer:
 SELECTION_FIELDS = ("select", "chosen", "votes", "score", "candidates")
 
 
+def sql_of(raw: str, ex: Example, template: str) -> str:
+    """The SQL of a model's answer ``raw`` (``sql.extract.extract_sql``), the placeholders of an
+    anonymizing template mapped back to ``ex``'s names; ``""`` when there is none."""
+    from sqlcoach.prompts.templates import restore_sql
+    from sqlcoach.sql.extract import extract_sql
+
+    return restore_sql((extract_sql(raw) or "").strip(), ex, template)
+
+
 def answer_from_text(raw: str, ex: Example, template: str, runner: SqlRunner, *, database: str,
                      generation_seconds: float = 0.0) -> SqlAnswer:
     """Extract the SQL of ``raw`` (mapped back from placeholders for an anonymizing template) and
     run it in the sandbox; every failure is in ``error``, nothing raises because of the text."""
-    from sqlcoach.prompts.templates import restore_sql
-    from sqlcoach.sql.extract import extract_sql
-
-    sql = restore_sql((extract_sql(raw) or "").strip(), ex, template)
+    sql = sql_of(raw, ex, template)
     out = SqlAnswer(database=database, question=ex.question, sql=sql, raw=raw, generation_seconds=generation_seconds)
     if not sql:
         out.error = "no_sql: no SQL found in the model's answer"
