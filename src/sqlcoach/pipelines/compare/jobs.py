@@ -417,16 +417,28 @@ def _child_eval(job: dict[str, Any]) -> EvalResult:
             seen = {"split": job["seen_eval_split"], "questions": len(picked), "summary": _jsonable(srep.summary)}
     for s in main.samples[:3]:  # show the samples in the log
         print(f"  Q: {s['question']}\n  pred: {s['pred']}\n  gold: {s['gold']}\n  ex={s['ex']} error={s['error']}", flush=True)
+    return _local_eval_result(main, len(examples), mem, pred_path, seen=seen)
+
+
+def _local_eval_result(main: Any, questions: int, mem: Any, pred_path: Path, **more: Any) -> EvalResult:
+    """The ``EvalResult`` of a local model's scored run (``pipelines.evaluate.Scored``) with
+    ``track_peak``'s figures (``mem``); ``more``: the optional fields (``seen``, ``selections``, ...)."""
     summ = main.predict
     return EvalResult(
-        status="ok", questions=len(examples), summary=_jsonable(main.report.summary),
+        status="ok", questions=questions, summary=_jsonable(main.report.summary),
         generated_tokens=summ.generated_tokens, generated_tokens_per_s=summ.tokens_per_s,
         examples_per_s=summ.examples_per_s, predict_seconds=summ.seconds, prompt_tokens=summ.prompt_tokens,
         peak_rss_mb_eval=round(mem.rss_mb, 1),
         peak_cuda_mb_eval=round(mem.cuda_mb, 1) if mem.cuda_mb is not None else None,
-        samples=main.samples, pred_path=str(pred_path), seen=seen,
-        per_question=per_question(main.report.verdicts), by_db=by_database(main.report.verdicts),
+        samples=main.samples, pred_path=str(pred_path),
+        per_question=per_question(main.report.verdicts), by_db=by_database(main.report.verdicts), **more,
     )
+
+
+def _outcomes(scored: Any) -> dict[str, Any]:
+    """One selection's figures in ``EvalResult.selections``: its summary and per-question outcomes."""
+    return {"summary": _jsonable(scored.report.summary), "per_question": per_question(scored.report.verdicts),
+            "by_db": by_database(scored.report.verdicts)}
 
 
 def _child_eval_select(job: dict[str, Any], examples: list[Any]) -> EvalResult:
@@ -463,25 +475,14 @@ def _child_eval_select(job: dict[str, Any], examples: list[Any]) -> EvalResult:
                                n=sel["n"], temperature=sel["temperature"], batch_size=job["eval_batch_size"],
                                max_new_tokens=job["max_new_tokens"], seed=job["seed"], tables_path=tables, samples=6)
     print(run.headroom.table(), flush=True)
-    main, summ = run.chosen, run.chosen.predict
-    selections = {name: {"summary": _jsonable(sc.report.summary), "per_question": per_question(sc.report.verdicts),
-                         "by_db": by_database(sc.report.verdicts)} for name, sc in run.by_selection.items()}
-    selections["greedy"] = {"summary": _jsonable(greedy.report.summary),
-                            "per_question": per_question(greedy.report.verdicts), "by_db": by_database(greedy.report.verdicts)}
+    selections = {name: _outcomes(sc) for name, sc in run.by_selection.items()}
+    selections["greedy"] = _outcomes(greedy)
     sampling = {"n": sel["n"], "temperature": sel["temperature"], "select": sel["select"], "verifier": job["verifier"],
                 "questions": len(examples), "generations": sel["n"] * len(examples),
                 "greedy_seconds": round(greedy_s, 2), "sample_seconds": run.sample_seconds,
                 "select_seconds": run.select_seconds}
-    return EvalResult(
-        status="ok", questions=len(examples), summary=_jsonable(main.report.summary),
-        generated_tokens=summ.generated_tokens, generated_tokens_per_s=summ.tokens_per_s,
-        examples_per_s=summ.examples_per_s, predict_seconds=run.sample_seconds, prompt_tokens=summ.prompt_tokens,
-        peak_rss_mb_eval=round(mem.rss_mb, 1),
-        peak_cuda_mb_eval=round(mem.cuda_mb, 1) if mem.cuda_mb is not None else None,
-        samples=main.samples, pred_path=str(pred_path), seen=None,
-        per_question=per_question(main.report.verdicts), by_db=by_database(main.report.verdicts),
-        selections=selections, headroom=_jsonable(run.headroom.as_dict()), sampling=sampling,
-    )
+    return _local_eval_result(run.chosen, len(examples), mem, pred_path, selections=selections,
+                              headroom=_jsonable(run.headroom.as_dict()), sampling=sampling)
 
 
 def job_prompt(job: dict[str, Any]) -> Any:

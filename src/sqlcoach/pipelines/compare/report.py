@@ -323,8 +323,8 @@ def caption(report: CompareReport | dict[str, Any]) -> str:
     n = rep.questions()
     budget = cfg.get("budget_value")
     bud = f"{budget:g} {cfg.get('budget')}" if isinstance(budget, (int, float)) else str(budget)
-    half = (f" of half B (question_bucket >= 50; half A is what the adapt rows adapted on, without labels, "
-            f"so every row is scored on questions no row adapted on)" if cfg.get("eval_half") == "b" else "")
+    half = (" of half B (question_bucket >= 50; half A is what the adapt rows adapted on, without labels, "
+            "so every row is scored on questions no row adapted on)" if cfg.get("eval_half") == "b" else "")
     return (
         f"Budget per method: {bud}, from the start checkpoint {rep.start.get('path')}. "
         f"Evaluation: greedy (a verifier row: its headline selection among the start's samples), "

@@ -13,9 +13,16 @@ Run it: ``sqlcoach compare --config configs/compare/demo.yaml --out DIR [key=val
    has it), ``budget: samples`` converts training rows into ``max_steps`` through the recipe's
    batch size. Optional ``prepare`` command lines (``sqlcoach`` verbs, e.g. ``pairs mine`` for
    DPO) run first.
+   ``method: verifier`` trains a verifier (``run_verifier``) from the start; ``method: adapt``
+   runs ``sqlcoach adapt`` (``pipelines.adapt.adapt``, label-free) from the start on half A of the
+   evaluation split's questions (``data.questions.in_half_a``), its options checked first
+   (``check_methods``).
 3. **Each result** is evaluated the same way: greedy ``sqlcoach.generate.predict.predict`` on the
    same dev questions, then ``sqlcoach.metrics.evaluate_examples`` (EX, EM, per hardness, share
-   of predictions that execute).
+   of predictions that execute). With an ``adapt`` row every row is scored on half B only
+   (``eval_half: b``): no row is scored on a question any row adapted on. A ``verifier`` row
+   scores the START: n samples per question, every selection among them (its ``select`` is the
+   row's EX), the headroom table and the inference cost (``jobs._child_eval_select``).
 4. **Report**: ``DIR/report.json``, ``DIR/report.md`` and a self-contained ``DIR/report.html``
    (``sqlcoach.pipelines.compare.report``).
 
