@@ -2,7 +2,8 @@
 steps each, on a tiny model taught four answers (``taught_world``: its samples run and often agree,
 so that the verifier has right and wrong candidates to learn from and adapt has consensus).
 
-Checks: every row trains and is scored; the verifier row scores the START with every selection
+Checks: every row trains and is scored (and, with ``headroom_n``, also samples for its headroom
+table while its EX stays greedy); the verifier row scores the START with every selection
 from the same samples (headline, rules, greedy), carries its headroom table and its inference
 cost; the adapt row adapted on half A only and every row is scored on half B (no question in
 both); the report shows the selection, headroom and adaptation tables, and every selection has
@@ -35,6 +36,7 @@ def _config(root: Path, taught: Path) -> CompareConfig:
     return build_config(CompareConfig, dict(
         start=str(taught), world=str(root), budget="steps", budget_value=2, seed=0, eval_split="dev",
         eval_batch_size=8, max_new_tokens=16, eval_start=True, seen_eval_limit=0, device="cpu", threads=1,
+        headroom_n=2,
         methods=[
             {"name": "sft", "method": "sft", "config": "configs/sft/demo.yaml",
              "overrides": {"per_device_train_batch_size": 4, "logging_steps": 1, "disable_tqdm": True,
@@ -99,10 +101,21 @@ def test_verifier_and_adapt_rows_beside_sft(tmp_path):
     assert a.train.global_step >= 1 and a.train.recipe_summary["adapt"]["adapted"]["questions"] >= 1
     assert Path(a.train.final_dir).is_dir() and a.train.reward_curve
 
+    # headroom_n: every other row also sampled, its EX stays greedy, its headroom table is there
+    for name in ("start", "sft", "adapt"):
+        ev = rows[name].eval
+        assert ev.sampling["n"] == 2 and ev.sampling["select"] == "greedy" and ev.headroom["n"] == 2, name
+        assert ev.ex == ev.selections["greedy"]["summary"]["all"]["ex"]
+        assert set(ev.selections) == {"first", "vote", "vote-nonempty", "greedy"}
+        head = {r["name"]: r["cells"]["all"]["mean"] for r in ev.headroom["rows"]}
+        assert ev.selections["vote"]["summary"]["all"]["ex"] == pytest.approx(head["vote@2"])
+
     names = {r.name: r for r in report.across_seeds.rows}
-    assert {"verifier", "verifier [vote]", "verifier [greedy]", "adapt"} <= set(names)
+    assert {"verifier", "verifier [vote]", "verifier [greedy]", "adapt", "sft [vote]", "start [vote]"} <= set(names)
+    assert "sft [greedy]" not in names  # a greedy row's own EX is not repeated
     assert names["verifier [vote]"].vs_control is not None and names["adapt"].vs_control is not None
     md = (tmp_path / "out" / "report.md").read_text()
-    for heading in ("## Selection among samples", "### Headroom: verifier", "## Label-free adaptation", "of half B"):
+    for heading in ("## Selection among samples", "### Headroom: verifier", "### Headroom: sft", "## Label-free adaptation",
+                    "of half B"):
         assert heading in md
     print(md)

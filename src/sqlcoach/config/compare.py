@@ -227,6 +227,12 @@ class CompareConfig:
     # it (in-distribution EX: moves earlier than EX on unseen databases; 0 = off)
     seen_eval_split: str = "train"
     seen_eval_limit: int = 0
+    # the headroom table for every local row (issue 24): each evaluated model also samples N answers
+    # per question at headroom_temperature, and greedy / first / vote / vote-nonempty among them /
+    # pass@k are reported with intervals; the row's EX stays greedy (0 = off: N x the evaluation's
+    # generation cost). A verifier row always samples (its own n).
+    headroom_n: int = 0
+    headroom_temperature: float = 0.8
     # machine
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = 1  # OMP_NUM_THREADS of each child process (None: inherit)
@@ -250,6 +256,10 @@ class CompareConfig:
             raise ConfigError("eval_limit must be >= 1 or null (all questions)")
         if self.seen_eval_limit < 0:
             raise ConfigError("seen_eval_limit must be >= 0 (0: no evaluation on seen databases)")
+        if self.headroom_n == 1 or self.headroom_n < 0:
+            raise ConfigError(f"headroom_n must be 0 (off) or >= 2 samples per question, got {self.headroom_n}")
+        if self.headroom_temperature <= 0:
+            raise ConfigError("headroom_temperature must be > 0: greedy samples are all the same")
         if self.eval_batch_size < 1 or self.max_new_tokens < 1:
             raise ConfigError("eval_batch_size and max_new_tokens must be >= 1")
         if self.threads is not None and self.threads < 1:

@@ -77,6 +77,24 @@ def test_adapt_scores_every_row_on_half_b(tmp_path):
     assert _cfg(tmp_path, [SFT], eval_half="b").eval_half == "b"  # allowed alone: to set rows beside an earlier adapt run
 
 
+@pytest.mark.parametrize("kw, message", [
+    (dict(headroom_n=1), "headroom_n must be 0 \\(off\\) or >= 2"),
+    (dict(headroom_n=-2), "headroom_n must be 0"),
+    (dict(headroom_n=8, headroom_temperature=0), "headroom_temperature must be > 0"),
+])
+def test_headroom_settings_are_checked(tmp_path, kw, message):
+    with pytest.raises(ConfigError, match=message):
+        _cfg(tmp_path, [SFT], **kw)
+
+
+def test_headroom_sampling_is_an_evaluation_setting(tmp_path):
+    sft = _cfg(tmp_path, [SFT]).methods[0]
+    on = _cfg(tmp_path, [SFT], headroom_n=8)
+    assert "headroom_n" not in R._shared_settings(_cfg(tmp_path, [SFT]))  # off: older results resume
+    assert R.method_hash(on, sft) != R.method_hash(_cfg(tmp_path, [SFT]), sft)
+    assert R.method_hash(on, sft, training_only=True) == R.method_hash(_cfg(tmp_path, [SFT]), sft, training_only=True)
+
+
 def _adapt_job(tmp_path, **kw):
     job = dict(name="a", config="", overrides={}, seed=3, device="cpu", budget="steps", budget_value=5,
                template="sql_terminal", schema_style="compact", schema_sample_values=0)
@@ -197,18 +215,24 @@ def _rows():
                                                                            "rewards": ["consensus"], "steps": 2},
                                                                "early_stop": None, "changed_count": 1, "held_count": 2}}),
                    eval=EvalResult(status="ok", questions=4, summary=_summary([0, 1, 1, 0]), per_question=_pq([0, 1, 1, 0])))
+    sft.eval.selections = {"vote": {"summary": _summary([1, 1, 0, 0]), "per_question": _pq([1, 1, 0, 0])},
+                           "greedy": {"summary": _summary([0, 1, 0, 0]), "per_question": _pq([0, 1, 0, 0])}}
+    sft.eval.sampling = {"n": 4, "temperature": 0.8, "select": "greedy", "questions": 4, "generations": 16,
+                         "greedy_seconds": 1.0, "sample_seconds": 6.0, "select_seconds": 1.0}
     return [sft, ver, ad]
 
 
 def test_selections_get_intervals_and_paired_tests_against_the_control():
     agg = summarize_seeds(_rows(), [0], "sft", replicates=200)
     names = [r.name for r in agg.rows]
-    assert names == ["sft", "verifier", "verifier [vote]", "verifier [greedy]", "adapt"]
+    # a greedy row's headline is greedy itself: only its other selections get a row
+    assert names == ["sft", "sft [vote]", "verifier", "verifier [vote]", "verifier [greedy]", "adapt"]
     by = {r.name: r for r in agg.rows}
     assert by["verifier"].ex["mean"] == 0.75 and by["verifier [vote]"].ex["mean"] == 0.5
     assert by["verifier [vote]"].vs_control["mean"] == pytest.approx(0.25)
     assert by["verifier [greedy]"].vs_control["mean"] == 0.0  # the start's greedy is the same file here
     assert by["verifier [vote]"].train_seconds == 5.0  # the row's training figures
+    assert by["sft [vote]"].vs_control["mean"] == pytest.approx(0.25)
 
 
 def test_report_shows_selection_headroom_and_adaptation(tmp_path):
@@ -222,6 +246,8 @@ def test_report_shows_selection_headroom_and_adaptation(tmp_path):
     assert "| verifier | vote+verifier * | 75.0 | 100.0 | 4 x 4 (T=0.8) | 16 | 8.0 | 2.000 |" in md
     assert "| verifier | vote | 50.0 | 100.0 | 4 x 4 (T=0.8) | 16 | 8.0 | 2.000 |" in md
     assert "| verifier | greedy | 25.0 | 100.0 | 1 x 4 | 4 | 2.0 | 0.500 |" in md
+    assert "| sft | greedy * | 25.0 | 100.0 | 1 x 4 | 4 | 1.0 | 0.250 |" in md  # a trained row's EX is greedy
+    assert "| sft | vote | 50.0 | 100.0 | 4 x 4 (T=0.8) | 16 | 6.0 | 1.500 |" in md
     assert "### Headroom: verifier: 4 questions, 4 samples each" in md
     assert "| vote@4 | 0.500 [0.20, 0.80] | +0.250 [+0.000, +0.500] p=0.5 |" in md
     assert "| pass@4 | 0.750 [0.20, 0.80] |  |" in md
@@ -239,6 +265,7 @@ def test_report_shows_selection_headroom_and_adaptation(tmp_path):
 
 def test_a_report_without_the_new_rows_has_none_of_their_tables():
     rows = _rows()[:1]
+    rows[0].eval.selections = rows[0].eval.sampling = None  # a plain greedy row (headroom_n: 0)
     md = P.markdown(CompareReport(config={"eval_half": "all"}, methods=rows, across_seeds=summarize_seeds(rows, [0], "sft")))
     assert "Selection among samples" not in md and "Headroom" not in md and "adaptation" not in md
     assert "half B" not in md

@@ -406,10 +406,17 @@ def _child_eval(job: dict[str, Any]) -> EvalResult:
         )
 
     seen: dict[str, Any] | None = None
+    sampled: dict[str, Any] = {}
     with track_peak() as mem:
         model, tok = load_model(job["model"], dtype="float32" if device in ("cpu", "auto") else "auto", device=device)
+        t0 = time.monotonic()
         main = score(examples, pred_path)
+        greedy_s = time.monotonic() - t0
         print(main.report.table(), flush=True)
+        if job.get("headroom_n"):
+            # the row's EX stays greedy: the samples feed the headroom table and the selections
+            sampled, _ = _sampled(job, model, tok, examples, main, {}, "greedy", job["headroom_n"],
+                                  job["headroom_temperature"], greedy_s, pred_path.with_name("pred_sampled.sql"))
         if job.get("seen_eval_limit"):
             picked = spread(load_examples(job["data_kind"], job["world"], job["seen_eval_split"]), job["seen_eval_limit"])
             srep = score(picked, pred_path.with_name("pred_seen.sql")).report
@@ -417,7 +424,34 @@ def _child_eval(job: dict[str, Any]) -> EvalResult:
             seen = {"split": job["seen_eval_split"], "questions": len(picked), "summary": _jsonable(srep.summary)}
     for s in main.samples[:3]:  # show the samples in the log
         print(f"  Q: {s['question']}\n  pred: {s['pred']}\n  gold: {s['gold']}\n  ex={s['ex']} error={s['error']}", flush=True)
-    return _local_eval_result(main, len(examples), mem, pred_path, seen=seen)
+    return _local_eval_result(main, len(examples), mem, pred_path, seen=seen, **sampled)
+
+
+def _sampled(job: dict[str, Any], model: Any, tok: Any, examples: list[Any], greedy: Any, learned: dict[str, Any],
+             headline: str, n: int, temperature: float, greedy_seconds: float,
+             path: Path) -> tuple[dict[str, Any], Any]:
+    """``n`` samples per question and every selection among them (the rules of
+    ``execution.select.SELECTORS`` and the ``learned`` ones), scored, with the headroom table
+    (``pipelines.evaluate.select_and_score``). Returns the ``EvalResult`` fields ``selections``
+    (each selection's outcomes and ``greedy``'s), ``headroom`` and ``sampling`` (the inference
+    cost; ``select``: the selection the row's EX is, ``greedy`` for a greedy row), and the scored
+    run of the ``headline`` selection (a learned one; ``vote`` stands in when it is ``greedy``)."""
+    from sqlcoach.execution.select import SELECTORS
+    from sqlcoach.pipelines.evaluate import select_and_score
+
+    selectors = {**SELECTORS, **learned}
+    run = select_and_score(model, tok, examples, path, prompt=job_prompt(job), greedy=greedy, selectors=selectors,
+                           headline=headline if headline in selectors else "vote",
+                           db_dir=Path(job["world"]) / "database", n=n, temperature=temperature,
+                           batch_size=job["eval_batch_size"], max_new_tokens=job["max_new_tokens"], seed=job["seed"],
+                           tables_path=Path(job["world"]) / "tables.json", samples=6)
+    print(run.headroom.table(), flush=True)
+    selections = {name: _outcomes(sc) for name, sc in run.by_selection.items()}
+    selections["greedy"] = _outcomes(greedy)
+    sampling = {"n": n, "temperature": temperature, "select": headline, "verifier": job.get("verifier"),
+                "questions": len(examples), "generations": n * len(examples), "greedy_seconds": round(greedy_seconds, 2),
+                "sample_seconds": run.sample_seconds, "select_seconds": run.select_seconds}
+    return {"selections": selections, "headroom": _jsonable(run.headroom.as_dict()), "sampling": sampling}, run.chosen
 
 
 def _local_eval_result(main: Any, questions: int, mem: Any, pred_path: Path, **more: Any) -> EvalResult:
@@ -449,40 +483,28 @@ def _child_eval_select(job: dict[str, Any], examples: list[Any]) -> EvalResult:
     headline selection's (``select``); ``selections`` holds every selection's outcomes question by
     question (the report's intervals and paired tests), ``headroom`` the table, ``sampling`` the
     inference cost: samples x questions generations, and seconds."""
-    import time as _time
-
-    from sqlcoach.execution.select import LEARNED_SELECTORS, SELECTORS
+    from sqlcoach.execution.select import LEARNED_SELECTORS
     from sqlcoach.generate.verifier_select import build_selector
     from sqlcoach.models.load import load_model
     from sqlcoach.models.verifier import load_verifier
-    from sqlcoach.pipelines.evaluate import predict_and_score, select_and_score
+    from sqlcoach.pipelines.evaluate import predict_and_score
     from sqlcoach.runtime.memory import track_peak
 
     sel, device = job["selection"], job["device"]
     pred_path = Path(job["pred_path"])
-    tables = Path(job["world"]) / "tables.json"
     with track_peak() as mem:
         model, tok = load_model(job["model"], dtype="float32" if device in ("cpu", "auto") else "auto", device=device)
-        t0 = _time.monotonic()
+        t0 = time.monotonic()
         greedy = predict_and_score(model, tok, examples, pred_path.with_name("pred_greedy.sql"), n=1, temperature=0.0,
                                    batch_size=job["eval_batch_size"], max_new_tokens=job["max_new_tokens"],
-                                   prompt=job_prompt(job), seed=job["seed"], progress=False, tables_path=tables, samples=0)
-        greedy_s = _time.monotonic() - t0
+                                   prompt=job_prompt(job), seed=job["seed"], progress=False,
+                                   tables_path=Path(job["world"]) / "tables.json", samples=0)
+        greedy_s = time.monotonic() - t0
         verifier = load_verifier(job["verifier"], device="cpu" if device == "cpu" else "auto")
-        selectors = {**SELECTORS, **{name: build_selector(name, verifier) for name in LEARNED_SELECTORS}}
-        run = select_and_score(model, tok, examples, pred_path, prompt=job_prompt(job), greedy=greedy,
-                               selectors=selectors, headline=sel["select"], db_dir=Path(job["world"]) / "database",
-                               n=sel["n"], temperature=sel["temperature"], batch_size=job["eval_batch_size"],
-                               max_new_tokens=job["max_new_tokens"], seed=job["seed"], tables_path=tables, samples=6)
-    print(run.headroom.table(), flush=True)
-    selections = {name: _outcomes(sc) for name, sc in run.by_selection.items()}
-    selections["greedy"] = _outcomes(greedy)
-    sampling = {"n": sel["n"], "temperature": sel["temperature"], "select": sel["select"], "verifier": job["verifier"],
-                "questions": len(examples), "generations": sel["n"] * len(examples),
-                "greedy_seconds": round(greedy_s, 2), "sample_seconds": run.sample_seconds,
-                "select_seconds": run.select_seconds}
-    return _local_eval_result(run.chosen, len(examples), mem, pred_path, selections=selections,
-                              headroom=_jsonable(run.headroom.as_dict()), sampling=sampling)
+        learned = {name: build_selector(name, verifier) for name in LEARNED_SELECTORS}
+        sampled, chosen = _sampled(job, model, tok, examples, greedy, learned, sel["select"], sel["n"],
+                                   sel["temperature"], greedy_s, pred_path)
+    return _local_eval_result(chosen, len(examples), mem, pred_path, **sampled)
 
 
 def job_prompt(job: dict[str, Any]) -> Any:

@@ -341,10 +341,11 @@ def caption(report: CompareReport | dict[str, Any]) -> str:
 
 SELECTION_COLUMNS = ("method", "selection", "EX %", "executes %", "samples x questions", "generations",
                      "predict s", "s/question")
-SELECTION_NOTE = ("Selection rows evaluate the START: it samples n answers per question (temperature in the row) and each "
+SELECTION_NOTE = ("A verifier row evaluates the START: it samples n answers per question (temperature in the row) and each "
                   "rule chooses among the same samples; the verifier was trained by the row from the start on the "
-                  "training split (its training figures are in the methods table). The headline selection (*) is the "
-                  "row's EX above; every selection has its interval and paired test against the control in the "
+                  "training split (its training figures are in the methods table). With headroom_n, every other row's "
+                  "model also samples, for its headroom table. The selection marked * is the row's EX in the methods "
+                  "table (greedy for a trained row); every other selection has its interval and paired test against the control in the "
                   "across-seeds table (named `row [selection]`). Inference cost: n generations per question (greedy: 1); "
                   "predict s: `predict --n N --select` with the headline selection (generation, executing every sample, "
                   "the verifier's scores), the same samples for every selection (a rule alone costs no verifier).")

@@ -66,10 +66,10 @@ RESULT_VERSION = 3
 TRAIN_KEYS = ("start", "world", "data_kind", "start_size", "start_sft_steps", "start_schedule", "start_world_train", "start_world_dev",
               "budget", "budget_value", "seed", "template", "schema_style", "schema_sample_values", "device")
 EVAL_KEYS = ("eval_split", "eval_limit", "eval_batch_size", "max_new_tokens", "seen_eval_split", "seen_eval_limit",
-             "eval_half")
+             "eval_half", "headroom_n", "headroom_temperature")
 #: keys hashed only when they differ from their default, so that the results of a comparison run
 #: before the key existed still resume
-NEW_KEYS_DEFAULT = {"eval_half": "all"}
+NEW_KEYS_DEFAULT = {"eval_half": "all", "headroom_n": 0, "headroom_temperature": 0.8}
 #: MethodSpec fields hashed only when set (the same reason)
 NEW_SPEC_FIELDS = ("n", "temperature", "select")
 
@@ -154,7 +154,8 @@ def _job_base(cfg: CompareConfig, start: Path, world: Path) -> dict[str, Any]:
         "eval_split": cfg.eval_split, "eval_limit": cfg.eval_limit, "eval_batch_size": cfg.eval_batch_size,
         "max_new_tokens": cfg.max_new_tokens, "device": cfg.device, "budget": cfg.budget,
         "seen_eval_split": cfg.seen_eval_split, "seen_eval_limit": cfg.seen_eval_limit,
-        "budget_value": cfg.budget_value, "eval_half": cfg.eval_half,
+        "budget_value": cfg.budget_value, "eval_half": cfg.eval_half, "headroom_n": cfg.headroom_n,
+        "headroom_temperature": cfg.headroom_temperature,
     }
 
 
