@@ -304,7 +304,7 @@ def adapt_options(job: dict[str, Any]) -> Any:
     if not isinstance(grpo, dict):
         raise ConfigError(f"method {job['name']} (adapt): overrides.overrides must be a mapping of GRPO config keys")
     reward = values.pop("reward", None)
-    opts = build_config(AdaptOptions, values, source=f"{job['name']} (adapt) options")
+    opts = build_config(AdaptOptions, values, source=f"method {job['name']} (adapt) options")
     if reward is not None:
         reward = [r.strip() for r in reward.split(",") if r.strip()] if isinstance(reward, str) else reward
         if not isinstance(reward, list) or not reward or not all(isinstance(r, (str, dict)) for r in reward):
