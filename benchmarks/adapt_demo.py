@@ -8,7 +8,7 @@ Run (from the repository root; the tiny demo model, a short budget, a few minute
 What it does:
 
 1. the world's dev questions (databases never seen in training) are split per question by a fixed
-   rule, the sha256 of the question text (``data.questions.question_bucket`` < 50: half A);
+   rule, the sha256 of the question text (``data.questions.in_half_a``: bucket < 50, half A);
 2. half A is written as JSONL with ``question`` and ``db_id`` only (no SQL in the file at all),
    and ``pipelines.adapt.adapt`` (what ``sqlcoach adapt`` runs) adapts the model on it, one run
    per seed;
@@ -65,7 +65,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from sqlcoach.data import load_examples
-    from sqlcoach.data.questions import question_bucket
+    from sqlcoach.data.questions import in_half_a
     from sqlcoach.errors import DataError
     from sqlcoach.metrics.stats import paired_difference
     from sqlcoach.pipelines.adapt import AdaptOptions, adapt
@@ -74,8 +74,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     world = Path(args.world)
     dev = load_examples("spider", str(world), "dev")
-    half_a = [e for e in dev if question_bucket(e.question) < 50]
-    half_b = [e for e in dev if question_bucket(e.question) >= 50]
+    half_a = [e for e in dev if in_half_a(e.question)]
+    half_b = [e for e in dev if not in_half_a(e.question)]
     qfile = out / "half_a.jsonl"
     qfile.write_text("".join(json.dumps({"question": e.question, "db_id": e.db_id}) + "\n" for e in half_a))
     print(f"load {os.getloadavg()}; dev {len(dev)} questions on {sorted({e.db_id for e in dev})}: "

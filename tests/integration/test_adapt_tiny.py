@@ -1,5 +1,5 @@
 """`sqlcoach adapt` on a tiny model built in the test (a random Qwen2 taught four SQL answers by a
-few dozen plain gradient steps, so that its samples run and sometimes agree).
+few dozen plain gradient steps, so that its samples run and sometimes agree: ``taught_world``).
 
 The key property: adapt never reads gold SQL. A Spider file whose ``query`` fields are replaced
 by garbage gives byte-identical reward decisions, the same logged rewards and the same adapted
@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 
 import pytest
 
@@ -21,65 +20,17 @@ pytest.importorskip("trl")
 pytest.importorskip("peft")
 
 from sqlcoach.errors import DataError  # noqa: E402
-from sqlcoach.models.tiny import TinySize, init_tiny_model  # noqa: E402
 from sqlcoach.pipelines.adapt import DECISIONS_FILE, AdaptOptions, adapt  # noqa: E402
+from taught_world import PAIRS, QUESTIONS, build_taught_world  # noqa: E402
 
 pytestmark = pytest.mark.integration
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-TINY = TinySize(vocab_size=400, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512)
-PAIRS = [
-    ("How many singers are there?", "SELECT count(*) FROM singer"),
-    ("List the names of all singers.", "SELECT name FROM singer"),
-    ("What is the average age of singers?", "SELECT avg(age) FROM singer"),
-    ("Which singers are older than 30?", "SELECT name FROM singer WHERE age > 30"),
-]
-# the questions adapt sees: the taught ones and rewordings of them
-QUESTIONS = [q for q, _ in PAIRS] + ["How many singers do we have?", "Names of the singers?",
-                                     "Average singer age?", "Singers above 30?"]
-
-
-def _teach(model_dir, db):
-    """A few plain causal-LM steps on the four (prompt, SQL) pairs, seeded."""
-    from sqlcoach.models.load import load_model
-    from sqlcoach.prompts.chat import to_text
-    from sqlcoach.prompts.recipe import resolve_prompt
-    from sqlcoach.tasks.consensus import ConsensusTask
-    from sqlcoach.types import Example
-
-    torch.manual_seed(0)
-    model, tok = load_model(model_dir, device="cpu", dtype="float32")
-    rows = ConsensusTask(resolve_prompt(model_dir, log=None).builder()).train_rows(
-        [Example(id=str(i), db_id="concert", question=q, db_path=str(db)) for i, (q, _) in enumerate(PAIRS)])
-    texts = [to_text(r["prompt"], tok) + s + tok.eos_token for r, (_, s) in zip(rows, PAIRS)]
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(30):
-        for text in texts:
-            ids = torch.tensor([tok(text, add_special_tokens=False)["input_ids"]])
-            model(input_ids=ids, labels=ids).loss.backward()
-            opt.step()
-            opt.zero_grad()
-    model.save_pretrained(str(model_dir))
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("adapt-world")
-    db = root / "database" / "concert" / "concert.sqlite"
-    db.parent.mkdir(parents=True)
-    con = sqlite3.connect(db)
-    con.execute("CREATE TABLE singer (singer_id INTEGER PRIMARY KEY, name TEXT, age INTEGER)")
-    con.executemany("INSERT INTO singer VALUES (?, ?, ?)", [(1, "Ann", 25), (2, "Bo", 41), (3, "Cy", 33)])
-    con.commit()
-    con.close()
-    corpus = [f"{q} {s}" for q, s in PAIRS] * 20
-    raw = root / "raw"
-    init_tiny_model(raw, TINY, corpus, seed=0)
-    taught = root / "taught"
-    init_tiny_model(taught, TINY, corpus, seed=0)
-    _teach(taught, db)
+    _, raw, taught = build_taught_world(root)
     gold = dict(PAIRS)
     spider = [{"db_id": "concert", "question": q, "query": gold.get(q, "SELECT 1"), "query_toks": []} for q in QUESTIONS]
     original = root / "dev.json"

@@ -1,8 +1,10 @@
-"""`sqlcoach compare --config FILE --out DIR [key=value ...]`: SFT, DPO, PPO, GRPO side by side.
+"""`sqlcoach compare --config FILE --out DIR [key=value ...]`: SFT, DPO, PPO, GRPO, selection and adaptation side by side.
 
 Trains each method listed in the config from one shared start checkpoint with one budget (steps,
 samples or wall-clock seconds), evaluates every result the same way (greedy predictions on the
-same dev questions, EX/EM by hardness, share that executes), and writes ``DIR/report.json``,
+same dev questions, EX/EM by hardness, share that executes; a ``verifier`` row: the start's
+samples and the selections among them; with an ``adapt`` row every row is scored on half B of the
+questions, the half no row adapted on), and writes ``DIR/report.json``,
 ``DIR/report.md`` and ``DIR/report.html`` (self-contained). Running the same command again skips
 the methods already finished with the same settings. See docs/compare.md.
 """

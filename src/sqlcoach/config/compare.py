@@ -14,8 +14,17 @@ from typing import Any, Literal
 from sqlcoach.config.loading import build_config, load_config
 from sqlcoach.errors import ConfigError
 
-#: the recipes a comparison can train (``sqlcoach.train.recipes.RECIPES`` has the same keys; a test checks it)
-METHOD_KINDS = ("sft", "dpo", "grpo", "ppo")
+#: the recipes a comparison can train (``sqlcoach.train.recipes.RECIPES`` has the same keys; a test checks it).
+#: ``verifier`` trains a verifier from the start and scores the START with selection among samples
+#: (``n``, ``temperature``, ``select`` below): the row is inference-time selection, not a new policy.
+METHOD_KINDS = ("sft", "dpo", "grpo", "ppo", "verifier")
+#: the selection kinds: trained by a recipe, evaluated by sampling the start and selecting
+SELECTION_KINDS = ("verifier",)
+#: methods trained by ``sqlcoach adapt`` (label-free GRPO, ``pipelines.adapt``) on half A of the
+#: evaluation questions, not by a recipe: a comparison that holds one scores every row on half B
+ADAPT_KINDS = ("adapt",)
+#: the evaluation question sets: every question of ``eval_split``, or half B (``eval_half``)
+EVAL_HALVES = ("all", "b")
 #: methods that are not trained: a model behind an OpenAI-compatible endpoint, evaluated as is
 API_KINDS = ("api",)
 #: what ``overrides`` may set for an ``api`` method (its prompt; decoding stays the comparison's)
@@ -47,14 +56,21 @@ class MethodSpec:
     concurrency: int = 4  # method api: requests in flight
     request_timeout: float = 60.0  # method api: seconds per request attempt
     max_retries: int = 5  # method api: retries on 429/5xx/timeouts
+    # method verifier: the start's evaluation samples n answers per question at this temperature;
+    # every selection is scored from the same samples, ``select`` is the row's headline EX
+    # (null: 8, 0.8, vote+verifier)
+    n: int | None = None
+    temperature: float | None = None
+    select: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("every method needs a name (its label in the report)")
         if not all(c.isalnum() or c in "-_." for c in self.name):
             raise ConfigError(f"method name {self.name!r} may only hold letters, digits, '-', '_' and '.' (it is a folder name)")
-        if self.method not in METHOD_KINDS + API_KINDS:
-            raise ConfigError(f"method {self.name}: method must be one of {METHOD_KINDS + API_KINDS}, got {self.method!r}")
+        kinds = METHOD_KINDS + ADAPT_KINDS + API_KINDS
+        if self.method not in kinds:
+            raise ConfigError(f"method {self.name}: method must be one of {kinds}, got {self.method!r}")
         if self.overrides is None:
             self.overrides = {}
         if not isinstance(self.overrides, dict):
@@ -63,6 +79,26 @@ class MethodSpec:
             self._check_api()
         elif self.base_url or self.model or self.api_key_env:
             raise ConfigError(f"method {self.name}: base_url, model and api_key_env are for method: api only")
+        if self.method in SELECTION_KINDS:
+            self._check_selection()
+        elif (self.n, self.temperature, self.select) != (None, None, None):
+            raise ConfigError(f"method {self.name}: n, temperature and select are for method: verifier only "
+                              f"(the evaluation of the other methods is greedy)")
+
+    def _check_selection(self) -> None:
+        from sqlcoach.execution.select import LEARNED_SELECTORS
+
+        if self.n is not None and (isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 2):
+            raise ConfigError(f"method {self.name}: n must be an integer >= 2 (samples per question to select among), got {self.n!r}")
+        if self.temperature is not None and not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
+            raise ConfigError(f"method {self.name}: temperature must be > 0: greedy samples are all the same, got {self.temperature!r}")
+        if self.select is not None and self.select not in LEARNED_SELECTORS:
+            raise ConfigError(f"method {self.name}: select must be one of {LEARNED_SELECTORS} (the verifier's "
+                              f"selections; the rules vote, vote-nonempty, first are scored beside it), got {self.select!r}")
+
+    def selection(self) -> dict[str, Any]:
+        """A ``verifier`` method's evaluation: ``{"n", "temperature", "select"}`` with the defaults."""
+        return {"n": self.n or 8, "temperature": float(self.temperature or 0.8), "select": self.select or "vote+verifier"}
 
     def _check_api(self) -> None:
         if not self.base_url or not self.model:
@@ -175,6 +211,10 @@ class CompareConfig:
     # evaluation (the same for every method)
     eval_split: str = "dev"
     eval_limit: int | None = None  # N questions of eval_split stratified over its databases (None: all)
+    # which questions of eval_split are scored: all, or half B (data.questions.question_bucket >= 50,
+    # the fixed split rule of `sqlcoach adapt`'s benchmark); null: b when a method is `adapt` (it
+    # adapts on half A, without labels, and no row may be scored on questions it adapted on), else all
+    eval_half: str | None = None
     eval_batch_size: int = 32
     max_new_tokens: int = 96
     # the prompt every method trains and is scored with (null: the start model's sqlcoach_recipe.json;
@@ -187,6 +227,12 @@ class CompareConfig:
     # it (in-distribution EX: moves earlier than EX on unseen databases; 0 = off)
     seen_eval_split: str = "train"
     seen_eval_limit: int = 0
+    # the headroom table for every local row (issue 24): each evaluated model also samples N answers
+    # per question at headroom_temperature, and greedy / first / vote / vote-nonempty among them /
+    # pass@k are reported with intervals; the row's EX stays greedy (0 = off: N x the evaluation's
+    # generation cost). A verifier row always samples (its own n).
+    headroom_n: int = 0
+    headroom_temperature: float = 0.8
     # machine
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = 1  # OMP_NUM_THREADS of each child process (None: inherit)
@@ -210,6 +256,10 @@ class CompareConfig:
             raise ConfigError("eval_limit must be >= 1 or null (all questions)")
         if self.seen_eval_limit < 0:
             raise ConfigError("seen_eval_limit must be >= 0 (0: no evaluation on seen databases)")
+        if self.headroom_n == 1 or self.headroom_n < 0:
+            raise ConfigError(f"headroom_n must be 0 (off) or >= 2 samples per question, got {self.headroom_n}")
+        if self.headroom_temperature <= 0:
+            raise ConfigError("headroom_temperature must be > 0: greedy samples are all the same")
         if self.eval_batch_size < 1 or self.max_new_tokens < 1:
             raise ConfigError("eval_batch_size and max_new_tokens must be >= 1")
         if self.threads is not None and self.threads < 1:
@@ -242,6 +292,14 @@ class CompareConfig:
         if dup or "start" in names:
             raise ConfigError(f"method names must be unique and not 'start' (reserved for the start row): {dup or ['start']}")
         self.methods = specs
+        adapting = [s.name for s in specs if s.method in ADAPT_KINDS]
+        if self.eval_half is None:
+            self.eval_half = "b" if adapting else "all"
+        if self.eval_half not in EVAL_HALVES:
+            raise ConfigError(f"eval_half must be one of {EVAL_HALVES} or null, got {self.eval_half!r}")
+        if adapting and self.eval_half != "b":
+            raise ConfigError(f"eval_half={self.eval_half!r} with the adapt method(s) {adapting}: adapt trains on half A of "
+                              f"the {self.eval_split} questions, so every row is scored on half B (eval_half: b or null)")
         if self.prices is not None and not isinstance(self.prices, PriceTable):
             if not isinstance(self.prices, dict):
                 raise ConfigError("prices must be a mapping (hardware, train_per_hour, predict_per_hour, api)")

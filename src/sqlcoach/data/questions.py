@@ -135,3 +135,14 @@ def question_bucket(question: str, buckets: int = 100) -> int:
     """A fixed bucket in ``[0, buckets)`` from the sha256 of the question text (whitespace
     trimmed): the split rule adapt uses for its held-aside slice, independent of file order."""
     return int(hashlib.sha256(question.strip().encode("utf-8")).hexdigest()[:8], 16) % buckets
+
+
+#: buckets (of 100) in half A: the fixed split of labelled questions into a half adapted on without
+#: labels (A) and a half scored (B), used by ``benchmarks/adapt_demo.py`` and ``compare``'s adapt rows
+HALF_A_BUCKETS = 50
+
+
+def in_half_a(question: str) -> bool:
+    """Whether a question is in half A (``question_bucket < HALF_A_BUCKETS``): decided by its text
+    alone, so the split is the same in every file order, run and process."""
+    return question_bucket(question) < HALF_A_BUCKETS

@@ -54,9 +54,16 @@ def score_predictions(summ: Any, examples: list[Any], pred_path: str | Path, *, 
     """Score the SQL file ``pred_path`` (one line per example) against ``examples``: EX/EM by
     hardness under Spider rules, the EXPLAIN audit; every backend's predictions go through here."""
     from sqlcoach.generate.predict import read_sql_lines
+
+    return score_sql(summ, examples, read_sql_lines(pred_path, len(examples)), tables_path=tables_path, samples=samples)
+
+
+def score_sql(summ: Any, examples: list[Any], preds: list[str], *, tables_path: str | Path | None = None,
+              samples: int = 8) -> Scored:
+    """Score one SQL string per example (``preds``) against ``examples``, as ``score_predictions``
+    scores a prediction file's lines."""
     from sqlcoach.metrics import evaluate_examples
 
-    preds = read_sql_lines(pred_path, len(examples))
     tables = str(tables_path) if tables_path and Path(tables_path).is_file() else None
     rep = evaluate_examples(examples, preds, etype="all", mode="spider", tables_path=tables)
     rows = [{"question": ex.question, "db_id": ex.db_id, "pred": p, "gold": ex.gold_sql, "ex": bool(v.ex), "error": v.error}
@@ -108,3 +115,93 @@ def stratified(pool: list[Any], n: int | None, key: Callable[[Any], Any] = lambd
     picked = [ix[int(j * len(ix) / take[k])] for k, ix in groups.items() for j in range(take[k])]
     return [pool[i] for i in sorted(picked)]
 
+
+
+@dataclass
+class Selected:
+    """A sampled run of one model and every selection among its samples, each scored.
+
+    ``chosen``: the run ``predict`` wrote with the headline selector (``pred_path`` and its JSONL,
+    whose records hold the samples, votes and the chosen candidate's score); ``by_selection``: name
+    -> the picks of that selector among the same samples, scored like any prediction
+    (``score_sql``; the headline's own entry is ``chosen``); ``headroom``: the
+    ``metrics.headroom.HeadroomTable`` of the samples (greedy from ``greedy``, every selector,
+    pass@k); ``sample_seconds``: the sampled prediction (generation, execution of every sample,
+    the headline selection: what ``predict --n N --select HEADLINE`` costs); ``select_seconds``:
+    executing the samples again (cached) and selecting with every other selector (scoring excluded)."""
+
+    chosen: Scored
+    by_selection: dict[str, Scored]
+    headroom: Any
+    sample_seconds: float
+    select_seconds: float
+
+
+def select_and_score(
+    model: Any,
+    tokenizer: Any,
+    examples: list[Any],
+    pred_path: str | Path,
+    *,
+    prompt: PromptSettings,
+    greedy: Scored,
+    selectors: dict[str, Any],
+    headline: str,
+    db_dir: str | Path,
+    n: int,
+    temperature: float,
+    batch_size: int = 32,
+    max_new_tokens: int = 96,
+    seed: int = 0,
+    tables_path: str | Path | None = None,
+    samples: int = 8,
+    timeout: float = 10.0,
+) -> Selected:
+    """Sample ``n`` answers per example (``predict`` with ``selectors[headline]``), then score the
+    pick of every selector in ``selectors`` among the same samples (one prediction file each,
+    ``<pred_path stem>.<name>.sql``) and the headroom table with ``greedy``'s predictions as its
+    greedy row. Every selector sees what ``predict --select`` would give it: the samples' results
+    on the example's database, the question, and the schema text of the prompt. The picks of each
+    other selector are also written beside ``pred_path`` (one SQL per line) for people to read."""
+    import time
+
+    from sqlcoach.execution.pool import ExecutorPool
+    from sqlcoach.execution.sandbox import Limits
+    from sqlcoach.execution.select import Candidates
+    from sqlcoach.generate.predict import predict
+    from sqlcoach.metrics.ex import database_files
+    from sqlcoach.metrics.headroom import headroom, read_samples
+    from sqlcoach.prompts.builder import PromptBuilder
+    from sqlcoach.runtime.files import atomic_write
+
+    pred_path = Path(pred_path)
+    t0 = time.monotonic()
+    summ = predict(model, tokenizer, examples, pred_path, n=n, temperature=temperature, batch_size=batch_size,
+                   max_new_tokens=max_new_tokens, prompt=prompt, seed=seed, progress=False, resume=False,
+                   select=selectors[headline], timeout=timeout)
+    sample_seconds = time.monotonic() - t0
+    chosen = score_predictions(summ, examples, pred_path, tables_path=tables_path, samples=samples)
+    drawn = read_samples(pred_path.with_suffix(".jsonl"), len(examples))  # [Q][n]
+    builder = PromptBuilder.from_settings(prompt)
+    schemas = [builder.lenient_schema_text(ex) for ex in examples]
+    t0 = time.monotonic()
+    picked: dict[str, list[str]] = {}
+    with ExecutorPool(workers=1, limits=Limits(timeout=timeout)) as pool:
+        results = [[pool.run_one(str(ex.db_path), s, cache=True) if s and ex.db_path else None for s in ss]
+                   for ex, ss in zip(examples, drawn)]
+        for name, sel in selectors.items():
+            if name != headline:
+                picked[name] = [" ".join(sel(Candidates.of(ss, rs, question=ex.question, schema_text=st)).sql.split())
+                                for ex, ss, rs, st in zip(examples, drawn, results, schemas)]
+        select_seconds = time.monotonic() - t0  # execution (cached) and selection only: scoring is not a cost of use
+        by_selection: dict[str, Scored] = {headline: chosen}
+        for name, picks in picked.items():
+            atomic_write(pred_path.with_name(f"{pred_path.stem}.{name.replace('+', '_')}.sql"),
+                         "".join(p + "\n" for p in picks))
+            by_selection[name] = score_sql(summ, examples, picks, tables_path=tables_path, samples=samples)
+        golds = [" ".join((ex.gold_sql or "").split()) for ex in examples]
+        files = [database_files(db_dir, ex.db_id) for ex in examples]
+        table = headroom(drawn, golds, files, [v.hardness for v in greedy.report.verdicts], pool=pool,
+                         greedy=greedy.predictions, selectors=selectors, questions=[ex.question for ex in examples],
+                         schema_texts=schemas)
+    return Selected(chosen, by_selection, table, round(sample_seconds, 2), round(select_seconds, 2))

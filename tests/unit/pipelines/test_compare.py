@@ -12,7 +12,7 @@ import pytest
 
 from compare_fake_recipe import FakeRunConfig, run_fake
 from sqlcoach.config import build_config
-from sqlcoach.config.compare import API_KINDS, METHOD_KINDS, CompareConfig, MethodSpec, load_compare_config
+from sqlcoach.config.compare import ADAPT_KINDS, API_KINDS, METHOD_KINDS, CompareConfig, MethodSpec, load_compare_config
 from sqlcoach.errors import ConfigError
 from sqlcoach.pipelines.compare import jobs as J
 from sqlcoach.pipelines.compare import run as R
@@ -66,7 +66,7 @@ def test_every_shipped_compare_config_loads_and_names_its_command():
     for f in files:
         assert f.read_text().startswith("# sqlcoach compare --config"), f
         cfg = load_compare_config(f)
-        assert cfg.methods and {m.method for m in cfg.methods} <= set(METHOD_KINDS) | set(API_KINDS)
+        assert cfg.methods and {m.method for m in cfg.methods} <= set(METHOD_KINDS) | set(ADAPT_KINDS) | set(API_KINDS)
         for m in cfg.methods:
             if m.config:
                 assert (root / m.config).is_file(), f"{f.name}: {m.name} names a missing recipe config {m.config}"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sqlcoach.config import build_config
+from sqlcoach.config.compare import ADAPT_KINDS
 from sqlcoach.errors import ConfigError
 from sqlcoach.pipelines.compare.result import EvalResult, TrainResult
 from sqlcoach.runtime.files import atomic_write
@@ -109,19 +110,8 @@ def recipe_values(kind: str, cls: type, job: dict[str, Any]) -> dict[str, Any]:
 
     Keys the recipe config does not have are not set (a recipe without ``max_seconds`` cannot take
     a seconds budget: that is an error that says so)."""
-    import yaml
-
     fields = {f.name for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
-    if job.get("config"):
-        p = Path(job["config"])
-        if not p.is_file():
-            raise ConfigError(f"method {job['name']}: recipe config {p} not found")
-        loaded = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: the top level must be a mapping")
-        values.update(loaded)
-    values.update(job.get("overrides") or {})
+    values = _yaml_values(job)
     fixed = {
         "model": job["start"],
         "data_path": job["world"],
@@ -213,6 +203,8 @@ def _child_train(job: dict[str, Any]) -> TrainResult:
     from sqlcoach.train.callbacks import step_timer
 
     kind = job["method"]
+    if kind in ADAPT_KINDS:
+        return _child_adapt(job)
     cls, fn = RECIPES[kind].config, RECIPES[kind].run
     values = recipe_values(kind, cls, job)
     cfg = build_config(cls, values, source=f"{job['name']} ({kind}) recipe config")
@@ -221,12 +213,18 @@ def _child_train(job: dict[str, Any]) -> TrainResult:
     t0 = time.monotonic()
     with track_peak() as mem:
         summary = fn(cfg, callbacks=[timer], log=lambda m: print(f"[{job['name']}] {m}", flush=True)) or {}
-    seconds = time.monotonic() - t0
-    out_dir = Path(values["output_dir"])
+    return _train_result(summary, values, Path(values["output_dir"]), time.monotonic() - t0, timer.seconds, mem)
+
+
+def _train_result(summary: dict[str, Any], values: dict[str, Any], out_dir: Path, seconds: float,
+                  step_seconds: list[float], mem: Any) -> TrainResult:
+    """The ``TrainResult`` of a finished run: its ``RunSummary`` dict (``summary``), the values it
+    was configured with, its output folder, the wall seconds around it, the step timer's seconds
+    and ``track_peak``'s figures (``mem``)."""
     history = _log_history(summary, out_dir)
     steps = int(summary.get("global_step") or 0)
-    if timer.seconds:
-        median_step, step_source = _median(timer.seconds), "callback"
+    if step_seconds:
+        median_step, step_source = _median(step_seconds), "callback"
     elif isinstance(summary.get("median_step_seconds"), (int, float)):
         median_step, step_source = float(summary["median_step_seconds"]), "summary"
     elif steps:
@@ -251,7 +249,7 @@ def _child_train(job: dict[str, Any]) -> TrainResult:
         seconds=round(train_secs, 2),
         median_step_seconds=median_step,
         step_time_source=step_source,
-        step_seconds=[round(d, 4) for d in timer.seconds],
+        step_seconds=[round(d, 4) for d in step_seconds],
         trained_tokens=trained_tokens,
         trained_tokens_per_s=round(trained_tokens / train_secs, 1) if trained_tokens and train_secs > 0 else None,
         generated_tokens=gen_tokens,
@@ -268,6 +266,119 @@ def _child_train(job: dict[str, Any]) -> TrainResult:
     )
 
 
+def _yaml_values(job: dict[str, Any]) -> dict[str, Any]:
+    """A method's YAML (``config``) with its ``overrides`` on top."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    if job.get("config"):
+        p = Path(job["config"])
+        if not p.is_file():
+            raise ConfigError(f"method {job['name']}: recipe config {p} not found")
+        loaded = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping")
+        values.update(loaded)
+    values.update(job.get("overrides") or {})
+    return values
+
+
+def adapt_options(job: dict[str, Any]) -> Any:
+    """The ``pipelines.adapt.AdaptOptions`` of an ``adapt`` method: its YAML and overrides
+    (``AdaptOptions`` keys; GRPO keys go under ``overrides``), then what the comparison fixes:
+    the seed, the CPU, the prompt settings every row is scored with (as GRPO keys), and the
+    budget: ``steps`` is ``max_steps``; ``seconds`` is GRPO's ``max_seconds`` (``max_steps``
+    stays the cap, as for the recipes: raise it so that the clock stops the run); ``samples`` is
+    completions, ``max_steps = ceil(samples / (num_generations x questions_per_step))``, as a
+    GRPO row's batch counts them. Unknown keys are a ``ConfigError``."""
+    from sqlcoach.pipelines.adapt import AdaptOptions
+    from sqlcoach.prompts.settings import PROMPT_KEYS
+
+    values = _yaml_values(job)
+    for k in ("seed", "use_cpu"):
+        if k in values:
+            raise ConfigError(f"method {job['name']} (adapt): {k} is set by the comparison, not the method")
+    values.update(seed=job["seed"], use_cpu=job["device"] == "cpu")
+    # the two container fields are checked here (the typed loader takes scalars)
+    grpo = values.pop("overrides", None) or {}
+    if not isinstance(grpo, dict):
+        raise ConfigError(f"method {job['name']} (adapt): overrides.overrides must be a mapping of GRPO config keys")
+    reward = values.pop("reward", None)
+    opts = build_config(AdaptOptions, values, source=f"method {job['name']} (adapt) options")
+    if reward is not None:
+        reward = [r.strip() for r in reward.split(",") if r.strip()] if isinstance(reward, str) else reward
+        if not isinstance(reward, list) or not reward or not all(isinstance(r, (str, dict)) for r in reward):
+            raise ConfigError(f"method {job['name']} (adapt): reward must be a reward name, a comma-separated list "
+                              f"or a list of names / {{name: ...}} mappings, got {reward!r}")
+        opts.reward = reward
+    grpo = dict(grpo)
+    grpo.update({k: job[k] for k in PROMPT_KEYS if job.get(k) is not None})
+    grpo.setdefault("disable_tqdm", True)
+    budget, value = job["budget"], job["budget_value"]
+    if budget == "steps":
+        opts.max_steps = int(value)
+    elif budget == "seconds":
+        grpo["max_seconds"] = float(value)
+    else:
+        opts.max_steps = max(1, math.ceil(int(value) / (opts.num_generations * opts.questions_per_step)))
+    opts.overrides = grpo
+    return opts
+
+
+def adapt_questions(job: dict[str, Any]) -> list[Any]:
+    """The questions an ``adapt`` method adapts on: half A of ``eval_split``
+    (``data.questions.in_half_a``), every one (``eval_limit`` cuts the scored half B only)."""
+    from sqlcoach.data import load_examples
+    from sqlcoach.data.questions import in_half_a
+
+    return [e for e in load_examples(job["data_kind"], job["world"], job["eval_split"]) if in_half_a(e.question)]
+
+
+def eval_examples(job: dict[str, Any]) -> list[Any]:
+    """The scored questions: ``eval_split`` (its half B when ``eval_half`` is ``b``), a sample of
+    ``eval_limit`` stratified over its databases, never "the first N" (dev files are grouped by
+    database, so the first 200 came from 2 of 5 databases)."""
+    from sqlcoach.data import load_examples
+    from sqlcoach.data.questions import in_half_a
+    from sqlcoach.pipelines.evaluate import stratified
+
+    examples = load_examples(job["data_kind"], job["world"], job["eval_split"])
+    if job.get("eval_half", "all") == "b":
+        examples = [e for e in examples if not in_half_a(e.question)]
+    return stratified(examples, job.get("eval_limit"))
+
+
+def _child_adapt(job: dict[str, Any]) -> TrainResult:
+    """An ``adapt`` method: ``sqlcoach adapt`` (``pipelines.adapt.adapt``) from the start on half A
+    of the evaluation split, written as JSONL with ``question`` and ``db_id`` only (no SQL in the
+    file at all). Its ``report.json`` (per database, collapse curve, early stop) is kept in the
+    result's ``recipe_summary["adapt"]``."""
+    from sqlcoach.pipelines.adapt import adapt
+    from sqlcoach.runtime.memory import track_peak
+
+    opts = adapt_options(job)
+    out = Path(job["output_dir"])
+    half_a = adapt_questions(job)
+    if not half_a:
+        raise ConfigError(f"method {job['name']} (adapt): half A of {job['eval_split']} holds no question")
+    qfile = out.parent / "half_a.jsonl"
+    qfile.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(qfile, "".join(json.dumps({"question": e.question, "db_id": e.db_id}) + "\n" for e in half_a))
+    values = {"start": job["start"], "questions": str(qfile), "half_a_questions": len(half_a),
+              **dataclasses.asdict(opts)}
+    print(f"[{job['name']}] adapt: " + json.dumps(_jsonable(values), default=str), flush=True)
+    t0 = time.monotonic()
+    with track_peak() as mem:
+        report = adapt(job["start"], str(qfile), str(out), databases=str(Path(job["world"]) / "database"), opts=opts,
+                       log=lambda m: print(f"[{job['name']}] {m}", flush=True))
+    written = read_json(out / "summary.json") or {}  # train.run.write_summary: {"recipe", "config", "summary"}
+    summary = dict(written.get("summary") or {})
+    summary["final_dir"] = report.get("final") or summary.get("final_dir")
+    summary["adapt"] = {k: report.get(k) for k in ("adapted", "per_database", "early_stop", "collapse_curve",
+                                                  "changed_count", "held_count")}
+    return _train_result(summary, values, out, time.monotonic() - t0, [], mem)
+
+
 def _jsonable(x: Any) -> Any:
     return json.loads(json.dumps(x, default=str))
 
@@ -277,14 +388,14 @@ def _child_eval(job: dict[str, Any]) -> EvalResult:
     of databases seen in training, spread over the split), scored by ``evaluate_examples``."""
     from sqlcoach.data import load_examples
     from sqlcoach.models.load import load_model
-    from sqlcoach.pipelines.evaluate import predict_and_score, spread, stratified
+    from sqlcoach.pipelines.evaluate import predict_and_score, spread
     from sqlcoach.runtime.memory import track_peak
 
-    # eval_limit: a sample stratified over the split's databases, never "the first N" (dev files
-    # are grouped by database, so the first 200 came from 2 of 5 databases)
-    examples = stratified(load_examples(job["data_kind"], job["world"], job["eval_split"]), job.get("eval_limit"))
+    examples = eval_examples(job)
     if job.get("api"):
         return _child_eval_api(job, examples)
+    if job.get("selection"):
+        return _child_eval_select(job, examples)
     pred_path, device = Path(job["pred_path"]), job["device"]
 
     def score(exs: list[Any], path: Path) -> Any:
@@ -295,10 +406,17 @@ def _child_eval(job: dict[str, Any]) -> EvalResult:
         )
 
     seen: dict[str, Any] | None = None
+    sampled: dict[str, Any] = {}
     with track_peak() as mem:
         model, tok = load_model(job["model"], dtype="float32" if device in ("cpu", "auto") else "auto", device=device)
+        t0 = time.monotonic()
         main = score(examples, pred_path)
+        greedy_s = time.monotonic() - t0
         print(main.report.table(), flush=True)
+        if job.get("headroom_n"):
+            # the row's EX stays greedy: the samples feed the headroom table and the selections
+            sampled, _ = _sampled(job, model, tok, examples, main, {}, "greedy", job["headroom_n"],
+                                  job["headroom_temperature"], greedy_s, pred_path.with_name("pred_sampled.sql"))
         if job.get("seen_eval_limit"):
             picked = spread(load_examples(job["data_kind"], job["world"], job["seen_eval_split"]), job["seen_eval_limit"])
             srep = score(picked, pred_path.with_name("pred_seen.sql")).report
@@ -306,16 +424,87 @@ def _child_eval(job: dict[str, Any]) -> EvalResult:
             seen = {"split": job["seen_eval_split"], "questions": len(picked), "summary": _jsonable(srep.summary)}
     for s in main.samples[:3]:  # show the samples in the log
         print(f"  Q: {s['question']}\n  pred: {s['pred']}\n  gold: {s['gold']}\n  ex={s['ex']} error={s['error']}", flush=True)
+    return _local_eval_result(main, len(examples), mem, pred_path, seen=seen, **sampled)
+
+
+def _sampled(job: dict[str, Any], model: Any, tok: Any, examples: list[Any], greedy: Any, learned: dict[str, Any],
+             headline: str, n: int, temperature: float, greedy_seconds: float,
+             path: Path) -> tuple[dict[str, Any], Any]:
+    """``n`` samples per question and every selection among them (the rules of
+    ``execution.select.SELECTORS`` and the ``learned`` ones), scored, with the headroom table
+    (``pipelines.evaluate.select_and_score``). Returns the ``EvalResult`` fields ``selections``
+    (each selection's outcomes and ``greedy``'s), ``headroom`` and ``sampling`` (the inference
+    cost; ``select``: the selection the row's EX is, ``greedy`` for a greedy row), and the scored
+    run of the ``headline`` selection (a learned one; ``vote`` stands in when it is ``greedy``)."""
+    from sqlcoach.execution.select import SELECTORS
+    from sqlcoach.pipelines.evaluate import select_and_score
+
+    selectors = {**SELECTORS, **learned}
+    run = select_and_score(model, tok, examples, path, prompt=job_prompt(job), greedy=greedy, selectors=selectors,
+                           headline=headline if headline in selectors else "vote",
+                           db_dir=Path(job["world"]) / "database", n=n, temperature=temperature,
+                           batch_size=job["eval_batch_size"], max_new_tokens=job["max_new_tokens"], seed=job["seed"],
+                           tables_path=Path(job["world"]) / "tables.json", samples=6)
+    print(run.headroom.table(), flush=True)
+    selections = {name: _outcomes(sc) for name, sc in run.by_selection.items()}
+    selections["greedy"] = _outcomes(greedy)
+    sampling = {"n": n, "temperature": temperature, "select": headline, "verifier": job.get("verifier"),
+                "questions": len(examples), "generations": n * len(examples), "greedy_seconds": round(greedy_seconds, 2),
+                "sample_seconds": run.sample_seconds, "select_seconds": run.select_seconds}
+    return {"selections": selections, "headroom": _jsonable(run.headroom.as_dict()), "sampling": sampling}, run.chosen
+
+
+def _local_eval_result(main: Any, questions: int, mem: Any, pred_path: Path, **more: Any) -> EvalResult:
+    """The ``EvalResult`` of a local model's scored run (``pipelines.evaluate.Scored``) with
+    ``track_peak``'s figures (``mem``); ``more``: the optional fields (``seen``, ``selections``, ...)."""
     summ = main.predict
     return EvalResult(
-        status="ok", questions=len(examples), summary=_jsonable(main.report.summary),
+        status="ok", questions=questions, summary=_jsonable(main.report.summary),
         generated_tokens=summ.generated_tokens, generated_tokens_per_s=summ.tokens_per_s,
         examples_per_s=summ.examples_per_s, predict_seconds=summ.seconds, prompt_tokens=summ.prompt_tokens,
         peak_rss_mb_eval=round(mem.rss_mb, 1),
         peak_cuda_mb_eval=round(mem.cuda_mb, 1) if mem.cuda_mb is not None else None,
-        samples=main.samples, pred_path=str(pred_path), seen=seen,
-        per_question=per_question(main.report.verdicts), by_db=by_database(main.report.verdicts),
+        samples=main.samples, pred_path=str(pred_path),
+        per_question=per_question(main.report.verdicts), by_db=by_database(main.report.verdicts), **more,
     )
+
+
+def _outcomes(scored: Any) -> dict[str, Any]:
+    """One selection's figures in ``EvalResult.selections``: its summary and per-question outcomes."""
+    return {"summary": _jsonable(scored.report.summary), "per_question": per_question(scored.report.verdicts),
+            "by_db": by_database(scored.report.verdicts)}
+
+
+def _child_eval_select(job: dict[str, Any], examples: list[Any]) -> EvalResult:
+    """A ``verifier`` method's evaluation: the START model (``model``) predicts greedily (the
+    headroom table's greedy row) and samples ``n`` answers per question at ``temperature``; the
+    verifier trained by this method (``verifier``) and the rules of ``execution.select`` each
+    choose among the same samples (``pipelines.evaluate.select_and_score``). The row's EX is the
+    headline selection's (``select``); ``selections`` holds every selection's outcomes question by
+    question (the report's intervals and paired tests), ``headroom`` the table, ``sampling`` the
+    inference cost: samples x questions generations, and seconds."""
+    from sqlcoach.execution.select import LEARNED_SELECTORS
+    from sqlcoach.generate.verifier_select import build_selector
+    from sqlcoach.models.load import load_model
+    from sqlcoach.models.verifier import load_verifier
+    from sqlcoach.pipelines.evaluate import predict_and_score
+    from sqlcoach.runtime.memory import track_peak
+
+    sel, device = job["selection"], job["device"]
+    pred_path = Path(job["pred_path"])
+    with track_peak() as mem:
+        model, tok = load_model(job["model"], dtype="float32" if device in ("cpu", "auto") else "auto", device=device)
+        t0 = time.monotonic()
+        greedy = predict_and_score(model, tok, examples, pred_path.with_name("pred_greedy.sql"), n=1, temperature=0.0,
+                                   batch_size=job["eval_batch_size"], max_new_tokens=job["max_new_tokens"],
+                                   prompt=job_prompt(job), seed=job["seed"], progress=False,
+                                   tables_path=Path(job["world"]) / "tables.json", samples=0)
+        greedy_s = time.monotonic() - t0
+        verifier = load_verifier(job["verifier"], device="cpu" if device == "cpu" else "auto")
+        learned = {name: build_selector(name, verifier) for name in LEARNED_SELECTORS}
+        sampled, chosen = _sampled(job, model, tok, examples, greedy, learned, sel["select"], sel["n"],
+                                   sel["temperature"], greedy_s, pred_path)
+    return _local_eval_result(chosen, len(examples), mem, pred_path, **sampled)
 
 
 def job_prompt(job: dict[str, Any]) -> Any:

@@ -7,6 +7,14 @@ EX and EM overall, EX per hardness, the share of predictions that execute, and t
 PNG data URIs, with inline CSS and no script: the file opens from disk with no server and no
 network. ``write_reports(report, out)`` writes all three files.
 
+Sampling rows (``method: verifier``: the start samples n answers, selections choose) add a
+**selection** table (``selection_table``: every selection's EX from the same samples, the
+inference cost as samples x questions generations and seconds) and their **headroom** tables
+(``headroom_tables``: greedy, each selection, pass@k, by hardness, with intervals;
+``metrics.headroom``); ``adapt`` rows add an **adaptation** table (``adapt_table``: the questions
+adapted on, steps, early stop). When the comparison holds an ``adapt`` row every row is scored on
+half B of the questions (``eval_half``) and the caption says so.
+
 Two more tables follow the methods: **cost** (``cost_cells``: $ to train beside the machine-hours
 of a trained row or the trained tokens of a fine-tuned API model, $ per 1,000 predictions and
 tokens per question, from the config's ``prices``) and **plans** (``plan_cells``:
@@ -35,8 +43,9 @@ from sqlcoach.runtime import plots
 from sqlcoach.runtime.files import atomic_write
 from sqlcoach.types import HARDNESS_LEVELS
 
-__all__ = ["COMPLEX", "COLUMNS", "COST_COLUMNS", "PLAN_COLUMNS", "ACROSS_COLUMNS", "Table", "method_cells", "cost_cells",
-           "plan_cells", "total_seconds", "markdown_table", "markdown", "html_page", "write_reports", "seed000_rows"]
+__all__ = ["COMPLEX", "COLUMNS", "COST_COLUMNS", "PLAN_COLUMNS", "ACROSS_COLUMNS", "SELECTION_COLUMNS", "ADAPT_COLUMNS",
+           "Table", "method_cells", "cost_cells", "plan_cells", "selection_table", "headroom_tables", "adapt_table",
+           "total_seconds", "markdown_table", "markdown", "html_page", "write_reports", "seed000_rows"]
 
 COLUMNS = (
     "method", "status", "steps", "s/step (median)", "train s", "total s", "gen tok/s", "trained tok/s", "peak MiB",
@@ -314,9 +323,12 @@ def caption(report: CompareReport | dict[str, Any]) -> str:
     n = rep.questions()
     budget = cfg.get("budget_value")
     bud = f"{budget:g} {cfg.get('budget')}" if isinstance(budget, (int, float)) else str(budget)
+    half = (" of half B (question_bucket >= 50; half A is what the adapt rows adapted on, without labels, "
+            "so every row is scored on questions no row adapted on)" if cfg.get("eval_half") == "b" else "")
     return (
         f"Budget per method: {bud}, from the start checkpoint {rep.start.get('path')}. "
-        f"Evaluation: greedy, {n if n is not None else '?'} {cfg.get('eval_split')} questions, EX/EM/executes in %"
+        f"Evaluation: greedy (a verifier row: its headline selection among the start's samples), "
+        f"{n if n is not None else '?'} {cfg.get('eval_split')} questions{half}, EX/EM/executes in %"
         + (f"; EX seen: {cfg.get('seen_eval_limit')} {cfg.get('seen_eval_split')} questions (databases seen in training). "
            if cfg.get("seen_eval_limit") else ". ")
         + f"Machine: {m.get('cpu_count')} CPU(s), {m.get('threads_per_method')} thread(s) per method; torch "
@@ -325,6 +337,99 @@ def caption(report: CompareReport | dict[str, Any]) -> str:
         "train s: training proper; total s: preparation + training process + evaluation process. "
         "tok/s: per second of training time."
     )
+
+
+SELECTION_COLUMNS = ("method", "selection", "EX %", "executes %", "samples x questions", "generations",
+                     "predict s", "s/question")
+SELECTION_NOTE = ("A verifier row evaluates the START: it samples n answers per question (temperature in the row) and each "
+                  "rule chooses among the same samples; the verifier was trained by the row from the start on the "
+                  "training split (its training figures are in the methods table). With headroom_n, every other row's "
+                  "model also samples, for its headroom table. The selection marked * is the row's EX in the methods "
+                  "table (greedy for a trained row); every other selection has its interval and paired test against the control in the "
+                  "across-seeds table (named `row [selection]`). Inference cost: n generations per question (greedy: 1); "
+                  "predict s: `predict --n N --select` with the headline selection (generation, executing every sample, "
+                  "the verifier's scores), the same samples for every selection (a rule alone costs no verifier).")
+
+
+def _runs(rep: CompareReport) -> list[tuple[str, MethodRow]]:
+    """``(label, row)`` of every successful run (the label names the seed when there are several)."""
+    multi = rep.multi_seed()
+    return [(r.name + (f" seed {r.seed}" if multi and r.seed is not None else ""), r) for r in rep.methods if r.ok]
+
+
+def selection_table(report: CompareReport | dict[str, Any]) -> Table | None:
+    """One row per selection of every sampling run (``SELECTION_COLUMNS``), ``None`` without one."""
+    rep = CompareReport.of(report)
+    rows = []
+    for label, r in _runs(rep):
+        ev = r.eval
+        sp = (ev.sampling if ev else None) or {}
+        if not sp or not ev or not ev.selections:
+            continue
+        n, q = sp.get("n"), sp.get("questions")
+        for sel, res in ev.selections.items():
+            summ = res.get("summary") or {}
+            greedy = sel == "greedy"
+            secs = sp.get("greedy_seconds" if greedy else "sample_seconds")
+            rows.append([
+                label, sel + (" *" if sel == sp.get("select") else ""), _pct((summ.get("all") or {}).get("ex")),
+                _pct(summ.get("executes")), f"1 x {q}" if greedy else f"{n} x {q} (T={sp.get('temperature')})",
+                _num(q if greedy else sp.get("generations"), "{:d}") if isinstance(q, int) else "-",
+                _num(secs, "{:.1f}"), _num(secs / q if isinstance(secs, (int, float)) and q else None, "{:.3f}"),
+            ])
+    return Table(SELECTION_COLUMNS, rows, left=frozenset({0, 1, 4})) if rows else None
+
+
+def _est(c: dict[str, Any] | None) -> str:
+    return "-" if not c else f"{c['mean']:.3f} [{c['lo']:.2f}, {c['hi']:.2f}]"
+
+
+def headroom_tables(report: CompareReport | dict[str, Any]) -> list[tuple[str, Table]]:
+    """``(title, table)`` of each sampling run's headroom (``metrics.headroom``'s rows: greedy,
+    every selection, pass@k; one column per hardness level and all, each ``mean [95% interval]``,
+    a first row of question counts, and the paired difference from greedy)."""
+    rep = CompareReport.of(report)
+    out = []
+    for label, r in _runs(rep):
+        h = r.eval.headroom if r.eval else None
+        if not h or not h.get("rows"):
+            continue
+        levels = list(h.get("levels") or [])
+        first = h["rows"][0]["cells"]
+        rows = [["questions", *(str((first.get(lv) or {}).get("questions", "-")) for lv in levels), ""]]
+        for hr in h["rows"]:
+            d = hr.get("vs_greedy")
+            diff = (f"{d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}] p={d['p_mcnemar']:.2g}" if d else "")
+            rows.append([hr["name"], *(_est(hr["cells"].get(lv)) for lv in levels), diff])
+        title = (f"{label}: {h.get('questions')} questions, {h.get('n')} samples each; greedy = {h.get('greedy')}; "
+                 "95% intervals (Wilson; bootstrap over questions for pass@k, k < n); vs greedy: paired, McNemar p")
+        out.append((title, Table(("figure", *levels, "vs greedy (all)"), rows, left=frozenset({0}))))
+    return out
+
+
+ADAPT_COLUMNS = ("method", "adapted on (half A)", "trained on", "held aside (watch)", "rewards", "steps",
+                 "early stop", "rolled back to step", "held-aside answers changed")
+
+
+def adapt_table(report: CompareReport | dict[str, Any]) -> Table | None:
+    """One row per ``adapt`` run: what it adapted on and how the run ended (``None`` without one)."""
+    rep = CompareReport.of(report)
+    rows = []
+    for label, r in _runs(rep):
+        a = ((r.train.recipe_summary or {}).get("adapt") if r.train else None) or {}
+        if not a:
+            continue
+        ad = a.get("adapted") or {}
+        rows.append([label, str((r.train.recipe_config or {}).get("half_a_questions", "-")),  # type: ignore[union-attr]
+                     str(ad.get("questions", "-")), str(ad.get("held_aside", "-")), ", ".join(ad.get("rewards") or []),
+                     str(ad.get("steps", "-")), a.get("early_stop") or "no", str(ad.get("rolled_back_to_step") or "-"),
+                     f"{a.get('changed_count', '-')} of {a.get('held_count', '-')}"])
+    return Table(ADAPT_COLUMNS, rows, left=frozenset({0, 4, 6})) if rows else None
+
+
+ADAPT_NOTE = ("Adapt rows: `sqlcoach adapt` (label-free GRPO, consensus of the samples' results; no gold SQL read) "
+              "from the start on half A of the evaluation split's questions (question_bucket < 50), a share of them "
+              "held aside for the collapse watch; every row of this report is scored on half B only.")
 
 
 def markdown(report: CompareReport | dict[str, Any]) -> str:
@@ -339,6 +444,14 @@ def markdown(report: CompareReport | dict[str, Any]) -> str:
     s000 = seed000_markdown(rep)
     if s000:
         parts += [s000, ""]
+    sel = selection_table(rep)
+    if sel is not None:
+        parts += ["## Selection among samples", "", sel.markdown(), "", SELECTION_NOTE, ""]
+    for title, table in headroom_tables(rep):
+        parts += [f"### Headroom: {title}", "", table.markdown(), ""]
+    ad = adapt_table(rep)
+    if ad is not None:
+        parts += ["## Label-free adaptation", "", ad.markdown(), "", ADAPT_NOTE, ""]
     costs, plans = cost_and_plan_tables(rep)
     if costs:
         parts += ["## Cost", "", costs.markdown(), ""]
@@ -372,6 +485,16 @@ def html_page(report: CompareReport | dict[str, Any]) -> str:
     if s000 is not None:
         p += s000.html("<h2>Seed 000's table, measured</h2>", header_own_line=True)
         p.append(f"<p>{esc(SEED000_NOTE)}</p>")
+    sel = selection_table(rep)
+    if sel is not None:
+        p += sel.html("<h2>Selection among samples</h2>")
+        p.append(f"<p>{esc(SELECTION_NOTE)}</p>")
+    for title, table in headroom_tables(rep):
+        p += table.html(f"<h3>Headroom: {esc(title)}</h3>")
+    ad = adapt_table(rep)
+    if ad is not None:
+        p += ad.html("<h2>Label-free adaptation</h2>")
+        p.append(f"<p>{esc(ADAPT_NOTE)}</p>")
     p.append("<h2>EM per hardness and error classes</h2>")
     p += _em_table(rep).html()
     costs, plans = cost_and_plan_tables(rep)

@@ -132,6 +132,13 @@ class EvalResult(_Record):
     api_errors: dict[str, int] | None = _optional()
     api_retries: int | None = _optional()
     api: dict[str, Any] | None = _optional()  # api: {"base_url", "model"}
+    # method verifier (selection among the start's samples): name -> {"summary", "per_question", "by_db"}
+    # for every selection scored from the same samples (and "greedy"); the headroom table
+    # (metrics.headroom.HeadroomTable.as_dict); the inference cost {"n", "temperature", "select",
+    # "verifier", "questions", "generations", "greedy_seconds", "sample_seconds", "select_seconds"}
+    selections: dict[str, dict[str, Any]] | None = _optional()
+    headroom: dict[str, Any] | None = _optional()
+    sampling: dict[str, Any] | None = _optional()
     log_tail: list[str] | None = _optional()
     peak_process_rss_mb: float | None = None
     process_seconds: float | None = None
@@ -262,12 +269,20 @@ def peak_mb(row: MethodRow) -> float | None:
     return plots.peak_memory(row.as_dict())[0]
 
 
+def selection_name(row: str, selection: str) -> str:
+    """The across-seeds name of one selection of a sampling row (``verifier [vote]``)."""
+    return f"{row} [{selection}]"
+
+
 def summarize_seeds(rows: list[MethodRow], seeds: list[int], control: str | None, *,
                     replicates: int = 2000) -> AcrossSeeds:
     """``metrics.stats.across_seeds`` of the rows: runs that failed or have no per-question
     outcomes (results written before they were kept) are left out and counted in ``failed``. The
     start row is deterministic (greedy decoding of one checkpoint): its one evaluation stands for
-    every seed."""
+    every seed. A sampling row (``EvalResult.selections``) gives one more outcome per selection
+    other than its headline (``selection_name``: ``verifier [vote]``, ...), each with the row's
+    training figures, so that every selection gets its interval and its paired test against the
+    control on the same questions."""
     runs: list[RunOutcome] = []
     failed: dict[str, int] = {}
     for r in rows:
@@ -275,9 +290,16 @@ def summarize_seeds(rows: list[MethodRow], seeds: list[int], control: str | None
         if not (r.ok and pq):
             failed[r.name] = failed.get(r.name, 0) + 1
             continue
-        runs.append(RunOutcome(
-            name=r.name, method=r.method, seed=r.seed, ex=pq["ex"], hardness=pq["hardness"], executes=r.eval.executes,
-            by_db={db: d["ex"] for db, d in (r.eval.by_db or {}).items()},
-            median_step_seconds=r.train.median_step_seconds if r.train else None,
-            train_seconds=r.train.seconds if r.train else None, total_seconds=r.total_seconds(), peak_mb=peak_mb(r)))
+        shared = dict(method=r.method, seed=r.seed, median_step_seconds=r.train.median_step_seconds if r.train else None,
+                      train_seconds=r.train.seconds if r.train else None, total_seconds=r.total_seconds(),
+                      peak_mb=peak_mb(r))
+        runs.append(RunOutcome(name=r.name, ex=pq["ex"], hardness=pq["hardness"], executes=r.eval.executes,
+                               by_db={db: d["ex"] for db, d in (r.eval.by_db or {}).items()}, **shared))
+        headline = (r.eval.sampling or {}).get("select")
+        for sel, res in (r.eval.selections or {}).items():
+            if sel == headline or not res.get("per_question"):
+                continue
+            runs.append(RunOutcome(name=selection_name(r.name, sel), ex=res["per_question"]["ex"],
+                                   hardness=res["per_question"]["hardness"], executes=(res.get("summary") or {}).get("executes"),
+                                   by_db={db: d["ex"] for db, d in (res.get("by_db") or {}).items()}, **shared))
     return across_seeds(runs, seeds, control, failed=failed, complex_levels=COMPLEX, replicates=replicates)

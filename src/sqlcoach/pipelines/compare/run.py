@@ -13,9 +13,16 @@ Run it: ``sqlcoach compare --config configs/compare/demo.yaml --out DIR [key=val
    has it), ``budget: samples`` converts training rows into ``max_steps`` through the recipe's
    batch size. Optional ``prepare`` command lines (``sqlcoach`` verbs, e.g. ``pairs mine`` for
    DPO) run first.
+   ``method: verifier`` trains a verifier (``run_verifier``) from the start; ``method: adapt``
+   runs ``sqlcoach adapt`` (``pipelines.adapt.adapt``, label-free) from the start on half A of the
+   evaluation split's questions (``data.questions.in_half_a``), its options checked first
+   (``check_methods``).
 3. **Each result** is evaluated the same way: greedy ``sqlcoach.generate.predict.predict`` on the
    same dev questions, then ``sqlcoach.metrics.evaluate_examples`` (EX, EM, per hardness, share
-   of predictions that execute).
+   of predictions that execute). With an ``adapt`` row every row is scored on half B only
+   (``eval_half: b``): no row is scored on a question any row adapted on. A ``verifier`` row
+   scores the START: n samples per question, every selection among them (its ``select`` is the
+   row's EX), the headroom table and the inference cost (``jobs._child_eval_select``).
 4. **Report**: ``DIR/report.json``, ``DIR/report.md`` and a self-contained ``DIR/report.html``
    (``sqlcoach.pipelines.compare.report``).
 
@@ -42,7 +49,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlcoach.config.compare import API_KINDS, CompareConfig, MethodSpec
+from sqlcoach.config.compare import ADAPT_KINDS, API_KINDS, SELECTION_KINDS, CompareConfig, MethodSpec
 from sqlcoach.errors import ConfigError
 from sqlcoach.prompts.settings import PROMPT_KEYS
 from sqlcoach.pipelines.compare import jobs
@@ -58,11 +65,39 @@ RESULT_VERSION = 3
 #: the latter re-evaluates every method without training it again.
 TRAIN_KEYS = ("start", "world", "data_kind", "start_size", "start_sft_steps", "start_schedule", "start_world_train", "start_world_dev",
               "budget", "budget_value", "seed", "template", "schema_style", "schema_sample_values", "device")
-EVAL_KEYS = ("eval_split", "eval_limit", "eval_batch_size", "max_new_tokens", "seen_eval_split", "seen_eval_limit")
+EVAL_KEYS = ("eval_split", "eval_limit", "eval_batch_size", "max_new_tokens", "seen_eval_split", "seen_eval_limit",
+             "eval_half", "headroom_n", "headroom_temperature")
+#: keys hashed only when they differ from their default, so that the results of a comparison run
+#: before the key existed still resume
+NEW_KEYS_DEFAULT = {"eval_half": "all", "headroom_n": 0, "headroom_temperature": 0.8}
+#: MethodSpec fields hashed only when set (the same reason)
+NEW_SPEC_FIELDS = ("n", "temperature", "select")
 
 
 def _shared_settings(cfg: CompareConfig, keys: tuple[str, ...] = TRAIN_KEYS + EVAL_KEYS) -> dict[str, Any]:
-    return {k: getattr(cfg, k) for k in keys}
+    return {k: getattr(cfg, k) for k in keys if NEW_KEYS_DEFAULT.get(k, ()) != getattr(cfg, k)}
+
+
+def check_methods(cfg: CompareConfig) -> None:
+    """What a method's own config says, checked before anything runs where the config layer cannot:
+    an ``adapt`` method's options (``pipelines.adapt.AdaptOptions`` keys, its YAML file) and the
+    GRPO config they make (GRPO keys under ``overrides.overrides``, reward names) build, or a
+    ``ConfigError`` names the method and the key."""
+    from sqlcoach.pipelines.adapt import grpo_config, reward_names
+    from sqlcoach.rewards.registry import REWARDS
+
+    for spec in cfg.methods:
+        if spec.method in ADAPT_KINDS:
+            opts = jobs.adapt_options({"name": spec.name, "config": spec.config, "overrides": spec.overrides,
+                                       "seed": cfg.seed, "device": cfg.device, "budget": cfg.budget,
+                                       "budget_value": cfg.budget_value})
+            try:  # the GRPO config the run will build (its keys under overrides.overrides, the rewards)
+                grpo_config(cfg.start or "(the start built by the comparison)", Path("(compare)"), opts)
+            except ConfigError as exc:
+                raise ConfigError(f"method {spec.name} (adapt): {exc}") from None
+            unknown = [r for r in reward_names(opts.reward) if r not in REWARDS]
+            if unknown:
+                raise ConfigError(f"method {spec.name} (adapt): unknown reward(s) {unknown}; known: {sorted(REWARDS)}")
 
 
 def start_fingerprint(start: Path) -> list[list[Any]]:
@@ -84,11 +119,13 @@ def method_hash(cfg: CompareConfig, spec: MethodSpec | None, start: list[list[An
     ``training_only=True`` leaves the evaluation settings out (the hash of ``train.json``).
     ``prompt``: the resolved prompt settings, for a row whose start is not in the hash (``api``)."""
     keys = TRAIN_KEYS if training_only else TRAIN_KEYS + EVAL_KEYS
+    if training_only and spec is not None and spec.method in ADAPT_KINDS:
+        keys += ("eval_split",)  # adapt trains on half A of the evaluation split: its training depends on it
     payload: dict[str, Any] = {"version": RESULT_VERSION, "shared": _shared_settings(cfg, keys), "start": start}
     if prompt is not None:
         payload["prompt"] = prompt
     if spec is not None:
-        payload["method"] = dataclasses.asdict(spec)
+        payload["method"] = {k: v for k, v in dataclasses.asdict(spec).items() if k not in NEW_SPEC_FIELDS or v is not None}
         if spec.config:
             p = Path(spec.config)
             payload["recipe_yaml"] = p.read_text() if p.is_file() else f"(missing) {spec.config}"
@@ -117,7 +154,8 @@ def _job_base(cfg: CompareConfig, start: Path, world: Path) -> dict[str, Any]:
         "eval_split": cfg.eval_split, "eval_limit": cfg.eval_limit, "eval_batch_size": cfg.eval_batch_size,
         "max_new_tokens": cfg.max_new_tokens, "device": cfg.device, "budget": cfg.budget,
         "seen_eval_split": cfg.seen_eval_split, "seen_eval_limit": cfg.seen_eval_limit,
-        "budget_value": cfg.budget_value,
+        "budget_value": cfg.budget_value, "eval_half": cfg.eval_half, "headroom_n": cfg.headroom_n,
+        "headroom_temperature": cfg.headroom_temperature,
     }
 
 
@@ -153,6 +191,7 @@ def run_compare(cfg: CompareConfig, out: str | Path, *, log: Callable[[str], Non
     from sqlcoach.pipelines.compare.report import write_reports
 
     t0 = time.monotonic()
+    check_methods(cfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start, world, must_build = resolve_start(cfg, out)
@@ -264,17 +303,25 @@ def _run_method(cfg: CompareConfig, spec: MethodSpec | None, base: dict[str, Any
         if train.status != "ok":
             row.status, row.train = train.status, train
             return _finish(row, mdir, log, f"{name}: {train.status}" + (f" (log: {train.log})" if train.log else ""))
-    model_dir = str(start) if train is None else str(train.final_dir)
-    log(f"{name}: evaluating {model_dir}")
-    ev = EvalResult.from_dict(jobs.run_child("eval", dict(base, name=name, model=model_dir, pred_path=str(mdir / "pred.sql")),
-                                             mdir, log=log, threads=cfg.threads))
+    job = dict(base, name=name, pred_path=str(mdir / "pred.sql"))
+    if spec is not None and spec.method in SELECTION_KINDS:
+        # the verifier is not a policy: the START samples and the trained verifier selects
+        job.update(model=str(start), verifier=str(train.final_dir), selection=spec.selection())  # type: ignore[union-attr]
+        log(f"{name}: evaluating {start} with {spec.selection()} and the verifier {train.final_dir}")  # type: ignore[union-attr]
+    else:
+        job["model"] = str(start) if train is None else str(train.final_dir)
+        log(f"{name}: evaluating {job['model']}")
+    ev = EvalResult.from_dict(jobs.run_child("eval", job, mdir, log=log, threads=cfg.threads))
     row.status, row.train, row.eval = ev.status, train, ev
     if ev.status != "ok":
         return _finish(row, mdir, log, f"{name}: evaluation {ev.status} (log: {ev.log})")
     seen = ev.seen or {}
+    sels = ev.selections or {}
     return _finish(row, mdir, log, f"{name}: EX {_pct(ev.ex)} EM {_pct(ev.em)} on {ev.questions} questions; "
                    f"executes {_pct(ev.executes)}"
-                   + (f"; seen databases: EX {_pct(ev.seen_ex)} on {seen['questions']}" if seen else ""))
+                   + (f"; seen databases: EX {_pct(ev.seen_ex)} on {seen['questions']}" if seen else "")
+                   + ("; " + ", ".join(f"{k} {_pct(((v.get('summary') or {}).get('all') or {}).get('ex'))}"
+                                        for k, v in sels.items()) if sels else ""))
 
 
 def _run_api_method(cfg: CompareConfig, spec: MethodSpec, base: dict[str, Any], mdir: Path,
