@@ -92,6 +92,26 @@ def read_gold(path: str | Path) -> tuple[list[GoldItem], bool]:
     return items, multi
 
 
+def _refuse_records(path: Path, lines: list[str]) -> None:
+    """A JSON-lines file of records (``sqlcoach predict``'s ``X.jsonl``) is not a prediction file:
+    read as SQL, every line would be scored ``parse_error`` and the EX would be a silent 0."""
+    first = next((ln for ln in lines if ln.strip()), "")
+    if not first.lstrip().startswith("{"):
+        return
+    try:
+        record = json.loads(first)
+    except ValueError:
+        return
+    if isinstance(record, dict):
+        beside = path.with_suffix(".sql")
+        hint = f" ({beside} is beside it)" if path.suffix == ".jsonl" and beside.exists() else ""
+        raise DataError(
+            "this is a file of JSON records, not one SQL per line: pass the .sql file that "
+            f"`sqlcoach predict` writes beside its .jsonl{hint}; a sampled run's .jsonl goes to --samples",
+            str(path), lines.index(first) + 1,
+        )
+
+
 def read_pred(path: str | Path, gold: list[GoldItem], multi_turn: bool) -> tuple[list[str], list[str]]:
     """Return (predictions aligned with ``gold``, warnings).
 
@@ -104,6 +124,7 @@ def read_pred(path: str | Path, gold: list[GoldItem], multi_turn: bool) -> tuple
     if p.suffix == ".json":
         return _read_bird_json(p, gold)
     lines = _read_lines(p)
+    _refuse_records(p, lines)
     warnings: list[str] = []
     if not multi_turn:
         preds = [ln.strip() for ln in lines]

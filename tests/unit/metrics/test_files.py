@@ -76,3 +76,22 @@ def test_predictions_from_stdin(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("SELECT 1\nSELECT 2\n"))
     preds, _ = read_pred("-", items, multi)
     assert preds == ["SELECT 1", "SELECT 2"]
+
+
+def test_predict_jsonl_given_as_pred_is_refused_with_the_sql_file_named(tmp_path):
+    gold = write(tmp_path / "gold.sql", "SELECT 1\tdb\nSELECT 2\tdb\n")
+    pred = write(tmp_path / "greedy.jsonl", json.dumps({"index": 0, "sql": "SELECT 1"}) + "\n"
+                 + json.dumps({"index": 1, "sql": "SELECT 2"}) + "\n")
+    write(tmp_path / "greedy.sql", "SELECT 1\nSELECT 2\n")
+    items, multi = read_gold(gold)
+    with pytest.raises(DataError) as e:
+        read_pred(pred, items, multi)
+    assert "JSON records" in str(e.value) and "greedy.sql" in str(e.value) and ":1" in str(e.value)
+
+
+def test_sql_that_merely_starts_with_a_brace_is_still_read_as_sql(tmp_path):
+    gold = write(tmp_path / "gold.sql", "SELECT 1\tdb\n")
+    pred = write(tmp_path / "pred.sql", "{not json} SELECT 1\n")
+    items, multi = read_gold(gold)
+    preds, _ = read_pred(pred, items, multi)
+    assert preds == ["{not json} SELECT 1"]
