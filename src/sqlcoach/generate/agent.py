@@ -279,15 +279,17 @@ to the names the model writes (the reverse, used when ``config.observation_names
         """The observation within what is left of the budget; ``None`` when not even the wrapper fits."""
         left = self.config.observation_budget - self.used
         overhead = self.length(observation_text("", self.turns_left))
-        room = min(self.config.per_observation, left) - overhead
-        if room < 1:
-            return None
-        obs = observation_text(self._body(result, room), self.turns_left)
-        spent = self.length(obs)
-        if spent > min(self.config.per_observation, left):  # a non-additive length: render less
-            return None
-        self.used += spent
-        return obs
+        cap = min(self.config.per_observation, left)
+        room = cap - overhead
+        while room >= 1:
+            obs = observation_text(self._body(result, room), self.turns_left)
+            spent = self.length(obs)
+            if spent <= cap:
+                self.used += spent
+                return obs
+            # a non-additive length (tokens across the wrapper's seams): render the body smaller
+            room = min(room - 1, room - (spent - cap))
+        return None
 
     def _body(self, result: ExecResult, room: int) -> str:
         """The rendered result within ``room``; names encoded when asked, rendered smaller until the
