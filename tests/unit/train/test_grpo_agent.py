@@ -278,3 +278,17 @@ def test_recorded_block_round_trips():
     block = AgentTraining(max_turns=4, instruction=False)
     rec = block.as_recipe(192)
     assert rec["max_total_tokens"] == 192 and AgentTraining.of(rec) == block
+
+
+def test_predict_takes_the_command_line_then_the_recorded_agent_settings():
+    import argparse
+
+    from sqlcoach.commands.predict import AGENT_DEFAULTS, agent_settings
+
+    keys = dict(max_turns=None, observation_budget=None, observation_tokens=None, max_total_tokens=None,
+                on_limit=None, untagged=None, observation_names=None, agent_instruction=None)
+    recorded = AgentTraining(max_turns=3, per_observation=96, instruction=False).as_recipe(192)
+    st = agent_settings(argparse.Namespace(**{**keys, "max_turns": 4}), recorded)
+    assert st["max_turns"] == 4  # given on the command line
+    assert st["per_observation"] == 96 and st["instruction"] is False and st["max_total_tokens"] == 192  # recorded
+    assert agent_settings(argparse.Namespace(**keys), None) == AGENT_DEFAULTS
