@@ -148,6 +148,8 @@ class AgentRollout:
             self.totals["trajectories"] += 1
             self.totals["turns"] += len(env.turns)
             self.totals["queries"] += env.queries_run
+            self.totals["model_tokens"] += sum(roll.env_mask)
+            self.totals["observation_tokens"] += len(roll.env_mask) - sum(roll.env_mask)
             self.totals[f"finish/{env.finish}"] += 1
             self.seconds["generation"] += roll.gen_seconds
             self.seconds["execution"] += roll.exec_seconds
@@ -204,12 +206,15 @@ class AgentRollout:
                            generated_tokens=sum(sum(r.env_mask) for r in rolls), seconds=time.monotonic() - t0)
 
     def summary(self) -> dict[str, Any]:
-        """What the run's trajectories did: counts, mean turns and queries, how they ended, time."""
+        """What the run's trajectories did (this process's, the pass-rate filter's included): counts,
+        mean turns and queries, model and observation tokens, how they ended, time."""
         n = self.totals["trajectories"]
         return {
             "settings": self.block.as_recipe(self.max_total_tokens + 1), "trajectories": n,
             "mean_turns": round(self.totals["turns"] / n, 3) if n else None,
             "mean_queries": round(self.totals["queries"] / n, 3) if n else None,
+            # summary.json's tokens_generated counts whole trajectories (observations included): these split them
+            "model_tokens": self.totals["model_tokens"], "observation_tokens": self.totals["observation_tokens"],
             "finish": {k.split("/", 1)[1]: v for k, v in sorted(self.totals.items()) if k.startswith("finish/")},
             "generation_seconds": round(self.seconds["generation"], 2),
             "execution_seconds": round(self.seconds["execution"], 2),
