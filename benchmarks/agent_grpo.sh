@@ -9,17 +9,21 @@
 # 4. every model on the first N_DEV dev questions: single-pass greedy (`--single-pass`) and agent
 #    (`--agent --no-agent-instruction --max-turns 3`, what the multi-turn recipe trains), EX by
 #    `sqlcoach evaluate`; the agent summary line (mean turns, queries, recoveries) beside it.
-# Both GRPO arms run the same pass-rate filter size (160 prompts, k=4) and the same steps; each prints
-# its training seconds. Run with OMP_NUM_THREADS=1 on a shared machine.
+# Every GRPO arm runs the same pass-rate filter size (160 prompts, k=4), 8 questions per step and the
+# same steps; each prints its training seconds. A stage whose output folder exists is kept (delete it
+# to redo). Run with OMP_NUM_THREADS=1 on a shared machine.
 set -euo pipefail
 START=$1; WORLD=$2; NTRAIN=$3; NDEV=$4; STEPS=$5; OUT=$6
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$OUT"
-echo "== warm start"
-bash "$HERE/benchmarks/agent_warmstart.sh" "$START" "$WORLD" "$NTRAIN" "$NDEV" "$OUT/warm"
 WARM="$OUT/warm/sft/final"
+if [ -d "$WARM" ]; then echo "== warm start: kept $WARM (delete it to redo)"; else
+  echo "== warm start"
+  bash "$HERE/benchmarks/agent_warmstart.sh" "$START" "$WORLD" "$NTRAIN" "$NDEV" "$OUT/warm"
+fi
 grpo() {  # name config model [key=value ...]
   name=$1; config=$2; model=$3; shift 3
+  if [ -d "$OUT/$name/final" ]; then echo "== train $name: kept $OUT/$name/final (delete it to redo)"; return; fi
   echo "== train $name"
   sqlcoach train grpo --config "$HERE/configs/grpo/$config" model="$model" data_path="$WORLD" output_dir="$OUT/$name" \
     max_steps="$STEPS" max_seconds=3600 pass_rate_max_prompts=160 save_steps="$STEPS" sample_every=0 disable_tqdm=true "$@" \
@@ -30,7 +34,7 @@ grpo grpo-single-warm demo.yaml "$WARM"
 grpo grpo-multi-warm demo-agent.yaml "$WARM"
 head -n "$NDEV" "$WORLD/dev_gold.sql" > "$OUT/gold.sql"
 score() { sqlcoach evaluate --gold "$OUT/gold.sql" --pred "$1" --db "$WORLD/database" --etype exec --quiet --no-headroom 2>/dev/null | grep -E "EX" | head -2; }
-for m in start:"$START" grpo-single-start:"$OUT/grpo-single-start/final" grpo-single-warm:"$OUT/grpo-single-warm/final" \
+for m in start:"$START" warm:"$WARM" grpo-single-start:"$OUT/grpo-single-start/final" grpo-single-warm:"$OUT/grpo-single-warm/final" \
          grpo-multi-warm:"$OUT/grpo-multi-warm/final"; do
   name=${m%%:*}; model=${m#*:}
   common=(--model "$model" --data "$WORLD" --split dev --limit "$NDEV" --workers 1 --device cpu --batch-size 16)
