@@ -6,6 +6,7 @@
         [--history questions|predicted|gold] [--backend hf|vllm] [--limit N] [--resume] [--prefix-cache auto|on|off] \\
         [--n 8 --select vote|first|vote-nonempty]
     sqlcoach predict --agent [--max-turns 5] [--observation-budget 3000] [--untagged error|solution] ...
+    sqlcoach predict --single-pass ...   (a model trained by multi-turn GRPO, answered in one pass)
     sqlcoach predict --backend openai --base-url http://127.0.0.1:8000/v1 --model NAME --data D --out OUT \\
         [--api-key-env OPENAI_API_KEY] [--concurrency 4] [--request-timeout 60] [--max-retries 5] [--max-rps R]
 
@@ -35,7 +36,10 @@ and ``--resume`` keyed by content (example + endpoint, model, decoding and promp
 ``--agent`` answers each question with a multi-turn trajectory (docs/agent.md): the model runs
 ``<sql>...</sql>`` queries in the sandbox, reads each result, and ends with ``<solution>...</solution>``;
 OUT holds the final answers, the JSONL every turn, and the summary mean turns, queries run,
-recoveries (when the data has gold SQL) and the time split into generation and execution.
+recoveries (when the data has gold SQL) and the time split into generation and execution. A model
+trained by multi-turn GRPO records its agent settings in ``sqlcoach_recipe.json``: ``predict`` runs
+it as an agent by default with those settings (a flag given on the command line wins), says so on
+one line, and ``--single-pass`` answers in one pass instead.
 """
 
 from __future__ import annotations
@@ -105,20 +109,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--agent", action="store_true",
                    help="multi-turn: the model may run <sql>...</sql> queries and read their results before its "
                    "<solution>...</solution> (hf backend, one trajectory per question)")
-    p.add_argument("--max-turns", type=int, default=5, help="--agent: model turns per trajectory")
-    p.add_argument("--observation-budget", type=int, default=3000,
+    p.add_argument("--single-pass", action="store_true",
+                   help="answer in one pass even when the model's recipe records agent settings (a model trained by "
+                   "multi-turn GRPO runs as an agent by default)")
+    p.add_argument("--max-turns", type=int, default=None,
+                   help=f"--agent: model turns per trajectory (default: the model's recorded setting, else {AGENT_DEFAULTS['max_turns']})")
+    p.add_argument("--observation-budget", type=int, default=None,
                    help="--agent: tokens of observations per trajectory (each at most --observation-tokens)")
-    p.add_argument("--observation-tokens", type=int, default=600, help="--agent: tokens per observation at most")
-    p.add_argument("--max-total-tokens", type=int, default=1024,
+    p.add_argument("--observation-tokens", type=int, default=None, help="--agent: tokens per observation at most")
+    p.add_argument("--max-total-tokens", type=int, default=None,
                    help="--agent: tokens per trajectory, observations included (--max-new-tokens bounds one turn)")
-    p.add_argument("--on-limit", default="last_query", choices=["last_query", "none"],
+    p.add_argument("--on-limit", default=None, choices=["last_query", "none"],
                    help="--agent: the answer of a trajectory that never wrote <solution>: its last query, or none")
-    p.add_argument("--untagged", default="error", choices=["error", "solution"],
+    p.add_argument("--untagged", default=None, choices=["error", "solution"],
                    help="--agent: a turn without tags is an error observation (default), or the final answer")
-    p.add_argument("--observation-names", default="template", choices=["template", "real"],
+    p.add_argument("--observation-names", default=None, choices=["template", "real"],
                    help="--agent: names in observations as the template writes them (placeholders for the anonymized "
                    "template) or the database's real names")
-    p.add_argument("--no-agent-instruction", dest="agent_instruction", action="store_false",
+    p.add_argument("--no-agent-instruction", dest="agent_instruction", action="store_false", default=None,
                    help="--agent: leave the protocol instruction out of the prompt (a model trained on agent rows "
                    "without it; a tiny demo model that cannot read it)")
     p.add_argument("--prefix-cache", default="auto", choices=["auto", "on", "off"],
@@ -140,8 +148,9 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         examples = examples[: args.limit]
     temperature = args.temperature if args.temperature is not None else (0.8 if args.n > 1 else 0.0)
+    recorded = _recorded_agent(args)
     if args.agent:
-        return _run_agent(args, examples, temperature)
+        return _run_agent(args, examples, temperature, recorded)
     if args.backend == "openai":
         if args.verifier is not None:
             raise ConfigError("--verifier selection runs with the local backends (hf, vllm), not --backend openai")
@@ -224,18 +233,62 @@ def _run_openai(args: argparse.Namespace, examples: list, temperature: float) ->
     return _report(summary, args.json_out)
 
 
-def _run_agent(args: argparse.Namespace, examples: list, temperature: float) -> int:
-    """``predict --agent``: one trajectory per example (``sqlcoach.generate.agent_predict``)."""
+def _recorded_agent(args: argparse.Namespace) -> dict | None:
+    """The agent settings the model's recipe records (multi-turn GRPO), deciding the mode: such a
+    model runs as an agent unless ``--single-pass``, and a line says so. Sets ``args.agent``."""
+    if args.agent and args.single_pass:
+        raise ConfigError("--agent and --single-pass contradict each other: choose one")
+    if args.backend == "openai":
+        return None  # --model names a served model, not a folder
+    from sqlcoach.prompts.recipe import recipe_of
+
+    recipe = recipe_of(args.model)
+    agent = recipe.agent if recipe is not None and isinstance(recipe.agent, dict) else None
+    if agent is None or args.agent:
+        return agent
+    if args.single_pass:
+        print(f"note: {args.model} was trained as an agent (multi-turn GRPO); answering in one pass as asked (--single-pass)")
+        return None
+    if args.backend != "hf":
+        print(f"note: {args.model} was trained as an agent, but the agent runs with --backend hf; answering in one pass "
+              f"with --backend {args.backend}")
+        return None
+    print(f"note: {args.model} was trained as an agent (multi-turn GRPO, at most {agent.get('max_turns')} turns): "
+          "predicting as an agent with its recorded settings (--single-pass answers in one pass)")
+    args.agent = True
+    return agent
+
+
+#: ``predict --agent``'s settings when neither the command line nor the model's recipe gives one
+AGENT_DEFAULTS = {"max_turns": 5, "observation_budget": 3000, "per_observation": 600, "max_total_tokens": 1024,
+                  "on_limit": "last_query", "untagged": "error", "observation_names": "template", "instruction": True}
+
+
+def agent_settings(args: argparse.Namespace, recorded: dict | None) -> dict:
+    """Each agent setting: the command line's when given, else the model's recorded one, else ``AGENT_DEFAULTS``."""
+    given = {"max_turns": args.max_turns, "observation_budget": args.observation_budget,
+             "per_observation": args.observation_tokens, "max_total_tokens": args.max_total_tokens,
+             "on_limit": args.on_limit, "untagged": args.untagged, "observation_names": args.observation_names,
+             "instruction": args.agent_instruction}
+    rec = recorded or {}
+    return {k: given[k] if given[k] is not None else rec.get(k, d) if rec.get(k) is not None else d
+            for k, d in AGENT_DEFAULTS.items()}
+
+
+def _run_agent(args: argparse.Namespace, examples: list, temperature: float, recorded: dict | None = None) -> int:
+    """``predict --agent`` (or a model whose recipe records agent settings): one trajectory per
+    example (``sqlcoach.generate.agent_predict``)."""
     if args.backend != "hf":
         raise ConfigError("--agent runs with --backend hf")
     if args.resume or args.turn_history not in (None, "questions"):
         raise ConfigError("--agent predicts afresh from the question alone: no --resume or --history")
     from sqlcoach.generate.agent import AgentConfig
 
-    config = AgentConfig(max_turns=args.max_turns, observation_budget=args.observation_budget,
-                         per_observation=args.observation_tokens, on_limit=args.on_limit, untagged=args.untagged,
-                         timeout=args.timeout, observation_names=args.observation_names)
-    if args.max_total_tokens < 1:
+    st = agent_settings(args, recorded)
+    config = AgentConfig(max_turns=st["max_turns"], observation_budget=st["observation_budget"],
+                         per_observation=st["per_observation"], on_limit=st["on_limit"], untagged=st["untagged"],
+                         timeout=args.timeout, observation_names=st["observation_names"])
+    if st["max_total_tokens"] < 1:
         raise ConfigError("--max-total-tokens must be >= 1")
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.generate.agent_predict import predict_agent, recoveries
@@ -254,9 +307,9 @@ def _run_agent(args: argparse.Namespace, examples: list, temperature: float) -> 
     workers = 1 if args.workers is None else args.workers
     summary = predict_agent(
         model, tokenizer, examples, args.out, config=config, temperature=temperature, top_p=args.top_p,
-        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, max_total_tokens=args.max_total_tokens,
+        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, max_total_tokens=st["max_total_tokens"],
         prompt=recipe.prompt, workers=workers, seed=args.seed,
-        instruction=args.agent_instruction, n=args.n,
+        instruction=st["instruction"], n=args.n,
         select=selector if args.verifier is not None else args.select or DEFAULT_SELECTOR,
     )
     if any(ex.gold_sql for ex in examples):

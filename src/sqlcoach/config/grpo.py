@@ -15,9 +15,11 @@ Shared fields and rules: ``config.base``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from sqlcoach.config.agent import AgentTraining
 from sqlcoach.config.base import PromptFields, RunConfig, TrainerFields, opt, redefault
-from sqlcoach.config.rl import RLFields
+from sqlcoach.config.rl import RLFields, yaml_value
 from sqlcoach.errors import ConfigError
 
 #: TRL 1.16 ``GRPOConfig.loss_type`` values (trl/trainer/grpo_config.py).
@@ -37,6 +39,9 @@ class GRPORunConfig(RLFields, PromptFields, TrainerFields, RunConfig):
     dynamic_sampling: bool = opt(False, "DAPO dynamic sampling, online: leave out of the loss every group whose G "
                                  "completions all match the gold or all miss it (the binary execution outcome, not "
                                  "the shaped reward)")
+    agent: Any = opt(None, "multi-turn GRPO: a mapping {max_turns, observation_budget, per_observation, on_limit, "
+                     "untagged, observation_names, timeout, max_turn_tokens, instruction, protocol} "
+                     "(config.agent.AgentTraining; budgets in tokens; docs/agent.md); null: single-turn")
     # GRPO
     num_generations: int = opt(8, "group size G: completions per prompt")
     loss_type: str = opt("dapo", f"TRL loss: one of {LOSS_TYPES}")
@@ -86,6 +91,23 @@ class GRPORunConfig(RLFields, PromptFields, TrainerFields, RunConfig):
         if self.method != "lora" and self.merge_lora:
             raise ConfigError("merge_lora applies to method=lora only (a full fine-tune has nothing to merge)")
         self._check_vllm()
+        self._check_agent()
+
+    def _check_agent(self) -> None:
+        self.agent = AgentTraining.of(yaml_value(self.agent, "agent"))
+        if self.agent is None:
+            if "agent_format" in _reward_names(self.rewards):
+                raise ConfigError("the agent_format reward scores multi-turn trajectories: it needs an agent: block")
+            return
+        if self.use_vllm:
+            raise ConfigError("agent: the multi-turn rollout generates with Hugging Face generate (each turn stops at "
+                              "</sql> or </solution> and the environment answers); use_vllm is not wired into it: set "
+                              "use_vllm=false")
+        if self.agent.max_turn_tokens is not None and self.agent.max_turn_tokens > self.max_completion_length:
+            raise ConfigError(f"agent max_turn_tokens ({self.agent.max_turn_tokens}) must be <= max_completion_length "
+                              f"({self.max_completion_length}), which bounds the whole trajectory")
+        if self.max_completion_length < 2:
+            raise ConfigError("agent: max_completion_length must be >= 2 (a turn and the end token)")
 
     def _check_grpo(self) -> None:
         if self.num_generations < 2:
@@ -132,3 +154,9 @@ class GRPORunConfig(RLFields, PromptFields, TrainerFields, RunConfig):
             raise ConfigError("vllm_gpu_memory_utilization must be in (0, 1]")
         if self.vllm_tensor_parallel_size < 1 or self.vllm_server_port < 1 or self.vllm_server_timeout <= 0:
             raise ConfigError("vllm_tensor_parallel_size and vllm_server_port must be >= 1, vllm_server_timeout > 0")
+
+
+def _reward_names(spec: Any) -> list[str]:
+    """The reward names a ``rewards`` value lists (a name, or a list of names / {name: ...} entries)."""
+    items = [spec] if isinstance(spec, str) else list(spec) if isinstance(spec, (list, tuple)) else []
+    return [i if isinstance(i, str) else str(i.get("name")) for i in items if isinstance(i, (str, dict))]

@@ -279,15 +279,17 @@ to the names the model writes (the reverse, used when ``config.observation_names
         """The observation within what is left of the budget; ``None`` when not even the wrapper fits."""
         left = self.config.observation_budget - self.used
         overhead = self.length(observation_text("", self.turns_left))
-        room = min(self.config.per_observation, left) - overhead
-        if room < 1:
-            return None
-        obs = observation_text(self._body(result, room), self.turns_left)
-        spent = self.length(obs)
-        if spent > min(self.config.per_observation, left):  # a non-additive length: render less
-            return None
-        self.used += spent
-        return obs
+        cap = min(self.config.per_observation, left)
+        room = cap - overhead
+        while room >= 1:
+            obs = observation_text(self._body(result, room), self.turns_left)
+            spent = self.length(obs)
+            if spent <= cap:
+                self.used += spent
+                return obs
+            # a non-additive length (tokens across the wrapper's seams): render the body smaller
+            room = min(room - 1, room - (spent - cap))
+        return None
 
     def _body(self, result: ExecResult, room: int) -> str:
         """The rendered result within ``room``; names encoded when asked, rendered smaller until the
@@ -308,6 +310,17 @@ to the names the model writes (the reverse, used when ``config.observation_names
             if budget <= 0:
                 return ""
             budget = max(0, budget - over)
+
+    def answer_as_written(self) -> str:
+        """The final answer as the model wrote it (before an anonymizing template's placeholders were
+        mapped back): what a reward that decodes with the row's ``sql_names`` must read; ``""``
+        when the trajectory gave no answer."""
+        if not self.answer:
+            return ""
+        for t in reversed(self.turns):
+            if t.kind in ("solution", "sql") and t.sql == self.answer:
+                return parse_turn(t.text, self.config.untagged, self.extract).sql
+        return self.answer
 
     def _end(self, finish: str, answer: str | None) -> None:
         self.done = True
@@ -401,8 +414,9 @@ def run_agent(model: Any, tokenizer: Any, prompts: Sequence[str], envs: Sequence
     Each round generates the next turn of every active trajectory (at most ``max_new_tokens`` per
     turn and ``max_total_tokens`` per trajectory, observations included, as GRPO's
     ``max_completion_length`` bounds it), runs their queries in one ``executor.run`` call (default:
-    each env's own executor), and appends each observation's tokens with ``env_mask`` 0. A
-    trajectory out of tokens ends as at the turn limit (``finish="length"``). ``on_round(round,
+    each env's own executor), and appends each observation's tokens with ``env_mask`` 0, cut to the
+    room left (``len(completion_ids) <= max_total_tokens`` always). A trajectory out of tokens ends
+    as at the turn limit (``finish="length"``). ``on_round(round,
     active)`` reports progress."""
     if len(prompts) != len(envs):
         raise ValueError("one environment per prompt")
@@ -449,7 +463,10 @@ def run_agent(model: Any, tokenizer: Any, prompts: Sequence[str], envs: Sequence
             rolls[i].exec_seconds += secs
             obs = envs[i].observe(results.get(i), secs)
             if obs:
+                # cut, not dropped: an observation never takes the trajectory past max_total_tokens
+                # (the trajectory then ends by length at the next round)
                 ids = tokenizer(obs, add_special_tokens=False)["input_ids"]
+                ids = ids[: max(0, max_total_tokens - len(rolls[i].completion_ids))]
                 rolls[i].completion_ids += ids
                 rolls[i].env_mask += [0] * len(ids)
     return rolls

@@ -67,6 +67,9 @@ class PromptRecipe:
     source: str = ""
     history: list[str] = field(default_factory=list)  # the sqlcoach steps that produced this folder, oldest first
     adapted: dict[str, Any] | None = None  # `sqlcoach adapt`: databases, questions sha256, rewards, rounds
+    #: multi-turn GRPO's ``agent:`` block (``config.agent.AgentTraining.as_recipe``): ``predict`` on
+    #: this model then runs as an agent by default (``--single-pass`` to answer in one pass)
+    agent: dict[str, Any] | None = None
 
     @property
     def system_prompt(self) -> str | None:

@@ -14,6 +14,7 @@ import inspect
 from typing import Any, Iterable
 
 from sqlcoach.errors import ConfigError
+from sqlcoach.rewards.agent import AgentFormatReward
 from sqlcoach.rewards.base import RewardFn
 from sqlcoach.rewards.complexity import ComplexityReward
 from sqlcoach.rewards.consensus import ConsensusReward
@@ -35,6 +36,7 @@ REWARDS: dict[str, type] = {
     "reward_model": RewardModelReward,  # a trained RM (`sqlcoach train rm`): needs model_dir
     "consensus": ConsensusReward,  # no gold: agreement of the G samples' results (`sqlcoach adapt`)
     "verifier": VerifierReward,  # a trained verifier (`sqlcoach train verifier`): needs verifier_path; no gold read
+    "agent_format": AgentFormatReward,  # multi-turn GRPO (an `agent:` block): the trajectory answered, no malformed turn
 }
 
 PRESETS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {

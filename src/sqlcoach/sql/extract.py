@@ -3,7 +3,9 @@
 Tried in order, the first that yields SQL wins:
 
 1. the last ``<answer>...</answer>`` (its inside is extracted again: it usually holds a ```sql
-   block), then the last ``<sql>...</sql>``;
+   block), then the last ``<solution>...</solution>`` (the SQL agent's final answer,
+   ``sqlcoach.prompts.agent``: an agent-trained model answering in one pass writes it), then the
+   last ``<sql>...</sql>``;
 2. the last ```sql fenced block, else the last fenced block of any language whose body looks
    like SQL; a final ```sql fence left open (generation cut off) counts up to the end;
 3. the text after the last ``###Response:`` (DB-GPT-Hub's cue);
@@ -163,10 +165,10 @@ def _plain(text: str) -> str:
 
 
 def _extract(text: str) -> str:
-    for tag in ("answer", "sql"):
+    for tag in ("answer", "solution", "sql"):
         inner = _last_tag(text, tag)
         if inner is not None:
-            sql = _extract(inner) if tag == "answer" else (_from_fences(inner) or clean_sql(inner))
+            sql = _extract(inner) if tag != "sql" else (_from_fences(inner) or clean_sql(inner))
             if sql:
                 return sql
     sql = _from_fences(text)

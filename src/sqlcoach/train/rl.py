@@ -72,14 +72,17 @@ def _train_rows(cfg: Any, task: Task, examples: list[Any] | None, log: Callable[
 
 def prompt_rows(cfg: Any, task: Task, *, pool: Any, log: Callable[[str], None], examples: list[Any] | None = None,
                 rows: list[dict[str, Any]] | None = None, model: Any = None, tokenizer: Any = None,
-                generate: GenerateFn | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                generate: GenerateFn | None = None,
+                on_rows: Callable[[list[dict[str, Any]]], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The prompt rows of an RL run and how they were chosen: ``(rows, {"build", "gold", "pass_rate"})``.
 
     ``rows`` (ready rows) replaces loading and building (cut to ``max_examples``; curation still
     applies); ``examples`` replaces loading. Gold curation runs when the task needs gold and
     ``curate_gold`` is set; the pass-rate filter with ``pass_rate_k`` samples the start policy
     (``model``, ``tokenizer``; ``generate``: another sampler with ``generate_texts``' signature),
-    each process its share of the prompts. ``DataError`` when no row is left."""
+    each process its share of the prompts. ``on_rows(rows)`` sees the rows before the pass-rate
+    filter (multi-turn GRPO's rollout registers them there: its ``generate`` needs their databases).
+    ``DataError`` when no row is left."""
     from sqlcoach.train.rl_data import curate_gold, sharded_pass_rate_filter
 
     build_report: dict[str, Any] = {}
@@ -91,6 +94,8 @@ def prompt_rows(cfg: Any, task: Task, *, pool: Any, log: Callable[[str], None], 
     if cfg.curate_gold and task.needs_gold:
         rows, gold_report = curate_gold(rows, pool=pool)
         log(f"gold curation: kept {gold_report['kept']} of {gold_report['in']} prompts; dropped {gold_report['dropped']}")
+    if on_rows is not None:
+        on_rows(rows)
     if cfg.pass_rate_k:
         head = rows if cfg.pass_rate_max_prompts is None else rows[: cfg.pass_rate_max_prompts]
         # each rank samples its share of the prompts (rows[r::N]) and the pass rates are gathered
@@ -168,15 +173,19 @@ def sample_rows(completions: list[Any], columns: dict[str, list[Any]], rewards: 
     def col(name: str) -> list[Any]:
         return columns.get(name) or [None] * m
 
+    agent = isinstance(columns.get("agent_turns"), list)  # multi-turn GRPO: a trajectory per completion
     out = []
     for i in order[:n]:
         o = outcomes[i] if outcomes else None
         comp = {name: vals[i] for name, vals in rewards.items()}
         total = totals[i] if totals is not None else sum(v for v in comp.values() if v is not None)
-        out.append({
+        row = {
             "index": i, "question": col("question")[i], "db_id": col("db_id")[i], "gold_sql": col("gold_sql")[i],
-            "completion": completion_text(completions[i])[:500],
+            "completion": completion_text(completions[i])[: 2000 if agent else 500],
             "sql": o.sql if o is not None else completion_sql(completions[i], col("sql_names")[i]),
             "result": _result_text(o), "rewards": comp, "reward": round(float(total), 4),
-        })
+        }
+        if agent:  # the trajectory: its turns, queries run and how it ended (the SQL above is its final answer)
+            row.update(turns=col("agent_turns")[i], queries=col("agent_queries")[i], finish=col("agent_finish")[i])
+        out.append(row)
     return out

@@ -24,6 +24,10 @@ CASES = [
     ("<think>x</think><answer>SELECT a FROM t</answer>", "SELECT a FROM t"),
     ("<reasoning>we need t</reasoning>\n<sql>\nSELECT b FROM t\n</sql>", "SELECT b FROM t"),
     ("<answer>first</answer> <answer>SELECT 2</answer>", "SELECT 2"),
+    # the SQL agent's protocol: the final answer wins over the queries run before it
+    ("<solution>SELECT c1 FROM t1</solution>", "SELECT c1 FROM t1"),
+    ("<sql>SELECT a FROM t</sql>\n<observation>\nrows: 0\n</observation>\n<solution>SELECT b FROM t</solution>",
+     "SELECT b FROM t"),
     ("<sql>SELECT never_closed FROM t", "SELECT never_closed FROM t"),
     # DB-GPT-Hub
     ("...###Input:\nq\n\n###Response:SELECT count(*) FROM singer", "SELECT count(*) FROM singer"),

@@ -1,0 +1,85 @@
+"""GRPO's ``agent:`` block, typed and checked at load: ``AgentTraining`` is the environment's own
+settings (``sqlcoach.generate.agent.AgentConfig``: turns, observation budgets, the answer at the
+turn limit, the sandbox timeout; checked by it) plus the protocol, the prompt instruction and the
+tokens of one model turn, so that ``sqlcoach train grpo`` refuses a bad block before any model
+loads. The ``agent:`` block as a model folder records it (``sqlcoach_recipe.json``'s
+``agent``) is ``AgentTraining.as_recipe``, read back by ``AgentTraining.of``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from sqlcoach.errors import ConfigError
+from sqlcoach.generate.agent import AgentConfig
+
+#: how the model's turns are written: SkyRL-SQL's tags (``sqlcoach.prompts.agent``), which any chat
+#: template carries. Native tool calls (TRL's ``environment_factory``) need a tool-calling template
+#: and are not wired into the GRPO recipe.
+PROTOCOLS = ("tags",)
+
+
+@dataclass(frozen=True)
+class AgentTraining:
+    """GRPO's ``agent:`` block: multi-turn rollouts (docs/agent.md). Budgets count tokens.
+
+    ``max_turn_tokens`` bounds one model turn (``None``: the whole ``max_completion_length``, which
+    bounds the trajectory, observations included); ``instruction`` appends the protocol instruction
+    to the prompt (``sqlcoach.prompts.agent``; off for a model that learnt the tags without it)."""
+
+    protocol: str = "tags"
+    max_turns: int = 5
+    observation_budget: int = 512
+    per_observation: int = 256
+    on_limit: str = "last_query"
+    untagged: str = "error"
+    observation_names: str = "template"
+    timeout: float = 5.0
+    max_turn_tokens: int | None = None
+    instruction: bool = True
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(
+                f"agent protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}: native tool calls "
+                "(TRL's environment_factory) need a tool-calling chat template and are not wired into sqlcoach's "
+                "GRPO recipe; the tag protocol works with any template")
+        if self.max_turn_tokens is not None and (isinstance(self.max_turn_tokens, bool)
+                                                 or not isinstance(self.max_turn_tokens, int) or self.max_turn_tokens < 1):
+            raise ConfigError(f"agent max_turn_tokens must be an int >= 1 or null, got {self.max_turn_tokens!r}")
+        if not isinstance(self.instruction, bool):
+            raise ConfigError(f"agent instruction must be true or false, got {self.instruction!r}")
+        self.env()  # the trajectory settings' own checks
+
+    def env(self) -> AgentConfig:
+        """The environment's settings (``sqlcoach.generate.agent.SqlAgentEnv``)."""
+        return AgentConfig(max_turns=self.max_turns, observation_budget=self.observation_budget,
+                           per_observation=self.per_observation, on_limit=self.on_limit, untagged=self.untagged,
+                           timeout=self.timeout, observation_names=self.observation_names)
+
+    def as_recipe(self, max_total_tokens: int) -> dict[str, Any]:
+        """What a model folder records (``sqlcoach_recipe.json``'s ``agent``): this block and the
+        tokens per trajectory it was trained with."""
+        return {**asdict(self), "max_total_tokens": int(max_total_tokens)}
+
+    @classmethod
+    def of(cls, value: Any, where: str = "agent") -> AgentTraining | None:
+        """The block from a YAML mapping (unknown keys are errors naming the known ones), an
+        ``AgentTraining`` as is, ``None`` / ``false`` for none, ``true`` for the defaults (also
+        as the strings a ``key=value`` override gives). A recorded recipe's extra ``max_total_tokens`` is accepted."""
+        if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "false", "no", "off", "null", "none", ""):
+            value = value.strip().lower() in ("true", "yes", "on")  # `agent=true` on the command line: the defaults
+        if value is None or value is False:
+            return None
+        if isinstance(value, cls):
+            return value
+        if value is True:
+            return cls()
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping of agent settings (or null), got {value!r}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(value) - known - {"max_total_tokens"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+        return cls(**{k: v for k, v in value.items() if k in known})
