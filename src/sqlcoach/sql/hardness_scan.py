@@ -288,8 +288,8 @@ def _unit(toks: list[str], acc: _Cond) -> None:
     ops = [(i, t) for i, t in top if t in _COMPARE or t in ("in", "between")]
     if len(ops) > 1:
         raise _Refuse("two operators in one unit")
-    if not ops:
-        _check_expr([t for t in toks if t != "not"])
+    if not ops:  # a bare expression as the condition, NOT allowed only in front
+        _check_expr(toks[1:] if toks[0] == "not" else toks)
         return
     i, op = ops[0]
     left = toks[:i]

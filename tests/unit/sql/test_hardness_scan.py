@@ -62,6 +62,7 @@ DECLINED = [
     "SELECT a FROM t JOIN u , v ON t.x = v.x",
     "",
     "SELECT a FROM t WHERE (a = 1",
+    "SELECT a FROM t WHERE id NOT OR (SELECT id FROM u)",
 ]
 
 
