@@ -27,7 +27,10 @@ step, ``max_completion_length`` 64, no pass-rate filter or gold curation (those 
 steps and are not what is timed). Prints one JSON object: median seconds per step of each run over all its timed
 steps, A/B (target <= 1.05) and C/A (target <= 1.5; D/A and E/A beside it), the per-repeat medians, and the mean reward of
 A and B (equal work: the same seed gives the same completions, so these match when nothing but
-bookkeeping differs).
+bookkeeping differs). A and B are timed by the same step-timer callback (A gets it as an extra
+callback), which also records the training thread's CPU seconds per step: on a shared machine
+``sqlcoach_over_plain_trl_cpu`` (and ``_paired``, the median of the per-repeat ratios) are the
+steadier figures, since the wall clock also measures the other tenants.
 """
 
 from __future__ import annotations
@@ -159,6 +162,7 @@ def main() -> None:
             x["median"] / y["median"] for x, y in zip(res["sqlcoach_grpo"], res["plain_trl_grpo"])), 3),
         # CPU seconds of the training thread per step (median): the work itself, whatever the load
         "cpu_s_per_step": {k: round(statistics.median(x["cpu"] for x in res[k]), 3) for k in ("sqlcoach_grpo", "plain_trl_grpo")},
+        "cpu_per_repeat": {k: [round(x["cpu"], 3) for x in res[k]] for k in ("sqlcoach_grpo", "plain_trl_grpo")},
         "sqlcoach_over_plain_trl_cpu": round(statistics.median(x["cpu"] for x in res["sqlcoach_grpo"])
                                              / statistics.median(x["cpu"] for x in res["plain_trl_grpo"]), 3),
         "mean_reward": {k: [round(x["reward"], 4) for x in res[k]] for k in ("sqlcoach_grpo", "plain_trl_grpo")},
