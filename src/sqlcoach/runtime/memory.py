@@ -1,13 +1,8 @@
-"""Peak memory of a block of code: this process's resident set, and CUDA's allocator peak.
+"""Peak memory of a block of code: this process's resident set (sampled), and CUDA's allocator peak.
 
-``ru_maxrss`` only ever grows over a process's life, so a per-stage peak needs more. On Linux the
-kernel keeps the resident set's high-water mark (``VmHWM`` in ``/proc/self/status``) and resets it
-on request (``5`` written to ``/proc/self/clear_refs``): ``track_peak`` resets it on entry and reads
-it on exit, which is exact and costs nothing while the block runs. Where that reset is refused,
-a daemon thread samples ``/proc/self/statm`` every ``interval`` seconds instead (the only way
-before): it wakes 20 times a second inside every training run and takes the GIL from the training
-thread each time, and a peak shorter than its interval can be missed. Memory of child processes
-(the SQL executor's workers) is not counted. On systems without ``/proc`` the process-lifetime
+``ru_maxrss`` only ever grows over a process's life, so a per-stage peak needs sampling: a daemon
+thread reads ``/proc/self/statm`` every ``interval`` seconds. Memory of child processes (the SQL
+executor's workers) is not counted. On systems without ``/proc`` the process-lifetime
 ``ru_maxrss`` is reported instead (and ``sampled`` is False).
 """
 
@@ -40,33 +35,6 @@ def lifetime_peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
-def _high_water_mb() -> float | None:
-    """The kernel's peak resident set of this process since its last reset, in MiB (``None`` without it)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 2**10
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _reset_high_water() -> bool:
-    """Reset ``VmHWM`` to the current resident set (Linux >= 4.0); False where it is refused."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-# Peaks of the track_peak blocks now open, innermost last: a reset of the high-water mark by an
-# inner block first folds the mark so far into every open block, so nesting loses nothing.
-_open_blocks: list[list[float]] = []
-
-
 @dataclass
 class PeakMemory:
     rss_mb: float = 0.0
@@ -79,32 +47,12 @@ class PeakMemory:
 
 @contextmanager
 def track_peak(interval: float = 0.05) -> Iterator[PeakMemory]:
-    """Measure the peak memory of the ``with`` block; the yielded record is filled on exit.
-
-    Exact where the kernel's high-water mark can be reset (Linux); else sampled every ``interval``
-    seconds by a thread (a peak shorter than that may be missed)."""
+    """Measure the peak memory of the ``with`` block; the yielded record is filled on exit."""
     rec = PeakMemory()
+    stop = threading.Event()
     start = current_rss_mb()
     rec.sampled = start is not None
     peak = [start or 0.0]
-    cuda = _cuda()
-    if cuda is not None:
-        cuda.reset_peak_memory_stats()
-    if rec.sampled:
-        before = _high_water_mb()
-        if before is not None and _reset_high_water():
-            for outer in _open_blocks:
-                outer[0] = max(outer[0], before)
-            _open_blocks.append(peak)
-            try:
-                yield rec
-            finally:
-                _open_blocks.remove(peak)
-                rec.rss_mb = max(peak[0], _high_water_mb() or 0.0, current_rss_mb() or 0.0)
-                if cuda is not None:
-                    rec.cuda_mb = cuda.max_memory_allocated() / 2**20
-            return
-    stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(interval):
@@ -112,6 +60,9 @@ def track_peak(interval: float = 0.05) -> Iterator[PeakMemory]:
             if now is not None and now > peak[0]:
                 peak[0] = now
 
+    cuda = _cuda()
+    if cuda is not None:
+        cuda.reset_peak_memory_stats()
     thread = threading.Thread(target=sample, daemon=True) if rec.sampled else None
     if thread is not None:
         thread.start()

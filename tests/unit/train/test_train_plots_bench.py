@@ -53,24 +53,3 @@ def test_track_peak_sees_an_allocation():
     assert mem.rss_mb >= base + 50
     assert lifetime_peak_rss_mb() >= mem.rss_mb - 1
 
-
-def _touch(n_mib: int) -> bytearray:
-    blob = bytearray(n_mib * 2**20)
-    for i in range(0, len(blob), 4096):
-        blob[i] = 1  # resident, not just reserved
-    return blob
-
-
-def test_track_peak_is_exact_where_the_kernel_keeps_the_high_water_mark():
-    from sqlcoach.runtime import memory
-
-    if memory._high_water_mb() is None or not memory._reset_high_water():
-        pytest.skip("no resettable VmHWM on this system (the sampling thread is used instead)")
-    base = current_rss_mb()
-    with track_peak() as outer:
-        blob = _touch(64)
-        del blob  # freed at once: a sampler waking every 50 ms would usually miss it
-        with track_peak() as inner:  # its reset of the high-water mark must not hide the spike from outer
-            pass
-    assert outer.rss_mb >= base + 50
-    assert inner.rss_mb < outer.rss_mb - 40
