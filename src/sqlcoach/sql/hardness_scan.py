@@ -27,7 +27,7 @@ _TOKEN = re.compile(
     r"""\s*(?:
       (?P<str>'(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`)
     | (?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?(?![A-Za-z_]))
-    | (?P<name>[A-Za-z_][A-Za-z0-9_$]*(?:\.(?:[A-Za-z_][A-Za-z0-9_$]*|\*))*)
+    | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.(?:[A-Za-z_][A-Za-z0-9_]*|\*))*)
     | (?P<op>[<>!]\s*=|<>|==|[=<>+\-*/(),;])
     )""",
     re.VERBOSE,
@@ -48,7 +48,7 @@ _REFUSE = frozenset({
     "case", "cast", "left", "right", "full", "outer", "cross", "natural", "using", "offset", "with",
     "values", "collate", "escape", "regexp", "match", "window", "over", "filter", "recursive",
     "insert", "update", "delete", "create", "drop", "alter", "replace", "pragma", "attach",
-    "isnull", "notnull", "indexed", "exists_", "current_date", "current_time", "current_timestamp",
+    "isnull", "notnull", "indexed", "current_date", "current_time", "current_timestamp",
 })
 _CLAUSES = ("from", "where", "group", "having", "order", "limit")
 _SET_OPS = frozenset({"union", "intersect", "except"})
@@ -59,7 +59,8 @@ class _Refuse(Exception):
 
 
 def _tokens(sql: str) -> list[str]:
-    """Tokens of ``sql``: words lower-cased (quoted text kept as written), operators compact."""
+    """Tokens of ``sql``: words lower-cased, every string or double-quoted name as one placeholder
+    (``'`` or ``"``: only its place matters), every number as ``0``, operators without spaces."""
     text = sql.strip()
     while text.endswith(";"):
         text = text[:-1].rstrip()

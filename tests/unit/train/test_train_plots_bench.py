@@ -52,4 +52,3 @@ def test_track_peak_sees_an_allocation():
         del blob
     assert mem.rss_mb >= base + 50
     assert lifetime_peak_rss_mb() >= mem.rss_mb - 1
-
