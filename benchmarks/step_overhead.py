@@ -3,8 +3,9 @@
     OMP_NUM_THREADS=1 python benchmarks/step_overhead.py --model runs/compare-converged/start/sft/final \\
         --world runs/compare-converged/start/world [--steps 6] [--repeats 3] [--out runs/step-overhead]
 
-Five runs, interleaved ``--repeats`` times (A B C D E A B C D E ...) so that a change in the
-machine's load hits all of them alike:
+Five runs (``--only-grpo``: A and B), interleaved ``--repeats`` times, each repeat starting one
+run later (A B C D E, B C D E A, ...) so that a change in the machine's load hits all of them alike
+and no run always goes first:
 
 A. sqlcoach GRPO (``run_grpo``: reward recorder, sample log, wall-clock and step-timer callbacks,
    neutral generation config) for ``--steps`` optimizer steps; ``beta`` 0 (no reference model);
@@ -26,7 +27,10 @@ step, ``max_completion_length`` 64, no pass-rate filter or gold curation (those 
 steps and are not what is timed). Prints one JSON object: median seconds per step of each run over all its timed
 steps, A/B (target <= 1.05) and C/A (target <= 1.5; D/A and E/A beside it), the per-repeat medians, and the mean reward of
 A and B (equal work: the same seed gives the same completions, so these match when nothing but
-bookkeeping differs).
+bookkeeping differs). A and B are timed by the same step-timer callback (A gets it as an extra
+callback), which also records the training thread's CPU seconds per step: on a shared machine
+``sqlcoach_over_plain_trl_cpu`` (and ``_paired``, the median of the per-repeat ratios) are the
+steadier figures, since the wall clock also measures the other tenants.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ def _rows(world: str, n: int) -> list:
 
 def run_sqlcoach_grpo(model: str, rows: list, out: Path, steps: int) -> dict:
     from sqlcoach.config import GRPORunConfig, build_config
+    from sqlcoach.train.callbacks import step_timer
     from sqlcoach.train.grpo import run_grpo
 
     cfg = build_config(GRPORunConfig, dict(
@@ -63,9 +68,11 @@ def run_sqlcoach_grpo(model: str, rows: list, out: Path, steps: int) -> dict:
         use_cpu=True, dtype="float32", disable_tqdm=True, reward_workers=1, lr_scheduler_type="constant",
         warmup_ratio=0.0, loss_type="dapo", beta=0.0, scale_rewards="none", template="anonymized",
         schema_style="compact", schema_sample_values=0, **COMMON))
-    s = run_grpo(cfg, rows=rows, log=lambda m: None)
+    timer = step_timer()  # the same timer as B's, passed as an extra callback (run_grpo keeps its own too)
+    run_grpo(cfg, rows=rows, callbacks=[timer], log=lambda m: None)
     hist = json.loads((out / "log_history.json").read_text())
-    return {"median": s["median_step_seconds"], "reward": statistics.mean(h["reward"] for h in hist if "reward" in h)}
+    return {"median": statistics.median(timer.seconds), "cpu": statistics.median(timer.cpu_seconds),
+            "reward": statistics.mean(h["reward"] for h in hist if "reward" in h)}
 
 
 def run_plain_trl(model_dir: str, rows: list, out: Path, steps: int) -> dict:
@@ -98,7 +105,8 @@ def run_plain_trl(model_dir: str, rows: list, out: Path, steps: int) -> dict:
     finally:
         pool.close()
     hist = trainer.state.log_history
-    return {"median": statistics.median(timer.seconds), "reward": statistics.mean(h["reward"] for h in hist if "reward" in h)}
+    return {"median": statistics.median(timer.seconds), "cpu": statistics.median(timer.cpu_seconds),
+            "reward": statistics.mean(h["reward"] for h in hist if "reward" in h)}
 
 
 def run_sqlcoach_ppo(model: str, world: str, out: Path, steps: int, epochs: int = 1, kl_coef: float = 0.0) -> dict:
@@ -122,19 +130,26 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="runs/step-overhead")
+    ap.add_argument("--only-grpo", action="store_true", help="runs A and B only (the sqlcoach/TRL ratio), not the PPO runs")
     a = ap.parse_args()
     out = Path(a.out)
     rows = _rows(a.world, 64)
-    res: dict[str, list[dict]] = {"sqlcoach_grpo": [], "plain_trl_grpo": [], "sqlcoach_ppo": [], "sqlcoach_ppo_kl": [],
-                                  "sqlcoach_ppo_kl_2_epochs": []}
+    runs = {
+        "sqlcoach_grpo": lambda r: run_sqlcoach_grpo(a.model, rows, out / f"a{r}", a.steps),
+        "plain_trl_grpo": lambda r: run_plain_trl(a.model, rows, out / f"b{r}", a.steps),
+        "sqlcoach_ppo": lambda r: run_sqlcoach_ppo(a.model, a.world, out / f"c{r}", a.steps),
+        "sqlcoach_ppo_kl": lambda r: run_sqlcoach_ppo(a.model, a.world, out / f"d{r}", a.steps, kl_coef=0.05),
+        "sqlcoach_ppo_kl_2_epochs": lambda r: run_sqlcoach_ppo(a.model, a.world, out / f"e{r}", a.steps, epochs=2, kl_coef=0.05),
+    }
+    if a.only_grpo:
+        runs = {k: v for k, v in runs.items() if k.endswith("grpo")}
+    res: dict[str, list[dict]] = {k: [] for k in runs}
+    names = list(runs)
     t0 = time.monotonic()
     for r in range(a.repeats):
-        res["sqlcoach_grpo"].append(run_sqlcoach_grpo(a.model, rows, out / f"a{r}", a.steps))
-        res["plain_trl_grpo"].append(run_plain_trl(a.model, rows, out / f"b{r}", a.steps))
-        res["sqlcoach_ppo"].append(run_sqlcoach_ppo(a.model, a.world, out / f"c{r}", a.steps))
-        res["sqlcoach_ppo_kl"].append(run_sqlcoach_ppo(a.model, a.world, out / f"d{r}", a.steps, kl_coef=0.05))
-        res["sqlcoach_ppo_kl_2_epochs"].append(run_sqlcoach_ppo(a.model, a.world, out / f"e{r}", a.steps, epochs=2,
-                                                                kl_coef=0.05))
+        # each repeat starts one run later (A B C D E, B C D E A, ...): no run always goes first
+        for k in names[r % len(names):] + names[:r % len(names)]:
+            res[k].append(runs[k](r))
         print(f"repeat {r}: " + ", ".join(f"{k} {v[-1]['median']:.3f} s/step" for k, v in res.items()), flush=True)
     med = {k: statistics.median(x["median"] for x in v) for k, v in res.items()}
     report = {
@@ -142,12 +157,24 @@ def main() -> None:
         "median_s_per_step": {k: round(v, 3) for k, v in med.items()},
         "per_repeat": {k: [round(x["median"], 3) for x in v] for k, v in res.items()},
         "sqlcoach_over_plain_trl": round(med["sqlcoach_grpo"] / med["plain_trl_grpo"], 3), "target_sqlcoach_over_trl": 1.05,
-        "ppo_over_grpo": round(med["sqlcoach_ppo"] / med["sqlcoach_grpo"], 3), "target_ppo_over_grpo": 1.5,
-        "ppo_kl_over_grpo": round(med["sqlcoach_ppo_kl"] / med["sqlcoach_grpo"], 3),
-        "ppo_kl_2_epochs_over_grpo": round(med["sqlcoach_ppo_kl_2_epochs"] / med["sqlcoach_grpo"], 3),
+        # the same ratio within each repeat (the two runs a minute apart), then its median: steadier under changing load
+        "sqlcoach_over_plain_trl_paired": round(statistics.median(
+            x["median"] / y["median"] for x, y in zip(res["sqlcoach_grpo"], res["plain_trl_grpo"])), 3),
+        # CPU seconds of the training thread per step (median): the work itself, whatever the load
+        "cpu_s_per_step": {k: round(statistics.median(x["cpu"] for x in res[k]), 3) for k in ("sqlcoach_grpo", "plain_trl_grpo")},
+        "cpu_per_repeat": {k: [round(x["cpu"], 3) for x in res[k]] for k in ("sqlcoach_grpo", "plain_trl_grpo")},
+        "sqlcoach_over_plain_trl_cpu": round(statistics.median(x["cpu"] for x in res["sqlcoach_grpo"])
+                                             / statistics.median(x["cpu"] for x in res["plain_trl_grpo"]), 3),
         "mean_reward": {k: [round(x["reward"], 4) for x in res[k]] for k in ("sqlcoach_grpo", "plain_trl_grpo")},
-        "machine": {"cpu_count": os.cpu_count(), "omp_threads": os.environ.get("OMP_NUM_THREADS")},
+        "machine": {"cpu_count": os.cpu_count(), "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+                    "load_average_at_end": round(os.getloadavg()[0], 2)},
     }
+    if not a.only_grpo:
+        report.update({
+            "ppo_over_grpo": round(med["sqlcoach_ppo"] / med["sqlcoach_grpo"], 3), "target_ppo_over_grpo": 1.5,
+            "ppo_kl_over_grpo": round(med["sqlcoach_ppo_kl"] / med["sqlcoach_grpo"], 3),
+            "ppo_kl_2_epochs_over_grpo": round(med["sqlcoach_ppo_kl_2_epochs"] / med["sqlcoach_grpo"], 3),
+        })
     out.mkdir(parents=True, exist_ok=True)
     (out / "step_overhead.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -36,7 +36,7 @@ def _rules_digest() -> str:
 
     h = hashlib.sha256()
     folder = Path(sql_pkg.__file__).parent
-    for name in ("hardness.py", "parse.py"):
+    for name in ("hardness.py", "hardness_scan.py", "parse.py"):
         h.update((folder / name).read_bytes())
     return h.hexdigest()
 

@@ -129,12 +129,13 @@ class PendingEM:
 
 
 def _leader(conn, chunks: list[Chunk]) -> None:
-    """Load the parser and tables once, fork one helper per chunk after the first, label the
-    first chunk here, then send every chunk's labels back in order."""
+    """Load the parser (for EM) and tables once, fork one helper per chunk after the first, label
+    the first chunk here, then send every chunk's labels back in order."""
     try:
         _, tables_path, want_em = chunks[0]
         tables = _tables_for(tables_path, want_em)
-        import sqlcoach.sql.exact_match  # noqa: F401 - loaded before the fork, shared by the helpers
+        if want_em:  # the parser (sqlglot); hardness alone reads plain SQL without it (sql.hardness_scan)
+            import sqlcoach.sql.exact_match  # noqa: F401 - loaded before the fork, shared by the helpers
         import sqlcoach.sql.hardness  # noqa: F401
 
         helpers = [_fork_helper(rows, tables, want_em) for rows, _, _ in chunks[1:]]

@@ -10,7 +10,9 @@ of ``sqlcoach.sql.parse.spider_struct``; no tables.json is needed because only c
     others     = (#aggregates > 1) + (#SELECT items > 1) + (#WHERE conditions > 1)
                  + (#GROUP BY columns > 1)
 
-All counts are over the top-level query. The official aggregate count has quirks that are kept
+All counts are over the top-level query. ``hardness`` reads them from the tokens when the query is
+plain SQL (``sqlcoach.sql.hardness_scan``: no parser, the same counts) and parses it otherwise, so
+labelling a Spider gold file needs no sqlglot at all. The official aggregate count has quirks that are kept
 because the reference verdicts depend on them: SELECT items count their own aggregate
 (``max(a) - min(a)`` counts none), WHERE conditions count when negated (``NOT IN``/``NOT LIKE``:
 the official tests the condition's first field, which is its NOT flag), GROUP BY and ORDER BY count
@@ -21,11 +23,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlcoach.sql.parse import spider_struct
+from sqlcoach.sql.hardness_scan import scan_counts
 
 
 def component_counts(sql: str) -> dict[str, int] | None:
-    """{"component1", "component2", "others", "aggregates"} for ``sql``; None if unparsable."""
+    """{"component1", "component2", "others", "aggregates"} for ``sql`` from its parse
+    (``parse.spider_struct``); None if unparsable."""
+    from sqlcoach.sql.parse import spider_struct  # sqlglot: imported only when a query needs it
+
     struct = spider_struct(sql)
     if struct is None:
         return None
@@ -103,8 +108,9 @@ def level(component1: int, component2: int, others: int) -> str:
 
 
 def hardness(sql: str) -> str | None:
-    """"easy" | "medium" | "hard" | "extra" for ``sql`` (normally the gold); None if unparsable."""
-    counts = component_counts(sql)
+    """"easy" | "medium" | "hard" | "extra" for ``sql`` (normally the gold); None if unparsable.
+    Plain SQL is counted from its tokens (``hardness_scan``), anything else from its parse."""
+    counts = scan_counts(sql) or component_counts(sql)
     if counts is None:
         return None
     return level(counts["component1"], counts["component2"], counts["others"])

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -194,3 +195,30 @@ def test_difficulty_breakdown_and_bird_metrics_in_the_table(db_dir):
     assert soft[0] == 1.0 and soft[1] == 0.0 and 0 < soft[2] < 1
     table = r.table()
     assert "simple" in table and "moderate" in table and "soft_f1" in table and "ves" in table
+
+
+_SPIDER = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
+
+
+@pytest.mark.skipif(not (_SPIDER / "spider-reference" / "dev972_gold.tsv").is_file(),
+                    reason="needs ../shared/data (Spider dev databases and spider-reference)")
+def test_spider_dev_rows_are_the_same_whether_hardness_is_scanned_or_parsed(monkeypatch):
+    # sql.hardness_scan replaced the parser for plain golds: the per-example rows and the summary
+    # of a whole Spider dev evaluation must not change when every gold is parsed instead.
+    import sqlcoach.sql.hardness as hardness_mod
+
+    monkeypatch.setenv("SQLCOACH_NO_CACHE", "1")
+    ref = _SPIDER / "spider-reference"
+    kwargs = dict(db_dir=_SPIDER / "spider" / "database", tables_path=_SPIDER / "spider" / "tables.json", etype="exec",
+                  explain=False)
+
+    def rows():
+        report = evaluate_files(ref / "dev972_gold.tsv", ref / "flipdir.sql", **kwargs)
+        out = [{k: v for k, v in r.items() if k != "seconds"} for r in report.rows()]
+        return out, {k: v for k, v in report.summary.items() if k != "seconds"}
+
+    scanned = rows()
+    monkeypatch.setattr(hardness_mod, "scan_counts", lambda sql: None)  # the forked labellers inherit it
+    parsed = rows()
+    assert scanned == parsed
+    assert {r["hardness"] for r in scanned[0]} == {"easy", "medium", "hard", "extra"}

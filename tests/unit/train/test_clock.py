@@ -42,3 +42,23 @@ def test_logged_learning_rate_is_the_one_used():
     logs = {"loss": 1.0, "learning_rate": 2e-3}
     clock.on_log(None, state, TrainerControl(), logs=logs)
     assert state.log_history[-1]["learning_rate"] == logs["learning_rate"] == 1e-4
+
+
+def test_step_timer_records_wall_and_thread_cpu_seconds_per_step():
+    import time
+
+    from sqlcoach.train.callbacks import step_timer
+
+    timer = step_timer()
+    for work in (False, True):
+        timer.on_step_begin(None, None, "control")
+        if work:
+            t = time.thread_time()
+            while time.thread_time() - t < 0.05:  # busy: CPU time
+                pass
+        else:
+            time.sleep(0.05)  # idle: wall time only
+        timer.on_step_end(None, None, "control")
+    assert len(timer.seconds) == len(timer.cpu_seconds) == 2
+    assert timer.seconds[0] >= 0.05 and timer.cpu_seconds[0] < 0.03  # a sleeping step uses no CPU
+    assert timer.cpu_seconds[1] >= 0.05
