@@ -12,7 +12,8 @@ two files as ``predict``:
   and executing.
 
 The prompt is the model's usual prediction prompt with the agent instruction appended to the user
-message (``sqlcoach.prompts.agent``). Greedy unless ``temperature > 0``; no resume (a run is
+message (``sqlcoach.prompts.agent``); with ``config.protocol == "tools"`` it is rendered with the
+``run_sql`` tool by the model's chat template (refused when the template cannot carry tool calls). Greedy unless ``temperature > 0``; no resume (a run is
 written afresh). Queries run in one ``ExecutorPool`` (``workers`` processes; 0 = in this process).
 ``recoveries`` needs the gold and so runs at scoring time (``predict`` calls it when the data has
 gold SQL).
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlcoach.execution.select import DEFAULT_SELECTOR, Selector
-from sqlcoach.generate.agent import AgentConfig, SqlAgentEnv, run_agent
+from sqlcoach.generate.agent import AgentConfig, SqlAgentEnv, TurnProtocol, make_protocol, run_agent
 from sqlcoach.prompts.settings import PromptSettings
 from sqlcoach.runtime.files import atomic_write
 from sqlcoach.types import Example
@@ -70,24 +71,23 @@ class AgentSummary:
 
 
 def agent_prompts(examples: Sequence[Example], tokenizer: Any, builder: Any, max_turns: int,
-                  instruction: bool = True) -> list[str]:
-    """Each example's prediction prompt (chat-formatted text), with the agent instruction unless
-    ``instruction=False`` (a model trained on agent rows without it, or one that never learnt to
-    read prose: the tiny demo models)."""
-    from sqlcoach.prompts.agent import with_agent_instruction
-    from sqlcoach.prompts.chat import to_text
+                  instruction: bool = True, protocol: TurnProtocol | None = None) -> list[str]:
+    """Each example's prediction prompt (chat-formatted text by ``protocol``, default the tag
+    protocol; the tool protocol hands the template the ``run_sql`` tool), with the protocol's
+    instruction unless ``instruction=False`` (a model trained on agent rows without it, or one that
+    never learnt to read prose: the tiny demo models)."""
+    from sqlcoach.generate.agent import TagProtocol
 
-    def messages(ex: Example) -> list[dict]:
-        m = builder.prediction_messages(ex)
-        return with_agent_instruction(m, max_turns) if instruction else m
-
-    return [to_text(messages(ex), tokenizer) for ex in examples]
+    protocol = protocol or TagProtocol()
+    return [protocol.prompt(builder.prediction_messages(ex), tokenizer, max_turns, instruction) for ex in examples]
 
 
-def env_for(ex: Example, config: AgentConfig, template: str, executor: Any = None, length: Any = None) -> SqlAgentEnv:
+def env_for(ex: Example, config: AgentConfig, template: str, executor: Any = None, length: Any = None,
+            protocol: TurnProtocol | None = None) -> SqlAgentEnv:
     """The environment of one example: its database, and its template's placeholder mapping both
     ways (the model's SQL to real names before it runs; with ``config.observation_names ==
-    "template"``, the default, the observation's real names to placeholders)."""
+    "template"``, the default, the observation's real names to placeholders). ``protocol``: the
+    run's ``make_protocol(config, tokenizer)`` (default: the tag protocol)."""
     from sqlcoach.prompts.templates import get_template, restore_sql
 
     encode = None
@@ -96,7 +96,7 @@ def env_for(ex: Example, config: AgentConfig, template: str, executor: Any = Non
 
         encode = lambda text: name_map(ex).encode_sql(text)  # noqa: E731 - real names -> placeholders
     return SqlAgentEnv(ex.db_path, config, executor=executor, length=length, encode=encode,
-                       restore=lambda s: restore_sql(s, ex, template))
+                       restore=lambda s: restore_sql(s, ex, template), protocol=protocol)
 
 
 def _record(index: int, ex: Example, trajs: list[dict[str, Any]], pool: Any, selector: Any,
@@ -161,6 +161,7 @@ def predict_agent(
     if n < 1:
         raise ConfigError(f"n must be >= 1 (trajectories per question), got {n}")
     selector = get_selector(select) if isinstance(select, str) else select
+    protocol = make_protocol(config, tokenizer)  # tools: refused here when the template cannot carry them
     reads_schema = n > 1 and getattr(selector, "reads_schema", False)
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.execution.render import token_length
@@ -183,8 +184,8 @@ def predict_agent(
         for start in range(0, len(examples), chunk_size):
             exs = list(examples[start : start + chunk_size])
             rep = [ex for ex in exs for _ in range(n)]  # n trajectories per example, side by side
-            envs = [env_for(ex, config, builder.template, pool, length) for ex in rep]
-            prompts = agent_prompts(rep, tokenizer, builder, config.max_turns, instruction)
+            envs = [env_for(ex, config, builder.template, pool, length, protocol) for ex in rep]
+            prompts = agent_prompts(rep, tokenizer, builder, config.max_turns, instruction, protocol)
             rolls = run_agent(model, tokenizer, prompts, envs, max_new_tokens=max_new_tokens,
                               max_total_tokens=max_total_tokens, temperature=temperature, top_p=top_p,
                               batch_size=batch_size, seed=seed + start, executor=pool)
