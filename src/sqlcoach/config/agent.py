@@ -14,11 +14,6 @@ from typing import Any
 from sqlcoach.errors import ConfigError
 from sqlcoach.generate.agent import AgentConfig
 
-#: how the model's turns are written: SkyRL-SQL's tags (``sqlcoach.prompts.agent``), which any chat
-#: template carries. Native tool calls (TRL's ``environment_factory``) need a tool-calling template
-#: and are not wired into the GRPO recipe.
-PROTOCOLS = ("tags",)
-
 
 @dataclass(frozen=True)
 class AgentTraining:
@@ -26,7 +21,10 @@ class AgentTraining:
 
     ``max_turn_tokens`` bounds one model turn (``None``: the whole ``max_completion_length``, which
     bounds the trajectory, observations included); ``instruction`` appends the protocol instruction
-    to the prompt (``sqlcoach.prompts.agent``; off for a model that learnt the tags without it)."""
+    to the prompt (``sqlcoach.prompts.agent``; off for a model that learnt the tags without it).
+    ``protocol``: ``tags`` (SkyRL-SQL's, any chat template) or ``tools`` (native ``run_sql`` tool
+    calls through the model's chat template, checked against it when the run builds its rollout:
+    ``generate.agent.ToolProtocol``)."""
 
     protocol: str = "tags"
     max_turns: int = 5
@@ -40,11 +38,6 @@ class AgentTraining:
     instruction: bool = True
 
     def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(
-                f"agent protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}: native tool calls "
-                "(TRL's environment_factory) need a tool-calling chat template and are not wired into sqlcoach's "
-                "GRPO recipe; the tag protocol works with any template")
         if self.max_turn_tokens is not None and (isinstance(self.max_turn_tokens, bool)
                                                  or not isinstance(self.max_turn_tokens, int) or self.max_turn_tokens < 1):
             raise ConfigError(f"agent max_turn_tokens must be an int >= 1 or null, got {self.max_turn_tokens!r}")
@@ -56,7 +49,7 @@ class AgentTraining:
         """The environment's settings (``sqlcoach.generate.agent.SqlAgentEnv``)."""
         return AgentConfig(max_turns=self.max_turns, observation_budget=self.observation_budget,
                            per_observation=self.per_observation, on_limit=self.on_limit, untagged=self.untagged,
-                           timeout=self.timeout, observation_names=self.observation_names)
+                           timeout=self.timeout, observation_names=self.observation_names, protocol=self.protocol)
 
     def as_recipe(self, max_total_tokens: int) -> dict[str, Any]:
         """What a model folder records (``sqlcoach_recipe.json``'s ``agent``): this block and the
