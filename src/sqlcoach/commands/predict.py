@@ -46,8 +46,10 @@ one line, and ``--single-pass`` answers in one pass instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
+from sqlcoach.config.agent import AgentEval
 from sqlcoach.errors import ConfigError
 from sqlcoach.execution.select import DEFAULT_SELECTOR, LEARNED_SELECTORS, SELECTORS
 
@@ -265,9 +267,7 @@ def _recorded_agent(args: argparse.Namespace) -> dict | None:
 
 
 #: ``predict --agent``'s settings when neither the command line nor the model's recipe gives one
-AGENT_DEFAULTS = {"max_turns": 5, "observation_budget": 3000, "per_observation": 600, "max_total_tokens": 1024,
-                  "on_limit": "last_query", "untagged": "error", "observation_names": "template", "instruction": True,
-                  "protocol": "tags"}
+AGENT_DEFAULTS = {k: v for k, v in dataclasses.asdict(AgentEval()).items() if k != "timeout"}  # --timeout has its own
 
 
 def agent_settings(args: argparse.Namespace, recorded: dict | None) -> dict:

@@ -61,18 +61,63 @@ class AgentTraining:
         """The block from a YAML mapping (unknown keys are errors naming the known ones), an
         ``AgentTraining`` as is, ``None`` / ``false`` for none, ``true`` for the defaults (also
         as the strings a ``key=value`` override gives). A recorded recipe's extra ``max_total_tokens`` is accepted."""
-        if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "false", "no", "off", "null", "none", ""):
-            value = value.strip().lower() in ("true", "yes", "on")  # `agent=true` on the command line: the defaults
-        if value is None or value is False:
-            return None
-        if isinstance(value, cls):
-            return value
-        if value is True:
-            return cls()
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping of agent settings (or null), got {value!r}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(value) - known - {"max_total_tokens"})
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
-        return cls(**{k: v for k, v in value.items() if k in known})
+        return _block_of(cls, value, where, also=("max_total_tokens",))
+
+
+def _block_of(cls: Any, value: Any, where: str, also: tuple[str, ...] = ()) -> Any:
+    """An agent block of type ``cls`` from ``value`` (``AgentTraining.of``'s rules; ``also``: keys
+    accepted and ignored)."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "on", "false", "no", "off", "null", "none", ""):
+        value = value.strip().lower() in ("true", "yes", "on")  # `agent=true` on the command line: the defaults
+    if value is None or value is False:
+        return None
+    if isinstance(value, cls):
+        return value
+    if value is True:
+        return cls()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping of agent settings (or null), got {value!r}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(value) - known - set(also))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+    return cls(**{k: v for k, v in value.items() if k in known})
+
+
+@dataclass(frozen=True)
+class AgentEval:
+    """Evaluation as an agent (``predict --agent`` semantics): an ``agent:`` entry of a compare
+    method, or the comparison's ``eval_agent``. The environment's settings (budgets in tokens), the
+    tokens of a whole trajectory (``max_total_tokens``; one turn is bounded by the evaluation's
+    ``max_new_tokens``), the prompt instruction and the protocol. Greedy, one trajectory per
+    question. Its defaults are ``predict --agent``'s (``commands.predict.AGENT_DEFAULTS`` reads them)."""
+
+    max_turns: int = 5
+    observation_budget: int = 3000
+    per_observation: int = 600
+    max_total_tokens: int = 1024
+    on_limit: str = "last_query"
+    untagged: str = "error"
+    observation_names: str = "template"
+    instruction: bool = True
+    protocol: str = "tags"
+    timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_total_tokens, bool) or not isinstance(self.max_total_tokens, int) or self.max_total_tokens < 1:
+            raise ConfigError(f"agent max_total_tokens must be an int >= 1, got {self.max_total_tokens!r}")
+        if not isinstance(self.instruction, bool):
+            raise ConfigError(f"agent instruction must be true or false, got {self.instruction!r}")
+        self.env()  # the trajectory settings' own checks
+
+    def env(self) -> AgentConfig:
+        """The environment's settings (``sqlcoach.generate.agent.SqlAgentEnv``)."""
+        return AgentConfig(max_turns=self.max_turns, observation_budget=self.observation_budget,
+                           per_observation=self.per_observation, on_limit=self.on_limit, untagged=self.untagged,
+                           timeout=self.timeout, observation_names=self.observation_names, protocol=self.protocol)
+
+    @classmethod
+    def of(cls, value: Any, where: str = "agent") -> AgentEval | None:
+        """As ``AgentTraining.of``: a mapping (unknown keys are errors), ``true`` for the defaults,
+        ``null`` / ``false`` for none."""
+        return _block_of(cls, value, where)

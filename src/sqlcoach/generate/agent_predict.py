@@ -54,6 +54,7 @@ class AgentSummary:
     recoveries: int | None = None
     first_query_failed: int | None = None
     resumed: int = 0
+    prompt_tokens: int = 0
     examples_per_s: float = 0.0
     tokens_per_s: float = 0.0
 
@@ -178,7 +179,7 @@ def predict_agent(
     length = token_length(tokenizer)
     records: list[dict[str, Any]] = []
     t0 = time.monotonic()
-    gen_tokens = 0
+    gen_tokens = prompt_tokens = 0
     bar = progress_bar(len(examples), f"predict --agent (turns <= {config.max_turns})") if progress and examples else None
     with ExecutorPool(workers, config.limits()) as pool:
         for start in range(0, len(examples), chunk_size):
@@ -189,6 +190,7 @@ def predict_agent(
             rolls = run_agent(model, tokenizer, prompts, envs, max_new_tokens=max_new_tokens,
                               max_total_tokens=max_total_tokens, temperature=temperature, top_p=top_p,
                               batch_size=batch_size, seed=seed + start, executor=pool)
+            prompt_tokens += sum(len(r.prompt_ids) for r in rolls)
             chunk = []
             for k, ex in enumerate(exs):
                 trajs = [_trajectory(envs[k * n + j], rolls[k * n + j], tokenizer) for j in range(n)]
@@ -204,7 +206,7 @@ def predict_agent(
     secs = time.monotonic() - t0
     atomic_write(out, sql_file_text(examples, [r["sql"] for r in records]))
     return summarize(records, config.max_turns, seconds=secs, sql_path=str(out), jsonl_path=str(jsonl),
-                     generated_tokens=gen_tokens)
+                     generated_tokens=gen_tokens, prompt_tokens=prompt_tokens)
 
 
 def _trajectory(env: SqlAgentEnv, roll: Any, tokenizer: Any) -> dict[str, Any]:
@@ -219,7 +221,7 @@ def _trajectory(env: SqlAgentEnv, roll: Any, tokenizer: Any) -> dict[str, Any]:
 
 
 def summarize(records: Sequence[dict[str, Any]], max_turns: int, *, seconds: float, sql_path: str,
-              jsonl_path: str, generated_tokens: int) -> AgentSummary:
+              jsonl_path: str, generated_tokens: int, prompt_tokens: int = 0) -> AgentSummary:
     """The summary of agent records (as ``predict_agent`` writes them): turns, queries, ends and
     seconds over every trajectory (all ``n`` of a self-consistency record), answers per record."""
     n = len(records)
@@ -229,6 +231,7 @@ def summarize(records: Sequence[dict[str, Any]], max_turns: int, *, seconds: flo
         finish[str(t.get("finish"))] = finish.get(str(t.get("finish")), 0) + 1
     return AgentSummary(
         examples=n, predicted_now=n, seconds=round(seconds, 3), generated_tokens=generated_tokens,
+        prompt_tokens=prompt_tokens,
         sql_path=sql_path, jsonl_path=jsonl_path, max_turns=max_turns,
         mean_turns=round(sum(len(t["turns"]) for t in trajs) / len(trajs), 3) if trajs else 0.0,
         queries_run=sum(int(t["queries"]) for t in trajs),
@@ -240,6 +243,13 @@ def summarize(records: Sequence[dict[str, Any]], max_turns: int, *, seconds: flo
     )
 
 
+def failed_first_query(record: dict[str, Any]) -> bool:
+    """Whether a trajectory's first turn ran a query that failed (an error class): the trajectories
+    a recovery is counted among."""
+    turns = record.get("turns") or []
+    return bool(turns) and turns[0].get("kind") == "sql" and turns[0].get("error") is not None
+
+
 def recoveries(records: Sequence[dict[str, Any]], examples: Sequence[Example], pool: Any,
                mode: str = "spider") -> tuple[int, int]:
     """``(recovered, first_failed)``: of the trajectories whose first turn ran a query that failed
@@ -248,8 +258,7 @@ def recoveries(records: Sequence[dict[str, Any]], examples: Sequence[Example], p
     Needs gold SQL; examples without gold or database are left out of both counts."""
     from sqlcoach.metrics.ex import ExItem, score_execution
 
-    failed = [r for r in records if r.get("turns") and r["turns"][0]["kind"] == "sql"
-              and r["turns"][0]["error"] is not None
+    failed = [r for r in records if failed_first_query(r)
               and examples[r["index"]].gold_sql and examples[r["index"]].db_path]
     items = [ExItem(r["sql"] or "", str(examples[r["index"]].gold_sql), (str(examples[r["index"]].db_path),))
              for r in failed]
