@@ -8,7 +8,6 @@ pass had SQL). About 10 seconds on a CPU."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 

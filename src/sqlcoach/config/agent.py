@@ -15,8 +15,33 @@ from sqlcoach.errors import ConfigError
 from sqlcoach.generate.agent import AgentConfig
 
 
+class _EnvBlock:
+    """What both agent blocks share: the environment's settings and their checks."""
+
+    max_turns: int
+    observation_budget: int
+    per_observation: int
+    on_limit: str
+    untagged: str
+    observation_names: str
+    timeout: float
+    protocol: str
+    instruction: bool
+
+    def _check_env(self) -> None:
+        if not isinstance(self.instruction, bool):
+            raise ConfigError(f"agent instruction must be true or false, got {self.instruction!r}")
+        self.env()  # the trajectory settings' own checks
+
+    def env(self) -> AgentConfig:
+        """The environment's settings (``sqlcoach.generate.agent.SqlAgentEnv``)."""
+        return AgentConfig(max_turns=self.max_turns, observation_budget=self.observation_budget,
+                           per_observation=self.per_observation, on_limit=self.on_limit, untagged=self.untagged,
+                           timeout=self.timeout, observation_names=self.observation_names, protocol=self.protocol)
+
+
 @dataclass(frozen=True)
-class AgentTraining:
+class AgentTraining(_EnvBlock):
     """GRPO's ``agent:`` block: multi-turn rollouts (docs/agent.md). Budgets count tokens.
 
     ``max_turn_tokens`` bounds one model turn (``None``: the whole ``max_completion_length``, which
@@ -41,15 +66,7 @@ class AgentTraining:
         if self.max_turn_tokens is not None and (isinstance(self.max_turn_tokens, bool)
                                                  or not isinstance(self.max_turn_tokens, int) or self.max_turn_tokens < 1):
             raise ConfigError(f"agent max_turn_tokens must be an int >= 1 or null, got {self.max_turn_tokens!r}")
-        if not isinstance(self.instruction, bool):
-            raise ConfigError(f"agent instruction must be true or false, got {self.instruction!r}")
-        self.env()  # the trajectory settings' own checks
-
-    def env(self) -> AgentConfig:
-        """The environment's settings (``sqlcoach.generate.agent.SqlAgentEnv``)."""
-        return AgentConfig(max_turns=self.max_turns, observation_budget=self.observation_budget,
-                           per_observation=self.per_observation, on_limit=self.on_limit, untagged=self.untagged,
-                           timeout=self.timeout, observation_names=self.observation_names, protocol=self.protocol)
+        self._check_env()
 
     def as_recipe(self, max_total_tokens: int) -> dict[str, Any]:
         """What a model folder records (``sqlcoach_recipe.json``'s ``agent``): this block and the
@@ -85,7 +102,7 @@ def _block_of(cls: Any, value: Any, where: str, also: tuple[str, ...] = ()) -> A
 
 
 @dataclass(frozen=True)
-class AgentEval:
+class AgentEval(_EnvBlock):
     """Evaluation as an agent (``predict --agent`` semantics): an ``agent:`` entry of a compare
     method, or the comparison's ``eval_agent``. The environment's settings (budgets in tokens), the
     tokens of a whole trajectory (``max_total_tokens``; one turn is bounded by the evaluation's
@@ -106,15 +123,7 @@ class AgentEval:
     def __post_init__(self) -> None:
         if isinstance(self.max_total_tokens, bool) or not isinstance(self.max_total_tokens, int) or self.max_total_tokens < 1:
             raise ConfigError(f"agent max_total_tokens must be an int >= 1, got {self.max_total_tokens!r}")
-        if not isinstance(self.instruction, bool):
-            raise ConfigError(f"agent instruction must be true or false, got {self.instruction!r}")
-        self.env()  # the trajectory settings' own checks
-
-    def env(self) -> AgentConfig:
-        """The environment's settings (``sqlcoach.generate.agent.SqlAgentEnv``)."""
-        return AgentConfig(max_turns=self.max_turns, observation_budget=self.observation_budget,
-                           per_observation=self.per_observation, on_limit=self.on_limit, untagged=self.untagged,
-                           timeout=self.timeout, observation_names=self.observation_names, protocol=self.protocol)
+        self._check_env()
 
     @classmethod
     def of(cls, value: Any, where: str = "agent") -> AgentEval | None:

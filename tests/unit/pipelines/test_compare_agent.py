@@ -8,27 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from sqlcoach.config import build_config
 from sqlcoach.config.agent import AgentEval
-from sqlcoach.config.compare import CompareConfig, MethodSpec
+from sqlcoach.config.compare import MethodSpec
 from sqlcoach.errors import ConfigError
 from sqlcoach.pipelines.compare import jobs as J
 from sqlcoach.pipelines.compare import report as P
 from sqlcoach.pipelines.compare import run as R
 from sqlcoach.pipelines.compare.result import CompareReport, EvalResult, MethodRow
+from test_compare_rows import _cfg  # the comparison of a start and a world in tmp_path, with these methods
 
 SFT = {"name": "sft", "method": "sft"}
 API = {"name": "api", "method": "api", "base_url": "http://127.0.0.1:1/v1", "model": "m"}
-
-
-def _cfg(tmp_path: Path, methods: list[dict], **kw) -> CompareConfig:
-    start = tmp_path / "start"
-    start.mkdir(exist_ok=True)
-    (start / "config.json").write_text("{}")
-    (tmp_path / "world").mkdir(exist_ok=True)
-    values = dict(start=str(start), world=str(tmp_path / "world"), budget="steps", budget_value=3, methods=methods)
-    values.update(kw)
-    return build_config(CompareConfig, values)
 
 
 def test_a_method_agent_block_is_typed_and_reaches_only_its_row(tmp_path):
