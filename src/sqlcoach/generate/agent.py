@@ -220,7 +220,7 @@ def parse_tool_turn(text: str, extract: Callable[[str], str | None] | None = Non
     * a turn holding ``<tool_call>JSON</tool_call>`` (text before it allowed; the first call
       decides, later ones are ignored) runs the query when the JSON is an object
       ``{"name": "run_sql", "arguments": {"query": "..."}}`` (``arguments`` may also be a JSON
-      string of that object); anything else (no closing tag, invalid JSON, another tool, missing,
+      string of that object, or be named ``parameters``, as Llama-style models write it); anything else (no closing tag, invalid JSON, another tool, missing,
       extra or non-string arguments, an empty query) is ``malformed`` with the reason;
     * a turn without a tool call is the final answer: its SQL (``extract``, default
       ``sqlcoach.sql.extract.extract_sql``: a fenced block or a bare statement); ``malformed`` when
