@@ -149,3 +149,16 @@ def test_the_documented_reward_and_task_examples_plug_in(tmp_path, monkeypatch):
     gold_less = [Example(id="q0", db_id="t", question="x?", gold_sql=None, db_path=str(db))]
     rows, report = rl.prompt_rows(cfg, task, pool=None, log=lambda m: None, examples=gold_less)
     assert [r["id"] for r in rows] == ["q0"] and report["gold"] is None  # no gold curation for a gold-free task
+
+
+def test_both_agent_protocols_keep_the_turn_protocol():
+    """``generate.agent.TurnProtocol``: the tag and tool protocols spell its methods alike, so the
+    one environment and loop drive either."""
+    from sqlcoach.generate.agent import TagProtocol, ToolProtocol, TurnProtocol
+
+    for name in ("parse", "observation", "prompt", "call_text"):
+        contract = _params(getattr(TurnProtocol, name))
+        for impl in (TagProtocol, ToolProtocol):
+            assert _params(getattr(impl, name))[: len(contract)] == contract, (impl.__name__, name)
+    assert TagProtocol().name == "tags" and ToolProtocol("t", "", "", "").name == "tools"
+    assert all(isinstance(p.stop_strings, tuple) and p.stop_strings for p in (TagProtocol(), ToolProtocol("t", "", "", "")))

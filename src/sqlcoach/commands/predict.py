@@ -34,8 +34,9 @@ timeout, an error class per failed example (never a crash), token usage per exam
 and ``--resume`` keyed by content (example + endpoint, model, decoding and prompt settings).
 
 ``--agent`` answers each question with a multi-turn trajectory (docs/agent.md): the model runs
-``<sql>...</sql>`` queries in the sandbox, reads each result, and ends with ``<solution>...</solution>``;
-OUT holds the final answers, the JSONL every turn, and the summary mean turns, queries run,
+``<sql>...</sql>`` queries in the sandbox, reads each result, and ends with ``<solution>...</solution>``
+(``--protocol tools``: ``run_sql`` tool calls through the model's chat template, the final answer a
+message without a call); OUT holds the final answers, the JSONL every turn, and the summary mean turns, queries run,
 recoveries (when the data has gold SQL) and the time split into generation and execution. A model
 trained by multi-turn GRPO records its agent settings in ``sqlcoach_recipe.json``: ``predict`` runs
 it as an agent by default with those settings (a flag given on the command line wins), says so on
@@ -45,8 +46,10 @@ one line, and ``--single-pass`` answers in one pass instead.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
+from sqlcoach.config.agent import AgentEval
 from sqlcoach.errors import ConfigError
 from sqlcoach.execution.select import DEFAULT_SELECTOR, LEARNED_SELECTORS, SELECTORS
 
@@ -126,6 +129,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--observation-names", default=None, choices=["template", "real"],
                    help="--agent: names in observations as the template writes them (placeholders for the anonymized "
                    "template) or the database's real names")
+    p.add_argument("--protocol", default=None, choices=["tags", "tools"],
+                   help="--agent: how turns are written: SkyRL-style <sql>/<solution> tags (default; any chat template) "
+                   "or native tool calls, run_sql(query), through the model's chat template (refused when the template "
+                   "does not render tool calls; docs/agent.md)")
     p.add_argument("--no-agent-instruction", dest="agent_instruction", action="store_false", default=None,
                    help="--agent: leave the protocol instruction out of the prompt (a model trained on agent rows "
                    "without it; a tiny demo model that cannot read it)")
@@ -260,8 +267,7 @@ def _recorded_agent(args: argparse.Namespace) -> dict | None:
 
 
 #: ``predict --agent``'s settings when neither the command line nor the model's recipe gives one
-AGENT_DEFAULTS = {"max_turns": 5, "observation_budget": 3000, "per_observation": 600, "max_total_tokens": 1024,
-                  "on_limit": "last_query", "untagged": "error", "observation_names": "template", "instruction": True}
+AGENT_DEFAULTS = {k: v for k, v in dataclasses.asdict(AgentEval()).items() if k != "timeout"}  # --timeout has its own
 
 
 def agent_settings(args: argparse.Namespace, recorded: dict | None) -> dict:
@@ -269,7 +275,7 @@ def agent_settings(args: argparse.Namespace, recorded: dict | None) -> dict:
     given = {"max_turns": args.max_turns, "observation_budget": args.observation_budget,
              "per_observation": args.observation_tokens, "max_total_tokens": args.max_total_tokens,
              "on_limit": args.on_limit, "untagged": args.untagged, "observation_names": args.observation_names,
-             "instruction": args.agent_instruction}
+             "instruction": args.agent_instruction, "protocol": args.protocol}
     rec = recorded or {}
     return {k: given[k] if given[k] is not None else rec.get(k, d) if rec.get(k) is not None else d
             for k, d in AGENT_DEFAULTS.items()}
@@ -287,7 +293,7 @@ def _run_agent(args: argparse.Namespace, examples: list, temperature: float, rec
     st = agent_settings(args, recorded)
     config = AgentConfig(max_turns=st["max_turns"], observation_budget=st["observation_budget"],
                          per_observation=st["per_observation"], on_limit=st["on_limit"], untagged=st["untagged"],
-                         timeout=args.timeout, observation_names=st["observation_names"])
+                         timeout=args.timeout, observation_names=st["observation_names"], protocol=st["protocol"])
     if st["max_total_tokens"] < 1:
         raise ConfigError("--max-total-tokens must be >= 1")
     from sqlcoach.execution.pool import ExecutorPool

@@ -62,6 +62,11 @@ class MethodSpec:
     n: int | None = None
     temperature: float | None = None
     select: str | None = None
+    # evaluate this row's model as an agent (``predict --agent`` semantics, config.agent.AgentEval:
+    # a mapping {max_turns, observation_budget, per_observation, max_total_tokens, on_limit,
+    # untagged, observation_names, instruction, protocol, timeout}, or true for the defaults);
+    # null: the comparison's eval_agent; false: single pass even when eval_agent is set
+    agent: Any = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -79,11 +84,32 @@ class MethodSpec:
             self._check_api()
         elif self.base_url or self.model or self.api_key_env:
             raise ConfigError(f"method {self.name}: base_url, model and api_key_env are for method: api only")
+        self._check_agent()
         if self.method in SELECTION_KINDS:
             self._check_selection()
         elif (self.n, self.temperature, self.select) != (None, None, None):
             raise ConfigError(f"method {self.name}: n, temperature and select are for method: verifier only "
                               f"(the evaluation of the other methods is greedy)")
+
+    def _check_agent(self) -> None:
+        from sqlcoach.config.agent import AgentEval
+
+        if self.agent is None or self.agent is False or (isinstance(self.agent, str) and self.agent.strip().lower()
+                                                          in ("false", "no", "off")):
+            self.agent = None if self.agent is None else False
+            return
+        self.agent = AgentEval.of(self.agent, where=f"method {self.name}: agent")
+        if self.agent is not None and self.method in API_KINDS + SELECTION_KINDS:
+            raise ConfigError(f"method {self.name}: agent evaluation runs a local policy turn by turn; method "
+                              f"{self.method} cannot take it ({'an endpoint answers' if self.method in API_KINDS else 'its row selects among single-pass samples of the start'})")
+
+    def agent_eval(self, default: Any = None) -> Any:
+        """The ``AgentEval`` this row is evaluated with: its own ``agent``, else ``default`` (the
+        comparison's ``eval_agent``) unless ``agent: false``; ``None``: single pass. Never for api
+        or verifier rows."""
+        if self.agent is False or self.method in API_KINDS + SELECTION_KINDS:
+            return None
+        return self.agent if self.agent is not None else default
 
     def _check_selection(self) -> None:
         from sqlcoach.execution.select import LEARNED_SELECTORS
@@ -233,6 +259,10 @@ class CompareConfig:
     # generation cost). A verifier row always samples (its own n).
     headroom_n: int = 0
     headroom_temperature: float = 0.8
+    # evaluate every local policy row (the start included) as an agent (config.agent.AgentEval; a
+    # method's own agent: replaces it, agent: false opts out): the row's EX is the trajectories'
+    # final answers, beside mean turns, queries run and recoveries (null: single pass)
+    eval_agent: Any = None
     # machine
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = 1  # OMP_NUM_THREADS of each child process (None: inherit)
@@ -309,6 +339,15 @@ class CompareConfig:
                 raise ConfigError(f"seeds must be a non-empty list of integers or null, got {self.seeds!r}")
             if len(set(self.seeds)) != len(self.seeds):
                 raise ConfigError(f"seeds must be distinct, got {self.seeds}")
+        from sqlcoach.config.agent import AgentEval
+
+        self.eval_agent = AgentEval.of(self.eval_agent, where="eval_agent")
+        agents = [s.name for s in specs if s.agent_eval(self.eval_agent) is not None]
+        if self.eval_start and self.eval_agent is not None:
+            agents.insert(0, "start")
+        if agents and self.headroom_n:
+            raise ConfigError(f"headroom_n samples single-pass answers; the rows {agents} are evaluated as agents "
+                              "(eval_agent / agent:): set headroom_n: 0, or agent: false on those rows")
         if self.control is not None and self.control not in names:
             raise ConfigError(f"control={self.control!r} is not one of the methods {names}")
 

@@ -26,6 +26,22 @@ Guarantees (``tests/unit/generate/test_agent.py``):
   executor's hard limit (``ExecutorPool``: the worker is killed); a runaway query costs one
   turn, the trajectory continues.
 
+**Two protocols, one environment.** How a turn is parsed and how an observation is written into
+the trajectory is a ``TurnProtocol`` (``make_protocol(config, tokenizer)``); everything else (the
+sandbox, budgets, limits, the loop, masks) is shared:
+
+* ``TagProtocol`` (``protocol: tags``, the default): the tags above, any chat template;
+* ``ToolProtocol`` (``protocol: tools``): native tool calls through the model's own chat template
+  (``ToolProtocol.for_tokenizer`` checks that the template renders ``tools=``, an assistant
+  ``tool_calls`` message and a ``tool`` message, in the Hermes/Qwen2.5 form, and refuses with the
+  template's name otherwise). One tool, ``run_sql(query)``; a turn holding
+  ``<tool_call>{"name": "run_sql", "arguments": {"query": ...}}</tool_call>`` runs the query,
+  and the observation is the template's rendering of the turn's end and a ``tool`` message
+  (the same rendered result and turns left) up to the next assistant header. The final answer is
+  an assistant message *without* a tool call: its SQL (``extract_sql``). Invalid JSON, another
+  tool, bad arguments, or an answer without SQL are malformed turns (error observations, as a
+  tool result).
+
 ``step(text)`` does a whole turn. Batched callers (``run_agent``, a GRPO ``rollout_func``) split it:
 ``act(text)`` returns the query to run (or ``None``), the caller runs every trajectory's query in one
 ``ExecutorPool.run`` call, and ``observe(result)`` returns the text to append.
@@ -37,24 +53,35 @@ queries executed together, observations appended as tokens with ``env_mask`` 0.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlcoach.errors import ConfigError
 from sqlcoach.execution.render import LengthFn, render_result
 from sqlcoach.prompts.agent import (
+    RUN_SQL,
+    RUN_SQL_TOOL,
     SOLUTION_CLOSE,
     SOLUTION_OPEN,
     SQL_CLOSE,
     SQL_OPEN,
     STOP_STRINGS,
+    TOOL_CALL_CLOSE,
+    TOOL_CALL_OPEN,
+    TOOL_STOP_STRINGS,
     observation_text,
+    tool_result_text,
+    with_agent_instruction,
 )
 from sqlcoach.types import ExecResult
 
 ON_LIMIT = ("last_query", "none")
+#: how model turns are written: SkyRL-SQL's tags (any chat template) or native tool calls (a
+#: template that renders them: ``ToolProtocol.for_tokenizer`` checks)
+PROTOCOLS = ("tags", "tools")
 UNTAGGED = ("error", "solution")
 #: names in observations: as the prompt's template writes them (placeholders for an anonymizing
 #: template, via the env's ``encode``), or the database's real names
@@ -74,8 +101,11 @@ class AgentConfig:
     max_rows: int = 10_000
     max_bytes: int = 8 * 2**20
     observation_names: str = "template"
+    protocol: str = "tags"
 
     def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"agent protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         for name in ("max_turns", "observation_budget", "per_observation", "max_rows", "max_bytes"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -132,6 +162,208 @@ def parse_turn(text: str, untagged: str = "error", extract: Callable[[str], str 
     return Action(kind, sql)
 
 
+# ---------------------------------------------------------------------- protocols
+
+
+class TurnProtocol(Protocol):
+    """How model turns are written and observations read back: the one thing that differs between
+    the tag protocol and native tool calls. The environment, its budgets and the loop are shared.
+
+    * ``name``: ``tags`` or ``tools`` (``AgentConfig.protocol``);
+    * ``stop_strings``: generation of a turn stops at the first of these (or an end token);
+    * ``parse(text)``: the ``Action`` of one model turn; never raises;
+    * ``observation(body, turns_left)``: the text appended to the trajectory after a turn, around
+      the rendered result ``body`` (all of it is observation: ``env_mask`` 0, counted in budgets);
+    * ``prompt(messages, tokenizer, max_turns, instruction)``: the chat-formatted prompt text;
+    * ``call_text(sql)``: a model turn that runs ``sql`` in this protocol (the tool form,
+      ``SqlAgentEnv.run_sql``, and synthesized rows)."""
+
+    name: str
+    stop_strings: tuple[str, ...]
+
+    def parse(self, text: str) -> Action: ...
+
+    def observation(self, body: str, turns_left: int) -> str: ...
+
+    def prompt(self, messages: list[dict], tokenizer: Any, max_turns: int, instruction: bool = True) -> str: ...
+
+    def call_text(self, sql: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class TagProtocol:
+    """SkyRL-SQL's tags (``parse_turn``, ``observation_text``): any chat template carries them."""
+
+    untagged: str = "error"
+    extract: Callable[[str], str | None] | None = None
+    name: str = "tags"
+    stop_strings: tuple[str, ...] = STOP_STRINGS
+
+    def parse(self, text: str) -> Action:
+        return parse_turn(text, self.untagged, self.extract)
+
+    def observation(self, body: str, turns_left: int) -> str:
+        return observation_text(body, turns_left)
+
+    def prompt(self, messages: list[dict], tokenizer: Any, max_turns: int, instruction: bool = True) -> str:
+        from sqlcoach.prompts.chat import to_text
+
+        return to_text(with_agent_instruction(messages, max_turns) if instruction else messages, tokenizer)
+
+    def call_text(self, sql: str) -> str:
+        return f"{SQL_OPEN}{sql}{SQL_CLOSE}"
+
+
+def parse_tool_turn(text: str, extract: Callable[[str], str | None] | None = None) -> Action:
+    """The action of one tool-protocol model turn (Hermes/Qwen2.5 form). Never raises.
+
+    * a turn holding ``<tool_call>JSON</tool_call>`` (text before it allowed; the first call
+      decides, later ones are ignored) runs the query when the JSON is an object
+      ``{"name": "run_sql", "arguments": {"query": "..."}}`` (``arguments`` may also be a JSON
+      string of that object, or be named ``parameters``, as Llama-style models write it); anything else (no closing tag, invalid JSON, another tool, missing,
+      extra or non-string arguments, an empty query) is ``malformed`` with the reason;
+    * a turn without a tool call is the final answer: its SQL (``extract``, default
+      ``sqlcoach.sql.extract.extract_sql``: a fenced block or a bare statement); ``malformed`` when
+      it holds none."""
+    pos = text.find(TOOL_CALL_OPEN)
+    if pos < 0:
+        if extract is None:
+            from sqlcoach.sql.extract import extract_sql as extract
+        try:
+            sql = (extract(text) or "").strip()
+        except Exception:  # noqa: BLE001 - hostile text is a malformed turn, never a crash
+            sql = ""
+        return Action("solution", sql) if sql else Action(
+            "malformed", reason=f"no {RUN_SQL} tool call and no SQL in the answer")
+    start = pos + len(TOOL_CALL_OPEN)
+    end = text.find(TOOL_CALL_CLOSE, start)
+    if end < 0:
+        return Action("malformed", reason=f"{TOOL_CALL_OPEN} without {TOOL_CALL_CLOSE}")
+    try:
+        call = json.loads(text[start:end])
+    except (ValueError, RecursionError) as exc:  # RecursionError: hostile nesting ([[[[...)
+        return Action("malformed", reason=f"the tool call is not valid JSON ({str(exc)[:120]})")
+    if not isinstance(call, dict):
+        return Action("malformed", reason='the tool call must be a JSON object {"name": ..., "arguments": {...}}')
+    name = call.get("name")
+    if name != RUN_SQL:
+        return Action("malformed", reason=f"unknown tool {str(name)[:80]!r}: the only tool is {RUN_SQL}")
+    args = call.get("arguments", call.get("parameters"))
+    if isinstance(args, str):
+        try:
+            args = json.loads(args)
+        except (ValueError, RecursionError):
+            return Action("malformed", reason=f"{RUN_SQL} arguments are not a JSON object")
+    if not isinstance(args, dict):
+        return Action("malformed", reason=f'{RUN_SQL} takes arguments {{"query": "..."}}, got {str(args)[:80]!r}')
+    extra = sorted(str(k)[:40] for k in args if k != "query")
+    if extra:
+        return Action("malformed", reason=f"{RUN_SQL} takes one argument, query; got also {extra[:5]}")
+    query = args.get("query")
+    if not isinstance(query, str):
+        return Action("malformed", reason=f"{RUN_SQL} needs a string argument query")
+    if not query.strip():
+        return Action("malformed", reason=f"{RUN_SQL} with an empty query")
+    return Action("sql", query.strip())
+
+
+_PROBE_SQL = "SELECT 4711 AS sqlcoach_probe"
+_PROBE_RESULT = "SQLCOACH-TOOL-RESULT-7d1f"
+
+
+@dataclass(frozen=True)
+class ToolProtocol:
+    """Native tool calls rendered by the model's own chat template (``for_tokenizer`` checks that
+    it can and derives the pieces). Turns: ``parse_tool_turn``. An observation is what the template
+    writes after an assistant turn and around a ``tool`` message, up to the next assistant header:
+    ``turn_end + tool_open + tool_result_text(body, turns_left) + tool_close`` (Qwen2.5:
+    ``<|im_end|>\\n<|im_start|>user\\n<tool_response>\\n`` ... ``\\n</tool_response><|im_end|>\\n<|im_start|>assistant\\n``).
+    A malformed turn's error comes back the same way (as a tool result), so the chat stays well
+    formed. The final answer is an assistant message without a tool call: nothing is appended."""
+
+    template_name: str
+    turn_end: str
+    tool_open: str
+    tool_close: str
+    extract: Callable[[str], str | None] | None = None
+    name: str = "tools"
+    stop_strings: tuple[str, ...] = TOOL_STOP_STRINGS
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer: Any, extract: Callable[[str], str | None] | None = None) -> ToolProtocol:
+        """The protocol of ``tokenizer``'s chat template, or a ``ConfigError`` naming the template
+        when it cannot carry it: no template, one that fails on ``tools=`` / ``tool_calls`` /
+        ``tool`` messages, drops them, or writes calls in a form other than
+        ``<tool_call>{"name": ..., "arguments": ...}</tool_call>`` (the form sqlcoach parses)."""
+        where = str(getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__)
+        template = getattr(tokenizer, "chat_template", None)
+        if not template:
+            raise ConfigError(f"agent protocol tools needs a chat template that renders tool calls; the tokenizer of "
+                              f"{where} has no chat template (use protocol tags)")
+        base = [{"role": "user", "content": "probe"}]
+        call = {"role": "assistant", "content": "",
+                "tool_calls": [{"type": "function", "function": {"name": RUN_SQL, "arguments": {"query": _PROBE_SQL}}}]}
+        tool = {"role": "tool", "name": RUN_SQL, "content": _PROBE_RESULT}
+
+        def render(messages: list[dict], gen: bool) -> str:
+            return tokenizer.apply_chat_template(messages, tools=[RUN_SQL_TOOL], tokenize=False,
+                                                 add_generation_prompt=gen)
+
+        try:
+            prompt = render(base, True)
+            history = render(base, False)
+            called = render(base + [call], False)
+            answered = render(base + [call, tool], True)
+        except Exception as exc:  # noqa: BLE001 - any template failure is the same refusal
+            raise ConfigError(f"agent protocol tools: the chat template of {where} fails on tool calls "
+                              f"({type(exc).__name__}: {str(exc)[:200]}); use protocol tags") from None
+        turn = called[len(history):] if called.startswith(history) else ""  # the assistant message alone
+        close = turn.rfind(TOOL_CALL_CLOSE)
+        opened = turn.rfind(TOOL_CALL_OPEN, 0, close if close >= 0 else None)
+        problem = None
+        if RUN_SQL not in prompt or "query" not in prompt:
+            problem = "does not render the tools it is given"
+        elif not turn:
+            problem = "does not render an assistant message with tool_calls after the conversation"
+        elif opened < 0 or close < 0:
+            problem = f"does not write tool calls as {TOOL_CALL_OPEN}...{TOOL_CALL_CLOSE}"
+        elif parse_tool_turn(turn[opened:close + len(TOOL_CALL_CLOSE)]) != Action("sql", _PROBE_SQL):
+            problem = 'does not write a tool call as {"name": ..., "arguments": {...}} JSON'
+        elif not answered.startswith(called) or answered.count(_PROBE_RESULT) != 1:
+            problem = "does not render a tool message after the call"
+        if problem:
+            raise ConfigError(f"agent protocol tools: the chat template of {where} {problem} (sqlcoach reads "
+                              f"Hermes/Qwen2.5-style tool calls); use protocol tags")
+        tool_open, tool_close = answered[len(called):].split(_PROBE_RESULT)
+        return cls(template_name=where, turn_end=turn[close + len(TOOL_CALL_CLOSE):], tool_open=tool_open,
+                   tool_close=tool_close, extract=extract)
+
+    def parse(self, text: str) -> Action:
+        return parse_tool_turn(text, self.extract)
+
+    def observation(self, body: str, turns_left: int) -> str:
+        return f"{self.turn_end}{self.tool_open}{tool_result_text(body, turns_left)}{self.tool_close}"
+
+    def prompt(self, messages: list[dict], tokenizer: Any, max_turns: int, instruction: bool = True) -> str:
+        if instruction:
+            messages = with_agent_instruction(messages, max_turns, "tools")
+        return tokenizer.apply_chat_template(messages, tools=[RUN_SQL_TOOL], tokenize=False, add_generation_prompt=True)
+
+    def call_text(self, sql: str) -> str:
+        return f"{TOOL_CALL_OPEN}\n{json.dumps({'name': RUN_SQL, 'arguments': {'query': sql}})}\n{TOOL_CALL_CLOSE}"
+
+
+def make_protocol(config: AgentConfig, tokenizer: Any = None,
+                  extract: Callable[[str], str | None] | None = None) -> TurnProtocol:
+    """The protocol ``config.protocol`` names: ``TagProtocol(config.untagged)``, or the tokenizer's
+    ``ToolProtocol`` (a ``ConfigError`` without a tokenizer or with a template that cannot carry it)."""
+    if config.protocol == "tools":
+        if tokenizer is None:
+            raise ConfigError("agent protocol tools needs the model's tokenizer (its chat template renders the calls)")
+        return ToolProtocol.for_tokenizer(tokenizer, extract)
+    return TagProtocol(config.untagged, extract)
+
+
 @dataclass
 class AgentTurn:
     """One model turn of a trajectory, as the JSONL keeps it."""
@@ -157,13 +389,20 @@ class SqlAgentEnv:
     checked in SQLite's VM, without a hard kill). ``restore(sql)`` maps the model's SQL to the SQL
     that runs (an anonymizing template's placeholders); ``encode(text)`` maps the rendered result back
 to the names the model writes (the reverse, used when ``config.observation_names == "template"``);
-``length`` measures observation budgets."""
+``length`` measures observation budgets. ``protocol``: how turns are parsed and observations
+written (``make_protocol``); default the tag protocol (a ``tools`` config must pass its
+``ToolProtocol``, built once from the tokenizer)."""
 
     def __init__(self, db_path: str | None = None, config: AgentConfig = AgentConfig(), *,
                  executor: Any = None, restore: Callable[[str], str] | None = None,
                  length: LengthFn | None = None, extract: Callable[[str], str | None] | None = None,
-                 encode: Callable[[str], str] | None = None):
+                 encode: Callable[[str], str] | None = None, protocol: TurnProtocol | None = None):
         self.config = config
+        if protocol is None:
+            protocol = make_protocol(config, None, extract)
+        elif protocol.name != config.protocol:
+            raise ConfigError(f"the environment's protocol ({protocol.name}) is not its config's ({config.protocol})")
+        self.protocol: TurnProtocol = protocol
         self.encode = encode
         self.executor = executor
         self.restore = restore or (lambda s: s)
@@ -200,11 +439,15 @@ to the names the model writes (the reverse, used when ``config.observation_names
     def act(self, text: str, tokens: int = 0) -> str | None:
         """Take the model's turn ``text``; return the SQL the caller must run (then ``observe``),
         or ``None`` when the turn needs no query (call ``observe(None)`` all the same)."""
+        return self._act(text, None, tokens)
+
+    def _act(self, text: str, a: Action | None, tokens: int = 0) -> str | None:
         if self.done:
             raise RuntimeError("the trajectory has ended; reset() first")
         if self._pending is not None:
             raise RuntimeError("act() twice without observe()")
-        a = parse_turn(text, self.config.untagged, self.extract)
+        if a is None:
+            a = self.protocol.parse(text)
         turn = AgentTurn(a.kind, text, tokens=tokens)
         if a.kind in ("sql", "solution"):
             turn.sql = self._restore(a.sql)
@@ -246,10 +489,11 @@ to the names the model writes (the reverse, used when ``config.observation_names
         turn.observation = obs
         return obs
 
-    def step(self, text: str, tokens: int = 0) -> str:
-        """``act`` + run the query + ``observe``: one whole turn, for callers without batching."""
+    def step(self, text: str, tokens: int = 0, action: Action | None = None) -> str:
+        """``act`` + run the query + ``observe``: one whole turn, for callers without batching
+        (``action``: the turn already parsed)."""
         t0 = time.monotonic()
-        sql = self.act(text, tokens)
+        sql = self._act(text, action, tokens)
         result = self.execute([(self.db_path, sql)])[0] if sql is not None else None
         return self.observe(result, time.monotonic() - t0 if sql is not None else 0.0)
 
@@ -263,8 +507,10 @@ to the names the model writes (the reverse, used when ``config.observation_names
 
     def run_sql(self, sql: str) -> str:
         """Run one SQL query on the database and return its result as text (the tool form of a
-        turn, for tool-calling chat templates): the rendered result and the turns left."""
-        text = self.step(f"{SQL_OPEN}{sql}{SQL_CLOSE}")
+        turn, the method an ``environment_factory`` would expose): the observation as this
+        environment's protocol writes it. A turn of the trajectory like any other."""
+        text = self.step(self.protocol.call_text(sql), action=Action("sql", sql.strip()) if sql.strip()
+                         else Action("malformed", reason="empty query"))
         return text or "the trajectory has ended: no turns or observation budget left"
 
     # ------------------------------------------------------------------ internals
@@ -278,11 +524,11 @@ to the names the model writes (the reverse, used when ``config.observation_names
     def _render(self, result: ExecResult) -> str | None:
         """The observation within what is left of the budget; ``None`` when not even the wrapper fits."""
         left = self.config.observation_budget - self.used
-        overhead = self.length(observation_text("", self.turns_left))
+        overhead = self.length(self.protocol.observation("", self.turns_left))
         cap = min(self.config.per_observation, left)
         room = cap - overhead
         while room >= 1:
-            obs = observation_text(self._body(result, room), self.turns_left)
+            obs = self.protocol.observation(self._body(result, room), self.turns_left)
             spent = self.length(obs)
             if spent <= cap:
                 self.used += spent
@@ -319,7 +565,7 @@ to the names the model writes (the reverse, used when ``config.observation_names
             return ""
         for t in reversed(self.turns):
             if t.kind in ("solution", "sql") and t.sql == self.answer:
-                return parse_turn(t.text, self.config.untagged, self.extract).sql
+                return self.protocol.parse(t.text).sql or self.answer
         return self.answer
 
     def _end(self, finish: str, answer: str | None) -> None:
@@ -351,7 +597,8 @@ class Rollout:
     exec_seconds: float = 0.0
 
 
-def _cut_turn(ids: list[int], stop_ids: set[int], tokenizer: Any) -> tuple[list[int], str, bool]:
+def _cut_turn(ids: list[int], stop_ids: set[int], tokenizer: Any,
+              stop_strings: Sequence[str] = STOP_STRINGS) -> tuple[list[int], str, bool]:
     """A generated row up to its first end token, as ``(ids, text cut after the first stop string,
     ended_by_eos)``; a trailing end token is dropped from the ids (the trajectory may go on)."""
     ended = False
@@ -360,7 +607,7 @@ def _cut_turn(ids: list[int], stop_ids: set[int], tokenizer: Any) -> tuple[list[
             ids, ended = ids[:j], True
             break
     text = tokenizer.decode(ids, skip_special_tokens=True)
-    cut = min((text.find(s) + len(s) for s in STOP_STRINGS if s in text), default=-1)
+    cut = min((text.find(s) + len(s) for s in stop_strings if s in text), default=-1)
     if cut >= 0:
         text = text[:cut]
     return ids, text, ended
@@ -368,9 +615,11 @@ def _cut_turn(ids: list[int], stop_ids: set[int], tokenizer: Any) -> tuple[list[
 
 def generate_turns(model: Any, tokenizer: Any, inputs: list[list[int]], *, max_new_tokens: list[int],
                    temperature: float = 0.0, top_p: float = 1.0, batch_size: int = 8,
-                   seed: int = 0) -> tuple[list[list[int]], list[str], list[bool]]:
-    """One model turn for each of ``inputs`` (token ids): generation stops at ``</sql>`` /
-    ``</solution>`` (transformers' stop strings) or an end token. Returns per input the new ids
+                   seed: int = 0, stop_strings: Sequence[str] = STOP_STRINGS,
+                   ) -> tuple[list[list[int]], list[str], list[bool]]:
+    """One model turn for each of ``inputs`` (token ids): generation stops at the first of
+    ``stop_strings`` (the protocol's: ``</sql>`` / ``</solution>`` for tags, ``</tool_call>`` for
+    tools; transformers' stop strings) or an end token. Returns per input the new ids
     (end token dropped), the turn's text (cut after the stop string) and whether an end token
     ended it. Batches are grouped by length, as ``generate.hf.generate_texts`` does."""
     import torch
@@ -394,14 +643,14 @@ def generate_turns(model: Any, tokenizer: Any, inputs: list[list[int]], *, max_n
             cfg = decoding_config(model, tokenizer, do_sample=temperature > 0,
                                   temperature=temperature if temperature > 0 else 1.0, top_p=top_p, top_k=0,
                                   max_new_tokens=max(max_new_tokens[i] for i in idx))
-            cfg.stop_strings = list(STOP_STRINGS)
+            cfg.stop_strings = list(stop_strings)
             batch = tokenizer.pad({"input_ids": [inputs[i] for i in idx]}, return_tensors="pt")
             batch = {k: v.to(device) for k, v in batch.items()}
             seqs = neutral_generate(model, cfg, **batch, tokenizer=tokenizer)
             for row, ids in enumerate(seqs[:, batch["input_ids"].shape[1]:].tolist()):
                 i = idx[row]
                 ids = ids[: max_new_tokens[i]]
-                out_ids[i], out_text[i], out_end[i] = _cut_turn(ids, stop_ids, tokenizer)
+                out_ids[i], out_text[i], out_end[i] = _cut_turn(ids, stop_ids, tokenizer, stop_strings)
     return out_ids, out_text, out_end
 
 
@@ -420,6 +669,10 @@ def run_agent(model: Any, tokenizer: Any, prompts: Sequence[str], envs: Sequence
     active)`` reports progress."""
     if len(prompts) != len(envs):
         raise ValueError("one environment per prompt")
+    stops = {tuple(e.protocol.stop_strings) for e in envs}
+    if len(stops) > 1:
+        raise ValueError("the trajectories of one run_agent call must share a protocol")
+    stop_strings = stops.pop() if stops else STOP_STRINGS
     rolls = [Rollout(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     rnd = 0
     while True:
@@ -438,7 +691,7 @@ def run_agent(model: Any, tokenizer: Any, prompts: Sequence[str], envs: Sequence
         new_ids, texts, _ = generate_turns(
             model, tokenizer, [rolls[i].prompt_ids + rolls[i].completion_ids for i in active],
             max_new_tokens=[min(max_new_tokens, max_total_tokens - len(rolls[i].completion_ids)) for i in active],
-            temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed + rnd)
+            temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed + rnd, stop_strings=stop_strings)
         gen_s = (time.monotonic() - t0) / len(active)  # batched: each trajectory's share
         jobs: list[tuple[int, str]] = []
         for k, i in enumerate(active):

@@ -12,7 +12,8 @@ two files as ``predict``:
   and executing.
 
 The prompt is the model's usual prediction prompt with the agent instruction appended to the user
-message (``sqlcoach.prompts.agent``). Greedy unless ``temperature > 0``; no resume (a run is
+message (``sqlcoach.prompts.agent``); with ``config.protocol == "tools"`` it is rendered with the
+``run_sql`` tool by the model's chat template (refused when the template cannot carry tool calls). Greedy unless ``temperature > 0``; no resume (a run is
 written afresh). Queries run in one ``ExecutorPool`` (``workers`` processes; 0 = in this process).
 ``recoveries`` needs the gold and so runs at scoring time (``predict`` calls it when the data has
 gold SQL).
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlcoach.execution.select import DEFAULT_SELECTOR, Selector
-from sqlcoach.generate.agent import AgentConfig, SqlAgentEnv, run_agent
+from sqlcoach.generate.agent import AgentConfig, SqlAgentEnv, TurnProtocol, make_protocol, run_agent
 from sqlcoach.prompts.settings import PromptSettings
 from sqlcoach.runtime.files import atomic_write
 from sqlcoach.types import Example
@@ -53,6 +54,7 @@ class AgentSummary:
     recoveries: int | None = None
     first_query_failed: int | None = None
     resumed: int = 0
+    prompt_tokens: int = 0
     examples_per_s: float = 0.0
     tokens_per_s: float = 0.0
 
@@ -70,24 +72,23 @@ class AgentSummary:
 
 
 def agent_prompts(examples: Sequence[Example], tokenizer: Any, builder: Any, max_turns: int,
-                  instruction: bool = True) -> list[str]:
-    """Each example's prediction prompt (chat-formatted text), with the agent instruction unless
-    ``instruction=False`` (a model trained on agent rows without it, or one that never learnt to
-    read prose: the tiny demo models)."""
-    from sqlcoach.prompts.agent import with_agent_instruction
-    from sqlcoach.prompts.chat import to_text
+                  instruction: bool = True, protocol: TurnProtocol | None = None) -> list[str]:
+    """Each example's prediction prompt (chat-formatted text by ``protocol``, default the tag
+    protocol; the tool protocol hands the template the ``run_sql`` tool), with the protocol's
+    instruction unless ``instruction=False`` (a model trained on agent rows without it, or one that
+    never learnt to read prose: the tiny demo models)."""
+    from sqlcoach.generate.agent import TagProtocol
 
-    def messages(ex: Example) -> list[dict]:
-        m = builder.prediction_messages(ex)
-        return with_agent_instruction(m, max_turns) if instruction else m
-
-    return [to_text(messages(ex), tokenizer) for ex in examples]
+    protocol = protocol or TagProtocol()
+    return [protocol.prompt(builder.prediction_messages(ex), tokenizer, max_turns, instruction) for ex in examples]
 
 
-def env_for(ex: Example, config: AgentConfig, template: str, executor: Any = None, length: Any = None) -> SqlAgentEnv:
+def env_for(ex: Example, config: AgentConfig, template: str, executor: Any = None, length: Any = None,
+            protocol: TurnProtocol | None = None) -> SqlAgentEnv:
     """The environment of one example: its database, and its template's placeholder mapping both
     ways (the model's SQL to real names before it runs; with ``config.observation_names ==
-    "template"``, the default, the observation's real names to placeholders)."""
+    "template"``, the default, the observation's real names to placeholders). ``protocol``: the
+    run's ``make_protocol(config, tokenizer)`` (default: the tag protocol)."""
     from sqlcoach.prompts.templates import get_template, restore_sql
 
     encode = None
@@ -96,7 +97,7 @@ def env_for(ex: Example, config: AgentConfig, template: str, executor: Any = Non
 
         encode = lambda text: name_map(ex).encode_sql(text)  # noqa: E731 - real names -> placeholders
     return SqlAgentEnv(ex.db_path, config, executor=executor, length=length, encode=encode,
-                       restore=lambda s: restore_sql(s, ex, template))
+                       restore=lambda s: restore_sql(s, ex, template), protocol=protocol)
 
 
 def _record(index: int, ex: Example, trajs: list[dict[str, Any]], pool: Any, selector: Any,
@@ -161,6 +162,7 @@ def predict_agent(
     if n < 1:
         raise ConfigError(f"n must be >= 1 (trajectories per question), got {n}")
     selector = get_selector(select) if isinstance(select, str) else select
+    protocol = make_protocol(config, tokenizer)  # tools: refused here when the template cannot carry them
     reads_schema = n > 1 and getattr(selector, "reads_schema", False)
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.execution.render import token_length
@@ -177,17 +179,18 @@ def predict_agent(
     length = token_length(tokenizer)
     records: list[dict[str, Any]] = []
     t0 = time.monotonic()
-    gen_tokens = 0
+    gen_tokens = prompt_tokens = 0
     bar = progress_bar(len(examples), f"predict --agent (turns <= {config.max_turns})") if progress and examples else None
     with ExecutorPool(workers, config.limits()) as pool:
         for start in range(0, len(examples), chunk_size):
             exs = list(examples[start : start + chunk_size])
             rep = [ex for ex in exs for _ in range(n)]  # n trajectories per example, side by side
-            envs = [env_for(ex, config, builder.template, pool, length) for ex in rep]
-            prompts = agent_prompts(rep, tokenizer, builder, config.max_turns, instruction)
+            envs = [env_for(ex, config, builder.template, pool, length, protocol) for ex in rep]
+            prompts = agent_prompts(rep, tokenizer, builder, config.max_turns, instruction, protocol)
             rolls = run_agent(model, tokenizer, prompts, envs, max_new_tokens=max_new_tokens,
                               max_total_tokens=max_total_tokens, temperature=temperature, top_p=top_p,
                               batch_size=batch_size, seed=seed + start, executor=pool)
+            prompt_tokens += sum(len(r.prompt_ids) for r in rolls)
             chunk = []
             for k, ex in enumerate(exs):
                 trajs = [_trajectory(envs[k * n + j], rolls[k * n + j], tokenizer) for j in range(n)]
@@ -203,7 +206,7 @@ def predict_agent(
     secs = time.monotonic() - t0
     atomic_write(out, sql_file_text(examples, [r["sql"] for r in records]))
     return summarize(records, config.max_turns, seconds=secs, sql_path=str(out), jsonl_path=str(jsonl),
-                     generated_tokens=gen_tokens)
+                     generated_tokens=gen_tokens, prompt_tokens=prompt_tokens)
 
 
 def _trajectory(env: SqlAgentEnv, roll: Any, tokenizer: Any) -> dict[str, Any]:
@@ -218,7 +221,7 @@ def _trajectory(env: SqlAgentEnv, roll: Any, tokenizer: Any) -> dict[str, Any]:
 
 
 def summarize(records: Sequence[dict[str, Any]], max_turns: int, *, seconds: float, sql_path: str,
-              jsonl_path: str, generated_tokens: int) -> AgentSummary:
+              jsonl_path: str, generated_tokens: int, prompt_tokens: int = 0) -> AgentSummary:
     """The summary of agent records (as ``predict_agent`` writes them): turns, queries, ends and
     seconds over every trajectory (all ``n`` of a self-consistency record), answers per record."""
     n = len(records)
@@ -228,6 +231,7 @@ def summarize(records: Sequence[dict[str, Any]], max_turns: int, *, seconds: flo
         finish[str(t.get("finish"))] = finish.get(str(t.get("finish")), 0) + 1
     return AgentSummary(
         examples=n, predicted_now=n, seconds=round(seconds, 3), generated_tokens=generated_tokens,
+        prompt_tokens=prompt_tokens,
         sql_path=sql_path, jsonl_path=jsonl_path, max_turns=max_turns,
         mean_turns=round(sum(len(t["turns"]) for t in trajs) / len(trajs), 3) if trajs else 0.0,
         queries_run=sum(int(t["queries"]) for t in trajs),
@@ -239,6 +243,13 @@ def summarize(records: Sequence[dict[str, Any]], max_turns: int, *, seconds: flo
     )
 
 
+def failed_first_query(record: dict[str, Any]) -> bool:
+    """Whether a trajectory's first turn ran a query that failed (an error class): the trajectories
+    a recovery is counted among."""
+    turns = record.get("turns") or []
+    return bool(turns) and turns[0].get("kind") == "sql" and turns[0].get("error") is not None
+
+
 def recoveries(records: Sequence[dict[str, Any]], examples: Sequence[Example], pool: Any,
                mode: str = "spider") -> tuple[int, int]:
     """``(recovered, first_failed)``: of the trajectories whose first turn ran a query that failed
@@ -247,8 +258,7 @@ def recoveries(records: Sequence[dict[str, Any]], examples: Sequence[Example], p
     Needs gold SQL; examples without gold or database are left out of both counts."""
     from sqlcoach.metrics.ex import ExItem, score_execution
 
-    failed = [r for r in records if r.get("turns") and r["turns"][0]["kind"] == "sql"
-              and r["turns"][0]["error"] is not None
+    failed = [r for r in records if failed_first_query(r)
               and examples[r["index"]].gold_sql and examples[r["index"]].db_path]
     items = [ExItem(r["sql"] or "", str(examples[r["index"]].gold_sql), (str(examples[r["index"]].db_path),))
              for r in failed]

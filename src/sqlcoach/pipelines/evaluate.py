@@ -49,6 +49,43 @@ def predict_and_score(
     return score_predictions(summ, examples, pred_path, tables_path=tables_path, samples=samples)
 
 
+def agent_predict_and_score(
+    model: Any,
+    tokenizer: Any,
+    examples: list[Any],
+    pred_path: str | Path,
+    *,
+    prompt: PromptSettings,
+    agent: Any,
+    batch_size: int = 32,
+    max_new_tokens: int = 96,
+    seed: int = 0,
+    tables_path: str | Path | None = None,
+    samples: int = 8,
+    workers: int = 1,
+) -> Scored:
+    """``predict_and_score`` as an agent (``predict --agent`` semantics: ``generate.agent_predict``),
+    greedy, one trajectory per example, with ``agent`` (a ``config.agent.AgentEval``) for its
+    settings; ``max_new_tokens`` bounds one turn. The final answers are scored by
+    ``score_predictions``; the summary (an ``AgentSummary``) gets ``recoveries`` and
+    ``first_query_failed`` from those same verdicts (a failing first query whose final answer is
+    right under this EX)."""
+    import json
+
+    from sqlcoach.generate.agent_predict import failed_first_query, predict_agent
+
+    summ = predict_agent(model, tokenizer, examples, pred_path, config=agent.env(), temperature=0.0,
+                         batch_size=batch_size, max_new_tokens=max_new_tokens, max_total_tokens=agent.max_total_tokens,
+                         prompt=prompt, workers=workers, seed=seed, progress=False, instruction=agent.instruction)
+    scored = score_predictions(summ, examples, pred_path, tables_path=tables_path, samples=samples)
+    records = [json.loads(line) for line in Path(summ.jsonl_path).read_text().splitlines() if line.strip()]
+    records.sort(key=lambda r: r["index"])
+    failed = [bool(ex.gold_sql and ex.db_path) and failed_first_query(r) for r, ex in zip(records, examples)]
+    summ.first_query_failed = sum(failed)
+    summ.recoveries = sum(1 for f, v in zip(failed, scored.report.verdicts) if f and v.ex)
+    return scored
+
+
 def score_predictions(summ: Any, examples: list[Any], pred_path: str | Path, *, tables_path: str | Path | None = None,
                       samples: int = 8) -> Scored:
     """Score the SQL file ``pred_path`` (one line per example) against ``examples``: EX/EM by

@@ -7,6 +7,13 @@ SkyRL-SQL's protocol, which any chat template can carry (it is plain text in the
   ``sqlcoach.execution.render.render_result``'s text, or an error line) and the model goes on;
 * the model ends with ``<solution>QUERY</solution>``, its final answer.
 
+Native tool calls (``protocol: tools``, for chat templates that render them, e.g. Qwen2.5's): the
+model calls one tool, ``run_sql(query)`` (``RUN_SQL_TOOL``, handed to the template as ``tools=``),
+reads its result back as a ``tool`` message whose content is ``tool_result_text`` (the same
+rendered result and turns left), and answers with a plain assistant message holding the final SQL
+(no tool call). The template renders the call and the result; ``sqlcoach.generate.agent`` parses
+the Hermes/Qwen ``<tool_call>{"name": ..., "arguments": ...}</tool_call>`` form.
+
 One place for this text, so that inference (``sqlcoach.generate.agent``), the warm-start SFT rows
 and a multi-turn GRPO recipe write and read exactly the same tags.
 """
@@ -28,16 +35,43 @@ AGENT_INSTRUCTION = (
 )
 
 
-def agent_instruction(max_turns: int) -> str:
-    """The instruction appended to the prompt's last user message in agent mode."""
-    return AGENT_INSTRUCTION.format(max_turns=max_turns)
+#: the tool protocol's one tool, in the JSON-schema form chat templates render (``tools=[RUN_SQL_TOOL]``)
+RUN_SQL = "run_sql"
+RUN_SQL_TOOL = {
+    "type": "function",
+    "function": {
+        "name": RUN_SQL,
+        "description": "Run one read-only SQL query on the database and return its result (columns, row count, "
+                       "the first rows, or the error) and the number of turns left.",
+        "parameters": {
+            "type": "object",
+            "properties": {"query": {"type": "string", "description": "one SQL SELECT statement"}},
+            "required": ["query"],
+        },
+    },
+}
+TOOL_CALL_OPEN, TOOL_CALL_CLOSE = "<tool_call>", "</tool_call>"
+#: Where a tool-protocol model turn ends: at its first tool call (or an end token: the final answer).
+TOOL_STOP_STRINGS = (TOOL_CALL_CLOSE,)
+
+TOOL_INSTRUCTION = (
+    "You may call the run_sql tool to run SQL queries on the database before you answer; each result "
+    "comes back with the number of turns you have left. You have {max_turns} turns. When you are sure, "
+    "reply with the final SQL query only, without a tool call."
+)
 
 
-def with_agent_instruction(messages: list[dict], max_turns: int) -> list[dict]:
+def agent_instruction(max_turns: int, protocol: str = "tags") -> str:
+    """The instruction appended to the prompt's last user message in agent mode (``protocol``:
+    ``tags`` or ``tools``)."""
+    return (TOOL_INSTRUCTION if protocol == "tools" else AGENT_INSTRUCTION).format(max_turns=max_turns)
+
+
+def with_agent_instruction(messages: list[dict], max_turns: int, protocol: str = "tags") -> list[dict]:
     """``messages`` with the agent instruction appended to the last user message (a new user
     message when there is none); the input list is not changed."""
     out = [dict(m) for m in messages]
-    text = agent_instruction(max_turns)
+    text = agent_instruction(max_turns, protocol)
     for m in reversed(out):
         if m.get("role") == "user":
             m["content"] = f"{m.get('content', '')}\n\n{text}"
@@ -49,6 +83,11 @@ def with_agent_instruction(messages: list[dict], max_turns: int) -> list[dict]:
 def observation_text(body: str, turns_left: int) -> str:
     """The text inserted after a ``</sql>``: the wrapped result and the turns left."""
     return f"\n{OBSERVATION_OPEN}\n{body}\nturns left: {turns_left}\n{OBSERVATION_CLOSE}\n"
+
+
+def tool_result_text(body: str, turns_left: int) -> str:
+    """The content of the ``tool`` message that answers a ``run_sql`` call: the result and the turns left."""
+    return f"{body}\nturns left: {turns_left}"
 
 
 def sql_turn(sql: str) -> str:

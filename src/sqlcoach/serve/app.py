@@ -174,6 +174,7 @@ class ServeSettings:
     agent_turns: int = 5  # /v1/sql with agent: turns when the request names none
     max_agent_turns: int = 10  # and the most it may name (more: 400)
     agent_instruction: bool = True  # append the agent protocol's instruction to the prompt
+    agent_protocol: str = "tags"  # tags, or tools: the model's chat template writes run_sql calls and their results
 
 
 class Server:
@@ -192,6 +193,10 @@ class Server:
         self.model_path = model_path
         self.verifier = verifier  # a models.verifier.Verifier (``--verifier DIR``) or None
         self.tokenizer = copy.deepcopy(engine.tokenizer)
+        from sqlcoach.generate.agent import AgentConfig, make_protocol
+
+        # the agent's protocol, built once; tools: a template without tool calls is refused here, at start-up
+        self.agent_protocol = make_protocol(AgentConfig(protocol=settings.agent_protocol), self.tokenizer)
         self._tok_lock = threading.Lock()
         self._select_lock = threading.Lock()  # a verifier's model, tokenizer and cache serve one call at a time
         self.started = int(time.time())
@@ -223,7 +228,8 @@ class Server:
 
         self.builder.schema_text(ex.db_path)  # an unreadable database is an error, not an empty schema
         with self._tok_lock:
-            return agent_prompts([ex], self.tokenizer, self.builder, max_turns, self.settings.agent_instruction)[0]
+            return agent_prompts([ex], self.tokenizer, self.builder, max_turns, self.settings.agent_instruction,
+                                 self.agent_protocol)[0]
 
     def selector(self, name: str) -> Any:
         """The selection rule ``name`` (``execution.select``), or a learned one over the verifier
@@ -582,7 +588,7 @@ async def _agent(server: Server, req: SqlRequest, ex: Any, selector: Any, temper
     limits = server.runner.limits
     try:
         config = AgentConfig(max_turns=req.max_turns or s.agent_turns, timeout=limits.timeout,
-                             max_rows=limits.max_rows, max_bytes=limits.max_bytes)
+                             max_rows=limits.max_rows, max_bytes=limits.max_bytes, protocol=s.agent_protocol)
         prompt = await asyncio.to_thread(server.agent_prompt, ex, config.max_turns)
     except DataError as exc:
         raise ApiError(422, f"cannot prompt for database {req.database!r}: {exc}", param="database") from None
@@ -621,17 +627,16 @@ async def _agent(server: Server, req: SqlRequest, ex: Any, selector: Any, temper
 
 async def _trajectory(server: Server, ex: Any, config: Any, prompt_ids: list[int], max_tokens: int,
                       temperature: float, deadline: float) -> dict[str, Any]:
-    """One trajectory to its end: generate a turn (a job stopping after ``</sql>`` or
-    ``</solution>``, the tag kept), let the environment parse it, run its query in the sandbox,
+    """One trajectory to its end: generate a turn (a job stopping after the protocol's stop string,
+    ``</sql>`` / ``</solution>`` or ``</tool_call>``, kept), let the environment parse it, run its query in the sandbox,
     append the observation, until an answer, the turn limit, the observation budget, the context
     (``finish="length"``) or the request's deadline (``finish="deadline"``). The completion is
     carried as text and re-encoded each turn (the engine returns text)."""
     from sqlcoach.generate.agent_predict import env_for
-    from sqlcoach.prompts.agent import STOP_STRINGS
     from sqlcoach.serve.text2sql import run_candidates
 
     s = server.settings
-    env = env_for(ex, config, server.recipe.template, None, server.token_count)
+    env = env_for(ex, config, server.recipe.template, None, server.token_count, server.agent_protocol)
     completion = ""
     comp_ids: list[int] = []
     gen_s = exec_s = 0.0
@@ -644,7 +649,7 @@ async def _trajectory(server: Server, ex: Any, config: Any, prompt_ids: list[int
             env.end_at_limit("deadline")
             break
         params = GenParams(max_new_tokens=min(max_tokens, room), temperature=temperature,
-                           stop=tuple(STOP_STRINGS), include_stop=True)
+                           stop=tuple(env.protocol.stop_strings), include_stop=True)
         res = (await _generate_all(server, [prompt_ids + comp_ids], params, deadline))[0]
         gen_s += res.seconds
         sql = await asyncio.to_thread(env.act, res.text, res.completion_tokens)

@@ -38,24 +38,25 @@ def ask_local_agent(args: Any, db_path: str, questions: list[str], runner: Any, 
     ``args.max_turns`` turns; the final answer is run in ``runner``. With ``args.n > 1``: ``n``
     sampled trajectories per question and the final answer ``selector`` chose among theirs."""
     from sqlcoach.execution.render import token_length
-    from sqlcoach.generate.agent import AgentConfig, run_agent
+    from sqlcoach.generate.agent import AgentConfig, make_protocol, run_agent
     from sqlcoach.generate.agent_predict import agent_prompts, env_for
     from sqlcoach.models.load import load_model
     from sqlcoach.prompts.recipe import resolve_prompt
     from sqlcoach.serve.text2sql import example_for, select_answer
 
     config = AgentConfig(max_turns=args.max_turns, timeout=args.timeout, max_rows=args.max_rows,
-                         untagged=args.untagged)
+                         untagged=args.untagged, protocol=args.protocol)
     recipe = resolve_prompt(args.model, template=args.template, schema_style=args.schema_style,
                             schema_sample_values=args.schema_samples, log=lambda m: print(m, file=sys.stderr))
     builder = recipe.builder()
     model, tok = load_model(args.model, dtype=args.dtype, device=args.device)
+    protocol = make_protocol(config, tok)  # tools: refused here when the chat template cannot carry them
     exs = [example_for(q, db_path) for q in questions]
     builder.schema_text(db_path)  # an unreadable database is an error here, not an empty schema
     n = args.n
     rep = [ex for ex in exs for _ in range(n)]  # n trajectories per question, side by side
-    envs = [env_for(ex, config, recipe.template, runner.pool, token_length(tok)) for ex in rep]
-    rolls = run_agent(model, tok, agent_prompts(rep, tok, builder, config.max_turns), envs,
+    envs = [env_for(ex, config, recipe.template, runner.pool, token_length(tok), protocol) for ex in rep]
+    rolls = run_agent(model, tok, agent_prompts(rep, tok, builder, config.max_turns, protocol=protocol), envs,
                       max_new_tokens=args.max_new_tokens or 256, batch_size=args.batch_size, executor=runner.pool,
                       temperature=args.temperature, seed=args.seed)
     if n > 1:

@@ -6,7 +6,12 @@ One trajectory per rollout, run by the agent's own environment and loop
 the model writes ``<sql>QUERY</sql>``, the query runs in the sandbox and its rendered result comes
 back as an ``<observation>``, until ``<solution>QUERY</solution>``, the turn limit, the observation
 budget or ``max_completion_length`` (which bounds the whole trajectory, observations included;
-an observation that would overflow it is cut, never dropped).
+an observation that would overflow it is cut, never dropped). With ``protocol: tools`` the same
+loop runs native tool calls instead (``generate.agent.ToolProtocol``: ``run_sql`` calls written in
+the model's chat-template form, each result appended as the template's ``tool`` message, the final
+answer a message without a call); the block is refused when the tokenizer's template cannot carry
+them. The rollout is the same ``rollout_func`` either way (not TRL's ``environment_factory``,
+which would be a second agent loop): one environment, two protocols.
 
 What ``AgentRollout.__call__`` (TRL's ``RolloutFunc``: ``(prompts, trainer) -> dict``) returns,
 one entry per prompt (TRL passes each rollout's prompt: a group's G copies are G prompts):
@@ -76,6 +81,7 @@ class AgentRollout:
                  temperature: float, top_p: float = 1.0, workers: int = 1, seed: int = 0, batch_size: int = 64):
         from sqlcoach.execution.pool import ExecutorPool
         from sqlcoach.execution.render import token_length
+        from sqlcoach.generate.agent import make_protocol
 
         self.block = block
         self.config = block.env()
@@ -86,6 +92,8 @@ class AgentRollout:
         self.turn_tokens = min(block.max_turn_tokens or self.max_total_tokens, self.max_total_tokens)
         self.temperature, self.top_p, self.seed, self.batch_size = temperature, top_p, seed, batch_size
         self.length = token_length(tokenizer)
+        # tools: checked against the tokenizer's chat template here, before any rollout (ConfigError)
+        self.protocol = make_protocol(self.config, tokenizer)
         self.pool = ExecutorPool(workers=workers, limits=self.config.limits())
         self.rows: dict[str, Row] = {}
         self.totals: Counter[str] = Counter()
@@ -117,16 +125,11 @@ class AgentRollout:
 
         ex = Example(id=str(row.get("id") or ""), db_id=str(row.get("db_id") or ""), question=str(row.get("question") or ""),
                      db_path=row.get("db_path"))
-        return env_for(ex, self.config, self.template, executor=self.pool, length=self.length)
+        return env_for(ex, self.config, self.template, executor=self.pool, length=self.length, protocol=self.protocol)
 
     def _prompt_text(self, row: Row) -> str:
-        from sqlcoach.prompts.agent import with_agent_instruction
-        from sqlcoach.prompts.chat import to_text
-
-        messages = row["prompt"]
-        if self.block.instruction:
-            messages = with_agent_instruction(messages, self.block.max_turns)
-        return to_text(messages, self.tokenizer)
+        """The row's prompt as the protocol formats it (the tool protocol hands the template ``run_sql``)."""
+        return self.protocol.prompt(row["prompt"], self.tokenizer, self.block.max_turns, self.block.instruction)
 
     # ------------------------------------------------------------------ trajectories
 

@@ -262,3 +262,49 @@ def test_agent_trajectories_that_do_not_fit_the_queue_are_a_503_and_stop(long_di
         time.sleep(1.0)
         assert server.engine.queued() == 0 and len(script.params) == calls  # nothing more was generated for it
         assert client.post("/v1/sql", json=Q).status_code == 200
+
+
+# ------------------------------------------------------------------ agent, native tool calls
+
+
+@pytest.fixture(scope="module")
+def tools_dir(long_dir, tmp_path_factory):
+    """``long_dir``'s model with a Qwen2.5-style chat template that renders tool calls."""
+    import shutil
+
+    from tool_template import with_tool_template
+    from transformers import AutoTokenizer
+
+    d = tmp_path_factory.mktemp("serve-tools") / "model"
+    shutil.copytree(long_dir, d)
+    with_tool_template(AutoTokenizer.from_pretrained(str(d))).save_pretrained(str(d))
+    return d
+
+
+def test_agent_with_native_tool_calls(tools_dir, make_client, databases):
+    call = '<tool_call>\n{"name": "run_sql", "arguments": {"query": "SELECT count(*) FROM singer"}}\n</tool_call>'
+    script = Script([call, '<tool_call>{"name": "run_sql", "arguments": {"sql": 1}}</tool_call>',
+                     "```sql\nSELECT name FROM singer\n```"])
+    client, server = make_client(tools_dir, batch_fn=script, agent_protocol="tools")
+    a = client.post("/v1/sql", json={**Q, "agent": True, "max_turns": 4}).json()
+    assert a["agent"] is True and a["finish"] == "solution", a
+    assert a["sql"] == "SELECT name FROM singer" and len(a["rows"]) == 4 and a["error"] is None
+    assert [(t["kind"], t["error"]) for t in a["turns"]] == [("sql", None), ("malformed", "malformed_turn"),
+                                                             ("solution", None)]
+    first, bad = a["turns"][0]["observation"], a["turns"][1]["observation"]
+    assert "<tool_response>\ncolumns (1): count(*)" in first and "turns left: 3" in first
+    assert "run_sql takes one argument, query" in bad
+    p = script.params[0]
+    assert p.include_stop and set(p.stop) == {"</tool_call>"}
+    from sqlcoach.serve.text2sql import example_for
+
+    prompt = server.agent_prompt(example_for(Q["question"], server.databases.path("concert")), 4)
+    assert '"name": "run_sql"' in prompt and "You may call the run_sql tool" in prompt  # tools= and the instruction
+
+
+def test_agent_tools_refused_at_start_for_a_template_without_them(long_dir, make_client):
+    from sqlcoach.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not render the tools it is given"):
+        make_client(long_dir, agent_protocol="tools")
+

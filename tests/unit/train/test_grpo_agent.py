@@ -66,7 +66,28 @@ def _loss_and_grads(trainer, inputs):
     return loss.detach().clone(), grads
 
 
-def test_observation_tokens_carry_no_loss_and_no_gradient(tiny, tmp_path):
+def _pieces(tok, protocol):
+    """A trajectory's pieces as token ids: model turn A, observation O1, model turn B, observation
+    O2 (cut), in the tag protocol or the tool protocol (the template's tool message, its special
+    tokens included, as observation; a run_sql call and a plain answer as the model's turns)."""
+    if protocol == "tags":
+        ids = tok("SELECT name FROM singer WHERE age > 30 <observation> rows: 1 3 </observation>",
+                  add_special_tokens=False)["input_ids"]
+        assert len(ids) >= 14
+        return ids[0:5], ids[5:9], ids[9:12], ids[12:16]
+    from tool_template import with_tool_template
+
+    from sqlcoach.generate.agent import ToolProtocol
+
+    p = ToolProtocol.for_tokenizer(with_tool_template(tok))
+    enc = lambda t: tok(t, add_special_tokens=False)["input_ids"]  # noqa: E731
+    obs = enc(p.observation("rows: 1\n3", 2))
+    assert tok.convert_tokens_to_ids("<|im_start|>") in obs[:6]  # the template's own tokens are observation
+    return enc(p.call_text("SELECT 1"))[:5], obs[:6], enc("SELECT name FROM singer")[:3], obs[-4:]
+
+
+@pytest.mark.parametrize("protocol", ["tags", "tools"])
+def test_observation_tokens_carry_no_loss_and_no_gradient(tiny, tmp_path, protocol):
     """The key test of multi-turn GRPO (Unsloth's fork ignored env_mask and collapsed).
 
     A trajectory is [model turn A][observation O1][model turn B][observation O2, cut at the token
@@ -76,11 +97,11 @@ def test_observation_tokens_carry_no_loss_and_no_gradient(tiny, tmp_path):
     it must; their own log-probs are masked the same way.) Controls: the same change with
     ``env_mask`` all ones changes the gradients (so the test can fail), and so does changing one
     token the model wrote, with the mask."""
-    path, tok, auto = tiny
-    ids = tok("SELECT name FROM singer WHERE age > 30 <observation> rows: 1 3 </observation>",
-              add_special_tokens=False)["input_ids"]
-    assert len(ids) >= 14
-    a, o1, b, o2 = ids[0:5], ids[5:9], ids[9:12], ids[12:16]
+    path, _, auto = tiny
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path))  # a copy: the tools case changes its chat template
+    a, o1, b, o2 = _pieces(tok, protocol)
     other = [(t + 7) % TINY.vocab_size for t in o2]
     assert other != o2
     prompt = tok("How many singers are there?", add_special_tokens=False)["input_ids"]
@@ -215,6 +236,71 @@ def test_rollout_masks_exactly_the_observations_and_answers_as_written(tiny, db,
     assert "error: exec_error" in tok.decode(out["completion_ids"][1])  # the failing first query's observation
 
 
+def test_tool_protocol_rollout_masks_exactly_the_tool_messages(tiny, db, monkeypatch):
+    """The tool protocol through the same rollout: env_mask is 0 on every token of the template's
+    tool messages (the turn's end, the tool role header, the result, the next assistant header) and
+    on the end token, 1 on the model's calls and answer; a malformed call is an error observation."""
+    from transformers import AutoTokenizer
+    from tool_template import with_tool_template
+
+    from sqlcoach.train.grpo_agent import AgentRollout
+
+    path, _, auto = tiny
+    tok = with_tool_template(AutoTokenizer.from_pretrained(str(path)))
+    model = auto.from_pretrained(str(path))
+    model.train()
+
+    def call(sql):
+        return '<tool_call>\n{"name": "run_sql", "arguments": {"query": "%s"}}\n</tool_call>' % sql
+
+    # (the longer script first: _scripted indexes the trajectories still running)
+    _scripted(monkeypatch, tok, [[call("SELECT nme FROM singer"), "<tool_call>{bad json</tool_call>",
+                                  call("SELECT name FROM singer")],
+                                 [call("SELECT count(*) FROM singer"), "SELECT count(*) FROM singer"]])
+    block = AgentTraining(protocol="tools", max_turns=3, observation_budget=600, per_observation=300, instruction=True)
+    ro = AgentRollout(block, tok, template="sql_terminal", max_completion_length=1200, temperature=1.0, workers=0)
+    try:
+        rows = _rows(db)
+        ro.register(rows)
+        seen = {}
+        run = ro.trajectories
+
+        def spy(*args, **kw):  # keep the rollout's environments to compare against
+            rolls, seen["envs"] = run(*args, **kw)
+            return rolls, seen["envs"]
+
+        ro.trajectories = spy
+        out = ro([rows[0]["prompt"]] * 2, _Trainer(model))
+        envs = seen["envs"]
+    finally:
+        ro.close()
+    prompt = tok.decode(out["prompt_ids"][0])
+    assert '"name": "run_sql"' in prompt and "You may call the run_sql tool" in prompt  # tools=, the instruction
+    assert out["agent_finish"] == ["turn_limit", "solution"]
+    assert out["agent_answer"] == ["SELECT name FROM singer", "SELECT count(*) FROM singer"]
+    assert out["agent_turns"] == [3, 2] and out["agent_queries"] == [2, 1] and out["agent_malformed"] == [1, 0]
+    eos = tok.eos_token_id
+    for ids, mask, env in zip(out["completion_ids"], out["env_mask"], envs):
+        assert len(ids) == len(mask) <= 1200 and ids[-1] == eos and mask[-1] == 0
+        masked = tok.decode([t for t, m in zip(ids[:-1], mask[:-1]) if m == 0])
+        model_text = tok.decode([t for t, m in zip(ids, mask) if m == 1])
+        assert masked == "".join(t.observation for t in env.turns)  # exactly the tool messages
+        assert masked.startswith("<|im_end|>\n<|im_start|>user\n<tool_response>\n")
+        assert "<tool_response>" not in model_text and "<|im_start|>" not in model_text
+        assert model_text == "".join(t.text for t in env.turns)
+    assert "error: exec_error" in tok.decode(out["completion_ids"][0])
+    assert "error: malformed_turn: the tool call is not valid JSON" in tok.decode(out["completion_ids"][0])
+
+
+def test_tool_protocol_is_refused_for_a_template_without_tool_calls(tiny):
+    from sqlcoach.train.grpo_agent import AgentRollout
+
+    path, tok, _ = tiny  # the tiny model's ChatML: no tools
+    with pytest.raises(ConfigError, match="does not render the tools it is given"):
+        AgentRollout(AgentTraining(protocol="tools"), tok, template="sql_terminal", max_completion_length=64,
+                     temperature=1.0, workers=0)
+
+
 def test_an_overflowing_observation_is_cut_to_the_trajectory_bound(tiny, db, monkeypatch):
     from sqlcoach.train.grpo_agent import AgentRollout
 
@@ -263,7 +349,8 @@ def test_agent_block_errors():
     assert isinstance(cfg.agent, AgentTraining) and cfg.agent.max_turns == 3 and cfg.agent.env().max_turns == 3
     assert build_config(GRPORunConfig, {**base, "agent": "true"}).agent == AgentTraining()
     assert build_config(GRPORunConfig, base).agent is None
-    for bad, msg in [({"max_turn": 3}, "unknown key"), ({"protocol": "tools"}, "protocol"),
+    assert build_config(GRPORunConfig, {**base, "agent": {"protocol": "tools"}}).agent.env().protocol == "tools"
+    for bad, msg in [({"max_turn": 3}, "unknown key"), ({"protocol": "xml"}, "protocol must be one of tags, tools"),
                      ({"max_turns": 0}, "max_turns"), ({"instruction": "yes"}, "instruction"),
                      ({"max_turn_tokens": 999}, "max_turn_tokens"), ([3], "mapping"),
                      ({"on_limit": "gold"}, "on_limit")]:
@@ -286,9 +373,13 @@ def test_predict_takes_the_command_line_then_the_recorded_agent_settings():
     from sqlcoach.commands.predict import AGENT_DEFAULTS, agent_settings
 
     keys = dict(max_turns=None, observation_budget=None, observation_tokens=None, max_total_tokens=None,
-                on_limit=None, untagged=None, observation_names=None, agent_instruction=None)
+                on_limit=None, untagged=None, observation_names=None, agent_instruction=None, protocol=None)
     recorded = AgentTraining(max_turns=3, per_observation=96, instruction=False).as_recipe(192)
     st = agent_settings(argparse.Namespace(**{**keys, "max_turns": 4}), recorded)
     assert st["max_turns"] == 4  # given on the command line
     assert st["per_observation"] == 96 and st["instruction"] is False and st["max_total_tokens"] == 192  # recorded
     assert agent_settings(argparse.Namespace(**keys), None) == AGENT_DEFAULTS
+    # a model trained with native tool calls predicts with them unless the command line says otherwise
+    tools = AgentTraining(protocol="tools").as_recipe(192)
+    assert agent_settings(argparse.Namespace(**keys), tools)["protocol"] == "tools"
+    assert agent_settings(argparse.Namespace(**{**keys, "protocol": "tags"}), tools)["protocol"] == "tags"

@@ -385,12 +385,20 @@ def _jsonable(x: Any) -> Any:
 
 def _child_eval(job: dict[str, Any]) -> EvalResult:
     """Greedy predictions on the evaluation questions (and, with ``seen_eval_limit``, on questions
-    of databases seen in training, spread over the split), scored by ``evaluate_examples``."""
+    of databases seen in training, spread over the split), scored by ``evaluate_examples``. With
+    ``agent`` (a ``config.agent.AgentEval`` as a mapping) every prediction is a greedy trajectory
+    (``pipelines.evaluate.agent_predict_and_score``: ``predict --agent``) and the result carries
+    ``agent_figures``."""
+    from sqlcoach.config.agent import AgentEval
     from sqlcoach.data import load_examples
     from sqlcoach.models.load import load_model
-    from sqlcoach.pipelines.evaluate import predict_and_score, spread
+    from sqlcoach.pipelines.evaluate import agent_predict_and_score, predict_and_score, spread
     from sqlcoach.runtime.memory import track_peak
 
+    agent = AgentEval.of(job.get("agent"), where=f"method {job.get('name')}: agent")
+    if agent is not None and (job.get("headroom_n") or job.get("api") or job.get("selection")):
+        raise ConfigError("an agent evaluation runs one greedy trajectory per question of a local policy: it cannot be "
+                          "combined with headroom_n (single-pass samples), an api or a verifier row")
     examples = eval_examples(job)
     if job.get("api"):
         return _child_eval_api(job, examples)
@@ -399,6 +407,11 @@ def _child_eval(job: dict[str, Any]) -> EvalResult:
     pred_path, device = Path(job["pred_path"]), job["device"]
 
     def score(exs: list[Any], path: Path) -> Any:
+        if agent is not None:
+            return agent_predict_and_score(
+                model, tok, exs, path, prompt=job_prompt(job), agent=agent, batch_size=job["eval_batch_size"],
+                max_new_tokens=job["max_new_tokens"], seed=job["seed"], tables_path=Path(job["world"]) / "tables.json",
+                samples=6)
         return predict_and_score(
             model, tok, exs, path, n=1, temperature=0.0, batch_size=job["eval_batch_size"],
             max_new_tokens=job["max_new_tokens"], prompt=job_prompt(job), seed=job["seed"], progress=False,
@@ -424,7 +437,19 @@ def _child_eval(job: dict[str, Any]) -> EvalResult:
             seen = {"split": job["seen_eval_split"], "questions": len(picked), "summary": _jsonable(srep.summary)}
     for s in main.samples[:3]:  # show the samples in the log
         print(f"  Q: {s['question']}\n  pred: {s['pred']}\n  gold: {s['gold']}\n  ex={s['ex']} error={s['error']}", flush=True)
+    if agent is not None:
+        print(main.predict.line(), flush=True)
+        sampled["agent"] = agent_figures(agent, main.predict)
     return _local_eval_result(main, len(examples), mem, pred_path, seen=seen, **sampled)
+
+
+def agent_figures(agent: Any, summary: Any) -> dict[str, Any]:
+    """``EvalResult.agent``: the ``AgentEval`` settings and what the trajectories did (an
+    ``AgentSummary`` with its recoveries filled in by ``agent_predict_and_score``)."""
+    return {"settings": dataclasses.asdict(agent), "mean_turns": summary.mean_turns, "queries_run": summary.queries_run,
+            "answered": summary.answered, "finish": dict(summary.finish), "recoveries": summary.recoveries,
+            "first_query_failed": summary.first_query_failed, "generation_seconds": summary.generation_seconds,
+            "execution_seconds": summary.execution_seconds}
 
 
 def _sampled(job: dict[str, Any], model: Any, tok: Any, examples: list[Any], greedy: Any, learned: dict[str, Any],

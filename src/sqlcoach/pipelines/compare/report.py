@@ -12,7 +12,9 @@ Sampling rows (``method: verifier``: the start samples n answers, selections cho
 inference cost as samples x questions generations and seconds) and their **headroom** tables
 (``headroom_tables``: greedy, each selection, pass@k, by hardness, with intervals;
 ``metrics.headroom``); ``adapt`` rows add an **adaptation** table (``adapt_table``: the questions
-adapted on, steps, early stop). When the comparison holds an ``adapt`` row every row is scored on
+adapted on, steps, early stop); rows evaluated as agents (``eval_agent`` / a method's ``agent:``) are
+marked ``[agent]`` in the methods table and add an **agent** table (``agent_table``: EX beside mean
+turns, queries run, answers, recoveries, how trajectories ended, generation and execution time). When the comparison holds an ``adapt`` row every row is scored on
 half B of the questions (``eval_half``) and the caption says so.
 
 Two more tables follow the methods: **cost** (``cost_cells``: $ to train beside the machine-hours
@@ -45,7 +47,7 @@ from sqlcoach.types import HARDNESS_LEVELS
 
 __all__ = ["COMPLEX", "COLUMNS", "COST_COLUMNS", "PLAN_COLUMNS", "ACROSS_COLUMNS", "SELECTION_COLUMNS", "ADAPT_COLUMNS",
            "Table", "method_cells", "cost_cells", "plan_cells", "selection_table", "headroom_tables", "adapt_table",
-           "total_seconds", "markdown_table", "markdown", "html_page", "write_reports", "seed000_rows"]
+           "agent_table", "AGENT_COLUMNS", "total_seconds", "markdown_table", "markdown", "html_page", "write_reports", "seed000_rows"]
 
 COLUMNS = (
     "method", "status", "steps", "s/step (median)", "train s", "total s", "gen tok/s", "trained tok/s", "peak MiB",
@@ -129,6 +131,7 @@ def method_cells(row: MethodRow | dict[str, Any], show_seed: bool = False) -> li
 
     return [
         row.name + ("" if row.method in (None, row.name) else f" ({row.method})")
+        + (" [agent]" if ev is not None and ev.agent else "")
         + (f" seed {row.seed}" if show_seed and row.seed is not None else ""),
         row.status or "?",
         _num(tr("global_step"), "{:d}") if isinstance(tr("global_step"), int) else "-",
@@ -432,6 +435,33 @@ ADAPT_NOTE = ("Adapt rows: `sqlcoach adapt` (label-free GRPO, consensus of the s
               "held aside for the collapse watch; every row of this report is scored on half B only.")
 
 
+AGENT_COLUMNS = ("method", "EX", "protocol", "max turns", "mean turns", "queries run", "answered",
+                 "recoveries (of first query failed)", "ends", "generation s", "execution s")
+
+
+def agent_table(report: CompareReport | dict[str, Any]) -> Table | None:
+    """One row per run evaluated as an agent (``EvalResult.agent``), ``None`` without one."""
+    rep = CompareReport.of(report)
+    rows = []
+    for label, r in _runs(rep):
+        a = (r.eval.agent if r.eval else None) or {}
+        if not a:
+            continue
+        st = a.get("settings") or {}
+        ends = ", ".join(f"{k} {v}" for k, v in sorted((a.get("finish") or {}).items()))
+        rec = a.get("recoveries")
+        rows.append([label, _pct(r.eval.ex), str(st.get("protocol", "-")), str(st.get("max_turns", "-")),  # type: ignore[union-attr]
+                     _num(a.get("mean_turns"), "{:.2f}"), str(a.get("queries_run", "-")), str(a.get("answered", "-")),
+                     "-" if rec is None else f"{rec} of {a.get('first_query_failed')}", ends or "-",
+                     _num(a.get("generation_seconds"), "{:.1f}"), _num(a.get("execution_seconds"), "{:.2f}")])
+    return Table(AGENT_COLUMNS, rows, left=frozenset({0, 2, 8})) if rows else None
+
+
+AGENT_NOTE = ("Agent rows: each question answered by one greedy trajectory (`predict --agent`): the model may run "
+              "queries in the sandbox and read their results before its final answer, which is the row's EX. A recovery "
+              "is a trajectory whose first query failed and whose final answer is right.")
+
+
 def markdown(report: CompareReport | dict[str, Any]) -> str:
     rep = CompareReport.of(report)
     parts = ["# sqlcoach compare", ""]
@@ -452,6 +482,9 @@ def markdown(report: CompareReport | dict[str, Any]) -> str:
     ad = adapt_table(rep)
     if ad is not None:
         parts += ["## Label-free adaptation", "", ad.markdown(), "", ADAPT_NOTE, ""]
+    ag = agent_table(rep)
+    if ag is not None:
+        parts += ["## Agent evaluation", "", ag.markdown(), "", AGENT_NOTE, ""]
     costs, plans = cost_and_plan_tables(rep)
     if costs:
         parts += ["## Cost", "", costs.markdown(), ""]
@@ -495,6 +528,10 @@ def html_page(report: CompareReport | dict[str, Any]) -> str:
     if ad is not None:
         p += ad.html("<h2>Label-free adaptation</h2>")
         p.append(f"<p>{esc(ADAPT_NOTE)}</p>")
+    ag = agent_table(rep)
+    if ag is not None:
+        p += ag.html("<h2>Agent evaluation</h2>")
+        p.append(f"<p>{esc(AGENT_NOTE)}</p>")
     p.append("<h2>EM per hardness and error classes</h2>")
     p += _em_table(rep).html()
     costs, plans = cost_and_plan_tables(rep)

@@ -139,6 +139,10 @@ class EvalResult(_Record):
     selections: dict[str, dict[str, Any]] | None = _optional()
     headroom: dict[str, Any] | None = _optional()
     sampling: dict[str, Any] | None = _optional()
+    # evaluated as an agent (eval_agent / a method's agent:): the settings and what the trajectories
+    # did: {"settings", "mean_turns", "queries_run", "answered", "finish", "recoveries",
+    # "first_query_failed", "generation_seconds", "execution_seconds"} (jobs.agent_figures)
+    agent: dict[str, Any] | None = _optional()
     log_tail: list[str] | None = _optional()
     peak_process_rss_mb: float | None = None
     process_seconds: float | None = None

@@ -66,16 +66,19 @@ RESULT_VERSION = 3
 TRAIN_KEYS = ("start", "world", "data_kind", "start_size", "start_sft_steps", "start_schedule", "start_world_train", "start_world_dev",
               "budget", "budget_value", "seed", "template", "schema_style", "schema_sample_values", "device")
 EVAL_KEYS = ("eval_split", "eval_limit", "eval_batch_size", "max_new_tokens", "seen_eval_split", "seen_eval_limit",
-             "eval_half", "headroom_n", "headroom_temperature")
+             "eval_half", "headroom_n", "headroom_temperature", "eval_agent")
 #: keys hashed only when they differ from their default, so that the results of a comparison run
 #: before the key existed still resume
-NEW_KEYS_DEFAULT = {"eval_half": "all", "headroom_n": 0, "headroom_temperature": 0.8}
+NEW_KEYS_DEFAULT = {"eval_half": "all", "headroom_n": 0, "headroom_temperature": 0.8, "eval_agent": None}
 #: MethodSpec fields hashed only when set (the same reason)
-NEW_SPEC_FIELDS = ("n", "temperature", "select")
+NEW_SPEC_FIELDS = ("n", "temperature", "select", "agent")
 
 
 def _shared_settings(cfg: CompareConfig, keys: tuple[str, ...] = TRAIN_KEYS + EVAL_KEYS) -> dict[str, Any]:
-    return {k: getattr(cfg, k) for k in keys if NEW_KEYS_DEFAULT.get(k, ()) != getattr(cfg, k)}
+    def plain(v: Any) -> Any:  # an agent block hashes as its settings
+        return dataclasses.asdict(v) if dataclasses.is_dataclass(v) and not isinstance(v, type) else v
+
+    return {k: plain(getattr(cfg, k)) for k in keys if NEW_KEYS_DEFAULT.get(k, ()) != getattr(cfg, k)}
 
 
 def check_methods(cfg: CompareConfig) -> None:
@@ -310,15 +313,22 @@ def _run_method(cfg: CompareConfig, spec: MethodSpec | None, base: dict[str, Any
         log(f"{name}: evaluating {start} with {spec.selection()} and the verifier {train.final_dir}")  # type: ignore[union-attr]
     else:
         job["model"] = str(start) if train is None else str(train.final_dir)
-        log(f"{name}: evaluating {job['model']}")
+        agent = cfg.eval_agent if spec is None else spec.agent_eval(cfg.eval_agent)
+        if agent is not None:  # predict --agent semantics (jobs._child_eval)
+            job["agent"] = dataclasses.asdict(agent)
+        log(f"{name}: evaluating {job['model']}" + (f" as an agent ({agent.protocol}, at most {agent.max_turns} turns)"
+                                                    if agent is not None else ""))
     ev = EvalResult.from_dict(jobs.run_child("eval", job, mdir, log=log, threads=cfg.threads))
     row.status, row.train, row.eval = ev.status, train, ev
     if ev.status != "ok":
         return _finish(row, mdir, log, f"{name}: evaluation {ev.status} (log: {ev.log})")
     seen = ev.seen or {}
     sels = ev.selections or {}
+    ag = ev.agent or {}
     return _finish(row, mdir, log, f"{name}: EX {_pct(ev.ex)} EM {_pct(ev.em)} on {ev.questions} questions; "
                    f"executes {_pct(ev.executes)}"
+                   + (f"; agent: mean turns {ag.get('mean_turns')}, {ag.get('queries_run')} queries run, recoveries "
+                      f"{ag.get('recoveries')} of {ag.get('first_query_failed')}" if ag else "")
                    + (f"; seen databases: EX {_pct(ev.seen_ex)} on {seen['questions']}" if seen else "")
                    + ("; " + ", ".join(f"{k} {_pct(((v.get('summary') or {}).get('all') or {}).get('ex'))}"
                                         for k, v in sels.items()) if sels else ""))
