@@ -53,6 +53,9 @@ from sqlcoach.config.agent import AgentEval
 from sqlcoach.errors import ConfigError
 from sqlcoach.execution.select import DEFAULT_SELECTOR, LEARNED_SELECTORS, SELECTORS
 
+#: ``--prefix-cache`` -> the ``prefix_cache`` argument of ``predict`` / ``predict_agent`` (None: auto)
+PREFIX_CACHE = {"auto": None, "on": True, "off": False}
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="generate SQL for a dataset (greedy or self-consistency)",
@@ -188,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens, prompt=recipe.prompt, model_id=args.model,
         workers=args.workers, timeout=args.timeout, seed=args.seed, generate_fn=generate_fn, resume=args.resume,
         select=selector if args.verifier is not None else args.select or DEFAULT_SELECTOR,
-        prefix_cache={"auto": None, "on": True, "off": False}[args.prefix_cache],
+        prefix_cache=PREFIX_CACHE[args.prefix_cache],
     )
     return _report(summary, args.json_out)
 
@@ -317,6 +320,7 @@ def _run_agent(args: argparse.Namespace, examples: list, temperature: float, rec
         prompt=recipe.prompt, workers=workers, seed=args.seed,
         instruction=st["instruction"], n=args.n,
         select=selector if args.verifier is not None else args.select or DEFAULT_SELECTOR,
+        prefix_cache=PREFIX_CACHE[args.prefix_cache],
     )
     if any(ex.gold_sql for ex in examples):
         from pathlib import Path

@@ -57,7 +57,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlcoach.errors import ConfigError
 from sqlcoach.execution.render import LengthFn, render_result
@@ -77,6 +77,9 @@ from sqlcoach.prompts.agent import (
     with_agent_instruction,
 )
 from sqlcoach.types import ExecResult
+
+if TYPE_CHECKING:
+    from sqlcoach.generate.prefix_cache import PrefixCache
 
 ON_LIMIT = ("last_query", "none")
 #: how model turns are written: SkyRL-SQL's tags (any chat template) or native tool calls (a
@@ -615,16 +618,20 @@ def _cut_turn(ids: list[int], stop_ids: set[int], tokenizer: Any,
 
 def generate_turns(model: Any, tokenizer: Any, inputs: list[list[int]], *, max_new_tokens: list[int],
                    temperature: float = 0.0, top_p: float = 1.0, batch_size: int = 8,
-                   seed: int = 0, stop_strings: Sequence[str] = STOP_STRINGS,
+                   seed: int = 0, stop_strings: Sequence[str] = STOP_STRINGS, prefix_cache: PrefixCache | None = None,
                    ) -> tuple[list[list[int]], list[str], list[bool]]:
     """One model turn for each of ``inputs`` (token ids): generation stops at the first of
     ``stop_strings`` (the protocol's: ``</sql>`` / ``</solution>`` for tags, ``</tool_call>`` for
     tools; transformers' stop strings) or an end token. Returns per input the new ids
     (end token dropped), the turn's text (cut after the stop string) and whether an end token
-    ended it. Batches are grouped by length, as ``generate.hf.generate_texts`` does."""
+    ended it. Batches are grouped by length, as ``generate.hf.generate_texts`` does; with
+    ``prefix_cache`` (``sqlcoach.generate.prefix_cache.PrefixCache``) they are instead formed from
+    inputs sharing a token prefix, which is encoded once per batch (a batch whose cache cannot be
+    used is generated plainly), as ``generate_texts`` does with its cache on."""
     import torch
 
     from sqlcoach.generate.hf import decoding_config, eos_ids, neutral_generate
+    from sqlcoach.generate.prefix_cache import BATCH_OVERHEAD_PER_NEW_TOKEN, plan_batches
 
     device = next(model.parameters()).device
     tokenizer.padding_side = "left"
@@ -635,19 +642,31 @@ def generate_turns(model: Any, tokenizer: Any, inputs: list[list[int]], *, max_n
     stop_ids = set(eos_ids(model, tokenizer))
     if tokenizer.pad_token_id is not None:
         stop_ids.add(tokenizer.pad_token_id)  # rows finished early are padded with it
+    if prefix_cache is not None:
+        batches = plan_batches(inputs, batch_size,
+                               batch_overhead=BATCH_OVERHEAD_PER_NEW_TOKEN * max(max_new_tokens, default=1))
+    else:
+        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     torch.manual_seed(seed)
     model.eval()
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in batches:
             cfg = decoding_config(model, tokenizer, do_sample=temperature > 0,
                                   temperature=temperature if temperature > 0 else 1.0, top_p=top_p, top_k=0,
                                   max_new_tokens=max(max_new_tokens[i] for i in idx))
             cfg.stop_strings = list(stop_strings)
-            batch = tokenizer.pad({"input_ids": [inputs[i] for i in idx]}, return_tensors="pt")
-            batch = {k: v.to(device) for k, v in batch.items()}
-            seqs = neutral_generate(model, cfg, **batch, tokenizer=tokenizer)
-            for row, ids in enumerate(seqs[:, batch["input_ids"].shape[1]:].tolist()):
+            done = None
+            if prefix_cache is not None:
+                pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else cfg.eos_token_id[0]
+                done = prefix_cache.generate(cfg, [inputs[i] for i in idx], n=1, pad_id=pad_id, tokenizer=tokenizer)
+            if done is not None:
+                seqs, width = done
+            else:
+                batch = tokenizer.pad({"input_ids": [inputs[i] for i in idx]}, return_tensors="pt")
+                batch = {k: v.to(device) for k, v in batch.items()}
+                seqs = neutral_generate(model, cfg, **batch, tokenizer=tokenizer)
+                width = batch["input_ids"].shape[1]
+            for row, ids in enumerate(seqs[:, width:].tolist()):
                 i = idx[row]
                 ids = ids[: max_new_tokens[i]]
                 out_ids[i], out_text[i], out_end[i] = _cut_turn(ids, stop_ids, tokenizer, stop_strings)
@@ -657,7 +676,8 @@ def generate_turns(model: Any, tokenizer: Any, inputs: list[list[int]], *, max_n
 def run_agent(model: Any, tokenizer: Any, prompts: Sequence[str], envs: Sequence[SqlAgentEnv], *,
               max_new_tokens: int = 256, max_total_tokens: int = 1024, temperature: float = 0.0,
               top_p: float = 1.0, batch_size: int = 8, seed: int = 0, executor: Any = None,
-              on_round: Callable[[int, int], None] | None = None) -> list[Rollout]:
+              on_round: Callable[[int, int], None] | None = None,
+              prefix_cache: PrefixCache | None = None) -> list[Rollout]:
     """Run one trajectory per prompt (chat-formatted text) to its end, batched across trajectories.
 
     Each round generates the next turn of every active trajectory (at most ``max_new_tokens`` per
@@ -666,7 +686,16 @@ def run_agent(model: Any, tokenizer: Any, prompts: Sequence[str], envs: Sequence
     each env's own executor), and appends each observation's tokens with ``env_mask`` 0, cut to the
     room left (``len(completion_ids) <= max_total_tokens`` always). A trajectory out of tokens ends
     as at the turn limit (``finish="length"``). ``on_round(round,
-    active)`` reports progress."""
+    active)`` reports progress.
+
+    ``prefix_cache`` (a ``sqlcoach.generate.prefix_cache.PrefixCache`` the caller keeps, and reads
+    ``cached_tokens`` from; ``agent_prefix_cache`` makes one by the ``auto|on|off`` rule): every
+    round's batches are formed from trajectories sharing a token prefix (the system prompt and
+    schema of one database, or a whole shared history), encoded once per batch and reused across
+    rounds while it stays shared. The text of a greedy trajectory is the same with and without it
+    (the same queries over the same keys at the same positions; ``tests/unit/generate/
+    test_agent_prefix_cache.py`` compares the tokens). A trajectory's own history is re-encoded at
+    each round past what its batch shares (its generated keys are not carried between rounds)."""
     if len(prompts) != len(envs):
         raise ValueError("one environment per prompt")
     stops = {tuple(e.protocol.stop_strings) for e in envs}
@@ -691,7 +720,8 @@ def run_agent(model: Any, tokenizer: Any, prompts: Sequence[str], envs: Sequence
         new_ids, texts, _ = generate_turns(
             model, tokenizer, [rolls[i].prompt_ids + rolls[i].completion_ids for i in active],
             max_new_tokens=[min(max_new_tokens, max_total_tokens - len(rolls[i].completion_ids)) for i in active],
-            temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed + rnd, stop_strings=stop_strings)
+            temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed + rnd, stop_strings=stop_strings,
+            prefix_cache=prefix_cache)
         gen_s = (time.monotonic() - t0) / len(active)  # batched: each trajectory's share
         jobs: list[tuple[int, str]] = []
         for k, i in enumerate(active):

@@ -55,6 +55,8 @@ class AgentSummary:
     first_query_failed: int | None = None
     resumed: int = 0
     prompt_tokens: int = 0
+    #: prompt and history tokens read from the shared-prefix cache instead of encoded again, over all rounds
+    cached_prompt_tokens: int = 0
     examples_per_s: float = 0.0
     tokens_per_s: float = 0.0
 
@@ -143,6 +145,7 @@ def predict_agent(
     instruction: bool = True,
     n: int = 1,
     select: str | Selector = DEFAULT_SELECTOR,
+    prefix_cache: bool | None = None,
 ) -> AgentSummary:
     """Run one trajectory per example and write the files (module docstring). Observation
     budgets are counted in the tokenizer's tokens. ``prompt``: the prompt settings (default
@@ -155,7 +158,12 @@ def predict_agent(
     (``generate.verifier_select.build_selector``; it reads each final answer's result, the question
     and the schema text). The record holds the chosen trajectory's fields, every trajectory under
     ``trajectories``, and ``votes``/``chosen``/``select`` (a verifier adds ``scores`` and the chosen
-    one's ``score``). The summary counts every trajectory."""
+    one's ``score``). The summary counts every trajectory.
+
+    ``prefix_cache`` (``generate.prefix_cache.prefix_cache_for``): each round's batches share an
+    encoded prompt prefix (system prompt + schema), one cache kept for the whole run. ``None``
+    (default): on for greedy decoding, whose trajectories it leaves unchanged; off when sampling.
+    ``True``/``False``: on/off whatever the decoding."""
     from sqlcoach.errors import ConfigError
     from sqlcoach.execution.select import get_selector
 
@@ -167,6 +175,7 @@ def predict_agent(
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.execution.render import token_length
     from sqlcoach.generate.predict import append_records, progress_bar, records_path, sql_file_text
+    from sqlcoach.generate.prefix_cache import prefix_cache_for
     from sqlcoach.prompts.builder import PromptBuilder
 
     # the agent's prompt is single-turn: a multi-turn example's history setting does not apply
@@ -177,6 +186,7 @@ def predict_agent(
     for old in (out, jsonl):
         old.unlink(missing_ok=True)
     length = token_length(tokenizer)
+    reuse = prefix_cache_for(model, prefix_cache, sampling=temperature > 0)
     records: list[dict[str, Any]] = []
     t0 = time.monotonic()
     gen_tokens = prompt_tokens = 0
@@ -189,7 +199,7 @@ def predict_agent(
             prompts = agent_prompts(rep, tokenizer, builder, config.max_turns, instruction, protocol)
             rolls = run_agent(model, tokenizer, prompts, envs, max_new_tokens=max_new_tokens,
                               max_total_tokens=max_total_tokens, temperature=temperature, top_p=top_p,
-                              batch_size=batch_size, seed=seed + start, executor=pool)
+                              batch_size=batch_size, seed=seed + start, executor=pool, prefix_cache=reuse)
             prompt_tokens += sum(len(r.prompt_ids) for r in rolls)
             chunk = []
             for k, ex in enumerate(exs):
@@ -206,7 +216,8 @@ def predict_agent(
     secs = time.monotonic() - t0
     atomic_write(out, sql_file_text(examples, [r["sql"] for r in records]))
     return summarize(records, config.max_turns, seconds=secs, sql_path=str(out), jsonl_path=str(jsonl),
-                     generated_tokens=gen_tokens, prompt_tokens=prompt_tokens)
+                     generated_tokens=gen_tokens, prompt_tokens=prompt_tokens,
+                     cached_prompt_tokens=reuse.cached_tokens if reuse is not None else 0)
 
 
 def _trajectory(env: SqlAgentEnv, roll: Any, tokenizer: Any) -> dict[str, Any]:
@@ -221,7 +232,8 @@ def _trajectory(env: SqlAgentEnv, roll: Any, tokenizer: Any) -> dict[str, Any]:
 
 
 def summarize(records: Sequence[dict[str, Any]], max_turns: int, *, seconds: float, sql_path: str,
-              jsonl_path: str, generated_tokens: int, prompt_tokens: int = 0) -> AgentSummary:
+              jsonl_path: str, generated_tokens: int, prompt_tokens: int = 0,
+              cached_prompt_tokens: int = 0) -> AgentSummary:
     """The summary of agent records (as ``predict_agent`` writes them): turns, queries, ends and
     seconds over every trajectory (all ``n`` of a self-consistency record), answers per record."""
     n = len(records)
@@ -231,7 +243,7 @@ def summarize(records: Sequence[dict[str, Any]], max_turns: int, *, seconds: flo
         finish[str(t.get("finish"))] = finish.get(str(t.get("finish")), 0) + 1
     return AgentSummary(
         examples=n, predicted_now=n, seconds=round(seconds, 3), generated_tokens=generated_tokens,
-        prompt_tokens=prompt_tokens,
+        prompt_tokens=prompt_tokens, cached_prompt_tokens=cached_prompt_tokens,
         sql_path=sql_path, jsonl_path=jsonl_path, max_turns=max_turns,
         mean_turns=round(sum(len(t["turns"]) for t in trajs) / len(trajs), 3) if trajs else 0.0,
         queries_run=sum(int(t["queries"]) for t in trajs),

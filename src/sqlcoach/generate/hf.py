@@ -83,11 +83,10 @@ def generate_texts(
     eos = set(gen_cfg.eos_token_id)
     prompt_tokens = 0
     generated = 0
-    reuse = None
-    if prefix_cache if prefix_cache is not None else not sample:
-        from sqlcoach.generate.prefix_cache import BATCH_OVERHEAD_PER_NEW_TOKEN, PrefixCache, plan_batches
+    from sqlcoach.generate.prefix_cache import BATCH_OVERHEAD_PER_NEW_TOKEN, plan_batches, prefix_cache_for
 
-        reuse = PrefixCache(model)
+    reuse = prefix_cache_for(model, prefix_cache, sampling=sample)
+    if reuse is not None:
         batches = plan_batches(enc, batch_size, batch_overhead=BATCH_OVERHEAD_PER_NEW_TOKEN * max_new_tokens)
     else:
         batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]

@@ -149,12 +149,14 @@ class PrefixCache:
         self.cached_tokens = 0  # prompt tokens taken from a cache instead of being encoded again
         self.usable = attention_of(model) in SAFE_ATTENTION  # False also once the model gave a cache it cannot reuse
 
-    def generate(self, generation_config: Any, rows: Sequence[Sequence[int]], *, n: int, pad_id: int) -> tuple[Any, int] | None:
+    def generate(self, generation_config: Any, rows: Sequence[Sequence[int]], *, n: int, pad_id: int,
+                 **generate_kwargs: Any) -> tuple[Any, int] | None:
         """``(sequences, prompt_width)`` like ``model.generate`` for ``rows`` (token ids, no padding),
         ``n`` sequences per row (``generation_config.num_return_sequences`` is ignored: ``n`` rules);
         ``sequences[:, prompt_width:]`` are the new tokens, rows in ``rows`` order, ``n`` per row.
-        ``None`` when the rows share no prefix or the model's cache is not a plain ``DynamicCache``:
-        generate that batch without the cache then."""
+        ``generate_kwargs`` go to ``generate`` as they are (the agent's ``tokenizer``, which its stop
+        strings need). ``None`` when the rows share no prefix or the model's cache is not a plain
+        ``DynamicCache``: generate that batch without the cache then."""
         from sqlcoach.generate.hf import neutral_generate
 
         p = shared_prefix_len(rows)
@@ -177,7 +179,8 @@ class PrefixCache:
         self.cached_tokens += p * (len(rows) * n - 1)
         cfg = copy.deepcopy(generation_config)
         cfg.num_return_sequences = 1
-        seqs = neutral_generate(self.model, cfg, input_ids=ids, attention_mask=mask, **{cache_kwarg(): cache})
+        seqs = neutral_generate(self.model, cfg, input_ids=ids, attention_mask=mask, **{cache_kwarg(): cache},
+                                **generate_kwargs)
         return seqs, ids.shape[1]
 
     def prefix(self, tokens: tuple[int, ...]) -> _Prefix | None:
@@ -203,6 +206,15 @@ class PrefixCache:
             return None
         self.last = _Prefix(tokens, cache)
         return self.last
+
+
+def prefix_cache_for(model: Any, enabled: bool | None, *, sampling: bool) -> PrefixCache | None:
+    """The one on/off rule of generation from a cached prefix (``predict``, ``predict --agent``):
+    ``enabled`` ``True``/``False`` is on/off whatever the decoding; ``None`` (auto) is on for greedy
+    decoding, whose text it leaves unchanged, and off for sampling, where it draws from the same
+    distribution but not the same draws (the batches, hence the random stream, differ)."""
+    on = enabled if enabled is not None else not sampling
+    return PrefixCache(model) if on else None
 
 
 #: attention implementations whose masking of the padding between prefix and suffix is the plain

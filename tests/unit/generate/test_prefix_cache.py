@@ -4,6 +4,9 @@ and without the cache, on a tiny random-init Qwen2."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -46,20 +49,29 @@ PROMPTS = [
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+def tiny_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("prefix") / "tiny"
     init_tiny_model(path, TINY, CORPUS, seed=0)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    # Larger random weights, so that each prompt gets its own greedy answer (the init's small weights
-    # answer every prompt with the same token, which would hide a wrong position or mask).
+    return path
+
+
+def spread(model):
+    """Larger random weights, so that each prompt gets its own greedy answer (the init's small weights
+    answer every prompt with the same token, which would hide a wrong position or mask)."""
     torch.manual_seed(0)
     with torch.no_grad():
         for prm in model.parameters():
             if prm.dim() == 2:
                 prm.normal_(0.0, 0.3)
-    return model, AutoTokenizer.from_pretrained(path)
+    return model
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = spread(AutoModelForCausalLM.from_pretrained(tiny_path, dtype=torch.float32).eval())
+    return model, AutoTokenizer.from_pretrained(tiny_path)
 
 
 def test_shared_prefix_is_on_token_ids_and_leaves_every_row_a_token():
@@ -145,3 +157,60 @@ def test_a_cache_it_cannot_reuse_falls_back_to_plain_generation(tiny, monkeypatc
     off = generate_texts(model, tok, PROMPTS[:5], max_new_tokens=6, batch_size=4, prefix_cache=False)
     on = generate_texts(model, tok, PROMPTS[:5], max_new_tokens=6, batch_size=4, prefix_cache=True)
     assert on.texts == off.texts and on.cached_prompt_tokens == 0
+
+
+# ------------------------------------------------------------------ the agent loop
+
+
+def test_greedy_agent_trajectories_are_identical_with_and_without_the_cache(tiny):
+    """run_agent over several rounds (an untrained model writes no tags: every turn but the last is
+    answered by an error observation, so the history grows): the same tokens, turn for turn."""
+    from sqlcoach.generate.agent import AgentConfig, SqlAgentEnv, run_agent
+    from sqlcoach.generate.prefix_cache import prefix_cache_for
+
+    model, tok = tiny
+
+    def trajectories(reuse):
+        envs = [SqlAgentEnv(None, AgentConfig(max_turns=3)) for _ in PROMPTS]
+        rolls = run_agent(model, tok, PROMPTS, envs, max_new_tokens=8, max_total_tokens=200, batch_size=4,
+                          prefix_cache=reuse)
+        return [(r.completion_ids, r.env_mask, [(t.kind, t.text, t.observation) for t in e.turns], e.finish)
+                for r, e in zip(rolls, envs)]
+
+    off = trajectories(None)
+    reuse = prefix_cache_for(model, None, sampling=False)  # auto, greedy: on
+    on = trajectories(reuse)
+    assert on == off
+    assert max(len(t[2]) for t in off) > 1  # several rounds ran, the later ones over a grown history
+    assert len({tuple(t[0]) for t in off}) > len(PROMPTS) // 2  # the trajectories depend on the prompt
+    assert reuse.cached_tokens > sum(len(tok(p)["input_ids"]) for p in PROMPTS) // 3
+    assert prefix_cache_for(model, None, sampling=True) is None  # auto: off when sampling
+    assert prefix_cache_for(model, True, sampling=True) is not None
+
+
+def test_predict_agent_reports_the_cached_tokens_and_writes_the_same_files(tiny, tmp_path):
+    from sqlcoach.generate.agent import AgentConfig
+    from sqlcoach.generate.agent_predict import predict_agent
+    from sqlcoach.types import Example
+
+    model, tok = tiny
+    dbs = []
+    for k, ddl in enumerate(SCHEMAS):
+        dbs.append(tmp_path / f"db{k}.sqlite")
+        con = sqlite3.connect(dbs[-1])
+        con.executescript(ddl.replace(" (", "(") + ";")
+        con.close()
+    exs = [Example(id=str(k), db_id=f"db{k % 2}", question=QUESTIONS[k // 2], db_path=str(dbs[k % 2]))
+           for k in range(2 * len(QUESTIONS))]
+    runs = {}
+    for name, flag in (("off", False), ("auto", None)):
+        summary = predict_agent(model, tok, exs, tmp_path / name / "p.sql", config=AgentConfig(max_turns=2),
+                                max_new_tokens=6, max_total_tokens=100, batch_size=4, workers=0, progress=False,
+                                instruction=False, prefix_cache=flag)
+        runs[name] = (summary, (tmp_path / name / "p.sql").read_text(),
+                      [json.loads(line) for line in (tmp_path / name / "p.jsonl").read_text().splitlines()])
+    (s_off, sql_off, rec_off), (s_on, sql_on, rec_on) = runs["off"], runs["auto"]
+    strip = lambda recs: [{k: v for k, v in r.items() if not k.endswith("seconds")} | {  # noqa: E731
+        "turns": [{k: v for k, v in t.items() if k != "exec_seconds"} for t in r["turns"]]} for r in recs]
+    assert sql_on == sql_off and strip(rec_on) == strip(rec_off)
+    assert s_off.cached_prompt_tokens == 0 and s_on.cached_prompt_tokens > 0
