@@ -141,8 +141,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "without it; a tiny demo model that cannot read it)")
     p.add_argument("--prefix-cache", default="auto", choices=["auto", "on", "off"],
                    help="hf backend: encode each batch's shared prompt prefix (system prompt + schema) once and "
-                   "reuse it for every question and sample; auto (default) = on for greedy decoding, whose output "
-                   "it leaves unchanged, off for sampling (same distribution, different draws)")
+                   "reuse it for every question and sample (and every --agent turn); auto (default) = on for greedy "
+                   "decoding, whose output it leaves unchanged, off for sampling (same distribution, different draws); "
+                   "on also scores --verifier candidates from the cached prefix (scores equal within float tolerance, "
+                   "not bit for bit, hence not under auto)")
     p.set_defaults(func=run)
 
 
@@ -172,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
     from sqlcoach.prompts.recipe import resolve_prompt
 
     # a verifier folder that is not one fails here, before the policy loads
-    selector = build_selector(args.select or DEFAULT_SELECTOR, args.verifier, device=args.device)
+    selector = build_selector(args.select or DEFAULT_SELECTOR, args.verifier, device=args.device,
+                              prefix_cache=args.prefix_cache == "on")
     recipe = resolve_prompt(args.model, template=args.template, schema_style=args.schema_style,
                             schema_sample_values=args.schema_samples, value_retrieval=args.value_retrieval,
                             token_budget=args.token_budget, turn_history=args.turn_history)
@@ -307,7 +310,8 @@ def _run_agent(args: argparse.Namespace, examples: list, temperature: float, rec
     from sqlcoach.prompts.recipe import resolve_prompt
 
     # a verifier folder that is not one fails here, before the policy loads
-    selector = build_selector(args.select or DEFAULT_SELECTOR, args.verifier, device=args.device)
+    selector = build_selector(args.select or DEFAULT_SELECTOR, args.verifier, device=args.device,
+                              prefix_cache=args.prefix_cache == "on")
 
     recipe = resolve_prompt(args.model, template=args.template, schema_style=args.schema_style,
                             schema_sample_values=args.schema_samples, value_retrieval=args.value_retrieval,

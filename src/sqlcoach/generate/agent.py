@@ -631,7 +631,8 @@ def generate_turns(model: Any, tokenizer: Any, inputs: list[list[int]], *, max_n
     import torch
 
     from sqlcoach.generate.hf import decoding_config, eos_ids, neutral_generate
-    from sqlcoach.generate.prefix_cache import BATCH_OVERHEAD_PER_NEW_TOKEN, plan_batches
+    from sqlcoach.generate.prefix_cache import BATCH_OVERHEAD_PER_NEW_TOKEN
+    from sqlcoach.models.prefix_kv import plan_batches
 
     device = next(model.parameters()).device
     tokenizer.padding_side = "left"

@@ -83,7 +83,8 @@ def generate_texts(
     eos = set(gen_cfg.eos_token_id)
     prompt_tokens = 0
     generated = 0
-    from sqlcoach.generate.prefix_cache import BATCH_OVERHEAD_PER_NEW_TOKEN, plan_batches, prefix_cache_for
+    from sqlcoach.generate.prefix_cache import BATCH_OVERHEAD_PER_NEW_TOKEN, prefix_cache_for
+    from sqlcoach.models.prefix_kv import plan_batches
 
     reuse = prefix_cache_for(model, prefix_cache, sampling=sample)
     if reuse is not None:

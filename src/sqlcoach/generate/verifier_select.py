@@ -66,18 +66,20 @@ class VerifierSelector:
         return Selection(best, c.sqls[best], self.rule, plain.votes, False, scores)
 
 
-def build_selector(name: str, verifier: str | Path | Verifier | None = None, *, device: str = "auto") -> Selector:
+def build_selector(name: str, verifier: str | Path | Verifier | None = None, *, device: str = "auto",
+                   prefix_cache: bool = False) -> Selector:
     """The selector ``name``: a rule of ``execution.select.SELECTORS``, or a learned one
     (``LEARNED_SELECTORS``) read from the verifier folder ``verifier``. ``ConfigError`` for an
     unknown name, a learned rule without a verifier, a verifier given to a rule that reads none,
-    or a folder that is not a verifier."""
+    or a folder that is not a verifier. ``prefix_cache``: a verifier loaded here scores from cached
+    shared prefixes (``models.verifier.score_texts``; scores equal within float tolerance)."""
     if name not in LEARNED_SELECTORS:
         if verifier is not None:
             raise ConfigError(f"--verifier is read only by the selections {', '.join(LEARNED_SELECTORS)}, not {name!r}")
         return get_selector(name)
     if verifier is None:
         return get_selector(name)  # the one-line error that asks for the folder
-    v = verifier if isinstance(verifier, Verifier) else load_verifier(verifier, device=device)
+    v = verifier if isinstance(verifier, Verifier) else load_verifier(verifier, device=device, prefix_cache=prefix_cache)
     return VerifierSelector(v, name)
 
 

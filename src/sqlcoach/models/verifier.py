@@ -106,15 +106,17 @@ class Verifier:
 
     Identical texts are scored once, and the last ``cache_size`` scores are remembered (two
     selections of the same candidates, or a GRPO group's repeats, score once); batches are
-    right-padded (the head reads the last real token)."""
+    right-padded (the head reads the last real token). ``prefix_cache``: score from a cached shared
+    prefix (``score_texts``); off by default, since the scores then agree only to float tolerance."""
 
     def __init__(self, model: Any, tokenizer: Any, spec: VerifierSpec, *, batch_size: int = 16, cache_size: int = 4096,
-                 path: str = ""):
+                 path: str = "", prefix_cache: bool = False):
         self.path = path  # the folder it was loaded from ("" when built in memory)
         self.model = model
         self.tokenizer = tokenizer
         self.spec = spec
         self.batch_size = batch_size
+        self.prefix_cache = prefix_cache
         self.cache_size = cache_size
         self._cache: dict[str, float] = {}
         self._length = token_length(tokenizer)
@@ -131,26 +133,99 @@ class Verifier:
             self._cache.clear()  # a simple bound: forget everything rather than track recency
             todo = unique
         self._cache.update(zip(todo, score_texts(self.model, self.tokenizer, todo, max_length=self.spec.max_length,
-                                                 batch_size=self.batch_size)))
+                                                 batch_size=self.batch_size, prefix_cache=self.prefix_cache)))
         return [self._cache[t] for t in texts]
 
 
-def score_texts(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int, batch_size: int = 16) -> list[float]:
-    """The score head's logit for each text (``encode``d), batched by similar length."""
+#: what one more batch costs, in input tokens, when the prefix cache plans the batches (a forward
+#: pass's fixed cost on CPU); only how texts are grouped depends on it, never a score
+SCORE_BATCH_OVERHEAD = 64
+
+
+def score_texts(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int, batch_size: int = 16,
+                prefix_cache: bool = False) -> list[float]:
+    """The score head's logit for each text (``encode``d), batched by similar length.
+
+    ``prefix_cache`` (``sqlcoach.models.prefix_kv``): the texts are grouped by shared token prefix
+    instead (``schema: ...`` is first: one database's candidates, and its other questions' too, share
+    it), the prefix is encoded once per group and each text's rest is scored over a copy of its cache
+    (``scores_from_prefix``). The scores are those of the same computation, summed in other blocks:
+    equal to the plain ones within float tolerance (``tests/unit/generate/test_prefix_cache.py``:
+    1e-4 absolute in float32), not bit for bit, hence off by default. A group whose cache cannot be
+    used (``PrefixKV`` declines) is scored plainly."""
     import torch
 
     seqs = [encode(tokenizer, t, max_length) for t in texts]
     device = next(model.parameters()).device
     out = [0.0] * len(seqs)
-    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+    kv = None
+    if prefix_cache:
+        from sqlcoach.models.prefix_kv import PrefixKV, plan_batches
+
+        kv = PrefixKV(model)
+        batches = plan_batches(seqs, batch_size, batch_overhead=SCORE_BATCH_OVERHEAD)
+    else:
+        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+        batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = tokenizer.pad({"input_ids": [seqs[i] for i in idx]}, padding=True, return_tensors="pt")
-            logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
+        for idx in batches:
+            logits = scores_from_prefix(kv, [seqs[i] for i in idx]) if kv is not None else None
+            if logits is None:
+                batch = tokenizer.pad({"input_ids": [seqs[i] for i in idx]}, padding=True, return_tensors="pt")
+                logits = model(input_ids=batch["input_ids"].to(device),
+                               attention_mask=batch["attention_mask"].to(device)).logits
             for r, i in enumerate(idx):
                 out[i] = float(logits[r, 0])
     return out
+
+
+def pooled_index(row: Sequence[int], pad_id: int) -> int:
+    """The position whose hidden state a sequence classifier's head reads: the rightmost token that
+    is not ``pad_id`` (0 when every token is), transformers' rule for left and right padding alike."""
+    for j in range(len(row) - 1, -1, -1):
+        if row[j] != pad_id:
+            return j
+    return 0
+
+
+def scores_from_prefix(kv: Any, rows: Sequence[Sequence[int]]) -> Any:
+    """The head's logits ``[len(rows), 1]`` for ``rows`` (token ids), from the one-row cache of
+    their shared prefix (``kv``: a ``models.prefix_kv.PrefixKV`` of a sequence classifier), or
+    ``None`` when there is nothing to share or the cache declines (score them plainly then).
+
+    The prefix stops before every row's pooled token (``pooled_index``), so that the head's own rule,
+    applied to the rows' rests right-padded as ``[rest | pad...]``, picks the same token it picks in
+    the whole row; the rests sit at positions ``p..`` after the prefix's ``0..p-1``, the padding is
+    masked out, and every real token attends to the keys it attends to without the cache."""
+    import torch
+
+    from sqlcoach.models.prefix_kv import cache_kwarg, shared_prefix_len
+
+    model = kv.model
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    pad_id = getattr(config, "pad_token_id", None)
+    if pad_id is None or not kv.usable:
+        return None
+    p = min(shared_prefix_len(rows), *(pooled_index(r, pad_id) for r in rows))
+    if p <= 0:
+        return None
+    prefix = kv.prefix(tuple(rows[0][:p]))
+    if prefix is None:
+        return None
+    p = len(prefix.tokens)  # the kept prefix may be a shorter part of it
+    device = next(model.parameters()).device
+    width = max(len(r) for r in rows) - p
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), p + width), dtype=torch.long)
+    mask[:, :p] = 1
+    for i, r in enumerate(rows):  # [prefix | rest | pad...]: right padding, as without the cache
+        rest = list(r[p:])
+        ids[i, : len(rest)] = torch.tensor(rest, dtype=torch.long)
+        mask[i, p : p + len(rest)] = 1
+    pos = torch.arange(p, p + width, dtype=torch.long).expand(len(rows), width)
+    kv.cached_tokens += p * len(rows) - p
+    return model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device),
+                 use_cache=True, **{cache_kwarg(): prefix.rows(len(rows))}).logits
 
 
 def check_head(folder: str | Path) -> None:
@@ -167,8 +242,10 @@ def check_head(folder: str | Path) -> None:
                           "a verifier is a sequence classifier with one output")
 
 
-def load_verifier(folder: str | Path, *, device: str = "auto", dtype: str = "auto", batch_size: int = 16) -> Verifier:
-    """The verifier in ``folder``; ``ConfigError`` (one line) when the folder is not one."""
+def load_verifier(folder: str | Path, *, device: str = "auto", dtype: str = "auto", batch_size: int = 16,
+                  prefix_cache: bool = False) -> Verifier:
+    """The verifier in ``folder``; ``ConfigError`` (one line) when the folder is not one.
+    ``prefix_cache``: score from cached shared prefixes (``score_texts``)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from sqlcoach.runtime.device import resolve_device, resolve_dtype
@@ -183,4 +260,4 @@ def load_verifier(folder: str | Path, *, device: str = "auto", dtype: str = "aut
     tok.padding_side = "right"
     model.config.pad_token_id = tok.pad_token_id
     model.to(dev).eval()
-    return Verifier(model, tok, spec, batch_size=batch_size, path=str(Path(folder).resolve()))
+    return Verifier(model, tok, spec, batch_size=batch_size, path=str(Path(folder).resolve()), prefix_cache=prefix_cache)

@@ -14,15 +14,8 @@ pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
 from sqlcoach.generate.hf import generate_texts  # noqa: E402
-from sqlcoach.generate.prefix_cache import (  # noqa: E402
-    PrefixCache,
-    cache_kwarg,
-    gap_layout,
-    plan_batches,
-    positions,
-    reusable,
-    shared_prefix_len,
-)
+from sqlcoach.generate.prefix_cache import PrefixCache, gap_layout  # noqa: E402
+from sqlcoach.models.prefix_kv import cache_kwarg, plan_batches, positions, reusable, shared_prefix_len  # noqa: E402
 from sqlcoach.models.tiny import TinySize, init_tiny_model  # noqa: E402
 
 CORPUS = [
@@ -150,7 +143,7 @@ def test_samples_from_the_cache_follow_the_same_distribution(tiny):
 
 
 def test_a_cache_it_cannot_reuse_falls_back_to_plain_generation(tiny, monkeypatch):
-    import sqlcoach.generate.prefix_cache as pcm
+    import sqlcoach.models.prefix_kv as pcm
 
     model, tok = tiny
     monkeypatch.setattr(pcm, "reusable", lambda cache: False)
@@ -214,3 +207,46 @@ def test_predict_agent_reports_the_cached_tokens_and_writes_the_same_files(tiny,
         "turns": [{k: v for k, v in t.items() if k != "exec_seconds"} for t in r["turns"]]} for r in recs]
     assert sql_on == sql_off and strip(rec_on) == strip(rec_off)
     assert s_off.cached_prompt_tokens == 0 and s_on.cached_prompt_tokens > 0
+
+
+# ------------------------------------------------------------------ the verifier's scores
+
+
+@pytest.mark.parametrize("pad_is_eos", [False, True])
+def test_verifier_scores_from_the_cache_match_the_plain_ones(tiny_path, monkeypatch, pad_is_eos):
+    """Candidates of several questions over two schemas, plus a pair whose texts differ only in a last
+    character (the shorter one's scored token would fall inside the shared prefix without the cap at
+    the head's pooled token): scores from the cached prefix equal the plain right-padded ones within
+    1e-4 (float32; the plain scores themselves move by the same order with the batch size)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import sqlcoach.models.verifier as mv
+    from sqlcoach.types import ExecResult
+
+    tok = AutoTokenizer.from_pretrained(tiny_path)
+    if pad_is_eos:  # as load_verifier sets a tokenizer without a pad token: the head then skips the appended eos
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "right"
+    model = spread(AutoModelForSequenceClassification.from_pretrained(tiny_path, num_labels=1, dtype=torch.float32))
+    model.config.pad_token_id = tok.pad_token_id
+    model.eval()
+    ok = ExecResult(rows=((3,),), columns=("count(*)",))
+    texts = [mv.verifier_text(q, SCHEMAS[k % 2], sql, res, result_budget=60)
+             for k, q in enumerate(QUESTIONS)
+             for sql, res in (("SELECT count(*) FROM singer", ok), ("SELECT nme FROM stadium", None), ("", None))]
+    texts += [texts[0] + "1", texts[0] + "12"]
+    used = []
+    real = mv.scores_from_prefix
+    monkeypatch.setattr(mv, "scores_from_prefix", lambda kv, rows: used.append(real(kv, rows)) or used[-1])
+    plain = mv.score_texts(model, tok, texts, max_length=512, batch_size=4)
+    alone = mv.score_texts(model, tok, texts, max_length=512, batch_size=1)
+    cached = mv.score_texts(model, tok, texts, max_length=512, batch_size=4, prefix_cache=True)
+    assert any(u is not None for u in used)  # the cache scored at least one batch
+    assert len(set(round(x, 3) for x in plain)) > len(texts) // 2  # the scores depend on the text
+    print(f"max |plain - cached| {max(abs(a - b) for a, b in zip(plain, cached)):.2e}, "
+          f"max |plain batch 4 - batch 1| {max(abs(a - b) for a, b in zip(plain, alone)):.2e}")
+    assert max(abs(a - b) for a, b in zip(plain, cached)) < 1e-4
+    assert max(abs(a - b) for a, b in zip(plain, alone)) < 1e-4
+    # a tiny max_length cuts the shared schema from the left: nothing to share, scored plainly and the same
+    short = mv.score_texts(model, tok, texts, max_length=8, batch_size=4, prefix_cache=True)
+    assert max(abs(a - b) for a, b in zip(short, mv.score_texts(model, tok, texts, max_length=8, batch_size=4))) < 1e-4
