@@ -79,7 +79,8 @@ def build_selector(name: str, verifier: str | Path | Verifier | None = None, *, 
         return get_selector(name)
     if verifier is None:
         return get_selector(name)  # the one-line error that asks for the folder
-    v = verifier if isinstance(verifier, Verifier) else load_verifier(verifier, device=device, prefix_cache=prefix_cache)
+    v = verifier if isinstance(verifier, Verifier) else load_verifier(verifier, device=device,
+                                                                      prefix_cache=prefix_cache)
     return VerifierSelector(v, name)
 
 

@@ -260,4 +260,5 @@ def load_verifier(folder: str | Path, *, device: str = "auto", dtype: str = "aut
     tok.padding_side = "right"
     model.config.pad_token_id = tok.pad_token_id
     model.to(dev).eval()
-    return Verifier(model, tok, spec, batch_size=batch_size, path=str(Path(folder).resolve()), prefix_cache=prefix_cache)
+    return Verifier(model, tok, spec, batch_size=batch_size, path=str(Path(folder).resolve()),
+                    prefix_cache=prefix_cache)
