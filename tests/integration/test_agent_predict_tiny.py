@@ -132,6 +132,21 @@ def test_agent_rows_train_sft_reads_them(setup, tmp_path, capsys):
                "max_steps=1", "per_device_train_batch_size=2", "use_cpu=true", "dtype=float32", "max_length=2048",
                "disable_tqdm=true", "report_to=none", "save_steps=1"])
     assert rc == 0 and (out / "final").is_dir()
+    # an untrained policy writes no SQL in 8 tokens (every row direct): make the first row a revision,
+    # and train sft takes the masked path (no loss on the observation tokens)
+    from sqlcoach.prompts.agent import observation_text, sql_turn
+
+    turn, obs = sql_turn("SELECT 1"), observation_text("rows: 1", 2)
+    recs[0]["completion"][0]["content"] = turn + obs + recs[0]["completion"][0]["content"]
+    recs[0]["observation_spans"] = [[len(turn), len(turn) + len(obs)]]
+    n_agent = sum(bool(rec["observation_spans"]) for rec in recs)
+    rows.write_text("".join(json.dumps(rec) + "\n" for rec in recs))
+    capsys.readouterr()
+    rc = main(["train", "sft", "--config", str(cfg), f"model={model}", "data_kind=export", f"data_path={rows}",
+               f"output_dir={tmp_path / 'sft2'}", "max_steps=1", "per_device_train_batch_size=2", "use_cpu=true",
+               "dtype=float32", "max_length=2048", "disable_tqdm=true", "report_to=none", "save_steps=1"])
+    assert rc == 0 and (tmp_path / "sft2" / "final").is_dir()
+    assert f"{n_agent} of 6 rows are agent trajectories: no loss on their observation tokens" in capsys.readouterr().out
 
 
 def test_run_agent_env_mask_marks_observation_tokens(setup):

@@ -1,7 +1,7 @@
 """`sqlcoach agent rows`: warm-start SFT rows for the SQL agent (docs/agent.md).
 
     sqlcoach agent rows --model runs/sft/final --data world/ --split train --out runs/agent/rows.jsonl \\
-        [--limit N] [--max-turns 5] [--verify-fraction 0.2] [--no-agent-instruction]
+        [--limit N] [--max-turns 5] [--verify-fraction 0.2] [--protocol tags|tools] [--no-agent-instruction]
     sqlcoach train sft --config configs/sft/demo.yaml data_kind=export data_path=runs/agent/rows.jsonl ...
 
 The model answers each training question once (greedy, its usual prompt); a failed answer becomes a
@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--verify-fraction", type=float, default=0.2,
                    help="share of the rightly answered questions written as 'run the own answer, read, keep it' "
                    "(the rest: the gold answered directly)")
+    r.add_argument("--protocol", default="tags", choices=["tags", "tools"],
+                   help="write the trajectories with <sql>/<observation>/<solution> tags (any chat template) or as "
+                   "native run_sql tool calls (a template that renders them, e.g. Qwen2.5's); as predict --agent")
     r.add_argument("--observation-names", default="template", choices=["template", "real"],
                    help="names in observations as the template writes them (placeholders for the anonymized "
                    "template) or the database's real names")
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from sqlcoach.generate.agent import AgentConfig
 
     config = AgentConfig(max_turns=args.max_turns, per_observation=args.observation_tokens, timeout=args.timeout,
-                         observation_names=args.observation_names)
+                         observation_names=args.observation_names, protocol=args.protocol)
     from sqlcoach.data import load_examples
     from sqlcoach.generate.agent_rows import warm_start_rows
     from sqlcoach.models.load import load_model

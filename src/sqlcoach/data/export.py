@@ -41,6 +41,13 @@ Multi-turn data (SParC, CoSQL) in DB-GPT-Hub's layout is not byte-identical to d
 its ``decode_json_file`` appends every turn to one shared ``history`` list, so each turn's
 record ends up with the whole interaction's history; sqlcoach writes each turn's earlier turns.
 
+``chat`` records of agent trajectories (``sqlcoach agent rows``) also carry ``observation_spans``
+(``OBSERVATION_SPANS``): ``[[start, end], ...]`` character offsets into the one assistant message
+of the completion where the environment, not the model, wrote the text (an ``<observation>``, or a
+tool result). ``train sft`` gives those tokens no loss (``check_observation_spans`` states the rule
+a row must keep; ``read_training_file`` keeps the column, and the ``tools`` column of tool-protocol
+rows).
+
 ``chat`` and ``rl`` records also carry ``prompt_settings`` (template, schema style, sample values,
 value retrieval, token budget, turn history), so that ``sqlcoach train sft data_kind=export``
 (``read_training_file``, which reads every format back) records in the trained model the
@@ -432,6 +439,38 @@ def _messages(value: Any, what: str) -> list[dict[str, str]]:
     return [{"role": m["role"], "content": m["content"]} for m in value]
 
 
+#: the column of an SFT row that marks text the environment wrote (no loss on it): see the module docstring
+OBSERVATION_SPANS = "observation_spans"
+
+
+def check_observation_spans(completion: Any, spans: Any) -> list[list[int]]:
+    """``spans`` as ``[[start, end], ...]`` when they mark text inside ``completion`` (a list of one
+    assistant message): integer character offsets with ``0 <= start < end <= len(content)``, in
+    order, not overlapping, and not covering the end of the content (the model's last turn is its
+    own). ``DataError`` saying which rule a span breaks."""
+    if not (isinstance(completion, list) and len(completion) == 1 and isinstance(completion[0], dict)
+            and completion[0].get("role") == "assistant" and isinstance(completion[0].get("content"), str)):
+        raise DataError(f"'{OBSERVATION_SPANS}' needs a completion of one assistant message")
+    size = len(completion[0]["content"])
+    if not isinstance(spans, list):
+        raise DataError(f"'{OBSERVATION_SPANS}' must be a list of [start, end] pairs, got {type(spans).__name__}")
+    out: list[list[int]] = []
+    end_prev = 0
+    for span in spans:
+        if not (isinstance(span, (list, tuple)) and len(span) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in span)):
+            raise DataError(f"'{OBSERVATION_SPANS}': {span!r} is not a [start, end] pair of integers")
+        start, end = span
+        if not end_prev <= start < end <= size:
+            raise DataError(f"'{OBSERVATION_SPANS}': [{start}, {end}] is out of order, empty, overlapping or "
+                            f"past the completion's {size} characters")
+        out.append([start, end])
+        end_prev = end
+    if out and out[-1][1] == size:
+        raise DataError(f"'{OBSERVATION_SPANS}': the completion ends inside an observation (its last turn must be the model's)")
+    return out
+
+
 def read_training_file(path: str | Path) -> tuple[list[dict[str, Any]], list[Problem], dict[str, Any] | None]:
     """``(rows, problems, prompt settings)`` of a file ``sqlcoach data build`` wrote, any format:
     TRL conversational ``{"prompt": [...], "completion": [...]}`` rows for SFT. ``chat`` rows are
@@ -463,6 +502,13 @@ def read_training_file(path: str | Path) -> tuple[list[dict[str, Any]], list[Pro
                     raise DataError("its prompt_settings differ from the file's first record's (one model, one prompt)")
                 if "completion" in rec:
                     completion = _messages(rec["completion"], "completion")
+                    if OBSERVATION_SPANS in rec:  # an agent trajectory: what the environment wrote gets no loss
+                        row = {"prompt": prompt, "completion": completion,
+                               OBSERVATION_SPANS: check_observation_spans(completion, rec[OBSERVATION_SPANS])}
+                        if isinstance(rec.get("tools"), list):  # tool-protocol rows: the prompt renders them
+                            row["tools"] = rec["tools"]
+                        rows.append(row)
+                        continue
                 else:  # an rl record: the gold in the answer format of the template it was built with
                     template = (got or {}).get("template")
                     if not template or not isinstance(rec.get("gold_sql"), str) or not rec["gold_sql"].strip():
@@ -478,6 +524,6 @@ def read_training_file(path: str | Path) -> tuple[list[dict[str, Any]], list[Pro
     return rows, report.problems, settings
 
 
-__all__ = ["DBGPT_HUB", "DBGPT_HUB_INSTRUCTION", "EXPORT_KIND", "FORMATS", "ExportSummary", "RenderDefaults", "SchemaSource",
+__all__ = ["DBGPT_HUB", "DBGPT_HUB_INSTRUCTION", "EXPORT_KIND", "FORMATS", "OBSERVATION_SPANS", "check_observation_spans", "ExportSummary", "RenderDefaults", "SchemaSource",
            "APPROX_COUNTER", "TokenCount", "atomic_write", "build_record", "count_training_tokens", "export_examples", "format_defaults",
            "read_training_file", "schema_text"]

@@ -17,9 +17,19 @@ Rows are TRL conversational prompt/completion rows in the ``chat`` export format
 (``sqlcoach.data.export``) with ``prompt_settings``, so ``sqlcoach train sft data_kind=export
 data_path=ROWS.jsonl`` trains on them and the model's recipe records the prompt. The prompt is the
 agent prompt (``agent_predict.agent_prompts``' messages). SQL in completions is in the template's
-own form (placeholders for an anonymizing template). The loss covers the whole completion,
-observation text included: ``train sft`` has no per-token mask for text inside one assistant
-message (observation tokens are never generated at inference, the env inserts them).
+own form (placeholders for an anonymizing template).
+
+Each row also carries ``observation_spans`` (``data.export.OBSERVATION_SPANS``): the character
+offsets of the observation inside the completion. ``train sft`` gives those tokens label -100 (the
+environment writes them at inference; training on them would teach the model to invent results)
+and tokenizes each span on its own, exactly as ``run_agent`` appends an observation's tokens, so
+the loss is on the model's own turns (and the end of its message) only.
+
+``config.protocol`` picks the protocol the rows are written in: ``tags`` (above), or ``tools``
+(the tokenizer's chat template must render tool calls: ``ToolProtocol.for_tokenizer``): the query
+turn is a ``run_sql`` tool call, the observation is the template's tool-result text, the answer is
+the bare SQL, and the row carries ``tools`` (``[RUN_SQL_TOOL]``) so that its prompt is rendered
+with the tool, as at inference.
 """
 
 from __future__ import annotations
@@ -66,18 +76,22 @@ def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out
                     verify_fraction: float = 0.2, batch_size: int = 16, max_new_tokens: int = 256,
                     workers: int | None = 1, seed: int = 0) -> RowsSummary:
     """Write the rows (module docstring) for ``examples`` with gold SQL and a database."""
+    from sqlcoach.data.export import OBSERVATION_SPANS
     from sqlcoach.errors import ConfigError, DataError
     from sqlcoach.execution.pool import ExecutorPool
     from sqlcoach.execution.render import token_length
+    from sqlcoach.generate.agent import make_protocol
     from sqlcoach.generate.agent_predict import env_for
     from sqlcoach.generate.hf import generate_texts
     from sqlcoach.metrics.ex import ExItem, score_execution
-    from sqlcoach.prompts.agent import solution_turn, sql_turn, with_agent_instruction
+    from sqlcoach.prompts.agent import RUN_SQL_TOOL, solution_turn, with_agent_instruction
     from sqlcoach.prompts.templates import restore_sql
     from sqlcoach.sql.extract import extract_sql
 
     if not 0.0 <= verify_fraction <= 1.0:
         raise ConfigError(f"verify_fraction must be in [0, 1], got {verify_fraction}")
+    protocol = make_protocol(config, tokenizer)  # tools: refuses a template that cannot render the calls
+    tools = protocol.name == "tools"
     skipped = [f"{ex.id}: no gold SQL or database" for ex in examples if not (ex.gold_sql and ex.db_path)]
     usable = [ex for ex in examples if ex.gold_sql and ex.db_path]
     gen = generate_texts(model, tokenizer, builder.prediction_texts(usable, tokenizer), max_new_tokens=max_new_tokens,
@@ -110,18 +124,23 @@ def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out
                 kind, first = "revision", w
             else:  # no SQL came out: nothing to observe
                 kind, first = "direct", None
-            text = ""
+            text, spans = "", []
             if first is not None:
-                env = env_for(ex, config, builder.template, pool, length)
-                turn = sql_turn(first)
+                env = env_for(ex, config, builder.template, pool, length, protocol=protocol)
+                turn = protocol.call_text(first)
                 sql = env.act(turn)
                 obs = env.observe(pool.run([(str(ex.db_path), sql)])[0] if sql else None)
                 text = turn + obs
-            text += solution_turn(answer)
-            prompt = with_agent_instruction(messages, config.max_turns) if instruction else messages
-            rows.append({"prompt": prompt, "completion": [{"role": "assistant", "content": text}], "id": ex.id,
-                         "db_id": ex.db_id, "db_path": str(ex.db_path), "gold_sql": ex.gold_sql, "agent_row": kind,
-                         "prompt_settings": builder.settings()})
+                if obs:  # the environment's text: no loss on it in `train sft`
+                    spans.append([len(turn), len(text)])
+            text += answer if tools else solution_turn(answer)
+            prompt = with_agent_instruction(messages, config.max_turns, protocol.name) if instruction else messages
+            row = {"prompt": prompt, "completion": [{"role": "assistant", "content": text}], OBSERVATION_SPANS: spans,
+                   "id": ex.id, "db_id": ex.db_id, "db_path": str(ex.db_path), "gold_sql": ex.gold_sql,
+                   "agent_row": kind, "prompt_settings": builder.settings()}
+            if tools:
+                row["tools"] = [RUN_SQL_TOOL]
+            rows.append(row)
             counts[kind] += 1
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

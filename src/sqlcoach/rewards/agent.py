@@ -19,6 +19,7 @@ class AgentFormatReward(Reward):
     wrote no malformed turn, else 0."""
 
     default_name = "agent_format"
+    needs_gold = False
 
     def __init__(self, weight: float = 0.1, *, name: str | None = None):
         super().__init__(weight, name=name)

@@ -10,6 +10,9 @@
   ``Outcome`` of its last batch in ``last_outcomes``; the RL layer reads them for the sample log
   and for DAPO's dynamic sampling (``train.rl.outcome_source``). A reward declares it by
   inheriting the protocol, so nobody has to probe with ``hasattr``.
+* ``needs_gold``: whether a reward reads the gold SQL (the ``gold_sql`` column). The RL layer
+  trains on questions without gold when none of the run's rewards does
+  (``train.rl.rewards_need_gold``); a callable that does not say is taken to need it.
 * ``Reward``: the base of the project's rewards. It owns the preamble each of them used to repeat
   (weight >= 0, ``__name__``, TRL's keyword signature, the batch size); a subclass writes
   ``score(completions, columns)`` only, reading columns with ``self.column``.
@@ -62,6 +65,8 @@ class Reward:
     one value per completion (``ConfigError`` if ``score`` breaks that)."""
 
     default_name = "reward"
+    #: True when ``score`` reads the gold SQL (module docstring); a reward that needs none says False
+    needs_gold: bool = True
 
     def __init__(self, weight: float = 1.0, *, name: str | None = None):
         if weight < 0:

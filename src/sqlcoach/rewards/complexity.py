@@ -105,6 +105,7 @@ class ComplexityReward(Reward):
     """``complexity`` reward; see the module docstring for the count and the formula."""
 
     default_name = "complexity"
+    needs_gold = False
 
     def __init__(self, weight: float = 0.6, *, gold_column: str = "gold_sql", name: str = "complexity"):
         super().__init__(weight, name=name)

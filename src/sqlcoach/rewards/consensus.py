@@ -137,6 +137,7 @@ class ConsensusReward(Reward):
     holds the last call's."""
 
     default_name = "consensus"
+    needs_gold = False
 
     def __init__(self, weight: float = 1.0, *, min_share: float = 0.4, pool: Any = None,
                  decisions_path: str | None = None, name: str | None = None):

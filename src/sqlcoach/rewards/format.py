@@ -67,6 +67,7 @@ class FormatReward(Reward):
     """``format`` reward: ``weight`` when the completion has the template's shape, else 0."""
 
     default_name = "format"
+    needs_gold = False
 
     def __init__(
         self,

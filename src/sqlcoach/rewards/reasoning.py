@@ -118,6 +118,7 @@ class ReasoningQualityReward(Reward):
     """``reasoning_quality`` reward: ``min(1, sum(reasoning_parts))·weight``."""
 
     default_name = "reasoning_quality"
+    needs_gold = False
 
     def __init__(self, weight: float = 0.7, *, db_column: str = "db_path", name: str = "reasoning_quality"):
         super().__init__(weight, name=name)

@@ -116,6 +116,8 @@ class RewardModelReward:
     The model loads on first call (building GRPO's reward list stays cheap). ``weight`` multiplies
     every score; ``max_length`` caps tokens per scored sequence (the end is kept)."""
 
+    needs_gold = False  # it scores the question and the completion, never the gold
+
     def __init__(
         self,
         model_dir: str,

@@ -45,6 +45,7 @@ class VerifierReward(Reward):
     the reward list stays cheap)."""
 
     default_name = "verifier"
+    needs_gold = False
 
     def __init__(self, verifier_path: str = "", *, weight: float = 1.0, device: str = "auto", batch_size: int = 16,
                  pool: PoolHandle | None = None, name: str = "verifier") -> None:

@@ -20,14 +20,24 @@ TASKS: dict[str, Callable[..., Task]] = {
 }
 
 
-def build_task(name: str, builder: Any, *, pool: Any = None) -> Task:
+def build_task(name: str, builder: Any, *, pool: Any = None, gold_free: bool = False) -> Task:
     """The task ``name`` on ``builder`` (a ``PromptBuilder``) and ``pool`` (shared with the rewards).
-    ``ConfigError`` names the known tasks when ``name`` is not one."""
+    ``gold_free``: the run's rewards read no gold, so a task that scores against gold is built
+    with ``needs_gold=False`` (it keeps examples without gold); a task that cannot be is a
+    ``ConfigError``. ``ConfigError`` names the known tasks when ``name`` is not one."""
     from sqlcoach.errors import ConfigError
 
     if name not in TASKS:
         raise ConfigError(f"unknown task {name!r}; known: {sorted(TASKS)}")
-    return TASKS[name](builder, pool=pool)
+    import inspect
+
+    factory = TASKS[name]
+    takes_flag = "needs_gold" in inspect.signature(factory).parameters
+    task = factory(builder, pool=pool, needs_gold=False) if gold_free and takes_flag else factory(builder, pool=pool)
+    if gold_free and task.needs_gold:
+        raise ConfigError(f"task {name!r} always scores against gold SQL, and the rewards need none "
+                          "(use task sql_exec or consensus, or add a reward that reads gold)")
+    return task
 
 
 __all__ = ["ConsensusTask", "Environment", "SqlExecutionTask", "Step", "TASKS", "Task", "build_task", "is_multi_turn", "needs_gold"]

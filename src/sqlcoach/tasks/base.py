@@ -8,7 +8,9 @@ completion)`` judges one completion on the project's one comparer (``execution/c
 through ``rewards.execution.ExecutionScorer``), ``outcomes`` a batch. Gold is optional in the
 contract: a task that scores against gold says so with ``needs_gold`` and applies that rule to its
 own training rows; a task that needs none (a verifier, a vote among samples) keeps gold-less
-examples, and its outcome does not read the gold column.
+examples, and its outcome does not read the gold column. ``needs_gold`` may be set per instance:
+the RL layer builds a gold-scoring task with ``needs_gold=False`` when none of the run's rewards
+reads gold (``tasks.build_task(gold_free=True)``).
 
 ``Environment`` (multi-turn) is a ``Task`` that also has ``step``: given the row, the turns so far
 and the model's latest completion, it returns the next observation (messages to append: e.g. the

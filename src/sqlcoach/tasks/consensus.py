@@ -23,6 +23,13 @@ class ConsensusTask(SqlExecutionTask):
     name = "consensus"
     needs_gold = False
 
+    def __init__(self, builder: Any, *, pool: Any = None, needs_gold: bool | None = None, **kwargs: Any):
+        from sqlcoach.errors import ConfigError
+
+        if needs_gold:
+            raise ConfigError("the consensus task trains without gold: it cannot be asked to need it")
+        super().__init__(builder, pool=pool, needs_gold=False, **kwargs)
+
     def train_rows(self, examples: list[Any], *, tokenizer: Any = None,
                    log: Callable[[str], None] | None = None) -> list[Row]:
         """Rows of every example with a readable database, ``gold_sql`` set to ``None``. ``DataError`` when none."""

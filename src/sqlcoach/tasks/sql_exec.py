@@ -6,7 +6,9 @@ execution reward's own: ``ExecutionScorer`` runs the completion's SQL and the go
 sandbox and compares the results with the EX comparer (``execution/compare.py``). The reward IS
 the metric. The task needs gold (``needs_gold``): ``train_rows`` skips examples without gold SQL
 (the rule ``PromptBuilder`` used to apply for every consumer); ``eval_rows`` keeps them, and their
-outcome is ``gold_ok=False`` (unscored).
+outcome is ``gold_ok=False`` (unscored). Built with ``needs_gold=False`` (the RL layer does so
+when none of the run's rewards reads gold, e.g. a verifier alone) it keeps the examples without
+gold in training too, their ``gold_sql`` column as the example has it.
 """
 
 from __future__ import annotations
@@ -28,12 +30,16 @@ class SqlExecutionTask:
 
     ``builder``: the ``PromptBuilder`` of the run's prompt settings; ``pool``: an ``ExecutorPool``
     (or ``PoolHandle``) shared with the rewards, ``None`` for an in-process one; ``mode`` and
-    ``keep_distinct``: the EX comparer's (``metrics.ex.EX_MODES``)."""
+    ``keep_distinct``: the EX comparer's (``metrics.ex.EX_MODES``); ``needs_gold``: ``False`` keeps
+    training examples without gold (``None``: the class's rule)."""
 
     name = "sql_exec"
     needs_gold = True
 
-    def __init__(self, builder: Any, *, pool: Any = None, mode: str = "spider", keep_distinct: bool = False):
+    def __init__(self, builder: Any, *, pool: Any = None, mode: str = "spider", keep_distinct: bool = False,
+                 needs_gold: bool | None = None):
+        if needs_gold is not None:
+            self.needs_gold = needs_gold
         self.builder = builder
         self.handle = pool if isinstance(pool, PoolHandle) else PoolHandle(pool, workers=0 if pool is None else None)
         self.scorer = ExecutionScorer(self.handle, mode=mode, keep_distinct=keep_distinct)
@@ -55,8 +61,9 @@ class SqlExecutionTask:
 
     def train_rows(self, examples: list[Any], *, tokenizer: Any = None,
                    log: Callable[[str], None] | None = None) -> list[Row]:
-        """Rows of the examples that have gold SQL and a readable database. ``DataError`` when none has."""
-        return self.rows_where(examples, needs_gold, tokenizer=tokenizer, log=log)
+        """Rows of the examples that have gold SQL (when the task needs it) and a readable database.
+        ``DataError`` when none has."""
+        return self.rows_where(examples, needs_gold if self.needs_gold else None, tokenizer=tokenizer, log=log)
 
     def eval_rows(self, examples: list[Any], *, tokenizer: Any = None,
                   log: Callable[[str], None] | None = None) -> list[Row]:

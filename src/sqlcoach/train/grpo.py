@@ -8,14 +8,15 @@ Reads top to bottom:
 
 1. model and tokenizer (``sqlcoach.models.load``; a LoRA adapter given as ``model`` is merged
    first, so GRPO continues from exactly the SFT policy);
-2. prompts (``train.rl.prompt_rows``, PPO's too): questions shuffled with ``seed`` and cut to
-   ``max_examples`` -> the task's rows (``tasks.sql_exec``: the SFT recipe's own prompt);
-   ``curate_gold`` drops prompts whose gold fails or returns nothing; with ``pass_rate_k`` the
-   start policy samples k answers per prompt and prompts solved always or never are dropped
-   (their groups would have zero reward variance: no signal);
-3. rewards (``train.rl.rl_rewards``): ``sqlcoach.rewards.build_rewards`` on ONE ``ExecutorPool``
+2. rewards (``train.rl.rl_rewards``): ``sqlcoach.rewards.build_rewards`` on ONE ``ExecutorPool``
    shared by every reward call (gold results cached there), wrapped by a recorder that keeps the
-   last batch for the sample log;
+   last batch for the sample log; built first, because whether any of them reads gold decides
+   which questions the task keeps (a verifier alone trains on questions without gold SQL);
+3. prompts (``train.rl.prompt_rows``, PPO's too): questions shuffled with ``seed`` and cut to
+   ``max_examples`` -> the task's rows (``tasks.sql_exec``: the SFT recipe's own prompt);
+   ``curate_gold`` drops prompts whose gold fails or returns nothing (by default when a reward
+   reads gold); with ``pass_rate_k`` the start policy samples k answers per prompt and prompts
+   solved always or never are dropped (their groups would have zero reward variance: no signal);
 4. ``GRPOConfig`` + ``GRPOTrainer`` (LoRA through ``peft_config``) run by ``train.run.fit``
    (wall-clock budget written into checkpoints for ``--resume``, step timer, peak memory) with
    the sample log (``train.samples``: every ``sample_every`` steps ``num_samples`` rows of
@@ -306,11 +307,12 @@ def run_grpo(
         sampler = None  # what samples the pass-rate filter: trajectories when multi-turn
         if cfg.pass_rate_k:
             sampler = agent.generate if agent is not None else rollout_generate_fn(cfg, tokenizer)
-        rows, curation = prompt_rows(cfg, rl_task(cfg, pool), pool=pool, log=log, examples=examples, rows=rows,
-                                     model=model, tokenizer=tokenizer, generate=sampler,
+        # the rewards first: whether they read gold decides which questions the task keeps
+        rewards = _rewards(cfg, pool, extra_rewards)
+        rows, curation = prompt_rows(cfg, rl_task(cfg, pool, rewards), pool=pool, log=log, examples=examples,
+                                     rows=rows, model=model, tokenizer=tokenizer, generate=sampler, rewards=rewards,
                                      on_rows=agent.register if agent is not None else None)
         model.train()
-        rewards = _rewards(cfg, pool, extra_rewards)
         # keeps the last batch for the sample log; multi-turn: every reward scores the final answer
         recorder = RewardRecorder(rewards, view=final_answers if agent is not None else None)
         log(f"rewards: {[r.__name__ for r in rewards]}; {len(rows)} prompts; G={cfg.num_generations}"

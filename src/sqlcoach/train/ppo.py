@@ -487,10 +487,10 @@ def run_ppo(
     samples = SampleLog(cfg.output_dir, every=cfg.sample_every, n=cfg.num_samples, log=say, fresh=not resume)
     pool = rl_pool(cfg)  # one executor pool for every SQL of the run, reward_timeout s per query
     try:
-        rows, curation = prompt_rows(cfg, rl_task(cfg, pool), pool=pool, log=say, rows=rows,
-                                     model=nets.model.policy, tokenizer=nets.tokenizer)
-        if reward_fns is None:
+        if reward_fns is None:  # first: whether they read gold decides which questions the task keeps
             reward_fns = rl_rewards(cfg, pool, device="cpu" if cfg.use_cpu else "auto")
+        rows, curation = prompt_rows(cfg, rl_task(cfg, pool, reward_fns), pool=pool, log=say, rows=rows,
+                                     model=nets.model.policy, tokenizer=nets.tokenizer, rewards=reward_fns)
         pol = _prepare(cfg, nets)
         n_trainable = sum(p.numel() for p in pol.unwrapped.parameters() if p.requires_grad)
         say(f"PPO ({cfg.method}): {n_trainable:,} trainable parameters (value head "

@@ -4,11 +4,15 @@ shape. A recipe keeps only what is its own (TRL's ``GRPOTrainer``; PPO's value h
 
 * ``rl_pool(cfg)``: the ``ExecutorPool`` every SQL of the run goes through (rewards, gold
   curation, the pass-rate filter), with ``reward_timeout`` seconds per query;
-* ``rl_task(cfg, pool)``: the configured ``tasks.Task`` (``RLFields.task``) on the run's prompt
-  settings;
+* ``rl_task(cfg, pool, rewards)``: the configured ``tasks.Task`` (``RLFields.task``) on the run's
+  prompt settings; when none of ``rewards`` reads gold (``rewards_need_gold``: a verifier, the
+  consensus reward), the task is built gold-free and keeps questions without gold SQL;
 * ``prompt_rows(cfg, task, ...)``: examples -> shuffled with ``seed`` -> cut to ``max_examples``
-  -> the task's training rows -> gold curation (when the task needs gold and ``curate_gold``) ->
-  the start policy's pass-rate filter (``pass_rate_k``); returns ``(rows, curation report)``;
+  -> the task's training rows -> gold curation (``curate_gold``; unset: when the task needs
+  gold) -> the start policy's pass-rate filter (``pass_rate_k``, scored against gold); returns
+  ``(rows, curation report)``. Gold-free training turns gold curation off with a log line; asking
+  for it (or for the pass-rate filter) on prompts without gold is a ``ConfigError``, and a task
+  that needs gold on examples that have none is a one-line ``DataError`` naming the missing gold;
 * ``rl_rewards(cfg, pool, extra)``: the configured rewards, the reward model, then ``extra``;
 * ``outcome_source(rewards)``: the reward whose execution outcomes the sample log and DAPO's
   dynamic sampling read (``rewards.base.OutcomeSource``), or ``None``;
@@ -45,17 +49,39 @@ def rl_pool(cfg: RLFields) -> Any:
     return ExecutorPool(workers=cfg.reward_workers, limits=Limits(timeout=cfg.reward_timeout))
 
 
-def rl_task(cfg: Any, pool: Any) -> Task:
-    """The task ``cfg.task`` on the prompt settings of ``cfg`` (after ``with_model_prompt``)."""
+def rewards_need_gold(rewards: list[Any]) -> bool:
+    """Whether any of ``rewards`` reads the gold SQL (``rewards.base.Reward.needs_gold``; a callable
+    that does not say is taken to)."""
+    return any(getattr(r, "needs_gold", True) for r in rewards)
+
+
+def _who(task: Task, rewards: list[Any] | None) -> str:
+    """Who needs the gold, for messages: the rewards that read it, or the task."""
+    if rewards:
+        names = [r.__name__ for r in rewards if getattr(r, "needs_gold", True)]
+        if names:
+            return f"the reward{'s' if len(names) > 1 else ''} {', '.join(names)}"
+    return f"the task {task.name}"
+
+
+def rl_task(cfg: Any, pool: Any, rewards: list[Any] | None = None) -> Task:
+    """The task ``cfg.task`` on the prompt settings of ``cfg`` (after ``with_model_prompt``); built
+    gold-free (``tasks.build_task(gold_free=True)``) when ``rewards`` are given and none reads gold."""
     from sqlcoach.prompts.builder import PromptBuilder
     from sqlcoach.prompts.settings import PromptSettings
     from sqlcoach.tasks import build_task
 
     builder = PromptBuilder.from_settings(PromptSettings.of(cfg))
-    return build_task(cfg.task, builder, pool=pool)
+    return build_task(cfg.task, builder, pool=pool, gold_free=rewards is not None and not rewards_need_gold(rewards))
 
 
-def _train_rows(cfg: Any, task: Task, examples: list[Any] | None, log: Callable[[str], None]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _no_gold_error(task: Task, rewards: list[Any] | None, n: int, what: str) -> DataError:
+    return DataError(f"none of the {n} {what} has gold SQL (gold_sql), which {_who(task, rewards)} scores against; "
+                     "add the gold, or train with rewards that need none (verifier, consensus)")
+
+
+def _train_rows(cfg: Any, task: Task, examples: list[Any] | None, log: Callable[[str], None],
+                rewards: list[Any] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The task's rows of the examples (loaded when not given), shuffled with ``seed`` and cut to
     ``max_examples`` first: one rule for every RL recipe."""
     if examples is None:
@@ -66,19 +92,54 @@ def _train_rows(cfg: Any, task: Task, examples: list[Any] | None, log: Callable[
     random.Random(cfg.seed).shuffle(examples)
     if cfg.max_examples is not None:
         examples = examples[: cfg.max_examples]
+    if task.needs_gold and examples and not any(getattr(ex, "gold_sql", None) for ex in examples):
+        raise _no_gold_error(task, rewards, len(examples), "examples")
     rows = task.train_rows(examples, log=log)
     return rows, {"examples": len(examples), "rows": len(rows)}
 
 
+def _has_gold(row: dict[str, Any]) -> bool:
+    gold = row.get("gold_sql")
+    return isinstance(gold, str) and bool(gold.strip())
+
+
+def _gold_rules(cfg: Any, task: Task, rows: list[dict[str, Any]], rewards: list[Any] | None,
+                log: Callable[[str], None]) -> tuple[list[dict[str, Any]], bool]:
+    """``(rows, curate)``: the rows a task that needs gold can score (the others dropped with a log
+    line; none left: ``DataError``), and whether gold curation runs. Without gold need, curation
+    is off unless asked (a log line says so), and asking for it, or for the pass-rate filter, on
+    prompts without gold is a ``ConfigError``."""
+    missing = sum(1 for r in rows if not _has_gold(r))
+    if task.needs_gold:
+        if missing == len(rows) and rows:
+            raise _no_gold_error(task, rewards, len(rows), "prompts")
+        if missing:
+            log(f"dropped {missing} of {len(rows)} prompts without gold SQL ({_who(task, rewards)} scores against it)")
+            rows = [r for r in rows if _has_gold(r)]
+        return rows, cfg.curate_gold is not False
+    why = (f"the rewards {', '.join(r.__name__ for r in rewards)} read no gold" if rewards
+           else f"the task {task.name} reads no gold")
+    if cfg.curate_gold and missing:
+        raise ConfigError(f"curate_gold: true drops prompts by running their gold SQL, but {missing} of {len(rows)} "
+                          f"prompts have none ({why}): leave curate_gold unset or false")
+    if cfg.pass_rate_k and missing:
+        raise ConfigError(f"pass_rate_k={cfg.pass_rate_k} scores the start policy's samples against gold SQL, but "
+                          f"{missing} of {len(rows)} prompts have none ({why}): set pass_rate_k: 0")
+    if not cfg.curate_gold:
+        log(f"gold curation off: {why}" + (f"; {missing} of {len(rows)} prompts have no gold SQL" if missing else ""))
+    return rows, bool(cfg.curate_gold)
+
+
 def prompt_rows(cfg: Any, task: Task, *, pool: Any, log: Callable[[str], None], examples: list[Any] | None = None,
                 rows: list[dict[str, Any]] | None = None, model: Any = None, tokenizer: Any = None,
-                generate: GenerateFn | None = None,
+                generate: GenerateFn | None = None, rewards: list[Any] | None = None,
                 on_rows: Callable[[list[dict[str, Any]]], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The prompt rows of an RL run and how they were chosen: ``(rows, {"build", "gold", "pass_rate"})``.
 
     ``rows`` (ready rows) replaces loading and building (cut to ``max_examples``; curation still
-    applies); ``examples`` replaces loading. Gold curation runs when the task needs gold and
-    ``curate_gold`` is set; the pass-rate filter with ``pass_rate_k`` samples the start policy
+    applies); ``examples`` replaces loading. Gold curation runs when ``curate_gold`` is true, or
+    unset and the task needs gold (``rl_task``: a task built for ``rewards`` that read none does
+    not); ``rewards`` name who needs the gold in messages. The pass-rate filter with ``pass_rate_k`` samples the start policy
     (``model``, ``tokenizer``; ``generate``: another sampler with ``generate_texts``' signature),
     each process its share of the prompts. ``on_rows(rows)`` sees the rows before the pass-rate
     filter (multi-turn GRPO's rollout registers them there: its ``generate`` needs their databases).
@@ -87,11 +148,12 @@ def prompt_rows(cfg: Any, task: Task, *, pool: Any, log: Callable[[str], None], 
 
     build_report: dict[str, Any] = {}
     if rows is None:
-        rows, build_report = _train_rows(cfg, task, examples, log)
+        rows, build_report = _train_rows(cfg, task, examples, log, rewards)
     elif cfg.max_examples is not None:
         rows = rows[: cfg.max_examples]
+    rows, curate = _gold_rules(cfg, task, rows, rewards, log)
     gold_report = pass_report = None
-    if cfg.curate_gold and task.needs_gold:
+    if curate:
         rows, gold_report = curate_gold(rows, pool=pool)
         log(f"gold curation: kept {gold_report['kept']} of {gold_report['in']} prompts; dropped {gold_report['dropped']}")
     if on_rows is not None:

@@ -8,7 +8,10 @@ tokenizer (QLoRA: 4-bit NF4 base + ``prepare_model_for_kbit_training``), (3) ``S
 (5) save the final model (or adapter) to ``output_dir/final``, the log history and the loss PNG.
 
 The loss is on the completion only (TRL's ``completion_only_loss`` on prompt/completion rows): the
-model learns to write the SQL, not to reproduce the schema. Departures from DB-GPT-Hub's recipe:
+model learns to write the SQL, not to reproduce the schema. Agent trajectories (rows with
+``observation_spans``, from ``sqlcoach agent rows``) also get no loss on the observations inside
+the completion: ``agent_token_rows`` tokenizes them here, and TRL takes the ready ``input_ids`` and
+``completion_mask``. A dataset without such rows goes to TRL exactly as before. Departures from DB-GPT-Hub's recipe:
 packing is off by default, and the prompt is sqlcoach's template (schema text from the database
 itself, not from tables.json).
 """
@@ -66,6 +69,75 @@ def build_training_rows(examples: list[Any], cfg: SFTRunConfig) -> tuple[list[di
     else:  # some example was skipped by one builder and not the other: keep both lists whole
         mixed = rows + renamed
     return mixed, skipped + skipped2
+
+
+def _segments(content: str, spans: list[list[int]]) -> list[tuple[str, int]]:
+    """``content`` cut at the observation ``spans``: ``(text, 1)`` for the model's text, ``(text, 0)`` for the
+    environment's, in order, empty pieces left out."""
+    out: list[tuple[str, int]] = []
+    at = 0
+    for start, end in spans:
+        out += [(content[at:start], 1), (content[start:end], 0)]
+        at = end
+    out.append((content[at:], 1))
+    return [(t, m) for t, m in out if t]
+
+
+def agent_token_rows(rows: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
+    """``rows`` as ``{"input_ids", "completion_mask"}`` rows in which an agent trajectory's
+    observation tokens have mask 0, as the prompt's do.
+
+    Guarantees, per row: the prompt is the chat template's rendering of ``prompt`` with the
+    generation prompt (and the row's ``tools``), tokenized as TRL tokenizes it; the completion is
+    the rendered text after it (the assistant content, then what the template writes to close the
+    message, e.g. ``<|im_end|>``), tokenized piece by piece at the span edges: each observation on
+    its own, as ``generate.agent.run_agent`` appends it at inference, each model turn on its own,
+    as the model generated it (the last one together with the closing text). Mask 1 exactly on the
+    model's pieces. A row without spans is one piece (its completion tokenized whole). A template
+    that does not render the assistant content verbatim after the generation prompt is a
+    ``DataError`` (the spans could not be placed)."""
+    from sqlcoach.data.export import OBSERVATION_SPANS
+
+    out: list[dict[str, Any]] = []
+    for i, row in enumerate(rows):
+        tools = row.get("tools") or None
+        spans = list(row.get(OBSERVATION_SPANS) or [])
+        prompt_text = tokenizer.apply_chat_template(row["prompt"], tools=tools, tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tools=tools, tokenize=False)
+        content = row["completion"][0]["content"] if spans else ""
+        if not (full.startswith(prompt_text) and full[len(prompt_text):].startswith(content)):
+            raise DataError(f"row {i}: the chat template does not write the completion verbatim after the generation "
+                            f"prompt, so its {OBSERVATION_SPANS} cannot be placed (train it without them)")
+        # the model's last piece ends with what the template writes to close its message (an end token)
+        pieces = _segments(content, spans)
+        close = full[len(prompt_text) + len(content):]
+        if pieces and pieces[-1][1] == 1:
+            pieces[-1] = (pieces[-1][0] + close, 1)
+        elif close:
+            pieces.append((close, 1))
+        ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+        mask = [0] * len(ids)
+        for text, trained in pieces:
+            piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids += piece
+            mask += [trained] * len(piece)
+        out.append({"input_ids": ids, "completion_mask": mask})
+    return out
+
+
+def _dataset_rows(rows: list[dict[str, Any]], tokenizer: Any, log: Any) -> list[dict[str, Any]]:
+    """What ``SFTTrainer`` gets: ``rows`` as they are when none is an agent trajectory; else all of
+    them through ``agent_token_rows`` (one dataset has one format), with a log line."""
+    from sqlcoach.data.export import OBSERVATION_SPANS
+
+    agent = sum(1 for r in rows if r.get(OBSERVATION_SPANS))
+    if not agent:  # no observation to mask: TRL's own tokenization (an empty spans column dropped)
+        if any(OBSERVATION_SPANS in r for r in rows):
+            return [{k: v for k, v in r.items() if k != OBSERVATION_SPANS} for r in rows]
+        return rows
+    log(f"{agent} of {len(rows)} rows are agent trajectories: no loss on their observation tokens "
+        "(tokenized by sqlcoach; TRL gets input_ids + completion_mask)")
+    return agent_token_rows(rows, tokenizer)
 
 
 def _load_for_training(cfg: SFTRunConfig) -> tuple[Any, Any, Any, str]:
@@ -172,11 +244,12 @@ def run_sft(
     cfg, _ = with_model_prompt(cfg, log)
     rows, skipped = _rows(cfg, examples, rows, log)
     model, tokenizer, peft_config, device = _load_for_training(cfg)
+    data = _dataset_rows(rows, tokenizer, log)
     args = SFTConfig(**trainer_kwargs(cfg, **precision_flags(model)), num_train_epochs=cfg.num_train_epochs,
                      max_length=cfg.max_length, packing=False, completion_only_loss=True)
 
     def make_trainer(cbs: list[Any]) -> Any:
-        return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+        return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(data), processing_class=tokenizer,
                           peft_config=peft_config, callbacks=cbs)
 
     def check(trainer: Any) -> None:

@@ -58,8 +58,38 @@ def test_rows_by_outcome(examples, tmp_path, monkeypatch):
     assert "error: exec_error: no such column: nme" in text["e1"] and text["e1"].endswith("<solution>SELECT name FROM item</solution>")
     assert "rows: 2" in text["e2"] and "turns left: 2" in text["e2"]
     assert text["e3"] == "<solution>SELECT id FROM item</solution>"
+    # the observation spans mark exactly the environment's text (no loss on it in `train sft`)
+    for r in recs:
+        content = r["completion"][0]["content"]
+        marked = [content[a:b] for a, b in r["observation_spans"]]
+        assert marked == ([] if r["agent_row"] == "direct" else [content[content.index("\n<observation>"):
+                                                                         content.index("</observation>\n") + 15]])
     rows, problems, settings = read_training_file(out)
     assert len(rows) == 4 and not problems and settings["template"] == "sql_terminal"
+    assert [r["observation_spans"] for r in rows] == [r["observation_spans"] for r in recs]
+
+
+def test_tool_protocol_rows(examples, tmp_path, monkeypatch):
+    pytest.importorskip("tokenizers")
+    from tool_template import tool_tokenizer
+
+    from sqlcoach.prompts.agent import RUN_SQL_TOOL
+
+    answers = ["SELECT nme FROM item", "SELECT name FROM item", "SELECT name FROM item", "SELECT id FROM item"]
+    monkeypatch.setattr(hf, "generate_texts", lambda model, tok, prompts, **kw: hf.Generations([[a] for a in answers], 0, 0, 0.0))
+    out = tmp_path / "tools.jsonl"
+    s = warm_start_rows(None, tool_tokenizer(), examples, out, builder=PromptBuilder("sql_terminal", "compact", 0),
+                        config=AgentConfig(max_turns=3, protocol="tools"), verify_fraction=0.0, workers=0)
+    assert (s.revisions, s.direct) == (2, 2)
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    first = recs[0]["completion"][0]["content"]
+    assert first.startswith('<tool_call>\n{"name": "run_sql", "arguments": {"query": "SELECT nme FROM item"}}\n</tool_call>')
+    (a, b), = recs[0]["observation_spans"]
+    assert "<tool_response>" in first[a:b] and "no such column: nme" in first[a:b] and first[b:] == "SELECT count(*) FROM item"
+    assert recs[1]["completion"][0]["content"] == "SELECT name FROM item" and recs[1]["observation_spans"] == []
+    assert all(r["tools"] == [RUN_SQL_TOOL] for r in recs) and "run_sql tool" in recs[0]["prompt"][-1]["content"]
+    rows, problems, _ = read_training_file(out)
+    assert not problems and rows[0]["tools"] == [RUN_SQL_TOOL]
 
 
 def test_verify_fraction_checked(examples, tmp_path):
