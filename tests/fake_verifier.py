@@ -32,3 +32,20 @@ def untrained_verifier(policy_dir, out):
     tok.save_pretrained(out)
     VerifierSpec(base_model=str(policy_dir)).save(out)
     return out
+
+
+def verifier_folder_stub(out):
+    """A folder that passes a verifier folder's checks without a model (``read_spec``,
+    ``check_head``, ``weights_sha256``): the spec, a one-output sequence-classifier config and a
+    weights file of fixed bytes. For tests of configuration and recording, never of loading."""
+    import json
+    from pathlib import Path
+
+    from sqlcoach.models.verifier import VerifierSpec
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    VerifierSpec(base_model="tiny").save(out)
+    (out / "config.json").write_text(json.dumps({"architectures": ["Qwen2ForSequenceClassification"], "num_labels": 1}))
+    (out / "model.safetensors").write_bytes(b"not really weights")
+    return out

@@ -54,3 +54,24 @@ def test_help_config_lists_every_field_with_its_help(capsys):
         for f in dataclasses.fields(cls):
             assert f"  {f.name} " in out, (method, f.name)
             assert f.metadata.get("help"), f"{cls.__name__}.{f.name} has no help text"
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--reward", "verifier"], ["the verifier reward needs a verifier folder: --verifier DIR"]),
+    (["--verifier", "VDIR"], ["no reward reads it", "--reward consensus,verifier"]),
+    (["--reward", "verifier", "--verifier", "EMPTY"], ["is not a verifier: no sqlcoach_verifier.json"]),
+    (["--reward", "consensus,verifier", "--verifier", "VDIR", "--reward-weights", "1,x"], ["--reward-weights takes numbers"]),
+    (["--reward", "consensus,verifier", "--verifier", "VDIR", "--reward-weights", "1"], ["one weight per reward"]),
+])
+def test_adapt_verifier_options_are_one_line_errors(extra, words, capsys, tmp_path):
+    (tmp_path / "EMPTY").mkdir()
+    extra = [str(tmp_path / a) if a in ("EMPTY", "VDIR") else a for a in extra]
+    # the questions file does not exist: the reward options are checked before it is read
+    argv = ["adapt", "--model", str(tmp_path / "m"), "--db", str(tmp_path / "x.sqlite"), "--questions",
+            str(tmp_path / "q.txt"), "--out", str(tmp_path / "out"), *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("sqlcoach adapt: error: "), err
+    for w in words:
+        assert w in err, (w, err)
+    assert not (tmp_path / "out").exists()

@@ -4,7 +4,9 @@
 
 GRPO (LoRA, KL-anchored to M) with a reward that needs no gold SQL: the G sampled answers of a
 question are executed and the answers in the largest non-empty, error-free result group holding
-at least --min-share of them are rewarded. A held-aside slice of the questions watches for
+at least --min-share of them are rewarded (consensus), and/or a trained verifier scores each
+(question, SQL, result) (`--reward verifier --verifier DIR`, or `--reward consensus,verifier
+--reward-weights 1,0.5`). A held-aside slice of the questions watches for
 collapse and stops training early. OUT/final is a model `predict` and `serve` use as any other;
 OUT/report.md says what happened. See docs/adapt.md. Argument parsing only: sqlcoach.pipelines.adapt.
 """
@@ -25,7 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="text (one question a line, with --db), JSONL (question, db_id) or Spider/BIRD JSON (gold SQL ignored)")
     p.add_argument("--out", required=True, help="output folder: final/ (the model), report.md, report.json")
     p.add_argument("--reward", default="consensus",
-                   help="reward name(s) from sqlcoach.rewards.REWARDS, comma-separated (default consensus)")
+                   help="reward name(s) from sqlcoach.rewards.REWARDS, comma-separated (default consensus; "
+                        "verifier: a trained verifier's score, needs --verifier; consensus,verifier: both, summed)")
+    p.add_argument("--reward-weights", metavar="W[,W]",
+                   help="one weight per --reward name, comma-separated, in order (default 1 each)")
+    p.add_argument("--verifier", metavar="DIR", help="the verifier reward's folder (the final/ of `sqlcoach train verifier`)")
     p.add_argument("--min-share", type=float, default=0.4, help="share of the G samples the winning result group must hold")
     p.add_argument("--group", type=int, default=8, help="G: samples per question per round")
     p.add_argument("--steps", type=int, default=30, help="optimizer steps at most (early stopping may end sooner)")
@@ -55,7 +61,14 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--set takes KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         overrides[k] = v
-    opts = AdaptOptions(reward=[r.strip() for r in args.reward.split(",") if r.strip()], min_share=args.min_share,
+    weights = None
+    if args.reward_weights is not None:
+        try:
+            weights = [float(w) for w in args.reward_weights.split(",")]
+        except ValueError:
+            raise ConfigError(f"--reward-weights takes numbers, comma-separated (e.g. 1,0.5), got {args.reward_weights!r}") from None
+    opts = AdaptOptions(reward=[r.strip() for r in args.reward.split(",") if r.strip()], reward_weights=weights,
+                        verifier=args.verifier, min_share=args.min_share,
                         num_generations=args.group, max_steps=args.steps, questions_per_step=args.questions_per_step,
                         beta=args.beta, learning_rate=args.learning_rate, method="full" if args.full else "lora",
                         temperature=args.temperature, max_completion_length=args.max_completion_length,

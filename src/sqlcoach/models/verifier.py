@@ -228,6 +228,24 @@ def scores_from_prefix(kv: Any, rows: Sequence[Sequence[int]]) -> Any:
                  use_cache=True, **{cache_kwarg(): prefix.rows(len(rows))}).logits
 
 
+def weights_sha256(folder: str | Path) -> str:
+    """The sha256 of a model folder's weights: every top-level ``*.safetensors`` / ``*.bin`` file,
+    by name, its name, size and bytes hashed in turn. Two folders with the same weights under the same
+    file names give the same value; what a recipe records to say which verifier it was trained with."""
+    import hashlib
+
+    h = hashlib.sha256()
+    files = sorted(f for f in Path(folder).iterdir() if f.is_file() and f.suffix in (".safetensors", ".bin"))
+    if not files:
+        raise ConfigError(f"{folder} is not a verifier: no weights (*.safetensors, *.bin)")
+    for f in files:
+        h.update(f"{f.name}\0{f.stat().st_size}\0".encode())  # name and length first: no two layouts hash alike
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
 def check_head(folder: str | Path) -> None:
     """``ConfigError`` unless ``folder/config.json`` is a sequence classifier with one output."""
     cfg_path = Path(folder) / "config.json"

@@ -10,7 +10,10 @@ Reads top to bottom:
    model on the training questions with the task ``consensus`` (``tasks.consensus``: rows
    without gold) and the rewards ``reward`` names (default ``consensus``: membership in the
    largest non-empty, error-free result group holding >= ``min_share`` of the G samples;
-   ``rewards.consensus``). LoRA by default, a KL anchor to the start model (``beta`` > 0), a
+   ``rewards.consensus``; ``verifier``: a trained verifier's score of (question, SQL, result),
+   ``rewards.verifier``, its folder ``verifier``; ``reward_weights``; ``reward_entries``). With
+   no consensus among the rewards a weight-0 consensus monitor still runs (the watch's
+   training-batch signals and the report read its decisions). LoRA by default, a KL anchor to the start model (``beta`` > 0), a
    short budget (``max_steps``);
 3. the watch (``AdaptWatch``, a ``TrainerCallback``): before training, the start model samples G
    answers per held-aside question and their consensus is the pseudo-label; every
@@ -23,7 +26,8 @@ Reads top to bottom:
 4. if no training question ever reached consensus, the run writes no model (``final/`` and the
    checkpoints are removed) and raises ``DataError`` saying so;
 5. the model's prompt recipe (``sqlcoach_recipe.json``) records what it was adapted on
-   (``adapted``: databases, the questions file's sha256, the rewards, rounds), so ``predict`` and
+   (``adapted``: databases, the questions file's sha256, the rewards and their weights, the
+   verifier's folder and weights sha256, rounds), so ``predict`` and
    ``serve`` use it like any sqlcoach model; ``report.md`` + ``report.json`` + ``collapse.png``.
 """
 
@@ -42,13 +46,18 @@ DECISIONS_FILE = "consensus_decisions.jsonl"
 BEST_DIR = "best-check"  # the policy of the best watch check, while training runs
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
+#: the name TRL logs the weight-0 consensus reward by, when consensus is not among the rewards
+#: trained on (``reward_entries``): it writes the decisions file and adds nothing to any reward
+MONITOR = "consensus_monitor"
 
 
 @dataclass
 class AdaptOptions:
     """What ``sqlcoach adapt`` takes besides the model, the questions and the output folder."""
 
-    reward: list[Any] = field(default_factory=lambda: ["consensus"])  # names in rewards.REWARDS
+    reward: list[Any] = field(default_factory=lambda: ["consensus"])  # names in rewards.REWARDS (or {name: ...} entries)
+    reward_weights: list[float] | None = None  # one per ``reward`` entry, in order: each reward's ``weight``
+    verifier: str | None = None  # a `sqlcoach train verifier` folder: the ``verifier`` reward's ``verifier_path``
     min_share: float = 0.4
     num_generations: int = 8
     max_steps: int = 30
@@ -79,15 +88,63 @@ def split_held(examples: list[Any], held_percent: int) -> tuple[list[Any], list[
     return (train, held) if train else (list(examples), [])
 
 
-def grpo_config(model: str, out: Path, opts: AdaptOptions) -> Any:
-    """The ``GRPORunConfig`` of an adapt run (the GRPO recipe's own config; ``overrides`` last)."""
-    from sqlcoach.config import GRPORunConfig, build_config
+def reward_entries(opts: AdaptOptions, out: Path) -> list[Any]:
+    """The GRPO ``rewards`` entries of an adapt run (``{name, ...}`` dicts and ``(name, options)``
+    pairs, as GRPO's ``rewards:`` key takes them): ``opts.reward`` with ``reward_weights`` as each entry's ``weight``, the
+    verifier folder (``opts.verifier``) as each ``verifier`` entry's ``verifier_path`` (checked:
+    ``models.verifier.read_spec`` and ``check_head``, before any model loads), and the consensus
+    options (``min_share``, the decisions file). When no entry is ``consensus``, a consensus
+    *monitor* (``MONITOR``, weight 0: it adds nothing to any reward) is put first, so that the
+    decisions file, the report's per-database table and the watch's training-batch signals exist
+    whatever the reward; first, because its results are cached in the pool and the verifier's
+    execution of the same SQL then reuses them. ``ConfigError`` (one line) for weights that do not
+    match the rewards, a verifier reward without a folder, a folder without a verifier reward, a
+    folder that is not a verifier."""
+    from sqlcoach.errors import ConfigError
 
     rewards = [dict(r) if isinstance(r, dict) else {"name": r} for r in opts.reward]
+    names = [str(r.get("name")) for r in rewards]
+    if opts.reward_weights is not None:
+        if len(opts.reward_weights) != len(rewards):
+            raise ConfigError(f"reward weights {list(opts.reward_weights)} do not match the rewards {names}: "
+                              "give one weight per reward, in the same order (--reward-weights 1,0.5)")
+        for r, w in zip(rewards, opts.reward_weights):
+            if "weight" in r and float(r["weight"]) != float(w):
+                raise ConfigError(f"reward {r['name']!r} has weight {r['weight']} in its entry and {w} in the reward "
+                                  "weights: give it once")
+            r["weight"] = float(w)
+    verifiers = [r for r in rewards if r.get("name") == "verifier"]
+    if opts.verifier is not None and not verifiers:
+        raise ConfigError(f"a verifier folder ({opts.verifier}) was given but no reward reads it: add verifier to "
+                          f"the rewards (--reward verifier, or --reward consensus,verifier); rewards now {names}")
+    for r in verifiers:
+        if opts.verifier is not None:
+            r.setdefault("verifier_path", opts.verifier)
+        if opts.use_cpu:
+            r.setdefault("device", "cpu")  # the verifier runs where the policy trains
+        if not r.get("verifier_path"):
+            raise ConfigError("the verifier reward needs a verifier folder: --verifier DIR (`verifier:` in a compare "
+                              "adapt method), the final/ folder `sqlcoach train verifier` wrote")
+        from sqlcoach.models.verifier import check_head, read_spec
+
+        read_spec(r["verifier_path"])  # a folder that is not a verifier: the loader's one-line ConfigError
+        check_head(r["verifier_path"])
+    consensus_options = {"min_share": opts.min_share, "decisions_path": str(out / DECISIONS_FILE)}
     for r in rewards:
-        if r["name"] == "consensus":
-            r.setdefault("min_share", opts.min_share)
-            r.setdefault("decisions_path", str(out / DECISIONS_FILE))
+        if r.get("name") == "consensus":
+            for k, v in consensus_options.items():
+                r.setdefault(k, v)
+    if "consensus" not in names:  # a (name, options) pair: its options' `name` is the name TRL logs it by
+        rewards.insert(0, ["consensus", {"name": MONITOR, "weight": 0.0, **consensus_options}])
+    return rewards
+
+
+def grpo_config(model: str, out: Path, opts: AdaptOptions) -> Any:
+    """The ``GRPORunConfig`` of an adapt run (the GRPO recipe's own config; ``overrides`` last;
+    the rewards: ``reward_entries``)."""
+    from sqlcoach.config import GRPORunConfig, build_config
+
+    rewards = reward_entries(opts, out)
     values: dict[str, Any] = dict(
         model=model, data_path="(unlabeled questions, given by sqlcoach adapt)", output_dir=str(out),
         task="consensus", rewards=rewards, curate_gold=False, method=opts.method, beta=opts.beta,
@@ -262,6 +319,25 @@ def reward_names(spec: list[Any]) -> list[str]:
     return [str(r if isinstance(r, str) else r.get("name")) for r in spec]
 
 
+def reward_record(entries: list[Any]) -> dict[str, Any]:
+    """What the adapted model's recipe says of its rewards (``reward_entries``' output): the
+    rewards trained on and their weights, the consensus monitor when one ran, and for each
+    verifier its folder (resolved path) and the sha256 of its weights
+    (``models.verifier.weights_sha256``)."""
+    from sqlcoach.models.verifier import weights_sha256
+
+    trained = [r for r in entries if isinstance(r, dict)]
+    rec: dict[str, Any] = {"rewards": [str(r["name"]) for r in trained],
+                           "reward_weights": {str(r["name"]): float(r.get("weight", 1.0)) for r in trained}}
+    if len(trained) < len(entries):
+        rec["monitor"] = MONITOR
+    verifiers = [{"path": str(Path(r["verifier_path"]).resolve()), "weights_sha256": weights_sha256(r["verifier_path"])}
+                 for r in trained if r["name"] == "verifier"]
+    if verifiers:
+        rec["verifier"] = verifiers[0] if len(verifiers) == 1 else verifiers
+    return rec
+
+
 def read_decisions(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
@@ -306,15 +382,15 @@ def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | Non
     from sqlcoach.train.grpo import run_grpo
 
     opts = opts or AdaptOptions()
-    qs = load_questions(questions_path, databases=databases, db=db)
     out = Path(out_dir)
+    cfg = grpo_config(model, out, opts)  # bad options (rewards, verifier folder) fail before anything is read
+    qs = load_questions(questions_path, databases=databases, db=db)
     out.mkdir(parents=True, exist_ok=True)
     decisions_path = out / DECISIONS_FILE
     decisions_path.unlink(missing_ok=True)
     train, held = split_held(list(qs.examples), opts.held_percent)
     log(f"adapt: {len(qs.examples)} questions ({qs.format}, sha256 {qs.sha256[:12]}) on {len(qs.databases)} "
         f"database(s); training on {len(train)}, {len(held)} held aside for the collapse watch")
-    cfg = grpo_config(model, out, opts)
     held_rows = ConsensusTask(resolve_prompt(model, log=None).builder()).train_rows(held, log=log) if held else []
     # the watch's SQL (model-written: hostile) runs in a worker process, killed past its deadline
     pool = ExecutorPool(workers=1, limits=Limits(timeout=cfg.reward_timeout))
@@ -341,7 +417,8 @@ def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | Non
         pool.close()
     decisions = read_decisions(decisions_path)
     final = Path(summary.get("final_dir") or out / "final")
-    names = reward_names(opts.reward)
+    record = reward_record(cfg.rewards)
+    names = record["rewards"]
     scored, why, rolled_back = _outcome(names, decisions, decisions_path, summary, watch, final, best_dir, log)
     shutil.rmtree(best_dir, ignore_errors=True)
     if not scored:
@@ -351,7 +428,7 @@ def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | Non
     rounds = max((d["call"] for d in decisions), default=summary.get("global_step"))
     adapted = {"databases": qs.databases, "questions_file": str(Path(questions_path).resolve()),
                "questions_sha256": qs.sha256, "questions": len(train), "held_aside": len(held),
-               "rewards": names,
+               **record,
                "min_share": opts.min_share, "rounds": rounds, "steps": summary.get("global_step"),
                "early_stop": watch.stopped, "rolled_back_to_step": rolled_back, "start_model": model}
     rec = read_recipe(final)
@@ -365,16 +442,21 @@ def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | Non
 def _outcome(names: list[str], decisions: list[dict[str, Any]], decisions_path: Path, summary: dict[str, Any],
              watch: Any, final: Path, best_dir: Path, log: Callable[[str], None]) -> tuple[bool, str, int | None]:
     """Whether the run earned a model: ``(scored, why not, step rolled back to)``. A run earns one
-    when some question reached consensus (or, for another gold-free reward, some completion was
-    scored) and, after an early stop, a check beat the start; ``final/`` is rolled back to the
-    best check when training stopped past it."""
-    if "consensus" in names:
-        scored = any(d["reason"] is None for d in decisions)
+    when some question reached consensus (consensus alone), or some completion was scored (with
+    another gold-free reward, e.g. the verifier, which scores every question: a question without
+    consensus is then trained on the other rewards), and, after an early stop, a check beat the
+    start; ``final/`` is rolled back to the best check when training stopped past it."""
+    reached = any(d["reason"] is None for d in decisions)
+    if set(names) == {"consensus"}:
+        scored = reached
         why = (f"no question reached consensus in {len(decisions)} question-rounds (every one skipped: see "
                f"{decisions_path}); no model written. Lower --min-share, raise --group, or start from a stronger model")
-    else:  # another gold-free reward alone: TRL logs the mean of the rewards it could score
+    else:  # another gold-free reward: TRL logs the mean of the rewards it could score
         scored = any(p.get("reward") is not None for p in summary.get("reward_curve", []))
         why = f"the rewards {names} scored no completion in {summary.get('global_step')} steps; no model written"
+        if scored and "consensus" in names and not reached:
+            log(f"adapt: no question reached consensus in {len(decisions)} question-rounds; the model was trained "
+                f"on the other rewards ({[n for n in names if n != 'consensus']}) alone")
     rolled_back = None
     if scored and watch.stopped and watch.best_step == 0:
         scored = False
@@ -409,6 +491,10 @@ def write_report(out: Path, *, adapted: dict[str, Any], summary: dict[str, Any],
              f"Start model `{adapted['start_model']}`; questions sha256 `{adapted['questions_sha256'][:16]}`; rewards "
              f"{adapted['rewards']} (min_share {adapted['min_share']}); {adapted['rounds']} reward rounds, "
              f"{adapted['steps']} steps; early stop: {watch.stopped or 'no'}.", "",
+             *([f"Weights {adapted['reward_weights']}. " + ("Verifier " + ", ".join(
+                 f"`{v['path']}` (weights sha256 `{v['weights_sha256'][:16]}`)" for v in _as_list(adapted["verifier"]))
+                 + ". " if adapted.get("verifier") else "") + _skip_note(adapted["rewards"]), ""]
+               if set(adapted["rewards"]) != {"consensus"} else []),
              "| database | train q | held q | sampled | used | skipped | rounds skipped | mean vote share | skip reasons |",
              "|---|---|---|---|---|---|---|---|---|"]
     for db, d in per_db.items():
@@ -426,3 +512,17 @@ def write_report(out: Path, *, adapted: dict[str, Any], summary: dict[str, Any],
         lines += [f"- **{c['db_id']}**: {c['question']}", f"  - before: `{c['before']}`", f"  - after: `{c['after']}`"]
     (out / REPORT_MD).write_text("\n".join(lines) + "\n")
     return report
+
+
+def _as_list(x: Any) -> list[Any]:
+    return x if isinstance(x, list) else [x]
+
+
+def _skip_note(rewards: list[str]) -> str:
+    """What 'used' and 'skipped' mean in the per-database table when a reward beside consensus
+    scores every question (docs/adapt.md, "The verifier as reward")."""
+    others = [r for r in rewards if r != "consensus"]
+    head = ("Consensus is a monitor here (weight 0)" if "consensus" not in rewards
+            else "Consensus' skip rule applies to the consensus term only")
+    return (f"{head}: every question is trained on {', '.join(others)}'s scores, so 'used' / 'skipped' below count "
+            "questions with / without a qualifying consensus, not questions trained on.")

@@ -161,9 +161,10 @@ class ConsensusReward(Reward):
         db_ids = self.column(columns, "db_id", n, required=False)
         questions = self.column(columns, "question", n, required=False)
         sqls = [completion_sql(c, nm) for c, nm in zip(completions, names)]
-        # identical (database, SQL) pairs run once; an empty SQL is not run
+        # identical (database, SQL) pairs run once; an empty SQL is not run; results are cached in
+        # the pool, so a verifier reward on the same pool reads them instead of running the SQL again
         jobs = sorted({(str(d), s) for d, s in zip(dbs, sqls) if s and d})
-        ran = dict(zip(jobs, self.handle.pool.run(jobs))) if jobs else {}
+        ran = dict(zip(jobs, self.handle.pool.run(jobs, cache=True))) if jobs else {}
         results = [ran.get((str(d), s)) if s and d else None for d, s in zip(dbs, sqls)]
         members: dict[Any, list[int]] = {}
         for i, qid in enumerate(ids):

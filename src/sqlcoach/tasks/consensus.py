@@ -4,7 +4,7 @@ Rows are the execution task's (the model's own SFT prompt and the columns reward
 for every example with a readable database, and their ``gold_sql`` column is always ``None``,
 whatever the examples carried: a reward on these rows cannot read gold SQL even by mistake. What
 a completion is worth comes from the rewards that need no gold (``rewards.consensus``: agreement
-among the G samples of a question; a verifier later), so ``needs_gold`` is False and the RL layer
+among the G samples of a question; ``rewards.verifier``: a trained verifier's score), so ``needs_gold`` is False and the RL layer
 applies no gold curation. ``outcomes`` is the execution task's, which without gold says
 ``gold_ok=False`` (unscored): one completion alone cannot be judged without its group.
 """

@@ -1,6 +1,8 @@
-"""The adapt watch's stop rules and the per-database report (``pipelines.adapt``), without a model."""
+"""The adapt watch's stop rules, the per-database report and the reward entries (``pipelines.adapt``), without a model."""
 
 from __future__ import annotations
+
+import pytest
 
 from sqlcoach.pipelines.adapt import AdaptOptions, Watch, grpo_config, per_database, split_held
 from sqlcoach.types import Example
@@ -68,3 +70,49 @@ def test_roll_back_swaps_weights_of_the_same_kind_only(tmp_path):
     (best / "adapter_model.safetensors").unlink()
     (best / "model.safetensors").write_bytes(b"full")  # final holds an adapter: not the same kind
     assert not roll_back(final, best) and not (final / "model.safetensors").exists()
+
+
+def test_verifier_reward_gets_its_folder_and_weights(tmp_path):
+    from fake_verifier import verifier_folder_stub
+
+    from sqlcoach.pipelines.adapt import MONITOR, reward_entries, reward_record
+
+    v = verifier_folder_stub(tmp_path / "v")
+    alone = reward_entries(AdaptOptions(reward=["verifier"], verifier=str(v), use_cpu=True), tmp_path)
+    # consensus is not trained on: a weight-0 monitor writes the decisions the watch and report read
+    assert alone[0] == ["consensus", {"name": MONITOR, "weight": 0.0, "min_share": 0.4,
+                                      "decisions_path": str(tmp_path / "consensus_decisions.jsonl")}]
+    assert alone[1] == {"name": "verifier", "verifier_path": str(v), "device": "cpu"}
+    rec = reward_record(alone)
+    assert rec["rewards"] == ["verifier"] and rec["reward_weights"] == {"verifier": 1.0} and rec["monitor"] == MONITOR
+    assert rec["verifier"]["path"] == str(v.resolve()) and len(rec["verifier"]["weights_sha256"]) == 64
+
+    both = reward_entries(AdaptOptions(reward=["consensus", "verifier"], reward_weights=[1, 0.5], verifier=str(v)), tmp_path)
+    assert [r["name"] for r in both] == ["consensus", "verifier"] and [r["weight"] for r in both] == [1.0, 0.5]
+    assert both[0]["min_share"] == 0.4 and "monitor" not in reward_record(both)
+    cfg = grpo_config("m", tmp_path, AdaptOptions(reward=["consensus", "verifier"], verifier=str(v)))
+    assert [r["name"] for r in cfg.rewards] == ["consensus", "verifier"]
+    # the same weights give the same record; other weight bytes another sha
+    (v / "model.safetensors").write_bytes(b"other weights")
+    assert reward_record(both)["verifier"]["weights_sha256"] != rec["verifier"]["weights_sha256"]
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(reward=["verifier"]), "needs a verifier folder: --verifier DIR"),
+    (dict(reward=["consensus"], verifier="V"), "no reward reads it: add verifier"),
+    (dict(reward=["consensus", "verifier"], verifier="V", reward_weights=[1.0]), "one weight per reward"),
+    (dict(reward=[{"name": "verifier", "weight": 2}], verifier="V", reward_weights=[1.0]), "give it once"),
+    (dict(reward=["verifier"], verifier="NOTAVERIFIER"), "is not a verifier: no sqlcoach_verifier.json"),
+    (dict(reward=["verifier"], verifier="MISSING"), "verifier folder not found"),
+])
+def test_bad_verifier_options_are_one_line_errors(tmp_path, kw, message):
+    from fake_verifier import verifier_folder_stub
+
+    from sqlcoach.errors import ConfigError
+
+    verifier_folder_stub(tmp_path / "V")
+    (tmp_path / "NOTAVERIFIER").mkdir()
+    kw = {**kw, "verifier": str(tmp_path / kw["verifier"]) if "verifier" in kw else None}
+    with pytest.raises(ConfigError, match=message) as err:
+        grpo_config("m", tmp_path, AdaptOptions(**kw))
+    assert "\n" not in str(err.value)

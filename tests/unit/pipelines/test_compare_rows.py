@@ -116,6 +116,19 @@ def test_adapt_options_take_the_budget_and_the_prompt(tmp_path):
     assert J.adapt_options(_adapt_job(tmp_path, config=str(y), budget="samples", budget_value=40)).max_steps == 10
 
 
+def test_adapt_options_take_the_verifier_reward(tmp_path):
+    from fake_verifier import verifier_folder_stub
+
+    v = verifier_folder_stub(tmp_path / "verifier")
+    method = {"reward": "consensus,verifier", "reward_weights": "1,0.5", "verifier": str(v)}
+    o = J.adapt_options(_adapt_job(tmp_path, overrides=method))
+    assert o.reward == ["consensus", "verifier"] and o.reward_weights == [1.0, 0.5] and o.verifier == str(v)
+    R.check_methods(_cfg(tmp_path, [SFT, {"name": "a", "method": "adapt", "overrides": method}]))  # builds: no error
+    y = tmp_path / "adapt.yaml"
+    y.write_text(f"reward: [verifier]\nverifier: {v}\n")
+    assert J.adapt_options(_adapt_job(tmp_path, config=str(y))).verifier == str(v)
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"group": 8}, r"a \(adapt\) options.*unknown key.*group"),
     ({"seed": 1}, "seed is set by the comparison"),
@@ -124,6 +137,10 @@ def test_adapt_options_take_the_budget_and_the_prompt(tmp_path):
     ({"overrides": [1]}, "overrides.overrides must be a mapping"),
     ({"reward": "nonesuch"}, r"method a \(adapt\): .*nonesuch"),
     ({"reward": 3}, "reward must be a reward name"),
+    ({"reward": "verifier"}, r"method a \(adapt\): the verifier reward needs a verifier folder"),
+    ({"reward": "consensus", "verifier": "/nonexistent"}, r"method a \(adapt\): .*no reward reads it"),
+    ({"reward": "verifier", "verifier": "/nonexistent"}, r"method a \(adapt\): verifier folder not found"),
+    ({"reward": "consensus,verifier", "reward_weights": "1"}, r"method a \(adapt\): .*one weight per reward"),
 ])
 def test_bad_adapt_options_fail_before_anything_runs(tmp_path, overrides, message):
     cfg = _cfg(tmp_path, [SFT, {"name": "a", "method": "adapt", "overrides": overrides}])
