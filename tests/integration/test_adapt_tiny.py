@@ -5,7 +5,8 @@ The key property: adapt never reads gold SQL. A Spider file whose ``query`` fiel
 by garbage gives byte-identical reward decisions, the same logged rewards and the same adapted
 weights (sha256 of the saved adapter) as the original file. Also: the recipe records what the
 model was adapted on, the report is written, and a run where no question reaches consensus
-writes no model."""
+writes no model. The same with the verifier in the reward (alone, and beside consensus), on an
+untrained verifier folder."""
 
 from __future__ import annotations
 
@@ -85,6 +86,41 @@ def test_gold_sql_is_never_read(world, tmp_path):
     from sqlcoach.prompts.recipe import recipe_of
 
     assert recipe_of(a / "final").adapted["questions_sha256"] == _sha(original)  # what predict / serve read
+
+
+@pytest.mark.parametrize("reward, weights", [(["verifier"], None), (["consensus", "verifier"], [1.0, 0.5])])
+def test_gold_sql_is_never_read_with_the_verifier(world, tmp_path, reward, weights):
+    # an untrained verifier scores every completion (a random head, but a real model reading the
+    # question, schema, SQL and result): with it in the reward, garbage gold still changes nothing
+    from fake_verifier import untrained_verifier
+
+    root, _, taught, original, garbage = world
+    verifier = untrained_verifier(taught, tmp_path / "verifier")
+    opts = _opts(reward=reward, reward_weights=weights, verifier=str(verifier))
+    a, b = tmp_path / "a", tmp_path / "b"
+    ra = adapt(str(taught), str(original), str(a), databases=str(root / "database"), opts=opts, log=lambda m: None)
+    rb = adapt(str(taught), str(garbage), str(b), databases=str(root / "database"), opts=opts, log=lambda m: None)
+    assert (a / DECISIONS_FILE).read_bytes() == (b / DECISIONS_FILE).read_bytes()  # consensus (or its monitor)
+    logged = [(h["step"], h["rewards/verifier/mean"], h.get("rewards/consensus/mean"))
+              for h in json.loads((a / "log_history.json").read_text()) if "rewards/verifier/mean" in h]
+    assert logged and logged == [(h["step"], h["rewards/verifier/mean"], h.get("rewards/consensus/mean"))
+                                 for h in json.loads((b / "log_history.json").read_text()) if "rewards/verifier/mean" in h]
+    assert all(0.0 < v <= max(weights or [1.0]) for _, v, _ in logged)  # the verifier scored every round
+    wa, wb = a / "final" / "adapter_model.safetensors", b / "final" / "adapter_model.safetensors"
+    assert _sha(wa) == _sha(wb)
+    from safetensors.torch import load_file
+
+    assert any(float(t.abs().sum()) > 0 for k, t in load_file(str(wa)).items() if "lora_B" in k)  # it did train
+    monitor = [h for h in json.loads((a / "log_history.json").read_text()) if "rewards/consensus_monitor/mean" in h]
+    assert bool(monitor) == ("consensus" not in reward) and all(h["rewards/consensus_monitor/mean"] in (0.0, None)
+                                                                  for h in monitor)  # weight 0: it adds nothing
+    adapted = json.loads((a / "final" / "sqlcoach_recipe.json").read_text())["adapted"]
+    assert adapted["rewards"] == reward and adapted["verifier"]["path"] == str(verifier.resolve())
+    assert len(adapted["verifier"]["weights_sha256"]) == 64
+    assert adapted["reward_weights"]["verifier"] == (weights[1] if weights else 1.0)
+    assert ("monitor" in adapted) == ("consensus" not in reward)
+    assert ra["collapse_curve"][-1].get("train_entropy") is not None  # the watch's batch signals, from the decisions
+    assert rb["per_database"] == ra["per_database"]
 
 
 def test_no_consensus_writes_no_model(world, tmp_path):
