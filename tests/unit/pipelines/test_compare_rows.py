@@ -286,3 +286,11 @@ def test_a_report_without_the_new_rows_has_none_of_their_tables():
     md = P.markdown(CompareReport(config={"eval_half": "all"}, methods=rows, across_seeds=summarize_seeds(rows, [0], "sft")))
     assert "Selection among samples" not in md and "Headroom" not in md and "adaptation" not in md
     assert "half B" not in md
+
+
+def test_adapt_table_shows_reward_weights_other_than_one():
+    rows = _rows()
+    rows[2].train.recipe_summary["adapt"]["adapted"].update(rewards=["consensus", "verifier"],
+                                                            reward_weights={"consensus": 1.0, "verifier": 0.5})
+    md = P.markdown(CompareReport(config={"budget": "steps", "budget_value": 3, "control": "sft"}, methods=rows))
+    assert "| adapt | 11 | 9 | 2 | consensus, verifier x0.5 | 2 |" in md

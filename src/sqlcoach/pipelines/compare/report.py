@@ -424,13 +424,21 @@ def adapt_table(report: CompareReport | dict[str, Any]) -> Table | None:
             continue
         ad = a.get("adapted") or {}
         rows.append([label, str((r.train.recipe_config or {}).get("half_a_questions", "-")),  # type: ignore[union-attr]
-                     str(ad.get("questions", "-")), str(ad.get("held_aside", "-")), ", ".join(ad.get("rewards") or []),
+                     str(ad.get("questions", "-")), str(ad.get("held_aside", "-")), _rewards_cell(ad),
                      str(ad.get("steps", "-")), a.get("early_stop") or "no", str(ad.get("rolled_back_to_step") or "-"),
                      f"{a.get('changed_count', '-')} of {a.get('held_count', '-')}"])
     return Table(ADAPT_COLUMNS, rows, left=frozenset({0, 4, 6})) if rows else None
 
 
-ADAPT_NOTE = ("Adapt rows: `sqlcoach adapt` (label-free GRPO, consensus of the samples' results; no gold SQL read) "
+def _rewards_cell(adapted: dict[str, Any]) -> str:
+    """The rewards of an adapt run, each with its weight when not 1 (``verifier x0.5``)."""
+    weights = adapted.get("reward_weights") or {}
+    return ", ".join(r if float(weights.get(r, 1.0)) == 1.0 else f"{r} x{float(weights[r]):g}"
+                     for r in adapted.get("rewards") or [])
+
+
+ADAPT_NOTE = ("Adapt rows: `sqlcoach adapt` (label-free GRPO; rewards: consensus of the samples' results and/or a "
+              "trained verifier's score; no gold SQL read) "
               "from the start on half A of the evaluation split's questions (question_bucket < 50), a share of them "
               "held aside for the collapse watch; every row of this report is scored on half B only.")
 
