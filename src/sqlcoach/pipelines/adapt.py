@@ -326,10 +326,11 @@ def reward_record(entries: list[Any]) -> dict[str, Any]:
     (``models.verifier.weights_sha256``)."""
     from sqlcoach.models.verifier import weights_sha256
 
-    trained = [r for r in entries if isinstance(r, dict)]
+    listed = [entries] if isinstance(entries, str) else list(entries)  # `--set rewards=...` may give names
+    trained = [r if isinstance(r, dict) else {"name": r} for r in listed if isinstance(r, (str, dict))]
     rec: dict[str, Any] = {"rewards": [str(r["name"]) for r in trained],
                            "reward_weights": {str(r["name"]): float(r.get("weight", 1.0)) for r in trained}}
-    if len(trained) < len(entries):
+    if len(trained) < len(listed):
         rec["monitor"] = MONITOR
     verifiers = [{"path": str(Path(r["verifier_path"]).resolve()), "weights_sha256": weights_sha256(r["verifier_path"])}
                  for r in trained if r["name"] == "verifier"]
