@@ -25,6 +25,10 @@ def _loader(kind: str):
         # machine without vLLM (CPU, CI) the rest of a vLLM recipe is still checked
         no_vllm = {"use_vllm": False} if importlib.util.find_spec("vllm") is None else {}
         return lambda p: load_config(GRPORunConfig, p, no_vllm)
+    if kind == "verifier":
+        from sqlcoach.config import VerifierRunConfig
+
+        return lambda p: load_config(VerifierRunConfig, p)
     if kind == "ppo":
         from sqlcoach.config import PPORunConfig
 
@@ -37,10 +41,6 @@ def _loader(kind: str):
         from sqlcoach.config import RMRunConfig
 
         return lambda p: load_config(RMRunConfig, p)
-    if kind == "verifier":
-        from sqlcoach.config import VerifierRunConfig
-
-        return lambda p: load_config(VerifierRunConfig, p)
     if kind == "accelerate":
         pytest.importorskip("accelerate")
         from accelerate.commands.config.config_args import ClusterConfig
@@ -62,10 +62,6 @@ def test_there_are_configs():
 def test_config_loads_and_names_its_command(path):
     kind = path.parent.name
     first = path.read_text().splitlines()[0]
-    if kind == "verifier":
-        from sqlcoach.config import VerifierRunConfig
-
-        return lambda p: load_config(VerifierRunConfig, p)
     if kind == "accelerate":  # a launch config: its first line launches a recipe with it
         assert first.startswith(f"# accelerate launch --config_file configs/accelerate/{path.name} "), first
         assert "-m sqlcoach.cli train " in first, first
