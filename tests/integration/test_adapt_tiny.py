@@ -88,6 +88,19 @@ def test_gold_sql_is_never_read(world, tmp_path):
     assert recipe_of(a / "final").adapted["questions_sha256"] == _sha(original)  # what predict / serve read
 
 
+def _trl_before_1_16() -> bool:
+    import trl
+    from packaging.version import Version
+
+    return Version(trl.__version__) < Version("1.16")
+
+
+# On trl 1.13 (the oldest pin) two verifier-reward adapt runs in one process differ from each other
+# even when both read the *same* question file (checked 2026-12-07: the first and second run write
+# adapters b027cb11... and 75995361... whichever file each reads), so a first-run/second-run
+# comparison there cannot isolate the gold; the consensus-only test above still checks it on that pin.
+@pytest.mark.skipif(_trl_before_1_16(), reason="trl < 1.16: two verifier-reward runs in one process are "
+                    "not bit-identical even on the same file, so the comparison cannot isolate the gold")
 @pytest.mark.parametrize("reward, weights", [(["verifier"], None), (["consensus", "verifier"], [1.0, 0.5])])
 def test_gold_sql_is_never_read_with_the_verifier(world, tmp_path, reward, weights):
     # an untrained verifier scores every completion (a random head, but a real model reading the
