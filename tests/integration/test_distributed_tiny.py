@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,16 @@ def _launch(root: Path, nproc: int, *recipes: str) -> str:
            if nproc > 1 else [sys.executable, *driver])
     p = subprocess.run(cmd, env=_env(), cwd=root, capture_output=True, text=True, timeout=420)
     out = p.stdout + p.stderr
+    if p.returncode != 0 and nproc > 1 and "Signal 6 (SIGABRT)" in out:
+        # Seen once in the oldest-pins suite under -n 2 (2026-12-07): a rank died with
+        # "terminate called without an active exception" (a C++ thread left joinable) while the
+        # other xdist worker loaded the machine; 4 runs of this file alone passed. One relaunch from
+        # clean output folders, the first failure printed, so the flake stays visible, not hidden.
+        print(f"{' '.join(cmd)}: a rank aborted (SIGABRT); relaunching once. First failure:\n{out[-2000:]}")
+        for recipe in recipes:
+            shutil.rmtree(root / f"{recipe}-{nproc}", ignore_errors=True)
+        p = subprocess.run(cmd, env=_env(), cwd=root, capture_output=True, text=True, timeout=420)
+        out = p.stdout + p.stderr
     assert p.returncode == 0, f"{' '.join(cmd)} failed ({p.returncode}):\n{out[-4000:]}"
     return out
 
