@@ -165,3 +165,47 @@ def test_clock_budget_stops_anneals_and_is_saved(tiny_model, tmp_path):
     lrs = [h["learning_rate"] for h in json.loads((out / "log_history.json").read_text()) if "loss" in h]
     # the constant scheduler would log 5e-3 throughout; the clock schedule ends far below its peak
     assert max(lrs) <= 5e-3 + 1e-12 and lrs[-1] < 0.5 * max(lrs)
+
+
+def _logged_lrs(out) -> list[float]:
+    import json
+
+    return [h["learning_rate"] for h in json.loads((out / "log_history.json").read_text()) if "loss" in h]
+
+
+def test_warmup_start_raises_only_the_warmup_and_survives_resume(tiny_model, tmp_path):
+    from transformers import TrainerCallback
+
+    kw = dict(max_steps=8, lr_scheduler_type="cosine", warmup_ratio=0.5, save_steps=2)
+    run_sft(_cfg(tiny_model, tmp_path / "from0", **kw), rows=_rows(), log=lambda m: None)
+    run_sft(_cfg(tiny_model, tmp_path / "raised", warmup_start=0.25, **kw), rows=_rows(), log=lambda m: None)
+    peak = 5e-3
+    base, raised = _logged_lrs(tmp_path / "from0"), _logged_lrs(tmp_path / "raised")
+    assert len(base) == len(raised) == 8
+    # each logged rate is the one its step used: steps 1-4 are the 4-step warmup (from 0 without it)
+    assert base[0] == 0 and raised[0] == pytest.approx(0.25 * peak, rel=1e-9)
+    for b, r in zip(base[:4], raised[:4]):
+        assert r == pytest.approx(peak * (0.25 + 0.75 * b / peak), rel=1e-9) and r > b
+    assert raised[4:] == pytest.approx(base[4:], rel=1e-9)  # the anneal is the same
+    assert not all(torch.equal(a, b) for a, b in zip(_weights(tmp_path / "from0" / "final" / "model.safetensors").values(),
+                                                       _weights(tmp_path / "raised" / "final" / "model.safetensors").values()))
+
+    class CrashAfter(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 3:  # checkpoint-2 is on disk, inside the warmup
+                raise _Crash()
+
+    out = tmp_path / "resumed"
+    cfg = _cfg(tiny_model, out, warmup_start=0.25, **kw)
+    with pytest.raises(_Crash):
+        run_sft(cfg, rows=_rows(), callbacks=[CrashAfter()], log=lambda m: None)
+    run_sft(cfg, rows=_rows(), resume=True, log=lambda m: None)
+    a = _weights(out / "final" / "model.safetensors")
+    b = _weights(tmp_path / "raised" / "final" / "model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert _logged_lrs(out)[-5:] == pytest.approx(raised[-5:], rel=1e-9)
+
+
+def test_warmup_start_out_of_range_is_a_config_error(tiny_model, tmp_path):
+    with pytest.raises(ConfigError, match="warmup_start must be in"):
+        _cfg(tiny_model, tmp_path / "bad", warmup_start=1.5)

@@ -96,6 +96,9 @@ class RunConfig:
         warmup = getattr(self, "warmup_ratio", 0.0)
         if not 0 <= warmup < 1:
             raise ConfigError(f"warmup_ratio must be in [0, 1): it is a fraction of the total steps (got {warmup})")
+        start = getattr(self, "warmup_start", 0.0)
+        if not 0 <= start <= 1:
+            raise ConfigError(f"warmup_start must be in [0, 1]: it is a fraction of the peak learning rate (got {start})")
         if self.per_device_train_batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise ConfigError("per_device_train_batch_size and gradient_accumulation_steps must be >= 1")
         if self.max_grad_norm <= 0:
@@ -183,6 +186,7 @@ class TrainerFields:
 
     lr_scheduler_type: str = opt("cosine", "transformers scheduler name (cosine, linear, constant, ...)")
     warmup_ratio: float = opt(0.03, "linear warmup over this fraction of the steps")
+    warmup_start: float = opt(0.0, "the warmup's first step runs at this fraction of the peak learning rate (0: from zero, as transformers does); no effect without warmup_ratio")
     activation_checkpointing: bool = opt(False, "recompute activations in backward (less memory, slower); TRL's name for gradient checkpointing")
     report_to: Literal["none", "tensorboard", "wandb"] = opt("none", "logging integration")
     disable_tqdm: bool = opt(False, "no progress bar")

@@ -62,6 +62,7 @@ class TrainerRunConfig(Protocol):
     max_seconds: float | None
     lr_scheduler_type: str
     warmup_ratio: float
+    warmup_start: float
     activation_checkpointing: bool
     report_to: str
     disable_tqdm: bool
@@ -220,7 +221,7 @@ def fit(
     training (e.g. an evaluation), its result in ``Fit.after``. With ``resume`` training continues
     from ``last_checkpoint(cfg.output_dir)``, the wall-clock budget included."""
     from sqlcoach.runtime.memory import track_peak
-    from sqlcoach.train.callbacks import clock_callback, read_clock, step_timer
+    from sqlcoach.train.callbacks import clock_callback, read_clock, step_timer, warmup_start_callback
 
     log = main_log(log)
     ckpt = last_checkpoint(cfg.output_dir) if resume else None
@@ -229,11 +230,16 @@ def fit(
         log(f"anneal_by_clock has no effect without max_seconds: the learning rate follows "
             f"lr_scheduler_type={cfg.lr_scheduler_type} over the steps")
         anneal = False
+    warmup_start = float(getattr(cfg, "warmup_start", 0.0))
     clock = clock_callback(cfg.max_seconds, already=read_clock(ckpt), anneal=anneal,
-                           warmup_ratio=cfg.warmup_ratio if anneal else 0.0)
+                           warmup_ratio=cfg.warmup_ratio if anneal else 0.0, warmup_start=warmup_start)
     steps = step_timer()
-    trainer = make_trainer([clock, steps, *(callbacks or [])])
+    # the clock sets the rate itself when it anneals; otherwise the step scheduler's warmup is raised
+    raise_warmup = warmup_start_callback(warmup_start) if warmup_start > 0 and not anneal else None
+    trainer = make_trainer([clock, steps, *([raise_warmup] if raise_warmup else []), *(callbacks or [])])
     clock.bind(trainer)
+    if raise_warmup is not None:
+        raise_warmup.bind(trainer)
     if check is not None:
         check(trainer)
     say_resume(resume, ckpt, cfg.output_dir, log)
