@@ -42,7 +42,8 @@ def _add_source(p: argparse.ArgumentParser) -> None:
 # Spelled out rather than imported so that building the CLI parser stays cheap (every verb,
 # `evaluate` included, pays for it); tests/unit/test_cli_choices.py keeps them equal to
 # prompts.templates.TEMPLATES and schema.serialize.STYLES.
-TEMPLATE_CHOICES = ("sql_terminal", "omnisql", "reasoning", "reasoning_tags", "minimal", "anonymized")
+TEMPLATE_CHOICES = ("sql_terminal", "omnisql", "reasoning", "reasoning_tags", "minimal", "anonymized",
+                    "anonymized_numbers")
 STYLE_CHOICES = ("ddl", "nl", "compact")
 #: data.export.FORMATS and DBGPT_HUB, spelled out for the same reason (the test checks them too)
 FORMAT_CHOICES = ("chat", "rl", "dbgpt", "llamafactory", "openai")

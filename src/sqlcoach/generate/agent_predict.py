@@ -94,10 +94,11 @@ def env_for(ex: Example, config: AgentConfig, template: str, executor: Any = Non
     from sqlcoach.prompts.templates import get_template, restore_sql
 
     encode = None
-    if get_template(template).anonymize and ex.db_path:
+    t = get_template(template)
+    if t.anonymize and ex.db_path:
         from sqlcoach.prompts.anonymize import name_map
 
-        encode = lambda text: name_map(ex).encode_sql(text)  # noqa: E731 - real names -> placeholders
+        encode = lambda text: name_map(ex, t.anonymize_numbers).encode_sql(text)  # noqa: E731 - real names -> placeholders
     return SqlAgentEnv(ex.db_path, config, executor=executor, length=length, encode=encode,
                        restore=lambda s: restore_sql(s, ex, template), protocol=protocol)
 

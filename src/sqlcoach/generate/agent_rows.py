@@ -64,11 +64,12 @@ def template_sql(sql: str, ex: Example, template: str) -> str:
     """``sql`` (real names) as the model writes it under ``template`` (placeholders when it anonymizes)."""
     from sqlcoach.prompts.templates import get_template
 
-    if not get_template(template).anonymize:
+    t = get_template(template)
+    if not t.anonymize:
         return sql
     from sqlcoach.prompts.anonymize import name_map
 
-    return name_map(ex).encode_sql(sql)
+    return name_map(ex, t.anonymize_numbers).encode_sql(sql)
 
 
 def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out_path: str | Path, *,

@@ -6,7 +6,11 @@ a schema in which every table is ``t1, t2, ...`` (in schema order), every other 
 column ``<table>_id`` is ``tN_id``, and every database value the question mentions is ``v1, v2,
 ...``. The question is rewritten the same way (a table's plural becomes ``tNs``), the target SQL is
 written with the placeholders, and the model's SQL is mapped back (``NameMap.decode_sql``) before
-it is executed. SQL keywords, aliases (``T1``), numbers and functions are left alone.
+it is executed. SQL keywords, aliases (``T1``), numbers and functions are left alone, except that
+the ``anonymized_numbers`` template also makes every number the question writes in digits a
+placeholder ``n1, n2, ...`` (in the question and in the SQL where the same number appears outside
+a string), so the model copies ``n1`` instead of spelling ``1890`` token by token: the demo's
+weak seeds fail mostly there (docs/training.md, "What the schedule does").
 
 Why: this is variable anonymisation, the pre-LLM text-to-SQL device for models that know no English
 (Finegan-Dollak et al., 2018, "Improving Text-to-SQL Evaluation Methodology"; also the typed
@@ -21,7 +25,7 @@ What it cannot do, by construction: a column the question never names (by its na
 stays a bare ``cN`` that the model can only guess from the schema's shape; a value is linked only
 when the question spells it as the database does (case aside) or, for ``LIKE`` questions, as one
 capitalised word of a stored value. Values stored as numbers are not linked (numbers are copied as
-they are). Names that already look like placeholders (a table called ``t1``) make the mapping
+they are, or become ``nK`` under ``anonymized_numbers``). Names that already look like placeholders (a table called ``t1``) make the mapping
 ambiguous and raise ``DataError``.
 """
 
@@ -37,8 +41,12 @@ from sqlcoach.errors import DataError
 from sqlcoach.types import Example, Schema, Turn
 
 #: A placeholder as the model writes it (case matters: ``T1`` is an alias, ``t1`` a table).
-PLACEHOLDER = re.compile(r"\b(?:t\d+_id|t\d+|c\d+|v\d+)\b")
+PLACEHOLDER = re.compile(r"\b(?:t\d+_id|t\d+|c\d+|v\d+|n\d+)\b")
 _LOOKS_LIKE = re.compile(r"(?:t\d+_id|t\d+|c\d+|v\d+)", re.IGNORECASE)
+_LOOKS_LIKE_NUMBERS = re.compile(r"(?:t\d+_id|t\d+|c\d+|v\d+|n\d+)", re.IGNORECASE)
+# A number written in digits, not part of a word or a longer number ("t1", "1890s" and "3.5"'s
+# halves are not numbers; "1917." at the end of a sentence is 1917).
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w]|\.\d)")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STRING = re.compile(r"('(?:[^']|'')*')")
 _CAPITALISED = re.compile(r"(?<=[\s\"'(])[A-Z]\w*")
@@ -65,6 +73,7 @@ class NameMap:
     tables: dict[str, str] = field(default_factory=dict)  # lower-case real name -> placeholder
     columns: dict[str, str] = field(default_factory=dict)  # lower-case real name -> placeholder
     values: dict[str, str] = field(default_factory=dict)  # real value (database spelling) -> placeholder
+    numbers: dict[str, str] = field(default_factory=dict)  # a number as the question writes it -> nK
     back: dict[str, str] = field(default_factory=dict)
 
     # -- text the model reads ------------------------------------------------------------------
@@ -72,6 +81,8 @@ class NameMap:
         """A question (or evidence) with linked values, then names and their plurals, replaced."""
         for value, ph in sorted(self.values.items(), key=lambda kv: (-len(kv[0]), kv[0])):
             text = re.sub(r"(?<!\w)" + re.escape(value) + r"(?!\w)", ph, text, flags=re.IGNORECASE)
+        if self.numbers:
+            text = _NUMBER.sub(lambda m: self.numbers.get(m.group(0), m.group(0)), text)
         words: dict[str, str] = {}
         for real, ph in [*self.tables.items(), *self.columns.items()]:
             if ph.endswith("_id"):
@@ -87,7 +98,8 @@ class NameMap:
         return text
 
     def encode_sql(self, sql: str) -> str:
-        """SQL with names and linked string values replaced; keywords, aliases, numbers kept."""
+        """SQL with names and linked string values replaced (and, with ``numbers``, the question's
+        numbers outside strings); keywords, aliases and other numbers kept."""
         parts = _STRING.split(sql)
         out = []
         for i, part in enumerate(parts):
@@ -100,7 +112,10 @@ class NameMap:
                         break
                 out.append("'" + inner + "'")
             else:
-                out.append(_IDENT.sub(lambda m: self._ident(m, part), part))
+                part = _IDENT.sub(lambda m: self._ident(m, part), part)
+                if self.numbers:
+                    part = _NUMBER.sub(lambda m: self.numbers.get(m.group(0), m.group(0)), part)
+                out.append(part)
         return "".join(out)
 
     def _ident(self, m: re.Match, text: str) -> str:
@@ -212,15 +227,17 @@ def _link_values(db_path: str, texts: list[str], taken: set[str]) -> list[str]:
 
 
 @lru_cache(maxsize=8192)
-def _build(db_path: str, stamp: tuple[int, int], texts: tuple[str, ...]) -> NameMap:
+def _build(db_path: str, stamp: tuple[int, int], texts: tuple[str, ...], numbers: bool = False) -> NameMap:
     # ``stamp`` (mtime, size) is only part of the cache key, as in introspect's and the value index's caches
     from sqlcoach.schema.introspect import introspect
 
     schema = introspect(db_path, sample_values=0)
     nm = NameMap(schema)
+    looks_like = _LOOKS_LIKE_NUMBERS if numbers else _LOOKS_LIKE
     for t in schema.tables:
-        if _LOOKS_LIKE.fullmatch(t.name) or any(_LOOKS_LIKE.fullmatch(c.name) for c in t.columns):
-            raise DataError(f"schema names look like anonymisation placeholders (t1, c1, v1) in table {t.name!r}", db_path)
+        if looks_like.fullmatch(t.name) or any(looks_like.fullmatch(c.name) for c in t.columns):
+            raise DataError(f"schema names look like anonymisation placeholders (t1, c1, v1{', n1' if numbers else ''}) "
+                            f"in table {t.name!r}", db_path)
     for i, t in enumerate(schema.tables, 1):
         nm.tables[t.name.lower()] = f"t{i}"
         nm.back[f"t{i}"] = t.name
@@ -241,21 +258,32 @@ def _build(db_path: str, stamp: tuple[int, int], texts: tuple[str, ...]) -> Name
     for j, v in enumerate(_link_values(db_path, list(texts), taken), 1):
         nm.values[v] = f"v{j}"
         nm.back[f"v{j}"] = v
+    if numbers:
+        # after the values: a number inside a linked value ("Route 66") is the value's, not a number
+        for text in texts:
+            for v in sorted(nm.values, key=lambda v: (-len(v), v)):
+                text = re.sub(r"(?<!\w)" + re.escape(v) + r"(?!\w)", " ", text, flags=re.IGNORECASE)
+            for m in _NUMBER.finditer(text):
+                if m.group(0) not in nm.numbers:
+                    ph = f"n{len(nm.numbers) + 1}"
+                    nm.numbers[m.group(0)] = ph
+                    nm.back[ph] = m.group(0)
     return nm
 
 
-def name_map(example: Example) -> NameMap:
+def name_map(example: Example, numbers: bool = False) -> NameMap:
     """The NameMap of ``example`` (its database's schema; values its question, evidence and earlier
-    turns mention). Cached. DataError when the example has no database or it cannot be read."""
+    turns mention; with ``numbers``, also the numbers they write in digits). Cached. DataError when
+    the example has no database or it cannot be read."""
     if not example.db_path:
         raise DataError(f"example {example.id}: the anonymized template needs the database (db_path)")
     from sqlcoach.schema.introspect import resolve_db_file
 
     texts = (example.question, example.evidence or "", *(t.question for t in example.turns))
     st = resolve_db_file(example.db_path).stat()
-    return _build(str(example.db_path), (st.st_mtime_ns, st.st_size), texts)
+    return _build(str(example.db_path), (st.st_mtime_ns, st.st_size), texts, numbers)
 
 
-def restore_sql(sql: str, example: Any) -> str:
+def restore_sql(sql: str, example: Any, numbers: bool = False) -> str:
     """``sql`` with ``example``'s placeholders mapped back."""
-    return name_map(example).decode_sql(sql)
+    return name_map(example, numbers).decode_sql(sql)

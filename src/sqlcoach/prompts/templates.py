@@ -19,6 +19,8 @@ Templates (:data:`TEMPLATES`):
     placeholder (``t1``, ``c3``, ``v1``; ``sqlcoach.prompts.anonymize``): the schema text passed in
     is not used, the completion is written with placeholders, and ``restore_sql`` maps the model's
     SQL back. For models without word knowledge (the demo's); pretrained models do not need it.
+``anonymized_numbers``
+    ``anonymized`` with the numbers the question writes in digits as placeholders ``n1``, ``n2``.
 
 Multi-turn examples (``Example.turns``) show the earlier questions in the user message, before the
 current question, and each earlier turn's SQL when the turn carries one. Which SQL a turn carries
@@ -140,6 +142,7 @@ class Template:
     pattern: re.Pattern
     system: str | None = None
     anonymize: bool = False
+    anonymize_numbers: bool = False  # with anonymize: the question's numbers become n1, n2, ... too
 
 
 def _sql_terminal_user(ex: Example, schema: str) -> str:
@@ -191,6 +194,16 @@ TEMPLATES: dict[str, Template] = {
         re.compile(r"\s*(?:SELECT|WITH)\b(?:(?!```).)*", re.IGNORECASE | re.DOTALL),
         anonymize=True,
     ),
+    # The same, with the numbers the question writes in digits as placeholders n1, n2, ... (a tiny
+    # model copies "n1" reliably and "1890" not: docs/training.md, "What the schedule does").
+    "anonymized_numbers": Template(
+        "anonymized_numbers",
+        _question_first_user,
+        lambda sql, reasoning: sql.strip(),
+        re.compile(r"\s*(?:SELECT|WITH)\b(?:(?!```).)*", re.IGNORECASE | re.DOTALL),
+        anonymize=True,
+        anonymize_numbers=True,
+    ),
     "omnisql": Template(
         "omnisql",
         _omnisql_user,
@@ -241,7 +254,7 @@ def shown_inputs(example: Example, schema_text: str, t: Template, values: Sequen
         return example, schema_text
     from sqlcoach.prompts.anonymize import name_map
 
-    names = name_map(example)
+    names = name_map(example, t.anonymize_numbers)
     text = names.schema_text(values)
     if budget_tokens:
         from sqlcoach.schema.serialize import approx_tokens, truncate
@@ -280,20 +293,21 @@ def render_completion(sql: str, template: str, reasoning: str | None = None, *, 
             raise ValueError(f"template {template!r} needs the example to write its completion")  # internal invariant: callers pass example=
         from sqlcoach.prompts.anonymize import name_map
 
-        sql = name_map(example).encode_sql(sql)
+        sql = name_map(example, t.anonymize_numbers).encode_sql(sql)
     return t.completion(sql, reasoning)
 
 
 def restore_sql(sql: str, example: Example, template: str) -> str:
     """The model's ``sql`` as it runs on ``example``'s database: placeholders mapped back for an
     anonymizing template, unchanged otherwise."""
-    if not sql or not get_template(template).anonymize:
+    t = get_template(template)
+    if not sql or not t.anonymize:
         return sql
     from sqlcoach.errors import DataError
     from sqlcoach.prompts.anonymize import restore_sql as _restore
 
     try:
-        return _restore(sql, example)
+        return _restore(sql, example, t.anonymize_numbers)
     except DataError:  # the example could not be anonymized (its prompt used real names)
         return sql
 
@@ -301,11 +315,12 @@ def restore_sql(sql: str, example: Example, template: str) -> str:
 def names_column(example: Example, template: str) -> str:
     """The ``sql_names`` dataset column of ``example`` (JSON placeholder -> name; ``""`` when the
     template does not anonymize): rewards decode completions with it."""
-    if not get_template(template).anonymize:
+    t = get_template(template)
+    if not t.anonymize:
         return ""
     from sqlcoach.prompts.anonymize import name_map
 
-    return name_map(example).names_json()
+    return name_map(example, t.anonymize_numbers).names_json()
 
 
 def expected_format(template: str) -> re.Pattern:

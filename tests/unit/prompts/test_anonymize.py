@@ -124,3 +124,39 @@ def test_a_changed_database_is_read_again(db: str) -> None:
     st = os.stat(db)
     os.utime(db, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # a new mtime even on coarse clocks
     assert name_map(e).values == {"Rome": "v1"}
+
+
+def test_anonymized_numbers_makes_the_questions_numbers_placeholders(db: str) -> None:
+    e = ex(db, "Which coaches with sport table tennis are between 45 and 60, or 45.5? Top 3 by age.",
+           "SELECT name FROM coach WHERE sport = 'Table Tennis' AND (age BETWEEN 45 AND 60 OR age = 45.5) "
+           "AND coach_id > 1 ORDER BY age LIMIT 3")
+    [msg] = render_prompt(e, "", "anonymized_numbers")
+    assert msg["content"].startswith(
+        "Question: Which t1s with c2 v1 are between n1 and n2, or n3? Top n4 by c3.\n")
+    out = render_completion(e.gold_sql, "anonymized_numbers", example=e)
+    # a number the question does not write (the 1 of "coach_id > 1") stays as it is
+    assert out == ("SELECT c1 FROM t1 WHERE c2 = 'v1' AND (c3 BETWEEN n1 AND n2 OR c3 = n3) "
+                   "AND t1_id > 1 ORDER BY c3 LIMIT n4")
+    assert expected_format("anonymized_numbers").fullmatch(out)
+    assert restore_sql(out, e, "anonymized_numbers") == e.gold_sql
+    assert json.loads(names_column(e, "anonymized_numbers"))["n3"] == "45.5"
+    # the plain template keeps numbers, and a stray n1 in its output is left as written
+    assert render_completion(e.gold_sql, "anonymized", example=e).endswith("LIMIT 3")
+    assert restore_sql("SELECT c1 FROM t1 WHERE c3 > n1", e, "anonymized") == "SELECT name FROM coach WHERE age > n1"
+
+
+def test_anonymized_numbers_leaves_words_placeholders_strings_and_linked_values_alone(db: str, tmp_path: Path) -> None:
+    e = ex(db, "Players born in 1999. Who lives in New York, in the 1990s, coach 2?",
+           "SELECT name FROM player WHERE birth_year = 1999 AND city = 'New York' AND coach_id = 2 AND name != 'B 1999'")
+    names = name_map(e, numbers=True)
+    assert names.numbers == {"1999": "n1", "2": "n2"}  # "1990s" is a word; the sentence's full stop is not a decimal
+    out = render_completion(e.gold_sql, "anonymized_numbers", example=e)
+    assert out == "SELECT c1 FROM t2 WHERE c5 = n1 AND c4 = 'v1' AND t1_id = n2 AND c1 != 'B 1999'"
+    assert restore_sql(out, e, "anonymized_numbers") == e.gold_sql
+    bad = tmp_path / "n.sqlite"
+    con = sqlite3.connect(bad)
+    con.execute("CREATE TABLE items (n1 TEXT)")
+    con.close()
+    with pytest.raises(DataError, match="n1"):
+        render_prompt(ex(str(bad), "Show 3 items.", "SELECT n1 FROM items"), "", "anonymized_numbers")
+    assert "items" not in render_prompt(ex(str(bad), "Show 3 items.", "SELECT n1 FROM items"), "", "anonymized")[0]["content"]
