@@ -31,7 +31,7 @@ the model's own predictions, or the gold (an oracle). Evidence (BIRD) follows th
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from sqlcoach.errors import ConfigError
@@ -194,16 +194,6 @@ TEMPLATES: dict[str, Template] = {
         re.compile(r"\s*(?:SELECT|WITH)\b(?:(?!```).)*", re.IGNORECASE | re.DOTALL),
         anonymize=True,
     ),
-    # The same, with the numbers the question writes in digits as placeholders n1, n2, ... (a tiny
-    # model copies "n1" reliably and "1890" not: docs/training.md, "What the schedule does").
-    "anonymized_numbers": Template(
-        "anonymized_numbers",
-        _question_first_user,
-        lambda sql, reasoning: sql.strip(),
-        re.compile(r"\s*(?:SELECT|WITH)\b(?:(?!```).)*", re.IGNORECASE | re.DOTALL),
-        anonymize=True,
-        anonymize_numbers=True,
-    ),
     "omnisql": Template(
         "omnisql",
         _omnisql_user,
@@ -234,6 +224,11 @@ TEMPLATES: dict[str, Template] = {
         REASONING_TAGS_SYSTEM,
     ),
 }
+
+
+# ``anonymized`` with the numbers the question writes in digits as placeholders n1, n2, ... too (a tiny
+# model copies "n1" reliably and "1890" not: docs/training.md, "What the schedule does").
+TEMPLATES["anonymized_numbers"] = replace(TEMPLATES["anonymized"], name="anonymized_numbers", anonymize_numbers=True)
 
 
 def get_template(name: str) -> Template:

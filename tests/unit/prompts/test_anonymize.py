@@ -34,6 +34,14 @@ def db(tmp_path: Path) -> str:
     return str(f)
 
 
+def one_table_db(tmp_path: Path, ddl: str) -> Path:
+    f = tmp_path / "one.sqlite"
+    con = sqlite3.connect(f)
+    con.execute(ddl)
+    con.close()
+    return f
+
+
 def ex(db: str, question: str, sql: str, **kw) -> Example:
     return Example(id="e", db_id="club", question=question, gold_sql=sql, db_path=db, **kw)
 
@@ -103,10 +111,7 @@ def test_multi_turn_history_is_encoded(db: str) -> None:
 def test_completion_needs_the_example_and_placeholder_like_names_are_refused(db: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs the example"):
         render_completion("SELECT 1", "anonymized")
-    bad = tmp_path / "bad.sqlite"
-    con = sqlite3.connect(bad)
-    con.execute("CREATE TABLE t1 (c1 TEXT)")
-    con.close()
+    bad = one_table_db(tmp_path, "CREATE TABLE t1 (c1 TEXT)")
     with pytest.raises(DataError, match="placeholders"):
         render_prompt(ex(str(bad), "Show c1.", "SELECT c1 FROM t1"), "", "anonymized")
     assert restore_sql("SELECT c1 FROM t1", ex(str(bad), "q", "SELECT 1"), "anonymized") == "SELECT c1 FROM t1"
@@ -153,10 +158,7 @@ def test_anonymized_numbers_leaves_words_placeholders_strings_and_linked_values_
     out = render_completion(e.gold_sql, "anonymized_numbers", example=e)
     assert out == "SELECT c1 FROM t2 WHERE c5 = n1 AND c4 = 'v1' AND t1_id = n2 AND c1 != 'B 1999'"
     assert restore_sql(out, e, "anonymized_numbers") == e.gold_sql
-    bad = tmp_path / "n.sqlite"
-    con = sqlite3.connect(bad)
-    con.execute("CREATE TABLE items (n1 TEXT)")
-    con.close()
+    bad = one_table_db(tmp_path, "CREATE TABLE items (n1 TEXT)")
     with pytest.raises(DataError, match="n1"):
         render_prompt(ex(str(bad), "Show 3 items.", "SELECT n1 FROM items"), "", "anonymized_numbers")
     assert "items" not in render_prompt(ex(str(bad), "Show 3 items.", "SELECT n1 FROM items"), "", "anonymized")[0]["content"]
