@@ -219,7 +219,9 @@ def run_demo(out: str | Path, opts: DemoOptions) -> dict[str, Any]:
         stages["untrained"] = _score_stage("untrained", out / "model-init", dev[: opts.untrained_limit],
                                            out / "pred" / "untrained.sql", opts, cfg, out, n=1, timings=timings, memory=memory)
     say(f"SFT ({cfg.method}): {cfg.max_steps} steps, batch {cfg.per_device_train_batch_size}, lr {cfg.learning_rate} "
-        f"({cfg.lr_scheduler_type}, warmup {cfg.warmup_ratio:g}), seed {cfg.seed}, {threads} thread(s)"
+        f"({cfg.lr_scheduler_type}, warmup {cfg.warmup_ratio:g}"
+        + (f" from {cfg.warmup_start:g} of the peak" if cfg.warmup_start else "")
+        + f"), seed {cfg.seed}, {threads} thread(s)"
         + (f", clock limit {cfg.max_seconds:g}s" if cfg.max_seconds else ""))
     t_sft = time.monotonic()
     pace = pace_callback(min(PACE_STEPS, cfg.max_steps - 1) if cfg.max_steps > 1 else PACE_STEPS, lambda step, sec, total: say(expected_time_line(
