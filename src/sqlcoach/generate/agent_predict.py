@@ -91,14 +91,11 @@ def env_for(ex: Example, config: AgentConfig, template: str, executor: Any = Non
     ways (the model's SQL to real names before it runs; with ``config.observation_names ==
     "template"``, the default, the observation's real names to placeholders). ``protocol``: the
     run's ``make_protocol(config, tokenizer)`` (default: the tag protocol)."""
-    from sqlcoach.prompts.templates import get_template, restore_sql
+    from sqlcoach.prompts.templates import get_template, placeholder_sql, restore_sql
 
     encode = None
-    t = get_template(template)
-    if t.anonymize and ex.db_path:
-        from sqlcoach.prompts.anonymize import name_map
-
-        encode = lambda text: name_map(ex, t.anonymize_numbers).encode_sql(text)  # noqa: E731 - real names -> placeholders
+    if get_template(template).anonymize and ex.db_path:
+        encode = lambda text: placeholder_sql(text, ex, template)  # noqa: E731 - real names -> placeholders
     return SqlAgentEnv(ex.db_path, config, executor=executor, length=length, encode=encode,
                        restore=lambda s: restore_sql(s, ex, template), protocol=protocol)
 

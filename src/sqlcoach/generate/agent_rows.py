@@ -60,18 +60,6 @@ class RowsSummary:
                 f"{self.verified} right attempts run then kept; {len(self.skipped)} examples skipped")
 
 
-def template_sql(sql: str, ex: Example, template: str) -> str:
-    """``sql`` (real names) as the model writes it under ``template`` (placeholders when it anonymizes)."""
-    from sqlcoach.prompts.templates import get_template
-
-    t = get_template(template)
-    if not t.anonymize:
-        return sql
-    from sqlcoach.prompts.anonymize import name_map
-
-    return name_map(ex, t.anonymize_numbers).encode_sql(sql)
-
-
 def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out_path: str | Path, *,
                     builder: Any, config: AgentConfig = AgentConfig(), instruction: bool = True,
                     verify_fraction: float = 0.2, batch_size: int = 16, max_new_tokens: int = 256,
@@ -86,7 +74,7 @@ def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out
     from sqlcoach.generate.hf import generate_texts
     from sqlcoach.metrics.ex import ExItem, score_execution
     from sqlcoach.prompts.agent import RUN_SQL_TOOL, solution_turn, with_agent_instruction
-    from sqlcoach.prompts.templates import restore_sql
+    from sqlcoach.prompts.templates import placeholder_sql, restore_sql
     from sqlcoach.sql.extract import extract_sql
 
     if not 0.0 <= verify_fraction <= 1.0:
@@ -111,7 +99,7 @@ def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out
                 skipped.append(f"{ex.id}: the gold SQL does not run ({o.message})")
                 continue
             try:
-                gold = template_sql(str(ex.gold_sql), ex, builder.template)
+                gold = placeholder_sql(str(ex.gold_sql), ex, builder.template)
                 messages = builder.prediction_messages(ex)
             except DataError as exc:
                 skipped.append(f"{ex.id}: {exc}")

@@ -41,9 +41,10 @@ from sqlcoach.errors import DataError
 from sqlcoach.types import Example, Schema, Turn
 
 #: A placeholder as the model writes it (case matters: ``T1`` is an alias, ``t1`` a table).
-PLACEHOLDER = re.compile(r"\b(?:t\d+_id|t\d+|c\d+|v\d+|n\d+)\b")
-_LOOKS_LIKE = re.compile(r"(?:t\d+_id|t\d+|c\d+|v\d+)", re.IGNORECASE)
-_LOOKS_LIKE_NUMBERS = re.compile(r"(?:t\d+_id|t\d+|c\d+|v\d+|n\d+)", re.IGNORECASE)
+_NAMES = r"t\d+_id|t\d+|c\d+|v\d+"  # the placeholder kinds; ``n\d+`` (numbers) only under anonymized_numbers
+PLACEHOLDER = re.compile(rf"\b(?:{_NAMES}|n\d+)\b")
+_LOOKS_LIKE = re.compile(rf"(?:{_NAMES})", re.IGNORECASE)
+_LOOKS_LIKE_NUMBERS = re.compile(rf"(?:{_NAMES}|n\d+)", re.IGNORECASE)
 # A number written in digits, not part of a word or a longer number ("t1", "1890s" and "3.5"'s
 # halves are not numbers; "1917." at the end of a sentence is 1917).
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w]|\.\d)")
@@ -79,10 +80,7 @@ class NameMap:
     # -- text the model reads ------------------------------------------------------------------
     def encode_text(self, text: str) -> str:
         """A question (or evidence) with linked values, then names and their plurals, replaced."""
-        for value, ph in sorted(self.values.items(), key=lambda kv: (-len(kv[0]), kv[0])):
-            text = re.sub(r"(?<!\w)" + re.escape(value) + r"(?!\w)", ph, text, flags=re.IGNORECASE)
-        if self.numbers:
-            text = _NUMBER.sub(lambda m: self.numbers.get(m.group(0), m.group(0)), text)
+        text = self._numbers_replaced(_values_replaced(text, self.values))
         words: dict[str, str] = {}
         for real, ph in [*self.tables.items(), *self.columns.items()]:
             if ph.endswith("_id"):
@@ -112,11 +110,14 @@ class NameMap:
                         break
                 out.append("'" + inner + "'")
             else:
-                part = _IDENT.sub(lambda m: self._ident(m, part), part)
-                if self.numbers:
-                    part = _NUMBER.sub(lambda m: self.numbers.get(m.group(0), m.group(0)), part)
-                out.append(part)
+                out.append(self._numbers_replaced(_IDENT.sub(lambda m: self._ident(m, part), part)))
         return "".join(out)
+
+    def _numbers_replaced(self, text: str) -> str:
+        """``text`` with the question's numbers as their ``nK`` (other numbers as written)."""
+        if not self.numbers:
+            return text
+        return _NUMBER.sub(lambda m: self.numbers.get(m.group(0), m.group(0)), text)
 
     def _ident(self, m: re.Match, text: str) -> str:
         word = m.group(0)
@@ -176,6 +177,14 @@ class NameMap:
     def names_json(self) -> str:
         """``back`` as JSON: the dataset column (``sql_names``) from which rewards decode completions."""
         return json.dumps(self.back, ensure_ascii=False, sort_keys=True)
+
+
+def _values_replaced(text: str, values: dict[str, str]) -> str:
+    """``text`` with each value (a key of ``values``, whole words, any case, longest first) replaced
+    by its entry."""
+    for value, ph in sorted(values.items(), key=lambda kv: (-len(kv[0]), kv[0])):
+        text = re.sub(r"(?<!\w)" + re.escape(value) + r"(?!\w)", ph, text, flags=re.IGNORECASE)
+    return text
 
 
 def decode_sql(sql: str, back: dict[str, str] | str | None) -> str:
@@ -261,9 +270,7 @@ def _build(db_path: str, stamp: tuple[int, int], texts: tuple[str, ...], numbers
     if numbers:
         # after the values: a number inside a linked value ("Route 66") is the value's, not a number
         for text in texts:
-            for v in sorted(nm.values, key=lambda v: (-len(v), v)):
-                text = re.sub(r"(?<!\w)" + re.escape(v) + r"(?!\w)", " ", text, flags=re.IGNORECASE)
-            for m in _NUMBER.finditer(text):
+            for m in _NUMBER.finditer(_values_replaced(text, dict.fromkeys(nm.values, " "))):
                 if m.group(0) not in nm.numbers:
                     ph = f"n{len(nm.numbers) + 1}"
                     nm.numbers[m.group(0)] = ph

@@ -286,10 +286,20 @@ def render_completion(sql: str, template: str, reasoning: str | None = None, *, 
     if t.anonymize:
         if example is None:
             raise ValueError(f"template {template!r} needs the example to write its completion")  # internal invariant: callers pass example=
-        from sqlcoach.prompts.anonymize import name_map
-
-        sql = name_map(example, t.anonymize_numbers).encode_sql(sql)
+        sql = placeholder_sql(sql, example, template)
     return t.completion(sql, reasoning)
+
+
+def placeholder_sql(sql: str, example: Example, template: str) -> str:
+    """``sql`` (real names) as the model writes it under ``template``: with ``example``'s
+    placeholders for an anonymizing template (and its numbers under ``anonymized_numbers``),
+    unchanged otherwise. The one encoder of targets, agent observations and warm-start rows."""
+    t = get_template(template)
+    if not t.anonymize:
+        return sql
+    from sqlcoach.prompts.anonymize import name_map
+
+    return name_map(example, t.anonymize_numbers).encode_sql(sql)
 
 
 def restore_sql(sql: str, example: Example, template: str) -> str:
