@@ -3,7 +3,8 @@
 Run (from the repository root; the tiny demo model, a short budget, a few minutes on 2 cores):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/adapt_demo.py --model runs/base-compare10/start/sft/final \
-        --world runs/base-compare10/start/world --out /tmp/adapt-bench [--steps 30] [--seeds 0] [--group 8]
+        --world runs/base-compare10/start/world --out /tmp/adapt-bench [--steps 30] [--seeds 0] [--group 8] \
+        [--reward consensus|verifier|consensus,verifier --verifier runs/verifier/final]
 
 What it does:
 
@@ -62,6 +63,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--show", type=int, default=6)
     ap.add_argument("--maj", type=int, default=0, help="also score the start's vote among N samples (maj@N) on half B")
+    ap.add_argument("--reward", default="consensus",
+                    help="comma-separated adapt rewards: consensus (default), verifier, or consensus,verifier (both)")
+    ap.add_argument("--verifier", default=None, help="a `sqlcoach train verifier` folder (needed by the verifier reward)")
     args = ap.parse_args()
 
     from sqlcoach.data import load_examples
@@ -93,7 +97,8 @@ def main() -> None:
     for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
         run = out / f"adapt-seed{seed}"
         t1 = time.monotonic()
-        opts = AdaptOptions(num_generations=args.group, max_steps=args.steps, min_share=args.min_share,
+        opts = AdaptOptions(reward=[r.strip() for r in args.reward.split(",") if r.strip()], verifier=args.verifier,
+                            num_generations=args.group, max_steps=args.steps, min_share=args.min_share,
                             learning_rate=args.learning_rate, questions_per_step=args.questions_per_step, use_cpu=True, seed=seed,
                             overrides={"disable_tqdm": True})
         try:
@@ -107,7 +112,7 @@ def main() -> None:
         a = [[float(r["ex"]) for r in adapted]]
         s = [[float(r["ex"]) for r in start]]
         d = paired_difference(a, s)
-        print(f"\n== seed {seed}: adapt {train_s:.0f} s, {report['adapted']['steps']} steps, early stop: {report['early_stop']}")
+        print(f"\n== seed {seed} (reward {args.reward}): adapt {train_s:.0f} s, {report['adapted']['steps']} steps, early stop: {report['early_stop']}")
         print(f"EX on half B: start {sum(s[0]) / len(s[0]):.4f}  adapted {sum(a[0]) / len(a[0]):.4f}  "
               f"diff {d.mean:+.4f} [{d.lo:+.4f}, {d.hi:+.4f}] p_bootstrap={d.p_bootstrap:.3f} mcnemar_p={d.p_mcnemar:.3f} "
               f"(adapted-only {d.a_only}, start-only {d.b_only}) n={len(a[0])}")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import fixture_lines
+from sql_helpers import fixture_lines
 
 from sqlcoach.sql.hardness import component_counts
 from sqlcoach.sql.hardness_scan import _SQLGLOT_RESERVED, scan_counts

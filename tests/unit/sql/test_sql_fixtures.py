@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import fixture_lines
+from sql_helpers import fixture_lines
 
 from sqlcoach.sql.exact_match import em_components, exact_match
 from sqlcoach.sql.hardness import component_counts, hardness

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import CONCERT_ENTRY
+from sql_helpers import CONCERT_ENTRY
 
 from sqlcoach.errors import DataError
 from sqlcoach.sql.tables import foreign_key_map, load_report, load_tables, schema_from_entry
