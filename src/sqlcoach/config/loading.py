@@ -32,7 +32,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     """Convert ``value`` (from YAML or a ``key=value`` string) to the annotated type ``tp``.
 
     Supports bool, int, float, str, ``X | None``, ``list[X]``/``tuple[X, ...]`` (from a YAML list or a
-    comma-separated string) and ``Literal[...]``. Raises ``ConfigError`` naming the key."""
+    comma-separated string, with or without the brackets of YAML's flow list: ``seeds=0,1,2`` and
+    ``seeds=[0,1,2]`` are the same) and ``Literal[...]``. Raises ``ConfigError`` naming the key."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
@@ -56,7 +57,10 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     if origin in (list, tuple):
         item_tp = args[0] if args else Any
         if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
+            text = value.strip()
+            if text.startswith("[") and text.endswith("]"):
+                text = text[1:-1]
+            value = [v.strip() for v in text.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key} must be a list, got {value!r}")
         items = [coerce(v, item_tp, key) for v in value]

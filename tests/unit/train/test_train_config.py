@@ -39,7 +39,10 @@ def test_overrides_are_coerced_to_field_types(tmp_path):
 
 @pytest.mark.parametrize(
     "value,tp,expected",
-    [("3", int, 3), ("3.0", int, 3), ("no", bool, False), ("1e-4", float, 1e-4), ("~", int | None, None)],
+    [("3", int, 3), ("3.0", int, 3), ("no", bool, False), ("1e-4", float, 1e-4), ("~", int | None, None),
+     # a list override with or without YAML's brackets (`seeds=[0,1,2]` once failed: "'[0' is not an integer")
+     ("0,1,2", list[int] | None, [0, 1, 2]), ("[0, 1,2]", list[int] | None, [0, 1, 2]), ("[a]", list[str], ["a"]),
+     ("[]", list[int], [])],
 )
 def test_coerce(value, tp, expected):
     assert coerce(value, tp, "k") == expected
