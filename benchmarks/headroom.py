@@ -22,8 +22,9 @@ What it does, each step with the library call a user would make:
    and whether it is right;
 5. with ``--verifier DIR`` (a folder ``sqlcoach train verifier`` wrote): the headroom table again
    (``metrics.headroom.headroom``) with the rows ``verifier@n`` and ``vote+verifier@n`` beside
-   the rules (``generate.verifier_select``), each with its paired difference from greedy, written
-   to ``OUT/summary_verifier.json``; the verifier's seconds per question; then ``--show``
+   the rules (``generate.verifier_select``), each with its paired difference from greedy, then each
+   selection minus ``vote@n`` and ``vote-nonempty@n`` (paired) and the share of the gap from the
+   vote to ``pass@n`` it closes, written to ``OUT/summary_verifier.json``; the verifier's seconds per question; then ``--show``
    questions where the verifier and the vote chose differently, with the text the verifier read
    (its rendered result) and its score of each pick.
 
@@ -106,6 +107,23 @@ def main() -> int:
     return rc
 
 
+def against_rules(table, n: int) -> list[dict]:
+    """Each learned selection minus the vote and minus vote-nonempty (paired on the same questions),
+    and the share of the vote's gap to pass@n it closes: the issue's target reads off these lines."""
+    vote, top = table.row(f"vote@{n}").cells["all"].mean, table.row(f"pass@{n}").cells["all"].mean
+    out = []
+    for sel in (f"verifier@{n}", f"vote+verifier@{n}"):
+        for rule in (f"vote@{n}", f"vote-nonempty@{n}"):
+            d = table.difference(sel, rule)
+            out.append({"selection": sel, "rule": rule, **d.as_dict()})
+            print(f"{sel} minus {rule}: {d.mean:+.3f} [{d.lo:+.3f},{d.hi:+.3f}] McNemar p={d.p_mcnemar:.2g} "
+                  f"({d.a_only} questions only the selection gets right, {d.b_only} only the rule)")
+        closed = (table.row(sel).cells["all"].mean - vote) / (top - vote) if top > vote else float("nan")
+        out[-1]["gap_closed"] = closed
+        print(f"{sel} closes {closed:.0%} of the gap from vote@{n} ({vote:.3f}) to pass@{n} ({top:.3f})")
+    return out
+
+
 def verifier_rows(args: argparse.Namespace, dev: list, recipe, out: Path, sc: Path) -> int:
     """Step 5 (module docstring): the headroom table with the verifier's selections."""
     import json
@@ -137,7 +155,8 @@ def verifier_rows(args: argparse.Namespace, dev: list, recipe, out: Path, sc: Pa
         print(f"\nheadroom with the verifier {args.verifier} ({secs:.1f}s for the table, verifier scoring included; "
               f"load {os.getloadavg()[0]:.1f})")
         print(table.table())
-        (out / "summary_verifier.json").write_text(json.dumps(table.as_dict(), indent=2) + "\n")
+        against = against_rules(table, len(samples[0]))
+        (out / "summary_verifier.json").write_text(json.dumps({**table.as_dict(), "against_rules": against}, indent=2) + "\n")
         # the verifier's own cost: scoring the n candidates of a question, timed apart from execution
         results = [[pool.run_one(f[0], s, cache=True) if f and s else None for s in ss] for f, ss in zip(files, samples)]
         verifier._cache.clear()

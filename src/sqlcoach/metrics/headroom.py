@@ -71,6 +71,9 @@ class HeadroomRow:
     what: str
     cells: dict[str, Estimate]
     vs_greedy: Any = None  # stats.PairedDifference
+    # the figure per question (0/1 for greedy and selections, the expected value for pass@k < n), in
+    # the table's question order: what ``HeadroomTable.difference`` pairs
+    values: tuple[float, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         out = {"name": self.name, "what": self.what, "cells": {k: v.as_dict() for k, v in self.cells.items()}}
@@ -92,6 +95,17 @@ class HeadroomTable:
 
     def row(self, name: str) -> HeadroomRow:
         return next(r for r in self.rows if r.name == name)
+
+    def difference(self, a: str, b: str, *, replicates: int = 2000) -> Any:
+        """Row ``a`` minus row ``b`` on the same questions (``stats.paired_difference``: bootstrap
+        interval, McNemar's p), e.g. ``difference("vote+verifier@8", "vote-nonempty@8")``: whether a
+        learned selection beats a rule, not only greedy. ``KeyError`` naming the rows when either
+        is not in the table."""
+        names = [r.name for r in self.rows]
+        for name in (a, b):
+            if name not in names:
+                raise KeyError(f"no row {name!r} in the headroom table (rows: {', '.join(names)})")
+        return paired_difference([list(self.row(a).values)], [list(self.row(b).values)], replicates=replicates)
 
     def as_dict(self) -> dict[str, Any]:
         return {"n": self.n, "questions": self.questions, "levels": self.levels, "greedy": self.greedy_source,
@@ -208,7 +222,7 @@ def headroom(
         vs = None
         if name in {f"{s}@{n}" for s in selectors}:
             vs = paired_difference([vals], [per_q["greedy"]], replicates=replicates)
-        rows.append(HeadroomRow(name, _WHAT.get(name.split("@")[0], "a selector's pick"), cells, vs))
+        rows.append(HeadroomRow(name, _WHAT.get(name.split("@")[0], "a selector's pick"), cells, vs, tuple(vals)))
     return HeadroomTable(n, len(kept), levels, rows, "a separate greedy file" if greedy is not None else "sample 1",
                          left_out)
 

@@ -77,6 +77,17 @@ def test_table_rows_from_real_execution(db_dir, pool):
     assert "vote-nonempty@4" in text and "questions" in text and "0.667 [" in text
 
 
+def test_any_two_rows_are_paired_on_the_same_questions(db_dir, pool):
+    t = headroom(SAMPLES, GOLDS, _files(db_dir), HARD, pool=pool, replicates=200)
+    assert t.row("vote@4").values == (0.0, 1.0, 0.0) and t.row("vote-nonempty@4").values == (1.0, 1.0, 0.0)
+    d = t.difference("vote-nonempty@4", "vote@4")
+    assert d.mean == pytest.approx(1 / 3) and (d.a_only, d.b_only) == (1, 0)
+    assert t.difference("vote@4", "vote@4").mean == 0.0
+    assert t.row("pass@1").values == pytest.approx((1 / 4, 3 / 4, 0.0))
+    with pytest.raises(KeyError, match="no row 'verifier@4'.*vote@4"):
+        t.difference("verifier@4", "vote@4")
+
+
 def test_gold_errors_exclude_leaves_the_question_out(db_dir, pool):
     t = headroom(SAMPLES, GOLDS, _files(db_dir), HARD, pool=pool, gold_errors="exclude", replicates=200)
     assert t.questions == 2 and t.left_out == {"gold_error": 1} and t.levels == ["easy", "all"]
