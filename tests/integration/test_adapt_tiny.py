@@ -81,6 +81,7 @@ def test_gold_sql_is_never_read(world, tmp_path):
     assert recipe["adapted"]["rounds"] >= 1
     assert ra["per_database"]["concert"]["used"] >= 1 and rb["per_database"] == ra["per_database"]
     assert (a / "report.md").is_file() and (a / "report.json").is_file()
+    assert not list(a.glob("checkpoint-*"))  # final/ is the model; the trainer's checkpoints are gone
     assert ra["collapse_curve"][0]["step"] == 0 and ra["collapse_curve"][-1]["step"] >= 1
 
     from sqlcoach.prompts.recipe import recipe_of

@@ -24,7 +24,9 @@ Reads top to bottom:
    early when agreement falls ``stop_drop`` below its best, or identical answers exceed
    ``max_identical``, or empty answers rise ``max_empty_rise`` above the start's;
 4. if no training question ever reached consensus, the run writes no model (``final/`` and the
-   checkpoints are removed) and raises ``DataError`` saying so;
+   checkpoints are removed) and raises ``DataError`` saying so; otherwise ``final/`` is the model
+   and the trainer's ``checkpoint-N`` folders are removed (adapt does not resume, and after a
+   rollback the last checkpoint holds the weights the watch rejected);
 5. the model's prompt recipe (``sqlcoach_recipe.json``) records what it was adapted on
    (``adapted``: databases, the questions file's sha256, the rewards and their weights, the
    verifier's folder and weights sha256, rounds), so ``predict`` and
@@ -426,6 +428,10 @@ def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | Non
         for p in [final, *out.glob("checkpoint-*")]:
             shutil.rmtree(p, ignore_errors=True)
         raise DataError(why)
+    # adapt has no resume, and after a rollback the last checkpoint holds the weights it rejected:
+    # final/ is the model, a checkpoint-N beside it (optimizer state included) only misleads
+    for p in out.glob("checkpoint-*"):
+        shutil.rmtree(p, ignore_errors=True)
     rounds = max((d["call"] for d in decisions), default=summary.get("global_step"))
     adapted = {"databases": qs.databases, "questions_file": str(Path(questions_path).resolve()),
                "questions_sha256": qs.sha256, "questions": len(train), "held_aside": len(held),
