@@ -108,19 +108,21 @@ def main() -> int:
 
 
 def against_rules(table, n: int) -> list[dict]:
-    """Each learned selection minus the vote and minus vote-nonempty (paired on the same questions),
-    and the share of the vote's gap to pass@n it closes: the issue's target reads off these lines."""
+    """Per learned selection: its difference from the vote and from vote-nonempty (paired on the
+    same questions) and the share of the vote's gap to pass@n it closes: the issue's target reads
+    off these lines."""
     vote, top = table.row(f"vote@{n}").cells["all"].mean, table.row(f"pass@{n}").cells["all"].mean
     out = []
     for sel in (f"verifier@{n}", f"vote+verifier@{n}"):
+        minus = {}
         for rule in (f"vote@{n}", f"vote-nonempty@{n}"):
             d = table.difference(sel, rule)
-            out.append({"selection": sel, "rule": rule, **d.as_dict()})
+            minus[rule] = d.as_dict()
             print(f"{sel} minus {rule}: {d.mean:+.3f} [{d.lo:+.3f},{d.hi:+.3f}] McNemar p={d.p_mcnemar:.2g} "
                   f"({d.a_only} questions only the selection gets right, {d.b_only} only the rule)")
         closed = (table.row(sel).cells["all"].mean - vote) / (top - vote) if top > vote else float("nan")
-        out[-1]["gap_closed"] = closed
         print(f"{sel} closes {closed:.0%} of the gap from vote@{n} ({vote:.3f}) to pass@{n} ({top:.3f})")
+        out.append({"selection": sel, "minus": minus, "gap_closed": closed})
     return out
 
 

@@ -62,7 +62,11 @@ def eval_set(data: str, n: int, databases: int | None = None) -> list:
     return picked
 
 
-def evaluate(stage: str, model_dir: Path, examples: list, out: Path, args: argparse.Namespace) -> dict:
+def evaluate(stage: str, model_dir: Path, examples: list, out: Path, args: argparse.Namespace,
+             tables: Path | None = None) -> dict:
+    """Greedy predictions of ``examples`` scored by EX/EM with the benchmark's prompt, cached in
+    ``out/stage/eval.json`` (the EX/EM table printed when computed); ``tables``: the examples'
+    ``tables.json`` (default: ``args.data``'s)."""
     done = out / stage / "eval.json"
     if done.is_file():
         return json.loads(done.read_text())
@@ -75,7 +79,7 @@ def evaluate(stage: str, model_dir: Path, examples: list, out: Path, args: argpa
     model, tok = load_model(model_dir, dtype="float32", device="cpu")
     scored = predict_and_score(model, tok, examples, out / stage / "pred.sql", prompt=PromptSettings(template=TEMPLATE, schema_style=STYLE,
                                schema_sample_values=VALUES), batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                               tables_path=Path(args.data) / "tables.json", samples=0)
+                               tables_path=tables or Path(args.data) / "tables.json", samples=0)
     s = scored.report.summary
     res = {
         "stage": stage, "questions": len(examples), "summary": json.loads(json.dumps(s, default=str)),

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from smollm2_spider import STYLE, TEMPLATE, VALUES, eval_set  # noqa: E402  (the same dev_eval pick)
+from smollm2_spider import eval_set, evaluate  # noqa: E402  (the same dev_eval pick, prompt and scoring)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,29 +62,6 @@ def build_mix(world: Path, spider: Path, out: Path) -> dict:
     (out / "tables.json").write_text(json.dumps(w_tables + s_tables), encoding="utf-8")
     return {"world_questions": len(w_train), "spider_questions": len(s_dev),
             "databases": len(w_tables) + len(s_tables)}
-
-
-def score(stage: str, model_dir: Path, examples: list, tables: Path, out: Path, args: argparse.Namespace) -> dict:
-    """Greedy predictions of ``examples`` scored by EX/EM (cached in ``out/stage/eval.json``)."""
-    done = out / stage / "eval.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    from sqlcoach.models.load import load_model
-    from sqlcoach.pipelines.evaluate import predict_and_score
-    from sqlcoach.prompts.settings import PromptSettings
-
-    model, tok = load_model(model_dir, dtype="float32", device="cpu")
-    t0 = time.monotonic()
-    scored = predict_and_score(model, tok, examples, out / stage / "pred.sql",
-                               prompt=PromptSettings(template=TEMPLATE, schema_style=STYLE, schema_sample_values=VALUES),
-                               batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, tables_path=tables, samples=0)
-    res = {"stage": stage, "questions": len(examples), "summary": json.loads(json.dumps(scored.report.summary, default=str)),
-           "ex_correct": [bool(v.ex) for v in scored.report.verdicts], "predictions": scored.predictions,
-           "seconds": round(time.monotonic() - t0, 1), "generated_tokens_per_s": scored.predict.tokens_per_s,
-           "table": scored.report.table()}
-    done.parent.mkdir(parents=True, exist_ok=True)
-    done.write_text(json.dumps(res, indent=1) + "\n")
-    return res
 
 
 def loss_by_tenth(sft_dir: Path) -> tuple[list[tuple[int, float]], float | None]:
@@ -164,13 +141,12 @@ def main() -> int:
         "world_dev": (stratified(load_examples("spider", str(world), "dev"), args.world_questions), world / "tables.json"),
     }
     for name, (examples, tables) in sets.items():
-        res = score(name, sft / "final", examples, tables, out, args)
+        res = evaluate(name, sft / "final", examples, out, args, tables=tables)
         k, n = sum(res["ex_correct"]), len(res["ex_correct"])
         lo, hi = wilson(k, n)
         print(f"\n== {name}: {n} questions over {len({e.db_id for e in examples})} databases never trained on; "
-              f"greedy EX {k / n:.3f} [{lo:.3f}, {hi:.3f}] ({res['seconds']} s, "
+              f"greedy EX {k / n:.3f} [{lo:.3f}, {hi:.3f}] ({res['predict_seconds']:.1f} s predicting, "
               f"{res['generated_tokens_per_s']} generated tokens/s)")
-        print(res["table"])
     print(f"load {os.getloadavg()}")
     return 0
 

@@ -94,17 +94,17 @@ class HeadroomTable:
     left_out: dict[str, int] = field(default_factory=dict)  # why questions were left out -> count
 
     def row(self, name: str) -> HeadroomRow:
-        return next(r for r in self.rows if r.name == name)
+        """The row called ``name``; ``KeyError`` naming the rows there are when none is."""
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(f"no row {name!r} in the headroom table (rows: {', '.join(r.name for r in self.rows)})")
 
     def difference(self, a: str, b: str, *, replicates: int = 2000) -> Any:
         """Row ``a`` minus row ``b`` on the same questions (``stats.paired_difference``: bootstrap
         interval, McNemar's p), e.g. ``difference("vote+verifier@8", "vote-nonempty@8")``: whether a
         learned selection beats a rule, not only greedy. ``KeyError`` naming the rows when either
         is not in the table."""
-        names = [r.name for r in self.rows]
-        for name in (a, b):
-            if name not in names:
-                raise KeyError(f"no row {name!r} in the headroom table (rows: {', '.join(names)})")
         return paired_difference([list(self.row(a).values)], [list(self.row(b).values)], replicates=replicates)
 
     def as_dict(self) -> dict[str, Any]:

@@ -424,14 +424,13 @@ def adapt(model: str, questions_path: str, out_dir: str, *, databases: str | Non
     names = record["rewards"]
     scored, why, rolled_back = _outcome(names, decisions, decisions_path, summary, watch, final, best_dir, log)
     shutil.rmtree(best_dir, ignore_errors=True)
-    if not scored:
-        for p in [final, *out.glob("checkpoint-*")]:
-            shutil.rmtree(p, ignore_errors=True)
-        raise DataError(why)
     # adapt has no resume, and after a rollback the last checkpoint holds the weights it rejected:
-    # final/ is the model, a checkpoint-N beside it (optimizer state included) only misleads
+    # final/ is the model (or there is none), a checkpoint-N beside it only misleads
     for p in out.glob("checkpoint-*"):
         shutil.rmtree(p, ignore_errors=True)
+    if not scored:
+        shutil.rmtree(final, ignore_errors=True)
+        raise DataError(why)
     rounds = max((d["call"] for d in decisions), default=summary.get("global_step"))
     adapted = {"databases": qs.databases, "questions_file": str(Path(questions_path).resolve()),
                "questions_sha256": qs.sha256, "questions": len(train), "held_aside": len(held),
