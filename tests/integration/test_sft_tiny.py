@@ -92,6 +92,28 @@ def test_lora_trains_adapter_only_and_exports(tiny_model, tmp_path):
     assert torch.equal(merged[mlp], base[mlp])  # not a LoRA target: untouched
 
 
+def test_lora_from_a_lora_start_keeps_the_start_and_saves_merged(tiny_model, tmp_path):
+    """A LoRA start (an SFT adapter folder) is merged before a second LoRA: the saved model holds
+    the start's update (q_proj, not targeted the second time, equals the merged start exactly) and
+    the new one (k_proj moved). Before the fix the second adapter was saved over the bare base."""
+    from sqlcoach.models.load import export_merged
+
+    run_sft(_cfg(tiny_model, tmp_path / "a", method="lora", lora_target_modules=["q_proj"]), rows=_rows(),
+            log=lambda m: None)
+    start = tmp_path / "a" / "final"
+    merged_start = _weights(export_merged(start, tmp_path / "a-merged", base=tiny_model) / "model.safetensors")
+    run_sft(_cfg(start, tmp_path / "b", method="lora", lora_target_modules=["k_proj"]), rows=_rows(), log=lambda m: None)
+    final = tmp_path / "b" / "final"
+    assert (final / "model.safetensors").is_file() and not (final / "adapter_config.json").exists()
+    after, base = _weights(final / "model.safetensors"), _weights(tiny_model / "model.safetensors")
+    q, k = "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight"
+    assert not torch.equal(merged_start[q], base[q])
+    assert torch.equal(after[q], merged_start[q])
+    assert not torch.equal(after[k], merged_start[k])
+    with pytest.raises(ConfigError, match="is a LoRA adapter"):
+        run_sft(_cfg(start, tmp_path / "c", method="qlora", use_cpu=False), rows=_rows(), log=lambda m: None)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU error; the CUDA test below runs QLoRA")
 def test_qlora_without_cuda_is_a_clear_error(tiny_model, tmp_path):
     with pytest.raises(ConfigError, match="needs a CUDA GPU"):

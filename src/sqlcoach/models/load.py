@@ -59,6 +59,27 @@ def is_adapter(path: str | Path) -> bool:
     return (Path(path) / "adapter_config.json").is_file()
 
 
+def load_start(path: str | Path, auto_class: Any = None, **kwargs: Any) -> Any:
+    """``auto_class.from_pretrained(path, **kwargs)`` (default ``AutoModelForCausalLM``) for a
+    model a recipe goes on training. An adapter folder (a LoRA run's ``final/``) is merged into its
+    base first: ``from_pretrained`` on the folder would inject the adapter, and the recipe's own
+    LoRA would then be a second adapter of the same name, saved over the bare base (the start's
+    update silently lost). A recipe that adds a LoRA on such a start saves merged
+    (``save_final(merge=...)``): an adapter over the merged start would name the wrong base."""
+    if auto_class is None:
+        from transformers import AutoModelForCausalLM as auto_class
+    if not is_adapter(path):
+        return auto_class.from_pretrained(str(path), **kwargs)
+    from peft import PeftConfig, PeftModel
+
+    base = auto_class.from_pretrained(_adapter_base(path), **kwargs)
+    conf = PeftConfig.from_pretrained(str(path))
+    # the task type only picks a wrapper class (a causal one needs generate(), which a score head
+    # lacks); merging reads the LoRA weights alone
+    conf.task_type = None
+    return PeftModel.from_pretrained(base, str(path), config=conf).merge_and_unload()
+
+
 def load_tokenizer(path: str | Path, *, padding_side: str = "left") -> Any:
     """The tokenizer of a model folder/hub id (or of an adapter's base when the adapter has none).
 

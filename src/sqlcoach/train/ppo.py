@@ -189,10 +189,9 @@ def _setup_policy(cfg: PPORunConfig) -> _Nets:
     initialisations of the LoRA adapters and the value head follow ``set_seed``)."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from transformers import AutoModelForCausalLM
 
     from sqlcoach.generate.hf import eos_ids
-    from sqlcoach.models.load import load_tokenizer
+    from sqlcoach.models.load import load_start, load_tokenizer
     from sqlcoach.runtime.device import resolve_dtype
     from sqlcoach.train import ppo_core as core
 
@@ -200,14 +199,14 @@ def _setup_policy(cfg: PPORunConfig) -> _Nets:
     set_seed(cfg.seed, device_specific=True)  # each process samples differently
     tokenizer = load_tokenizer(cfg.model, padding_side="left")
     dtype = resolve_dtype(cfg.dtype, "cpu" if cfg.use_cpu or accelerator.device.type == "cpu" else "cuda")
-    policy = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype)
+    policy = load_start(cfg.model, dtype=dtype)  # an adapter start merged first (_save_final saves merged then)
     ref_model = None
     if cfg.method == "lora":
         from peft import get_peft_model
 
         policy = get_peft_model(policy, lora_config(cfg))
     elif uses_reference(cfg):
-        ref_model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype).to(accelerator.device)
+        ref_model = load_start(cfg.model, dtype=dtype).to(accelerator.device)
         ref_model.eval().requires_grad_(False)
     model = core.PolicyWithValue(policy, core.hidden_size_of(policy)).to(accelerator.device)
     model.eval()  # dropout off during rollouts *and* updates (N+ details)
@@ -568,12 +567,17 @@ def _save_final(cfg: PPORunConfig, pol: _Policy, prog: _Progress, summary: RunSu
     and the summary; every rank returns the summary dict."""
     import torch
 
+    from sqlcoach.models.load import is_adapter
+
     pol.accelerator.wait_for_everyone()
     if not pol.accelerator.is_main_process:
         return summary.as_dict()
     out = Path(cfg.output_dir)
     final = out / "final"
-    pol.unwrapped.policy.save_pretrained(str(final))
+    policy = pol.unwrapped.policy
+    if cfg.method == "lora" and is_adapter(cfg.model):
+        policy = policy.merge_and_unload()  # an adapter over the merged start would name the wrong base
+    policy.save_pretrained(str(final))
     pol.tokenizer.save_pretrained(str(final))
     torch.save(pol.unwrapped.value_head.state_dict(), final / "value_head.pt")
     model_recipe(cfg, "ppo", max_new_tokens=cfg.max_completion_length).save(final)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlcoach.config import SFTRunConfig
-from sqlcoach.errors import DataError
+from sqlcoach.errors import ConfigError, DataError
 from sqlcoach.train.run import (
     RunSummary,
     check_rows_kept,
@@ -143,19 +143,21 @@ def _dataset_rows(rows: list[dict[str, Any]], tokenizer: Any, log: Any) -> list[
 def _load_for_training(cfg: SFTRunConfig) -> tuple[Any, Any, Any, str]:
     """(model, tokenizer, peft_config or None, device) as the method asks (QLoRA: 4-bit NF4 base)."""
     import torch
-    from transformers import AutoModelForCausalLM
 
-    from sqlcoach.models.load import load_tokenizer, quantization_config
+    from sqlcoach.models.load import is_adapter, load_start, load_tokenizer, quantization_config
     from sqlcoach.runtime.device import device_map_for, resolve_dtype, training_device
 
     device = training_device(cfg.use_cpu)
     dtype = resolve_dtype(cfg.dtype, device)
+    if cfg.method == "qlora" and is_adapter(cfg.model):
+        raise ConfigError(f"{cfg.model} is a LoRA adapter: QLoRA quantises a base it cannot merge into; "
+                          "train it with method=lora or full (the adapter is merged into its base first)")
     kwargs: dict[str, Any] = {"dtype": dtype}
     if cfg.method == "qlora":
         # Raises a ConfigError naming the reason on a machine without CUDA or bitsandbytes.
         kwargs["quantization_config"] = quantization_config("4bit", dtype if dtype != torch.float32 else torch.bfloat16)
         kwargs["device_map"] = device_map_for(device)  # {"": LOCAL_RANK}: each rank its own GPU
-    model = AutoModelForCausalLM.from_pretrained(cfg.model, **kwargs)
+    model = load_start(cfg.model, **kwargs)  # an adapter start merged first (run_sft saves merged then)
     # Right padding for training (TRL pads itself; this only matters for a fallback collator).
     tokenizer = load_tokenizer(cfg.model, padding_side="right")
     require_chat_template(tokenizer, cfg.model, "sqlcoach trains on chat-formatted prompt/completion pairs")
@@ -177,7 +179,6 @@ def export_rows(cfg: SFTRunConfig, log: Any) -> tuple[SFTRunConfig, list[dict[st
     import dataclasses
 
     from sqlcoach.data.export import read_training_file
-    from sqlcoach.errors import ConfigError
     from sqlcoach.prompts.recipe import PROMPT_KEYS
 
     rows, problems, settings = read_training_file(cfg.data_path)
@@ -235,6 +236,7 @@ def run_sft(
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    from sqlcoach.models.load import is_adapter
     from sqlcoach.runtime.plots import plot_loss
 
     t0 = time.monotonic()
@@ -257,7 +259,8 @@ def run_sft(
                         hint="raise max_length, or shorten prompts: schema_style, schema_sample_values=0")
 
     done = fit(cfg, make_trainer, resume=resume, callbacks=callbacks, log=log, check=check)
-    final = save_final(done.trainer, tokenizer, cfg.output_dir, recipe=model_recipe(cfg, "sft", max_length=cfg.max_length))
+    final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=cfg.method == "lora" and is_adapter(cfg.model),
+                       recipe=model_recipe(cfg, "sft", max_length=cfg.max_length))
     png = on_main(lambda: plot_loss(done.trainer.state.log_history, Path(cfg.output_dir) / "loss.png",
                                     title=f"SFT ({cfg.method}) loss"))
     summary = RunSummary.of_fit("sft", done, final=final, t0=t0, rows=len(done.trainer.train_dataset),

@@ -223,12 +223,13 @@ def _load_scorer(cfg: VerifierRunConfig, tok: Any) -> tuple[Any, str]:
     head trained in full for ``method=lora``) on the training device."""
     from transformers import AutoModelForSequenceClassification, set_seed
 
+    from sqlcoach.models.load import load_start
     from sqlcoach.runtime.device import resolve_dtype, training_device
 
     device = training_device(cfg.use_cpu)
     set_seed(cfg.seed)  # the score head is initialised randomly: make it reproducible
-    model = AutoModelForSequenceClassification.from_pretrained(cfg.model, num_labels=1,
-                                                               dtype=resolve_dtype(cfg.dtype, device))
+    # an adapter start (e.g. an SFT LoRA) merged first; final/ is saved merged for method=lora anyway
+    model = load_start(cfg.model, AutoModelForSequenceClassification, num_labels=1, dtype=resolve_dtype(cfg.dtype, device))
     model.config.pad_token_id = tok.pad_token_id
     if cfg.method == "lora":
         from peft import get_peft_model
