@@ -197,7 +197,7 @@ def main() -> int:
     rows = warm_rows(start, out, args)
     warm = train_warm(start, rows, out, args)
     final = out / "warm" / "final"
-    print(f"[warm] {json.dumps({k: warm.get(k) for k in ('steps', 'seconds', 'train_loss', 'final_loss')}, default=str)}")
+    print(f"[warm] {json.dumps({k: warm.get(k) for k in ('global_step', 'seconds', 'train_loss')}, default=str)}")
     stages += [evaluate("warm-single", final, examples, out, args), evaluate_agent("warm-agent", final, examples, out, args)]
 
     control = stages[0]["ex_correct"]
