@@ -50,7 +50,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from smollm2_spider import STYLE, TEMPLATE, VALUES, eval_set, evaluate  # noqa: E402  (the same pick, prompt and scoring)
+from smollm2_spider import STYLE, TEMPLATE, VALUES, eval_set, evaluate, lora_sft  # noqa: E402  (the same pick, prompt and scoring)
 
 from sqlcoach.metrics.stats import mcnemar, wilson  # noqa: E402
 
@@ -138,17 +138,8 @@ def train_warm(start: Path, rows: Path, out: Path, args: argparse.Namespace) -> 
     done = out / "warm" / "summary.json"
     if done.is_file():
         return json.loads(done.read_text())["summary"]
-    from sqlcoach.config import SFTRunConfig, build_config
-    from sqlcoach.train.sft import run_sft
-
-    cfg = build_config(SFTRunConfig, dict(
-        model=str(start), method="lora", data_kind="export", data_path=str(rows), output_dir=str(out / "warm"),
-        lora_r=16, lora_alpha=32, lora_dropout=0.05, lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-        learning_rate=3e-4, lr_scheduler_type="constant", warmup_ratio=0.05, per_device_train_batch_size=4,
-        max_length=768, max_steps=10_000, max_seconds=args.warm_seconds, anneal_by_clock=True, use_cpu=True,
-        dtype="float32", logging_steps=5, save_steps=10_000, save_total_limit=1, seed=0, disable_tqdm=True,
-    ), source="smollm2 agent warm start")
-    return run_sft(cfg, log=lambda m: print(f"[warm] {m}", flush=True))
+    return lora_sft(start, out / "warm", args.warm_seconds, "warm", data_kind="export", data_path=str(rows),
+                    learning_rate=3e-4, max_length=768)
 
 
 def recovered_samples(res: dict, examples: list, show: int) -> list[list[str]]:
@@ -209,7 +200,7 @@ def main() -> int:
         runs = sum(executes_of(st, examples, args))
         p, a_only, b_only = mcnemar([[float(x) for x in control]], [[float(x) for x in st["ex_correct"]]])
         ag = st.get("agent") or {}
-        vs = "-" if st is stages[0] else f"{a_only} / {b_only}, p {p:.2f}"
+        vs = "-" if st is stages[0] else f"{a_only} / {b_only}, p {p:.2g}"
         turns = f"{ag['mean_turns']:.2f}" if ag else "1"
         rec = f"{ag.get('recoveries')} of {ag.get('first_query_failed')}" if ag else "-"
         table.append(f"| {st['stage']} | {runs}/{n} ({runs / n:.3f}) | {ex / n:.3f} [{lo:.3f}, {hi:.3f}] | {vs} | "

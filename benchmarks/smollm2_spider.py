@@ -92,22 +92,32 @@ def evaluate(stage: str, model_dir: Path, examples: list, out: Path, args: argpa
     return res
 
 
+def lora_sft(model: Path, output_dir: Path, seconds: float, label: str, **data) -> dict:
+    """LoRA SFT of ``model`` on the CPU for ``seconds`` (clock-annealed constant lr; r 16 on the
+    attention projections, batch 4): the recipe of every SmolLM2 benchmark here. ``data``: the data
+    and prompt fields (``data_kind``, ``data_path``, ...) and any override (``learning_rate``,
+    ``max_length``)."""
+    from sqlcoach.config import SFTRunConfig, build_config
+    from sqlcoach.train.sft import run_sft
+
+    values = dict(
+        model=str(model), method="lora", output_dir=str(output_dir), lora_r=16, lora_alpha=32, lora_dropout=0.05,
+        lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], learning_rate=5e-4, lr_scheduler_type="constant",
+        warmup_ratio=0.05, per_device_train_batch_size=4, max_length=512, max_steps=10_000, max_seconds=seconds,
+        anneal_by_clock=True, use_cpu=True, dtype="float32", logging_steps=5, save_steps=10_000, save_total_limit=1,
+        seed=0, disable_tqdm=True,
+    )
+    values.update(data)
+    cfg = build_config(SFTRunConfig, values, source=f"smollm2 {label}")
+    return run_sft(cfg, log=lambda m: print(f"[{label}] {m}", flush=True))
+
+
 def train_sft(base: Path, out: Path, args: argparse.Namespace) -> dict:
     done = out / "sft" / "summary.json"
     if done.is_file():
         return json.loads(done.read_text())["summary"]
-    from sqlcoach.config import SFTRunConfig, build_config
-    from sqlcoach.train.sft import run_sft
-
-    cfg = build_config(SFTRunConfig, dict(
-        model=str(base), method="lora", data_kind="spider", data_path=args.data, split="dev_train",
-        template=TEMPLATE, schema_style=STYLE, schema_sample_values=VALUES, output_dir=str(out / "sft"),
-        lora_r=16, lora_alpha=32, lora_dropout=0.05, lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-        learning_rate=5e-4, lr_scheduler_type="constant", warmup_ratio=0.05, per_device_train_batch_size=4,
-        max_length=512, max_steps=10_000, max_seconds=args.sft_seconds, anneal_by_clock=True, use_cpu=True,
-        dtype="float32", logging_steps=5, save_steps=10_000, save_total_limit=1, seed=0, disable_tqdm=True,
-    ), source="smollm2 SFT")
-    return run_sft(cfg, log=lambda m: print(f"[sft] {m}", flush=True))
+    return lora_sft(base, out / "sft", args.sft_seconds, "sft", data_kind="spider", data_path=args.data,
+                    split="dev_train", template=TEMPLATE, schema_style=STYLE, schema_sample_values=VALUES)
 
 
 def train_grpo(start: Path, out: Path, args: argparse.Namespace) -> dict:
