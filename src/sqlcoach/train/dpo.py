@@ -45,6 +45,7 @@ from sqlcoach.train.run import (
     fit,
     load_policy,
     lora_config,
+    lora_over_adapter_start,
     main_log,
     model_recipe,
     on_main,
@@ -85,7 +86,6 @@ def run_dpo(
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from sqlcoach.models.load import is_adapter
     from sqlcoach.runtime.plots import plot_preference
 
     if cfg.rounds > 1:
@@ -110,8 +110,7 @@ def run_dpo(
         f"  chosen:   {_text(rows[0]['chosen'])[:160]!r}\n  rejected: {_text(rows[0]['rejected'])[:160]!r}")
     done = fit(cfg, make_trainer, resume=resume, callbacks=callbacks, log=log,
                after=(lambda t: t.evaluate()) if eval_rows else None)
-    # a LoRA on top of a merged start adapter is saved merged (an adapter would name the wrong base)
-    final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=cfg.method == "lora" and is_adapter(cfg.model),
+    final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=lora_over_adapter_start(cfg),
                        recipe=model_recipe(cfg, "dpo", max_length=cfg.max_length))
     history = list(done.trainer.state.log_history)
     png = on_main(lambda: plot_preference(history, Path(cfg.output_dir) / "dpo.png", margin_key="rewards/margins",

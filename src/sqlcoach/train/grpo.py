@@ -73,6 +73,7 @@ from sqlcoach.train.run import (
     fit,
     load_policy,
     lora_config,
+    lora_over_adapter_start,
     main_log,
     model_recipe,
     on_main,
@@ -376,13 +377,10 @@ def _finish(cfg: GRPORunConfig, done: Any, tokenizer: Any, recorder: RewardRecor
             agent: AgentRollout | None = None) -> dict[str, Any]:
     """Save ``final/`` (its recipe records the ``agent:`` block of a multi-turn run, so that
     ``predict`` runs the model as an agent), the reward plot and the summary."""
-    from sqlcoach.models.load import is_adapter
     from sqlcoach.runtime.dist import gather_objects
     from sqlcoach.runtime.plots import plot_rewards
 
-    # A LoRA trained on top of a merged start adapter must be saved merged: an adapter file would name
-    # the start adapter's base and lose the start's own weights.
-    merge = cfg.method == "lora" and (cfg.merge_lora or is_adapter(cfg.model))
+    merge = (cfg.method == "lora" and cfg.merge_lora) or lora_over_adapter_start(cfg)
     recipe = replace(model_recipe(cfg, "grpo", max_new_tokens=cfg.max_completion_length),
                      agent=cfg.agent.as_recipe(cfg.max_completion_length) if cfg.agent is not None else None)
     final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=merge, recipe=recipe)

@@ -67,6 +67,7 @@ from sqlcoach.train.run import (
     RunSummary,
     last_checkpoint,
     lora_config,
+    lora_over_adapter_start,
     model_recipe,
     say_resume,
     with_model_prompt,
@@ -567,16 +568,14 @@ def _save_final(cfg: PPORunConfig, pol: _Policy, prog: _Progress, summary: RunSu
     and the summary; every rank returns the summary dict."""
     import torch
 
-    from sqlcoach.models.load import is_adapter
-
     pol.accelerator.wait_for_everyone()
     if not pol.accelerator.is_main_process:
         return summary.as_dict()
     out = Path(cfg.output_dir)
     final = out / "final"
     policy = pol.unwrapped.policy
-    if cfg.method == "lora" and is_adapter(cfg.model):
-        policy = policy.merge_and_unload()  # an adapter over the merged start would name the wrong base
+    if lora_over_adapter_start(cfg):
+        policy = policy.merge_and_unload()
     policy.save_pretrained(str(final))
     pol.tokenizer.save_pretrained(str(final))
     torch.save(pol.unwrapped.value_head.state_dict(), final / "value_head.pt")

@@ -292,6 +292,15 @@ def model_recipe(cfg: RunConfig, recipe_name: str, **lengths: Any) -> Any:
     return start.then(recipe_name, **mine, **{k: v for k, v in lengths.items() if v is not None})
 
 
+def lora_over_adapter_start(cfg: Any) -> bool:
+    """Whether the run adds a LoRA to a start that is itself a LoRA adapter folder (merged into its
+    base when loaded: ``models.load.load_start``, ``load_policy``). Its ``final/`` must then be
+    saved merged: an adapter file would name the start adapter's base and lose the start's weights."""
+    from sqlcoach.models.load import is_adapter
+
+    return cfg.method == "lora" and is_adapter(cfg.model)
+
+
 def save_final(trainer: Any, tokenizer: Any, output_dir: str | Path, *, merge: bool = False, recipe: Any = None,
                model: Any = None) -> Path:
     """``output_dir/final``: the model (or LoRA adapter; with ``merge`` the merged model), the

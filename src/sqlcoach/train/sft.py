@@ -32,6 +32,7 @@ from sqlcoach.train.run import (
     fit,
     log_skipped,
     lora_config,
+    lora_over_adapter_start,
     model_recipe,
     precision_flags,
     require_chat_template,
@@ -236,7 +237,6 @@ def run_sft(
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from sqlcoach.models.load import is_adapter
     from sqlcoach.runtime.plots import plot_loss
 
     t0 = time.monotonic()
@@ -259,7 +259,7 @@ def run_sft(
                         hint="raise max_length, or shorten prompts: schema_style, schema_sample_values=0")
 
     done = fit(cfg, make_trainer, resume=resume, callbacks=callbacks, log=log, check=check)
-    final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=cfg.method == "lora" and is_adapter(cfg.model),
+    final = save_final(done.trainer, tokenizer, cfg.output_dir, merge=lora_over_adapter_start(cfg),
                        recipe=model_recipe(cfg, "sft", max_length=cfg.max_length))
     png = on_main(lambda: plot_loss(done.trainer.state.log_history, Path(cfg.output_dir) / "loss.png",
                                     title=f"SFT ({cfg.method}) loss"))
