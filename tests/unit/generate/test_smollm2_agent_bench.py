@@ -1,11 +1,8 @@
 """benchmarks/smollm2_agent.py's report helpers: which trajectories it shows as revisions after a
-failed first query (right ones first; a final answer equal to the failed query is not one), and
-the executes column for a cache that lacks it (its predictions run again)."""
+failed first query (right ones first; a final answer equal to the failed query is not one)."""
 
 import importlib.util
 import json
-import sqlite3
-from argparse import Namespace
 from pathlib import Path
 
 from sqlcoach.types import Example
@@ -40,15 +37,3 @@ def test_recovered_samples_shows_revisions_after_a_failed_query_right_first(tmp_
     assert shown[0][-1].startswith("  final (right, 2 turns)") and "no such column" in shown[1][3]
     assert len(bench.recovered_samples(res, examples, show=1)) == 1
 
-
-def test_executes_reruns_a_cache_without_the_column(tmp_path):
-    db = tmp_path / "d.sqlite"
-    with sqlite3.connect(db) as con:
-        con.execute("CREATE TABLE t (a INTEGER)")
-        con.execute("INSERT INTO t VALUES (1)")
-    examples = [Example(id=str(i), db_id="d", question="q", gold_sql="SELECT a FROM t", db_path=str(db))
-                for i in range(3)]
-    args = Namespace(data=str(tmp_path))
-    old = {"predictions": ["SELECT a FROM t", "SELECT a + 1 FROM t", "SELECT nope FROM t"]}
-    assert bench.executes_of(old, examples, args) == [True, True, False]
-    assert bench.executes_of({"executes": [False, True, True]}, examples, args) == [False, True, True]
