@@ -188,7 +188,8 @@ def verifier_rows(args: argparse.Namespace, dev: list, recipe, out: Path, sc: Pa
         print(f"\n[{ex.db_id}] {ex.question}\n  gold: {ex.gold_sql}\n  votes: {list(votes[q].votes)}")
         for name, p, ok in (("verifier", picks[q], oks[k][0]), ("vote", votes[q], oks[k][1])):
             body = render_result(results[q][p.chosen], budget=300).replace("\n", "\n      ")
-            print(f"  {name} -> sample {p.chosen} (score {picks[q].scores[p.chosen]:+.2f}, "
+            sc = picks[q].scores[p.chosen]  # None: that sample did not run, so the verifier did not score it
+            print(f"  {name} -> sample {p.chosen} (score {'-' if sc is None else f'{sc:+.2f}'}, "
                   f"{'right' if ok else 'wrong'}): {p.sql}\n      {body}")
     return 0
 

@@ -73,14 +73,14 @@ class Selection:
     empty); ``sql``: its SQL; ``rule``: the selector's name; ``votes[i]``: candidate i's group size
     in the plain result vote (0 when it did not run); ``fallback``: the rule's own criterion could
     not decide and its documented fallback did; ``scores``: a learned selector's score of each
-    candidate (``None`` for the rules)."""
+    candidate, ``None`` for one that did not run (``None`` as a whole for the rules)."""
 
     chosen: int
     sql: str
     rule: str
     votes: tuple[int, ...]
     fallback: bool
-    scores: tuple[float, ...] | None = None
+    scores: tuple[float | None, ...] | None = None
 
 
 class Selector(Protocol):

@@ -129,8 +129,8 @@ def test_a_verifier_selector_reads_the_schema_and_its_scores_are_recorded(tmp_pa
     P.predict(None, None, _examples(db, 1), out, n=3, generate_fn=FakeGen(lambda p, n: samples[:n]),
               extract=lambda t: t, progress=False, workers=0, select=VerifierSelector(Fake(), "verifier"))
     rec = json.loads(out.with_suffix(".jsonl").read_text().splitlines()[0])
-    assert (rec["chosen"], rec["select"]) == (1, "verifier")  # the failing sample scored highest and lost
-    assert rec["scores"] == [float(len(x)) for x in samples] and rec["score"] == len(samples[1])
+    assert (rec["chosen"], rec["select"]) == (1, "verifier")  # the failing sample would score highest: never scored
+    assert rec["scores"] == [float(len(x)) for x in samples[:2]] + [None] and rec["score"] == len(samples[1])
     assert "item(" in Fake.read[0][1]  # predict filled the schema text the verifier reads
     from sqlcoach.generate.resume import read_meta
 

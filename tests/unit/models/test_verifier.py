@@ -82,11 +82,12 @@ def test_verifier_never_picks_a_failing_candidate_whatever_its_score():
     fake = FakeVerifier({"SELECT nme FROM t": 9.0, "SELECT slow FROM t": 8.0, "SELECT a FROM t": -1.0, "SELECT b FROM t": 0.5})
     pick = VerifierSelector(fake, "verifier")(c)
     assert (pick.chosen, pick.rule, pick.fallback) == (3, "verifier", False)
-    assert pick.scores == (9.0, 8.0, -1.0, 0.5) and chosen_score(pick) == 0.5
+    # the failing and timed-out candidates (which the fake would score 9 and 8) are not scored at all
+    assert pick.scores == (None, None, -1.0, 0.5) and chosen_score(pick) == 0.5
     assert pick.votes == (0, 0, 1, 1)  # the plain vote's group sizes, as every rule records them
-    # it read the question, the schema and each result (the timeout included: rendered, never blocking)
+    # it read the question, the schema and the result of each candidate that ran, and only those
     assert {it[0] for it in fake.read} == {"Q?"} and {it[1] for it in fake.read} == {"t(a, b)"}
-    assert TIMEOUT in [it[3] for it in fake.read]
+    assert [it[2] for it in fake.read] == ["SELECT a FROM t", "SELECT b FROM t"]
     both = VerifierSelector(fake, "vote+verifier")(c)
     assert both.chosen == 3
 
@@ -97,6 +98,7 @@ def test_verifier_ties_go_to_the_earlier_candidate_and_nothing_ran_falls_back_to
     none_ran = Candidates.of(["SELECT nme", "SELECT nme", "SELECT z"], [FAIL, FAIL, FAIL])
     pick = VerifierSelector(FakeVerifier({"SELECT z": 5.0}), "verifier")(none_ran)
     assert (pick.chosen, pick.fallback) == (0, True)  # the vote's fallback: the most frequent SQL text
+    assert pick.scores == (None, None, None) and chosen_score(pick) is None
 
 
 def test_vote_plus_verifier_weighs_groups_by_probability():

@@ -77,8 +77,8 @@ def test_verifier_selection_reads_results_and_never_picks_a_failing_candidate(ti
     fake = FakeVerifier({"SELECT nme FROM singer": 9.0, "SELECT name FROM singer": 2.5, OLD: -1.0})
     client, server = make_client(tiny_dir, batch_fn=Script(CANDIDATES * 2), loaded_verifier=fake)
     a = client.post("/v1/sql", json={**Q, "n": 4, "select": "verifier", "temperature": 0.7}).json()
-    assert (a["select"], a["chosen"], a["score"]) == ("verifier", 3, 2.5)  # the failing one scored 9 and lost
-    assert a["votes"] == [2, 0, 2, 1] and [c["score"] for c in a["candidates"]] == [-1.0, 9.0, -1.0, 2.5]
+    assert (a["select"], a["chosen"], a["score"]) == ("verifier", 3, 2.5)  # the failing one (9 to the fake) lost
+    assert a["votes"] == [2, 0, 2, 1] and [c["score"] for c in a["candidates"]] == [-1.0, None, -1.0, 2.5]  # failed: not scored
     assert len(a["rows"]) == 4
     question, schema, _, result = fake.read[0]
     assert question == Q["question"] and "singer" in schema and result is not None
