@@ -260,6 +260,14 @@ def failed_first_query(record: dict[str, Any]) -> bool:
     return bool(turns) and turns[0].get("kind") == "sql" and turns[0].get("error") is not None
 
 
+def first_answer(record: dict[str, Any]) -> str:
+    """The SQL a trajectory committed to first: its first turn's query (run or not), or its final
+    answer when no turn carried SQL before it. Scoring these beside the final answers says what the
+    turns after the first query added or lost."""
+    first = next((t.get("sql") for t in record.get("turns") or [] if t.get("sql")), None)
+    return first or record.get("sql") or ""
+
+
 def recoveries(records: Sequence[dict[str, Any]], examples: Sequence[Example], pool: Any,
                mode: str = "spider") -> tuple[int, int]:
     """``(recovered, first_failed)``: of the trajectories whose first turn ran a query that failed

@@ -210,3 +210,17 @@ def test_anonymized_env_speaks_placeholders(db):
     price = nm.encode_sql("SELECT price FROM item")  # the model's spelling of the query
     obs = env.step(sql_turn(price))
     assert "rows: 3" in obs and "price" not in obs and price.split()[1] in obs
+
+
+def test_first_answer_is_the_first_query_else_the_solution():
+    from sqlcoach.generate.agent_predict import failed_first_query, first_answer
+
+    q = {"kind": "sql", "sql": "SELECT a FROM t", "error": "exec_error"}
+    sol = {"kind": "solution", "sql": "SELECT b FROM t", "error": None}
+    revised = {"sql": "SELECT b FROM t", "turns": [q, sol]}
+    assert first_answer(revised) == "SELECT a FROM t" and failed_first_query(revised)
+    # a malformed first turn carries no SQL: the first turn that does counts
+    malformed = {"kind": "malformed", "sql": None, "error": "malformed_turn"}
+    assert first_answer({"sql": "SELECT b FROM t", "turns": [malformed, sol]}) == "SELECT b FROM t"
+    assert first_answer({"sql": "SELECT c FROM t", "turns": []}) == "SELECT c FROM t"
+    assert first_answer({"sql": None, "turns": [malformed]}) == ""

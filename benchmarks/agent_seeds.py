@@ -1,0 +1,219 @@
+"""The agent table of issue 25 on the demo world: SFT control, agent without agent training, warm
+start (multi-turn SFT), single-turn and multi-turn GRPO, over several seeds, on N dev questions.
+
+Run (from the repository root, the demo's model as the converged start; ~30 min per seed on one
+core of the 2-core machine, ``--parallel 2`` runs two seeds at once):
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/agent_seeds.py --start runs/demo/sft/final \\
+        --world runs/demo/world --out runs/agent-seeds --seeds 1,2,3 --dev 600 [--train 800] [--steps 20] [--filter-prompts 320] [--parallel 2]
+
+What it does (every stage a ``sqlcoach`` command in its own process; a stage whose output exists
+is kept, so an interrupted run continues where it stopped):
+
+1. once, the start on the first ``--dev`` dev questions: single-pass greedy (the control) and as
+   an agent without agent training;
+2. per seed ``s``: ``agent rows`` on the first ``--train`` training questions (``--seed s``: which
+   right answers become "run it, read, keep it" rows), the warm start (``train sft`` with
+   ``configs/sft/demo-agent-warm.yaml``, ``seed=s``), then ``--steps`` GRPO steps each, ``seed=s``,
+   the same pass-rate filter (``--filter-prompts`` prompts, k=4) and 8 questions x G=8 per step: single-turn
+   (``configs/grpo/demo.yaml``) from the start and from the warm start, multi-turn
+   (``configs/grpo/demo-agent.yaml``) from the warm start;
+3. every model on the same questions, single pass (``--single-pass``, greedy) and, for the models
+   that write tags, as an agent with the multi-turn recipe's budget (``--agent
+   --no-agent-instruction --max-turns 3 --max-new-tokens 64 --max-total-tokens 192``, greedy);
+4. the table: EX with a 95% bootstrap interval over questions and seeds, the paired difference to
+   the control (start, single pass) with its interval, bootstrap p and the largest per-seed exact
+   McNemar p (``metrics.stats.paired_difference``), the agent rows' mean turns, queries run,
+   first query failed and recoveries (first query failed, final answer right), and EX of the
+   trajectories' first queries alone (what the revision step added or lost); training seconds per
+   arm. Written to OUT/table.md and OUT/table.json.
+
+The start is deterministic (greedy), so its rows are one run paired with every seed of the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+SQLCOACH = str(Path(sys.executable).with_name("sqlcoach"))
+AGENT_FLAGS = ["--agent", "--no-agent-instruction", "--max-turns", "3", "--max-new-tokens", "64", "--max-total-tokens", "192"]
+# name -> (grpo config, start: "start" or "warm"); the warm start's own row is "warm"
+ARMS = {"grpo-single-start": ("demo.yaml", "start"), "grpo-single-warm": ("demo.yaml", "warm"),
+        "grpo-multi-warm": ("demo-agent.yaml", "warm")}
+# models that write tags, so an agent evaluation means something (the start and the single-turn arm
+# from it never write one: measured once on the start, row "start agent")
+AGENT_ROWS = ("start", "warm", "grpo-single-warm", "grpo-multi-warm")
+
+
+def _run(cmd: list[str], log: Path) -> None:
+    """Run one stage, its output appended to ``log``; a failure stops the run, naming the log."""
+    with open(log, "a") as fh:
+        fh.write(f"\n$ {' '.join(cmd)}\n")
+        fh.flush()
+        rc = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "TRL_EXPERIMENTAL_SILENCE": "1"})
+    if rc:
+        raise SystemExit(f"agent_seeds: {' '.join(cmd[:3])} failed (exit {rc}); see {log}")
+
+
+def _predict(model: str, world: str, n_dev: int, out: Path, agent: bool, log: Path) -> None:
+    if out.exists() and out.with_suffix(".summary.json").exists():
+        return
+    cmd = [SQLCOACH, "predict", "--model", model, "--data", world, "--split", "dev", "--limit", str(n_dev), "--workers", "1",
+           "--device", "cpu", "--batch-size", "16", "--out", str(out), "--json", str(out.with_suffix(".summary.json"))]
+    _run(cmd + (AGENT_FLAGS if agent else ["--single-pass"]), log)
+
+
+def _timed(stage_dir: Path, cmd: list[str], log: Path) -> None:
+    """Train into ``stage_dir`` unless its ``final`` exists; the wall seconds go to ``seconds.json``."""
+    if (stage_dir / "final").is_dir():
+        return
+    t0 = time.monotonic()
+    _run(cmd, log)
+    (stage_dir / "seconds.json").write_text(json.dumps({"seconds": round(time.monotonic() - t0, 1)}))
+
+
+def start_job(args: argparse.Namespace, out: Path) -> None:
+    log = out / "start.log"
+    _predict(args.start, args.world, args.dev, out / "start.greedy.sql", False, log)
+    _predict(args.start, args.world, args.dev, out / "start.agent.sql", True, log)
+
+
+def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
+    d = out / f"seed{seed}"
+    d.mkdir(parents=True, exist_ok=True)
+    log = d / "log.txt"
+    rows = d / "rows.jsonl"
+    if not rows.exists():
+        tmp = d / "rows.partial.jsonl"
+        _run([SQLCOACH, "agent", "rows", "--model", args.start, "--data", args.world, "--split", "train", "--limit", str(args.train),
+              "--out", str(tmp), "--device", "cpu", "--no-agent-instruction", "--max-turns", "3", "--verify-fraction", "0.2",
+              "--seed", str(seed)], log)
+        tmp.rename(rows)
+    _timed(d / "warm", [SQLCOACH, "train", "sft", "--config", str(HERE / "configs/sft/demo-agent-warm.yaml"), f"model={args.start}",
+                        f"data_path={rows}", f"output_dir={d / 'warm'}", f"seed={seed}"], log)
+    models = {"warm": str(d / "warm" / "final")}
+    for name, (config, base) in ARMS.items():
+        _timed(d / name, [SQLCOACH, "train", "grpo", "--config", str(HERE / "configs/grpo" / config),
+                          f"model={args.start if base == 'start' else models['warm']}", f"data_path={args.world}",
+                          f"output_dir={d / name}", f"max_steps={args.steps}", "max_seconds=3600", f"pass_rate_max_prompts={args.filter_prompts}",
+                          f"save_steps={args.steps}", "sample_every=0", "disable_tqdm=true", f"seed={seed}"], log)
+        models[name] = str(d / name / "final")
+    for name, model in models.items():
+        _predict(model, args.world, args.dev, d / f"{name}.greedy.sql", False, log)
+        if name in AGENT_ROWS:
+            _predict(model, args.world, args.dev, d / f"{name}.agent.sql", True, log)
+
+
+def _first_queries(jsonl: Path) -> list[str]:
+    """Each trajectory's first query (``generate.agent_predict.first_answer``), in question order."""
+    from sqlcoach.generate.agent_predict import first_answer
+
+    recs = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [first_answer(r) for r in sorted(recs, key=lambda r: r["index"])]
+
+
+def table(args: argparse.Namespace, out: Path, seeds: list[int]) -> None:
+    from sqlcoach.data import load_examples
+    from sqlcoach.metrics import evaluate_examples
+    from sqlcoach.metrics.stats import bootstrap_mean, paired_difference
+
+    examples = load_examples("spider", args.world, "dev")[: args.dev]
+
+    def ex_of(sql_lines: list[str]) -> list[float]:
+        return [float(r["ex"]) for r in evaluate_examples(examples, sql_lines, etype="exec", workers=1).rows()]
+
+    def lines(p: Path) -> list[str]:
+        return p.read_text(encoding="utf-8").split("\n")[: len(examples)]
+
+    # (label, prediction files, evaluated as an agent, the training stage whose seconds it shows)
+    rows: list[tuple[str, list[Path], bool, str]] = [("start greedy (control)", [out / "start.greedy.sql"], False, ""),
+                                                     ("start agent (no agent training)", [out / "start.agent.sql"], True, "")]
+    for name in ("warm", *ARMS):
+        rows.append((f"{name} greedy", [out / f"seed{s}" / f"{name}.greedy.sql" for s in seeds], False, name))
+        if name in AGENT_ROWS:
+            rows.append((f"{name} agent", [out / f"seed{s}" / f"{name}.agent.sql" for s in seeds], True, name))
+    control = [ex_of(lines(out / "start.greedy.sql"))]
+    result = []
+    md = ["| row | seeds | EX [95% CI] | minus control [95% CI] | p boot / McNemar (max) | only row / only control |"
+          " per-seed EX | mean turns | queries run | first query failed | recoveries | first queries' EX | train s |",
+          "|" + "---|" * 13]
+    for label, paths, is_agent, stage in rows:
+        paths = [p for p in paths if p.exists()]
+        if not paths:
+            continue
+        scores = [ex_of(lines(p)) for p in paths]
+        est = bootstrap_mean(scores)
+        rec: dict = {"row": label, "seeds": len(paths), "ex": est.as_dict(), "per_seed": [sum(s) / len(s) for s in scores]}
+        diff = "-"
+        if label != "start greedy (control)":
+            d = paired_difference(scores, control)
+            rec["vs_control"] = d.as_dict() | {"p_bootstrap": d.p_bootstrap, "p_mcnemar": d.p_mcnemar, "a_only": d.a_only, "b_only": d.b_only}
+            diff = f"{100 * d.mean:+.1f} [{100 * d.lo:+.1f}, {100 * d.hi:+.1f}] | {d.p_bootstrap:.3f} / {d.p_mcnemar:.3f} | {d.a_only} / {d.b_only}"
+        else:
+            diff = "- | - | -"
+        agent = ["-"] * 5
+        if is_agent:
+            sums = [json.loads(p.with_suffix(".summary.json").read_text()) for p in paths]
+            firsts = [ex_of(_first_queries(p.with_suffix(".jsonl"))) for p in paths]
+            rec["agent"] = {k: [s.get(k) for s in sums] for k in ("mean_turns", "queries_run", "first_query_failed", "recoveries",
+                                                                   "generation_seconds", "execution_seconds", "finish")}
+            rec["first_queries_ex"] = [sum(f) / len(f) for f in firsts]
+            mean = lambda k: sum(s.get(k) or 0 for s in sums) / len(sums)  # noqa: E731
+            agent = [f"{mean('mean_turns'):.2f}", f"{mean('queries_run'):.0f}", f"{mean('first_query_failed'):.0f}",
+                     f"{mean('recoveries'):.1f}", f"{100 * sum(map(sum, firsts)) / sum(map(len, firsts)):.1f}"]
+        secs = [json.loads(f.read_text())["seconds"] for s in seeds if stage and (f := out / f"seed{s}" / stage / "seconds.json").exists()]
+        rec["train_seconds"] = secs
+        md.append(f"| {label} | {len(paths)} | {100 * est.mean:.1f} [{100 * est.lo:.1f}, {100 * est.hi:.1f}] | {diff} | "
+                  + " / ".join(f"{100 * x:.1f}" for x in rec["per_seed"]) + " | " + " | ".join(agent)
+                  + f" | {' / '.join(f'{x:.0f}' for x in secs) or '-'} |")
+        result.append(rec)
+    head = (f"{len(examples)} dev questions of {args.world} (databases never seen in training), seeds {seeds}; "
+            f"EX and differences in points; mean turns / queries / failures / recoveries are means over the seeds")
+    (out / "table.md").write_text(head + "\n\n" + "\n".join(md) + "\n")
+    (out / "table.json").write_text(json.dumps({"questions": len(examples), "seeds": seeds, "rows": result}, indent=2))
+    print(head)
+    print("\n".join(md))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--start", required=True, help="the converged start (a model folder)")
+    ap.add_argument("--world", required=True, help="its world (Spider layout)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--dev", type=int, default=600, help="the first N dev questions")
+    ap.add_argument("--train", type=int, default=800, help="training questions for the warm-start rows")
+    ap.add_argument("--steps", type=int, default=20, help="GRPO steps per arm")
+    ap.add_argument("--filter-prompts", type=int, default=320,
+                    help="training prompts the pass-rate filter samples (k=4) per GRPO arm; a converged start solves most, "
+                         "and the filter drops those")
+    ap.add_argument("--parallel", type=int, default=1, help="stage groups run at once (the start's rows and each seed)")
+    ap.add_argument("--table-only", action="store_true", help="only print the table of what exists")
+    args = ap.parse_args()
+    if shutil.which(SQLCOACH) is None:
+        raise SystemExit(f"agent_seeds: {SQLCOACH} not found: run it with the venv's python")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    if not args.table_only:
+        t0 = time.monotonic()
+        print(f"load {os.getloadavg()}; logs in {out}/start.log and {out}/seed*/log.txt", flush=True)
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            futs = [pool.submit(start_job, args, out)] + [pool.submit(seed_job, args, out, s) for s in seeds]
+            for f in futs:
+                f.result()
+        print(f"stages done in {time.monotonic() - t0:.0f} s; load {os.getloadavg()}", flush=True)
+    table(args, out, seeds)
+
+
+if __name__ == "__main__":
+    main()
