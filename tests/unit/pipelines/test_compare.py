@@ -143,6 +143,14 @@ def test_fill_placeholders():
     assert got == {"pairs_path": "/m/p.jsonl", "lr": 1e-3, "x": "3"}
 
 
+def test_fill_placeholders_reaches_nested_values_and_leaves_other_braces():
+    base = {"start": "/s", "world": "/w", "seed": 3}
+    got = R.fill_placeholders({"reward_options": {"verifier": {"path": "{dir}/v/final"}, "tags": ["{seed}", "x{1,2}"]},
+                               "pattern": "a{2}b", "n": None}, base, Path("/m"))
+    assert got == {"reward_options": {"verifier": {"path": "/m/v/final"}, "tags": ["3", "x{1,2}"]},
+                   "pattern": "a{2}b", "n": None}
+
+
 class _FakeChildren:
     """Stands in for ``run_child``: canned results, and a record of what ran."""
 

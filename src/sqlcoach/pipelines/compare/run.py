@@ -162,19 +162,36 @@ def _job_base(cfg: CompareConfig, start: Path, world: Path) -> dict[str, Any]:
     }
 
 
+def _subs(base: dict[str, Any], mdir: Path) -> dict[str, str]:
+    return {"{start}": str(base["start"]), "{world}": str(base["world"]), "{dir}": str(mdir), "{seed}": str(base["seed"])}
+
+
+def _fill(v: Any, subs: dict[str, str]) -> Any:
+    if isinstance(v, str):
+        for k, val in subs.items():
+            v = v.replace(k, val)
+        return v
+    if isinstance(v, dict):
+        return {k: _fill(x, subs) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_fill(x, subs) for x in v]
+    return v
+
+
 def fill_placeholders(values: dict[str, Any], base: dict[str, Any], mdir: Path) -> dict[str, Any]:
-    """``{start}``, ``{world}``, ``{dir}``, ``{seed}`` in string override values replaced (e.g.
-    ``pairs_path: "{dir}/pairs.jsonl"`` for the pairs a ``prepare`` line mined)."""
-    subs = {"start": base["start"], "world": base["world"], "dir": str(mdir), "seed": base["seed"]}
-    return {k: v.format(**subs) if isinstance(v, str) and "{" in v else v for k, v in values.items()}
+    """``{start}``, ``{world}``, ``{dir}``, ``{seed}`` replaced in every string override value, also
+    inside nested mappings and lists (e.g. ``pairs_path: "{dir}/pairs.jsonl"`` for the pairs a
+    ``prepare`` line mined, or a verifier path inside ``reward_options``). Other braces are left as
+    they are: only these four names are placeholders."""
+    subs = _subs(base, mdir)
+    return {k: _fill(v, subs) for k, v in values.items()}
 
 
 def _prepare(spec: MethodSpec, mdir: Path, base: dict[str, Any], log: Callable[[str], None],
              threads: int | None) -> str | None:
     """Run the method's ``prepare`` command lines; returns an error text or ``None``."""
     for i, line in enumerate(spec.prepare):
-        argv = [a.format(start=base["start"], world=base["world"], dir=str(mdir), seed=base["seed"])
-                for a in shlex.split(line)]
+        argv = [_fill(a, _subs(base, mdir)) for a in shlex.split(line)]
         if argv and argv[0] == "sqlcoach":
             argv = argv[1:]
         log(f"{spec.name}: prepare: sqlcoach {' '.join(argv)}")
