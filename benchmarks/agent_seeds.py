@@ -5,7 +5,7 @@ Run (from the repository root, the demo's model as the converged start; ~30 min 
 core of the 2-core machine, ``--parallel 2`` runs two seeds at once):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/agent_seeds.py --start runs/demo/sft/final \\
-        --world runs/demo/world --out runs/agent-seeds --seeds 1,2,3 --dev 600 [--train 800] [--steps 20] [--filter-prompts 320] [--parallel 2]
+        --world runs/demo/world --out runs/agent-seeds --seeds 1,2,3 --dev 600 [--train 800] [--steps 20] [--filter-prompts 320] [--warm-lr 3e-4] [--grpo-lr 1e-4] [--parallel 2]
 
 What it does (every stage a ``sqlcoach`` command in its own process; a stage whose output exists
 is kept, so an interrupted run continues where it stopped):
@@ -99,13 +99,15 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
               "--seed", str(seed)], log)
         tmp.rename(rows)
     _timed(d / "warm", [SQLCOACH, "train", "sft", "--config", str(HERE / "configs/sft/demo-agent-warm.yaml"), f"model={args.start}",
-                        f"data_path={rows}", f"output_dir={d / 'warm'}", f"seed={seed}"], log)
+                        f"data_path={rows}", f"output_dir={d / 'warm'}", f"seed={seed}"]
+           + ([f"learning_rate={args.warm_lr}"] if args.warm_lr else []), log)
     models = {"warm": str(d / "warm" / "final")}
     for name, (config, base) in ARMS.items():
         _timed(d / name, [SQLCOACH, "train", "grpo", "--config", str(HERE / "configs/grpo" / config),
                           f"model={args.start if base == 'start' else models['warm']}", f"data_path={args.world}",
                           f"output_dir={d / name}", f"max_steps={args.steps}", "max_seconds=3600", f"pass_rate_max_prompts={args.filter_prompts}",
-                          f"save_steps={args.steps}", "sample_every=0", "disable_tqdm=true", f"seed={seed}"], log)
+                          f"save_steps={args.steps}", "sample_every=0", "disable_tqdm=true", f"seed={seed}"]
+                   + ([f"learning_rate={args.grpo_lr}"] if args.grpo_lr else []), log)
         models[name] = str(d / name / "final")
     for name, model in models.items():
         _predict(model, args.world, args.dev, d / f"{name}.greedy.sql", False, log)
@@ -193,6 +195,12 @@ def main() -> None:
     ap.add_argument("--dev", type=int, default=600, help="the first N dev questions")
     ap.add_argument("--train", type=int, default=800, help="training questions for the warm-start rows")
     ap.add_argument("--steps", type=int, default=20, help="GRPO steps per arm")
+    ap.add_argument("--warm-lr", type=float, default=None,
+                    help="the warm start's learning rate (default: configs/sft/demo-agent-warm.yaml's 1e-3, chosen for a "
+                         "half-trained start; continued SFT from the converged start was best at 3e-4 in configs/compare/converged-sweep.yaml)")
+    ap.add_argument("--grpo-lr", type=float, default=None,
+                    help="every GRPO arm's learning rate (default: the recipes' 3e-4; configs/compare/converged.yaml runs GRPO "
+                         "from the converged start at 1e-4)")
     ap.add_argument("--filter-prompts", type=int, default=320,
                     help="training prompts the pass-rate filter samples (k=4) per GRPO arm; a converged start solves most, "
                          "and the filter drops those")
