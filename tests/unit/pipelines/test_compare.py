@@ -126,6 +126,28 @@ def test_hash_follows_what_decides_the_outcome(tmp_path):
     assert R.method_hash(cfg, spec) != h1  # editing the recipe YAML re-runs the method
 
 
+def test_hash_follows_the_files_an_override_names(tmp_path):
+    """A verifier (or any folder or file) named in overrides, nested included: trained again under
+    the same path, the method that reads it runs again; a placeholder path or plain value is not
+    fingerprinted, so a spec without paths hashes as it did before."""
+    import os
+
+    cfg = _cfg(tmp_path)
+    ver = tmp_path / "verifier" / "final"
+    ver.mkdir(parents=True)
+    (ver / "model.safetensors").write_bytes(b"a")
+    spec = MethodSpec(name="g", method="grpo", overrides={"rewards": [{"name": "verifier", "verifier_path": str(ver)}]})
+    h1 = R.method_hash(cfg, spec)
+    (ver / "model.safetensors").write_bytes(b"bb")  # retrained: another size (and mtime)
+    assert R.method_hash(cfg, spec) != h1
+    st = (ver / "model.safetensors").stat()
+    os.utime(ver / "model.safetensors", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    h2 = R.method_hash(cfg, spec)
+    assert h2 != h1 and R.method_hash(cfg, spec) == h2  # same files, same hash
+    plain = MethodSpec(name="g", method="grpo", overrides={"pairs_path": "{dir}/p.jsonl", "learning_rate": 1e-4})
+    assert R.override_paths_fingerprint(plain.overrides) == {}
+
+
 def test_reward_curve_has_one_shape():
     """``train.rl.RewardPoint``: {"step", "reward", ...} dicts; points without a number are skipped."""
     got = J.reward_curve({"reward_curve": [{"step": 3, "reward": 0.2, "kl": 1}, {"step": 4, "reward": None}]}, [])

@@ -115,10 +115,43 @@ def start_fingerprint(start: Path) -> list[list[Any]]:
     return out
 
 
+def _strings(v: Any) -> list[str]:
+    if isinstance(v, str):
+        return [v]
+    if isinstance(v, dict):
+        return [s for x in v.values() for s in _strings(x)]
+    if isinstance(v, (list, tuple)):
+        return [s for x in v for s in _strings(x)]
+    return []
+
+
+def override_paths_fingerprint(overrides: Any) -> dict[str, Any]:
+    """``{path: fingerprint}`` of every override value (nested ones included) that names an existing
+    file or folder, e.g. a verifier's ``verifier_path``: (size, mtime) of a file, a folder's
+    ``start_fingerprint``. So a verifier or reward model trained again under the same path makes the
+    method that reads it run again, as a new start does. Values with placeholders (``{dir}/...``,
+    what a ``prepare`` line builds) name nothing yet and are left out."""
+    out: dict[str, Any] = {}
+    for s in _strings(overrides):
+        if not s or "{" in s or "\n" in s or len(s) > 4096:
+            continue
+        try:
+            p = Path(s)
+            if p.is_file():
+                st = p.stat()
+                out[s] = [st.st_size, st.st_mtime_ns]
+            elif p.is_dir():
+                out[s] = start_fingerprint(p)
+        except OSError:
+            continue
+    return out
+
+
 def method_hash(cfg: CompareConfig, spec: MethodSpec | None, start: list[list[Any]] | None = None,
                 *, training_only: bool = False, prompt: dict[str, Any] | None = None) -> str:
     """Hash of what decides a method's outcome: the shared settings, its entry, its recipe YAML's
-    text, and the start checkpoint's ``start_fingerprint``. ``spec=None`` is the start row.
+    text, the start checkpoint's ``start_fingerprint``, and that of every existing file or folder
+    its overrides name (``override_paths_fingerprint``). ``spec=None`` is the start row.
     ``training_only=True`` leaves the evaluation settings out (the hash of ``train.json``).
     ``prompt``: the resolved prompt settings, for a row whose start is not in the hash (``api``)."""
     keys = TRAIN_KEYS if training_only else TRAIN_KEYS + EVAL_KEYS
@@ -132,6 +165,9 @@ def method_hash(cfg: CompareConfig, spec: MethodSpec | None, start: list[list[An
         if spec.config:
             p = Path(spec.config)
             payload["recipe_yaml"] = p.read_text() if p.is_file() else f"(missing) {spec.config}"
+        paths = override_paths_fingerprint(spec.overrides)
+        if paths:  # absent when none, so results from before this key still resume
+            payload["override_paths"] = paths
     blob = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
