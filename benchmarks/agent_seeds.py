@@ -5,7 +5,7 @@ Run (from the repository root, the demo's model as the converged start; ~30 min 
 core of the 2-core machine, ``--parallel 2`` runs two seeds at once):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/agent_seeds.py --start runs/demo/sft/final \\
-        --world runs/demo/world --out runs/agent-seeds --seeds 1,2,3 --dev 600 [--train 800] [--steps 20] [--filter-prompts 320] [--warm-lr 3e-4] [--grpo-lr 1e-4] [--parallel 2]
+        --world runs/demo/world --out runs/agent-seeds --seeds 1,2,3 --dev 600 [--train 800] [--steps 20] [--filter-prompts 320] [--warm-lr 3e-4] [--warm-schedule linear] [--grpo-lr 1e-4] [--parallel 2]
 
 What it does (every stage a ``sqlcoach`` command in its own process; a stage whose output exists
 is kept, so an interrupted run continues where it stopped):
@@ -100,7 +100,8 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
         tmp.rename(rows)
     _timed(d / "warm", [SQLCOACH, "train", "sft", "--config", str(HERE / "configs/sft/demo-agent-warm.yaml"), f"model={args.start}",
                         f"data_path={rows}", f"output_dir={d / 'warm'}", f"seed={seed}"]
-           + ([f"learning_rate={args.warm_lr}"] if args.warm_lr else []), log)
+           + ([f"learning_rate={args.warm_lr}"] if args.warm_lr else [])
+           + ([f"lr_scheduler_type={args.warm_schedule}"] if args.warm_schedule else []), log)
     models = {"warm": str(d / "warm" / "final")}
     for name, (config, base) in ARMS.items():
         _timed(d / name, [SQLCOACH, "train", "grpo", "--config", str(HERE / "configs/grpo" / config),
@@ -198,6 +199,8 @@ def main() -> None:
     ap.add_argument("--warm-lr", type=float, default=None,
                     help="the warm start's learning rate (default: configs/sft/demo-agent-warm.yaml's 1e-3, chosen for a "
                          "half-trained start; continued SFT from the converged start was best at 3e-4 in configs/compare/converged-sweep.yaml)")
+    ap.add_argument("--warm-schedule", default=None, choices=["constant", "linear", "cosine"],
+                    help="the warm start's schedule (default: the config's constant rate; linear and cosine end at 0)")
     ap.add_argument("--grpo-lr", type=float, default=None,
                     help="every GRPO arm's learning rate (default: the recipes' 3e-4; configs/compare/converged.yaml runs GRPO "
                          "from the converged start at 1e-4)")
