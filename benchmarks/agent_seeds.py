@@ -13,7 +13,7 @@ is kept, so an interrupted run continues where it stopped):
 1. once, the start on the first ``--dev`` dev questions: single-pass greedy (the control) and as
    an agent without agent training;
 2. per seed ``s``: ``agent rows`` on the first ``--train`` training questions (``--seed s``: which
-   right answers become "run it, read, keep it" rows), the warm start (``train sft`` with
+   right answers become "run it, read, keep it" rows, ``--verify-fraction`` of them), the warm start (``train sft`` with
    ``configs/sft/demo-agent-warm.yaml``, ``seed=s``), then ``--steps`` GRPO steps each, ``seed=s``,
    the same pass-rate filter (``--filter-prompts`` prompts, k=4) and 8 questions x G=8 per step: single-turn
    (``configs/grpo/demo.yaml``) from the start and from the warm start, multi-turn
@@ -95,7 +95,7 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
     if not rows.exists():
         tmp = d / "rows.partial.jsonl"
         _run([SQLCOACH, "agent", "rows", "--model", args.start, "--data", args.world, "--split", "train", "--limit", str(args.train),
-              "--out", str(tmp), "--device", "cpu", "--no-agent-instruction", "--max-turns", "3", "--verify-fraction", "0.2",
+              "--out", str(tmp), "--device", "cpu", "--no-agent-instruction", "--max-turns", "3", "--verify-fraction", str(args.verify_fraction),
               "--seed", str(seed)], log)
         tmp.rename(rows)
     _timed(d / "warm", [SQLCOACH, "train", "sft", "--config", str(HERE / "configs/sft/demo-agent-warm.yaml"), f"model={args.start}",
@@ -196,6 +196,9 @@ def main() -> None:
     ap.add_argument("--dev", type=int, default=600, help="the first N dev questions")
     ap.add_argument("--train", type=int, default=800, help="training questions for the warm-start rows")
     ap.add_argument("--steps", type=int, default=20, help="GRPO steps per arm")
+    ap.add_argument("--verify-fraction", type=float, default=0.2,
+                    help="agent rows: share of the rightly answered questions written as 'run the own answer, read, keep "
+                         "it' (the rest: the gold answered directly); 1.0 teaches a policy to query before every answer")
     ap.add_argument("--warm-lr", type=float, default=None,
                     help="the warm start's learning rate (default: configs/sft/demo-agent-warm.yaml's 1e-3, chosen for a "
                          "half-trained start; continued SFT from the converged start was best at 3e-4 in configs/compare/converged-sweep.yaml)")
