@@ -172,8 +172,8 @@ def test_run_agent_env_mask_marks_observation_tokens(setup):
 
 def test_predict_agent_verifier_selection_over_trajectories(setup, tmp_path, monkeypatch):
     """A learned selector over whole trajectories: it reads each final answer's result, the
-    question and the schema text; a failing answer never wins whatever its score; the record keeps
-    every trajectory's score and the chosen one's. The turns are scripted (``generate_turns``
+    question and the schema text; a failing answer is never scored and never wins; the record keeps
+    every trajectory's score (null for the failing one) and the chosen one's. The turns are scripted (``generate_turns``
     replaced): trajectory j of each question answers with script[j]."""
     from sqlcoach.data import load_examples
     from sqlcoach.generate import agent as agent_mod
@@ -208,7 +208,8 @@ def test_predict_agent_verifier_selection_over_trajectories(setup, tmp_path, mon
     recs = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
     for r, g in zip(recs, golds):
         assert r["select"] == "verifier" and len(r["scores"]) == 3 == len(r["trajectories"])
-        assert r["scores"] == [float(len(t["sql"])) for t in r["trajectories"]]
+        # the failing answer is not scored (it could not win); the two that ran are, by length
+        assert r["scores"] == [None] + [float(len(t["sql"])) for t in r["trajectories"][1:]]
         assert (r["chosen"], r["fallback"]) == (2, False)  # the longest that ran; the failing one lost
         assert r["score"] == r["scores"][2] and r["sql"] == f"SELECT * FROM ({g}) AS sub"
     assert {q for q, _, _, _ in fake.read} == {ex.question for ex in examples}
