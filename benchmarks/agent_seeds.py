@@ -101,7 +101,7 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
     _timed(d / "warm", [SQLCOACH, "train", "sft", "--config", str(HERE / "configs/sft/demo-agent-warm.yaml"), f"model={args.start}",
                         f"data_path={rows}", f"output_dir={d / 'warm'}", f"seed={seed}"]
            + ([f"learning_rate={args.warm_lr}"] if args.warm_lr else [])
-           + ([f"lr_scheduler_type={args.warm_schedule}"] if args.warm_schedule else []), log)
+           + ([f"lr_scheduler_type={args.warm_schedule}"] if args.warm_schedule else []) + list(args.warm_set), log)
     models = {"warm": str(d / "warm" / "final")}
     for name, (config, base) in ARMS.items():
         _timed(d / name, [SQLCOACH, "train", "grpo", "--config", str(HERE / "configs/grpo" / config),
@@ -204,6 +204,8 @@ def main() -> None:
                          "half-trained start; continued SFT from the converged start was best at 3e-4 in configs/compare/converged-sweep.yaml)")
     ap.add_argument("--warm-schedule", default=None, choices=["constant", "linear", "cosine"],
                     help="the warm start's schedule (default: the config's constant rate; linear and cosine end at 0)")
+    ap.add_argument("--warm-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="any other train sft key for the warm start, e.g. method=lora (repeatable)")
     ap.add_argument("--grpo-lr", type=float, default=None,
                     help="every GRPO arm's learning rate (default: the recipes' 3e-4; configs/compare/converged.yaml runs GRPO "
                          "from the converged start at 1e-4)")
