@@ -104,11 +104,16 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
            + ([f"lr_scheduler_type={args.warm_schedule}"] if args.warm_schedule else []) + list(args.warm_set), log)
     models = {"warm": str(d / "warm" / "final")}
     for name, (config, base) in ARMS.items():
-        _timed(d / name, [SQLCOACH, "train", "grpo", "--config", str(HERE / "configs/grpo" / config),
-                          f"model={args.start if base == 'start' else models['warm']}", f"data_path={args.world}",
-                          f"output_dir={d / name}", f"max_steps={args.steps}", "max_seconds=3600", f"pass_rate_max_prompts={args.filter_prompts}",
-                          f"save_steps={args.steps}", "sample_every=0", "disable_tqdm=true", f"seed={seed}"]
+        try:
+            _timed(d / name, [SQLCOACH, "train", "grpo", "--config", str(HERE / "configs/grpo" / config),
+                              f"model={args.start if base == 'start' else models['warm']}", f"data_path={args.world}",
+                              f"output_dir={d / name}", f"max_steps={args.steps}", "max_seconds=3600",
+                              f"pass_rate_max_prompts={args.filter_prompts}", f"save_steps={args.steps}", "sample_every=0",
+                              "disable_tqdm=true", f"seed={seed}"]
                    + ([f"learning_rate={args.grpo_lr}"] if args.grpo_lr else []), log)
+        except SystemExit as exc:  # e.g. the pass-rate filter kept no prompt: the arm is a result too, the others go on
+            print(f"seed {seed}: {name} not trained ({exc}); its rows are left out", flush=True)
+            continue
         models[name] = str(d / name / "final")
     for name, model in models.items():
         _predict(model, args.world, args.dev, d / f"{name}.greedy.sql", False, log)
