@@ -52,6 +52,7 @@ ARMS = {"grpo-single-start": ("demo.yaml", "start"), "grpo-single-warm": ("demo.
 # models that write tags, so an agent evaluation means something (the start and the single-turn arm
 # from it never write one: measured once on the start, row "start agent")
 AGENT_ROWS = ("start", "warm", "grpo-single-warm", "grpo-multi-warm")
+CONTROL = "start greedy (control)"
 
 
 def _run(cmd: list[str], log: Path) -> None:
@@ -143,7 +144,7 @@ def table(args: argparse.Namespace, out: Path, seeds: list[int]) -> None:
         return p.read_text(encoding="utf-8").split("\n")[: len(examples)]
 
     # (label, prediction files, evaluated as an agent, the training stage whose seconds it shows)
-    rows: list[tuple[str, list[Path], bool, str]] = [("start greedy (control)", [out / "start.greedy.sql"], False, ""),
+    rows: list[tuple[str, list[Path], bool, str]] = [(CONTROL, [out / "start.greedy.sql"], False, ""),
                                                      ("start agent (no agent training)", [out / "start.agent.sql"], True, "")]
     for name in ("warm", *ARMS):
         rows.append((f"{name} greedy", [out / f"seed{s}" / f"{name}.greedy.sql" for s in seeds], False, name))
@@ -158,13 +159,12 @@ def table(args: argparse.Namespace, out: Path, seeds: list[int]) -> None:
         paths = [p for p in paths if p.exists()]
         if not paths:
             continue
-        scores = [ex_of(lines(p)) for p in paths]
+        scores = control if label == CONTROL else [ex_of(lines(p)) for p in paths]
         est = bootstrap_mean(scores)
         rec: dict = {"row": label, "seeds": len(paths), "ex": est.as_dict(), "per_seed": [sum(s) / len(s) for s in scores]}
-        diff = "-"
-        if label != "start greedy (control)":
+        if label != CONTROL:
             d = paired_difference(scores, control)
-            rec["vs_control"] = d.as_dict() | {"p_bootstrap": d.p_bootstrap, "p_mcnemar": d.p_mcnemar, "a_only": d.a_only, "b_only": d.b_only}
+            rec["vs_control"] = d.as_dict()  # mean, interval, p_bootstrap, p_mcnemar, a_only, b_only
             diff = f"{100 * d.mean:+.1f} [{100 * d.lo:+.1f}, {100 * d.hi:+.1f}] | {d.p_bootstrap:.3f} / {d.p_mcnemar:.3f} | {d.a_only} / {d.b_only}"
         else:
             diff = "- | - | -"

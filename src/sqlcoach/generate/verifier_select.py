@@ -3,7 +3,7 @@
 Both are ``sqlcoach.execution.select.Selector`` callables built from a verifier folder
 (``build_selector(name, verifier=DIR)``, what ``predict --select ... --verifier DIR`` calls); they
 live here because they load a model, which the execution layer may not import. Every candidate
-(each distinct text once) is scored by the verifier reading its rendered result
+that ran (each distinct text once) is scored by the verifier reading its rendered result
 (``sqlcoach.models.verifier``); ``Selection.scores`` holds each candidate's logit, ``None`` for a
 candidate whose SQL failed, timed out or was empty: it can never be chosen while another ran, so
 it is not scored (on SmolLM2's Spider samples that is 70-85 % of the candidates, and of the

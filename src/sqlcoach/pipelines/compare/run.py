@@ -133,9 +133,9 @@ def override_paths_fingerprint(overrides: Any) -> dict[str, Any]:
     what a ``prepare`` line builds) name nothing yet and are left out."""
     out: dict[str, Any] = {}
     for s in _strings(overrides):
-        if not s or "{" in s or "\n" in s or len(s) > 4096:
+        if not s or "{" in s:
             continue
-        try:
+        try:  # a value that cannot be a path (too long for the OS) raises here: it names nothing
             p = Path(s)
             if p.is_file():
                 st = p.stat()
@@ -226,8 +226,9 @@ def fill_placeholders(values: dict[str, Any], base: dict[str, Any], mdir: Path) 
 def _prepare(spec: MethodSpec, mdir: Path, base: dict[str, Any], log: Callable[[str], None],
              threads: int | None) -> str | None:
     """Run the method's ``prepare`` command lines; returns an error text or ``None``."""
+    subs = _subs(base, mdir)
     for i, line in enumerate(spec.prepare):
-        argv = [_fill(a, _subs(base, mdir)) for a in shlex.split(line)]
+        argv = [_fill(a, subs) for a in shlex.split(line)]
         if argv and argv[0] == "sqlcoach":
             argv = argv[1:]
         log(f"{spec.name}: prepare: sqlcoach {' '.join(argv)}")
