@@ -17,7 +17,10 @@ is kept, so an interrupted run continues where it stopped):
    ``configs/sft/demo-agent-warm.yaml``, ``seed=s``), then ``--steps`` GRPO steps each, ``seed=s``,
    the same pass-rate filter (``--filter-prompts`` prompts, k=4) and 8 questions x G=8 per step: single-turn
    (``configs/grpo/demo.yaml``) from the start and from the warm start, multi-turn
-   (``configs/grpo/demo-agent.yaml``) from the warm start;
+   (``configs/grpo/demo-agent.yaml``) from the warm start (``--arms`` picks among them); with
+   ``--same-sft`` also row ``sft-same``: the warm start's recipe on the same rows' final answers in the
+   single-pass format (no tags, no query turn), so the cost of the agent format and the cost of
+   more SFT are told apart; ``--warm-set add_agent_tokens=true`` makes each tag one new token;
 3. every model on the same questions, single pass (``--single-pass``, greedy) and, for the models
    that write tags, as an agent with the multi-turn recipe's budget (``--agent
    --no-agent-instruction --max-turns 3 --max-new-tokens 64 --max-total-tokens 192``, greedy);
@@ -99,12 +102,25 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
               "--out", str(tmp), "--device", "cpu", "--no-agent-instruction", "--max-turns", "3", "--verify-fraction", str(args.verify_fraction),
               "--seed", str(seed)], log)
         tmp.rename(rows)
+    if args.same_sft:  # the warm start's answers without the agent format: what more SFT alone costs or buys
+        plain = d / "rows-plain.jsonl"
+        if not plain.exists():
+            plain_rows(rows, plain)
+        _timed(d / "sft-same", [SQLCOACH, "train", "sft", "--config", str(HERE / "configs/sft/demo-agent-warm.yaml"),
+                                f"model={args.start}", f"data_path={plain}", f"output_dir={d / 'sft-same'}", f"seed={seed}"]
+               + ([f"learning_rate={args.warm_lr}"] if args.warm_lr else [])
+               + ([f"lr_scheduler_type={args.warm_schedule}"] if args.warm_schedule else [])
+               + [kv for kv in args.warm_set if not kv.startswith("add_agent_tokens=")], log)
     _timed(d / "warm", [SQLCOACH, "train", "sft", "--config", str(HERE / "configs/sft/demo-agent-warm.yaml"), f"model={args.start}",
                         f"data_path={rows}", f"output_dir={d / 'warm'}", f"seed={seed}"]
            + ([f"learning_rate={args.warm_lr}"] if args.warm_lr else [])
            + ([f"lr_scheduler_type={args.warm_schedule}"] if args.warm_schedule else []) + list(args.warm_set), log)
     models = {"warm": str(d / "warm" / "final")}
+    if args.same_sft:
+        models["sft-same"] = str(d / "sft-same" / "final")
     for name, (config, base) in ARMS.items():
+        if name not in args.arms:
+            continue
         try:
             _timed(d / name, [SQLCOACH, "train", "grpo", "--config", str(HERE / "configs/grpo" / config),
                               f"model={args.start if base == 'start' else models['warm']}", f"data_path={args.world}",
@@ -120,6 +136,26 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
         _predict(model, args.world, args.dev, d / f"{name}.greedy.sql", False, log)
         if name in AGENT_ROWS:
             _predict(model, args.world, args.dev, d / f"{name}.agent.sql", True, log)
+
+
+def plain_rows(rows: Path, out: Path) -> None:
+    """``rows`` (agent rows) with each completion replaced by its final answer alone, no tags, no
+    observation: the same questions and answers the warm start trains on, in the single-pass format."""
+    from sqlcoach.data.export import OBSERVATION_SPANS
+    from sqlcoach.prompts.agent import SOLUTION_CLOSE, SOLUTION_OPEN
+
+    lines = []
+    for line in rows.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        text = rec["completion"][-1]["content"]
+        answer = text.rsplit(SOLUTION_OPEN, 1)[-1].split(SOLUTION_CLOSE, 1)[0].strip()
+        rec.pop(OBSERVATION_SPANS, None)
+        rec.pop("tools", None)
+        rec["completion"] = [{"role": "assistant", "content": answer}]
+        lines.append(json.dumps(rec))
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _first_queries(jsonl: Path) -> list[str]:
@@ -146,7 +182,7 @@ def table(args: argparse.Namespace, out: Path, seeds: list[int]) -> None:
     # (label, prediction files, evaluated as an agent, the training stage whose seconds it shows)
     rows: list[tuple[str, list[Path], bool, str]] = [(CONTROL, [out / "start.greedy.sql"], False, ""),
                                                      ("start agent (no agent training)", [out / "start.agent.sql"], True, "")]
-    for name in ("warm", *ARMS):
+    for name in ("sft-same", "warm", *ARMS):
         rows.append((f"{name} greedy", [out / f"seed{s}" / f"{name}.greedy.sql" for s in seeds], False, name))
         if name in AGENT_ROWS:
             rows.append((f"{name} agent", [out / f"seed{s}" / f"{name}.agent.sql" for s in seeds], True, name))
@@ -217,6 +253,11 @@ def main() -> None:
     ap.add_argument("--filter-prompts", type=int, default=320,
                     help="training prompts the pass-rate filter samples (k=4) per GRPO arm; a converged start solves most, "
                          "and the filter drops those")
+    ap.add_argument("--arms", default=",".join(ARMS),
+                    help=f"GRPO arms to train, comma-separated, of {', '.join(ARMS)} ('none': the warm start's rows only)")
+    ap.add_argument("--same-sft", action="store_true",
+                    help="also train row 'sft-same': the warm start's recipe on the same rows' final answers without the "
+                         "agent format (single-pass completions), so format cost and further-SFT cost are told apart")
     ap.add_argument("--parallel", type=int, default=1, help="stage groups run at once (the start's rows and each seed)")
     ap.add_argument("--table-only", action="store_true", help="only print the table of what exists")
     args = ap.parse_args()
@@ -225,6 +266,10 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    args.arms = [] if args.arms == "none" else [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = [a for a in args.arms if a not in ARMS]
+    if unknown:
+        ap.error(f"--arms: unknown {unknown}; known: {', '.join(ARMS)}")
     if not args.table_only:
         t0 = time.monotonic()
         print(f"load {os.getloadavg()}; logs in {out}/start.log and {out}/seed*/log.txt", flush=True)

@@ -27,6 +27,8 @@ class SFTRunConfig(PromptFields, TrainerFields, EpochFields, RunConfig):
     rename_copies: int = opt(0, "schema-renamed copies per training example (sqlcoach.train.augment; 0: none)")
     rename_keep_original: bool = opt(True, "with rename_copies > 0: also train on the unrenamed row")
     rename_fresh_words: bool = opt(True, "renamed names: half generated words; false: training-schema words only")
+    add_agent_tokens: bool = opt(False, "add the agent protocol's tags (<sql>, </sql>, <solution>, ...) to the tokenizer as "
+                                 "single tokens, each new embedding the mean of its old pieces' (the agent warm start; full only)")
 
     def _check(self) -> None:
         if self.rename_copies < 0:
@@ -41,5 +43,8 @@ class SFTRunConfig(PromptFields, TrainerFields, EpochFields, RunConfig):
                 # longer matches: its rows would mix renamed words and placeholders.
                 raise ConfigError(f"rename_copies needs a template with real names; {self.template!r} "
                                   "already replaces every name with a placeholder (set rename_copies: 0)")
+        if self.add_agent_tokens and self.method != "full":
+            # LoRA leaves the embedding matrix frozen: the new rows would keep their initial value
+            raise ConfigError(f"add_agent_tokens needs method=full (new embedding rows are trained), got method={self.method}")
         if self.method == "qlora" and self.use_cpu:
             raise ConfigError("method=qlora needs a CUDA GPU (bitsandbytes 4-bit); it cannot run with use_cpu=true")

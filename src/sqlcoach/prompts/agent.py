@@ -23,6 +23,8 @@ from __future__ import annotations
 SQL_OPEN, SQL_CLOSE = "<sql>", "</sql>"
 SOLUTION_OPEN, SOLUTION_CLOSE = "<solution>", "</solution>"
 OBSERVATION_OPEN, OBSERVATION_CLOSE = "<observation>", "</observation>"
+#: every tag of the tag protocol (``train sft add_agent_tokens=true`` makes each one token)
+AGENT_TAGS = (SQL_OPEN, SQL_CLOSE, SOLUTION_OPEN, SOLUTION_CLOSE, OBSERVATION_OPEN, OBSERVATION_CLOSE)
 
 #: Where a model turn ends: generation stops at the first of these.
 STOP_STRINGS = (SQL_CLOSE, SOLUTION_CLOSE)

@@ -11,7 +11,9 @@ The loss is on the completion only (TRL's ``completion_only_loss`` on prompt/com
 model learns to write the SQL, not to reproduce the schema. Agent trajectories (rows with
 ``observation_spans``, from ``sqlcoach agent rows``) also get no loss on the observations inside
 the completion: ``agent_token_rows`` tokenizes them here, and TRL takes the ready ``input_ids`` and
-``completion_mask``. A dataset without such rows goes to TRL exactly as before. Departures from DB-GPT-Hub's recipe:
+``completion_mask``. A dataset without such rows goes to TRL exactly as before. ``add_agent_tokens``
+grows the vocabulary by the agent protocol's tags before anything is tokenized
+(``sqlcoach.models.vocab.add_words``); the grown tokenizer is saved with the model. Departures from DB-GPT-Hub's recipe:
 packing is off by default, and the prompt is sqlcoach's template (schema text from the database
 itself, not from tables.json).
 """
@@ -162,6 +164,11 @@ def _load_for_training(cfg: SFTRunConfig) -> tuple[Any, Any, Any, str]:
     # Right padding for training (TRL pads itself; this only matters for a fallback collator).
     tokenizer = load_tokenizer(cfg.model, padding_side="right")
     require_chat_template(tokenizer, cfg.model, "sqlcoach trains on chat-formatted prompt/completion pairs")
+    if cfg.add_agent_tokens:
+        from sqlcoach.models.vocab import add_words
+        from sqlcoach.prompts.agent import AGENT_TAGS
+
+        add_words(model, tokenizer, AGENT_TAGS)
     peft_config = None
     if cfg.method in ("lora", "qlora"):
         if cfg.method == "qlora":

@@ -28,3 +28,35 @@ def test_first_queries_are_in_question_order(tmp_path):
     path = tmp_path / "agent.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in recs))
     assert bench._first_queries(path) == ["SELECT c FROM t", "SELECT a FROM t"]
+
+
+def test_plain_rows_keep_prompt_and_final_answer_and_drop_the_agent_format(tmp_path):
+    from sqlcoach.data.export import OBSERVATION_SPANS, read_training_file
+    from sqlcoach.prompts.agent import observation_text, solution_turn, sql_turn
+
+    prompt = [{"role": "user", "content": "How many?"}]
+    settings = {"template": "anonymized"}
+    turn, obs = sql_turn("SELECT c1 FROM t1"), observation_text("columns (1): c1", 2)
+    revision = {"prompt": prompt, "completion": [{"role": "assistant", "content": turn + obs + solution_turn("SELECT count(*) FROM t1")}],
+                OBSERVATION_SPANS: [[len(turn), len(turn) + len(obs)]], "prompt_settings": settings}
+    direct = {"prompt": prompt, "completion": [{"role": "assistant", "content": solution_turn("SELECT c2 FROM t2")}],
+              OBSERVATION_SPANS: [], "prompt_settings": settings}
+    src, out = tmp_path / "rows.jsonl", tmp_path / "plain.jsonl"
+    src.write_text(json.dumps(revision) + "\n" + json.dumps(direct) + "\n")
+    bench.plain_rows(src, out)
+    rows, problems, got = read_training_file(out)
+    assert not problems and got == settings
+    assert [r["completion"] for r in rows] == [[{"role": "assistant", "content": "SELECT count(*) FROM t1"}],
+                                               [{"role": "assistant", "content": "SELECT c2 FROM t2"}]]
+    assert all(r["prompt"] == prompt and OBSERVATION_SPANS not in r for r in rows)
+
+
+def test_add_agent_tokens_is_a_full_model_option():
+    import pytest
+
+    from sqlcoach.errors import ConfigError
+
+    base = ROOT / "configs/sft/demo-agent-warm.yaml"
+    assert load_config(SFTRunConfig, base, {"add_agent_tokens": True}).add_agent_tokens
+    with pytest.raises(ConfigError, match="add_agent_tokens needs method=full"):
+        load_config(SFTRunConfig, base, {"add_agent_tokens": True, "method": "lora"})

@@ -138,3 +138,27 @@ def test_spans_are_checked_and_kept_by_the_reader(tmp_path):
     rows, problems, _ = read_training_file(path)
     assert rows == [{"prompt": PROMPT, "completion": comp, OBSERVATION_SPANS: [[12, 15]]}]
     assert len(problems) == 1 and "past the completion" in str(problems[0])
+
+
+def test_added_agent_tokens_are_one_token_each_and_masked_like_their_text(tiny, tmp_path):
+    """``add_agent_tokens``: with the tags grown into the vocabulary (``models.vocab.add_words``, as
+    ``train sft`` does before tokenizing), each tag in a trajectory is one id; the query and answer
+    tags are trained, the observation's are not."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sqlcoach.models.vocab import add_words
+    from sqlcoach.prompts.agent import AGENT_TAGS
+
+    path, _, _ = tiny
+    tok, model = AutoTokenizer.from_pretrained(str(path)), AutoModelForCausalLM.from_pretrained(str(path))
+    add_words(model, tok, AGENT_TAGS)
+    grown = tmp_path / "grown"
+    model.save_pretrained(str(grown))
+    tok.save_pretrained(str(grown))
+    row = agent_row("SELECT nme FROM singer", "error: no such column: nme", "SELECT name FROM singer")
+    (ids, labels), = trl_labels(grown, tok, [row], tmp_path)
+    tag = {w: tok.convert_tokens_to_ids(w) for w in AGENT_TAGS}
+    for w in AGENT_TAGS:
+        assert ids.count(tag[w]) == 1, w
+    trained = {w for w in AGENT_TAGS if labels[ids.index(tag[w])] != -100}
+    assert trained == {"<sql>", "</sql>", "<solution>", "</solution>"}
