@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--observation-names", default="template", choices=["template", "real"],
                    help="names in observations as the template writes them (placeholders for the anonymized "
                    "template) or the database's real names")
+    r.add_argument("--keep-action", dest="keep", action="store_true",
+                   help="tags: write the 'run, read, keep it' rows with the keep action, an empty <solution></solution> "
+                   "(the last query that ran is the answer), instead of a copy of the query; then predict --agent "
+                   "--keep-action (or an agent: block with keep: true)")
     r.add_argument("--no-agent-instruction", dest="agent_instruction", action="store_false",
                    help="leave the protocol instruction out of the prompts (then also at predict --agent)")
     r.add_argument("--batch-size", type=int, default=16)
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from sqlcoach.generate.agent import AgentConfig
 
     config = AgentConfig(max_turns=args.max_turns, per_observation=args.observation_tokens, timeout=args.timeout,
-                         observation_names=args.observation_names, protocol=args.protocol)
+                         observation_names=args.observation_names, protocol=args.protocol, keep=args.keep)
     from sqlcoach.data import load_examples
     from sqlcoach.generate.agent_rows import warm_start_rows
     from sqlcoach.models.load import load_model

@@ -54,6 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-turns", type=int, default=5, help="--agent: model turns per question")
     p.add_argument("--untagged", default="error", choices=["error", "solution"],
                    help="--agent: a turn without tags is an error observation (default), or the final answer")
+    p.add_argument("--keep-action", dest="keep", action="store_true",
+                   help="--agent: an empty <solution></solution> answers with the last query that ran without an error "
+                   "(a model trained with it: agent rows --keep-action)")
     p.add_argument("--protocol", default="tags", choices=["tags", "tools"],
                    help="--agent: <sql>/<solution> tags (default) or native run_sql tool calls through the model's chat "
                    "template (refused when the template does not render them)")

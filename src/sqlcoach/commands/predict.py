@@ -127,6 +127,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="--agent: tokens per trajectory, observations included (--max-new-tokens bounds one turn)")
     p.add_argument("--on-limit", default=None, choices=["last_query", "none"],
                    help="--agent: the answer of a trajectory that never wrote <solution>: its last query, or none")
+    p.add_argument("--keep-action", dest="keep", action="store_true", default=None,
+                   help="--agent: an empty <solution></solution> answers with the last query that ran without an error "
+                   "(for a model trained with it: agent rows --keep-action; default: the model's recorded setting, else off)")
     p.add_argument("--untagged", default=None, choices=["error", "solution"],
                    help="--agent: a turn without tags is an error observation (default), or the final answer")
     p.add_argument("--observation-names", default=None, choices=["template", "real"],
@@ -281,7 +284,7 @@ def agent_settings(args: argparse.Namespace, recorded: dict | None) -> dict:
     given = {"max_turns": args.max_turns, "observation_budget": args.observation_budget,
              "per_observation": args.observation_tokens, "max_total_tokens": args.max_total_tokens,
              "on_limit": args.on_limit, "untagged": args.untagged, "observation_names": args.observation_names,
-             "instruction": args.agent_instruction, "protocol": args.protocol}
+             "instruction": args.agent_instruction, "protocol": args.protocol, "keep": args.keep}
     rec = recorded or {}
     return {k: given[k] if given[k] is not None else rec.get(k, d) if rec.get(k) is not None else d
             for k, d in AGENT_DEFAULTS.items()}
@@ -299,7 +302,8 @@ def _run_agent(args: argparse.Namespace, examples: list, temperature: float, rec
     st = agent_settings(args, recorded)
     config = AgentConfig(max_turns=st["max_turns"], observation_budget=st["observation_budget"],
                          per_observation=st["per_observation"], on_limit=st["on_limit"], untagged=st["untagged"],
-                         timeout=args.timeout, observation_names=st["observation_names"], protocol=st["protocol"])
+                         timeout=args.timeout, observation_names=st["observation_names"], protocol=st["protocol"],
+                         keep=st["keep"])
     if st["max_total_tokens"] < 1:
         raise ConfigError("--max-total-tokens must be >= 1")
     from sqlcoach.execution.pool import ExecutorPool

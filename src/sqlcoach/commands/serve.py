@@ -54,6 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--agent-protocol", default="tags", choices=["tags", "tools"],
                    help="agent requests: <sql>/<solution> tags (default; any chat template) or native run_sql tool calls "
                    "through the model's chat template (refused at start-up when the template does not render them)")
+    p.add_argument("--agent-keep", action="store_true",
+                   help="agent requests (tags): an empty <solution></solution> answers with the last query that ran "
+                   "without an error (a model trained with it: agent rows --keep-action)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run)
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         sql_timeout=args.sql_timeout, max_rows=args.max_rows, sql_workers=args.sql_workers, template=args.template,
         schema_style=args.schema_style, schema_samples=args.schema_samples, dtype=args.dtype, device=args.device,
         verifier=args.verifier, max_n=args.max_n, agent_turns=args.agent_turns, max_agent_turns=args.max_agent_turns,
-        agent_instruction=args.agent_instruction, agent_protocol=args.agent_protocol,
+        agent_instruction=args.agent_instruction, agent_protocol=args.agent_protocol, agent_keep=args.agent_keep,
     )
     if args.backend == "vllm":
         from sqlcoach.serve.vllm import exec_vllm

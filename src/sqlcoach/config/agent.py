@@ -27,6 +27,7 @@ class _EnvBlock:
     timeout: float
     protocol: str
     instruction: bool
+    keep: bool
 
     def _check_env(self) -> None:
         if not isinstance(self.instruction, bool):
@@ -37,7 +38,8 @@ class _EnvBlock:
         """The environment's settings (``sqlcoach.generate.agent.SqlAgentEnv``)."""
         return AgentConfig(max_turns=self.max_turns, observation_budget=self.observation_budget,
                            per_observation=self.per_observation, on_limit=self.on_limit, untagged=self.untagged,
-                           timeout=self.timeout, observation_names=self.observation_names, protocol=self.protocol)
+                           timeout=self.timeout, observation_names=self.observation_names, protocol=self.protocol,
+                           keep=self.keep)
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,8 @@ class AgentTraining(_EnvBlock):
     ``max_turn_tokens`` bounds one model turn (``None``: the whole ``max_completion_length``, which
     bounds the trajectory, observations included); ``instruction`` appends the protocol instruction
     to the prompt (``sqlcoach.prompts.agent``; off for a model that learnt the tags without it).
-    ``protocol``: ``tags`` (SkyRL-SQL's, any chat template) or ``tools`` (native ``run_sql`` tool
+    ``keep``: the tag protocol's keep action (an empty ``<solution></solution>`` answers with the
+    last query that ran). ``protocol``: ``tags`` (SkyRL-SQL's, any chat template) or ``tools`` (native ``run_sql`` tool
     calls through the model's chat template, checked against it when the run builds its rollout:
     ``generate.agent.ToolProtocol``)."""
 
@@ -61,6 +64,7 @@ class AgentTraining(_EnvBlock):
     timeout: float = 5.0
     max_turn_tokens: int | None = None
     instruction: bool = True
+    keep: bool = False
 
     def __post_init__(self) -> None:
         if self.max_turn_tokens is not None and (isinstance(self.max_turn_tokens, bool)
@@ -119,6 +123,7 @@ class AgentEval(_EnvBlock):
     instruction: bool = True
     protocol: str = "tags"
     timeout: float = 5.0
+    keep: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.max_total_tokens, bool) or not isinstance(self.max_total_tokens, int) or self.max_total_tokens < 1:

@@ -8,6 +8,9 @@ One trajectory = one ``SqlAgentEnv`` over one database. Each model turn (the tex
   and byte caps: ``sqlcoach.execution``) and the model reads back
   ``sqlcoach.prompts.agent.observation_text(render_result(result), turns_left)``;
 * ``solution``: ``<solution>QUERY</solution>``; the trajectory ends with QUERY as its answer;
+* ``keep`` (only with ``AgentConfig.keep``): an empty ``<solution></solution>``; the trajectory
+  ends with the last query that ran without an error as its answer (the turn is kept as a
+  ``solution`` turn with ``kept`` set); with no such query it is a malformed turn;
 * ``malformed``: no tag, an unclosed tag, an empty query. It costs a turn and comes back as an
   error observation (rendered by the same ``render_result``, error class ``malformed_turn``),
   never an exception. With ``untagged="solution"`` a turn with no tag at all is read as the final
@@ -105,10 +108,16 @@ class AgentConfig:
     max_bytes: int = 8 * 2**20
     observation_names: str = "template"
     protocol: str = "tags"
+    keep: bool = False
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"agent protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if not isinstance(self.keep, bool):
+            raise ConfigError(f"agent keep must be true or false, got {self.keep!r}")
+        if self.keep and self.protocol != "tags":
+            raise ConfigError("agent keep (an empty <solution></solution> answers with the last query run) "
+                              "is a tag-protocol action; protocol tools has none")
         for name in ("max_turns", "observation_budget", "per_observation", "max_rows", "max_bytes"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -131,19 +140,21 @@ class AgentConfig:
 
 @dataclass(frozen=True)
 class Action:
-    """A parsed model turn: ``kind`` is ``sql``, ``solution`` or ``malformed`` (``reason`` says why)."""
+    """A parsed model turn: ``kind`` is ``sql``, ``solution``, ``keep`` or ``malformed`` (``reason`` says why)."""
 
     kind: str
     sql: str = ""
     reason: str = ""
 
 
-def parse_turn(text: str, untagged: str = "error", extract: Callable[[str], str | None] | None = None) -> Action:
+def parse_turn(text: str, untagged: str = "error", extract: Callable[[str], str | None] | None = None,
+               keep: bool = False) -> Action:
     """The action of one model turn (see the module docstring). Never raises.
 
     The first opening tag decides (text before it, e.g. reasoning, is allowed); it must be closed and
-    hold a non-empty query. ``untagged="solution"``: a turn without any tag is the final answer,
-    ``extract(text)`` (default ``sqlcoach.sql.extract.extract_sql``)."""
+    hold a non-empty query, except that with ``keep`` an empty solution is ``Action("keep")``.
+    ``untagged="solution"``: a turn without any tag is the final answer, ``extract(text)`` (default
+    ``sqlcoach.sql.extract.extract_sql``)."""
     starts = [(text.find(open_), kind, open_, close) for kind, open_, close in
               (("sql", SQL_OPEN, SQL_CLOSE), ("solution", SOLUTION_OPEN, SOLUTION_CLOSE))]
     found = sorted((pos, kind, o, c) for pos, kind, o, c in starts if pos >= 0)
@@ -161,6 +172,8 @@ def parse_turn(text: str, untagged: str = "error", extract: Callable[[str], str 
         return Action("malformed", reason=f"{open_} without {close}")
     sql = text[body_start:end].strip()
     if not sql:
+        if keep and kind == "solution":
+            return Action("keep")
         return Action("malformed", reason=f"empty {open_}{close}")
     return Action(kind, sql)
 
@@ -201,9 +214,10 @@ class TagProtocol:
     extract: Callable[[str], str | None] | None = None
     name: str = "tags"
     stop_strings: tuple[str, ...] = STOP_STRINGS
+    keep: bool = False
 
     def parse(self, text: str) -> Action:
-        return parse_turn(text, self.untagged, self.extract)
+        return parse_turn(text, self.untagged, self.extract, self.keep)
 
     def observation(self, body: str, turns_left: int) -> str:
         return observation_text(body, turns_left)
@@ -211,7 +225,7 @@ class TagProtocol:
     def prompt(self, messages: list[dict], tokenizer: Any, max_turns: int, instruction: bool = True) -> str:
         from sqlcoach.prompts.chat import to_text
 
-        return to_text(with_agent_instruction(messages, max_turns) if instruction else messages, tokenizer)
+        return to_text(with_agent_instruction(messages, max_turns, keep=self.keep) if instruction else messages, tokenizer)
 
     def call_text(self, sql: str) -> str:
         return f"{SQL_OPEN}{sql}{SQL_CLOSE}"
@@ -364,7 +378,7 @@ def make_protocol(config: AgentConfig, tokenizer: Any = None,
         if tokenizer is None:
             raise ConfigError("agent protocol tools needs the model's tokenizer (its chat template renders the calls)")
         return ToolProtocol.for_tokenizer(tokenizer, extract)
-    return TagProtocol(config.untagged, extract)
+    return TagProtocol(config.untagged, extract, keep=config.keep)
 
 
 @dataclass
@@ -378,10 +392,14 @@ class AgentTurn:
     error: str | None = None  # the query's error class, or "malformed_turn"
     tokens: int = 0  # generated tokens of this turn
     exec_seconds: float = 0.0
+    kept: bool = False  # a keep action: a solution turn whose sql is the last query that ran
 
     def as_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "text": self.text, "sql": self.sql, "observation": self.observation,
-                "error": self.error, "tokens": self.tokens, "exec_seconds": round(self.exec_seconds, 4)}
+        out = {"kind": self.kind, "text": self.text, "sql": self.sql, "observation": self.observation,
+               "error": self.error, "tokens": self.tokens, "exec_seconds": round(self.exec_seconds, 4)}
+        if self.kept:
+            out["kept"] = True
+        return out
 
 
 class SqlAgentEnv:
@@ -433,6 +451,10 @@ written (``make_protocol``); default the tag protocol (a ``tools`` config must p
     def turns_left(self) -> int:
         return self.config.max_turns - len(self.turns)
 
+    def last_query_ran(self) -> str | None:
+        """The last query of this trajectory that ran without an error (what a keep action answers)."""
+        return next((t.sql for t in reversed(self.turns) if t.kind == "sql" and t.sql and t.error is None), None)
+
     @property
     def queries_run(self) -> int:
         return sum(1 for t in self.turns if t.kind == "sql")
@@ -451,8 +473,13 @@ written (``make_protocol``); default the tag protocol (a ``tools`` config must p
             raise RuntimeError("act() twice without observe()")
         if a is None:
             a = self.protocol.parse(text)
+        kept = self.last_query_ran() if a.kind == "keep" else None
+        if a.kind == "keep":
+            a = Action("solution") if kept else Action("malformed", reason="nothing to keep: no query ran without an error")
         turn = AgentTurn(a.kind, text, tokens=tokens)
-        if a.kind in ("sql", "solution"):
+        if kept:  # the keep action: the kept query is already restored (it ran)
+            turn.sql, turn.kept = kept, True
+        elif a.kind in ("sql", "solution"):
             turn.sql = self._restore(a.sql)
         else:
             turn.error = "malformed_turn"
@@ -567,7 +594,7 @@ written (``make_protocol``); default the tag protocol (a ``tools`` config must p
         if not self.answer:
             return ""
         for t in reversed(self.turns):
-            if t.kind in ("solution", "sql") and t.sql == self.answer:
+            if t.kind in ("solution", "sql") and t.sql == self.answer and not t.kept:
                 return self.protocol.parse(t.text).sql or self.answer
         return self.answer
 

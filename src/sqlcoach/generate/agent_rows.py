@@ -9,7 +9,8 @@ answer (SQL-Trail, TRUST-SQL). ``warm_start_rows`` writes trajectories in the ag
   ``SqlAgentEnv``, exactly what inference would append) + ``<solution>GOLD</solution>``: a revision;
 * the attempt is **right**: ``<solution>GOLD</solution>`` answered directly;
 * ``verify_fraction`` of the right ones instead: ``<sql>ATTEMPT</sql>`` + its observation +
-  ``<solution>ATTEMPT</solution>`` (run, read, keep), so that a query turn is not a sign of failure
+  ``<solution>ATTEMPT</solution>`` (run, read, keep; with ``config.keep`` the keep action
+  ``<solution></solution>`` instead, so the policy is never taught to copy a query it ran), so that a query turn is not a sign of failure
   and a result that looks right is kept (a policy trained on revisions alone learns to change
   every answer: docs/agent.md).
 
@@ -73,7 +74,7 @@ def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out
     from sqlcoach.generate.agent_predict import env_for
     from sqlcoach.generate.hf import generate_texts
     from sqlcoach.metrics.ex import ExItem, score_execution
-    from sqlcoach.prompts.agent import RUN_SQL_TOOL, solution_turn, with_agent_instruction
+    from sqlcoach.prompts.agent import KEEP_TURN, RUN_SQL_TOOL, solution_turn, with_agent_instruction
     from sqlcoach.prompts.templates import placeholder_sql, restore_sql
     from sqlcoach.sql.extract import extract_sql
 
@@ -122,8 +123,11 @@ def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out
                 text = turn + obs
                 if obs:  # the environment's text: no loss on it in `train sft`
                     spans.append([len(turn), len(text)])
-            text += answer if tools else solution_turn(answer)
-            prompt = with_agent_instruction(messages, config.max_turns, protocol.name) if instruction else messages
+            if kind == "verified" and config.keep:
+                text += KEEP_TURN
+            else:
+                text += answer if tools else solution_turn(answer)
+            prompt = with_agent_instruction(messages, config.max_turns, protocol.name, config.keep) if instruction else messages
             row = {"prompt": prompt, "completion": [{"role": "assistant", "content": text}], OBSERVATION_SPANS: spans,
                    "id": ex.id, "db_id": ex.db_id, "db_path": str(ex.db_path), "gold_sql": ex.gold_sql,
                    "agent_row": kind, "prompt_settings": builder.settings()}

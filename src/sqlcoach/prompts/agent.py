@@ -5,7 +5,9 @@ SkyRL-SQL's protocol, which any chat template can carry (it is plain text in the
 * the model writes ``<sql>QUERY</sql>`` to run a query and stops there;
 * the environment appends ``\\n<observation>\\nRESULT\\nturns left: N\\n</observation>\\n`` (RESULT is
   ``sqlcoach.execution.render.render_result``'s text, or an error line) and the model goes on;
-* the model ends with ``<solution>QUERY</solution>``, its final answer.
+* the model ends with ``<solution>QUERY</solution>``, its final answer; with the keep action
+  (``AgentConfig.keep``) an empty ``<solution></solution>`` (``KEEP_TURN``) answers with the last
+  query that ran without an error, so a policy need not copy a query it already ran.
 
 Native tool calls (``protocol: tools``, for chat templates that render them, e.g. Qwen2.5's): the
 model calls one tool, ``run_sql(query)`` (``RUN_SQL_TOOL``, handed to the template as ``tools=``),
@@ -36,6 +38,10 @@ AGENT_INSTRUCTION = (
     "query as <solution>QUERY</solution>."
 )
 
+KEEP_INSTRUCTION = " To answer with the last query you ran, write <solution></solution>."
+#: the keep action's turn: an empty solution
+KEEP_TURN = f"{SOLUTION_OPEN}{SOLUTION_CLOSE}"
+
 
 #: the tool protocol's one tool, in the JSON-schema form chat templates render (``tools=[RUN_SQL_TOOL]``)
 RUN_SQL = "run_sql"
@@ -63,17 +69,19 @@ TOOL_INSTRUCTION = (
 )
 
 
-def agent_instruction(max_turns: int, protocol: str = "tags") -> str:
+def agent_instruction(max_turns: int, protocol: str = "tags", keep: bool = False) -> str:
     """The instruction appended to the prompt's last user message in agent mode (``protocol``:
-    ``tags`` or ``tools``)."""
-    return (TOOL_INSTRUCTION if protocol == "tools" else AGENT_INSTRUCTION).format(max_turns=max_turns)
+    ``tags`` or ``tools``; ``keep``: the tag protocol's keep action is offered)."""
+    if protocol == "tools":
+        return TOOL_INSTRUCTION.format(max_turns=max_turns)
+    return AGENT_INSTRUCTION.format(max_turns=max_turns) + (KEEP_INSTRUCTION if keep else "")
 
 
-def with_agent_instruction(messages: list[dict], max_turns: int, protocol: str = "tags") -> list[dict]:
+def with_agent_instruction(messages: list[dict], max_turns: int, protocol: str = "tags", keep: bool = False) -> list[dict]:
     """``messages`` with the agent instruction appended to the last user message (a new user
     message when there is none); the input list is not changed."""
     out = [dict(m) for m in messages]
-    text = agent_instruction(max_turns, protocol)
+    text = agent_instruction(max_turns, protocol, keep)
     for m in reversed(out):
         if m.get("role") == "user":
             m["content"] = f"{m.get('content', '')}\n\n{text}"

@@ -175,6 +175,7 @@ class ServeSettings:
     max_agent_turns: int = 10  # and the most it may name (more: 400)
     agent_instruction: bool = True  # append the agent protocol's instruction to the prompt
     agent_protocol: str = "tags"  # tags, or tools: the model's chat template writes run_sql calls and their results
+    agent_keep: bool = False  # tags: an empty <solution></solution> answers with the last query that ran
 
 
 class Server:
@@ -196,7 +197,8 @@ class Server:
         from sqlcoach.generate.agent import AgentConfig, make_protocol
 
         # the agent's protocol, built once; tools: a template without tool calls is refused here, at start-up
-        self.agent_protocol = make_protocol(AgentConfig(protocol=settings.agent_protocol), self.tokenizer)
+        self.agent_protocol = make_protocol(AgentConfig(protocol=settings.agent_protocol, keep=settings.agent_keep),
+                                            self.tokenizer)
         self._tok_lock = threading.Lock()
         self._select_lock = threading.Lock()  # a verifier's model, tokenizer and cache serve one call at a time
         self.started = int(time.time())
@@ -588,7 +590,8 @@ async def _agent(server: Server, req: SqlRequest, ex: Any, selector: Any, temper
     limits = server.runner.limits
     try:
         config = AgentConfig(max_turns=req.max_turns or s.agent_turns, timeout=limits.timeout,
-                             max_rows=limits.max_rows, max_bytes=limits.max_bytes, protocol=s.agent_protocol)
+                             max_rows=limits.max_rows, max_bytes=limits.max_bytes, protocol=s.agent_protocol,
+                             keep=s.agent_keep)
         prompt = await asyncio.to_thread(server.agent_prompt, ex, config.max_turns)
     except DataError as exc:
         raise ApiError(422, f"cannot prompt for database {req.database!r}: {exc}", param="database") from None

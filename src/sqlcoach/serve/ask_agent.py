@@ -45,7 +45,7 @@ def ask_local_agent(args: Any, db_path: str, questions: list[str], runner: Any, 
     from sqlcoach.serve.text2sql import example_for, select_answer
 
     config = AgentConfig(max_turns=args.max_turns, timeout=args.timeout, max_rows=args.max_rows,
-                         untagged=args.untagged, protocol=args.protocol)
+                         untagged=args.untagged, protocol=args.protocol, keep=args.keep)
     recipe = resolve_prompt(args.model, template=args.template, schema_style=args.schema_style,
                             schema_sample_values=args.schema_samples, log=lambda m: print(m, file=sys.stderr))
     builder = recipe.builder()

@@ -42,10 +42,13 @@ class ServeOptions:
     max_agent_turns: int = 10
     agent_instruction: bool = True
     agent_protocol: str = "tags"  # how agent turns are written: tags, or tools (the chat template's tool calls)
+    agent_keep: bool = False  # tags: an empty <solution></solution> answers with the last query that ran
 
     def check(self) -> None:
         if self.agent_protocol not in ("tags", "tools"):
             raise ConfigError(f"--agent-protocol must be tags or tools, got {self.agent_protocol!r}")
+        if self.agent_keep and self.agent_protocol != "tags":
+            raise ConfigError("--agent-keep is a tag-protocol action: it needs --agent-protocol tags")
         if not (0 < self.port < 65536):
             raise ConfigError(f"--port must be in 1..65535, got {self.port}")
         if self.agent_turns > self.max_agent_turns:
@@ -109,7 +112,7 @@ def open_server(opts: ServeOptions, *, batch_fn: Any = None, loaded: tuple[Any, 
         api_key=opts.api_key, max_body_bytes=opts.max_body_bytes, request_timeout=opts.request_timeout,
         default_max_tokens=opts.max_tokens, default_temperature=opts.temperature, sql_max_tokens=opts.max_tokens,
         max_n=opts.max_n, agent_turns=opts.agent_turns, max_agent_turns=opts.max_agent_turns,
-        agent_instruction=opts.agent_instruction, agent_protocol=opts.agent_protocol,
+        agent_instruction=opts.agent_instruction, agent_protocol=opts.agent_protocol, agent_keep=opts.agent_keep,
     )
     engine = Engine(model, tokenizer, max_batch=opts.max_batch, max_queue=opts.max_queue, batch_fn=batch_fn)
     runner = SqlRunner(timeout=opts.sql_timeout, max_rows=opts.max_rows, workers=opts.sql_workers)

@@ -224,3 +224,35 @@ def test_first_answer_is_the_first_query_else_the_solution():
     assert first_answer({"sql": "SELECT b FROM t", "turns": [malformed, sol]}) == "SELECT b FROM t"
     assert first_answer({"sql": "SELECT c FROM t", "turns": []}) == "SELECT c FROM t"
     assert first_answer({"sql": None, "turns": [malformed]}) == ""
+
+
+def test_keep_action_answers_with_the_last_query_that_ran(db):
+    from sqlcoach.prompts.agent import KEEP_TURN
+
+    env = SqlAgentEnv(db, AgentConfig(max_turns=4, keep=True))
+    env.step(sql_turn("SELECT name FROM item"))
+    env.step(sql_turn("SELECT nme FROM item"))  # fails: not what a keep answers
+    assert env.step(KEEP_TURN) == "" and env.done and env.finish == "solution"
+    assert env.answer == "SELECT name FROM item" and env.answer_as_written() == "SELECT name FROM item"
+    last = env.turns[-1]
+    assert last.kind == "solution" and last.kept and last.as_json()["kept"] is True
+    assert "kept" not in env.turns[0].as_json()
+
+
+def test_keep_with_nothing_run_is_malformed_and_without_keep_an_empty_solution_is(db):
+    from sqlcoach.prompts.agent import KEEP_TURN
+
+    env = SqlAgentEnv(db, AgentConfig(max_turns=3, keep=True))
+    env.step(sql_turn("SELECT nme FROM item"))
+    obs = env.step(KEEP_TURN)
+    assert "malformed_turn: nothing to keep" in obs and not env.done
+    plain = SqlAgentEnv(db, AgentConfig(max_turns=3))
+    plain.step(sql_turn("SELECT name FROM item"))
+    assert "malformed_turn: empty <solution></solution>" in plain.step(KEEP_TURN)
+
+
+def test_keep_is_a_tag_protocol_setting():
+    with pytest.raises(ConfigError, match="keep"):
+        AgentConfig(keep=True, protocol="tools")
+    with pytest.raises(ConfigError, match="keep must be true or false"):
+        AgentConfig(keep="yes")

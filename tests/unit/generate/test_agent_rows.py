@@ -69,6 +69,30 @@ def test_rows_by_outcome(examples, tmp_path, monkeypatch):
     assert [r["observation_spans"] for r in rows] == [r["observation_spans"] for r in recs]
 
 
+def test_keep_action_rows_keep_instead_of_copying(examples, tmp_path, monkeypatch):
+    """With ``keep``, a right attempt's row ends with the keep action, and replaying the row through
+    the environment answers with exactly that attempt; revisions still write the gold."""
+    from sqlcoach.generate.agent import SqlAgentEnv
+    from sqlcoach.prompts.agent import KEEP_TURN
+
+    answers = ["SELECT count(*) FROM item", "SELECT nme FROM item", "SELECT price FROM item", ""]
+    monkeypatch.setattr(hf, "generate_texts", lambda model, tok, prompts, **kw: hf.Generations([[a] for a in answers], 0, 0, 0.0))
+    out = tmp_path / "keep.jsonl"
+    s = warm_start_rows(None, WordTokenizer(), examples, out, builder=PromptBuilder("sql_terminal", "compact", 0),
+                        config=AgentConfig(max_turns=3, keep=True), verify_fraction=1.0, workers=0)
+    assert (s.revisions, s.direct, s.verified) == (1, 1, 2)
+    recs = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    kept = recs["e0"]["completion"][0]["content"]
+    assert kept.endswith("</observation>\n" + KEEP_TURN) and "SELECT count(*) FROM item</solution>" not in kept
+    assert recs["e1"]["completion"][0]["content"].endswith("<solution>SELECT name FROM item</solution>")
+    assert "<solution></solution>" in recs["e0"]["prompt"][-1]["content"]  # the instruction offers the keep
+    env = SqlAgentEnv(examples[0].db_path, AgentConfig(max_turns=3, keep=True))
+    first, rest = kept.split("\n<observation>", 1)
+    env.step(first)
+    env.step(KEEP_TURN)
+    assert env.answer == "SELECT count(*) FROM item"
+
+
 def test_tool_protocol_rows(examples, tmp_path, monkeypatch):
     pytest.importorskip("tokenizers")
     from tool_template import tool_tokenizer

@@ -373,7 +373,7 @@ def test_predict_takes_the_command_line_then_the_recorded_agent_settings():
     from sqlcoach.commands.predict import AGENT_DEFAULTS, agent_settings
 
     keys = dict(max_turns=None, observation_budget=None, observation_tokens=None, max_total_tokens=None,
-                on_limit=None, untagged=None, observation_names=None, agent_instruction=None, protocol=None)
+                on_limit=None, untagged=None, observation_names=None, agent_instruction=None, protocol=None, keep=None)
     recorded = AgentTraining(max_turns=3, per_observation=96, instruction=False).as_recipe(192)
     st = agent_settings(argparse.Namespace(**{**keys, "max_turns": 4}), recorded)
     assert st["max_turns"] == 4  # given on the command line
@@ -383,3 +383,7 @@ def test_predict_takes_the_command_line_then_the_recorded_agent_settings():
     tools = AgentTraining(protocol="tools").as_recipe(192)
     assert agent_settings(argparse.Namespace(**keys), tools)["protocol"] == "tools"
     assert agent_settings(argparse.Namespace(**{**keys, "protocol": "tags"}), tools)["protocol"] == "tags"
+    # a model trained with the keep action predicts with it
+    keep = AgentTraining(keep=True).as_recipe(192)
+    assert agent_settings(argparse.Namespace(**keys), keep)["keep"] is True
+    assert agent_settings(argparse.Namespace(**keys), None)["keep"] is False
