@@ -60,3 +60,10 @@ def test_add_agent_tokens_is_a_full_model_option():
     assert load_config(SFTRunConfig, base, {"add_agent_tokens": True}).add_agent_tokens
     with pytest.raises(ConfigError, match="add_agent_tokens needs method=full"):
         load_config(SFTRunConfig, base, {"add_agent_tokens": True, "method": "lora"})
+
+
+def test_keep_action_copies_only_the_multi_turn_recipe_with_keep(tmp_path):
+    assert bench.grpo_config("demo.yaml", tmp_path, True) == str(ROOT / "configs/grpo/demo.yaml")
+    assert bench.grpo_config("demo-agent.yaml", tmp_path, False) == str(ROOT / "configs/grpo/demo-agent.yaml")
+    cfg = load_config(GRPORunConfig, bench.grpo_config("demo-agent.yaml", tmp_path, True))
+    assert cfg.agent.keep is True and cfg.agent.max_turns == 3
