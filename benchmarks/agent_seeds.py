@@ -160,7 +160,7 @@ def plain_rows(rows: Path, out: Path) -> None:
     """``rows`` (agent rows) with each completion replaced by its final answer alone, no tags, no
     observation: the same questions and answers the warm start trains on, in the single-pass format."""
     from sqlcoach.data.export import OBSERVATION_SPANS
-    from sqlcoach.prompts.agent import SOLUTION_CLOSE, SOLUTION_OPEN
+    from sqlcoach.prompts.agent import SOLUTION_CLOSE, SOLUTION_OPEN, SQL_CLOSE, SQL_OPEN
 
     lines = []
     for line in rows.read_text(encoding="utf-8").splitlines():
@@ -169,6 +169,8 @@ def plain_rows(rows: Path, out: Path) -> None:
         rec = json.loads(line)
         text = rec["completion"][-1]["content"]
         answer = text.rsplit(SOLUTION_OPEN, 1)[-1].split(SOLUTION_CLOSE, 1)[0].strip()
+        if not answer:  # the keep action: the answer is the query the row ran
+            answer = text.rsplit(SQL_OPEN, 1)[-1].split(SQL_CLOSE, 1)[0].strip()
         rec.pop(OBSERVATION_SPANS, None)
         rec.pop("tools", None)
         rec["completion"] = [{"role": "assistant", "content": answer}]

@@ -32,7 +32,7 @@ def test_first_queries_are_in_question_order(tmp_path):
 
 def test_plain_rows_keep_prompt_and_final_answer_and_drop_the_agent_format(tmp_path):
     from sqlcoach.data.export import OBSERVATION_SPANS, read_training_file
-    from sqlcoach.prompts.agent import observation_text, solution_turn, sql_turn
+    from sqlcoach.prompts.agent import KEEP_TURN, observation_text, solution_turn, sql_turn
 
     prompt = [{"role": "user", "content": "How many?"}]
     settings = {"template": "anonymized"}
@@ -41,13 +41,16 @@ def test_plain_rows_keep_prompt_and_final_answer_and_drop_the_agent_format(tmp_p
                 OBSERVATION_SPANS: [[len(turn), len(turn) + len(obs)]], "prompt_settings": settings}
     direct = {"prompt": prompt, "completion": [{"role": "assistant", "content": solution_turn("SELECT c2 FROM t2")}],
               OBSERVATION_SPANS: [], "prompt_settings": settings}
+    kept = {"prompt": prompt, "completion": [{"role": "assistant", "content": turn + obs + KEEP_TURN}],
+            OBSERVATION_SPANS: [[len(turn), len(turn) + len(obs)]], "prompt_settings": settings}
     src, out = tmp_path / "rows.jsonl", tmp_path / "plain.jsonl"
-    src.write_text(json.dumps(revision) + "\n" + json.dumps(direct) + "\n")
+    src.write_text(json.dumps(revision) + "\n" + json.dumps(direct) + "\n" + json.dumps(kept) + "\n")
     bench.plain_rows(src, out)
     rows, problems, got = read_training_file(out)
     assert not problems and got == settings
     assert [r["completion"] for r in rows] == [[{"role": "assistant", "content": "SELECT count(*) FROM t1"}],
-                                               [{"role": "assistant", "content": "SELECT c2 FROM t2"}]]
+                                               [{"role": "assistant", "content": "SELECT c2 FROM t2"}],
+                                               [{"role": "assistant", "content": "SELECT c1 FROM t1"}]]
     assert all(r["prompt"] == prompt and OBSERVATION_SPANS not in r for r in rows)
 
 
