@@ -22,7 +22,7 @@ is kept, so an interrupted run continues where it stopped):
    single-pass format (no tags, no query turn), so the cost of the agent format and the cost of
    more SFT are told apart; ``--warm-set add_agent_tokens=true`` makes each tag one new token;
    ``--keep-action`` uses the keep action (an empty ``<solution></solution>``) in rows, rollouts
-   and evaluations;
+   and evaluations; ``--protocol review`` the review protocol (the first turn a plain answer);
 3. every model on the same questions, single pass (``--single-pass``, greedy) and, for the models
    that write tags, as an agent with the multi-turn recipe's budget (``--agent
    --no-agent-instruction --max-turns 3 --max-new-tokens 64 --max-total-tokens 192``, greedy);
@@ -70,12 +70,13 @@ def _run(cmd: list[str], log: Path) -> None:
         raise SystemExit(f"agent_seeds: {' '.join(cmd[:3])} failed (exit {rc}); see {log}")
 
 
-def _predict(model: str, world: str, n_dev: int, out: Path, agent: bool, log: Path, keep: bool = False) -> None:
+def _predict(model: str, world: str, n_dev: int, out: Path, agent: bool, log: Path, keep: bool = False,
+             protocol: str = "tags") -> None:
     if out.exists() and out.with_suffix(".summary.json").exists():
         return
     cmd = [SQLCOACH, "predict", "--model", model, "--data", world, "--split", "dev", "--limit", str(n_dev), "--workers", "1",
            "--device", "cpu", "--batch-size", "16", "--out", str(out), "--json", str(out.with_suffix(".summary.json"))]
-    _run(cmd + ((AGENT_FLAGS + ["--keep-action"] * keep) if agent else ["--single-pass"]), log)
+    _run(cmd + ((AGENT_FLAGS + ["--keep-action"] * keep + ["--protocol", protocol]) if agent else ["--single-pass"]), log)
 
 
 def _timed(stage_dir: Path, cmd: list[str], log: Path) -> None:
@@ -90,7 +91,7 @@ def _timed(stage_dir: Path, cmd: list[str], log: Path) -> None:
 def start_job(args: argparse.Namespace, out: Path) -> None:
     log = out / "start.log"
     _predict(args.start, args.world, args.dev, out / "start.greedy.sql", False, log)
-    _predict(args.start, args.world, args.dev, out / "start.agent.sql", True, log, args.keep_action)
+    _predict(args.start, args.world, args.dev, out / "start.agent.sql", True, log, args.keep_action, args.protocol)
 
 
 def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
@@ -102,7 +103,7 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
         tmp = d / "rows.partial.jsonl"
         _run([SQLCOACH, "agent", "rows", "--model", args.start, "--data", args.world, "--split", "train", "--limit", str(args.train),
               "--out", str(tmp), "--device", "cpu", "--no-agent-instruction", "--max-turns", "3", "--verify-fraction", str(args.verify_fraction),
-              "--seed", str(seed)] + ["--keep-action"] * args.keep_action, log)
+              "--seed", str(seed), "--protocol", args.protocol] + ["--keep-action"] * args.keep_action, log)
         tmp.rename(rows)
     if args.same_sft:  # the warm start's answers without the agent format: what more SFT alone costs or buys
         plain = d / "rows-plain.jsonl"
@@ -124,7 +125,7 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
         if name not in args.arms:
             continue
         try:
-            _timed(d / name, [SQLCOACH, "train", "grpo", "--config", grpo_config(config, out, args.keep_action),
+            _timed(d / name, [SQLCOACH, "train", "grpo", "--config", grpo_config(config, out, args.keep_action, args.protocol),
                               f"model={args.start if base == 'start' else models['warm']}", f"data_path={args.world}",
                               f"output_dir={d / name}", f"max_steps={args.steps}", "max_seconds=3600",
                               f"pass_rate_max_prompts={args.filter_prompts}", f"save_steps={args.steps}", "sample_every=0",
@@ -137,21 +138,22 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
     for name, model in models.items():
         _predict(model, args.world, args.dev, d / f"{name}.greedy.sql", False, log)
         if name in AGENT_ROWS:
-            _predict(model, args.world, args.dev, d / f"{name}.agent.sql", True, log, args.keep_action)
+            _predict(model, args.world, args.dev, d / f"{name}.agent.sql", True, log, args.keep_action, args.protocol)
 
 
-def grpo_config(name: str, out: Path, keep: bool) -> str:
-    """The GRPO recipe ``configs/grpo/NAME``; with ``keep`` and an ``agent:`` block, a copy in ``out``
-    whose block has ``keep: true`` (the multi-turn arm rolls out with the keep action it was warmed with)."""
+def grpo_config(name: str, out: Path, keep: bool, protocol: str = "tags") -> str:
+    """The GRPO recipe ``configs/grpo/NAME``; for a recipe with an ``agent:`` block and ``keep`` or
+    another protocol, a copy in ``out`` whose block says so (the multi-turn arm rolls out as it was
+    warmed)."""
     import yaml
 
     path = HERE / "configs/grpo" / name
     cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not keep or not isinstance(cfg.get("agent"), dict):
+    if not (keep or protocol != "tags") or not isinstance(cfg.get("agent"), dict):
         return str(path)
-    cfg["agent"]["keep"] = True
-    copy = out / f"keep-{name}"
-    copy.write_text(f"# {path.name} with the agent keep action (benchmarks/agent_seeds.py --keep-action)\n"
+    cfg["agent"].update(keep=keep, protocol=protocol)
+    copy = out / f"{protocol}{'-keep' * keep}-{name}"
+    copy.write_text(f"# {path.name} with agent protocol {protocol}, keep {keep} (benchmarks/agent_seeds.py)\n"
                     + yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return str(copy)
 
@@ -282,6 +284,9 @@ def main() -> None:
                     help="the agent keep action everywhere: agent rows --keep-action (right attempts kept with an empty "
                          "<solution></solution> instead of copied), predict --agent --keep-action, keep: true in the "
                          "multi-turn GRPO block")
+    ap.add_argument("--protocol", default="tags", choices=["tags", "review"],
+                    help="the agent protocol of rows, rollouts and evaluations: tags (<sql> first), or review (the first "
+                         "turn a plain answer as in one pass, its result shown as a user message, then keep or revise)")
     ap.add_argument("--parallel", type=int, default=1, help="stage groups run at once (the start's rows and each seed)")
     ap.add_argument("--table-only", action="store_true", help="only print the table of what exists")
     args = ap.parse_args()

@@ -33,9 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--verify-fraction", type=float, default=0.2,
                    help="share of the rightly answered questions written as 'run the own answer, read, keep it' "
                    "(the rest: the gold answered directly)")
-    r.add_argument("--protocol", default="tags", choices=["tags", "tools"],
+    r.add_argument("--protocol", default="tags", choices=["tags", "tools", "review"],
                    help="write the trajectories with <sql>/<observation>/<solution> tags (any chat template) or as "
-                   "native run_sql tool calls (a template that renders them, e.g. Qwen2.5's); as predict --agent")
+                   "native run_sql tool calls (a template that renders them, e.g. Qwen2.5's), or review (the attempt as a "
+                   "plain answer, its result as a user message, then keep or the gold); as predict --agent")
     r.add_argument("--observation-names", default="template", choices=["template", "real"],
                    help="names in observations as the template writes them (placeholders for the anonymized "
                    "template) or the database's real names")

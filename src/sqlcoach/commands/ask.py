@@ -57,9 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-action", dest="keep", action="store_true",
                    help="--agent: an empty <solution></solution> answers with the last query that ran without an error "
                    "(a model trained with it: agent rows --keep-action)")
-    p.add_argument("--protocol", default="tags", choices=["tags", "tools"],
+    p.add_argument("--protocol", default="tags", choices=["tags", "tools", "review"],
                    help="--agent: <sql>/<solution> tags (default) or native run_sql tool calls through the model's chat "
-                   "template (refused when the template does not render them)")
+                   "template (refused when the template does not render them), or review (a plain answer, its result, "
+                   "then keep or revise)")
     p.add_argument("--n", type=int, default=1,
                    help="sample N answers (with --agent: N trajectories) per question and choose one by --select")
     p.add_argument("--select", default=None, choices=sorted([*SELECTORS, *LEARNED_SELECTORS]),

@@ -135,10 +135,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--observation-names", default=None, choices=["template", "real"],
                    help="--agent: names in observations as the template writes them (placeholders for the anonymized "
                    "template) or the database's real names")
-    p.add_argument("--protocol", default=None, choices=["tags", "tools"],
+    p.add_argument("--protocol", default=None, choices=["tags", "tools", "review"],
                    help="--agent: how turns are written: SkyRL-style <sql>/<solution> tags (default; any chat template) "
                    "or native tool calls, run_sql(query), through the model's chat template (refused when the template "
-                   "does not render tool calls; docs/agent.md)")
+                   "does not render tool calls), or review (the first turn a plain answer as in one pass, its result shown "
+                   "as a user message, then <solution></solution> keeps it or <solution>QUERY</solution> revises; docs/agent.md)")
     p.add_argument("--no-agent-instruction", dest="agent_instruction", action="store_false", default=None,
                    help="--agent: leave the protocol instruction out of the prompt (a model trained on agent rows "
                    "without it; a tiny demo model that cannot read it)")

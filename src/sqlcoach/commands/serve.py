@@ -51,9 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-agent-instruction", dest="agent_instruction", action="store_false",
                    help="agent requests: leave the protocol instruction out of the prompt (a model trained on agent "
                    "rows without it)")
-    p.add_argument("--agent-protocol", default="tags", choices=["tags", "tools"],
+    p.add_argument("--agent-protocol", default="tags", choices=["tags", "tools", "review"],
                    help="agent requests: <sql>/<solution> tags (default; any chat template) or native run_sql tool calls "
-                   "through the model's chat template (refused at start-up when the template does not render them)")
+                   "through the model's chat template (refused at start-up when the template does not render them), or "
+                   "review (a plain answer, its result as a user message, then keep or revise)")
     p.add_argument("--agent-keep", action="store_true",
                    help="agent requests (tags): an empty <solution></solution> answers with the last query that ran "
                    "without an error (a model trained with it: agent rows --keep-action)")

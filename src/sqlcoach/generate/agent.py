@@ -76,6 +76,7 @@ from sqlcoach.prompts.agent import (
     TOOL_CALL_OPEN,
     TOOL_STOP_STRINGS,
     observation_text,
+    review_text,
     tool_result_text,
     with_agent_instruction,
 )
@@ -87,7 +88,7 @@ if TYPE_CHECKING:
 ON_LIMIT = ("last_query", "none")
 #: how model turns are written: SkyRL-SQL's tags (any chat template) or native tool calls (a
 #: template that renders them: ``ToolProtocol.for_tokenizer`` checks)
-PROTOCOLS = ("tags", "tools")
+PROTOCOLS = ("tags", "tools", "review")
 UNTAGGED = ("error", "solution")
 #: names in observations: as the prompt's template writes them (placeholders for an anonymizing
 #: template, via the env's ``encode``), or the database's real names
@@ -115,9 +116,9 @@ class AgentConfig:
             raise ConfigError(f"agent protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         if not isinstance(self.keep, bool):
             raise ConfigError(f"agent keep must be true or false, got {self.keep!r}")
-        if self.keep and self.protocol != "tags":
+        if self.keep and self.protocol == "tools":
             raise ConfigError("agent keep (an empty <solution></solution> answers with the last query run) "
-                              "is a tag-protocol action; protocol tools has none")
+                              "is an action of the tags and review protocols; protocol tools has none")
         for name in ("max_turns", "observation_budget", "per_observation", "max_rows", "max_bytes"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -370,10 +371,98 @@ class ToolProtocol:
         return f"{TOOL_CALL_OPEN}\n{json.dumps({'name': RUN_SQL, 'arguments': {'query': sql}})}\n{TOOL_CALL_CLOSE}"
 
 
+_PROBE_DRAFT = "SELECT 4711 AS sqlcoach_draft"
+
+
+def parse_review_turn(text: str, extract: Callable[[str], str | None] | None = None, keep: bool = False) -> Action:
+    """The action of one review-protocol turn. Never raises. A turn with a tag is read as
+    ``parse_turn`` reads it (``<solution>`` answers, an empty one keeps with ``keep``, ``<sql>``
+    runs); a turn without any tag is a query to run: its SQL (``extract``, default
+    ``sqlcoach.sql.extract.extract_sql``), ``malformed`` when it holds none."""
+    if SQL_OPEN in text or SOLUTION_OPEN in text:
+        return parse_turn(text, "error", extract, keep)
+    if extract is None:
+        from sqlcoach.sql.extract import extract_sql as extract
+    try:
+        sql = (extract(text) or "").strip()
+    except Exception:  # noqa: BLE001 - hostile text is a malformed turn, never a crash
+        sql = ""
+    return Action("sql", sql) if sql else Action("malformed", reason="no SQL in the turn")
+
+
+@dataclass(frozen=True)
+class ReviewProtocol:
+    """Draft, run, review (``protocol: review``): the first turn is the model's ordinary answer, a
+    plain SQL message ended by its end token, exactly what it writes in one pass; the environment
+    runs it and writes the end of that message, a user message holding ``review_text(result,
+    turns_left)`` and the next assistant header, all taken from the model's own chat template
+    (``for_tokenizer``); the model then keeps (``<solution></solution>``, with ``keep``), answers
+    ``<solution>QUERY</solution>``, or writes another plain query (run and shown in turn). So a
+    policy is never asked to write its first attempt in a format it has not seen."""
+
+    template_name: str
+    turn_end: str
+    user_open: str
+    user_close: str
+    keep: bool = False
+    extract: Callable[[str], str | None] | None = None
+    name: str = "review"
+    stop_strings: tuple[str, ...] = STOP_STRINGS
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer: Any, keep: bool = False,
+                      extract: Callable[[str], str | None] | None = None) -> ReviewProtocol:
+        """The pieces of ``tokenizer``'s chat template around an assistant message and the user
+        message after it, or a ``ConfigError`` naming the template when it has none or does not
+        render a conversation as a plain sequence of messages."""
+        where = str(getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__)
+        if not getattr(tokenizer, "chat_template", None):
+            raise ConfigError(f"agent protocol review needs a chat template (it writes the result as a user message); "
+                              f"the tokenizer of {where} has none (use protocol tags)")
+        base = [{"role": "user", "content": "probe"}]
+        draft = {"role": "assistant", "content": _PROBE_DRAFT}
+        shown = {"role": "user", "content": _PROBE_RESULT}
+
+        def render(messages: list[dict], gen: bool) -> str:
+            return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
+
+        try:
+            prompt, drafted, reviewed = render(base, True), render(base + [draft], False), render(base + [draft, shown], True)
+        except Exception as exc:  # noqa: BLE001 - any template failure is the same refusal
+            raise ConfigError(f"agent protocol review: the chat template of {where} fails on a multi-turn "
+                              f"conversation ({type(exc).__name__}: {str(exc)[:200]}); use protocol tags") from None
+        turn = drafted[len(prompt):] if drafted.startswith(prompt) else ""
+        if not turn.startswith(_PROBE_DRAFT) or not reviewed.startswith(drafted) or reviewed.count(_PROBE_RESULT) != 1:
+            raise ConfigError(f"agent protocol review: the chat template of {where} does not render an assistant "
+                              "message and a user message after the prompt as they were given; use protocol tags")
+        user_open, user_close = reviewed[len(drafted):].split(_PROBE_RESULT)
+        return cls(template_name=where, turn_end=turn[len(_PROBE_DRAFT):], user_open=user_open,
+                   user_close=user_close, keep=keep, extract=extract)
+
+    def parse(self, text: str) -> Action:
+        return parse_review_turn(text, self.extract, self.keep)
+
+    def observation(self, body: str, turns_left: int) -> str:
+        return f"{self.turn_end}{self.user_open}{review_text(body, turns_left)}{self.user_close}"
+
+    def prompt(self, messages: list[dict], tokenizer: Any, max_turns: int, instruction: bool = True) -> str:
+        from sqlcoach.prompts.chat import to_text
+
+        return to_text(with_agent_instruction(messages, max_turns, "review") if instruction else messages, tokenizer)
+
+    def call_text(self, sql: str) -> str:
+        return sql
+
+
 def make_protocol(config: AgentConfig, tokenizer: Any = None,
                   extract: Callable[[str], str | None] | None = None) -> TurnProtocol:
     """The protocol ``config.protocol`` names: ``TagProtocol(config.untagged)``, or the tokenizer's
-    ``ToolProtocol`` (a ``ConfigError`` without a tokenizer or with a template that cannot carry it)."""
+    ``ToolProtocol`` or ``ReviewProtocol`` (a ``ConfigError`` without a tokenizer or with a template
+    that cannot carry it)."""
+    if config.protocol == "review":
+        if tokenizer is None:
+            raise ConfigError("agent protocol review needs the model's tokenizer (its chat template writes the turns)")
+        return ReviewProtocol.for_tokenizer(tokenizer, config.keep, extract)
     if config.protocol == "tools":
         if tokenizer is None:
             raise ConfigError("agent protocol tools needs the model's tokenizer (its chat template renders the calls)")

@@ -16,6 +16,12 @@ rendered result and turns left), and answers with a plain assistant message hold
 (no tool call). The template renders the call and the result; ``sqlcoach.generate.agent`` parses
 the Hermes/Qwen ``<tool_call>{"name": ..., "arguments": ...}</tool_call>`` form.
 
+The review protocol (``protocol: review``): the model first answers as it does in one pass (a plain
+SQL message, ended by its end token); the environment runs it and shows the result as a new user
+message (``review_text``); the model then keeps it (``KEEP_TURN``) or writes
+``<solution>QUERY</solution>`` (or another plain query, which is run and shown in turn). Its first
+turn is the single-pass answer, so a policy need not learn a new format to make its first attempt.
+
 One place for this text, so that inference (``sqlcoach.generate.agent``), the warm-start SFT rows
 and a multi-turn GRPO recipe write and read exactly the same tags.
 """
@@ -39,6 +45,11 @@ AGENT_INSTRUCTION = (
 )
 
 KEEP_INSTRUCTION = " To answer with the last query you ran, write <solution></solution>."
+REVIEW_INSTRUCTION = (
+    "Write the SQL query. It will be run and its result shown to you (with the number of turns you have "
+    "left: you have {max_turns}); then write <solution></solution> to keep it, or <solution>QUERY</solution> "
+    "with a corrected query."
+)
 #: the keep action's turn: an empty solution
 KEEP_TURN = f"{SOLUTION_OPEN}{SOLUTION_CLOSE}"
 
@@ -74,6 +85,8 @@ def agent_instruction(max_turns: int, protocol: str = "tags", keep: bool = False
     ``tags`` or ``tools``; ``keep``: the tag protocol's keep action is offered)."""
     if protocol == "tools":
         return TOOL_INSTRUCTION.format(max_turns=max_turns)
+    if protocol == "review":
+        return REVIEW_INSTRUCTION.format(max_turns=max_turns)
     return AGENT_INSTRUCTION.format(max_turns=max_turns) + (KEEP_INSTRUCTION if keep else "")
 
 
@@ -98,6 +111,11 @@ def observation_text(body: str, turns_left: int) -> str:
 def tool_result_text(body: str, turns_left: int) -> str:
     """The content of the ``tool`` message that answers a ``run_sql`` call: the result and the turns left."""
     return f"{body}\nturns left: {turns_left}"
+
+
+def review_text(body: str, turns_left: int) -> str:
+    """The content of the user message that shows the review protocol's model its query's result."""
+    return f"{OBSERVATION_OPEN}\n{body}\nturns left: {turns_left}\n{OBSERVATION_CLOSE}"
 
 
 def sql_turn(sql: str) -> str:

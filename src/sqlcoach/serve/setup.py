@@ -45,10 +45,10 @@ class ServeOptions:
     agent_keep: bool = False  # tags: an empty <solution></solution> answers with the last query that ran
 
     def check(self) -> None:
-        if self.agent_protocol not in ("tags", "tools"):
-            raise ConfigError(f"--agent-protocol must be tags or tools, got {self.agent_protocol!r}")
-        if self.agent_keep and self.agent_protocol != "tags":
-            raise ConfigError("--agent-keep is a tag-protocol action: it needs --agent-protocol tags")
+        if self.agent_protocol not in ("tags", "tools", "review"):
+            raise ConfigError(f"--agent-protocol must be tags, tools or review, got {self.agent_protocol!r}")
+        if self.agent_keep and self.agent_protocol == "tools":
+            raise ConfigError("--agent-keep is an action of the tags and review protocols, not of tools")
         if not (0 < self.port < 65536):
             raise ConfigError(f"--port must be in 1..65535, got {self.port}")
         if self.agent_turns > self.max_agent_turns:

@@ -69,4 +69,6 @@ def test_keep_action_copies_only_the_multi_turn_recipe_with_keep(tmp_path):
     assert bench.grpo_config("demo.yaml", tmp_path, True) == str(ROOT / "configs/grpo/demo.yaml")
     assert bench.grpo_config("demo-agent.yaml", tmp_path, False) == str(ROOT / "configs/grpo/demo-agent.yaml")
     cfg = load_config(GRPORunConfig, bench.grpo_config("demo-agent.yaml", tmp_path, True))
-    assert cfg.agent.keep is True and cfg.agent.max_turns == 3
+    assert cfg.agent.keep is True and cfg.agent.max_turns == 3 and cfg.agent.protocol == "tags"
+    cfg = load_config(GRPORunConfig, bench.grpo_config("demo-agent.yaml", tmp_path, True, "review"))
+    assert cfg.agent.keep is True and cfg.agent.protocol == "review"
