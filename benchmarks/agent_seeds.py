@@ -25,7 +25,8 @@ is kept, so an interrupted run continues where it stopped):
    and evaluations; ``--protocol review`` the review protocol (the first turn a plain answer);
 3. every model on the same questions, single pass (``--single-pass``, greedy) and, for the models
    that write tags, as an agent with the multi-turn recipe's budget (``--agent
-   --no-agent-instruction --max-turns 3 --max-new-tokens 64 --max-total-tokens 192``, greedy);
+   --no-agent-instruction --max-turns 3 --max-new-tokens 64 --max-total-tokens 192``, greedy; the
+   budget by --turn-tokens and --total-tokens);
 4. the table: EX with a 95% bootstrap interval over questions and seeds, the paired difference to
    the control (start, single pass) with its interval, bootstrap p and the largest per-seed exact
    McNemar p (``metrics.stats.paired_difference``), the agent rows' mean turns, queries run,
@@ -50,7 +51,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
 SQLCOACH = str(Path(sys.executable).with_name("sqlcoach"))
-AGENT_FLAGS = ["--agent", "--no-agent-instruction", "--max-turns", "3", "--max-new-tokens", "64", "--max-total-tokens", "192"]
+def agent_flags(args: argparse.Namespace) -> list[str]:
+    """``predict``'s flags for an agent evaluation: the multi-turn recipe's budget by default."""
+    return (["--agent", "--no-agent-instruction", "--max-turns", "3", "--max-new-tokens", str(args.turn_tokens),
+             "--max-total-tokens", str(args.total_tokens), "--protocol", args.protocol] + ["--keep-action"] * args.keep_action)
 # name -> (grpo config, start: "start" or "warm"); the warm start's own row is "warm"
 ARMS = {"grpo-single-start": ("demo.yaml", "start"), "grpo-single-warm": ("demo.yaml", "warm"),
         "grpo-multi-warm": ("demo-agent.yaml", "warm")}
@@ -70,13 +74,14 @@ def _run(cmd: list[str], log: Path) -> None:
         raise SystemExit(f"agent_seeds: {' '.join(cmd[:3])} failed (exit {rc}); see {log}")
 
 
-def _predict(model: str, world: str, n_dev: int, out: Path, agent: bool, log: Path, keep: bool = False,
-             protocol: str = "tags") -> None:
+def _predict(model: str, world: str, n_dev: int, out: Path, agent: list[str] | None, log: Path) -> None:
+    """Greedy predictions of ``model`` on the first ``n_dev`` dev questions: as an agent with the
+    flags ``agent`` (``agent_flags``), or single pass when ``None``."""
     if out.exists() and out.with_suffix(".summary.json").exists():
         return
     cmd = [SQLCOACH, "predict", "--model", model, "--data", world, "--split", "dev", "--limit", str(n_dev), "--workers", "1",
            "--device", "cpu", "--batch-size", "16", "--out", str(out), "--json", str(out.with_suffix(".summary.json"))]
-    _run(cmd + ((AGENT_FLAGS + ["--keep-action"] * keep + ["--protocol", protocol]) if agent else ["--single-pass"]), log)
+    _run(cmd + (agent if agent is not None else ["--single-pass"]), log)
 
 
 def _timed(stage_dir: Path, cmd: list[str], log: Path) -> None:
@@ -90,8 +95,8 @@ def _timed(stage_dir: Path, cmd: list[str], log: Path) -> None:
 
 def start_job(args: argparse.Namespace, out: Path) -> None:
     log = out / "start.log"
-    _predict(args.start, args.world, args.dev, out / "start.greedy.sql", False, log)
-    _predict(args.start, args.world, args.dev, out / "start.agent.sql", True, log, args.keep_action, args.protocol)
+    _predict(args.start, args.world, args.dev, out / "start.greedy.sql", None, log)
+    _predict(args.start, args.world, args.dev, out / "start.agent.sql", agent_flags(args), log)
 
 
 def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
@@ -103,7 +108,8 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
         tmp = d / "rows.partial.jsonl"
         _run([SQLCOACH, "agent", "rows", "--model", args.start, "--data", args.world, "--split", "train", "--limit", str(args.train),
               "--out", str(tmp), "--device", "cpu", "--no-agent-instruction", "--max-turns", "3", "--verify-fraction", str(args.verify_fraction),
-              "--seed", str(seed), "--protocol", args.protocol] + ["--keep-action"] * args.keep_action, log)
+              "--seed", str(seed), "--protocol", args.protocol] + ["--keep-action"] * args.keep_action
+             + ["--no-attempt-loss"] * (not args.attempt_loss), log)
         tmp.rename(rows)
     if args.same_sft:  # the warm start's answers without the agent format: what more SFT alone costs or buys
         plain = d / "rows-plain.jsonl"
@@ -125,7 +131,7 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
         if name not in args.arms:
             continue
         try:
-            _timed(d / name, [SQLCOACH, "train", "grpo", "--config", grpo_config(config, out, args.keep_action, args.protocol),
+            _timed(d / name, [SQLCOACH, "train", "grpo", "--config", grpo_config(config, out, args.keep_action, args.protocol, args.turn_tokens, args.total_tokens),
                               f"model={args.start if base == 'start' else models['warm']}", f"data_path={args.world}",
                               f"output_dir={d / name}", f"max_steps={args.steps}", "max_seconds=3600",
                               f"pass_rate_max_prompts={args.filter_prompts}", f"save_steps={args.steps}", "sample_every=0",
@@ -136,25 +142,32 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
             continue
         models[name] = str(d / name / "final")
     for name, model in models.items():
-        _predict(model, args.world, args.dev, d / f"{name}.greedy.sql", False, log)
+        _predict(model, args.world, args.dev, d / f"{name}.greedy.sql", None, log)
         if name in AGENT_ROWS:
-            _predict(model, args.world, args.dev, d / f"{name}.agent.sql", True, log, args.keep_action, args.protocol)
+            _predict(model, args.world, args.dev, d / f"{name}.agent.sql", agent_flags(args), log)
 
 
-def grpo_config(name: str, out: Path, keep: bool, protocol: str = "tags") -> str:
-    """The GRPO recipe ``configs/grpo/NAME``; for a recipe with an ``agent:`` block and ``keep`` or
-    another protocol, a copy in ``out`` whose block says so (the multi-turn arm rolls out as it was
-    warmed)."""
+def grpo_config(name: str, out: Path, keep: bool, protocol: str = "tags", turn_tokens: int = 64,
+                total_tokens: int = 192) -> str:
+    """The GRPO recipe ``configs/grpo/NAME``; for a recipe with an ``agent:`` block and ``keep``,
+    another protocol or another budget than its own, a copy in ``out`` whose block says so (the
+    multi-turn arm rolls out as it was warmed and as it is evaluated)."""
     import yaml
 
     path = HERE / "configs/grpo" / name
     cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not (keep or protocol != "tags") or not isinstance(cfg.get("agent"), dict):
+    if not isinstance(cfg.get("agent"), dict):
         return str(path)
-    cfg["agent"].update(keep=keep, protocol=protocol)
-    copy = out / f"{protocol}{'-keep' * keep}-{name}"
-    copy.write_text(f"# {path.name} with agent protocol {protocol}, keep {keep} (benchmarks/agent_seeds.py)\n"
-                    + yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    change = {"keep": keep, "protocol": protocol, "max_turn_tokens": turn_tokens}
+    if all(cfg["agent"].get(k, v if k == "keep" and not v else None) == v for k, v in change.items()) \
+            and cfg.get("max_completion_length") == total_tokens:
+        return str(path)
+    cfg["agent"].update(change)
+    cfg["max_completion_length"] = total_tokens
+    copy = out / f"{protocol}{'-keep' * keep}-{turn_tokens}-{total_tokens}-{name}"
+    copy.write_text(f"# {path.name} with agent protocol {protocol}, keep {keep}, {turn_tokens} tokens a turn, "
+                    f"{total_tokens} a trajectory (benchmarks/agent_seeds.py)\n" + yaml.safe_dump(cfg, sort_keys=False),
+                    encoding="utf-8")
     return str(copy)
 
 
@@ -287,6 +300,15 @@ def main() -> None:
     ap.add_argument("--protocol", default="tags", choices=["tags", "review"],
                     help="the agent protocol of rows, rollouts and evaluations: tags (<sql> first), or review (the first "
                          "turn a plain answer as in one pass, its result shown as a user message, then keep or revise)")
+    ap.add_argument("--no-attempt-loss", dest="attempt_loss", action="store_false",
+                    help="agent rows --no-attempt-loss: the warm start trains the decision after the result, not the "
+                         "policy's own attempt")
+    ap.add_argument("--turn-tokens", type=int, default=64,
+                    help="agent evaluations and the multi-turn arm: tokens per model turn (--max-new-tokens, max_turn_tokens; "
+                         "the multi-turn recipe's 64 by default)")
+    ap.add_argument("--total-tokens", type=int, default=192,
+                    help="agent evaluations and the multi-turn arm: tokens per trajectory, observations included "
+                         "(--max-total-tokens, max_completion_length; the recipe's 192 by default)")
     ap.add_argument("--parallel", type=int, default=1, help="stage groups run at once (the start's rows and each seed)")
     ap.add_argument("--table-only", action="store_true", help="only print the table of what exists")
     args = ap.parse_args()

@@ -24,7 +24,11 @@ Each row also carries ``observation_spans`` (``data.export.OBSERVATION_SPANS``):
 offsets of the observation inside the completion. ``train sft`` gives those tokens label -100 (the
 environment writes them at inference; training on them would teach the model to invent results)
 and tokenizes each span on its own, exactly as ``run_agent`` appends an observation's tokens, so
-the loss is on the model's own turns (and the end of its message) only.
+the loss is on the model's own turns (and the end of its message) only. With
+``attempt_loss=False`` the span list also covers the attempt's own turn (a span of its own, before
+the observation's), so the loss is on the decision alone (keep, or the revision): the attempt is
+the policy's own greedy output, and training on it, the wrong ones included, moves the first
+attempts of a converged start (docs/agent.md).
 
 ``config.protocol`` picks the protocol the rows are written in: ``tags`` (above), or ``tools``
 (the tokenizer's chat template must render tool calls: ``ToolProtocol.for_tokenizer``): the query
@@ -64,7 +68,7 @@ class RowsSummary:
 def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out_path: str | Path, *,
                     builder: Any, config: AgentConfig = AgentConfig(), instruction: bool = True,
                     verify_fraction: float = 0.2, batch_size: int = 16, max_new_tokens: int = 256,
-                    workers: int | None = 1, seed: int = 0) -> RowsSummary:
+                    workers: int | None = 1, seed: int = 0, attempt_loss: bool = True) -> RowsSummary:
     """Write the rows (module docstring) for ``examples`` with gold SQL and a database."""
     from sqlcoach.data.export import OBSERVATION_SPANS
     from sqlcoach.errors import ConfigError, DataError
@@ -121,6 +125,8 @@ def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out
                 sql = env.act(turn)
                 obs = env.observe(pool.run([(str(ex.db_path), sql)])[0] if sql else None)
                 text = turn + obs
+                if not attempt_loss:  # the policy's own attempt: read, not trained
+                    spans.append([0, len(turn)])
                 if obs:  # the environment's text: no loss on it in `train sft`
                     spans.append([len(turn), len(text)])
             if kind == "verified" and config.keep:

@@ -122,3 +122,23 @@ def test_verify_fraction_checked(examples, tmp_path):
     with pytest.raises(ConfigError):
         warm_start_rows(None, WordTokenizer(), examples, tmp_path / "x.jsonl",
                         builder=PromptBuilder("sql_terminal", "compact", 0), verify_fraction=2.0)
+
+
+def test_no_attempt_loss_marks_the_attempt_as_no_loss_text(examples, tmp_path, monkeypatch):
+    answers = ["SELECT count(*) FROM item", "SELECT nme FROM item", "SELECT id FROM item", ""]
+    monkeypatch.setattr(hf, "generate_texts", lambda model, tok, prompts, **kw: hf.Generations([[a] for a in answers], 0, 0, 0.0))
+    out = tmp_path / "rows.jsonl"
+    warm_start_rows(None, WordTokenizer(), examples, out, builder=PromptBuilder("sql_terminal", "compact", 0),
+                    config=AgentConfig(max_turns=3), verify_fraction=1.0, workers=0, attempt_loss=False)
+    rows, problems, _ = read_training_file(out)  # the spans pass the reader's checks
+    assert not problems
+    kinds = [json.loads(line)["agent_row"] for line in out.read_text().splitlines()]
+    for r, kind in zip(rows, kinds):
+        text = r["completion"][0]["content"]
+        untrained = "".join(text[a:b] for a, b in r["observation_spans"])
+        trained = text[len(untrained):]
+        if kind == "direct":
+            assert r["observation_spans"] == [] and trained == text
+        else:  # the attempt and the observation carry no loss; the answer alone is trained
+            assert untrained.startswith("<sql>") and untrained.endswith("</observation>\n")
+            assert trained.startswith("<solution>") and "<sql>" not in trained
