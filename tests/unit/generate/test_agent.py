@@ -15,19 +15,6 @@ from sqlcoach.generate.agent import AgentConfig, SqlAgentEnv, parse_turn
 from sqlcoach.prompts.agent import observation_text, solution_turn, sql_turn
 
 
-@pytest.fixture
-def db(tmp_path):
-    path = tmp_path / "shop.sqlite"
-    con = sqlite3.connect(path)
-    con.executescript(
-        "CREATE TABLE item(id INTEGER PRIMARY KEY, name TEXT, price REAL);"
-        "INSERT INTO item VALUES (1,'pen',1.5),(2,'ink',3.0),(3,'pad',2.25);"
-    )
-    con.commit()
-    con.close()
-    return str(path)
-
-
 def digest(path: str) -> str:
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 

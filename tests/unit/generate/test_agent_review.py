@@ -6,7 +6,6 @@ masks exactly the environment's messages, and rows replay through the environmen
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
@@ -26,17 +25,6 @@ def tok():
     t = train_tokenizer(["SELECT name FROM item WHERE price > 2", "<solution></solution>"] * 5, 300)
     t.chat_template = CHATML_TEMPLATE
     return t
-
-
-@pytest.fixture
-def db(tmp_path):
-    path = tmp_path / "shop.sqlite"
-    con = sqlite3.connect(path)
-    con.executescript("CREATE TABLE item(id INTEGER PRIMARY KEY, name TEXT, price REAL);"
-                      "INSERT INTO item VALUES (1,'pen',1.5),(2,'ink',3.0),(3,'pad',2.25);")
-    con.commit()
-    con.close()
-    return str(path)
 
 
 def test_parse_review_turns():

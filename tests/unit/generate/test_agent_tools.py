@@ -5,7 +5,6 @@ the shared loop (``run_agent``) and ``predict_agent`` with a scripted model."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
@@ -36,17 +35,6 @@ def call(sql=None, **over):
 @pytest.fixture(scope="module")
 def tok():
     return tool_tokenizer()
-
-
-@pytest.fixture
-def db(tmp_path):
-    path = tmp_path / "shop.sqlite"
-    con = sqlite3.connect(path)
-    con.executescript("CREATE TABLE item(id INTEGER PRIMARY KEY, name TEXT, price REAL);"
-                      "INSERT INTO item VALUES (1,'pen',1.5),(2,'ink',3.0),(3,'pad',2.25);")
-    con.commit()
-    con.close()
-    return str(path)
 
 
 def test_parse_tool_calls():
