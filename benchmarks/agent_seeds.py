@@ -21,6 +21,7 @@ is kept, so an interrupted run continues where it stopped):
    ``--same-sft`` also row ``sft-same``: the warm start's recipe on the same rows' final answers in the
    single-pass format (no tags, no query turn), so the cost of the agent format and the cost of
    more SFT are told apart; ``--warm-set add_agent_tokens=true`` makes each tag one new token;
+   ``--mix-plain`` warms on the agent rows interleaved with their single-pass twins;
    ``--keep-action`` uses the keep action (an empty ``<solution></solution>``) in rows, rollouts
    and evaluations; ``--protocol review`` the review protocol (the first turn a plain answer);
 3. every model on the same questions, single pass (``--single-pass``, greedy) and, for the models
@@ -111,17 +112,23 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
               "--seed", str(seed), "--protocol", args.protocol] + ["--keep-action"] * args.keep_action
              + ["--no-attempt-loss"] * (not args.attempt_loss), log)
         tmp.rename(rows)
+    plain = d / "rows-plain.jsonl"
+    if (args.same_sft or args.mix_plain) and not plain.exists():
+        plain_rows(rows, plain)
+    warm_rows = rows
+    if args.mix_plain:  # each agent row followed by its single-pass twin: the first attempt stays anchored
+        warm_rows = d / "rows-mixed.jsonl"
+        if not warm_rows.exists():
+            a, b = rows.read_text(encoding="utf-8").splitlines(), plain.read_text(encoding="utf-8").splitlines()
+            warm_rows.write_text("".join(x + "\n" + y + "\n" for x, y in zip(a, b)), encoding="utf-8")
     if args.same_sft:  # the warm start's answers without the agent format: what more SFT alone costs or buys
-        plain = d / "rows-plain.jsonl"
-        if not plain.exists():
-            plain_rows(rows, plain)
         _timed(d / "sft-same", [SQLCOACH, "train", "sft", "--config", str(HERE / "configs/sft/demo-agent-warm.yaml"),
                                 f"model={args.start}", f"data_path={plain}", f"output_dir={d / 'sft-same'}", f"seed={seed}"]
                + ([f"learning_rate={args.warm_lr}"] if args.warm_lr else [])
                + ([f"lr_scheduler_type={args.warm_schedule}"] if args.warm_schedule else [])
                + [kv for kv in args.warm_set if not kv.startswith("add_agent_tokens=")], log)
     _timed(d / "warm", [SQLCOACH, "train", "sft", "--config", str(HERE / "configs/sft/demo-agent-warm.yaml"), f"model={args.start}",
-                        f"data_path={rows}", f"output_dir={d / 'warm'}", f"seed={seed}"]
+                        f"data_path={warm_rows}", f"output_dir={d / 'warm'}", f"seed={seed}"]
            + ([f"learning_rate={args.warm_lr}"] if args.warm_lr else [])
            + ([f"lr_scheduler_type={args.warm_schedule}"] if args.warm_schedule else []) + list(args.warm_set), log)
     models = {"warm": str(d / "warm" / "final")}
@@ -303,6 +310,9 @@ def main() -> None:
     ap.add_argument("--no-attempt-loss", dest="attempt_loss", action="store_false",
                     help="agent rows --no-attempt-loss: the warm start trains the decision after the result, not the "
                          "policy's own attempt")
+    ap.add_argument("--mix-plain", action="store_true",
+                    help="the warm start trains on each agent row and its single-pass twin (the same answer, no agent "
+                         "format: rows-plain.jsonl), so the first attempt keeps the start's own habit")
     ap.add_argument("--turn-tokens", type=int, default=64,
                     help="agent evaluations and the multi-turn arm: tokens per model turn (--max-new-tokens, max_turn_tokens; "
                          "the multi-turn recipe's 64 by default)")
