@@ -191,8 +191,10 @@ def plain_rows(rows: Path, out: Path) -> None:
         rec = json.loads(line)
         text = rec["completion"][-1]["content"]
         answer = text.rsplit(SOLUTION_OPEN, 1)[-1].split(SOLUTION_CLOSE, 1)[0].strip()
-        if not answer:  # the keep action: the answer is the query the row ran
-            answer = text.rsplit(SQL_OPEN, 1)[-1].split(SQL_CLOSE, 1)[0].strip()
+        spans = rec.get(OBSERVATION_SPANS) or []
+        if not answer and spans:  # the keep action: the answer is the attempt, the text before its observation
+            attempt = text[: spans[0][0]]
+            answer = (attempt.split(SQL_OPEN, 1)[-1].split(SQL_CLOSE, 1)[0] if SQL_OPEN in attempt else attempt).strip()
         rec.pop(OBSERVATION_SPANS, None)
         rec.pop("tools", None)
         rec["completion"] = [{"role": "assistant", "content": answer}]

@@ -43,14 +43,18 @@ def test_plain_rows_keep_prompt_and_final_answer_and_drop_the_agent_format(tmp_p
               OBSERVATION_SPANS: [], "prompt_settings": settings}
     kept = {"prompt": prompt, "completion": [{"role": "assistant", "content": turn + obs + KEEP_TURN}],
             OBSERVATION_SPANS: [[len(turn), len(turn) + len(obs)]], "prompt_settings": settings}
+    review_obs = "<|im_end|>\n<|im_start|>user\n<observation>\nrows: 1\n</observation><|im_end|>\n<|im_start|>assistant\n"
+    reviewed = {"prompt": prompt, "completion": [{"role": "assistant", "content": "SELECT c3 FROM t1" + review_obs + KEEP_TURN}],
+                OBSERVATION_SPANS: [[17, 17 + len(review_obs)]], "prompt_settings": settings}
     src, out = tmp_path / "rows.jsonl", tmp_path / "plain.jsonl"
-    src.write_text(json.dumps(revision) + "\n" + json.dumps(direct) + "\n" + json.dumps(kept) + "\n")
+    src.write_text("".join(json.dumps(r) + "\n" for r in (revision, direct, kept, reviewed)))
     bench.plain_rows(src, out)
     rows, problems, got = read_training_file(out)
     assert not problems and got == settings
     assert [r["completion"] for r in rows] == [[{"role": "assistant", "content": "SELECT count(*) FROM t1"}],
                                                [{"role": "assistant", "content": "SELECT c2 FROM t2"}],
-                                               [{"role": "assistant", "content": "SELECT c1 FROM t1"}]]
+                                               [{"role": "assistant", "content": "SELECT c1 FROM t1"}],
+                                               [{"role": "assistant", "content": "SELECT c3 FROM t1"}]]
     assert all(r["prompt"] == prompt and OBSERVATION_SPANS not in r for r in rows)
 
 
