@@ -55,7 +55,8 @@ SQLCOACH = str(Path(sys.executable).with_name("sqlcoach"))
 def agent_flags(args: argparse.Namespace) -> list[str]:
     """``predict``'s flags for an agent evaluation: the multi-turn recipe's budget by default."""
     return (["--agent", "--no-agent-instruction", "--max-turns", "3", "--max-new-tokens", str(args.turn_tokens),
-             "--max-total-tokens", str(args.total_tokens), "--protocol", args.protocol] + ["--keep-action"] * args.keep_action)
+             "--max-total-tokens", str(args.total_tokens), "--protocol", args.protocol, "--on-limit", "last_query"]
+            + ["--keep-action"] * args.keep_action)
 # name -> (grpo config, start: "start" or "warm"); the warm start's own row is "warm"
 ARMS = {"grpo-single-start": ("demo.yaml", "start"), "grpo-single-warm": ("demo.yaml", "warm"),
         "grpo-multi-warm": ("demo-agent.yaml", "warm")}
@@ -138,7 +139,8 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
         if name not in args.arms:
             continue
         try:
-            _timed(d / name, [SQLCOACH, "train", "grpo", "--config", grpo_config(config, out, args.keep_action, args.protocol, args.turn_tokens, args.total_tokens),
+            _timed(d / name, [SQLCOACH, "train", "grpo", "--config", grpo_config(config, out, args.keep_action, args.protocol, args.turn_tokens, args.total_tokens,
+                                                                      args.on_limit),
                               f"model={args.start if base == 'start' else models['warm']}", f"data_path={args.world}",
                               f"output_dir={d / name}", f"max_steps={args.steps}", "max_seconds=3600",
                               f"pass_rate_max_prompts={args.filter_prompts}", f"save_steps={args.steps}", "sample_every=0",
@@ -155,7 +157,7 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
 
 
 def grpo_config(name: str, out: Path, keep: bool, protocol: str = "tags", turn_tokens: int = 64,
-                total_tokens: int = 192) -> str:
+                total_tokens: int = 192, on_limit: str | None = None) -> str:
     """The GRPO recipe ``configs/grpo/NAME``; for a recipe with an ``agent:`` block and ``keep``,
     another protocol or another budget than its own, a copy in ``out`` whose block says so (the
     multi-turn arm rolls out as it was warmed and as it is evaluated)."""
@@ -165,13 +167,14 @@ def grpo_config(name: str, out: Path, keep: bool, protocol: str = "tags", turn_t
     cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(cfg.get("agent"), dict):
         return str(path)
-    change = {"keep": keep, "protocol": protocol, "max_turn_tokens": turn_tokens}
+    change = {"keep": keep, "protocol": protocol, "max_turn_tokens": turn_tokens,
+              "on_limit": on_limit or cfg["agent"].get("on_limit")}
     if all(cfg["agent"].get(k, v if k == "keep" and not v else None) == v for k, v in change.items()) \
             and cfg.get("max_completion_length") == total_tokens:
         return str(path)
     cfg["agent"].update(change)
     cfg["max_completion_length"] = total_tokens
-    copy = out / f"{protocol}{'-keep' * keep}-{turn_tokens}-{total_tokens}-{name}"
+    copy = out / f"{protocol}{'-keep' * keep}-{turn_tokens}-{total_tokens}-{change['on_limit']}-{name}"
     copy.write_text(f"# {path.name} with agent protocol {protocol}, keep {keep}, {turn_tokens} tokens a turn, "
                     f"{total_tokens} a trajectory (benchmarks/agent_seeds.py)\n" + yaml.safe_dump(cfg, sort_keys=False),
                     encoding="utf-8")
@@ -315,6 +318,9 @@ def main() -> None:
     ap.add_argument("--mix-plain", action="store_true",
                     help="the warm start trains on each agent row and its single-pass twin (the same answer, no agent "
                          "format: rows-plain.jsonl), so the first attempt keeps the start's own habit")
+    ap.add_argument("--on-limit", default=None, choices=["last_query", "none"],
+                    help="the multi-turn arm's answer of a trajectory that never answers (default: the recipe's last_query; "
+                         "none scores it as no answer, SkyRL's rule). Evaluations keep predict's last_query")
     ap.add_argument("--turn-tokens", type=int, default=64,
                     help="agent evaluations and the multi-turn arm: tokens per model turn (--max-new-tokens, max_turn_tokens; "
                          "the multi-turn recipe's 64 by default)")

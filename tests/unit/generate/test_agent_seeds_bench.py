@@ -78,3 +78,6 @@ def test_keep_action_copies_only_the_multi_turn_recipe_with_keep(tmp_path):
     assert cfg.agent.keep is True and cfg.agent.protocol == "review"
     cfg = load_config(GRPORunConfig, bench.grpo_config("demo-agent.yaml", tmp_path, False, "tags", 128, 384))
     assert cfg.agent.max_turn_tokens == 128 and cfg.max_completion_length == 384 and not cfg.agent.keep
+    assert cfg.agent.on_limit == "last_query"
+    cfg = load_config(GRPORunConfig, bench.grpo_config("demo-agent.yaml", tmp_path, True, "review", 128, 384, "none"))
+    assert cfg.agent.on_limit == "none" and cfg.agent.protocol == "review"
