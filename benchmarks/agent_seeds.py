@@ -111,7 +111,7 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
         _run([SQLCOACH, "agent", "rows", "--model", args.start, "--data", args.world, "--split", "train", "--limit", str(args.train),
               "--out", str(tmp), "--device", "cpu", "--no-agent-instruction", "--max-turns", "3", "--verify-fraction", str(args.verify_fraction),
               "--seed", str(seed), "--protocol", args.protocol] + ["--keep-action"] * args.keep_action
-             + ["--no-attempt-loss"] * (not args.attempt_loss), log)
+             + ["--attempt-loss", args.attempt_loss, "--attempt-temperature", str(args.attempt_temperature)], log)
         tmp.rename(rows)
     plain = d / "rows-plain.jsonl"
     if (args.same_sft or args.mix_plain) and not plain.exists():
@@ -312,9 +312,10 @@ def main() -> None:
     ap.add_argument("--protocol", default="tags", choices=["tags", "review"],
                     help="the agent protocol of rows, rollouts and evaluations: tags (<sql> first), or review (the first "
                          "turn a plain answer as in one pass, its result shown as a user message, then keep or revise)")
-    ap.add_argument("--no-attempt-loss", dest="attempt_loss", action="store_false",
-                    help="agent rows --no-attempt-loss: the warm start trains the decision after the result, not the "
-                         "policy's own attempt")
+    ap.add_argument("--attempt-loss", default="all", choices=["all", "right", "none"],
+                    help="agent rows --attempt-loss: which of the policy's own attempts the warm start trains on")
+    ap.add_argument("--attempt-temperature", type=float, default=0.0,
+                    help="agent rows --attempt-temperature: sampled attempts (more revision rows)")
     ap.add_argument("--mix-plain", action="store_true",
                     help="the warm start trains on each agent row and its single-pass twin (the same answer, no agent "
                          "format: rows-plain.jsonl), so the first attempt keeps the start's own habit")

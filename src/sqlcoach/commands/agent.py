@@ -44,9 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="tags: write the 'run, read, keep it' rows with the keep action, an empty <solution></solution> "
                    "(the last query that ran is the answer), instead of a copy of the query; then predict --agent "
                    "--keep-action (or an agent: block with keep: true)")
-    r.add_argument("--no-attempt-loss", dest="attempt_loss", action="store_false",
-                   help="mark the policy's own attempt as no-loss text too (in observation_spans), so the warm start "
-                   "trains the decision after the result (keep or revise) and not the attempt itself")
+    r.add_argument("--attempt-loss", default="all", choices=["all", "right", "none"],
+                   help="which of the policy's own attempts the warm start trains on: all (default), right (a wrong "
+                   "attempt is marked as no-loss text in observation_spans: the row trains the revision, not the "
+                   "mistake), none (only the decision after the result)")
+    r.add_argument("--attempt-temperature", type=float, default=0.0,
+                   help="sample the attempts at this temperature (seeded by --seed) instead of greedy: more wrong "
+                   "attempts, so more revision rows from a policy that is right on most training questions")
     r.add_argument("--no-agent-instruction", dest="agent_instruction", action="store_false",
                    help="leave the protocol instruction out of the prompts (then also at predict --agent)")
     r.add_argument("--batch-size", type=int, default=16)
@@ -77,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     summary = warm_start_rows(model, tokenizer, examples, args.out, builder=recipe.builder(), config=config,
                               instruction=args.agent_instruction, verify_fraction=args.verify_fraction,
                               batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, workers=args.workers,
-                              seed=args.seed, attempt_loss=args.attempt_loss)
+                              seed=args.seed, attempt_loss=args.attempt_loss,
+                              attempt_temperature=args.attempt_temperature)
     print(summary.line())
     for why in summary.skipped[:5]:
         print(f"  skipped {why}")

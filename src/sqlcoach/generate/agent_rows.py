@@ -24,11 +24,12 @@ Each row also carries ``observation_spans`` (``data.export.OBSERVATION_SPANS``):
 offsets of the observation inside the completion. ``train sft`` gives those tokens label -100 (the
 environment writes them at inference; training on them would teach the model to invent results)
 and tokenizes each span on its own, exactly as ``run_agent`` appends an observation's tokens, so
-the loss is on the model's own turns (and the end of its message) only. With
-``attempt_loss=False`` the span list also covers the attempt's own turn (a span of its own, before
-the observation's), so the loss is on the decision alone (keep, or the revision): the attempt is
-the policy's own greedy output, and training on it, the wrong ones included, moves the first
-attempts of a converged start (docs/agent.md).
+the loss is on the model's own turns (and the end of its message) only. ``attempt_loss`` says
+which attempts are trained: ``"all"`` (default), ``"right"`` (a wrong attempt's turn gets a span of
+its own before its observation's, so the row trains the revision and not the mistake), or
+``"none"`` (the loss is on the decision alone; on the demo this made the first turn collapse to the
+keep: docs/agent.md). ``attempt_temperature`` > 0 samples the attempts (seeded) instead of taking
+the greedy one, so that a policy right on most training questions still yields revision rows.
 
 ``config.protocol`` picks the protocol the rows are written in: ``tags`` (above), or ``tools``
 (the tokenizer's chat template must render tool calls: ``ToolProtocol.for_tokenizer``): the query
@@ -68,7 +69,8 @@ class RowsSummary:
 def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out_path: str | Path, *,
                     builder: Any, config: AgentConfig = AgentConfig(), instruction: bool = True,
                     verify_fraction: float = 0.2, batch_size: int = 16, max_new_tokens: int = 256,
-                    workers: int | None = 1, seed: int = 0, attempt_loss: bool = True) -> RowsSummary:
+                    workers: int | None = 1, seed: int = 0, attempt_loss: str = "all",
+                    attempt_temperature: float = 0.0) -> RowsSummary:
     """Write the rows (module docstring) for ``examples`` with gold SQL and a database."""
     from sqlcoach.data.export import OBSERVATION_SPANS
     from sqlcoach.errors import ConfigError, DataError
@@ -82,6 +84,10 @@ def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out
     from sqlcoach.prompts.templates import placeholder_sql, restore_sql
     from sqlcoach.sql.extract import extract_sql
 
+    if attempt_loss not in ("all", "right", "none"):
+        raise ConfigError(f"attempt_loss must be all, right or none, got {attempt_loss!r}")
+    if not attempt_temperature >= 0.0:
+        raise ConfigError(f"attempt_temperature must be >= 0, got {attempt_temperature}")
     if not 0.0 <= verify_fraction <= 1.0:
         raise ConfigError(f"verify_fraction must be in [0, 1], got {verify_fraction}")
     protocol = make_protocol(config, tokenizer)  # tools: refuses a template that cannot render the calls
@@ -89,7 +95,7 @@ def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out
     skipped = [f"{ex.id}: no gold SQL or database" for ex in examples if not (ex.gold_sql and ex.db_path)]
     usable = [ex for ex in examples if ex.gold_sql and ex.db_path]
     gen = generate_texts(model, tokenizer, builder.prediction_texts(usable, tokenizer), max_new_tokens=max_new_tokens,
-                         batch_size=batch_size, seed=seed)
+                         batch_size=batch_size, seed=seed, temperature=attempt_temperature)
     written = [(extract_sql(t[0]) or "").strip() for t in gen.texts]  # as the model writes it
     rng = random.Random(seed)
     length = token_length(tokenizer)
@@ -125,7 +131,7 @@ def warm_start_rows(model: Any, tokenizer: Any, examples: Sequence[Example], out
                 sql = env.act(turn)
                 obs = env.observe(pool.run([(str(ex.db_path), sql)])[0] if sql else None)
                 text = turn + obs
-                if not attempt_loss:  # the policy's own attempt: read, not trained
+                if attempt_loss == "none" or (attempt_loss == "right" and kind == "revision"):  # read, not trained
                     spans.append([0, len(turn)])
                 if obs:  # the environment's text: no loss on it in `train sft`
                     spans.append([len(turn), len(text)])

@@ -129,7 +129,7 @@ def test_no_attempt_loss_marks_the_attempt_as_no_loss_text(examples, tmp_path, m
     monkeypatch.setattr(hf, "generate_texts", lambda model, tok, prompts, **kw: hf.Generations([[a] for a in answers], 0, 0, 0.0))
     out = tmp_path / "rows.jsonl"
     warm_start_rows(None, WordTokenizer(), examples, out, builder=PromptBuilder("sql_terminal", "compact", 0),
-                    config=AgentConfig(max_turns=3), verify_fraction=1.0, workers=0, attempt_loss=False)
+                    config=AgentConfig(max_turns=3), verify_fraction=1.0, workers=0, attempt_loss="none")
     rows, problems, _ = read_training_file(out)  # the spans pass the reader's checks
     assert not problems
     kinds = [json.loads(line)["agent_row"] for line in out.read_text().splitlines()]
@@ -142,3 +142,25 @@ def test_no_attempt_loss_marks_the_attempt_as_no_loss_text(examples, tmp_path, m
         else:  # the attempt and the observation carry no loss; the answer alone is trained
             assert untrained.startswith("<sql>") and untrained.endswith("</observation>\n")
             assert trained.startswith("<solution>") and "<sql>" not in trained
+
+
+def test_attempt_loss_right_masks_only_the_wrong_attempts_and_sampling_is_passed_on(examples, tmp_path, monkeypatch):
+    answers = ["SELECT count(*) FROM item", "SELECT nme FROM item", "SELECT id FROM item", ""]
+    seen = {}
+
+    def fake(model, tok, prompts, **kw):
+        seen.update(kw)
+        return hf.Generations([[a] for a in answers], 0, 0, 0.0)
+
+    monkeypatch.setattr(hf, "generate_texts", fake)
+    out = tmp_path / "rows.jsonl"
+    warm_start_rows(None, WordTokenizer(), examples, out, builder=PromptBuilder("sql_terminal", "compact", 0),
+                    config=AgentConfig(max_turns=3), verify_fraction=1.0, workers=0, attempt_loss="right",
+                    attempt_temperature=0.7, seed=3)
+    assert seen["temperature"] == 0.7 and seen["seed"] == 3
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    spans = {r["agent_row"] + r["id"]: len(r["observation_spans"]) for r in recs}
+    assert spans == {"verifiede0": 1, "revisione1": 2, "revisione2": 2, "directe3": 0}
+    with pytest.raises(Exception, match="attempt_loss"):
+        warm_start_rows(None, WordTokenizer(), examples, out, builder=PromptBuilder("sql_terminal", "compact", 0),
+                        attempt_loss="some")
