@@ -45,7 +45,7 @@ def test_eval_agent_reaches_every_local_row_but_the_opted_out(tmp_path):
 @pytest.mark.parametrize("entry, kw, message", [
     ({"agent": {"max_turn": 3}}, {}, r"method sft: agent: unknown key\(s\) \['max_turn'\]; known: "),
     ({"agent": {"max_turns": 0}}, {}, "agent max_turns must be an int >= 1, got 0"),
-    ({"agent": {"protocol": "xml"}}, {}, "agent protocol must be one of tags, tools, got 'xml'"),
+    ({"agent": {"protocol": "xml"}}, {}, "agent protocol must be one of tags, tools, review, got 'xml'"),
     ({"agent": {"max_total_tokens": 0}}, {}, "agent max_total_tokens must be an int >= 1"),
     ({"agent": {"instruction": "yes"}}, {}, "agent instruction must be true or false"),
     ({"agent": [3]}, {}, "method sft: agent must be a mapping of agent settings"),
