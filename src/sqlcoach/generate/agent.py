@@ -375,12 +375,15 @@ _PROBE_DRAFT = "SELECT 4711 AS sqlcoach_draft"
 
 
 def parse_review_turn(text: str, extract: Callable[[str], str | None] | None = None, keep: bool = False) -> Action:
-    """The action of one review-protocol turn. Never raises. A turn with a tag is read as
+    """The action of one review-protocol turn. Never raises. A turn with an opening tag is read as
     ``parse_turn`` reads it (``<solution>`` answers, an empty one keeps with ``keep``, ``<sql>``
-    runs); a turn without any tag is a query to run: its SQL (``extract``, default
-    ``sqlcoach.sql.extract.extract_sql``), ``malformed`` when it holds none."""
+    runs); a turn without one is a query to run: its SQL up to a stray closing tag (``extract``,
+    default ``sqlcoach.sql.extract.extract_sql``), ``malformed`` when it holds none."""
     if SQL_OPEN in text or SOLUTION_OPEN in text:
         return parse_turn(text, "error", extract, keep)
+    # a plain turn ended by a stray closing tag (generation stops at it: "SELECT ...</solution>") is
+    # the query before it; the tag is not SQL
+    text = text.split(SOLUTION_CLOSE, 1)[0].split(SQL_CLOSE, 1)[0]
     if extract is None:
         from sqlcoach.sql.extract import extract_sql as extract
     try:

@@ -34,6 +34,10 @@ def test_parse_review_turns():
     assert parse_review_turn(KEEP_TURN).kind == "malformed"
     assert parse_review_turn("<sql>SELECT 2</sql>") == Action("sql", "SELECT 2")
     assert parse_review_turn("I cannot answer that.").kind == "malformed"
+    # generation stops at a closing tag: a plain answer that ends with one is the query before it
+    assert parse_review_turn("SELECT c1 FROM t1</solution>") == Action("sql", "SELECT c1 FROM t1")
+    assert parse_review_turn("SELECT 3</sql>") == Action("sql", "SELECT 3")
+    assert parse_review_turn("</solution>").kind == "malformed"
     for hostile in ("<solution>", "\x00" * 50, "<<<sql>>>" * 100, "```sql\n", "SELECT '" * 200):
         assert parse_review_turn(hostile, keep=True).kind in ("sql", "solution", "keep", "malformed")
 
