@@ -122,16 +122,17 @@ def seed_job(args: argparse.Namespace, out: Path, seed: int) -> None:
         if not warm_rows.exists():
             a, b = rows.read_text(encoding="utf-8").splitlines(), plain.read_text(encoding="utf-8").splitlines()
             warm_rows.write_text("".join(x + "\n" + y + "\n" for x, y in zip(a, b)), encoding="utf-8")
-    if args.same_sft:  # the warm start's answers without the agent format: what more SFT alone costs or buys
-        _timed(d / "sft-same", [SQLCOACH, "train", "sft", "--config", str(HERE / "configs/sft/demo-agent-warm.yaml"),
-                                f"model={args.start}", f"data_path={plain}", f"output_dir={d / 'sft-same'}", f"seed={seed}"]
+
+    def warm_recipe(data: Path, stage: str, sets: list[str]) -> None:
+        """The warm start's recipe (configs/sft/demo-agent-warm.yaml at --warm-lr/--warm-schedule) on ``data``."""
+        _timed(d / stage, [SQLCOACH, "train", "sft", "--config", str(HERE / "configs/sft/demo-agent-warm.yaml"),
+                           f"model={args.start}", f"data_path={data}", f"output_dir={d / stage}", f"seed={seed}"]
                + ([f"learning_rate={args.warm_lr}"] if args.warm_lr else [])
-               + ([f"lr_scheduler_type={args.warm_schedule}"] if args.warm_schedule else [])
-               + [kv for kv in args.warm_set if not kv.startswith("add_agent_tokens=")], log)
-    _timed(d / "warm", [SQLCOACH, "train", "sft", "--config", str(HERE / "configs/sft/demo-agent-warm.yaml"), f"model={args.start}",
-                        f"data_path={warm_rows}", f"output_dir={d / 'warm'}", f"seed={seed}"]
-           + ([f"learning_rate={args.warm_lr}"] if args.warm_lr else [])
-           + ([f"lr_scheduler_type={args.warm_schedule}"] if args.warm_schedule else []) + list(args.warm_set), log)
+               + ([f"lr_scheduler_type={args.warm_schedule}"] if args.warm_schedule else []) + sets, log)
+
+    if args.same_sft:  # the warm start's answers without the agent format: what more SFT alone costs or buys
+        warm_recipe(plain, "sft-same", [kv for kv in args.warm_set if not kv.startswith("add_agent_tokens=")])
+    warm_recipe(warm_rows, "warm", list(args.warm_set))
     models = {"warm": str(d / "warm" / "final")}
     if args.same_sft:
         models["sft-same"] = str(d / "sft-same" / "final")
@@ -167,10 +168,9 @@ def grpo_config(name: str, out: Path, keep: bool, protocol: str = "tags", turn_t
     cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(cfg.get("agent"), dict):
         return str(path)
-    change = {"keep": keep, "protocol": protocol, "max_turn_tokens": turn_tokens,
-              "on_limit": on_limit or cfg["agent"].get("on_limit")}
-    if all(cfg["agent"].get(k, v if k == "keep" and not v else None) == v for k, v in change.items()) \
-            and cfg.get("max_completion_length") == total_tokens:
+    block = {"keep": False, **cfg["agent"]}  # the recipe's block, its default keep spelt out
+    change = {"keep": keep, "protocol": protocol, "max_turn_tokens": turn_tokens, "on_limit": on_limit or block.get("on_limit")}
+    if {**block, **change} == block and cfg.get("max_completion_length") == total_tokens:
         return str(path)
     cfg["agent"].update(change)
     cfg["max_completion_length"] = total_tokens

@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="names in observations as the template writes them (placeholders for the anonymized "
                    "template) or the database's real names")
     r.add_argument("--keep-action", dest="keep", action="store_true",
-                   help="tags: write the 'run, read, keep it' rows with the keep action, an empty <solution></solution> "
+                   help="tags or review: write the 'run, read, keep it' rows with the keep action, an empty <solution></solution> "
                    "(the last query that ran is the answer), instead of a copy of the query; then predict --agent "
                    "--keep-action (or an agent: block with keep: true)")
     r.add_argument("--attempt-loss", default="all", choices=["all", "right", "none"],

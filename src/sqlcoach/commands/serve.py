@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "through the model's chat template (refused at start-up when the template does not render them), or "
                    "review (a plain answer, its result as a user message, then keep or revise)")
     p.add_argument("--agent-keep", action="store_true",
-                   help="agent requests (tags): an empty <solution></solution> answers with the last query that ran "
+                   help="agent requests (tags or review): an empty <solution></solution> answers with the last query that ran "
                    "without an error (a model trained with it: agent rows --keep-action)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     p.add_argument("--device", default="auto")

@@ -49,7 +49,7 @@ class AgentTraining(_EnvBlock):
     ``max_turn_tokens`` bounds one model turn (``None``: the whole ``max_completion_length``, which
     bounds the trajectory, observations included); ``instruction`` appends the protocol instruction
     to the prompt (``sqlcoach.prompts.agent``; off for a model that learnt the tags without it).
-    ``keep``: the tag protocol's keep action (an empty ``<solution></solution>`` answers with the
+    ``keep``: the keep action of the tags and review protocols (an empty ``<solution></solution>`` answers with the
     last query that ran). ``protocol``: ``tags`` (SkyRL-SQL's, any chat template) or ``tools`` (native ``run_sql`` tool
     calls through the model's chat template, checked against it when the run builds its rollout:
     ``generate.agent.ToolProtocol``)."""

@@ -232,6 +232,17 @@ class TagProtocol:
         return f"{SQL_OPEN}{sql}{SQL_CLOSE}"
 
 
+def _plain_sql(text: str, extract: Callable[[str], str | None] | None) -> str:
+    """The SQL of a turn without tags or tool calls (``extract``, default
+    ``sqlcoach.sql.extract.extract_sql``), ``""`` when it holds none; hostile text never raises."""
+    if extract is None:
+        from sqlcoach.sql.extract import extract_sql as extract
+    try:
+        return (extract(text) or "").strip()
+    except Exception:  # noqa: BLE001 - hostile text is a malformed turn, never a crash
+        return ""
+
+
 def parse_tool_turn(text: str, extract: Callable[[str], str | None] | None = None) -> Action:
     """The action of one tool-protocol model turn (Hermes/Qwen2.5 form). Never raises.
 
@@ -245,12 +256,7 @@ def parse_tool_turn(text: str, extract: Callable[[str], str | None] | None = Non
       it holds none."""
     pos = text.find(TOOL_CALL_OPEN)
     if pos < 0:
-        if extract is None:
-            from sqlcoach.sql.extract import extract_sql as extract
-        try:
-            sql = (extract(text) or "").strip()
-        except Exception:  # noqa: BLE001 - hostile text is a malformed turn, never a crash
-            sql = ""
+        sql = _plain_sql(text, extract)
         return Action("solution", sql) if sql else Action(
             "malformed", reason=f"no {RUN_SQL} tool call and no SQL in the answer")
     start = pos + len(TOOL_CALL_OPEN)
@@ -383,13 +389,7 @@ def parse_review_turn(text: str, extract: Callable[[str], str | None] | None = N
         return parse_turn(text, "error", extract, keep)
     # a plain turn ended by a stray closing tag (generation stops at it: "SELECT ...</solution>") is
     # the query before it; the tag is not SQL
-    text = text.split(SOLUTION_CLOSE, 1)[0].split(SQL_CLOSE, 1)[0]
-    if extract is None:
-        from sqlcoach.sql.extract import extract_sql as extract
-    try:
-        sql = (extract(text) or "").strip()
-    except Exception:  # noqa: BLE001 - hostile text is a malformed turn, never a crash
-        sql = ""
+    sql = _plain_sql(text.split(SOLUTION_CLOSE, 1)[0].split(SQL_CLOSE, 1)[0], extract)
     return Action("sql", sql) if sql else Action("malformed", reason="no SQL in the turn")
 
 
@@ -565,8 +565,9 @@ written (``make_protocol``); default the tag protocol (a ``tools`` config must p
             raise RuntimeError("act() twice without observe()")
         if a is None:
             a = self.protocol.parse(text)
-        kept = self.last_query_ran() if a.kind == "keep" else None
+        kept = None
         if a.kind == "keep":
+            kept = self.last_query_ran()
             a = Action("solution") if kept else Action("malformed", reason="nothing to keep: no query ran without an error")
         turn = AgentTurn(a.kind, text, tokens=tokens)
         if kept:  # the keep action: the kept query is already restored (it ran)

@@ -175,7 +175,7 @@ class ServeSettings:
     max_agent_turns: int = 10  # and the most it may name (more: 400)
     agent_instruction: bool = True  # append the agent protocol's instruction to the prompt
     agent_protocol: str = "tags"  # tags, or tools: the model's chat template writes run_sql calls and their results
-    agent_keep: bool = False  # tags: an empty <solution></solution> answers with the last query that ran
+    agent_keep: bool = False  # tags or review: an empty <solution></solution> answers with the last query that ran
 
 
 class Server:

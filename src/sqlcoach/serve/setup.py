@@ -42,7 +42,7 @@ class ServeOptions:
     max_agent_turns: int = 10
     agent_instruction: bool = True
     agent_protocol: str = "tags"  # how agent turns are written: tags, or tools (the chat template's tool calls)
-    agent_keep: bool = False  # tags: an empty <solution></solution> answers with the last query that ran
+    agent_keep: bool = False  # tags or review: an empty <solution></solution> answers with the last query that ran
 
     def check(self) -> None:
         if self.agent_protocol not in ("tags", "tools", "review"):
